@@ -1,0 +1,36 @@
+// @ts-check
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import { builtinModules } from 'node:module';
+
+/** Workflow code is replayed: it must stay deterministic, so no I/O modules reach it. */
+const workflowForbidden = {
+  paths: [
+    ...builtinModules
+      .flatMap((m) => [m, `node:${m}`])
+      .map((name) => ({
+        name,
+        message: 'Workflow and shared code must be deterministic: no Node builtins (do I/O in an activity).',
+      })),
+    { name: 'pg', message: 'Workflow and shared code must not talk to PostgreSQL: use an activity.' },
+  ],
+  patterns: [
+    { group: ['@aws-sdk/*'], message: 'Workflow and shared code must not call AWS: use an activity.' },
+    { group: ['node:*'], message: 'Workflow and shared code must be deterministic: no Node builtins.' },
+  ],
+};
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', '.runbook/**', '.tools/**', 'bin/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['src/workflows/**/*.ts', 'src/shared/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', workflowForbidden] },
+  },
+);

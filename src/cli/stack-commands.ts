@@ -1,0 +1,91 @@
+import { doctor, down, up } from '../stack/stack';
+import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
+import { jsonOption, type Command } from './command';
+
+const homeOption = {
+  home: { type: 'string', description: 'data folder of the embedded stack', env: 'RUNBOOK_HOME' },
+} as const;
+
+export const upCommand: Command = {
+  name: 'up',
+  summary:
+    'Start the embedded stack: PostgreSQL 15, HAProxy, the Temporal dev server with its Web UI, and a worker.\n' +
+    'Missing tools are installed first (the Temporal CLI into .tools/, apt packages when run as root).\n' +
+    'Running it again is harmless: components already running are adopted.',
+  usage: 'up [--detach] [--home <dir>] [--no-worker]',
+  examples: ['runbook up --detach', 'RUNBOOK_TEMPORAL_PORT=7300 RUNBOOK_UI_PORT=8300 runbook up'],
+  details:
+    'Ports: RUNBOOK_TEMPORAL_PORT (7233), RUNBOOK_UI_PORT (8233), RUNBOOK_PG_PORT (55432), RUNBOOK_HAPROXY_STATS_PORT (8404).\n' +
+    'DATABASE_URL: use your own PostgreSQL instead of starting one. Logs and pid files live in the data folder.\n' +
+    'Without --detach it stays in the foreground and stops everything on Ctrl-C.',
+  options: {
+    detach: { type: 'boolean', short: 'd', description: 'return once everything is up and leave it running' },
+    'no-worker': { type: 'boolean', description: 'do not start a worker (run your own with node dist/worker.js)' },
+    ...homeOption,
+    ...jsonOption,
+  },
+  async run({ values }, io) {
+    const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
+    const started = Date.now();
+    const addresses = await up(settings, values.json ? () => {} : io.out, { worker: !values['no-worker'] });
+    const seconds = (Date.now() - started) / 1000;
+    if (values.json) {
+      io.out(JSON.stringify({ home: settings.home, addresses, seconds }));
+    } else {
+      io.out(`\nThe stack is up (${seconds.toFixed(1)} s), data in ${settings.home}:`);
+      for (const [name, address] of Object.entries(addresses)) io.out(`  ${name.padEnd(9)} ${address}`);
+      io.out(`\n  Temporal Web UI: ${uiUrl(settings)}    clients: TEMPORAL_ADDRESS=${temporalAddress(settings)}`);
+    }
+    if (values.detach) {
+      if (!values.json) io.out('  Stop it with: runbook down');
+      return 0;
+    }
+    io.out('  Press Ctrl-C to stop everything.');
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    io.out('\nstopping...');
+    await down(settings, io.out);
+    return 0;
+  },
+};
+
+export const downCommand: Command = {
+  name: 'down',
+  summary: 'Stop everything `runbook up` started (worker, Temporal, HAProxy, PostgreSQL). Data is kept.',
+  usage: 'down [--home <dir>]',
+  examples: ['runbook down'],
+  options: { ...homeOption, ...jsonOption },
+  async run({ values }, io) {
+    const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
+    const stopped = await down(settings, values.json ? () => {} : io.out);
+    if (values.json) io.out(JSON.stringify({ stopped }));
+    else io.out(stopped.length > 0 ? `stopped: ${stopped.join(', ')}` : 'nothing was running');
+    return 0;
+  },
+};
+
+export const doctorCommand: Command = {
+  name: 'doctor',
+  summary: 'Check each component of the stack and print what is wrong with the exact fix. Changes nothing.',
+  usage: 'doctor [--json] [--home <dir>]',
+  examples: ['runbook doctor', 'runbook doctor --json | jq ".checks[] | select(.ok == false)"'],
+  details: 'Exit code: 0 when every check passes, 1 otherwise.',
+  options: { ...homeOption, ...jsonOption },
+  async run({ values }, io) {
+    const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
+    const checks = await doctor(settings);
+    const ok = checks.every((c) => c.ok);
+    if (values.json) {
+      io.out(JSON.stringify({ ok, home: settings.home, checks }, null, 2));
+    } else {
+      for (const c of checks) {
+        io.out(`${c.ok ? 'ok  ' : 'FAIL'} ${c.component.padEnd(9)} ${c.check.padEnd(18)} ${c.detail}`);
+        if (!c.ok && c.fix) io.out(`     ${''.padEnd(9)} ${''.padEnd(18)} fix: ${c.fix}`);
+      }
+      io.out(ok ? '\nall green' : `\n${checks.filter((c) => !c.ok).length} problem(s)`);
+    }
+    return ok ? 0 : 1;
+  },
+};

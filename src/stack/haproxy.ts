@@ -1,0 +1,153 @@
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { UserError, errorMessage } from '../errors';
+import { createHaproxyRuntime, parseShowInfo } from '../platforms/single-host/haproxy-runtime';
+import { fail, pass, type Check, type Component } from './component';
+import { livePid, requireFreePort, stopProcess, waitFor } from './processes';
+import { settingEnv, type StackSettings } from './settings';
+import { haproxyTool } from './tools';
+
+const run = promisify(execFile);
+
+export function haproxyPaths(home: string) {
+  const dir = path.join(home, 'haproxy');
+  return {
+    dir,
+    config: path.join(dir, 'haproxy.cfg'),
+    /** One file per service frontend/backend, written by the single-host platform; loaded after haproxy.cfg. */
+    servicesDir: path.join(dir, 'services.d'),
+    adminSocket: path.join(dir, 'admin.sock'),
+    masterSocket: path.join(dir, 'master.sock'),
+    pidFile: path.join(dir, 'haproxy.pid'),
+    log: path.join(dir, 'haproxy.log'),
+  };
+}
+
+/** The global part of the configuration: runtime API socket, defaults, and a stats/metrics frontend. */
+export function renderBaseConfig(settings: StackSettings): string {
+  const p = haproxyPaths(settings.home);
+  return `# Written by runbook up; service frontends live in ${p.servicesDir}.
+global
+  stats socket ${p.adminSocket} mode 600 level admin expose-fd listeners
+  stats timeout 30s
+  hard-stop-after 30s
+
+defaults
+  mode http
+  option http-server-close
+  timeout connect 2s
+  timeout client 30s
+  timeout server 30s
+  timeout http-request 10s
+  # retry a failed connection on another server, so a release that stops does not fail a request
+  retries 3
+  option redispatch
+
+frontend runbook-stats
+  bind 127.0.0.1:${settings.haproxyStatsPort}
+  http-request use-service prometheus-exporter if { path /metrics }
+  stats enable
+  stats uri /stats
+  stats refresh 5s
+`;
+}
+
+function haproxyArgs(settings: StackSettings): string[] {
+  const p = haproxyPaths(settings.home);
+  return ['-f', p.config, '-f', p.servicesDir];
+}
+
+async function validate(binary: string, settings: StackSettings): Promise<void> {
+  try {
+    await run(binary, ['-c', '-q', ...haproxyArgs(settings)], { timeout: 30_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; stdout?: string };
+    throw new UserError(`the HAProxy configuration is invalid: ${(e.stderr || e.stdout || errorMessage(err)).trim()}`);
+  }
+}
+
+/**
+ * Applies a changed configuration without dropping connections: validate, then the master process's
+ * `reload` (new workers take the listening sockets, old ones finish their requests).
+ */
+export async function reloadHaproxy(settings: StackSettings): Promise<void> {
+  const tool = await haproxyTool();
+  if (!tool) throw new UserError('haproxy not found', 'sudo apt-get install -y haproxy');
+  await validate(tool.path, settings);
+  const master = createHaproxyRuntime(haproxyPaths(settings.home).masterSocket);
+  await master.command('reload');
+}
+
+export const haproxyComponent: Component = {
+  name: 'haproxy',
+
+  async start(ctx) {
+    const { settings } = ctx;
+    const p = haproxyPaths(settings.home);
+    mkdirSync(p.servicesDir, { recursive: true });
+    writeFileSync(p.config, renderBaseConfig(settings));
+    const tool = await haproxyTool();
+    if (!tool) throw new UserError('haproxy not found', 'sudo apt-get install -y haproxy');
+    const address = `http://127.0.0.1:${settings.haproxyStatsPort}/stats (runtime API ${p.adminSocket})`;
+    const pid = livePid(p.pidFile, p.config);
+    if (pid) {
+      ctx.log('haproxy: already running, adopted (configuration reloaded)');
+      await reloadHaproxy(settings);
+      return address;
+    }
+    await requireFreePort(settings.haproxyStatsPort, 'HAProxy stats', settingEnv.haproxyStatsPort);
+    await validate(tool.path, settings);
+    ctx.log(`haproxy: starting (stats on 127.0.0.1:${settings.haproxyStatsPort})`);
+    try {
+      await run(
+        tool.path,
+        ['-W', '-D', '-S', `${p.masterSocket},mode,600`, '-p', p.pidFile, ...haproxyArgs(settings)],
+        {
+          timeout: 30_000,
+        },
+      );
+    } catch (err) {
+      const e = err as { stderr?: string };
+      throw new UserError(`HAProxy did not start: ${(e.stderr ?? errorMessage(err)).trim()}`);
+    }
+    const runtime = createHaproxyRuntime(p.adminSocket);
+    await waitFor('HAProxy', async () => (await runtime.command('show info')).includes('Version'), {
+      timeoutMs: 10_000,
+    });
+    return address;
+  },
+
+  async stop(ctx) {
+    const p = haproxyPaths(ctx.settings.home);
+    const pid = livePid(p.pidFile, p.config);
+    if (!pid) return false;
+    await stopProcess(pid, 10_000);
+    return true;
+  },
+
+  async check(ctx) {
+    const checks: Check[] = [];
+    const tool = await haproxyTool();
+    checks.push(
+      tool
+        ? pass('haproxy', 'binary', tool.version.split(' - ')[0] ?? tool.version)
+        : fail('haproxy', 'binary', 'haproxy not found', 'sudo apt-get install -y haproxy'),
+    );
+    const p = haproxyPaths(ctx.settings.home);
+    if (!existsSync(p.adminSocket)) {
+      checks.push(fail('haproxy', 'runtime API', `no socket at ${p.adminSocket}`, 'runbook up'));
+      return checks;
+    }
+    try {
+      const info = parseShowInfo(await createHaproxyRuntime(p.adminSocket).command('show info'));
+      checks.push(pass('haproxy', 'runtime API', `${p.adminSocket} (up ${info.Uptime ?? '?'})`));
+    } catch (err) {
+      checks.push(
+        fail('haproxy', 'runtime API', errorMessage(err), 'runbook up (a stale socket from a crash is replaced)'),
+      );
+    }
+    return checks;
+  },
+};

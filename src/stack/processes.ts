@@ -1,0 +1,163 @@
+import { spawn, type SpawnOptions } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UserError } from '../errors';
+
+/** True when a process with this pid exists (signal 0 probes without touching it). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The command line of a live process, or undefined (Linux /proc). */
+export function commandLine(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads a pid file and returns the pid only if that process is alive and its command line contains `marker`;
+ * a stale pid file (dead process, or a pid reused by something else) is removed.
+ */
+export function livePid(pidFile: string, marker: string): number | undefined {
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
+  if (Number.isInteger(pid) && pid > 0 && isAlive(pid) && (commandLine(pid) ?? '').includes(marker)) return pid;
+  rmSync(pidFile, { force: true });
+  return undefined;
+}
+
+export interface DetachedProcess {
+  pid: number;
+  logFile: string;
+}
+
+/**
+ * Starts a long-running server in its own process group, stdout and stderr appended to `logFile`, and
+ * records its pid in `pidFile`. It outlives this process (the `--detach` mode of `runbook up`).
+ */
+export function spawnDetached(
+  command: string,
+  args: string[],
+  opts: { pidFile: string; logFile: string; env?: NodeJS.ProcessEnv; cwd?: string },
+): DetachedProcess {
+  mkdirSync(path.dirname(opts.logFile), { recursive: true });
+  const fd = openSync(opts.logFile, 'a');
+  const spawnOpts: SpawnOptions = {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+  };
+  const child = spawn(command, args, spawnOpts);
+  closeSync(fd);
+  if (child.pid === undefined) throw new UserError(`could not start ${command}`, `see ${opts.logFile}`);
+  child.unref();
+  writeFileSync(opts.pidFile, `${child.pid}\n`);
+  return { pid: child.pid, logFile: opts.logFile };
+}
+
+/**
+ * Stops a process (and its process group) with SIGTERM, then SIGKILL after `graceMs`. Resolves once it is gone.
+ * Returns false if it was not running.
+ */
+export async function stopProcess(pid: number, graceMs = 10_000): Promise<boolean> {
+  if (!isAlive(pid)) return false;
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, signal);
+    } catch {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  signalGroup('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!isAlive(pid) || isZombie(pid)) return true;
+    await sleep(100);
+  }
+  signalGroup('SIGKILL');
+  while (isAlive(pid) && !isZombie(pid)) await sleep(50);
+  return true;
+}
+
+function isZombie(pid: number): boolean {
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** True if something accepts TCP connections on host:port. */
+export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    const done = (open: boolean) => {
+      socket.destroy();
+      resolve(open);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** An unused TCP port on the loopback interface, chosen by the kernel. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+/**
+ * Polls `check` until it returns true; throws a UserError naming `what` and the log to read when the
+ * deadline passes or the process dies first.
+ */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  opts: { timeoutMs: number; pid?: number; logFile?: string; intervalMs?: number },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  const logHint = opts.logFile ? `read ${opts.logFile}` : undefined;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (opts.pid !== undefined && (!isAlive(opts.pid) || isZombie(opts.pid))) {
+      throw new UserError(`${what} exited during start-up`, logHint);
+    }
+    if (Date.now() > deadline) throw new UserError(`${what} was not ready within ${opts.timeoutMs / 1000}s`, logHint);
+    await sleep(opts.intervalMs ?? 200);
+  }
+}
+
+/** Fails with a clear message when a port the stack needs is already taken by another program. */
+export async function requireFreePort(port: number, what: string, setting: string): Promise<void> {
+  if (await portOpen(port)) {
+    throw new UserError(
+      `port ${port} (${what}) is already in use by another program`,
+      `stop that program, or choose another port: ${setting}=<port> runbook up`,
+    );
+  }
+}

@@ -1,0 +1,112 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { temporal } from '@temporalio/proto';
+import { UserError, errorMessage } from '../errors';
+import { connectClient } from '../temporal-connection';
+import { fail, pass, type Check, type Component } from './component';
+import { livePid, spawnDetached, stopProcess, waitFor } from './processes';
+import { databaseUrl } from './postgres';
+import { haproxyPaths } from './haproxy';
+import { temporalAddress, type StackSettings } from './settings';
+import { packageRoot } from './tools';
+
+export function workerPaths(home: string) {
+  const dir = path.join(home, 'worker');
+  return { dir, pidFile: path.join(dir, 'worker.pid'), log: path.join(dir, 'worker.log') };
+}
+
+/** The compiled worker entry point that `runbook up` runs. */
+export const workerScript = path.join(packageRoot, 'dist', 'worker.js');
+
+/** The environment a worker of this stack runs with: addresses and the credentials it holds. */
+export function workerEnv(settings: StackSettings): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    TEMPORAL_ADDRESS: temporalAddress(settings),
+    TEMPORAL_NAMESPACE: settings.namespace,
+    RUNBOOK_TASK_QUEUE: settings.taskQueue,
+    RUNBOOK_HOME: settings.home,
+    DATABASE_URL: databaseUrl(settings),
+    HAPROXY_SOCKET: haproxyPaths(settings.home).adminSocket,
+  };
+}
+
+/**
+ * The workers polling the task queue for workflow tasks, by identity. The server keeps a poller listed for
+ * minutes after it stops; a live worker polls again at least every minute, so older entries are left out.
+ */
+export async function workflowPollers(settings: StackSettings): Promise<string[]> {
+  const client = await connectClient(temporalAddress(settings), settings.namespace);
+  try {
+    const res = await client.connection.workflowService.describeTaskQueue({
+      namespace: settings.namespace,
+      taskQueue: { name: settings.taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    const recent = Date.now() - 75_000;
+    return (res.pollers ?? [])
+      .filter((p) => Number(p.lastAccessTime?.seconds ?? 0) * 1000 >= recent)
+      .map((p) => p.identity ?? '?');
+  } finally {
+    await client.connection.close();
+  }
+}
+
+export const workerComponent: Component = {
+  name: 'worker',
+
+  async start(ctx) {
+    const { settings } = ctx;
+    const p = workerPaths(settings.home);
+    if (!existsSync(workerScript)) throw new UserError(`${workerScript} is missing`, 'npm run build');
+    const running = livePid(p.pidFile, workerScript);
+    if (running) {
+      ctx.log(`worker: already running (pid ${running}), adopted`);
+    } else {
+      ctx.log(`worker: starting on task queue ${settings.taskQueue}`);
+      const proc = spawnDetached(process.execPath, [workerScript], {
+        pidFile: p.pidFile,
+        logFile: p.log,
+        env: workerEnv(settings),
+      });
+      await waitFor(
+        'the worker',
+        async () => (await workflowPollers(settings)).some((id) => id.startsWith(`${proc.pid}@`)),
+        { timeoutMs: 60_000, pid: proc.pid, logFile: p.log, intervalMs: 500 },
+      );
+    }
+    return `task queue ${settings.taskQueue} (log ${p.log})`;
+  },
+
+  async stop(ctx) {
+    const p = workerPaths(ctx.settings.home);
+    const pid = livePid(p.pidFile, workerScript);
+    if (!pid) return false;
+    await stopProcess(pid, 20_000);
+    return true;
+  },
+
+  async check(ctx) {
+    const { settings } = ctx;
+    const p = workerPaths(settings.home);
+    const checks: Check[] = [];
+    const pid = livePid(p.pidFile, workerScript);
+    try {
+      const pollers = await workflowPollers(settings);
+      if (pollers.length > 0)
+        checks.push(pass('worker', 'polling', `${pollers.length} on ${settings.taskQueue}: ${pollers.join(', ')}`));
+      else
+        checks.push(
+          fail(
+            'worker',
+            'polling',
+            `no worker polls task queue ${settings.taskQueue}`,
+            pid ? `read ${p.log}` : 'runbook up',
+          ),
+        );
+    } catch (err) {
+      checks.push(fail('worker', 'polling', errorMessage(err), 'start Temporal first: runbook up'));
+    }
+    return checks;
+  },
+};

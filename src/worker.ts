@@ -1,0 +1,83 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import pg from 'pg';
+import { createActivities } from './activities';
+import { loadConfig, type WorkerConfig } from './config';
+import { UserError, errorMessage } from './errors';
+import { createHaproxyRuntime } from './platforms/single-host/haproxy-runtime';
+
+export interface RunbookWorker {
+  worker: Worker;
+  /** Closes the clients the worker used; call after `worker.run()` resolves. */
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: config -> clients -> activities -> Worker. Tests build in-process workers with it
+ * (pass `workflowBundle` to skip re-bundling the workflow code).
+ */
+export async function createRunbookWorker(
+  config: WorkerConfig,
+  extra: Pick<WorkerOptions, 'workflowBundle' | 'identity' | 'shutdownGraceTime'> = {},
+): Promise<RunbookWorker> {
+  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10 });
+  pool.on('error', () => {}); // an idle client's broken connection is replaced on the next query
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  try {
+    const activities = createActivities({ db: pool, haproxy: createHaproxyRuntime(config.HAPROXY_SOCKET) });
+    const worker = await Worker.create({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.RUNBOOK_TASK_QUEUE,
+      ...(extra.workflowBundle
+        ? { workflowBundle: extra.workflowBundle }
+        : { workflowsPath: require.resolve('./workflows') }),
+      activities,
+      maxConcurrentActivityTaskExecutions: config.RUNBOOK_MAX_ACTIVITIES,
+      ...(extra.identity ? { identity: extra.identity } : {}),
+      shutdownGraceTime: extra.shutdownGraceTime ?? '10s',
+    });
+    return {
+      worker,
+      async close() {
+        await connection.close();
+        await pool.end();
+      },
+    };
+  } catch (err) {
+    await connection.close();
+    await pool.end();
+    throw err;
+  }
+}
+
+/** Runs a worker until SIGINT/SIGTERM (the SDK's runtime handles both and drains in-flight tasks). */
+export async function main(): Promise<void> {
+  const config = loadConfig();
+  const { worker, close } = await createRunbookWorker(config);
+  console.log(
+    JSON.stringify({
+      level: 'info',
+      msg: 'worker started',
+      taskQueue: config.RUNBOOK_TASK_QUEUE,
+      temporal: config.TEMPORAL_ADDRESS,
+      pid: process.pid,
+    }),
+  );
+  try {
+    await worker.run();
+  } finally {
+    await close();
+  }
+  console.log(JSON.stringify({ level: 'info', msg: 'worker stopped', pid: process.pid }));
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(
+      err instanceof UserError
+        ? `worker: ${err.message}${err.fix ? `\n  fix: ${err.fix}` : ''}`
+        : `worker: ${errorMessage(err)}`,
+    );
+    process.exit(1);
+  });
+}

@@ -1,0 +1,117 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { WorkerConfig } from '../src/config';
+import { databaseUrl } from '../src/stack/postgres';
+import { haproxyPaths } from '../src/stack/haproxy';
+import { freePort } from '../src/stack/processes';
+import { resolveStackSettings, temporalAddress, type StackSettings } from '../src/stack/settings';
+import { down, up } from '../src/stack/stack';
+import { connectClient } from '../src/temporal-connection';
+import { createRunbookWorker } from '../src/worker';
+
+/**
+ * The real servers that the tests share: PostgreSQL, HAProxy and the Temporal dev server, started once per
+ * run on free ports in a temporary folder (so a developer's own `runbook up` stack is untouched), or the
+ * Temporal server named by TEMPORAL_ADDRESS.
+ */
+export interface TestStack {
+  settings: StackSettings;
+  temporalAddress: string;
+  namespace: string;
+  client: Client;
+  workerConfig(taskQueue: string): WorkerConfig;
+}
+
+let current: TestStack | undefined;
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+let ownsHome = false;
+
+export function testStack(): TestStack {
+  if (!current) throw new Error('the test stack is not started: run the tests through mocha (test/hooks.ts)');
+  return current;
+}
+
+export async function startTestStack(): Promise<TestStack> {
+  const externalTemporal = process.env.TEMPORAL_ADDRESS;
+  const home = process.env.RUNBOOK_TEST_HOME ?? mkdtempSync(path.join(os.tmpdir(), 'runbook-test-'));
+  ownsHome = !process.env.RUNBOOK_TEST_HOME;
+  const settings = resolveStackSettings(
+    {},
+    {
+      home,
+      temporalPort: await freePort(),
+      uiPort: await freePort(),
+      postgresPort: await freePort(),
+      haproxyStatsPort: await freePort(),
+      ...(process.env.DATABASE_URL ? { externalDatabaseUrl: process.env.DATABASE_URL } : {}),
+    },
+  );
+  const started = Date.now();
+  await up(settings, (line) => process.env.RUNBOOK_TEST_VERBOSE && console.log(`    [stack] ${line}`), {
+    worker: false,
+    temporal: !externalTemporal,
+  });
+  const address = externalTemporal ?? temporalAddress(settings);
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? settings.namespace;
+  const client = await connectClient(address, namespace);
+  console.log(
+    `    test stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: Temporal ${address}, data ${home}`,
+  );
+  current = {
+    settings,
+    temporalAddress: address,
+    namespace,
+    client,
+    workerConfig: (taskQueue) => ({
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_NAMESPACE: namespace,
+      RUNBOOK_TASK_QUEUE: taskQueue,
+      DATABASE_URL: databaseUrl(settings),
+      HAPROXY_SOCKET: haproxyPaths(settings.home).adminSocket,
+      RUNBOOK_HOME: settings.home,
+      RUNBOOK_MAX_ACTIVITIES: 20,
+    }),
+  };
+  return current;
+}
+
+export async function stopTestStack(): Promise<void> {
+  if (!current) return;
+  await current.client.connection.close();
+  await down(current.settings, () => {});
+  if (ownsHome) rmSync(current.settings.home, { recursive: true, force: true });
+  current = undefined;
+}
+
+/** The workflow code, bundled once per test run. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: quietLogger });
+  return bundle;
+}
+
+const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };
+
+/** A unique task queue (and id prefix) per test, so tests never pick up each other's tasks. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** An in-process worker on the test stack; `stop()` shuts it down and closes its clients. */
+export async function startWorker(taskQueue: string, identity?: string): Promise<{ stop(): Promise<void> }> {
+  const { worker, close } = await createRunbookWorker(testStack().workerConfig(taskQueue), {
+    workflowBundle: await workflowBundle(),
+    shutdownGraceTime: '1s',
+    ...(identity ? { identity } : {}),
+  });
+  const running = worker.run();
+  return {
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await close();
+    },
+  };
+}

@@ -1,0 +1,17 @@
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { startTestStack, stopTestStack } from './harness';
+
+// The SDK's own INFO logs would drown the test report.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+/** Mocha root hooks: the real servers start once for the whole run and stop after it. */
+export const mochaHooks = {
+  async beforeAll(this: Mocha.Context) {
+    this.timeout(600_000); // a fresh machine installs the Temporal CLI, PostgreSQL and HAProxy first
+    await startTestStack();
+  },
+  async afterAll(this: Mocha.Context) {
+    this.timeout(60_000);
+    await stopTestStack();
+  },
+};
