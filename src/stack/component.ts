@@ -18,6 +18,8 @@ export interface StackContext {
 /** A server of the embedded stack: started idempotently (adopted when already running), stopped, checked. */
 export interface Component {
   name: string;
+  /** Fails, changing nothing, when it is not running and a port it needs is taken by another program. */
+  preflight(ctx: StackContext): Promise<void>;
   /** Starts it or adopts the running one; returns the address(es) to print. */
   start(ctx: StackContext): Promise<string>;
   /** Stops it; returns false when it was not running. */

@@ -83,6 +83,12 @@ export async function reloadHaproxy(settings: StackSettings): Promise<void> {
 export const haproxyComponent: Component = {
   name: 'haproxy',
 
+  async preflight(ctx) {
+    const p = haproxyPaths(ctx.settings.home);
+    if (livePid(p.pidFile, p.config)) return;
+    await requireFreePort(ctx.settings.haproxyStatsPort, 'HAProxy stats', settingEnv.haproxyStatsPort);
+  },
+
   async start(ctx) {
     const { settings } = ctx;
     const p = haproxyPaths(settings.home);
@@ -97,7 +103,7 @@ export const haproxyComponent: Component = {
       await reloadHaproxy(settings);
       return address;
     }
-    await requireFreePort(settings.haproxyStatsPort, 'HAProxy stats', settingEnv.haproxyStatsPort);
+    await haproxyComponent.preflight(ctx);
     await validate(tool.path, settings);
     ctx.log(`haproxy: starting (stats on 127.0.0.1:${settings.haproxyStatsPort})`);
     try {

@@ -160,6 +160,11 @@ async function initCluster(ctx: StackContext): Promise<void> {
 export const postgresComponent: Component = {
   name: 'postgres',
 
+  async preflight(ctx) {
+    if (ctx.settings.externalDatabaseUrl || (await running(ctx.settings))) return;
+    await requireFreePort(ctx.settings.postgresPort, 'PostgreSQL', settingEnv.postgresPort);
+  },
+
   async start(ctx) {
     const { settings } = ctx;
     if (settings.externalDatabaseUrl) {
@@ -175,7 +180,7 @@ export const postgresComponent: Component = {
     if (await running(settings)) {
       ctx.log('postgres: already running, adopted');
     } else {
-      await requireFreePort(settings.postgresPort, 'PostgreSQL', settingEnv.postgresPort);
+      await postgresComponent.preflight(ctx);
       await initCluster(ctx);
       mkdirSync(p.socketDir, { recursive: true, mode: 0o700 });
       if (!existsSync(p.log)) writeFileSync(p.log, '');

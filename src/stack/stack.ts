@@ -32,11 +32,13 @@ export async function up(
   const ctx: StackContext = { settings, log };
   await ensureSystemTools(log);
   if (opts.temporal !== false) await ensureTemporalCli(log);
+  const chosen = components.filter(
+    (c) => !(c === workerComponent && opts.worker === false) && !(c === temporalComponent && opts.temporal === false),
+  );
+  for (const component of chosen) await component.preflight(ctx);
   saveStackSettings(settings);
   const addresses: Record<string, string> = {};
-  for (const component of components) {
-    if (component === workerComponent && opts.worker === false) continue;
-    if (component === temporalComponent && opts.temporal === false) continue;
+  for (const component of chosen) {
     addresses[component.name] = await component.start(ctx);
   }
   return addresses;

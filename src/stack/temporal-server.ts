@@ -80,6 +80,12 @@ async function uiAnswers(settings: StackSettings): Promise<boolean> {
 export const temporalComponent: Component = {
   name: 'temporal',
 
+  async preflight(ctx) {
+    if (livePid(temporalPaths(ctx.settings.home).pidFile, 'start-dev')) return;
+    await requireFreePort(ctx.settings.temporalPort, 'Temporal frontend', settingEnv.temporalPort);
+    await requireFreePort(ctx.settings.uiPort, 'Temporal Web UI', settingEnv.uiPort);
+  },
+
   async start(ctx) {
     const { settings } = ctx;
     const p = temporalPaths(settings.home);
@@ -88,8 +94,7 @@ export const temporalComponent: Component = {
     if (running) {
       ctx.log('temporal: already running, adopted');
     } else {
-      await requireFreePort(settings.temporalPort, 'Temporal frontend', settingEnv.temporalPort);
-      await requireFreePort(settings.uiPort, 'Temporal Web UI', settingEnv.uiPort);
+      await temporalComponent.preflight(ctx);
       const cli = await ensureTemporalCli(ctx.log);
       ctx.log(`temporal: starting the dev server (${cli.version}, found via ${cli.route}), state in ${p.db}`);
       mkdirSync(p.dir, { recursive: true });

@@ -55,6 +55,10 @@ export async function workflowPollers(settings: StackSettings): Promise<string[]
 export const workerComponent: Component = {
   name: 'worker',
 
+  async preflight() {
+    if (!existsSync(workerScript)) throw new UserError(`${workerScript} is missing`, 'npm run build');
+  },
+
   async start(ctx) {
     const { settings } = ctx;
     const p = workerPaths(settings.home);

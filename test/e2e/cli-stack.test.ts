@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { freePort, isAlive, portOpen } from '../../src/stack/processes';
+
+const runbookBin = path.join(__dirname, '../../bin/runbook.js');
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `runbook` CLI (the compiled one that `npx runbook` runs) with extra environment. */
+async function runbook(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [runbookBin, ...args], {
+      env: { ...process.env, TEMPORAL_ADDRESS: '', ...env },
+      timeout: timeoutMs,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+interface DoctorReport {
+  ok: boolean;
+  checks: Array<{ component: string; check: string; ok: boolean; detail: string; fix?: string }>;
+}
+
+describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', function () {
+  this.timeout(300_000);
+  let home: string;
+  let env: NodeJS.ProcessEnv;
+  let ports: number[];
+
+  before(async () => {
+    home = mkdtempSync(path.join(os.tmpdir(), 'runbook-e2e-'));
+    ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    env = {
+      RUNBOOK_HOME: home,
+      RUNBOOK_TEMPORAL_PORT: String(ports[0]),
+      RUNBOOK_UI_PORT: String(ports[1]),
+      RUNBOOK_PG_PORT: String(ports[2]),
+      RUNBOOK_HAPROXY_STATS_PORT: String(ports[3]),
+      DATABASE_URL: '',
+    };
+  });
+
+  after(async () => {
+    await runbook(['down'], env);
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('up --detach starts every component, doctor is all green, and the demo workflow runs on the stack worker', async () => {
+    const up = await runbook(['up', '--detach', '--json'], env);
+    assert.equal(up.code, 0, up.stderr);
+    const { addresses } = JSON.parse(up.stdout) as { addresses: Record<string, string> };
+    assert.deepEqual(Object.keys(addresses), ['postgres', 'haproxy', 'temporal', 'worker']);
+
+    const doctor = await runbook(['doctor', '--json'], env);
+    const report = JSON.parse(doctor.stdout) as DoctorReport;
+    assert.equal(doctor.code, 0, JSON.stringify(report.checks.filter((c) => !c.ok)));
+    assert.ok(report.ok);
+    for (const name of ['binaries', 'reachable', 'runtime API', 'frontend', 'web ui', 'search attributes', 'polling']) {
+      assert.ok(
+        report.checks.some((c) => c.check === name && c.ok),
+        `check ${name}`,
+      );
+    }
+    const ui = await fetch(`http://127.0.0.1:${ports[1]}/`);
+    assert.equal(ui.status, 200, 'the Temporal Web UI answers');
+
+    const demo = await runbook(['demo'], env);
+    assert.equal(demo.code, 0, demo.stderr);
+    assert.match(demo.stdout, /outcome: +succeeded/);
+  });
+
+  it('up again is harmless: every component is adopted, none started twice', async () => {
+    const again = await runbook(['up', '--detach'], env);
+    assert.equal(again.code, 0, again.stderr);
+    for (const name of ['postgres', 'haproxy', 'temporal', 'worker'])
+      assert.match(again.stdout, new RegExp(`${name}: already running`));
+  });
+
+  it('down stops everything and frees the ports; doctor then names each problem and its fix', async () => {
+    const pidOf = (file: string) => Number(readFileSync(path.join(home, file), 'utf8'));
+    const pids = ['temporal/temporal.pid', 'worker/worker.pid', 'haproxy/haproxy.pid'].map(pidOf);
+    const down = await runbook(['down'], env);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /stopped: worker, temporal, haproxy, postgres/);
+    for (const pid of pids) assert.ok(!isAlive(pid) || isZombieOrGone(pid), `pid ${pid} is gone`);
+    for (const port of ports) assert.equal(await portOpen(port), false, `port ${port} is free`);
+
+    const doctor = await runbook(['doctor'], env);
+    assert.equal(doctor.code, 1);
+    assert.match(doctor.stdout, /FAIL temporal +frontend .*\n.*fix: runbook up/);
+    assert.match(doctor.stdout, /FAIL worker/);
+  });
+
+  it('recovers from stale pid files (a crash, or a pid reused by another program) without manual cleanup', async () => {
+    writeFileSync(path.join(home, 'temporal/temporal.pid'), '999999\n');
+    writeFileSync(path.join(home, 'worker/worker.pid'), `${process.pid}\n`); // alive, but not a worker
+    const up = await runbook(['up', '--detach'], env);
+    assert.equal(up.code, 0, up.stderr);
+    assert.doesNotMatch(up.stdout, /temporal: already running/);
+    assert.match(up.stdout, /worker: starting/);
+    assert.ok(isAlive(process.pid), 'the unrelated process was not touched');
+    assert.equal((await runbook(['down'], env)).code, 0);
+  });
+
+  it('a port taken by another program: a clear message and the fix, nothing started, no stack trace', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(ports[0], '127.0.0.1', resolve));
+    try {
+      const up = await runbook(['up', '--detach'], env);
+      assert.equal(up.code, 2);
+      assert.match(up.stderr, new RegExp(`runbook: port ${ports[0]} \\(Temporal frontend\\) is already in use`));
+      assert.match(up.stderr, /fix: .*RUNBOOK_TEMPORAL_PORT=<port> runbook up/);
+      assert.doesNotMatch(up.stderr, /^\s+at /m);
+      assert.equal(await portOpen(ports[2]!), false, 'PostgreSQL was not started');
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('unknown commands and flags are one clear line with the fix', async () => {
+    const bad = await runbook(['upp'], env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /runbook: unknown command "upp"\n {2}fix: runbook --help/);
+    const flag = await runbook(['up', '--detatch'], env);
+    assert.equal(flag.code, 2);
+    assert.match(flag.stderr, /runbook: up: Unknown option '--detatch'/);
+    const help = await runbook(['up', '--help'], env);
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /Examples:\n {2}runbook up --detach/);
+  });
+});
+
+function isZombieOrGone(pid: number): boolean {
+  try {
+    return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}

@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../harness';
+import { scenarios } from './scenarios';
+
+const dir = path.join(__dirname, 'histories');
+
+/**
+ * Every committed history must replay on the current workflow code without a non-determinism error: this is
+ * what keeps workflows that are already running in production safe when the code changes.
+ */
+describe('replay of committed histories', () => {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+  it('has a committed history for every scenario', () => {
+    const names = files.map((f) => f.replace(/\.json$/, ''));
+    for (const scenario of scenarios)
+      assert.ok(names.includes(scenario.name), `record ${scenario.name}: npm run record-histories`);
+  });
+
+  for (const file of files) {
+    it(`replays ${file}`, async () => {
+      const history = historyFromJSON(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
+      assert.ok((history.events ?? []).length > 0, 'the history has events');
+      const results = Worker.runReplayHistories({ workflowBundle: await workflowBundle() }, [
+        { workflowId: file.replace(/\.json$/, ''), history },
+      ]);
+      let replayed = 0;
+      for await (const result of results) {
+        replayed++;
+        if (result.error) throw result.error;
+      }
+      assert.equal(replayed, 1);
+    });
+  }
+});
