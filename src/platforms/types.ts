@@ -1,0 +1,191 @@
+/**
+ * The small interfaces that activities depend on. Each platform (single-host: processes + HAProxy +
+ * pg_dump; aws-ecs: ECS + ELBv2 + RDS) implements them, so workflows never special-case a platform.
+ * Nothing here is workflow code; results are plain JSON so activities can return them.
+ */
+
+/** Where a service's traffic is routed: one route per service and environment. */
+export interface RouteSpec {
+  service: string;
+  environment: string;
+  /** single-host: the stable frontend port HAProxy listens on (127.0.0.1). */
+  listenPort: number;
+}
+
+/** A release as the router sees it: an address that serves the service. */
+export interface RouteMember {
+  /** Unique per release, [a-z0-9-], at most 40 characters; derived from the workflow id. */
+  releaseId: string;
+  host: string;
+  port: number;
+}
+
+/** Cumulative per-release response counters (they only grow, except after a router restart). */
+export interface TrafficCounters {
+  /** Responses sent by this release, all status classes. */
+  responses: number;
+  /** Responses with a 5xx status sent by this release. */
+  errors5xx: number;
+  /** Connection or response errors HAProxy saw talking to this release (retried or not). */
+  connectionErrors: number;
+  /** When the counters were read (ms since epoch, router clock). */
+  atMs: number;
+}
+
+export interface LatencySample {
+  /** The 95th percentile of the release's response times in the window, ms; null with no sample. */
+  p95Ms: number | null;
+  samples: number;
+}
+
+export interface TrafficRouter {
+  /** Creates the service's frontend and backend (or adopts them); idempotent. */
+  ensureRoute(route: RouteSpec): Promise<void>;
+  /** Adds a release as a server of the route at weight 0 (idempotent: same releaseId and address adopts). */
+  addMember(route: RouteSpec, member: RouteMember): Promise<void>;
+  /**
+   * Sets the split in percent per releaseId (members not named get 0; the values sum to 100), applied at
+   * once through the runtime API and persisted so that a router restart keeps it.
+   */
+  setWeights(route: RouteSpec, percent: Record<string, number>): Promise<void>;
+  /** The current split in percent per releaseId, and the members' addresses. */
+  getWeights(route: RouteSpec): Promise<{ percent: Record<string, number>; members: RouteMember[] }>;
+  /**
+   * Takes a member out of rotation (weight 0, drain), waits until its in-flight requests finish or
+   * `drainMs` passes, then removes it from the route. Idempotent.
+   */
+  removeMember(route: RouteSpec, releaseId: string, drainMs: number, signal?: AbortSignal): Promise<void>;
+  readCounters(route: RouteSpec, releaseId: string): Promise<TrafficCounters>;
+  /** Latency of the release's responses between two instants (ms since epoch). */
+  latency(route: RouteSpec, releaseId: string, fromMs: number, toMs: number): Promise<LatencySample>;
+  /** Maintenance: every request gets 503 with Retry-After while on (used by the database restore). */
+  setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds?: number): Promise<void>;
+}
+
+/** How to start one release of a service. Secrets are not here: the runner adds them from its own environment. */
+export interface ReleaseSpec {
+  service: string;
+  environment: string;
+  releaseId: string;
+  version: string;
+  /** argv with {version} and {port} already substituted except {port}, which the runner fills. */
+  command: string[];
+  cwd: string;
+  env: Record<string, string>;
+  portRange: [number, number];
+  /** The database the release uses, if any: the runner passes its URL as DATABASE_URL. */
+  database?: { name: string; urlEnv?: string };
+}
+
+export interface RunningRelease {
+  service: string;
+  environment: string;
+  releaseId: string;
+  version: string;
+  host: string;
+  port: number;
+  pid: number;
+  startedAtMs: number;
+  logFile: string;
+}
+
+export interface ReleaseRunner {
+  /** Starts the release, or adopts it when it already runs (same releaseId). */
+  start(spec: ReleaseSpec, signal?: AbortSignal): Promise<RunningRelease>;
+  /** The running release, or undefined (a dead process is cleaned up). */
+  get(service: string, environment: string, releaseId: string): Promise<RunningRelease | undefined>;
+  /** SIGTERM, then SIGKILL after graceMs; false when it was not running. */
+  stop(service: string, environment: string, releaseId: string, graceMs: number): Promise<boolean>;
+  /** The last lines of the release's log, for failure messages. */
+  logTail(service: string, environment: string, releaseId: string, lines: number): Promise<string>;
+}
+
+/** Row count and content checksum of one table, as recorded in a snapshot manifest. */
+export interface TableFingerprint {
+  /** schema-qualified, e.g. public.items */
+  table: string;
+  rows: number;
+  /** md5 over the table's rows in a stable order; equal checksums mean equal contents. */
+  checksum: string;
+}
+
+/** What a snapshot contains, recorded when it is taken and checked when it is restored. */
+export interface SnapshotManifest {
+  snapshotId: string;
+  service: string;
+  environment: string;
+  database: string;
+  workflowId: string;
+  createdAtMs: number;
+  /** Where the dump lives (single-host: a pg_dump -Fc file; aws: the RDS snapshot identifier). */
+  location: string;
+  bytes: number;
+  sha256: string;
+  tables: TableFingerprint[];
+  /** Name of the last applied migration (node-pg-migrate's table), or null when none ran. */
+  migrationVersion: string | null;
+  serverVersion: string;
+}
+
+export interface ManifestComparison {
+  ok: boolean;
+  /** One line per difference, e.g. "public.items: 120 rows, snapshot has 125". */
+  differences: string[];
+  tables: TableFingerprint[];
+  migrationVersion: string | null;
+}
+
+export interface SnapshotProgress {
+  phase: string;
+  /** Bytes written or read so far, when known. */
+  bytes?: number;
+}
+
+export interface SnapshotStore {
+  /**
+   * Takes a consistent snapshot of `database` with its manifest (the dump and the fingerprints see the same
+   * data). Idempotent: a complete snapshot with this id is adopted; a partial one is replaced.
+   */
+  take(
+    req: { snapshotId: string; service: string; environment: string; database: string; workflowId: string },
+    progress?: (p: SnapshotProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<SnapshotManifest>;
+  get(snapshotId: string): Promise<SnapshotManifest | undefined>;
+  /** Newest first. */
+  list(service: string, environment: string): Promise<SnapshotManifest[]>;
+  /** Detects a truncated or corrupt dump before anything is touched (size, sha256, the archive's table of contents). */
+  verify(snapshotId: string): Promise<{ ok: true } | { ok: false; reason: string }>;
+  /**
+   * Restores into the new database `target` with `jobs` parallel workers. A `target` left by an earlier,
+   * crashed attempt is dropped and restored again; the source database is never touched.
+   */
+  restore(
+    snapshotId: string,
+    target: string,
+    opts: { jobs: number },
+    progress?: (p: SnapshotProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<void>;
+  /** Fingerprints `database` and compares it with the manifest. */
+  compare(database: string, manifest: SnapshotManifest): Promise<ManifestComparison>;
+  /** Fingerprints of a database as it is now (row counts for "what a restore would lose"). */
+  fingerprint(database: string): Promise<{ tables: TableFingerprint[]; migrationVersion: string | null }>;
+  dropDatabase(name: string): Promise<void>;
+}
+
+export interface MigrationResult {
+  applied: string[];
+  /** The last applied migration after the run. */
+  version: string | null;
+}
+
+export interface Migrator {
+  /** Names of the migrations in `dir` not yet applied to `database`, in order. */
+  pending(database: string, dir: string): Promise<string[]>;
+  /**
+   * Applies the pending migrations under node-pg-migrate's advisory lock, all in one transaction: a failure
+   * leaves the database as it was. Running it again applies nothing twice.
+   */
+  migrate(database: string, dir: string): Promise<MigrationResult>;
+}
