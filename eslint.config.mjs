@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import { builtinModules } from 'node:module';
+import globals from 'globals';
 
 /** Workflow code is replayed: it must stay deterministic, so no I/O modules reach it. */
 const workflowForbidden = {
@@ -28,6 +29,12 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
+  },
+  {
+    // The sample service is plain Node.js CommonJS, as users write it.
+    files: ['examples/**/*.js'],
+    languageOptions: { sourceType: 'commonjs', globals: globals.node },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
     files: ['src/workflows/**/*.ts', 'src/shared/**/*.ts'],

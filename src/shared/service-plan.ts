@@ -1,0 +1,181 @@
+/**
+ * A service's runbook settings for one environment, as resolved from runbook.yaml: plain JSON (it goes into
+ * workflow inputs and histories), durations in milliseconds, paths absolute, and no secrets. Workflow-safe:
+ * src/runbook-config.ts produces these; workflows and activities consume them.
+ */
+
+/** Where a service runs. `single-host`: processes behind the stack's HAProxy. `aws-ecs`: an ECS service. */
+export const PLATFORMS = ['single-host', 'aws-ecs'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+/** The points of a deploy where a human may have to approve, in the order a deploy reaches them. */
+export const APPROVAL_GATES = ['before-start', 'before-traffic', 'go-live'] as const;
+export type ApprovalGate = (typeof APPROVAL_GATES)[number];
+
+/** What a gate does when nobody decides within its timeout. */
+export const TIMEOUT_ACTIONS = ['abort', 'proceed'] as const;
+export type TimeoutAction = (typeof TIMEOUT_ACTIONS)[number];
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+/** The placeholders a release's command, cwd and env may contain. */
+export const RELEASE_PLACEHOLDERS = ['version', 'port'] as const;
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type JsonObject = { [key: string]: JsonValue };
+
+/** How to run one release of a single-host service as a process. */
+export interface ReleaseSpec {
+  /** argv (no shell); may contain {version} and {port}. Expand with renderRelease(). */
+  command: string[];
+  /** Absolute working folder; may contain {version}. */
+  cwd: string;
+  /** Plain (non-secret) environment for the process; values may contain {version} and {port}. */
+  env: Record<string, string>;
+  /** The ports a release may listen on, inclusive; the worker picks a free one per release. */
+  portRange: PortRange;
+  /** How long an old release keeps serving its open connections after traffic has left it, before it is stopped. */
+  drainMs: number;
+}
+
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
+/** An HTTP GET on the release's own port. */
+export interface HttpProbe {
+  /** URL path, starting with `/`. */
+  path: string;
+  /** The status that means healthy. */
+  expectStatus: number;
+}
+
+/** The health gate a new release must pass before it gets traffic. */
+export interface HealthSpec {
+  /** Is the process up. */
+  liveness: HttpProbe;
+  /** Can it serve (dependencies reachable, schema in place). */
+  readiness: HttpProbe;
+  /** Timeout of one probe request. */
+  timeoutMs: number;
+  /** How long the whole gate may take before the release counts as unhealthy. */
+  deadlineMs: number;
+}
+
+/** A request sent to a new release before it gets traffic; the deploy fails when the answer does not match. */
+export interface SmokeCheck {
+  /** Unique within the service; shown in the deploy's status. */
+  name: string;
+  method: HttpMethod;
+  /** URL path, starting with `/`. */
+  path: string;
+  /** Sent as a JSON body when present. */
+  body?: JsonValue;
+  expectStatus: number;
+  /** A regular expression (JavaScript syntax) the response body must match. */
+  bodyMatches?: string;
+}
+
+/** The service's PostgreSQL database. Names only: the URL, with its password, stays on the worker. */
+export interface DatabaseSpec {
+  /** Database name (on the stack's PostgreSQL for single-host). */
+  name: string;
+  /**
+   * Environment variable on the worker that holds the database URL. When absent, the worker derives the URL from
+   * its own stack.
+   */
+  urlEnv?: string;
+  /** Absolute folder of node-pg-migrate SQL migrations; absent when the service has no migrations. */
+  migrationsDir?: string;
+}
+
+/** One step of the traffic shift to the new release. */
+export interface TrafficStep {
+  /** Percent of traffic on the new release, 1..100. */
+  weight: number;
+  /** How long to hold this weight while the analysis watches; 0 moves on at once. */
+  bakeMs: number;
+}
+
+/** Automatic analysis of the new release while it takes traffic: a failed window counts towards rollback. */
+export interface AnalysisSpec {
+  /** Largest tolerated fraction (0..1) of 5xx responses in a window. */
+  max5xxRate: number;
+  /** Largest tolerated 95th percentile latency in a window, in milliseconds. */
+  maxP95LatencyMs: number;
+  /** A window with fewer requests is inconclusive: neither a pass nor a failure. */
+  minRequests: number;
+  /** Length of one analysis window. */
+  intervalMs: number;
+  /** Consecutive failed windows tolerated; one more triggers the rollback. */
+  failuresTolerated: number;
+}
+
+/** Which human approvals a procedure waits for, and who may give them. */
+export interface ApprovalPolicy {
+  /** The gates to stop at, in the order a deploy reaches them (each at most once). */
+  gates: ApprovalGate[];
+  /** Who may approve (an allow-list of user names); not empty when gates is not. */
+  approvers: string[];
+  /** The person who started the procedure may not approve it. */
+  fourEyes: boolean;
+  /** How long a gate waits for a decision. */
+  timeoutMs: number;
+  /** What happens when nobody decides in time. */
+  onTimeout: TimeoutAction;
+}
+
+export interface RollbackSpec {
+  /** Approvals for a rollback; by default none (rolling back is the safe direction). */
+  approvals: ApprovalPolicy;
+  /** Who may approve restoring the database from a snapshot (always four-eyes); empty: nobody may. */
+  dbRestoreApprovers: string[];
+}
+
+/** The restore drill: restore the latest snapshot somewhere safe and time it. */
+export interface DrillSpec {
+  /** The recovery time objective the drill is measured against. */
+  rtoTargetMs: number;
+  /** When to run the drill on its own: a 5-field cron expression (or @daily, @weekly, ...). */
+  schedule?: string;
+}
+
+/** What every resolved service has, whatever its platform. */
+export interface ServiceCommon {
+  /** The service's name in runbook.yaml. */
+  service: string;
+  /** The environment these settings are for. */
+  environment: string;
+  /** Absolute path of the runbook.yaml it came from. */
+  source: string;
+  health: HealthSpec;
+  smoke: SmokeCheck[];
+  database?: DatabaseSpec;
+  traffic: { steps: TrafficStep[] };
+  analysis: AnalysisSpec;
+  approvals: ApprovalPolicy;
+  rollback: RollbackSpec;
+  drill?: DrillSpec;
+}
+
+/** A service run as processes on one host, behind the stack's HAProxy. */
+export interface SingleHostService extends ServiceCommon {
+  platform: 'single-host';
+  /** The stable HAProxy frontend port clients use; releases come and go behind it. */
+  listen: { port: number };
+  release: ReleaseSpec;
+}
+
+/** A service on AWS ECS. The `aws` block is kept as written until the ECS platform validates it. */
+export interface AwsEcsService extends ServiceCommon {
+  platform: 'aws-ecs';
+  aws: JsonObject;
+}
+
+/**
+ * One service in one environment, merged, validated and normalised: plain JSON (it goes into workflow inputs and
+ * histories), durations in milliseconds, paths absolute, and no secrets.
+ */
+export type ResolvedService = SingleHostService | AwsEcsService;

@@ -1,0 +1,365 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { UserError } from '../../src/errors';
+import {
+  RunbookConfigError,
+  defaultEnvironment,
+  loadRunbookConfig,
+  parseRunbookConfig,
+  resolveService,
+  type ResolvedService,
+} from '../../src/runbook-config';
+
+const EXAMPLES = path.resolve(__dirname, '../../examples');
+/** Where the inline fixtures pretend to live: relative paths in them resolve against its folder. */
+const SOURCE = path.resolve('/srv/runbooks/runbook.yaml');
+
+/** A valid single-host service block, indented for `services:`. */
+const SHOP = `
+  shop:
+    platform: single-host
+    listen: { port: 18080 }
+    release:
+      command: [node, server.js]
+      cwd: shop/releases/{version}
+      env: { PORT: '{port}' }
+      portRange: [18100, 18199]
+    health:
+      liveness: { path: /health }
+      readiness: { path: /health/ready }
+    traffic:
+      steps: [{ weight: 10, bake: 1m }, { weight: 100 }]
+    analysis: { max5xxRate: 2%, maxP95LatencyMs: 500 }`;
+
+/** The problem lines a config is rejected with. */
+function problemsOf(yaml: string): string[] {
+  try {
+    parseRunbookConfig(yaml, SOURCE);
+  } catch (err) {
+    assert.ok(err instanceof RunbookConfigError, `expected a RunbookConfigError, got ${String(err)}`);
+    const count = err.problems.length === 1 ? '1 problem' : `${err.problems.length} problems`;
+    assert.equal(err.message, `${SOURCE}: ${count}:\n  ${err.problems.join('\n  ')}`);
+    return err.problems;
+  }
+  assert.fail('expected the config to be rejected');
+}
+
+describe('runbook config: loading', () => {
+  it('loads examples/runbook.yaml and resolves each environment to plain JSON with ms and absolute paths', () => {
+    const config = loadRunbookConfig(path.join(EXAMPLES, 'runbook.yaml'));
+    assert.deepEqual(Object.keys(config.services), ['shop']);
+    assert.equal(defaultEnvironment(config, 'shop'), 'staging');
+
+    const production = resolveService(config, 'shop', 'production');
+    const expected: ResolvedService = {
+      service: 'shop',
+      environment: 'production',
+      source: path.join(EXAMPLES, 'runbook.yaml'),
+      platform: 'single-host',
+      listen: { port: 18080 },
+      release: {
+        command: ['node', 'server.js'],
+        cwd: path.join(EXAMPLES, 'shop/releases/{version}'),
+        env: { APP_VERSION: '{version}', PORT: '{port}' },
+        portRange: { min: 18100, max: 18199 },
+        drainMs: 2000,
+      },
+      health: {
+        liveness: { path: '/health', expectStatus: 200 },
+        readiness: { path: '/health/ready', expectStatus: 200 },
+        timeoutMs: 2000,
+        deadlineMs: 60_000,
+      },
+      smoke: [{ name: 'list items', method: 'GET', path: '/api/items', expectStatus: 200, bodyMatches: '"items"' }],
+      database: { name: 'shop', migrationsDir: path.join(EXAMPLES, 'shop/migrations') },
+      traffic: {
+        steps: [
+          { weight: 10, bakeMs: 60_000 },
+          { weight: 50, bakeMs: 60_000 },
+          { weight: 100, bakeMs: 0 },
+        ],
+      },
+      analysis: { max5xxRate: 0.02, maxP95LatencyMs: 500, minRequests: 20, intervalMs: 10_000, failuresTolerated: 0 },
+      approvals: {
+        gates: ['before-start', 'before-traffic', 'go-live'],
+        approvers: ['alice', 'bob', 'carol'],
+        fourEyes: true,
+        timeoutMs: 3_600_000,
+        onTimeout: 'abort',
+      },
+      rollback: {
+        approvals: { gates: [], approvers: [], fourEyes: true, timeoutMs: 3_600_000, onTimeout: 'abort' },
+        dbRestoreApprovers: ['alice', 'bob'],
+      },
+      drill: { rtoTargetMs: 300_000, schedule: '0 3 * * 1' },
+    };
+    assert.deepEqual(production, expected);
+    // It goes into workflow inputs and histories as JSON: nothing may be lost on the way.
+    assert.deepEqual(JSON.parse(JSON.stringify(production)), production);
+
+    const staging = resolveService(config, 'shop', 'staging');
+    assert.equal(staging.platform, 'single-host');
+    assert.deepEqual(staging.platform === 'single-host' && [staging.listen, staging.release.portRange], [
+      { port: 18081 },
+      { min: 18200, max: 18299 },
+    ]);
+    assert.deepEqual(staging.database, { name: 'shop_staging', migrationsDir: path.join(EXAMPLES, 'shop/migrations') });
+    assert.deepEqual(staging.traffic.steps, [
+      { weight: 50, bakeMs: 10_000 },
+      { weight: 100, bakeMs: 0 },
+    ]);
+    assert.deepEqual(staging.approvals.gates, []);
+    assert.deepEqual([staging.analysis.intervalMs, staging.analysis.minRequests], [5000, 5]);
+  });
+
+  it('fills in defaults and accepts plain milliseconds, compound durations and fractional rates', () => {
+    const config = parseRunbookConfig(
+      `version: 1\nservices:${SHOP}
+    environments:
+      prod:
+        release: { drain: 1500 }
+        health: { timeout: 250ms }
+        traffic: { steps: [{ weight: 25, bake: 1h30m }, { weight: 100, bake: 90s }] }
+        analysis: { max5xxRate: 0.005, interval: 1m }
+        approvals: { gates: [go-live, before-start], approvers: [alice], timeout: 7d, onTimeout: proceed }`,
+      SOURCE,
+    );
+    const r = resolveService(config, 'shop', 'prod');
+    assert.ok(r.platform === 'single-host');
+    assert.equal(r.release.drainMs, 1500);
+    assert.deepEqual(r.release.env, { PORT: '{port}' });
+    assert.equal(r.release.cwd, path.resolve('/srv/runbooks/shop/releases/{version}'));
+    assert.deepEqual(r.health, {
+      liveness: { path: '/health', expectStatus: 200 },
+      readiness: { path: '/health/ready', expectStatus: 200 },
+      timeoutMs: 250,
+      deadlineMs: 60_000,
+    });
+    assert.deepEqual(r.smoke, []);
+    assert.equal(r.database, undefined);
+    assert.equal(r.drill, undefined);
+    assert.ok(!('database' in r) && !('drill' in r), 'absent optional sections are absent keys, not undefined');
+    assert.deepEqual(r.traffic.steps, [
+      { weight: 25, bakeMs: 5_400_000 },
+      { weight: 100, bakeMs: 90_000 },
+    ]);
+    assert.deepEqual(r.analysis, {
+      max5xxRate: 0.005,
+      maxP95LatencyMs: 500,
+      minRequests: 20,
+      intervalMs: 60_000,
+      failuresTolerated: 0,
+    });
+    // Gates come out in the order a deploy reaches them, whatever the order written.
+    assert.deepEqual(r.approvals, {
+      gates: ['before-start', 'go-live'],
+      approvers: ['alice'],
+      fourEyes: true,
+      timeoutMs: 7 * 86_400_000,
+      onTimeout: 'proceed',
+    });
+  });
+
+  it('says when the file is missing and how to point at one', () => {
+    const missing = path.join(EXAMPLES, 'no-such-runbook.yaml');
+    assert.throws(
+      () => loadRunbookConfig(missing),
+      (err: unknown) => {
+        assert.ok(err instanceof UserError);
+        assert.equal(err.message, `runbook config not found: ${missing}`);
+        assert.match(err.fix ?? '', /--config <file>/);
+        assert.match(err.fix ?? '', /RUNBOOK_CONFIG/);
+        return true;
+      },
+    );
+  });
+
+  it('names the line and column of a YAML syntax error', () => {
+    const yaml = ['version: 1', 'services:', '  shop:', '    platform: single-host', '    listen: { port: 18080'].join(
+      '\n',
+    );
+    const problems = problemsOf(yaml);
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^line 5, column \d+: .+ \(YAML syntax\)/);
+    assert.match(problems[0]!, /listen: \{ port: 18080/, 'shows the offending line');
+  });
+
+  it('reports a duplicate key as a YAML error with its line', () => {
+    const problems = problemsOf('version: 1\nservices: {}\nversion: 1\n');
+    assert.equal(problems.length, 1);
+    assert.match(problems[0]!, /^line 3, column 1: Map keys must be unique \(YAML syntax\)/);
+  });
+
+  it('rejects an empty file and one that is not a map', () => {
+    assert.deepEqual(problemsOf(''), ['(file): is empty; it needs `version: 1` and `services:`']);
+    assert.deepEqual(problemsOf('- version: 1\n'), ['(file): must be a map, got [{"version":1}]']);
+  });
+});
+
+describe('runbook config: problems', () => {
+  it('reports every problem of a file with several mistakes, each on its own line with its path', () => {
+    const yaml = `version: 2
+servcies: {}
+services:
+  api:
+    platform: singlehost
+    listen: { port: 18150 }
+    release:
+      command: node server.js
+      cwd: api/{verison}
+      env: { PORT: '{port}' }
+      portRange: [18100, 18199]
+      drain: 2 seconds
+    heath: {}
+    health:
+      liveness: { path: health }
+      readiness: { path: /ready, expectStatus: 700 }
+      timeout: 2s
+      deadline: 1s
+    traffic:
+      steps: [{ weight: 50, bake: 1m }, { weight: 150 }, { weight: 40 }]
+    analysis: { max5xxRate: 2, maxP95LatencyMs: 500 }
+    approvals: { gates: [go-live, go-live], fourEyes: yes, onTimeout: wait }
+    environments:
+      staging: { traffic: { steps: [{ weight: 100, bake: 3s }] } }
+      Prod: {}
+`;
+    assert.deepEqual(problemsOf(yaml), [
+      'version: must be 1 (the only format version), got 2',
+      'servcies: unknown key (did you mean "services"?); allowed here: version, services',
+      `services.api.environments.Prod: environment names must be lowercase letters, digits and '-', starting with a letter, at most 63 characters, got "Prod"`,
+      'services.api.platform: must be one of single-host, aws-ecs, got "singlehost" (did you mean "single-host"?)',
+      'services.api.listen.port: 18150 is inside release.portRange 18100..18199; the frontend port must be outside the ports releases listen on',
+      'services.api.release.command: must be a list of arguments (argv, no shell), e.g. ["node", "server.js"], got "node server.js"',
+      'services.api.release.cwd: unknown placeholder {verison} (did you mean {version}?); allowed here: {version}',
+      'services.api.release.drain: must be a duration like 500ms, 10s, 1m, 1h, 7d (or a number of milliseconds), got "2 seconds"',
+      'services.api.health.liveness.path: must be a URL path starting with /, e.g. /health, got "health"',
+      'services.api.health.readiness.expectStatus: must be 100..599 (an HTTP status), got 700',
+      'services.api.health.timeout: 2s must be shorter than health.deadline (1s)',
+      'services.api.traffic.steps[1].weight: must be 1..100, got 150',
+      "services.api.traffic.steps[2].weight: must be more than the previous step's weight 50: weights increase strictly and the last is 100 (in environment Prod)",
+      'services.api.traffic.steps[2].weight: the last step must be 100 (all traffic on the new release), got 40 (in environment Prod)',
+      'services.api.analysis.max5xxRate: must be a fraction 0..1, got 2; write 2% for 2 percent',
+      'services.api.approvals.fourEyes: must be true or false, got "yes"',
+      'services.api.approvals.onTimeout: must be one of abort, proceed, got "wait"',
+      'services.api.approvals.gates[1]: "go-live" is listed twice; list each once',
+      'services.api.approvals.approvers: must list at least one approver while approvals.gates is not empty (go-live); nobody could approve otherwise',
+      'services.api.heath: unknown key (did you mean "health"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, drill, environments',
+      'services.api.environments.staging.traffic.steps[0].bake: 3s is shorter than analysis.interval (10s), so no analysis window would complete; use 0 or at least 10s',
+    ]);
+  });
+
+  it('reports a weight out of range as `<path>: must be 1..100`', () => {
+    const problems = problemsOf(
+      `version: 1\nservices:${SHOP.replace('steps: [{ weight: 10, bake: 1m }, { weight: 100 }]', 'steps: [{ weight: 10 }, { weight: 0 }, { weight: 100 }]')}\n    environments: { production: {} }\n`,
+    );
+    assert.deepEqual(problems, ['services.shop.traffic.steps[1].weight: must be 1..100, got 0']);
+  });
+
+  it('keeps secrets out: no URLs, no secret-looking variables', () => {
+    const yaml = `version: 1\nservices:${SHOP.replace("env: { PORT: '{port}' }", "env: { PORT: '{port}', API_TOKEN: abc, DATABASE_URL: x, UPSTREAM: 'https://u:hunter2@example.com/' }")}
+    database: { name: shop, url: 'postgres://shop:secret@localhost/shop', urlEnv: 'postgres://shop:secret@localhost/shop' }
+    environments: { production: {} }
+`;
+    assert.deepEqual(problemsOf(yaml), [
+      "services.shop.release.env.API_TOKEN: looks like a secret; runbook.yaml is copied into workflow histories, so it must not hold secrets: keep it in the worker's environment instead",
+      'services.shop.release.env.DATABASE_URL: must not be set here: runbook.yaml is copied into workflow histories, so it must not hold secrets; the worker passes the release its database URL (see database.urlEnv)',
+      'services.shop.release.env.UPSTREAM: holds a URL with a password; runbook.yaml is copied into workflow histories, so it must not hold secrets: keep the secret on the worker',
+      'services.shop.database.urlEnv: must name an environment variable on the worker (e.g. SHOP_DATABASE_URL), not hold the URL: runbook.yaml is copied into workflow histories, so it must not hold secrets',
+      'services.shop.database.url: unknown key; runbook.yaml is copied into workflow histories, so it must not hold secrets: put the URL in an environment variable on the worker and name it in database.urlEnv',
+    ]);
+  });
+
+  it('checks ports: bounds, range order, and the frontend port outside the release range', () => {
+    const yaml = `version: 1\nservices:${SHOP.replace('listen: { port: 18080 }', 'listen: { port: 80 }').replace('portRange: [18100, 18199]', 'portRange: [18199, 18100]')}
+    environments: { production: {} }
+`;
+    assert.deepEqual(problemsOf(yaml), [
+      'services.shop.listen.port: must be 1024..65535 (an unprivileged TCP port), got 80',
+      'services.shop.release.portRange: must be [low, high] with low <= high, got [18199,18100]',
+    ]);
+  });
+
+  it('requires the platform blocks: listen and release for single-host, aws for aws-ecs', () => {
+    assert.deepEqual(
+      problemsOf(`version: 1
+services:
+  shop:
+    platform: single-host
+    health: { liveness: { path: /health }, readiness: { path: /ready } }
+    traffic: { steps: [{ weight: 100 }] }
+    analysis: { max5xxRate: 1%, maxP95LatencyMs: 300 }
+    environments: { production: {} }
+`),
+      [
+        'services.shop.listen: is required for platform single-host: the stable frontend port, e.g. { port: 18080 }',
+        'services.shop.release: is required for platform single-host: how to start a release { command, cwd, env, portRange, drain }',
+      ],
+    );
+    assert.deepEqual(
+      problemsOf(`version: 1\nservices:${SHOP.replace('platform: single-host', 'platform: aws-ecs')}
+    environments: { production: {} }
+`),
+      [
+        'services.shop.listen: is only used by platform single-host; remove it (in an environment override, `listen: null` removes it)',
+        'services.shop.aws: is required for platform aws-ecs: the ECS cluster, service and task settings',
+        'services.shop.release: is only used by platform single-host; remove it (in an environment override, `release: null` removes it)',
+      ],
+    );
+  });
+
+  it('requires approvers when gates are set, and accepts a single approver with four-eyes', () => {
+    const withApprovals = (approvals: string) =>
+      `version: 1\nservices:${SHOP}\n    approvals: ${approvals}\n    environments: { production: {} }\n`;
+    assert.deepEqual(problemsOf(withApprovals('{ gates: [go-live] }')), [
+      'services.shop.approvals.approvers: must list at least one approver while approvals.gates is not empty (go-live); nobody could approve otherwise',
+    ]);
+    assert.deepEqual(problemsOf(withApprovals('{ gates: [go-live, after-traffic], approvers: [alice, alice] }')), [
+      'services.shop.approvals.gates[1]: must be one of before-start, before-traffic, go-live, got "after-traffic" (did you mean "before-traffic"?)',
+      'services.shop.approvals.approvers[1]: "alice" is listed twice; list each once',
+    ]);
+    const config = parseRunbookConfig(
+      withApprovals('{ gates: [go-live], approvers: [alice], fourEyes: true }'),
+      SOURCE,
+    );
+    assert.deepEqual(resolveService(config, 'shop', 'production').approvals.approvers, ['alice']);
+  });
+
+  it('requires environments, and reports a base value only for the environments where it is wrong', () => {
+    assert.deepEqual(problemsOf(`version: 1\nservices:${SHOP}\n`), [
+      'services.shop.environments: is required: a map of the environments this service deploys to and their overrides, e.g. { staging: {}, production: {} }',
+    ]);
+    const yaml = `version: 1\nservices:${SHOP}
+    environments:
+      staging: { release: { portRange: [18000, 18099] } }
+      qa: { release: { portRange: [18000, 18099] } }
+      production: {}
+`;
+    assert.deepEqual(problemsOf(yaml), [
+      'services.shop.listen.port: 18080 is inside release.portRange 18000..18099; the frontend port must be outside the ports releases listen on (in environments staging, qa)',
+    ]);
+  });
+
+  it('still checks a base value that every environment overrides', () => {
+    const yaml = `version: 1\nservices:${SHOP.replace('{ weight: 10, bake: 1m }', '{ weight: 10, bake: soon }')}
+    environments:
+      staging: { traffic: { steps: [{ weight: 100 }] } }
+      production: { traffic: { steps: [{ weight: 50 }, { weight: 100 }] } }
+`;
+    assert.deepEqual(problemsOf(yaml), [
+      'services.shop.traffic.steps[0].bake: must be a duration like 500ms, 10s, 1m, 1h, 7d (or a number of milliseconds), got "soon"',
+    ]);
+  });
+
+  it('reports a problem in an override at its path under environments, with a "did you mean"', () => {
+    const yaml = `version: 1\nservices:${SHOP}
+    environments:
+      staging: { trafic: { steps: [{ weight: 100 }] }, analysis: { minRequests: -1 } }
+      production: null
+`;
+    assert.deepEqual(problemsOf(yaml), [
+      'services.shop.environments.staging.analysis.minRequests: must be >= 0, got -1',
+      'services.shop.environments.staging.trafic: unknown key (did you mean "traffic"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, drill',
+    ]);
+  });
+});
