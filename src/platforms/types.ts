@@ -1,3 +1,5 @@
+import type { ReleaseSpec } from '../shared/service-plan';
+
 /**
  * The small interfaces that activities depend on. Each platform (single-host: processes + HAProxy +
  * pg_dump; aws-ecs: ECS + ELBv2 + RDS) implements them, so workflows never special-case a platform.
@@ -63,16 +65,13 @@ export interface TrafficRouter {
 }
 
 /** How to start one release of a service. Secrets are not here: the runner adds them from its own environment. */
-export interface ReleaseSpec {
+export interface StartReleaseRequest {
   service: string;
   environment: string;
   releaseId: string;
   version: string;
-  /** argv with {version} and {port} already substituted except {port}, which the runner fills. */
-  command: string[];
-  cwd: string;
-  env: Record<string, string>;
-  portRange: [number, number];
+  /** The release as configured, with {version} and {port} placeholders that the runner fills in. */
+  release: ReleaseSpec;
   /** The database the release uses, if any: the runner passes its URL as DATABASE_URL. */
   database?: { name: string; urlEnv?: string };
 }
@@ -91,7 +90,7 @@ export interface RunningRelease {
 
 export interface ReleaseRunner {
   /** Starts the release, or adopts it when it already runs (same releaseId). */
-  start(spec: ReleaseSpec, signal?: AbortSignal): Promise<RunningRelease>;
+  start(spec: StartReleaseRequest, signal?: AbortSignal): Promise<RunningRelease>;
   /** The running release, or undefined (a dead process is cleaned up). */
   get(service: string, environment: string, releaseId: string): Promise<RunningRelease | undefined>;
   /** SIGTERM, then SIGKILL after graceMs; false when it was not running. */

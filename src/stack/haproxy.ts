@@ -54,14 +54,14 @@ frontend runbook-stats
 `;
 }
 
-function haproxyArgs(settings: StackSettings): string[] {
-  const p = haproxyPaths(settings.home);
+function haproxyArgs(home: string): string[] {
+  const p = haproxyPaths(home);
   return ['-f', p.config, '-f', p.servicesDir];
 }
 
-async function validate(binary: string, settings: StackSettings): Promise<void> {
+async function validate(binary: string, home: string): Promise<void> {
   try {
-    await run(binary, ['-c', '-q', ...haproxyArgs(settings)], { timeout: 30_000 });
+    await run(binary, ['-c', '-q', ...haproxyArgs(home)], { timeout: 30_000 });
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string };
     throw new UserError(`the HAProxy configuration is invalid: ${(e.stderr || e.stdout || errorMessage(err)).trim()}`);
@@ -72,11 +72,11 @@ async function validate(binary: string, settings: StackSettings): Promise<void> 
  * Applies a changed configuration without dropping connections: validate, then the master process's
  * `reload` (new workers take the listening sockets, old ones finish their requests).
  */
-export async function reloadHaproxy(settings: StackSettings): Promise<void> {
+export async function reloadHaproxy(home: string): Promise<void> {
   const tool = await haproxyTool();
   if (!tool) throw new UserError('haproxy not found', 'sudo apt-get install -y haproxy');
-  await validate(tool.path, settings);
-  const master = createHaproxyRuntime(haproxyPaths(settings.home).masterSocket);
+  await validate(tool.path, home);
+  const master = createHaproxyRuntime(haproxyPaths(home).masterSocket);
   await master.command('reload');
 }
 
@@ -100,16 +100,16 @@ export const haproxyComponent: Component = {
     const pid = livePid(p.pidFile, p.config);
     if (pid) {
       ctx.log('haproxy: already running, adopted (configuration reloaded)');
-      await reloadHaproxy(settings);
+      await reloadHaproxy(settings.home);
       return address;
     }
     await haproxyComponent.preflight(ctx);
-    await validate(tool.path, settings);
+    await validate(tool.path, settings.home);
     ctx.log(`haproxy: starting (stats on 127.0.0.1:${settings.haproxyStatsPort})`);
     try {
       await run(
         tool.path,
-        ['-W', '-D', '-S', `${p.masterSocket},mode,600`, '-p', p.pidFile, ...haproxyArgs(settings)],
+        ['-W', '-D', '-S', `${p.masterSocket},mode,600`, '-p', p.pidFile, ...haproxyArgs(settings.home)],
         {
           timeout: 30_000,
         },

@@ -1,0 +1,844 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
+import type { LatencySample, RouteMember, RouteSpec, TrafficCounters, TrafficRouter } from '../types';
+import { parseShowInfo, type HaproxyRuntime } from './haproxy-runtime';
+
+/** Server slots per route: a release takes a free slot at runtime, so adding one never needs a reload. */
+export const ROUTE_SLOTS = 6;
+
+/**
+ * Bytes of per-request log that HAProxy keeps per route for `latency()`: about 90 000 requests (~45 bytes a line,
+ * measured on 2.6.12; longer route names mean fewer). Older lines are overwritten, and every reload starts empty.
+ */
+export const LOG_RING_BYTES = 4 * 1024 * 1024;
+
+/** Marks the router's own lines in the ring (and versions their layout). */
+const LOG_TAG = 'rbl1';
+const RELOAD_TIMEOUT_MS = 10_000;
+const DRAIN_POLL_MS = 200;
+/** `hard-stop-after` of the base configuration (src/stack/haproxy.ts): an old worker lives at most this long. */
+const OLD_WORKER_GRACE_MS = 30_000;
+const DEFAULT_RETRY_AFTER_SECONDS = 30;
+/** srv_admin_state bits (HAProxy's SRV_ADMF_MAINT and SRV_ADMF_DRAIN masks); 0x04 only records `disabled`. */
+const ADMIN_MAINT = 0x23;
+const ADMIN_DRAIN = 0x18;
+
+/** What the router needs from the embedded stack (see src/stack/haproxy.ts). */
+export interface HaproxyRouterOptions {
+  /** The folder HAProxy loads after haproxy.cfg (`haproxyPaths(home).servicesDir`); the route files go here. */
+  servicesDir: string;
+  /** The admin-level runtime API of the running HAProxy. */
+  runtime: HaproxyRuntime;
+  /** Validates and reloads HAProxy (`() => reloadHaproxy(settings)`); called only for a new or changed route file. */
+  reload: () => Promise<void>;
+  /** Where each route's state of record is kept as JSON (which release is in which slot, weights, maintenance). */
+  stateDir: string;
+}
+
+/** The names a route has in HAProxy, for tools that read its stats or logs. */
+export interface HaproxyRouteNames {
+  /** `<service>-<environment>`: the route files are `<name>.cfg` (and `<name>.map`, the maintenance map). */
+  name: string;
+  frontend: string;
+  backend: string;
+  /** The ring holding the route's per-request log lines (`show events <ring>`). */
+  ring: string;
+}
+
+/** The HAProxy names of a route's frontend, backend and log ring. */
+export function haproxyRouteNames(route: Pick<RouteSpec, 'service' | 'environment'>): HaproxyRouteNames {
+  const name = `${route.service}-${route.environment}`;
+  return { name, frontend: `fe_${name}`, backend: `be_${name}`, ring: `log_${name}` };
+}
+
+const baselineSchema = z.object({
+  responses: z.number(),
+  errors5xx: z.number(),
+  connectionErrors: z.number(),
+  workerPid: z.number().int(),
+  workerStartSec: z.number(),
+});
+
+const slotSchema = z.object({
+  releaseId: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  percent: z.number().int().min(0).max(100),
+  /** Set by removeMember: weight 0, state drain, no longer listed by getWeights. */
+  draining: z.boolean(),
+  addedAtMs: z.number(),
+  /** The slot's HAProxy counters when the release took it, so a reused slot does not inherit its predecessor's. */
+  baseline: baselineSchema.nullable(),
+});
+
+const routeStateSchema = z.object({
+  version: z.literal(1),
+  route: z.object({ service: z.string(), environment: z.string(), listenPort: z.number().int() }),
+  maintenance: z.object({ on: z.boolean(), retryAfterSeconds: z.number().int().min(0) }),
+  slots: z.array(slotSchema.nullable()).length(ROUTE_SLOTS),
+});
+
+type RouteState = z.infer<typeof routeStateSchema>;
+type Slot = z.infer<typeof slotSchema>;
+type Counts = Omit<TrafficCounters, 'atMs'>;
+
+interface Worker {
+  pid: number;
+  startSec: number;
+}
+
+interface RuntimeServer {
+  addr: string;
+  port: number;
+  uweight: number;
+  admin: number;
+}
+
+interface RoutePaths {
+  names: HaproxyRouteNames;
+  config: string;
+  map: string;
+  state: string;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const RELEASE_ID = /^[a-z0-9-]{1,40}$/;
+/** Characters that HAProxy's configuration and sample expressions take unquoted in a file path. */
+const SAFE_PATH = /^[A-Za-z0-9_./+@=:-]+$/;
+
+const slotName = (i: number) => `s${i + 1}`;
+const label = (route: Pick<RouteSpec, 'service' | 'environment'>) => `${route.service}/${route.environment}`;
+
+/**
+ * A TrafficRouter on HAProxy 2.6 (the single-host platform). Each route is one file in `servicesDir` with a
+ * frontend on 127.0.0.1:<listenPort>, a log ring and a backend of {@link ROUTE_SLOTS} server slots. Releases,
+ * weights, drains and maintenance change through the runtime API without a reload; every change is first persisted
+ * to `stateDir` and rendered into the route file (and its maintenance map), so a reload or a restart of HAProxy comes
+ * back with the same split. Calls for one route are serialized within this process.
+ *
+ * Every method throws an Error saying "HAProxy runtime API at <socket> is not answering: run `runbook up`" when
+ * HAProxy is not running (retryable), and an Error with the reason for invalid input or a route that does not
+ * exist (permanent). Throws at once when a folder's path cannot be written into HAProxy's configuration.
+ */
+export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
+  const servicesDir = path.resolve(opts.servicesDir);
+  const stateDir = path.resolve(opts.stateDir);
+  if (!SAFE_PATH.test(servicesDir)) {
+    throw new Error(`servicesDir ${servicesDir} has characters HAProxy's configuration cannot hold (spaces, quotes…)`);
+  }
+  const locks = new Map<string, Promise<void>>();
+
+  const routePaths = (route: RouteSpec): RoutePaths => {
+    const names = haproxyRouteNames(route);
+    return {
+      names,
+      config: path.join(servicesDir, `${names.name}.cfg`),
+      map: path.join(servicesDir, `${names.name}.map`),
+      state: path.join(stateDir, `${names.name}.json`),
+    };
+  };
+
+  async function withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = locks.get(key) ?? Promise.resolve();
+    let release = () => {};
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const tail = previous.then(() => mine);
+    locks.set(key, tail);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (locks.get(key) === tail) locks.delete(key);
+    }
+  }
+
+  async function send(cmd: string, signal?: AbortSignal): Promise<string> {
+    try {
+      return await opts.runtime.command(cmd, signal);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw notAnswering(err);
+    }
+  }
+
+  async function worker(signal?: AbortSignal): Promise<Worker> {
+    const answer = await send('show info', signal);
+    const info = parseShowInfo(answer);
+    const pid = Number(info.Pid);
+    const uptime = Number(info.Uptime_sec);
+    if (!Number.isInteger(pid) || !Number.isFinite(uptime)) {
+      throw new Error(`HAProxy answered "show info" without Pid and Uptime_sec: ${answer.trim().slice(0, 200)}`);
+    }
+    return { pid, startSec: Math.round(Date.now() / 1000 - uptime) };
+  }
+
+  async function setServer(p: RoutePaths, slot: number, what: string): Promise<void> {
+    const cmd = `set server ${p.names.backend}/${slotName(slot)} ${what}`;
+    const answer = (await send(cmd)).trim();
+    // `set server ... addr` reports what it changed; every other success is an empty answer.
+    if (answer !== '' && !/changed from|no need to change/i.test(answer)) throw refused(p, cmd, answer);
+  }
+
+  async function readServers(p: RoutePaths): Promise<Map<string, RuntimeServer>> {
+    const cmd = `show servers state ${p.names.backend}`;
+    const answer = await send(cmd);
+    const servers = parseServersState(answer);
+    if (!servers) throw refused(p, cmd, answer);
+    return servers;
+  }
+
+  async function readServerStats(p: RoutePaths, slot: number, signal?: AbortSignal): Promise<Record<string, string>> {
+    const cmd = `show stat ${p.names.backend} 4 -1`;
+    const answer = await send(cmd, signal);
+    const row = parseStatCsv(answer).find((r) => r.svname === slotName(slot));
+    if (!row) throw refused(p, cmd, answer);
+    return row;
+  }
+
+  async function loadState(p: RoutePaths, route: RouteSpec): Promise<RouteState | undefined> {
+    const text = await readText(p.state);
+    if (text === undefined) return undefined;
+    let parsed: ReturnType<typeof routeStateSchema.safeParse>;
+    try {
+      parsed = routeStateSchema.safeParse(JSON.parse(text));
+    } catch {
+      throw new Error(`${p.state} is not valid JSON: restore it or remove it and call ensureRoute`);
+    }
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+      throw new Error(`${p.state} is not a valid route state (${problems})`);
+    }
+    const state = parsed.data;
+    if (state.route.service !== route.service || state.route.environment !== route.environment) {
+      throw new Error(
+        `route ${label(route)} would share the files of route ${label(state.route)} (${p.names.name}): ` +
+          'rename the service or the environment',
+      );
+    }
+    return state;
+  }
+
+  async function requireState(p: RoutePaths, route: RouteSpec): Promise<RouteState> {
+    checkRoute(route);
+    const state = await loadState(p, route);
+    if (!state) throw new Error(`route ${label(route)} does not exist: call ensureRoute first`);
+    return state;
+  }
+
+  /** Persists the state of record, then renders it for HAProxy's next reload (without reloading). */
+  async function persist(p: RoutePaths, state: RouteState): Promise<void> {
+    await mkdir(stateDir, { recursive: true });
+    await writeAtomic(p.state, `${JSON.stringify(state, null, 2)}\n`);
+    await render(p, state);
+  }
+
+  async function render(p: RoutePaths, state: RouteState): Promise<void> {
+    await writeIfChanged(p.map, renderMap(state));
+    await writeIfChanged(p.config, renderConfig(state, p));
+  }
+
+  /** Reloads and waits until a new worker answers with the route's backend (reloads are serialized). */
+  async function reloadAndWait(p: RoutePaths, route: RouteSpec): Promise<void> {
+    await withLock('\0reload', async () => {
+      const before = await worker();
+      await opts.reload();
+      const deadline = Date.now() + RELOAD_TIMEOUT_MS;
+      for (;;) {
+        try {
+          const now = await worker();
+          if (!sameWorker(now, before) && parseServersState(await send(`show servers state ${p.names.backend}`))) {
+            return;
+          }
+        } catch {
+          // the runtime socket changes hands during a reload
+        }
+        if (Date.now() > deadline) {
+          throw new Error(
+            `HAProxy did not load route ${label(route)} within ${RELOAD_TIMEOUT_MS / 1000} s and kept its previous ` +
+              `configuration (worker ${before.pid}); a common cause is port ${route.listenPort} being in use`,
+          );
+        }
+        await sleep(100);
+      }
+    });
+  }
+
+  /**
+   * Brings the runtime in line with the state of record (HAProxy restarted with an older file, a hand-made change,
+   * a call that failed half-way). Capacity is added before it is taken away, so the route never has zero weight.
+   */
+  async function reconcile(p: RoutePaths, state: RouteState): Promise<void> {
+    const servers = await readServers(p);
+    const first: Array<() => Promise<void>> = [];
+    const last: Array<() => Promise<void>> = [];
+    for (const [i, slot] of state.slots.entries()) {
+      const rt = servers.get(slotName(i));
+      if (!rt) {
+        throw new Error(
+          `HAProxy's backend ${p.names.backend} has no server ${slotName(i)}: ${p.config} was changed by hand; ` +
+            'call ensureRoute to rewrite it',
+        );
+      }
+      if (!slot) {
+        if (!(rt.admin & ADMIN_MAINT)) last.push(() => setServer(p, i, 'state maint'));
+        continue;
+      }
+      const weight = slot.draining ? 0 : slot.percent;
+      const moves: Array<() => Promise<void>> = [];
+      if (rt.addr !== slot.host || rt.port !== slot.port) {
+        moves.push(() => setServer(p, i, `addr ${slot.host} port ${slot.port}`));
+      }
+      if (rt.uweight !== weight) moves.push(() => setServer(p, i, `weight ${weight}`));
+      const maint = (rt.admin & ADMIN_MAINT) !== 0;
+      const drain = (rt.admin & ADMIN_DRAIN) !== 0;
+      if (maint || drain !== slot.draining) {
+        moves.push(() => setServer(p, i, `state ${slot.draining ? 'drain' : 'ready'}`));
+      }
+      const step = async () => {
+        for (const move of moves) await move();
+      };
+      (weight >= rt.uweight && !slot.draining ? first : last).push(step);
+    }
+    for (const step of [...first, ...last]) await step();
+    await applyMaintenance(p, state);
+  }
+
+  async function applyMaintenance(p: RoutePaths, state: RouteState): Promise<void> {
+    const show = `show map ${p.map}`;
+    const answer = await send(show);
+    if (/unknown map/i.test(answer)) throw refused(p, show, answer);
+    const values = answer
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .filter((f) => f[1] === 'on')
+      .map((f) => f[2]);
+    const want = String(state.maintenance.retryAfterSeconds);
+    let cmd: string | undefined;
+    if (!state.maintenance.on) cmd = values.length > 0 ? `del map ${p.map} on` : undefined;
+    else if (values.length === 0) cmd = `add map ${p.map} on ${want}`;
+    // `set map` changes the value in place, so the route never leaves maintenance while Retry-After changes.
+    else if (values.some((v) => v !== want)) cmd = `set map ${p.map} on ${want}`;
+    if (!cmd) return;
+    const result = (await send(cmd)).trim();
+    if (result !== '' && !/key not found/i.test(result)) throw refused(p, cmd, result);
+  }
+
+  /** Applies new weights, raising before lowering so that the route never has zero total weight in between. */
+  async function applyWeights(p: RoutePaths, changes: Array<{ slot: number; from: number; to: number }>) {
+    const ordered = [...changes.filter((c) => c.to >= c.from), ...changes.filter((c) => c.to < c.from)];
+    for (const c of ordered) await setServer(p, c.slot, `weight ${c.to}`);
+  }
+
+  function findSlot(state: RouteState, releaseId: string): { i: number; member: Slot } {
+    const i = state.slots.findIndex((s) => s?.releaseId === releaseId);
+    const member = state.slots[i];
+    if (!member) throw new Error(`release "${releaseId}" is not a member of route ${label(state.route)}`);
+    return { i, member };
+  }
+
+  /** A slot's counters and the worker they come from (read again when a reload happened in between). */
+  async function countsOf(p: RoutePaths, slot: number): Promise<{ counts: Counts; worker: Worker }> {
+    for (let attempt = 1; ; attempt++) {
+      const before = await worker();
+      const counts = countersFromStat(await readServerStats(p, slot));
+      const after = await worker();
+      if (sameWorker(before, after) || attempt === 3) return { counts, worker: after };
+    }
+  }
+
+  const router: TrafficRouter = {
+    async ensureRoute(route) {
+      checkRoute(route);
+      const p = routePaths(route);
+      await withLock(p.names.name, async () => {
+        await worker(); // fails before any file changes when HAProxy is not running
+        const state = (await loadState(p, route)) ?? emptyState(route);
+        state.route.listenPort = route.listenPort;
+        await mkdir(servicesDir, { recursive: true });
+        await writeIfChanged(p.map, renderMap(state));
+        const text = renderConfig(state, p);
+        const previous = await readText(p.config);
+        // An unchanged file that HAProxy does not run (an earlier reload failed) is loaded again.
+        const loaded = parseServersState(await send(`show servers state ${p.names.backend}`)) !== undefined;
+        if (previous !== text || !loaded) {
+          await writeAtomic(p.config, text);
+          try {
+            await reloadAndWait(p, route);
+          } catch (err) {
+            // A file HAProxy cannot load would fail every later reload, whichever route asks for it.
+            if (previous === undefined || !loaded) {
+              await rm(p.config, { force: true });
+              await rm(p.map, { force: true });
+            } else await writeAtomic(p.config, previous);
+            throw err;
+          }
+        }
+        await persist(p, state);
+        await reconcile(p, state);
+      });
+    },
+
+    async addMember(route, member) {
+      const p = routePaths(route);
+      checkMember(member);
+      await withLock(p.names.name, async () => {
+        const state = await requireState(p, route);
+        const taken = state.slots.find(
+          (s) => s && s.releaseId !== member.releaseId && s.host === member.host && s.port === member.port,
+        );
+        if (taken) {
+          throw new Error(
+            `${member.host}:${member.port} already serves release "${taken.releaseId}" of route ${label(route)}`,
+          );
+        }
+        let i = state.slots.findIndex((s) => s?.releaseId === member.releaseId);
+        const existing = i >= 0 ? state.slots[i] : undefined;
+        if (existing) {
+          // Same release at a new address (its process was restarted): move it, keeping its weight and counters.
+          existing.host = member.host;
+          existing.port = member.port;
+          existing.draining = false;
+        } else {
+          i = state.slots.findIndex((s) => s === null);
+          if (i < 0) {
+            throw new Error(
+              `route ${label(route)} has no free slot (${ROUTE_SLOTS} releases at most): remove a release first`,
+            );
+          }
+          const { counts, worker: w } = await countsOf(p, i);
+          state.slots[i] = {
+            releaseId: member.releaseId,
+            host: member.host,
+            port: member.port,
+            percent: 0,
+            draining: false,
+            addedAtMs: Date.now(),
+            baseline: { ...counts, workerPid: w.pid, workerStartSec: w.startSec },
+          };
+        }
+        await persist(p, state);
+        await reconcile(p, state);
+      });
+    },
+
+    async setWeights(route, percent) {
+      const p = routePaths(route);
+      await withLock(p.names.name, async () => {
+        const state = await requireState(p, route);
+        const active = state.slots.flatMap((s, i) => (s && !s.draining ? [{ slot: s, i }] : []));
+        const where = `setWeights on route ${label(route)}`;
+        for (const [releaseId, value] of Object.entries(percent)) {
+          const found = state.slots.find((s) => s?.releaseId === releaseId);
+          if (!found) {
+            const members = active.map((a) => a.slot.releaseId).join(', ') || 'none';
+            throw new Error(`${where}: "${releaseId}" is not a member (members: ${members})`);
+          }
+          if (found.draining) throw new Error(`${where}: "${releaseId}" is being removed`);
+          if (!Number.isInteger(value) || value < 0 || value > 100) {
+            throw new Error(`${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`);
+          }
+        }
+        const sum = Object.values(percent).reduce((a, b) => a + b, 0);
+        if (active.length > 0 && sum !== 100) {
+          const split = Object.entries(percent)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ');
+          throw new Error(`${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`);
+        }
+        const changes = active.map(({ slot, i }) => ({
+          slot: i,
+          from: slot.percent,
+          to: percent[slot.releaseId] ?? 0,
+        }));
+        for (const { slot } of active) slot.percent = percent[slot.releaseId] ?? 0;
+        await persist(p, state);
+        await applyWeights(p, changes);
+      });
+    },
+
+    async getWeights(route) {
+      const p = routePaths(route);
+      return withLock(p.names.name, async () => {
+        const state = await requireState(p, route);
+        await render(p, state);
+        await reconcile(p, state);
+        const percent: Record<string, number> = {};
+        const members: RouteMember[] = [];
+        for (const slot of state.slots) {
+          if (!slot || slot.draining) continue;
+          percent[slot.releaseId] = slot.percent;
+          members.push({ releaseId: slot.releaseId, host: slot.host, port: slot.port });
+        }
+        return { percent, members };
+      });
+    },
+
+    async removeMember(route, releaseId, drainMs, signal) {
+      const p = routePaths(route);
+      signal?.throwIfAborted();
+      const slot = await withLock(p.names.name, async () => {
+        const state = await requireState(p, route);
+        const i = state.slots.findIndex((s) => s?.releaseId === releaseId);
+        const member = state.slots[i];
+        if (i < 0 || !member) return undefined;
+        if (!member.draining) {
+          const others = state.slots.filter((s) => s && !s.draining && s.releaseId !== releaseId);
+          if (member.percent > 0 && others.length > 0) {
+            throw new Error(
+              `release "${releaseId}" still receives ${member.percent}% of route ${label(route)}: ` +
+                'move its traffic with setWeights before removing it',
+            );
+          }
+          member.percent = 0;
+          member.draining = true;
+          await persist(p, state);
+        }
+        await setServer(p, i, 'weight 0');
+        await setServer(p, i, 'state drain');
+        return i;
+      });
+      if (slot === undefined) return;
+
+      const deadline = Date.now() + drainMs;
+      let current = await worker(signal);
+      // A worker replaced by a reload keeps serving its requests out of our sight: give it its time.
+      let blindUntil = 0;
+      for (;;) {
+        const stats = await readServerStats(p, slot, signal);
+        const busy = num(stats.scur) + num(stats.qcur);
+        const now = await worker(signal);
+        if (!sameWorker(now, current)) {
+          current = now;
+          blindUntil = Math.min(deadline, Date.now() + OLD_WORKER_GRACE_MS);
+        }
+        if ((busy === 0 && Date.now() >= blindUntil) || Date.now() >= deadline) break;
+        await pause(DRAIN_POLL_MS, signal);
+      }
+
+      await withLock(p.names.name, async () => {
+        const state = await requireState(p, route);
+        const member = state.slots[slot];
+        // addMember took the release back while it drained: the later call wins.
+        if (!member || member.releaseId !== releaseId || !member.draining) return;
+        await setServer(p, slot, 'state maint');
+        state.slots[slot] = null;
+        await persist(p, state);
+      });
+    },
+
+    async readCounters(route, releaseId) {
+      const p = routePaths(route);
+      const state = await requireState(p, route);
+      const { i, member } = findSlot(state, releaseId);
+      const { counts: raw, worker: w } = await countsOf(p, i);
+      const atMs = Date.now();
+      const base = member.baseline;
+      // Counters start from zero in a new worker (reload or restart), so the baseline only applies in its own.
+      if (!base || !sameWorker(w, { pid: base.workerPid, startSec: base.workerStartSec })) return { ...raw, atMs };
+      return {
+        responses: Math.max(0, raw.responses - base.responses),
+        errors5xx: Math.max(0, raw.errors5xx - base.errors5xx),
+        connectionErrors: Math.max(0, raw.connectionErrors - base.connectionErrors),
+        atMs,
+      };
+    },
+
+    async latency(route, releaseId, fromMs, toMs) {
+      const p = routePaths(route);
+      const state = await requireState(p, route);
+      const { i, member } = findSlot(state, releaseId);
+      const cmd = `show events ${p.names.ring}`;
+      const answer = await send(cmd);
+      if (/no such event sink/i.test(answer)) throw refused(p, cmd, answer);
+      return latencyFromLog(answer, {
+        backend: p.names.backend,
+        server: slotName(i),
+        port: member.port,
+        fromMs: Math.max(fromMs, member.addedAtMs),
+        toMs,
+      });
+    },
+
+    async setMaintenance(route, on, retryAfterSeconds) {
+      const p = routePaths(route);
+      if (
+        retryAfterSeconds !== undefined &&
+        (!Number.isInteger(retryAfterSeconds) || retryAfterSeconds < 0 || retryAfterSeconds > 86_400)
+      ) {
+        throw new Error(`retryAfterSeconds must be an integer from 0 to 86400, got ${retryAfterSeconds}`);
+      }
+      await withLock(p.names.name, async () => {
+        const state = await requireState(p, route);
+        state.maintenance = { on, retryAfterSeconds: retryAfterSeconds ?? state.maintenance.retryAfterSeconds };
+        await persist(p, state);
+        await applyMaintenance(p, state);
+      });
+    },
+  };
+  return router;
+}
+
+function checkRoute(route: RouteSpec): void {
+  for (const [key, value] of [
+    ['service', route.service],
+    ['environment', route.environment],
+  ] as const) {
+    if (!NAME.test(value)) {
+      throw new Error(`route ${key} "${value}" is invalid: use letters, digits, '.', '_' and '-' (at most 63)`);
+    }
+  }
+  if (!Number.isInteger(route.listenPort) || route.listenPort < 1 || route.listenPort > 65_535) {
+    throw new Error(`route ${label(route)}: listenPort must be a TCP port, got ${route.listenPort}`);
+  }
+}
+
+function checkMember(member: RouteMember): void {
+  if (!RELEASE_ID.test(member.releaseId)) {
+    throw new Error(`releaseId "${member.releaseId}" is invalid: use [a-z0-9-], at most 40 characters`);
+  }
+  // The runtime API sets addresses, not names (names would need a resolvers section).
+  if (!net.isIPv4(member.host)) throw new Error(`release "${member.releaseId}": host must be an IPv4 address`);
+  if (!Number.isInteger(member.port) || member.port < 1 || member.port > 65_535) {
+    throw new Error(`release "${member.releaseId}": port must be a TCP port, got ${member.port}`);
+  }
+}
+
+function emptyState(route: RouteSpec): RouteState {
+  return {
+    version: 1,
+    route: { service: route.service, environment: route.environment, listenPort: route.listenPort },
+    maintenance: { on: false, retryAfterSeconds: DEFAULT_RETRY_AFTER_SECONDS },
+    slots: Array.from({ length: ROUTE_SLOTS }, () => null),
+  };
+}
+
+function renderMap(state: RouteState): string {
+  const header = '# Maintenance of this route, written by durable-runbooks: "on <Retry-After seconds>" while on.\n';
+  return state.maintenance.on ? `${header}on ${state.maintenance.retryAfterSeconds}\n` : header;
+}
+
+/**
+ * The route file. Free slots are `disabled` (maintenance) at a placeholder address; used ones carry the release's
+ * address and weight, so that a reload starts with the split of record.
+ */
+function renderConfig(state: RouteState, p: RoutePaths): string {
+  const { service, environment, listenPort } = state.route;
+  const { names } = p;
+  const servers = state.slots.map((slot, i) =>
+    slot
+      ? `  server ${slotName(i)} ${slot.host}:${slot.port} weight ${slot.draining ? 0 : slot.percent}`
+      : `  server ${slotName(i)} 127.0.0.1:1 weight 0 disabled`,
+  );
+  const inMaintenance = `str(on),map(${p.map})`;
+  return `# Route ${service}/${environment}, written by durable-runbooks. Do not edit: releases and weights change at
+# runtime and are rewritten here from ${p.state}.
+
+ring ${names.ring}
+  format raw
+  maxlen 1024
+  size ${LOG_RING_BYTES}
+
+frontend ${names.frontend}
+  mode http
+  bind 127.0.0.1:${listenPort}
+  log ring@${names.ring} format raw local0 info
+  log-format "${LOG_TAG} %[date(0,ms)] %b %s %sp %ST %Tr %Ta"
+  # maintenance is a runtime-settable map entry, so switching it needs no reload
+  http-request return status 503 content-type text/plain string "${service} is in maintenance, retry later\\n" hdr Retry-After "%[${inMaintenance}]" if { ${inMaintenance} -m found }
+  default_backend ${names.backend}
+
+backend ${names.backend}
+  mode http
+  balance roundrobin
+  option redispatch
+  retries 3
+  retry-on conn-failure empty-response response-timeout
+  # a request that may have reached the release is replayed only when replaying it is harmless
+  http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }
+  option httpchk GET /health
+  http-reuse safe
+  default-server check inter 1s fall 2 rise 1
+${servers.join('\n')}
+`;
+}
+
+/** `show servers state <backend>`, by server name; undefined when HAProxy has no such backend. */
+function parseServersState(text: string): Map<string, RuntimeServer> | undefined {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const header = lines.find((l) => l.startsWith('# '));
+  if (!header) return undefined;
+  const columns = header.slice(2).trim().split(/\s+/);
+  const col = (fields: string[], name: string) => fields[columns.indexOf(name)] ?? '';
+  const servers = new Map<string, RuntimeServer>();
+  for (const line of lines) {
+    if (line.startsWith('#') || !line.includes(' ')) continue;
+    const f = line.trim().split(/\s+/);
+    servers.set(col(f, 'srv_name'), {
+      addr: col(f, 'srv_addr'),
+      port: num(col(f, 'srv_port')),
+      uweight: num(col(f, 'srv_uweight')),
+      admin: num(col(f, 'srv_admin_state')),
+    });
+  }
+  return servers;
+}
+
+/** `show stat` CSV as one record per row, keyed by the header's column names. */
+export function parseStatCsv(text: string): Array<Record<string, string>> {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const header = lines.find((l) => l.startsWith('# '));
+  if (!header) return [];
+  const columns = splitCsv(header.slice(2));
+  return lines
+    .filter((l) => !l.startsWith('#'))
+    .map((line) => {
+      const fields = splitCsv(line);
+      const row: Record<string, string> = {};
+      columns.forEach((name, i) => {
+        if (name) row[name] = fields[i] ?? '';
+      });
+      return row;
+    });
+}
+
+function splitCsv(line: string): string[] {
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      fields.push(field);
+      field = '';
+    } else field += c;
+  }
+  fields.push(field);
+  return fields;
+}
+
+/**
+ * A server's counters from its `show stat` row. A failed attempt that HAProxy retried on the same server (wretr) or
+ * on another one (wredis) is counted on the server that failed, while econ/eresp only count requests whose last
+ * attempt failed, so connection errors are the sum of the four: each failed attempt counts once.
+ */
+export function countersFromStat(row: Record<string, string>): Omit<TrafficCounters, 'atMs'> {
+  const hrsp = ['hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other'];
+  return {
+    responses: hrsp.reduce((sum, k) => sum + num(row[k]), 0),
+    errors5xx: num(row.hrsp_5xx),
+    connectionErrors: num(row.econ) + num(row.eresp) + num(row.wretr) + num(row.wredis),
+  };
+}
+
+/**
+ * The p95 of one server's response times in [fromMs, toMs), from the route's ring lines
+ * `rbl1 <log time ms> <backend> <server> <server port> <status> <Tr> <Ta>`.
+ *
+ * %Tr (connection established to the server -> its complete response headers) is used rather than %Ta (the whole
+ * request): %Ta also counts the client's upload and download, queueing and connect retries, which say more about the
+ * client and the network than about the release, so two releases of the same service would not compare fairly.
+ * The cost: time a release spends streaming its body after the headers is not seen. Requests with no response
+ * (%Tr = -1) have no latency; they are counted as errors by readCounters. A line's time is when HAProxy logged it,
+ * i.e. when the response ended.
+ *
+ * The ring is bounded ({@link LOG_RING_BYTES}) and starts empty at every reload: when it wrapped or HAProxy reloaded
+ * after `fromMs`, the p95 is computed from the lines that remain, and `samples` says how many that was.
+ */
+export function latencyFromLog(
+  text: string,
+  filter: { backend: string; server: string; port: number; fromMs: number; toMs: number },
+): LatencySample {
+  const times: number[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(' ');
+    if (f[0] !== LOG_TAG || f.length < 8) continue;
+    const [, at, backend, server, port, , tr] = f;
+    const atMs = Number(at);
+    const trMs = Number(tr);
+    if (backend !== filter.backend || server !== filter.server || Number(port) !== filter.port) continue;
+    if (!(atMs >= filter.fromMs && atMs < filter.toMs) || !Number.isFinite(trMs) || trMs < 0) continue;
+    times.push(trMs);
+  }
+  if (times.length === 0) return { p95Ms: null, samples: 0 };
+  times.sort((a, b) => a - b);
+  // nearest rank: the smallest value with at least 95% of the samples at or below it
+  const p95Ms = times[Math.ceil(0.95 * times.length) - 1] ?? null;
+  return { p95Ms, samples: times.length };
+}
+
+function num(value: string | undefined): number {
+  const n = Number(value);
+  return value === undefined || value === '' || !Number.isFinite(n) ? 0 : n;
+}
+
+function sameWorker(a: Worker, b: Worker): boolean {
+  return a.pid === b.pid && Math.abs(a.startSec - b.startSec) <= 2;
+}
+
+function notAnswering(err: unknown): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  // HaproxyRuntimeError messages start with "HAProxy runtime API at <socket>: ".
+  const socket = /^HAProxy runtime API at (.+?): /.exec(message)?.[1] ?? '(its socket)';
+  return new Error(`HAProxy runtime API at ${socket} is not answering: run \`runbook up\` (${message})`, {
+    cause: err,
+  });
+}
+
+function refused(p: RoutePaths, cmd: string, answer: string): Error {
+  const text = answer.trim() || '(empty answer)';
+  if (/no such (backend|server|proxy)|can't find backend|unknown map|no such event sink/i.test(text)) {
+    return new Error(
+      `HAProxy has no ${p.names.backend} as written in ${p.config}: call ensureRoute (HAProxy answered "${text}" to "${cmd}")`,
+    );
+  }
+  return new Error(`HAProxy refused "${cmd}": ${text}`);
+}
+
+async function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await sleep(ms, undefined, signal ? { signal } : undefined);
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw err;
+  }
+}
+
+async function readText(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** Write to a hidden temporary file and rename it, so HAProxy and readers never see half a file. */
+async function writeAtomic(file: string, text: string): Promise<void> {
+  const tmp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
+  try {
+    await writeFile(tmp, text);
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+async function writeIfChanged(file: string, text: string): Promise<void> {
+  if ((await readText(file)) !== text) await writeAtomic(file, text);
+}

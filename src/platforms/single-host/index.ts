@@ -1,0 +1,52 @@
+import path from 'node:path';
+import { haproxyPaths, reloadHaproxy } from '../../stack/haproxy';
+import { postgresBinDir } from '../../stack/tools';
+import { createMigrator } from '../postgres/migrator';
+import type { Migrator, ReleaseRunner, SnapshotStore, TrafficRouter } from '../types';
+import { createHaproxyRouter } from './haproxy-router';
+import { createHaproxyRuntime, type HaproxyRuntime } from './haproxy-runtime';
+import { createPgSnapshotStore } from './pg-snapshots';
+import { createReleaseRunner } from './release-runner';
+
+export interface SingleHostPlatform {
+  runtime: HaproxyRuntime;
+  router: TrafficRouter;
+  releases: ReleaseRunner;
+  snapshots: SnapshotStore;
+  migrator: Migrator;
+}
+
+/**
+ * The single-host platform on the embedded stack's folder (`home`): HAProxy routes in haproxy/services.d,
+ * releases in releases/, snapshots in snapshots/. `urlFor` gives the URL of a database on the worker's
+ * PostgreSQL; credentials never leave the worker.
+ */
+export function createSingleHostPlatform(opts: {
+  home: string;
+  haproxySocket: string;
+  urlFor: (database: string) => string;
+}): SingleHostPlatform {
+  const runtime = createHaproxyRuntime(opts.haproxySocket);
+  const binDir = postgresBinDir();
+  if (!binDir)
+    throw new Error('PostgreSQL client binaries (pg_dump, pg_restore) not found: apt-get install postgresql-client-15');
+  return {
+    runtime,
+    router: createHaproxyRouter({
+      servicesDir: haproxyPaths(opts.home).servicesDir,
+      runtime,
+      reload: () => reloadHaproxy(opts.home),
+      stateDir: path.join(opts.home, 'routes'),
+    }),
+    releases: createReleaseRunner({ dir: path.join(opts.home, 'releases'), urlFor: opts.urlFor }),
+    snapshots: createPgSnapshotStore({ dir: path.join(opts.home, 'snapshots'), urlFor: opts.urlFor, binDir }),
+    migrator: createMigrator(opts.urlFor),
+  };
+}
+
+/** The URL of another database on the same server as `url` (same credentials). */
+export function siblingDatabaseUrl(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
+}

@@ -1,0 +1,541 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import pg from 'pg';
+import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../postgres/fingerprint';
+import type { ManifestComparison, SnapshotManifest, SnapshotProgress, SnapshotStore } from '../types';
+
+/** Snapshot ids, service, environment and database names: safe as file names and as PostgreSQL identifiers. */
+export const SNAPSHOT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+export type SnapshotErrorCode = 'invalid' | 'not-found' | 'conflict' | 'corrupt' | 'busy' | 'failed' | 'aborted';
+
+/** What went wrong with a snapshot operation; `permanent` tells activities whether a retry can help. */
+export class SnapshotError extends Error {
+  constructor(
+    message: string,
+    readonly code: SnapshotErrorCode,
+  ) {
+    super(message);
+    this.name = 'SnapshotError';
+  }
+
+  /** Invalid names, missing or corrupt snapshots and name conflicts stay so however often one retries. */
+  get permanent(): boolean {
+    return this.code === 'invalid' || this.code === 'not-found' || this.code === 'conflict' || this.code === 'corrupt';
+  }
+}
+
+export interface PgSnapshotStoreOptions {
+  /** Where dumps and manifests live: `<dir>/<service>-<environment>/<snapshotId>.{dump,json}`. */
+  dir: string;
+  /** The URL of a database on the server (its credentials are passed to pg_dump/pg_restore by environment). */
+  urlFor: (database: string) => string;
+  /** The folder of pg_dump and pg_restore (postgresBinDir()); they must not be older than the server. */
+  binDir: string;
+  /** How often progress is reported while pg_dump or pg_restore run. Default 1000 ms. */
+  progressIntervalMs?: number;
+}
+
+/** Databases that must never be dropped or restored over. */
+const SYSTEM_DATABASES = new Set(['postgres', 'template0', 'template1']);
+/** Advisory lock class of this store; the object is hashtext('snapshot:<id>') or hashtext('restore:<db>'). */
+const LOCK_CLASS = 0x72756e62;
+/**
+ * Database comments that mark a restore target: only a database marked "restoring" (left by a crashed attempt)
+ * is dropped and restored again; one marked restored from the same snapshot is adopted.
+ */
+const restoringMarker = (snapshotId: string) => `runbook: restoring snapshot ${snapshotId}`;
+const restoredMarker = (snapshotId: string) => `runbook: restored from snapshot ${snapshotId}`;
+const STDERR_TAIL_CHARS = 2_000;
+
+function checkName(what: string, value: string): void {
+  if (!SNAPSHOT_NAME_PATTERN.test(value)) {
+    throw new SnapshotError(
+      `invalid ${what} ${JSON.stringify(value)}: use 1 to 63 lowercase letters, digits, "_" or "-", starting with a letter or digit`,
+      'invalid',
+    );
+  }
+}
+
+const quote = (name: string) => pg.escapeIdentifier(name);
+
+/**
+ * The environment for a PostgreSQL client tool: libpq variables for a postgres:// URL, so that no password
+ * appears on a command line (where `ps` shows it to every user). Other PG* variables of this process are
+ * dropped so they cannot redirect the tools. Throws TypeError on a malformed URL.
+ */
+export function libpqEnv(url?: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG')));
+  if (url === undefined) return env;
+  const u = new URL(url);
+  const host = u.searchParams.get('host') ?? u.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (host) env.PGHOST = decodeURIComponent(host);
+  if (u.port) env.PGPORT = u.port;
+  if (u.username) env.PGUSER = decodeURIComponent(u.username);
+  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  if (database) env.PGDATABASE = database;
+  const sslmode = u.searchParams.get('sslmode');
+  if (sslmode) env.PGSSLMODE = sslmode;
+  env.PGCONNECT_TIMEOUT = '10';
+  env.PGAPPNAME = 'runbook-snapshots';
+  return env;
+}
+
+function tail(text: string): string {
+  const t = text.trim();
+  return t.length > STDERR_TAIL_CHARS ? `...${t.slice(-STDERR_TAIL_CHARS)}` : t;
+}
+
+/**
+ * Runs a PostgreSQL client tool; resolves with its stdout (when `collectStdout`), rejects with a SnapshotError
+ * holding the tail of its stderr. Aborting `signal` sends SIGTERM (SIGKILL 5 s later) and rejects once the
+ * process is gone, so its files are closed before the caller cleans up.
+ */
+function runTool(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
+  collectStdout = false,
+): Promise<string> {
+  const name = path.basename(file);
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new SnapshotError(`${name} was cancelled`, 'aborted'));
+    const child = spawn(file, args, { env, stdio: ['ignore', collectStdout ? 'pipe' : 'ignore', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let killTimer: NodeJS.Timeout | undefined;
+    let settled = false;
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4 * STDERR_TAIL_CHARS)));
+    const onAbort = () => {
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      signal?.removeEventListener('abort', onAbort);
+      clearTimeout(killTimer);
+      if (err) reject(err);
+      else resolve(stdout);
+    };
+    child.once('error', (err) => settle(new SnapshotError(`cannot run ${file}: ${err.message}`, 'failed')));
+    child.once('close', (code, sig) => {
+      if (signal?.aborted) settle(new SnapshotError(`${name} was cancelled`, 'aborted'));
+      else if (code === 0) settle();
+      else settle(new SnapshotError(`${name} failed (${code ?? sig}): ${tail(stderr) || 'no error output'}`, 'failed'));
+    });
+  });
+}
+
+async function fileSize(file: string): Promise<number | undefined> {
+  return (await stat(file).catch(() => undefined))?.size;
+}
+
+async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** Flushes a file or folder to disk, so that a rename that marks it complete survives a power cut. */
+async function fsync(file: string): Promise<void> {
+  const handle = await open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function writeFileAtomically(file: string, content: string): Promise<void> {
+  const tmp = `${file}.partial`;
+  await writeFile(tmp, content);
+  await fsync(tmp);
+  await rename(tmp, file);
+  await fsync(path.dirname(file));
+}
+
+async function connect(url: string): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {}); // a dropped connection also rejects the pending query, which reports it
+  await client.connect();
+  return client;
+}
+
+async function tryLock(client: pg.Client, key: string): Promise<boolean> {
+  const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1::int, hashtext($2)) AS ok', [
+    LOCK_CLASS,
+    key,
+  ]);
+  return rows[0]?.ok === true;
+}
+
+/**
+ * Reports `measure()` as progress every `ms` until stopped, never two at a time, and never after the stop (the
+ * caller has moved on to another phase). Errors are ignored: progress is best-effort.
+ */
+function every(ms: number, measure: () => Promise<number | undefined>, report: (bytes: number) => void): () => void {
+  let busy = false;
+  let stopped = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    measure()
+      .then((bytes) => bytes !== undefined && !stopped && report(bytes))
+      .catch(() => undefined)
+      .finally(() => (busy = false));
+  }, ms);
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+  };
+}
+
+const aborted = (signal: AbortSignal | undefined, what: string) => {
+  if (signal?.aborted) throw new SnapshotError(`${what} was cancelled`, 'aborted');
+};
+
+/**
+ * A {@link SnapshotStore} on one PostgreSQL server: pg_dump custom-format archives and JSON manifests in a folder.
+ *
+ * `take` exports the snapshot of a REPEATABLE READ transaction and gives it to `pg_dump --snapshot` while the
+ * same transaction computes the table fingerprints, so the dump and the manifest see the same data; the dump is
+ * written as `.dump.partial`, hashed, renamed to `.dump`, and the manifest is written last (atomically): a
+ * manifest means a complete snapshot. `restore` verifies the archive first and restores into a new database,
+ * which it marks with a comment while restoring ("runbook: restoring snapshot <id>") and after ("runbook: restored
+ * from snapshot <id>"): an existing target is dropped and restored again only when marked as an unfinished
+ * restore, adopted when restored from the same snapshot, and refused otherwise, so no live database is dropped.
+ * Concurrent takes of one id, or restores into one target, are kept apart by advisory locks (code 'busy').
+ *
+ * Errors are {@link SnapshotError}s (see its `code` and `permanent`), except pg errors when a database cannot be
+ * reached or read.
+ */
+export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotStore {
+  const dir = path.resolve(opts.dir);
+  const { urlFor } = opts;
+  const tick = opts.progressIntervalMs ?? 1_000;
+  const pgDump = path.join(opts.binDir, 'pg_dump');
+  const pgRestore = path.join(opts.binDir, 'pg_restore');
+
+  const filesOf = (service: string, environment: string, snapshotId: string) => {
+    const folder = path.join(dir, `${service}-${environment}`);
+    return {
+      folder,
+      dump: path.join(folder, `${snapshotId}.dump`),
+      partial: path.join(folder, `${snapshotId}.dump.partial`),
+      manifest: path.join(folder, `${snapshotId}.json`),
+    };
+  };
+
+  async function readManifest(file: string): Promise<SnapshotManifest> {
+    try {
+      return JSON.parse(await readFile(file, 'utf8')) as SnapshotManifest;
+    } catch (err) {
+      throw new SnapshotError(`the snapshot manifest ${file} is unreadable: ${(err as Error).message}`, 'corrupt');
+    }
+  }
+
+  async function get(snapshotId: string): Promise<SnapshotManifest | undefined> {
+    checkName('snapshot id', snapshotId);
+    const folders = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const folder of folders) {
+      if (!folder.isDirectory()) continue;
+      const file = path.join(dir, folder.name, `${snapshotId}.json`);
+      if ((await fileSize(file)) !== undefined) return readManifest(file);
+    }
+    return undefined;
+  }
+
+  /** The complete snapshot with this id, if there is one; throws when the id belongs to another database. */
+  async function adoptable(req: {
+    snapshotId: string;
+    service: string;
+    environment: string;
+    database: string;
+  }): Promise<SnapshotManifest | undefined> {
+    const existing = await get(req.snapshotId);
+    if (!existing) return undefined;
+    if (
+      existing.service !== req.service ||
+      existing.environment !== req.environment ||
+      existing.database !== req.database
+    ) {
+      throw new SnapshotError(
+        `snapshot id ${req.snapshotId} is already taken by a snapshot of database "${existing.database}" ` +
+          `(${existing.service}/${existing.environment}); choose another id`,
+        'conflict',
+      );
+    }
+    const { dump } = filesOf(req.service, req.environment, req.snapshotId);
+    return (await fileSize(dump)) === existing.bytes ? existing : undefined;
+  }
+
+  async function verify(snapshotId: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const manifest = await get(snapshotId);
+    if (!manifest) return { ok: false, reason: `there is no snapshot ${snapshotId} in ${dir}` };
+    const { dump } = filesOf(manifest.service, manifest.environment, snapshotId);
+    const size = await fileSize(dump);
+    if (size === undefined) return { ok: false, reason: `the dump ${dump} is missing` };
+    if (size !== manifest.bytes) {
+      return {
+        ok: false,
+        reason: `the dump ${dump} is ${size} bytes but its manifest says ${manifest.bytes}: it is truncated or was overwritten`,
+      };
+    }
+    const sha256 = await sha256File(dump);
+    if (sha256 !== manifest.sha256) {
+      return {
+        ok: false,
+        reason: `the dump ${dump} is corrupt: its sha256 is ${sha256}, its manifest says ${manifest.sha256}`,
+      };
+    }
+    try {
+      await runTool(pgRestore, ['--list', dump], libpqEnv(), undefined, true);
+    } catch (err) {
+      return { ok: false, reason: `pg_restore cannot read the archive ${dump}: ${(err as Error).message}` };
+    }
+    return { ok: true };
+  }
+
+  async function dropWithForce(admin: pg.Client, name: string): Promise<void> {
+    await admin.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`);
+  }
+
+  return {
+    get,
+    verify,
+
+    async take(req, progress, signal) {
+      checkName('snapshot id', req.snapshotId);
+      checkName('service', req.service);
+      checkName('environment', req.environment);
+      checkName('database', req.database);
+      const what = `snapshot ${req.snapshotId} of "${req.database}"`;
+      const adopted = await adoptable(req);
+      if (adopted) {
+        progress?.({ phase: 'adopted', bytes: adopted.bytes });
+        return adopted;
+      }
+      aborted(signal, what);
+      const files = filesOf(req.service, req.environment, req.snapshotId);
+      await mkdir(files.folder, { recursive: true });
+      const url = urlFor(req.database);
+      const client = await connect(url);
+      try {
+        if (!(await tryLock(client, `snapshot:${req.snapshotId}`))) {
+          throw new SnapshotError(`${what} is being taken by another worker right now`, 'busy');
+        }
+        const finished = await adoptable(req); // by the worker that held the lock before us
+        if (finished) {
+          progress?.({ phase: 'adopted', bytes: finished.bytes });
+          return finished;
+        }
+        // The manifest goes first: without it, what remains is an incomplete snapshot, never a wrong one.
+        await rm(files.manifest, { force: true });
+        await rm(files.dump, { force: true });
+        await rm(files.partial, { force: true });
+        await rm(`${files.manifest}.partial`, { force: true });
+
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+        const { rows } = await client.query<{ snapshot: string; version: string }>(
+          `SELECT pg_export_snapshot() AS snapshot, current_setting('server_version') AS version`,
+        );
+        const exported = rows[0];
+        if (!exported) throw new SnapshotError(`${what}: pg_export_snapshot returned nothing`, 'failed');
+        progress?.({ phase: 'dump', bytes: 0 });
+        const stopDump = new AbortController();
+        const onAbort = () => stopDump.abort();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        if (signal?.aborted) stopDump.abort(); // aborted while reporting progress, before the listener was added
+        const dump = runTool(
+          pgDump,
+          [
+            '--format=custom',
+            `--snapshot=${exported.snapshot}`,
+            `--file=${files.partial}`,
+            '--no-password',
+            '--lock-wait-timeout=60000',
+          ],
+          libpqEnv(url),
+          stopDump.signal,
+        );
+        const stopTicking = every(
+          tick,
+          () => fileSize(files.partial),
+          (bytes) => progress?.({ phase: 'dump', bytes }),
+        );
+        let fingerprint: Awaited<ReturnType<typeof fingerprintInTransaction>>;
+        try {
+          [, fingerprint] = await Promise.all([dump, fingerprintInTransaction(client)]);
+          await client.query('COMMIT');
+        } catch (err) {
+          stopDump.abort();
+          await dump.catch(() => undefined);
+          await rm(files.partial, { force: true });
+          if (err instanceof SnapshotError) throw new SnapshotError(`${what}: ${err.message}`, err.code);
+          if (signal?.aborted) throw new SnapshotError(`${what} was cancelled`, 'aborted');
+          throw err;
+        } finally {
+          stopTicking();
+          signal?.removeEventListener('abort', onAbort);
+        }
+
+        progress?.({ phase: 'checksum', bytes: (await fileSize(files.partial)) ?? 0 });
+        await fsync(files.partial);
+        const sha256 = await sha256File(files.partial);
+        const bytes = (await fileSize(files.partial)) ?? 0;
+        await rename(files.partial, files.dump);
+        const manifest: SnapshotManifest = {
+          snapshotId: req.snapshotId,
+          service: req.service,
+          environment: req.environment,
+          database: req.database,
+          workflowId: req.workflowId,
+          createdAtMs: Date.now(),
+          location: files.dump,
+          bytes,
+          sha256,
+          tables: fingerprint.tables,
+          migrationVersion: fingerprint.migrationVersion,
+          serverVersion: exported.version,
+        };
+        await writeFileAtomically(files.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+        progress?.({ phase: 'done', bytes });
+        return manifest;
+      } finally {
+        await client.end().catch(() => undefined); // also releases the advisory lock
+      }
+    },
+
+    async list(service, environment) {
+      checkName('service', service);
+      checkName('environment', environment);
+      const { folder } = filesOf(service, environment, 'x');
+      const names = await readdir(folder).catch(() => []);
+      const manifests = await Promise.all(
+        names.filter((n) => n.endsWith('.json')).map((n) => readManifest(path.join(folder, n))),
+      );
+      return manifests
+        .filter((m) => m.service === service && m.environment === environment)
+        .sort((a, b) => b.createdAtMs - a.createdAtMs);
+    },
+
+    async restore(snapshotId, target, { jobs }, progress?: (p: SnapshotProgress) => void, signal?: AbortSignal) {
+      checkName('snapshot id', snapshotId);
+      checkName('target database', target);
+      if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
+        throw new SnapshotError(`invalid jobs ${jobs}: use a whole number from 1 to 64`, 'invalid');
+      }
+      if (SYSTEM_DATABASES.has(target)) {
+        throw new SnapshotError(`refusing to restore into the system database "${target}"`, 'invalid');
+      }
+      const manifest = await get(snapshotId);
+      if (!manifest) throw new SnapshotError(`there is no snapshot ${snapshotId} in ${dir}`, 'not-found');
+      if (target === manifest.database) {
+        throw new SnapshotError(
+          `refusing to restore snapshot ${snapshotId} into "${target}", the database it was taken from: restore into a new database`,
+          'invalid',
+        );
+      }
+      progress?.({ phase: 'verify', bytes: manifest.bytes });
+      const verified = await verify(snapshotId);
+      if (!verified.ok) {
+        throw new SnapshotError(`snapshot ${snapshotId} cannot be restored: ${verified.reason}`, 'corrupt');
+      }
+      aborted(signal, `restore of snapshot ${snapshotId}`);
+
+      const { dump } = filesOf(manifest.service, manifest.environment, snapshotId);
+      const admin = await connect(urlFor('postgres'));
+      try {
+        if (!(await tryLock(admin, `restore:${target}`))) {
+          throw new SnapshotError(`another restore into "${target}" is running right now`, 'busy');
+        }
+        const { rows } = await admin.query<{ comment: string | null }>(
+          `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`,
+          [target],
+        );
+        const existing = rows[0];
+        if (existing) {
+          if (existing.comment === restoredMarker(snapshotId)) {
+            progress?.({ phase: 'adopted' });
+            return;
+          }
+          if (!existing.comment?.startsWith(restoringMarker(''))) {
+            throw new SnapshotError(
+              `database "${target}" already exists and is not left over from a restore` +
+                (existing.comment ? ` (its comment: ${existing.comment})` : '') +
+                ': choose another target, or drop it if nothing needs it',
+              'conflict',
+            );
+          }
+          progress?.({ phase: 'drop-leftover' });
+          await dropWithForce(admin, target);
+        }
+        // template0: objects someone added to template1 would collide with the archive's.
+        await admin.query(`CREATE DATABASE ${quote(target)} TEMPLATE template0`);
+        await admin.query(`COMMENT ON DATABASE ${quote(target)} IS ${pg.escapeLiteral(restoringMarker(snapshotId))}`);
+        progress?.({ phase: 'restore', bytes: 0 });
+        const stopTicking = every(
+          tick,
+          async () => {
+            const size = await admin.query<{ bytes: string }>('SELECT pg_database_size($1) AS bytes', [target]);
+            return Number(size.rows[0]?.bytes ?? 0);
+          },
+          (bytes) => progress?.({ phase: 'restore', bytes }),
+        );
+        try {
+          await runTool(
+            pgRestore,
+            [`--jobs=${jobs}`, '--no-owner', '--exit-on-error', '--no-password', `--dbname=${target}`, dump],
+            libpqEnv(urlFor(target)),
+            signal,
+          );
+        } catch (err) {
+          stopTicking();
+          await dropWithForce(admin, target).catch(() => undefined);
+          const e = err as SnapshotError;
+          throw new SnapshotError(
+            `restore of snapshot ${snapshotId} into "${target}": ${e.message}; the half-restored database was dropped`,
+            e.code ?? 'failed',
+          );
+        }
+        stopTicking();
+        await admin.query(`COMMENT ON DATABASE ${quote(target)} IS ${pg.escapeLiteral(restoredMarker(snapshotId))}`);
+        progress?.({ phase: 'done' });
+      } finally {
+        await admin.end().catch(() => undefined);
+      }
+    },
+
+    async compare(database: string, manifest: SnapshotManifest): Promise<ManifestComparison> {
+      checkName('database', database);
+      const now = await fingerprintDatabase(urlFor(database));
+      const differences = diffFingerprints(manifest, now);
+      return { ok: differences.length === 0, differences, tables: now.tables, migrationVersion: now.migrationVersion };
+    },
+
+    async fingerprint(database: string) {
+      checkName('database', database);
+      return fingerprintDatabase(urlFor(database));
+    },
+
+    async dropDatabase(name: string) {
+      checkName('database', name);
+      if (SYSTEM_DATABASES.has(name))
+        throw new SnapshotError(`refusing to drop the system database "${name}"`, 'invalid');
+      const admin = await connect(urlFor('postgres'));
+      try {
+        await dropWithForce(admin, name);
+      } finally {
+        await admin.end().catch(() => undefined);
+      }
+    },
+  };
+}

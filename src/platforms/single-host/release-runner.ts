@@ -1,0 +1,161 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { livePid, portOpen, spawnDetached, stopProcess } from '../../stack/processes';
+import { renderRelease } from '../../runbook-config';
+import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
+
+/** The environment variable that marks a release process as ours (read back from /proc/<pid>/environ). */
+const RELEASE_MARKER = 'RUNBOOK_RELEASE_ID';
+
+export interface ReleaseRunnerOptions {
+  /** Folder for releases: <dir>/<service>-<environment>/<releaseId>/{release.json,release.pid,release.log} */
+  dir: string;
+  /** The URL of a database on the worker's PostgreSQL; credentials stay on the worker. */
+  urlFor: (database: string) => string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export class ReleaseStartError extends Error {
+  constructor(
+    message: string,
+    readonly permanent: boolean,
+  ) {
+    super(message);
+    this.name = 'ReleaseStartError';
+  }
+}
+
+function environOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Runs releases as real, detached processes on this host (the single-host platform). A release outlives the
+ * worker that started it: a new worker adopts it through its pid file, checked against the process's
+ * environment so that a reused pid is never mistaken for a release.
+ */
+export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
+  const env = opts.env ?? process.env;
+  const releaseDir = (service: string, environment: string, releaseId: string) =>
+    path.join(opts.dir, `${service}-${environment}`, releaseId);
+  const files = (dir: string) => ({
+    state: path.join(dir, 'release.json'),
+    pid: path.join(dir, 'release.pid'),
+    log: path.join(dir, 'release.log'),
+  });
+
+  function alive(service: string, environment: string, releaseId: string): RunningRelease | undefined {
+    const f = files(releaseDir(service, environment, releaseId));
+    if (!existsSync(f.state)) return undefined;
+    const pid = livePid(f.pid, '');
+    if (!pid || !environOf(pid).includes(`${RELEASE_MARKER}=${releaseId}\0`)) return undefined;
+    return JSON.parse(readFileSync(f.state, 'utf8')) as RunningRelease;
+  }
+
+  /** Ports held by live releases of every service on this host. */
+  function portsInUse(): Set<number> {
+    const used = new Set<number>();
+    if (!existsSync(opts.dir)) return used;
+    for (const group of readdirSync(opts.dir)) {
+      const groupDir = path.join(opts.dir, group);
+      for (const id of readdirSync(groupDir)) {
+        const f = files(path.join(groupDir, id));
+        if (!existsSync(f.state)) continue;
+        const state = JSON.parse(readFileSync(f.state, 'utf8')) as RunningRelease;
+        if (alive(state.service, state.environment, state.releaseId)) used.add(state.port);
+      }
+    }
+    return used;
+  }
+
+  async function pickPort({ min: low, max: high }: { min: number; max: number }): Promise<number> {
+    const used = portsInUse();
+    for (let port = low; port <= high; port++) {
+      if (!used.has(port) && !(await portOpen(port))) return port;
+    }
+    throw new ReleaseStartError(`no free port in the release port range ${low}-${high}`, false);
+  }
+
+  return {
+    async start(spec: StartReleaseRequest) {
+      const existing = alive(spec.service, spec.environment, spec.releaseId);
+      if (existing) return existing;
+      const dir = releaseDir(spec.service, spec.environment, spec.releaseId);
+      mkdirSync(dir, { recursive: true });
+      const f = files(dir);
+      const port = await pickPort(spec.release.portRange);
+      let rendered: ReturnType<typeof renderRelease>;
+      try {
+        rendered = renderRelease(spec.release, { version: spec.version, port });
+      } catch (err) {
+        throw new ReleaseStartError((err as Error).message, true);
+      }
+      const { cwd } = rendered;
+      if (!existsSync(cwd)) {
+        throw new ReleaseStartError(
+          `unknown version ${spec.version} of ${spec.service}: folder ${cwd} does not exist`,
+          true,
+        );
+      }
+      const [command, ...args] = rendered.command;
+      if (!command) throw new ReleaseStartError(`release command of ${spec.service} is empty`, true);
+      const releaseEnv: NodeJS.ProcessEnv = {
+        PATH: env.PATH,
+        HOME: env.HOME,
+        ...rendered.env,
+        [RELEASE_MARKER]: spec.releaseId,
+      };
+      if (spec.database) {
+        const fromWorker = spec.database.urlEnv ? env[spec.database.urlEnv] : undefined;
+        if (spec.database.urlEnv && !fromWorker) {
+          throw new ReleaseStartError(
+            `the worker has no ${spec.database.urlEnv} set (the database URL of ${spec.service}); set it in the worker's environment`,
+            true,
+          );
+        }
+        releaseEnv.DATABASE_URL = fromWorker ?? opts.urlFor(spec.database.name);
+      }
+      const proc = spawnDetached(command, args, { pidFile: f.pid, logFile: f.log, env: releaseEnv, cwd });
+      const running: RunningRelease = {
+        service: spec.service,
+        environment: spec.environment,
+        releaseId: spec.releaseId,
+        version: spec.version,
+        host: '127.0.0.1',
+        port,
+        pid: proc.pid,
+        startedAtMs: Date.now(),
+        logFile: f.log,
+      };
+      writeFileSync(`${f.state}.tmp`, JSON.stringify(running, null, 2));
+      renameSync(`${f.state}.tmp`, f.state);
+      return running;
+    },
+
+    async get(service, environment, releaseId) {
+      return alive(service, environment, releaseId);
+    },
+
+    async stop(service, environment, releaseId, graceMs) {
+      const f = files(releaseDir(service, environment, releaseId));
+      const running = alive(service, environment, releaseId);
+      if (!running) {
+        rmSync(f.pid, { force: true });
+        return false;
+      }
+      await stopProcess(running.pid, graceMs);
+      rmSync(f.pid, { force: true });
+      return true;
+    },
+
+    async logTail(service, environment, releaseId, lines) {
+      const f = files(releaseDir(service, environment, releaseId));
+      if (!existsSync(f.log)) return '';
+      return readFileSync(f.log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    },
+  };
+}
