@@ -1,10 +1,32 @@
 import { commandHelp, parseCommandArgs, type Command, type Io } from './cli/command';
 import { demoCommand } from './cli/demo-command';
+import {
+  approveCommand,
+  cancelCommand,
+  deployCommand,
+  rejectCommand,
+  signoffCommand,
+  statusCommand,
+  watchCommand,
+} from './cli/deploy-commands';
 import { doctorCommand, downCommand, setupCommand, upCommand } from './cli/stack-commands';
 import { UserError, errorMessage } from './errors';
 
 /** The verbs of the `runbook` CLI, in the order `runbook --help` lists them. */
-const commands: Command[] = [setupCommand, upCommand, downCommand, doctorCommand, demoCommand];
+const commands: Command[] = [
+  setupCommand,
+  upCommand,
+  downCommand,
+  doctorCommand,
+  deployCommand,
+  approveCommand,
+  rejectCommand,
+  signoffCommand,
+  statusCommand,
+  watchCommand,
+  cancelCommand,
+  demoCommand,
+];
 
 function overview(): string {
   return [

@@ -1,9 +1,12 @@
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from './activities';
 import { loadConfig, type WorkerConfig } from './config';
 import { UserError, errorMessage } from './errors';
-import { createHaproxyRuntime } from './platforms/single-host/haproxy-runtime';
+import { migrateOrchestratorDb } from './platforms/postgres/orchestrator-db';
+import { createPgRecords } from './platforms/postgres/records';
+import { createSingleHostPlatform, siblingDatabaseUrl } from './platforms/single-host';
 
 export interface RunbookWorker {
   worker: Worker;
@@ -22,8 +25,32 @@ export async function createRunbookWorker(
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10 });
   pool.on('error', () => {}); // an idle client's broken connection is replaced on the next query
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  // A client for activities that ask Temporal about other workflows (is a lock holder still running?).
+  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const isRunning = async (workflowId: string) => {
+    try {
+      return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+    } catch {
+      return false;
+    }
+  };
   try {
-    const activities = createActivities({ db: pool, haproxy: createHaproxyRuntime(config.HAPROXY_SOCKET) });
+    await migrateOrchestratorDb(pool);
+    const platform = createSingleHostPlatform({
+      home: config.RUNBOOK_HOME,
+      haproxySocket: config.HAPROXY_SOCKET,
+      urlFor: (database) => siblingDatabaseUrl(config.DATABASE_URL, database),
+    });
+    const activities = createActivities({
+      db: pool,
+      haproxy: platform.runtime,
+      router: platform.router,
+      releases: platform.releases,
+      snapshots: platform.snapshots,
+      migrator: platform.migrator,
+      records: createPgRecords(pool, isRunning),
+    });
     const worker = await Worker.create({
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
@@ -40,11 +67,13 @@ export async function createRunbookWorker(
       worker,
       async close() {
         await connection.close();
+        await clientConnection.close();
         await pool.end();
       },
     };
   } catch (err) {
     await connection.close();
+    await clientConnection.close();
     await pool.end();
     throw err;
   }

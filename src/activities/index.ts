@@ -1,11 +1,23 @@
+import { createDbActivities, type DbActivityDeps } from './db';
+import { createHistoryActivities, type HistoryActivityDeps } from './history';
+import { createReleaseActivities, type ReleaseActivityDeps } from './releases';
 import { createStackActivities, type StackActivityDeps } from './stack';
+import { createTrafficActivities, type TrafficActivityDeps } from './traffic';
 
-export type ActivityDeps = StackActivityDeps;
+export type ActivityDeps = StackActivityDeps &
+  TrafficActivityDeps &
+  ReleaseActivityDeps &
+  DbActivityDeps &
+  HistoryActivityDeps;
 
 /** All activities of the worker, built from their dependencies (the composition root supplies real clients). */
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createStackActivities(deps),
+    ...createTrafficActivities(deps),
+    ...createReleaseActivities(deps),
+    ...createDbActivities(deps),
+    ...createHistoryActivities(deps),
   };
 }
 

@@ -6,9 +6,18 @@ export const quick: ActivityOptions = {
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
 };
 
-/** Long work (dump, restore, rollout wait) that heartbeats its progress and resumes from it after a crash. */
+/**
+ * Steps that must finish for the service to be safe (traffic back to stable, a release stopped, the lock
+ * released): short attempts, retried without limit until the platform answers.
+ */
+export const critical: ActivityOptions = {
+  startToCloseTimeout: '15s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
+};
+
+/** Long work (dump, restore, drain, health gate) that heartbeats its progress and resumes after a crash. */
 export const longWithHeartbeat: ActivityOptions = {
   startToCloseTimeout: '2h',
-  heartbeatTimeout: '30s',
+  heartbeatTimeout: '10s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 };

@@ -1,1 +1,2 @@
 export { stackCheck } from './stack-check';
+export { deployService } from './deploy-service';

@@ -1,0 +1,115 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { ReleaseRef } from '../shared/deploy';
+import type { HealthSpec, SmokeCheck } from '../shared/service-plan';
+import { ReleaseStartError } from '../platforms/single-host/release-runner';
+import type { ReleaseRunner, StartReleaseRequest } from '../platforms/types';
+import { httpCheck, type HttpOutcome } from './http-checks';
+
+export interface ReleaseActivityDeps {
+  releases: ReleaseRunner;
+}
+
+export interface ReleaseKey {
+  service: string;
+  environment: string;
+  releaseId: string;
+}
+
+const baseUrl = (r: ReleaseRef) => `http://${r.host}:${r.port}`;
+
+/** Failure types the workflows react to; all non-retryable (retrying would not change the answer). */
+export const releaseFailure = {
+  startFailed: 'ReleaseStartFailed',
+  crashed: 'ReleaseCrashed',
+  unhealthy: 'HealthGateFailed',
+  smoke: 'SmokeCheckFailed',
+} as const;
+
+/** Activities that start, check and stop releases (the platform's ReleaseRunner does the work). */
+export function createReleaseActivities({ releases }: ReleaseActivityDeps) {
+  async function crashed(key: ReleaseKey, what: string): Promise<never> {
+    const tail = await releases.logTail(key.service, key.environment, key.releaseId, 15);
+    throw ApplicationFailure.nonRetryable(
+      `${what}: the release process ${key.releaseId} is not running. Last log lines:\n${tail || '(empty log)'}`,
+      releaseFailure.crashed,
+    );
+  }
+
+  return {
+    /**
+     * Starts the release (or adopts it: the id comes from the workflow id, so a retry never starts two).
+     * Throws ReleaseStartFailed (non-retryable) for a missing folder or command.
+     */
+    async startRelease(spec: StartReleaseRequest): Promise<ReleaseRef> {
+      try {
+        const r = await releases.start(spec, Context.current().cancellationSignal);
+        return { releaseId: r.releaseId, version: r.version, host: r.host, port: r.port };
+      } catch (err) {
+        if (err instanceof ReleaseStartError && err.permanent) {
+          throw ApplicationFailure.nonRetryable(err.message, releaseFailure.startFailed);
+        }
+        throw err;
+      }
+    },
+
+    /** The release if its process is alive. */
+    async getRelease(key: ReleaseKey): Promise<ReleaseRef | null> {
+      const r = await releases.get(key.service, key.environment, key.releaseId);
+      return r ? { releaseId: r.releaseId, version: r.version, host: r.host, port: r.port } : null;
+    },
+
+    async stopRelease(key: ReleaseKey & { graceMs: number }): Promise<boolean> {
+      return releases.stop(key.service, key.environment, key.releaseId, key.graceMs);
+    },
+
+    /**
+     * The health gate: liveness and readiness must both answer as expected before `deadlineAtMs` (absolute,
+     * so a retried attempt keeps the original deadline). Polls, heartbeats, and fails at once with the
+     * log tail if the process dies. Throws HealthGateFailed or ReleaseCrashed (non-retryable).
+     */
+    async waitHealthy(args: ReleaseKey & { release: ReleaseRef; health: HealthSpec; deadlineAtMs: number }) {
+      const ctx = Context.current();
+      let last: HttpOutcome[] = [];
+      for (let attempt = 1; ; attempt++) {
+        if (!(await releases.get(args.service, args.environment, args.releaseId))) await crashed(args, 'health gate');
+        last = [
+          await httpCheck(baseUrl(args.release), args.health.liveness, args.health.timeoutMs, ctx.cancellationSignal),
+          await httpCheck(baseUrl(args.release), args.health.readiness, args.health.timeoutMs, ctx.cancellationSignal),
+        ];
+        ctx.heartbeat({ attempt, last: last.map((o) => o.detail) });
+        if (last.every((o) => o.ok)) return { attempts: attempt, checks: last.map((o) => o.detail) };
+        if (Date.now() > args.deadlineAtMs) {
+          throw ApplicationFailure.nonRetryable(
+            `release ${args.release.version} did not become healthy within the deadline: ${last
+              .filter((o) => !o.ok)
+              .map((o) => o.detail)
+              .join('; ')}`,
+            releaseFailure.unhealthy,
+          );
+        }
+        await sleep(250, undefined, { signal: ctx.cancellationSignal });
+      }
+    },
+
+    /** Runs the smoke checks against the release directly (not through the router). Throws SmokeCheckFailed. */
+    async runSmokeChecks(args: { release: ReleaseRef; checks: SmokeCheck[]; timeoutMs: number }) {
+      const results: HttpOutcome[] = [];
+      for (const check of args.checks) results.push(await httpCheck(baseUrl(args.release), check, args.timeoutMs));
+      const failed = results.filter((r) => !r.ok);
+      if (failed.length > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `smoke checks failed on ${args.release.version}: ${failed.map((r) => r.detail).join('; ')}`,
+          releaseFailure.smoke,
+        );
+      }
+      return results.map((r) => r.detail);
+    },
+
+    /** A direct liveness probe, used by the canary analysis alongside the router's figures. */
+    async probe(args: { release: ReleaseRef; check: { path: string; expectStatus: number }; timeoutMs: number }) {
+      const o = await httpCheck(baseUrl(args.release), args.check, args.timeoutMs);
+      return { ok: o.ok, detail: o.detail };
+    },
+  };
+}

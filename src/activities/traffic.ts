@@ -1,0 +1,102 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { ReleaseRef } from '../shared/deploy';
+import type { RouteSpec, TrafficCounters, TrafficRouter } from '../platforms/types';
+import { whileHeartbeating } from './heartbeat';
+import { httpCheck } from './http-checks';
+
+export interface TrafficActivityDeps {
+  router: TrafficRouter;
+}
+
+/** Figures of one analysis window, measured by the router (counters, logs) and a direct liveness probe. */
+export interface MeasuredWindow {
+  fromMs: number;
+  toMs: number;
+  requests: number;
+  errors5xx: number;
+  connectionErrors: number;
+  p95Ms: number | null;
+  samples: number;
+  live: boolean;
+  liveDetail: string;
+  counters: TrafficCounters;
+}
+
+/** Activities that move traffic and measure it (the platform's TrafficRouter does the work). */
+export function createTrafficActivities({ router }: TrafficActivityDeps) {
+  return {
+    async ensureRoute(route: RouteSpec): Promise<void> {
+      await router.ensureRoute(route);
+    },
+
+    async addToRoute(route: RouteSpec, release: ReleaseRef): Promise<void> {
+      await router.addMember(route, { releaseId: release.releaseId, host: release.host, port: release.port });
+    },
+
+    /**
+     * Sets the split in percent per releaseId at once. This is the one implementation of "put traffic back"
+     * that deploy's automatic rollback and the rollback workflow share.
+     */
+    async setTraffic(route: RouteSpec, percent: Record<string, number>): Promise<Record<string, number>> {
+      try {
+        await router.setWeights(route, percent);
+      } catch (err) {
+        if (/unknown member|sum|0\.\.100|not a member/i.test((err as Error).message)) {
+          throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidTrafficSplit');
+        }
+        throw err;
+      }
+      return percent;
+    },
+
+    async getTraffic(route: RouteSpec) {
+      return router.getWeights(route);
+    },
+
+    /** Drains and removes a member; heartbeats while it waits for in-flight requests. */
+    async removeFromRoute(route: RouteSpec, releaseId: string, drainMs: number): Promise<void> {
+      await whileHeartbeating(() =>
+        router.removeMember(route, releaseId, drainMs, Context.current().cancellationSignal),
+      );
+    },
+
+    async readTrafficCounters(route: RouteSpec, releaseId: string): Promise<TrafficCounters> {
+      return router.readCounters(route, releaseId);
+    },
+
+    /**
+     * Closes an analysis window that started at `from`: the release's responses and 5xx since then (a
+     * router restart resets counters; then the window counts from zero), the p95 latency from the router's
+     * per-request logs, and a direct liveness probe of the release.
+     */
+    async measureWindow(args: {
+      route: RouteSpec;
+      release: ReleaseRef;
+      from: TrafficCounters;
+      liveness: { path: string; expectStatus: number };
+      timeoutMs: number;
+    }): Promise<MeasuredWindow> {
+      const counters = await router.readCounters(args.route, args.release.releaseId);
+      const reset = counters.responses < args.from.responses;
+      const base = reset ? { responses: 0, errors5xx: 0, connectionErrors: 0 } : args.from;
+      const latency = await router.latency(args.route, args.release.releaseId, args.from.atMs, counters.atMs);
+      const probe = await httpCheck(`http://${args.release.host}:${args.release.port}`, args.liveness, args.timeoutMs);
+      return {
+        fromMs: args.from.atMs,
+        toMs: counters.atMs,
+        requests: counters.responses - base.responses,
+        errors5xx: counters.errors5xx - base.errors5xx,
+        connectionErrors: counters.connectionErrors - base.connectionErrors,
+        p95Ms: latency.p95Ms,
+        samples: latency.samples,
+        live: probe.ok,
+        liveDetail: probe.detail,
+        counters,
+      };
+    },
+
+    async setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds = 30): Promise<void> {
+      await router.setMaintenance(route, on, retryAfterSeconds);
+    },
+  };
+}

@@ -1,0 +1,337 @@
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
+import { UserError, errorMessage } from '../errors';
+import {
+  defaultEnvironment,
+  loadRunbookConfig,
+  renderRelease,
+  resolveService,
+  runbookConfigPath,
+} from '../runbook-config';
+import type { DecisionKind } from '../shared/approvals';
+import type { DeployInput, DeployResult, DeployState, GateState } from '../shared/deploy';
+import { slug } from '../shared/ids';
+import { approveUpdate, rejectUpdate, signoffUpdate, statusQuery } from '../shared/messages';
+import type { deployService } from '../workflows';
+import { jsonOption, type Command, type Io, type ParsedArgs } from './command';
+import { toServicePlan } from './plan';
+import { exitCodeHelp, outcomeExitCode, renderStatus, timelineLines } from './render';
+import { temporalTarget, withClient, workflowLink, type TemporalTarget } from './temporal';
+
+const asOption = {
+  as: { type: 'string', description: 'who you are (recorded; checked against the approvers)', env: 'RUNBOOK_USER' },
+} as const;
+const configOption = {
+  config: { type: 'string', description: 'the runbook config file (default ./runbook.yaml)', env: 'RUNBOOK_CONFIG' },
+} as const;
+
+/** The operator: --as, else RUNBOOK_USER, else the login name. */
+export function whoAmI(values: ParsedArgs['values'], env: NodeJS.ProcessEnv): string {
+  const as = (values.as as string | undefined) ?? env.RUNBOOK_USER ?? os.userInfo().username;
+  if (!as.trim()) throw new UserError('say who you are', 'pass --as <name> or set RUNBOOK_USER');
+  return as.trim();
+}
+
+function required(values: ParsedArgs['values'], name: string, command: string): string {
+  const v = values[name];
+  if (typeof v !== 'string' || v.trim() === '')
+    throw new UserError(`${command}: --${name} is required`, `runbook ${command} --help`);
+  return v.trim();
+}
+
+function positional(args: ParsedArgs, what: string, command: string): string {
+  const [first, ...rest] = args.positionals;
+  if (!first) throw new UserError(`${command}: give the ${what}`, `runbook ${command} --help`);
+  if (rest.length > 0)
+    throw new UserError(`${command}: unexpected argument(s) ${rest.join(' ')}`, `runbook ${command} --help`);
+  return first;
+}
+
+/** Running deploys and rollbacks of a service+environment, from Temporal visibility. */
+export async function runningRunbooks(client: Client, service: string, environment: string): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `RunbookService = "${service}" AND RunbookEnvironment = "${environment}" AND ExecutionStatus = "Running" AND RunbookKind IN ("deploy", "rollback")`;
+  for await (const wf of client.workflow.list({ query })) ids.push(wf.workflowId);
+  return ids;
+}
+
+/**
+ * Follows a runbook until it ends: on a TTY the status is redrawn in place; piped, new timeline lines are
+ * printed as they happen. Returns the outcome's exit code.
+ */
+export async function follow(handle: WorkflowHandle, target: TemporalTarget, io: Io, json: boolean): Promise<number> {
+  const tty = !json && process.stdout.isTTY === true;
+  let seen = 0;
+  let drawn = 0;
+  const desc = await handle.describe();
+  const startMs = desc.startTime.getTime();
+  const resultPromise = handle.result().then(
+    (r: DeployResult) => ({ ok: true as const, r }),
+    (e: unknown) => ({ ok: false as const, e }),
+  );
+  for (;;) {
+    const state = await handle.query(statusQuery).catch(() => undefined);
+    if (state && !json) {
+      if (tty) {
+        const lines = renderStatus(state, {
+          workflowId: handle.workflowId,
+          link: workflowLink(target, handle.workflowId),
+          nowMs: Date.now(),
+          startMs,
+        });
+        if (drawn > 0) process.stdout.write(`\x1b[${drawn}F\x1b[J`);
+        process.stdout.write(`${lines.join('\n')}\n`);
+        drawn = lines.length;
+      } else {
+        for (const line of timelineLines(state, seen)) io.out(line);
+        seen = state.timeline.length;
+      }
+    }
+    const done = await Promise.race([
+      resultPromise,
+      new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000)),
+    ]);
+    if (!done) continue;
+    if (!done.ok) {
+      const finalState = await handle.query(statusQuery).catch(() => undefined);
+      if (finalState && !json && !tty) for (const line of timelineLines(finalState, seen)) io.out(line);
+      const cancelled = /cancel/i.test(errorMessage(done.e));
+      if (json)
+        io.out(
+          JSON.stringify({
+            workflowId: handle.workflowId,
+            outcome: cancelled ? 'cancelled' : 'failed',
+            error: errorMessage(done.e),
+            state: finalState,
+          }),
+        );
+      else io.out(`${handle.workflowId}: ${cancelled ? 'CANCELLED' : 'FAILED'}: ${errorMessage(done.e)}`);
+      return cancelled ? outcomeExitCode.cancelled : outcomeExitCode.failed;
+    }
+    const r = done.r;
+    if (json) io.out(JSON.stringify({ workflowId: handle.workflowId, ...r }));
+    else {
+      if (!tty) for (const line of timelineLines(r.state, seen)) io.out(line);
+      io.out(`${handle.workflowId}: ${r.outcome.toUpperCase()}: ${r.reason ?? ''}`);
+      if (r.failedWindow) {
+        const w = r.failedWindow;
+        io.out(
+          `  figures: ${w.requests} responses, ${w.errors5xx} 5xx (${(w.errorRate * 100).toFixed(2)}%), p95 ${w.p95Ms ?? '-'} ms at ${w.weight}%`,
+        );
+      }
+      if (r.snapshotId && r.outcome !== 'succeeded')
+        io.out(
+          `  database snapshot before migration: ${r.snapshotId} (runbook rollback ${r.service} --restore-db ${r.snapshotId})`,
+        );
+    }
+    return outcomeExitCode[r.outcome];
+  }
+}
+
+export const deployCommand: Command = {
+  name: 'deploy',
+  summary: 'Start a deploy of a service version: snapshot, migrate, canary traffic with analysis, approvals, sign-off.',
+  usage:
+    'deploy <service> --version <v> [--env <e>] [--config <file>] [--as <name>] [--reason <text>] [--wait] [--json]',
+  examples: [
+    'runbook deploy shop --version v2 --env production --as dave --wait',
+    'RUNBOOK_CONFIG=examples/runbook.yaml runbook deploy shop --version v2 --env staging',
+  ],
+  details: `The config is validated first: a bad file lists every problem and starts nothing.\n${exitCodeHelp} (with --wait)`,
+  options: {
+    version: { type: 'string', description: 'the release to deploy (names its folder for single-host)' },
+    env: { type: 'string', description: 'environment (default: the first one the service lists)' },
+    ...configOption,
+    ...asOption,
+    reason: { type: 'string', description: 'why (recorded in the release history)' },
+    wait: { type: 'boolean', description: 'follow the deploy live until it ends' },
+    ...jsonOption,
+  },
+  async run(args, io) {
+    const service = positional(args, 'service name', 'deploy');
+    const version = required(args.values, 'version', 'deploy');
+    const config = loadRunbookConfig(runbookConfigPath(args.values.config as string | undefined, io.env));
+    const environment = (args.values.env as string | undefined) ?? defaultEnvironment(config, service);
+    const plan = toServicePlan(resolveService(config, service, environment));
+    renderRelease(plan.release, { version, port: plan.release.portRange.min }); // refuses a version that is not a folder name
+    const input: DeployInput = {
+      plan,
+      version,
+      requestedBy: whoAmI(args.values, io.env),
+      ...(args.values.reason ? { reason: String(args.values.reason) } : {}),
+    };
+    return withClient(io.env, async (client, target) => {
+      const running = await runningRunbooks(client, service, environment);
+      if (running.length > 0) {
+        throw new UserError(
+          `${service}/${environment} is busy: ${running.join(', ')} is running`,
+          `wait for it (runbook watch ${running[0]}) or cancel it (runbook cancel ${running[0]})`,
+        );
+      }
+      const workflowId = `deploy-${slug(service)}-${slug(environment)}-${slug(version)}-${randomBytes(3).toString('hex')}`;
+      let handle: WorkflowHandle<typeof deployService>;
+      try {
+        handle = await client.workflow.start<typeof deployService>('deployService', {
+          taskQueue: target.taskQueue,
+          workflowId,
+          args: [input],
+        });
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError)
+          throw new UserError(`${workflowId} already exists`, 'run the command again');
+        throw err;
+      }
+      if (!args.values.json) {
+        io.out(`started ${workflowId}: ${service} ${version} -> ${environment}`);
+        io.out(`  watch:  runbook watch ${workflowId}`);
+        io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
+      }
+      if (!args.values.wait) {
+        if (args.values.json) io.out(JSON.stringify({ workflowId, service, environment, version }));
+        return 0;
+      }
+      return follow(handle, target, io, Boolean(args.values.json));
+    });
+  },
+};
+
+function decisionCommand(kind: DecisionKind): Command {
+  const update = { approve: approveUpdate, reject: rejectUpdate, signoff: signoffUpdate }[kind];
+  const summary = {
+    approve: 'Approve the gate a deploy or rollback is waiting at (before-start, before-traffic).',
+    reject: 'Reject the gate a deploy or rollback is waiting at: it stops, and rolls back what it changed.',
+    signoff: 'Give the go-live sign-off of a deploy.',
+  }[kind];
+  return {
+    name: kind,
+    summary,
+    usage: `${kind} <workflow-id> --as <name> [--gate <gate>] [--note <text>]`,
+    examples: [`runbook ${kind} deploy-shop-production-v2-1a2b3c --as alice --note "checked the dashboards"`],
+    details:
+      'The decision is validated before it is recorded: an unknown approver, the requester approving their own\n' +
+      'deploy (four-eyes) or the wrong gate is refused with the reason, and nothing changes.',
+    options: {
+      ...asOption,
+      gate: { type: 'string', description: 'the gate (default: the one it waits at)' },
+      note: { type: 'string', description: 'a note recorded with the decision' },
+      ...jsonOption,
+    },
+    async run(args, io) {
+      const workflowId = positional(args, 'workflow id', kind);
+      const payload = {
+        by: whoAmI(args.values, io.env),
+        ...(args.values.gate ? { gate: String(args.values.gate) } : {}),
+        ...(args.values.note ? { note: String(args.values.note) } : {}),
+      };
+      return withClient(io.env, async (client) => {
+        let gate: GateState;
+        try {
+          gate = await client.workflow.getHandle(workflowId).executeUpdate(update, { args: [payload] });
+        } catch (err) {
+          if (err instanceof WorkflowUpdateFailedError) {
+            throw new UserError(
+              `${kind} refused: ${err.cause?.message ?? err.message}`,
+              `runbook status ${workflowId}`,
+            );
+          }
+          if (err instanceof WorkflowNotFoundError)
+            throw new UserError(`no workflow ${workflowId}`, 'runbook list shows the recent ones');
+          throw err;
+        }
+        if (args.values.json) io.out(JSON.stringify(gate));
+        else io.out(`${workflowId}: ${gate.gate} ${gate.status} by ${gate.decidedBy}`);
+        return 0;
+      });
+    },
+  };
+}
+
+export const approveCommand = decisionCommand('approve');
+export const rejectCommand = decisionCommand('reject');
+export const signoffCommand = decisionCommand('signoff');
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'Show where a deploy or rollback is: phase, traffic, analysis, gates, and who it waits for.',
+  usage: 'status <workflow-id> [--json]',
+  examples: [
+    'runbook status deploy-shop-production-v2-1a2b3c',
+    'runbook status deploy-shop-production-v2-1a2b3c --json | jq .weights',
+  ],
+  options: { ...jsonOption },
+  async run(args, io) {
+    const workflowId = positional(args, 'workflow id', 'status');
+    return withClient(io.env, async (client, target) => {
+      const handle = client.workflow.getHandle(workflowId);
+      let state: DeployState;
+      let startMs: number;
+      try {
+        startMs = (await handle.describe()).startTime.getTime();
+        state = await handle.query(statusQuery);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError)
+          throw new UserError(`no workflow ${workflowId}`, 'runbook list shows the recent ones');
+        throw new UserError(
+          `cannot read the status of ${workflowId}: ${errorMessage(err)}`,
+          'is a worker running? runbook doctor',
+        );
+      }
+      if (args.values.json) io.out(JSON.stringify(state, null, 2));
+      else
+        for (const line of renderStatus(state, {
+          workflowId,
+          link: workflowLink(target, workflowId),
+          nowMs: Date.now(),
+          startMs,
+        }))
+          io.out(line);
+      return 0;
+    });
+  },
+};
+
+export const watchCommand: Command = {
+  name: 'watch',
+  summary: 'Follow a deploy or rollback live until it ends (redrawn in place on a terminal, plain lines when piped).',
+  usage: 'watch <workflow-id> [--json]',
+  examples: [
+    'runbook watch deploy-shop-production-v2-1a2b3c',
+    'runbook watch deploy-shop-production-v2-1a2b3c | tee deploy.log',
+  ],
+  details: exitCodeHelp,
+  options: { ...jsonOption },
+  async run(args, io) {
+    const workflowId = positional(args, 'workflow id', 'watch');
+    return withClient(io.env, async (client) =>
+      follow(client.workflow.getHandle(workflowId), temporalTarget(io.env), io, Boolean(args.values.json)),
+    );
+  },
+};
+
+export const cancelCommand: Command = {
+  name: 'cancel',
+  summary: 'Cancel a deploy or rollback: it rolls back what it changed (non-cancellably), then ends as cancelled.',
+  usage: 'cancel <workflow-id>',
+  examples: ['runbook cancel deploy-shop-production-v2-1a2b3c'],
+  options: {},
+  async run(args, io) {
+    const workflowId = positional(args, 'workflow id', 'cancel');
+    return withClient(io.env, async (client) => {
+      try {
+        await client.workflow.getHandle(workflowId).cancel();
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError)
+          throw new UserError(`no running workflow ${workflowId}`, 'runbook list shows the running ones');
+        throw err;
+      }
+      io.out(`cancellation requested for ${workflowId}; follow it with: runbook watch ${workflowId}`);
+      return 0;
+    });
+  },
+};

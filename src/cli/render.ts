@@ -1,0 +1,87 @@
+import type { DeployState, GateState, Outcome } from '../shared/deploy';
+
+/** Exit codes of `deploy --wait`, `watch` and `rollback --wait`: one per outcome, documented in --help. */
+export const outcomeExitCode: Record<Outcome, number> = {
+  succeeded: 0,
+  'rolled-back': 3,
+  rejected: 4,
+  failed: 5,
+  cancelled: 6,
+};
+export const exitCodeHelp =
+  'Exit codes: 0 succeeded, 3 rolled back, 4 rejected (or approval timed out), 5 failed, 6 cancelled, 2 usage error.';
+
+const duration = (ms: number) => {
+  const s = Math.max(0, Math.round(ms / 1000));
+  return s < 60
+    ? `${s}s`
+    : s < 3600
+      ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`
+      : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+};
+
+function gateLine(g: GateState, nowMs: number, waitingSince?: number): string {
+  switch (g.status) {
+    case 'approved':
+    case 'rejected':
+      return `${g.gate}: ${g.status} by ${g.decidedBy}${g.via === 'signal' ? ' (Web UI)' : ''}${g.note ? ` "${g.note}"` : ''}`;
+    case 'waiting':
+      return `${g.gate}: WAITING ${waitingSince ? duration(nowMs - waitingSince) : ''}`;
+    default:
+      return `${g.gate}: ${g.status}`;
+  }
+}
+
+/**
+ * The status of a deploy or rollback as lines for a person: steps done / running with elapsed time /
+ * waiting for whom / failed, the traffic split and the latest analysis figures.
+ */
+export function renderStatus(
+  s: DeployState,
+  opts: { workflowId: string; link: string; nowMs: number; startMs?: number },
+): string[] {
+  const lines: string[] = [];
+  lines.push(
+    `${s.kind} ${s.service} ${s.version} -> ${s.environment}   (${opts.workflowId}, requested by ${s.requestedBy})`,
+  );
+  const elapsed = opts.startMs ? `  elapsed ${duration(opts.nowMs - opts.startMs)}` : '';
+  lines.push(
+    s.outcome ? `outcome: ${s.outcome.toUpperCase()}: ${s.reason ?? ''}` : `phase:   ${s.phase}: ${s.step}${elapsed}`,
+  );
+  const weights = Object.entries(s.weights);
+  if (weights.length > 0)
+    lines.push(
+      `traffic: ${weights.map(([v, w]) => `${v} ${w}%`).join(' | ')}${s.trafficStep ? `   (step ${s.trafficStep.index}/${s.trafficStep.of})` : ''}`,
+    );
+  const last = s.analysis.at(-1);
+  if (last) {
+    lines.push(
+      `analysis: ${last.requests} responses, ${last.errors5xx} 5xx (${(last.errorRate * 100).toFixed(2)}%), p95 ${last.p95Ms === null ? '-' : `${Math.round(last.p95Ms)} ms`}: ${last.verdict}${last.because ? ` (${last.because})` : ''}`,
+    );
+  }
+  const shown = s.gates.filter((g) => g.status !== 'pending' || s.waitingFor?.gate === g.gate);
+  if (shown.length > 0)
+    lines.push(`gates:   ${shown.map((g) => gateLine(g, opts.nowMs, s.waitingFor?.sinceMs)).join(' · ')}`);
+  for (const g of s.gates)
+    for (const r of g.refused.slice(-3)) lines.push(`refused: ${r.by} via ${r.via}: ${r.reason}`);
+  if (s.waitingFor) {
+    const who = s.waitingFor.approvers.join(', ');
+    const verb = s.waitingFor.gate === 'go-live' ? 'signoff' : 'approve';
+    lines.push(
+      `waiting for ${s.waitingFor.gate} from ${who} (times out in ${duration(s.waitingFor.sinceMs + s.waitingFor.timeoutMs - opts.nowMs)}):`,
+    );
+    lines.push(
+      `  runbook ${verb} ${opts.workflowId} --as <name>        (or: runbook reject ${opts.workflowId} --as <name>)`,
+    );
+    lines.push(
+      `  Web UI: ${opts.link}  -> Send a Signal "${verb}" with {"by": "<name>", "gate": "${s.waitingFor.gate}", "note": "..."}`,
+    );
+  }
+  if (s.snapshotId) lines.push(`snapshot: ${s.snapshotId}`);
+  return lines;
+}
+
+/** The timeline entries after the first `seen` ones, as plain lines (for piped output). */
+export function timelineLines(s: DeployState, seen: number): string[] {
+  return s.timeline.slice(seen).map((t) => `${new Date(t.atMs).toISOString().slice(11, 19)} [${t.phase}] ${t.message}`);
+}

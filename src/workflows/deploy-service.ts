@@ -1,0 +1,378 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  sleep,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RouteSpec } from '../platforms/types';
+import { judgeWindow } from '../shared/analysis';
+import {
+  gateNames,
+  type AnalysisWindow,
+  type DeployInput,
+  type DeployPhase,
+  type DeployResult,
+  type DeployState,
+  type Outcome,
+  type ReleaseRef,
+} from '../shared/deploy';
+import type { TrafficStep } from '../shared/service-plan';
+import { releaseIdFor, snapshotIdFor } from '../shared/ids';
+import { statusQuery } from '../shared/messages';
+import {
+  RunbookEnvironment,
+  RunbookKind,
+  RunbookOutcome,
+  RunbookPhase,
+  RunbookService,
+} from '../shared/search-attributes';
+import { critical, longWithHeartbeat, quick } from './activity-options';
+import { installGates, REJECTED } from './gates';
+
+const act = proxyActivities<Activities>(quick);
+const safe = proxyActivities<Activities>(critical);
+const slow = proxyActivities<Activities>(longWithHeartbeat);
+
+const ANALYSIS_FAILED = 'AnalysisFailed';
+const MAX_WINDOWS_KEPT = 100;
+
+/**
+ * Carries a release from request to go-live as the runbooks do it: plan -> preflight -> before-start
+ * approval -> snapshot -> migrate -> start the new release next to the stable one -> health gate -> smoke
+ * checks -> before-traffic approval -> canary traffic steps watched by the analysis -> go-live sign-off ->
+ * finalize. Any failure after the release started puts traffic back on the stable release at once (in a
+ * non-cancellable scope) and stops the new one; the database is not restored (migrations are expand/contract;
+ * the snapshot id is in the result for the rollback workflow).
+ *
+ * Business outcomes (succeeded, rolled-back, failed, rejected) are results, reported by the CLI and the
+ * RunbookOutcome search attribute; a cancelled deploy rolls back and then ends as Cancelled.
+ */
+export async function deployService(input: DeployInput): Promise<DeployResult> {
+  const { plan, version, requestedBy } = input;
+  const { workflowId } = workflowInfo();
+  const route: RouteSpec = { service: plan.service, environment: plan.environment, listenPort: plan.listen.port };
+  const what = `the deploy of ${plan.service} ${version} to ${plan.environment}`;
+  const state: DeployState = {
+    kind: 'deploy',
+    service: plan.service,
+    environment: plan.environment,
+    version,
+    requestedBy,
+    phase: 'plan',
+    step: 'resolving the plan',
+    weights: {},
+    analysis: [],
+    gates: gateNames.map((gate) => ({ gate, status: 'pending', refused: [] })),
+    timeline: [],
+  };
+  setHandler(statusQuery, () => state);
+  const { gate } = installGates(state, plan.approvals, requestedBy, what);
+
+  const enter = (phase: DeployPhase, step: string) => {
+    state.phase = phase;
+    state.step = step;
+    state.timeline.push({ atMs: Date.now(), phase, message: step });
+    upsertSearchAttributes([{ key: RunbookPhase, value: phase }]);
+  };
+  const showWeights = (percent: Record<string, number>) => {
+    const byVersion: Record<string, number> = {};
+    for (const r of [state.stable, state.candidate]) if (r) byVersion[r.version] = percent[r.releaseId] ?? 0;
+    state.weights = byVersion;
+  };
+  upsertSearchAttributes([
+    { key: RunbookService, value: plan.service },
+    { key: RunbookEnvironment, value: plan.environment },
+    { key: RunbookKind, value: 'deploy' },
+    { key: RunbookPhase, value: 'plan' },
+  ]);
+  state.timeline.push({
+    atMs: Date.now(),
+    phase: 'plan',
+    message:
+      `plan: ${plan.service} ${version} to ${plan.environment} on ${plan.platform}; traffic ` +
+      `${plan.traffic.steps.map((s) => `${s.weight}%`).join(' -> ')}; gates ${plan.approvals.gates.join(', ') || 'none'}` +
+      `${plan.database ? `; database ${plan.database.name}` : ''}; requested by ${requestedBy}`,
+  });
+
+  const compensations: Array<{ what: string; run: () => Promise<unknown> }> = [];
+  let trafficMoved = false;
+  let lockHeld = false;
+  let failedWindow: AnalysisWindow | undefined;
+
+  try {
+    enter('preflight', 'checking the stable release and taking the service lock');
+    await act.acquireServiceLock({ service: plan.service, environment: plan.environment, workflowId, kind: 'deploy' });
+    lockHeld = true;
+    await act.ensureRoute(route);
+    const current = await act.getTraffic(route);
+    const stableId = Object.entries(current.percent).sort((a, b) => b[1] - a[1])[0]?.[0];
+    if (stableId) {
+      const stable = await act.getRelease({
+        service: plan.service,
+        environment: plan.environment,
+        releaseId: stableId,
+      });
+      if (!stable) {
+        throw ApplicationFailure.create({
+          type: 'PreflightFailed',
+          message: `the stable release ${stableId} takes traffic but its process is not running; run \`runbook rollback ${plan.service}\` first`,
+          nonRetryable: true,
+        });
+      }
+      await act.waitHealthy({
+        service: plan.service,
+        environment: plan.environment,
+        releaseId: stable.releaseId,
+        release: stable,
+        health: plan.health,
+        deadlineAtMs: Date.now() + plan.health.deadlineMs,
+      });
+      state.stable = stable;
+      showWeights(current.percent);
+    } else {
+      state.timeline.push({
+        atMs: Date.now(),
+        phase: 'preflight',
+        message: 'first deploy: no stable release, traffic goes to the new release in one step',
+      });
+    }
+
+    enter('awaiting-approval', 'before-start approval');
+    await gate('before-start');
+
+    if (plan.database) {
+      const snapshotId = snapshotIdFor(plan.service, plan.environment, workflowId, 'pre-migrate');
+      enter('snapshot', `snapshot of database ${plan.database.name} (${snapshotId})`);
+      const manifest = await slow.takeSnapshot({
+        snapshotId,
+        service: plan.service,
+        environment: plan.environment,
+        database: plan.database.name,
+        workflowId,
+      });
+      state.snapshotId = manifest.snapshotId;
+      state.timeline.push({
+        atMs: Date.now(),
+        phase: 'snapshot',
+        message: `snapshot ${manifest.snapshotId}: ${manifest.tables.length} tables, ${manifest.tables.reduce((n, t) => n + t.rows, 0)} rows, ${manifest.bytes} bytes, migration ${manifest.migrationVersion ?? 'none'}`,
+      });
+      if (plan.database.migrationsDir) {
+        enter('migrate', `migrating ${plan.database.name}`);
+        state.migrations = await slow.migrateDatabase(plan.database.name, plan.database.migrationsDir);
+        state.timeline.push({
+          atMs: Date.now(),
+          phase: 'migrate',
+          message:
+            state.migrations.applied.length > 0
+              ? `applied ${state.migrations.applied.join(', ')}`
+              : 'no pending migration',
+        });
+      }
+    }
+
+    enter('start-release', `starting ${version} next to ${state.stable?.version ?? 'nothing'}`);
+    const releaseId = releaseIdFor(version, workflowId);
+    const key = { service: plan.service, environment: plan.environment, releaseId };
+    compensations.push({
+      what: `stop ${version}`,
+      run: () => safe.stopRelease({ ...key, graceMs: plan.release.drainMs }),
+    });
+    const candidate = await act.startRelease({
+      ...key,
+      version,
+      release: plan.release,
+      ...(plan.database ? { database: { name: plan.database.name, urlEnv: plan.database.urlEnv } } : {}),
+    });
+    state.candidate = candidate;
+
+    enter(
+      'health',
+      `health gate: ${plan.health.liveness.path} and ${plan.health.readiness.path} on ${candidate.host}:${candidate.port}`,
+    );
+    await proxyActivities<Activities>({
+      ...longWithHeartbeat,
+      startToCloseTimeout: plan.health.deadlineMs + 30_000,
+      heartbeatTimeout: '10s',
+    }).waitHealthy({
+      ...key,
+      release: candidate,
+      health: plan.health,
+      deadlineAtMs: Date.now() + plan.health.deadlineMs,
+    });
+
+    enter('smoke', `${plan.smoke.length} smoke check(s) against ${candidate.host}:${candidate.port}`);
+    if (plan.smoke.length > 0)
+      await act.runSmokeChecks({ release: candidate, checks: plan.smoke, timeoutMs: plan.health.timeoutMs });
+
+    enter('awaiting-approval', 'before-traffic approval');
+    await gate('before-traffic');
+
+    const stable = state.stable;
+    compensations.push({
+      what: `remove ${version} from the route`,
+      run: () => safe.removeFromRoute(route, candidate.releaseId, Math.min(plan.release.drainMs, 2_000)),
+    });
+    await act.addToRoute(route, candidate);
+    if (stable) {
+      compensations.push({
+        what: `traffic back to ${stable.version}`,
+        run: async () =>
+          showWeights(await safe.setTraffic(route, { [stable.releaseId]: 100, [candidate.releaseId]: 0 })),
+      });
+    }
+    const steps: TrafficStep[] = stable
+      ? plan.traffic.steps
+      : [{ weight: 100, bakeMs: plan.traffic.steps.at(-1)?.bakeMs ?? 0 }];
+    for (const [index, step] of steps.entries()) {
+      state.trafficStep = { index: index + 1, of: steps.length, weight: step.weight };
+      enter('traffic', `traffic step ${index + 1}/${steps.length}: ${step.weight}% on ${version}`);
+      const percent = stable
+        ? { [stable.releaseId]: 100 - step.weight, [candidate.releaseId]: step.weight }
+        : { [candidate.releaseId]: 100 };
+      trafficMoved = true;
+      showWeights(await act.setTraffic(route, percent));
+      await bake(index + 1, step, candidate);
+    }
+
+    enter('sign-off', 'go-live sign-off');
+    const analysis = watch(steps.length, 100, candidate);
+    await gate('go-live', { whileWaiting: analysis.window, everyMs: plan.analysis.intervalMs });
+
+    enter('finalize', stable ? `draining and stopping ${stable.version}` : 'recording the release');
+    compensations.length = 0; // past this point the new release is stable: nothing to undo
+    if (stable) {
+      await slow.removeFromRoute(route, stable.releaseId, plan.release.drainMs);
+      await safe.stopRelease({
+        service: plan.service,
+        environment: plan.environment,
+        releaseId: stable.releaseId,
+        graceMs: plan.release.drainMs,
+      });
+    }
+    showWeights({ [candidate.releaseId]: 100 });
+    return await finish('succeeded', `${version} is live`);
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    const reason = describe(err);
+    const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
+    const outcome: Outcome = cancelled ? 'cancelled' : trafficMoved ? 'rolled-back' : rejected ? 'rejected' : 'failed';
+    await CancellationScope.nonCancellable(async () => {
+      if (compensations.length > 0) enter('rolling-back', `${outcome}: ${reason}`);
+      for (const c of compensations.reverse()) {
+        await c.run();
+        state.timeline.push({ atMs: Date.now(), phase: 'rolling-back', message: `done: ${c.what}` });
+      }
+    });
+    const result = await finish(outcome, reason);
+    if (cancelled) throw err;
+    return result;
+  }
+
+  async function finish(outcome: Outcome, reason: string): Promise<DeployResult> {
+    return CancellationScope.nonCancellable(async () => {
+      state.outcome = outcome;
+      state.reason = reason;
+      state.phase = 'done';
+      state.step = `${outcome}: ${reason}`;
+      state.timeline.push({ atMs: Date.now(), phase: 'done', message: state.step });
+      upsertSearchAttributes([
+        { key: RunbookPhase, value: 'done' },
+        { key: RunbookOutcome, value: outcome },
+      ]);
+      await safe.recordRelease({
+        service: plan.service,
+        environment: plan.environment,
+        version,
+        releaseId: state.candidate?.releaseId ?? null,
+        workflowId,
+        kind: 'deploy',
+        outcome,
+        startedAtMs: workflowInfo().startTime.getTime(),
+        finishedAtMs: Date.now(),
+        snapshotId: state.snapshotId ?? null,
+        reason,
+        details: { stableVersion: state.stable?.version ?? null, requestedBy, failedWindow: failedWindow ?? null },
+      });
+      if (lockHeld) await safe.releaseServiceLock({ service: plan.service, environment: plan.environment, workflowId });
+      return {
+        outcome,
+        service: plan.service,
+        environment: plan.environment,
+        version,
+        reason,
+        ...(state.snapshotId ? { snapshotId: state.snapshotId } : {}),
+        ...(failedWindow ? { failedWindow } : {}),
+        ...(state.stable ? { stableVersion: state.stable.version } : {}),
+        state,
+      };
+    });
+  }
+
+  /** Watches one traffic step for its bake time, window by window; throws AnalysisFailed to roll back. */
+  async function bake(stepIndex: number, step: TrafficStep, candidate: ReleaseRef): Promise<void> {
+    if (step.bakeMs <= 0) return;
+    const analysis = watch(stepIndex, step.weight, candidate);
+    const end = Date.now() + step.bakeMs;
+    while (Date.now() < end) {
+      await sleep(Math.min(plan.analysis.intervalMs, end - Date.now()));
+      await analysis.window();
+    }
+  }
+
+  /** An analysis that measures the window since its last call each time `window()` is called. */
+  function watch(stepIndex: number, weight: number, candidate: ReleaseRef) {
+    let from: Awaited<ReturnType<typeof act.readTrafficCounters>> | undefined;
+    let failures = 0;
+    return {
+      async window(): Promise<void> {
+        from ??= await act.readTrafficCounters(route, candidate.releaseId);
+        const m = await act.measureWindow({
+          route,
+          release: candidate,
+          from,
+          liveness: plan.health.liveness,
+          timeoutMs: plan.health.timeoutMs,
+        });
+        from = m.counters;
+        const judged = judgeWindow(plan.analysis, m);
+        const w: AnalysisWindow = {
+          step: stepIndex,
+          weight,
+          fromMs: m.fromMs,
+          toMs: m.toMs,
+          requests: m.requests,
+          errors5xx: m.errors5xx,
+          p95Ms: m.p95Ms,
+          ...judged,
+        };
+        state.analysis.push(w);
+        if (state.analysis.length > MAX_WINDOWS_KEPT) state.analysis.shift();
+        if (w.verdict === 'pass') failures = 0;
+        if (w.verdict !== 'fail') return;
+        failures++;
+        if (failures > plan.analysis.failuresTolerated) {
+          failedWindow = w;
+          throw ApplicationFailure.create({
+            type: ANALYSIS_FAILED,
+            message: `canary analysis failed at ${weight}%: ${w.because}`,
+            nonRetryable: true,
+            details: [w],
+          });
+        }
+      },
+    };
+  }
+}
+
+/** The message of what ended a deploy, unwrapping activity failures to their cause. */
+function describe(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  if (isCancellation(err)) return 'cancelled by an operator';
+  return err instanceof Error ? err.message : String(err);
+}
