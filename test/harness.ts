@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -112,6 +113,26 @@ export async function startWorker(taskQueue: string, identity?: string): Promise
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await close();
+    },
+  };
+}
+
+/**
+ * A worker in a child process (the real entry point, src/worker.ts) that a test can SIGKILL to simulate a
+ * crashed machine. `kill()` resolves once the process is gone.
+ */
+export function spawnChildWorker(taskQueue: string): { process: ChildProcess; kill(): Promise<void> } {
+  const config = testStack().workerConfig(taskQueue);
+  const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../src/worker.ts')], {
+    env: { ...process.env, ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])) },
+    stdio: 'ignore',
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    process: child,
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
     },
   };
 }

@@ -1,8 +1,8 @@
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { startTestStack, stopTestStack } from './harness';
 
-// The SDK's own INFO logs would drown the test report.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// The SDK's own logs would drown the test report: activity failures that tests provoke are logged as WARN.
+Runtime.install({ logger: new DefaultLogger(process.env.RUNBOOK_TEST_VERBOSE ? 'INFO' : 'ERROR') });
 
 /** Mocha root hooks: the real servers start once for the whole run and stop after it. */
 export const mochaHooks = {

@@ -11,6 +11,8 @@
  * release is a real process with real failures:
  *   { "errorRate": 0.0, "latencyMs": 0, "failReadiness": false, "crashOnStart": false }
  *   errorRate      fraction of /api requests answered 500
+ *   faultAfter     the errors start only after this many /api requests (a fault that shows under load, not in
+ *                  a single smoke check); default 0
  *   latencyMs      delay added to every /api request
  *   failReadiness  /health/ready always answers 503
  *   crashOnStart   exit 1 right after starting, before listening
@@ -46,7 +48,7 @@ function fail(msg, fields = {}) {
 
 /** release.json from the working folder; a missing file means a healthy release. */
 function readBehaviour() {
-  const defaults = { errorRate: 0, latencyMs: 0, failReadiness: false, crashOnStart: false };
+  const defaults = { errorRate: 0, faultAfter: 0, latencyMs: 0, failReadiness: false, crashOnStart: false };
   const file = path.join(process.cwd(), 'release.json');
   let text;
   try {
@@ -67,6 +69,7 @@ function readBehaviour() {
     problems.push('errorRate must be a number 0..1');
   }
   if (typeof behaviour.latencyMs !== 'number' || behaviour.latencyMs < 0) problems.push('latencyMs must be >= 0');
+  if (!Number.isInteger(behaviour.faultAfter) || behaviour.faultAfter < 0) problems.push('faultAfter must be an integer >= 0');
   if (typeof behaviour.failReadiness !== 'boolean') problems.push('failReadiness must be true or false');
   if (typeof behaviour.crashOnStart !== 'boolean') problems.push('crashOnStart must be true or false');
   const unknown = Object.keys(parsed).filter((k) => !(k in defaults));
@@ -199,6 +202,7 @@ function createHandler(behaviour, store) {
       return [201, { item: await store.add(name, body.priceCents) }];
     },
   };
+  let apiRequests = 0;
   return async (req, res) => {
     res.setHeader('x-app-version', version);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -210,7 +214,8 @@ function createHandler(behaviour, store) {
       }
       if (url.pathname.startsWith('/api/')) {
         if (behaviour.latencyMs > 0) await sleep(behaviour.latencyMs);
-        if (Math.random() < behaviour.errorRate) {
+        apiRequests++;
+        if (apiRequests > behaviour.faultAfter && Math.random() < behaviour.errorRate) {
           return send(res, 500, { error: 'injected failure (release.json errorRate)', version });
         }
       }

@@ -19,6 +19,7 @@ import {
   type DeployPhase,
   type DeployResult,
   type DeployState,
+  type GateName,
   type Outcome,
   type ReleaseRef,
 } from '../shared/deploy';
@@ -79,6 +80,10 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     state.step = step;
     state.timeline.push({ atMs: Date.now(), phase, message: step });
     upsertSearchAttributes([{ key: RunbookPhase, value: phase }]);
+  };
+  const approval = async (name: GateName) => {
+    if (plan.approvals.gates.includes(name)) enter('awaiting-approval', `${name} approval`);
+    await gate(name);
   };
   const showWeights = (percent: Record<string, number>) => {
     const byVersion: Record<string, number> = {};
@@ -143,8 +148,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       });
     }
 
-    enter('awaiting-approval', 'before-start approval');
-    await gate('before-start');
+    await approval('before-start');
 
     if (plan.database) {
       const snapshotId = snapshotIdFor(plan.service, plan.environment, workflowId, 'pre-migrate');
@@ -210,8 +214,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     if (plan.smoke.length > 0)
       await act.runSmokeChecks({ release: candidate, checks: plan.smoke, timeoutMs: plan.health.timeoutMs });
 
-    enter('awaiting-approval', 'before-traffic approval');
-    await gate('before-traffic');
+    await approval('before-traffic');
 
     const stable = state.stable;
     compensations.push({
@@ -241,7 +244,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     }
 
     enter('sign-off', 'go-live sign-off');
-    const analysis = watch(steps.length, 100, candidate);
+    const analysis = await watch(steps.length, 100, candidate);
     await gate('go-live', { whileWaiting: analysis.window, everyMs: plan.analysis.intervalMs });
 
     enter('finalize', stable ? `draining and stopping ${stable.version}` : 'recording the release');
@@ -317,7 +320,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
   /** Watches one traffic step for its bake time, window by window; throws AnalysisFailed to roll back. */
   async function bake(stepIndex: number, step: TrafficStep, candidate: ReleaseRef): Promise<void> {
     if (step.bakeMs <= 0) return;
-    const analysis = watch(stepIndex, step.weight, candidate);
+    const analysis = await watch(stepIndex, step.weight, candidate);
     const end = Date.now() + step.bakeMs;
     while (Date.now() < end) {
       await sleep(Math.min(plan.analysis.intervalMs, end - Date.now()));
@@ -325,13 +328,15 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     }
   }
 
-  /** An analysis that measures the window since its last call each time `window()` is called. */
-  function watch(stepIndex: number, weight: number, candidate: ReleaseRef) {
-    let from: Awaited<ReturnType<typeof act.readTrafficCounters>> | undefined;
+  /**
+   * Starts an analysis now (the counters are read at once, so the first window covers the time since the
+   * traffic changed); each `window()` call measures the time since the previous one.
+   */
+  async function watch(stepIndex: number, weight: number, candidate: ReleaseRef) {
+    let from = await act.readTrafficCounters(route, candidate.releaseId);
     let failures = 0;
     return {
       async window(): Promise<void> {
-        from ??= await act.readTrafficCounters(route, candidate.releaseId);
         const m = await act.measureWindow({
           route,
           release: candidate,

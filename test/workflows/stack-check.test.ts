@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { temporal } from '@temporalio/proto';
 import { RunbookKind, RunbookOutcome } from '../../src/shared/search-attributes';
 import { stackCheckStatusQuery } from '../../src/shared/stack-check';
 import type { stackCheck } from '../../src/workflows';
-import { startWorker, testStack, uniqueName } from '../harness';
+import { spawnChildWorker, startWorker, testStack, uniqueName } from '../harness';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 
@@ -62,17 +60,9 @@ describe('stackCheck workflow on the real dev server', () => {
   });
 
   it('survives a SIGKILLed worker: a new worker finishes the workflow from its durable state', async () => {
-    const { client, workerConfig } = testStack();
+    const { client } = testStack();
     const taskQueue = uniqueName('stack-check-crash');
-    const config = workerConfig(taskQueue);
-    let doomed: ChildProcess | undefined = spawn(
-      process.execPath,
-      ['--require', 'tsx/cjs', path.join(__dirname, '../../src/worker.ts')],
-      {
-        env: { ...process.env, ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])) },
-        stdio: 'ignore',
-      },
-    );
+    const doomed = spawnChildWorker(taskQueue);
     let survivor: { stop(): Promise<void> } | undefined;
     try {
       const handle = await client.workflow.start<typeof stackCheck>('stackCheck', {
@@ -88,9 +78,7 @@ describe('stackCheck workflow on the real dev server', () => {
         await sleep(100);
       }
       const before = workflowTaskIdentities((await handle.fetchHistory()).events ?? []);
-      doomed.kill('SIGKILL');
-      await new Promise((resolve) => doomed!.once('exit', resolve));
-      doomed = undefined;
+      await doomed.kill();
 
       survivor = await startWorker(taskQueue, 'survivor');
       const result = await handle.result();
@@ -105,7 +93,7 @@ describe('stackCheck workflow on the real dev server', () => {
       assert.equal(identities.at(-1), 'survivor', 'the last workflow task ran on the new worker');
       assert.equal(eventTypes(events).filter((t) => t === 'ActivityTaskCompleted').length, 3, 'no activity ran twice');
     } finally {
-      doomed?.kill('SIGKILL');
+      await doomed.kill();
       await survivor?.stop();
     }
   });
