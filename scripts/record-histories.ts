@@ -29,8 +29,7 @@ async function main(): Promise<void> {
       const taskQueue = uniqueName(`record-${scenario.name}`);
       const worker = await startWorker(taskQueue);
       try {
-        const handle = await scenario.start(stack.client, taskQueue, uniqueName(scenario.name));
-        await handle.result().catch(() => undefined); // failure branches are recorded too
+        const handle = await scenario.run(stack.client, taskQueue, uniqueName(scenario.name));
         const file = path.join(__dirname, '..', 'test', 'replay', 'histories', `${scenario.name}.json`);
         // The CLI's JSON export is the format the Web UI downloads and historyFromJSON reads.
         const cli = await findTemporalCli();

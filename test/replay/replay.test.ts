@@ -21,6 +21,19 @@ describe('replay of committed histories', () => {
       assert.ok(names.includes(scenario.name), `record ${scenario.name}: npm run record-histories`);
   });
 
+  it('holds no secret: workflows name targets, workers hold the credentials', () => {
+    for (const file of files) {
+      const payloads = [...readFileSync(path.join(dir, file), 'utf8').matchAll(/"data": "([A-Za-z0-9+/=]+)"/g)].map((m) =>
+        Buffer.from(m[1] ?? '', 'base64').toString('utf8'),
+      );
+      assert.ok(payloads.length > 0, `${file} has payloads`);
+      for (const text of payloads) {
+        assert.doesNotMatch(text, /postgres(ql)?:\/\/[^"\s]*:[^"\s]*@/, `${file} holds a database URL with a password`);
+        assert.doesNotMatch(text, /PGPASSWORD|"password"/i, `${file} holds a password`);
+      }
+    }
+  });
+
   for (const file of files) {
     it(`replays ${file}`, async () => {
       const history = historyFromJSON(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
