@@ -3,6 +3,7 @@ import { demoCommand } from './cli/demo-command';
 import {
   approveCommand,
   cancelCommand,
+  listCommand,
   deployCommand,
   rejectCommand,
   signoffCommand,
@@ -25,6 +26,7 @@ const commands: Command[] = [
   statusCommand,
   watchCommand,
   cancelCommand,
+  listCommand,
   demoCommand,
 ];
 

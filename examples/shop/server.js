@@ -69,7 +69,8 @@ function readBehaviour() {
     problems.push('errorRate must be a number 0..1');
   }
   if (typeof behaviour.latencyMs !== 'number' || behaviour.latencyMs < 0) problems.push('latencyMs must be >= 0');
-  if (!Number.isInteger(behaviour.faultAfter) || behaviour.faultAfter < 0) problems.push('faultAfter must be an integer >= 0');
+  if (!Number.isInteger(behaviour.faultAfter) || behaviour.faultAfter < 0)
+    problems.push('faultAfter must be an integer >= 0');
   if (typeof behaviour.failReadiness !== 'boolean') problems.push('failReadiness must be true or false');
   if (typeof behaviour.crashOnStart !== 'boolean') problems.push('crashOnStart must be true or false');
   const unknown = Object.keys(parsed).filter((k) => !(k in defaults));

@@ -1,41 +1,189 @@
-import { randomUUID } from 'node:crypto';
-import type { stackCheck } from '../workflows';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { UserError } from '../errors';
+import { startLoad, type LoadReport } from '../load';
+import { loadRunbookConfig, resolveService } from '../runbook-config';
+import type { DeployInput, DeployState } from '../shared/deploy';
+import { signoffUpdate } from '../shared/messages';
+import { ensureDatabase } from '../stack/postgres';
+import { resolveStackSettings, uiUrl } from '../stack/settings';
 import { up } from '../stack/stack';
-import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
-import { connectClient } from '../temporal-connection';
-import type { Command } from './command';
+import { packageRoot } from '../stack/tools';
+import type { deployService } from '../workflows';
+import type { Command, Io } from './command';
+import { follow } from './deploy-commands';
+import { toServicePlan } from './plan';
+import { outcomeExitCode } from './render';
+import { temporalTarget, withClient, workflowLink, type TemporalTarget } from './temporal';
+
+const SERVICE = 'shop';
+const ENVIRONMENT = 'demo';
+const REQUESTER = 'dave';
+const APPROVER = 'alice';
+
+/**
+ * Shows how a person gives the go-live sign-off (CLI, Web UI link, Signal payload) once the deploy waits for
+ * it, and, unless interactive, gives it as APPROVER a moment later.
+ */
+function signOffWhenAsked(handle: WorkflowHandle, target: TemporalTarget, io: Io, interactive: boolean) {
+  let shown = false;
+  return async (s: DeployState): Promise<void> => {
+    if (!s.waitingFor || shown) return;
+    shown = true;
+    io.out(
+      `\n   >> ${handle.workflowId} waits for the ${s.waitingFor.gate} sign-off from ${s.waitingFor.approvers.join(', ')}:`,
+    );
+    io.out(`   >>   CLI:    npx runbook signoff ${handle.workflowId} --as ${APPROVER}`);
+    io.out(`   >>   Web UI: ${workflowLink(target, handle.workflowId)}`);
+    io.out(`   >>           Send Signal "signoff" with {"by": "${APPROVER}", "gate": "go-live", "note": "looks good"}`);
+    if (interactive) {
+      io.out('   >> (--interactive: waiting for you)\n');
+      return;
+    }
+    await sleep(2_000);
+    await handle.executeUpdate(signoffUpdate, { args: [{ by: APPROVER, note: 'signed off by the demo' }] });
+    io.out(`   >> signed off as ${APPROVER} (run the demo with --interactive to do it yourself)\n`);
+  };
+}
+
+const fmt = (r: LoadReport) =>
+  `${r.sent} requests, ${r.failed} failed, p95 ${r.p95Ms === null ? '-' : `${r.p95Ms.toFixed(1)} ms`}, served by ${Object.entries(
+    r.byVersion,
+  )
+    .map(([v, n]) => `${v}: ${n}`)
+    .join(', ')}`;
+
+function diff(a: LoadReport, b: LoadReport): Pick<LoadReport, 'sent' | 'failed'> {
+  return { sent: b.sent - a.sent, failed: b.failed - a.failed };
+}
+
+async function deploy(
+  client: Client,
+  target: TemporalTarget,
+  io: Io,
+  input: DeployInput,
+  interactive: boolean,
+): Promise<number> {
+  const workflowId = `deploy-${SERVICE}-${ENVIRONMENT}-${input.version}-${Date.now().toString(36)}`;
+  const handle: WorkflowHandle<typeof deployService> = await client.workflow.start<typeof deployService>(
+    'deployService',
+    {
+      taskQueue: target.taskQueue,
+      workflowId,
+      args: [input],
+    },
+  );
+  io.out(`   ${workflowId}   ${workflowLink(target, workflowId)}`);
+  return follow(handle, target, io, false, signOffWhenAsked(handle, target, io, interactive));
+}
 
 export const demoCommand: Command = {
   name: 'demo',
   summary:
-    'Bring the embedded stack up (detached) and run a workflow end to end on it: a worker checks PostgreSQL and\n' +
-    'HAProxy, holds on a durable timer, and checks again. The stack keeps running for you to explore.',
-  usage: 'demo [--home <dir>]',
-  examples: ['npm run demo', 'runbook demo && runbook doctor'],
-  options: { home: { type: 'string', description: 'data folder of the embedded stack', env: 'RUNBOOK_HOME' } },
+    'The deploy story on the embedded stack: deploy the sample service v1, then v2 through canary steps and a\n' +
+    'go-live sign-off, then a faulty v3 that the analysis rolls back by itself, all under a steady load.',
+  usage: 'demo [--interactive] [--rps <n>] [--home <dir>]',
+  examples: ['npm run demo', 'npx runbook demo --interactive   # give the sign-off yourself (CLI or Web UI)'],
+  details: 'The stack keeps running afterwards: explore it in the Web UI, then `npx runbook down`.',
+  options: {
+    interactive: { type: 'boolean', description: 'wait for you to give the go-live sign-off' },
+    rps: { type: 'string', description: 'requests per second of the demo load (default 50)' },
+    'listen-port': {
+      type: 'string',
+      description: "the sample service's frontend port (default from examples/runbook.yaml)",
+    },
+    'release-ports': { type: 'string', description: 'the release port range, e.g. 18300-18399' },
+    home: { type: 'string', description: 'data folder of the embedded stack', env: 'RUNBOOK_HOME' },
+  },
   async run({ values }, io) {
     const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
-    io.out('== 1. the stack');
-    await up(settings, io.out);
+    const env = { ...io.env, RUNBOOK_HOME: settings.home, TEMPORAL_ADDRESS: '' };
+    const rps = Number(values.rps ?? 50);
+    io.out('== 1. the stack: PostgreSQL, HAProxy, Temporal + Web UI, a worker');
+    await up(settings, (line) => io.out(`   ${line}`));
     io.out(`   Temporal Web UI: ${uiUrl(settings)}`);
-    const client = await connectClient(temporalAddress(settings), settings.namespace);
-    try {
-      const workflowId = `stack-check-${randomUUID().slice(0, 8)}`;
-      io.out(`\n== 2. a workflow end to end: ${workflowId}`);
-      io.out(`   watch it: ${uiUrl(settings)}/namespaces/${settings.namespace}/workflows/${workflowId}`);
-      const handle = await client.workflow.start<typeof stackCheck>('stackCheck', {
-        taskQueue: settings.taskQueue,
-        workflowId,
-        args: [{ hold: '2s' }],
-      });
-      const result = await handle.result();
-      io.out(`   database:       ${result.database.serverVersion} (${result.database.database})`);
-      io.out(`   traffic router: HAProxy ${result.trafficRouter.version}, up ${result.trafficRouter.uptime}`);
-      io.out(`   outcome:        ${result.outcome}`);
-    } finally {
-      await client.connection.close();
+
+    const config = loadRunbookConfig(path.join(packageRoot, 'examples', 'runbook.yaml'));
+    const configured = toServicePlan(resolveService(config, SERVICE, ENVIRONMENT));
+    const ports = values['release-ports'] ? String(values['release-ports']).split('-').map(Number) : [];
+    if (
+      values['release-ports'] &&
+      (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 1024 || p > 65535))
+    ) {
+      throw new UserError(`demo: --release-ports must look like 18300-18399, got ${String(values['release-ports'])}`);
     }
-    io.out('\nThe stack is still running: `npx runbook doctor` checks it, `npx runbook down` stops it.');
-    return 0;
+    const plan = {
+      ...configured,
+      listen: { port: values['listen-port'] ? Number(values['listen-port']) : configured.listen.port },
+      release: {
+        ...configured.release,
+        portRange: ports.length === 2 ? { min: ports[0]!, max: ports[1]! } : configured.release.portRange,
+      },
+    };
+    if (plan.database) await ensureDatabase(settings, plan.database.name);
+    const url = `http://127.0.0.1:${plan.listen.port}/api/items`;
+
+    return withClient(env, async (client) => {
+      const target = temporalTarget(env);
+      const codes: Record<string, number> = {};
+      const interactive = Boolean(values.interactive);
+      io.out('\n== 2. deploy v1: the first release (or a redeploy): snapshot, migrations, health, smoke, traffic');
+      codes.v1 = await deploy(
+        client,
+        target,
+        io,
+        { plan, version: 'v1', requestedBy: REQUESTER, reason: 'npm run demo' },
+        interactive,
+      );
+      io.out(`\n== 3. a steady load of ${rps} requests/s on ${url} (through HAProxy) from now on`);
+      const load = startLoad(url, { rps, maxSeconds: 600 });
+      const steps: Array<[string, string, string]> = [
+        [
+          'v2',
+          '4. deploy v2',
+          `canary ${plan.traffic.steps.map((s) => `${s.weight}%`).join(' -> ')} watched by the analysis, then the go-live sign-off`,
+        ],
+        [
+          'v3',
+          '5. deploy v3 (faulty)',
+          'it passes smoke, then half of its answers are 500 under load: the analysis rolls it back',
+        ],
+      ];
+      try {
+        for (const [version, title, what] of steps) {
+          io.out(`\n== ${title}: ${what}`);
+          const before = load.snapshot();
+          codes[version] = await deploy(
+            client,
+            target,
+            io,
+            { plan, version, requestedBy: REQUESTER, reason: 'npm run demo' },
+            interactive,
+          );
+          const d = diff(before, load.snapshot());
+          io.out(`   load during this deploy: ${d.sent} requests, ${d.failed} failed`);
+        }
+      } finally {
+        const total = await load.stop();
+        io.out(`\n== 6. the load during v2 and v3: ${fmt(total)}`);
+        io.out('   (the failed requests are the faulty v3 answering 500 until the analysis took it out)');
+      }
+      const expected = {
+        v1: outcomeExitCode.succeeded,
+        v2: outcomeExitCode.succeeded,
+        v3: outcomeExitCode['rolled-back'],
+      };
+      const asExpected = Object.entries(expected).every(([v, code]) => codes[v] === code);
+      io.out(
+        asExpected
+          ? '\nAll as expected: v2 is live, v3 was rolled back automatically.'
+          : `\nUnexpected outcomes: ${JSON.stringify(codes)}`,
+      );
+      io.out(
+        'The stack keeps running: `npx runbook list`, the Web UI, `npx runbook doctor`; stop it with `npx runbook down`.',
+      );
+      return asExpected ? 0 : 1;
+    });
   },
 };

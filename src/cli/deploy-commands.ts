@@ -65,7 +65,13 @@ export async function runningRunbooks(client: Client, service: string, environme
  * Follows a runbook until it ends: on a TTY the status is redrawn in place; piped, new timeline lines are
  * printed as they happen. Returns the outcome's exit code.
  */
-export async function follow(handle: WorkflowHandle, target: TemporalTarget, io: Io, json: boolean): Promise<number> {
+export async function follow(
+  handle: WorkflowHandle,
+  target: TemporalTarget,
+  io: Io,
+  json: boolean,
+  onState?: (state: DeployState) => Promise<void>,
+): Promise<number> {
   const tty = !json && process.stdout.isTTY === true;
   let seen = 0;
   let drawn = 0;
@@ -93,6 +99,7 @@ export async function follow(handle: WorkflowHandle, target: TemporalTarget, io:
         seen = state.timeline.length;
       }
     }
+    if (state && onState) await onState(state);
     const done = await Promise.race([
       resultPromise,
       new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000)),
@@ -331,6 +338,70 @@ export const cancelCommand: Command = {
         throw err;
       }
       io.out(`cancellation requested for ${workflowId}; follow it with: runbook watch ${workflowId}`);
+      return 0;
+    });
+  },
+};
+
+export const listCommand: Command = {
+  name: 'list',
+  summary: 'Recent and running deploys, rollbacks and drills, from Temporal visibility (search attributes).',
+  usage: 'list [--service <s>] [--env <e>] [--kind deploy|rollback|drill] [--running] [--limit <n>] [--json]',
+  examples: ['runbook list --service shop --running', 'runbook list --kind deploy --json | jq -r ".[].workflowId"'],
+  options: {
+    service: { type: 'string', description: 'only this service' },
+    env: { type: 'string', description: 'only this environment' },
+    kind: { type: 'string', description: 'deploy, rollback, drill or stack-check' },
+    running: { type: 'boolean', description: 'only the running ones' },
+    limit: { type: 'string', description: 'how many (default 20)' },
+    ...jsonOption,
+  },
+  async run({ values }, io) {
+    const limit = Number(values.limit ?? 20);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new UserError(`list: --limit must be a whole number >= 1, got ${String(values.limit)}`);
+    const quote = (flag: string, v: unknown) => {
+      const s = String(v);
+      if (!/^[A-Za-z0-9._-]+$/.test(s))
+        throw new UserError(`list: --${flag} may hold letters, digits, '.', '_' and '-' only`);
+      return `"${s}"`;
+    };
+    const clauses = ['RunbookKind IS NOT NULL'];
+    if (values.service) clauses.push(`RunbookService = ${quote('service', values.service)}`);
+    if (values.env) clauses.push(`RunbookEnvironment = ${quote('env', values.env)}`);
+    if (values.kind) clauses.push(`RunbookKind = ${quote('kind', values.kind)}`);
+    if (values.running) clauses.push('ExecutionStatus = "Running"');
+    return withClient(io.env, async (client) => {
+      const rows: Array<Record<string, string>> = [];
+      for await (const wf of client.workflow.list({ query: clauses.join(' AND '), pageSize: limit })) {
+        const sa = wf.typedSearchAttributes;
+        const get = (name: string) => {
+          const pair = sa.getAll().find((p) => p.key.name === name);
+          return pair ? String(pair.value) : '';
+        };
+        rows.push({
+          workflowId: wf.workflowId,
+          kind: get('RunbookKind'),
+          service: get('RunbookService'),
+          environment: get('RunbookEnvironment'),
+          phase: get('RunbookPhase'),
+          outcome: get('RunbookOutcome') || (wf.status.name === 'RUNNING' ? 'running' : wf.status.name.toLowerCase()),
+          started: wf.startTime.toISOString(),
+        });
+        if (rows.length >= limit) break;
+      }
+      if (values.json) io.out(JSON.stringify(rows, null, 2));
+      else if (rows.length === 0) io.out('nothing found');
+      else {
+        io.out(
+          `${'STARTED'.padEnd(20)} ${'KIND'.padEnd(11)} ${'SERVICE/ENV'.padEnd(24)} ${'OUTCOME'.padEnd(12)} ${'PHASE'.padEnd(18)} WORKFLOW ID`,
+        );
+        for (const r of rows) {
+          io.out(
+            `${r.started!.slice(0, 19).replace('T', ' ')} ${r.kind!.padEnd(11)} ${`${r.service}/${r.environment}`.padEnd(24)} ${r.outcome!.padEnd(12)} ${r.phase!.padEnd(18)} ${r.workflowId}`,
+          );
+        }
+      }
       return 0;
     });
   },

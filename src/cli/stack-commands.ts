@@ -54,7 +54,8 @@ export const upCommand: Command = {
 
 export const downCommand: Command = {
   name: 'down',
-  summary: 'Stop everything `runbook up` started (worker, Temporal, HAProxy, PostgreSQL). Data is kept.',
+  summary:
+    'Stop everything `runbook up` started (worker, Temporal, the app releases, HAProxy, PostgreSQL). Data is kept.',
   usage: 'down [--home <dir>]',
   examples: ['runbook down'],
   options: { ...homeOption, ...jsonOption },

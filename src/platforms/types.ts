@@ -91,6 +91,8 @@ export interface RunningRelease {
 export interface ReleaseRunner {
   /** Starts the release, or adopts it when it already runs (same releaseId). */
   start(spec: StartReleaseRequest, signal?: AbortSignal): Promise<RunningRelease>;
+  /** Every running release on this platform. */
+  list(): Promise<RunningRelease[]>;
   /** The running release, or undefined (a dead process is cleaned up). */
   get(service: string, environment: string, releaseId: string): Promise<RunningRelease | undefined>;
   /** SIGTERM, then SIGKILL after graceMs; false when it was not running. */

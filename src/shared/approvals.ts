@@ -1,5 +1,4 @@
-import { decisionSchema, type Decision, type GateName } from './deploy';
-import type { ApprovalPolicy } from './service-plan';
+import { decisionSchema, type Decision, type GateName, type GatePolicy } from './deploy';
 
 export type DecisionKind = 'approve' | 'reject' | 'signoff';
 
@@ -14,7 +13,7 @@ export type Judgement = { ok: true; decision: Decision; gate: GateName } | { ok:
 export function judgeDecision(
   kind: DecisionKind,
   payload: unknown,
-  ctx: { policy: ApprovalPolicy; requestedBy: string; waiting: GateName | undefined; what: string },
+  ctx: { policy: GatePolicy; requestedBy: string; waiting: GateName | undefined; what: string },
 ): Judgement {
   const parsed = decisionSchema.safeParse(payload);
   if (!parsed.success) {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { APPROVAL_GATES, type ApprovalGate, type SingleHostService } from './service-plan';
+import { APPROVAL_GATES, type ApprovalGate, type ApprovalPolicy, type SingleHostService } from './service-plan';
 
 /**
  * Types of the deploy, rollback and drill runbooks that cross the workflow boundary (inputs, results,
@@ -7,8 +7,12 @@ import { APPROVAL_GATES, type ApprovalGate, type SingleHostService } from './ser
  * variable that holds its URL), the worker holds the credentials.
  */
 
-export const gateNames = APPROVAL_GATES;
-export type GateName = ApprovalGate;
+/** The deploy's gates (configurable), plus the database restore's gate of the rollback (always four-eyes). */
+export const gateNames = [...APPROVAL_GATES, 'restore-database'] as const;
+export type GateName = ApprovalGate | 'restore-database';
+
+/** Who may decide at a set of gates, and what a timeout does. */
+export type GatePolicy = Omit<ApprovalPolicy, 'gates'> & { gates: GateName[] };
 
 /** The plan a deploy or rollback runs: the service's resolved settings for one environment. */
 export type ServicePlan = SingleHostService;
@@ -28,6 +32,8 @@ export type DeployPhase =
   | 'preflight'
   | 'awaiting-approval'
   | 'snapshot'
+  | 'maintenance'
+  | 'restore'
   | 'migrate'
   | 'start-release'
   | 'health'
@@ -102,8 +108,35 @@ export interface DeployState {
   waitingFor?: { gate: GateName; approvers: string[]; sinceMs: number; timeoutMs: number };
   snapshotId?: string;
   migrations?: { applied: string[]; version: string | null };
+  /** The rollback's database restore, when asked for. */
+  restore?: RestoreState;
   timeline: TimelineEntry[];
   outcome?: Outcome;
+  reason?: string;
+}
+
+export interface RestoreState {
+  snapshotId: string;
+  snapshotTakenAtMs: number;
+  /** Rows per table now and in the snapshot: what the restore loses. */
+  lost: Array<{ table: string; rowsNow: number; rowsInSnapshot: number }>;
+  /** The snapshot of the current state taken before anything is restored. */
+  safetySnapshotId?: string;
+  /** The new database the snapshot was restored into before the swap. */
+  restoredInto?: string;
+  /** The name the replaced database keeps (never dropped automatically). */
+  replacedAs?: string;
+  verified?: boolean;
+  maintenanceMs?: number;
+}
+
+export interface RollbackInput {
+  plan: ServicePlan;
+  requestedBy: string;
+  /** The version to go back to; default: the newest release that went live before the current one. */
+  toVersion?: string;
+  /** Restore the service's database from this snapshot (destructive: approval with four-eyes). */
+  restoreSnapshotId?: string;
   reason?: string;
 }
 

@@ -2,13 +2,20 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import type { Check, Component, StackContext } from './component';
 import { haproxyComponent } from './haproxy';
 import { postgresComponent } from './postgres';
+import { releasesComponent } from './releases';
 import { saveStackSettings, type StackSettings } from './settings';
 import { temporalComponent } from './temporal-server';
 import { ensureSystemTools, ensureTemporalCli } from './tools';
 import { workerComponent } from './worker-process';
 
 /** Start order; `down` stops in reverse. */
-const components: Component[] = [postgresComponent, haproxyComponent, temporalComponent, workerComponent];
+const components: Component[] = [
+  postgresComponent,
+  releasesComponent,
+  haproxyComponent,
+  temporalComponent,
+  workerComponent,
+];
 
 export interface UpOptions {
   /** Start a worker too (tests start their own in-process workers). */

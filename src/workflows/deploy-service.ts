@@ -13,17 +13,15 @@ import type { Activities } from '../activities';
 import type { RouteSpec } from '../platforms/types';
 import { judgeWindow } from '../shared/analysis';
 import {
-  gateNames,
   type AnalysisWindow,
   type DeployInput,
   type DeployPhase,
   type DeployResult,
   type DeployState,
-  type GateName,
   type Outcome,
   type ReleaseRef,
 } from '../shared/deploy';
-import type { TrafficStep } from '../shared/service-plan';
+import { APPROVAL_GATES, type ApprovalGate, type TrafficStep } from '../shared/service-plan';
 import { releaseIdFor, snapshotIdFor } from '../shared/ids';
 import { statusQuery } from '../shared/messages';
 import {
@@ -69,11 +67,11 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     step: 'resolving the plan',
     weights: {},
     analysis: [],
-    gates: gateNames.map((gate) => ({ gate, status: 'pending', refused: [] })),
+    gates: APPROVAL_GATES.map((gate) => ({ gate, status: 'pending', refused: [] })),
     timeline: [],
   };
   setHandler(statusQuery, () => state);
-  const { gate } = installGates(state, plan.approvals, requestedBy, what);
+  const { gate } = installGates(state, () => plan.approvals, requestedBy, what);
 
   const enter = (phase: DeployPhase, step: string) => {
     state.phase = phase;
@@ -81,7 +79,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     state.timeline.push({ atMs: Date.now(), phase, message: step });
     upsertSearchAttributes([{ key: RunbookPhase, value: phase }]);
   };
-  const approval = async (name: GateName) => {
+  const approval = async (name: ApprovalGate) => {
     if (plan.approvals.gates.includes(name)) enter('awaiting-approval', `${name} approval`);
     await gate(name);
   };

@@ -1,7 +1,6 @@
 import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
 import { judgeDecision, type DecisionKind } from '../shared/approvals';
-import type { DeployPhase, GateName, GateState, TimelineEntry } from '../shared/deploy';
-import type { ApprovalPolicy } from '../shared/service-plan';
+import type { DeployPhase, GateName, GatePolicy, GateState, TimelineEntry } from '../shared/deploy';
 import {
   approveSignal,
   approveUpdate,
@@ -26,9 +25,16 @@ export interface GateHost {
  * A refused signal (the Web UI cannot validate) is recorded on the gate and never counts; a refused update
  * is rejected by its validator and never reaches history.
  */
-export function installGates(host: GateHost, policy: ApprovalPolicy, requestedBy: string, what: string) {
-  const judge = (kind: DecisionKind, payload: unknown) =>
-    judgeDecision(kind, payload, { policy, requestedBy, waiting: host.waitingFor?.gate, what });
+export function installGates(
+  host: GateHost,
+  policyFor: (gate: GateName) => GatePolicy,
+  requestedBy: string,
+  what: string,
+) {
+  const judge = (kind: DecisionKind, payload: unknown) => {
+    const waiting = host.waitingFor?.gate;
+    return judgeDecision(kind, payload, { policy: policyFor(waiting ?? 'before-start'), requestedBy, waiting, what });
+  };
 
   const apply = (kind: DecisionKind, payload: unknown, via: 'update' | 'signal'): GateState => {
     const j = judge(kind, payload);
@@ -73,6 +79,7 @@ export function installGates(host: GateHost, policy: ApprovalPolicy, requestedBy
   async function gate(name: GateName, opts: { whileWaiting?: () => Promise<void>; everyMs?: number } = {}) {
     const state = host.gates.find((g) => g.gate === name);
     if (!state) return;
+    const policy = policyFor(name);
     if (!policy.gates.includes(name)) {
       state.status = 'skipped';
       return;

@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
 import { freePort, isAlive, portOpen } from '../../src/stack/processes';
 
 const runbookBin = path.join(__dirname, '../../bin/runbook.js');
@@ -58,11 +59,11 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     rmSync(home, { recursive: true, force: true });
   });
 
-  it('up --detach starts every component, doctor is all green, and the demo workflow runs on the stack worker', async () => {
+  it('up --detach starts every component, doctor is all green, and the demo (README command 1) runs its deploy story', async () => {
     const up = await runbook(['up', '--detach', '--json'], env);
     assert.equal(up.code, 0, up.stderr);
     const { addresses } = JSON.parse(up.stdout) as { addresses: Record<string, string> };
-    assert.deepEqual(Object.keys(addresses), ['postgres', 'haproxy', 'temporal', 'worker']);
+    assert.deepEqual(Object.keys(addresses), ['postgres', 'releases', 'haproxy', 'temporal', 'worker']);
 
     const doctor = await runbook(['doctor', '--json'], env);
     const report = JSON.parse(doctor.stdout) as DoctorReport;
@@ -77,9 +78,20 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     const ui = await fetch(`http://127.0.0.1:${ports[1]}/`);
     assert.equal(ui.status, 200, 'the Temporal Web UI answers');
 
-    const demo = await runbook(['demo'], env);
-    assert.equal(demo.code, 0, demo.stderr);
-    assert.match(demo.stdout, /outcome: +succeeded/);
+    const releasePorts = 23000 + (process.pid % 50) * 20;
+    const demoArgs = [
+      'demo',
+      '--listen-port',
+      String(await freePort()),
+      '--release-ports',
+      `${releasePorts}-${releasePorts + 19}`,
+    ];
+    const demo = await runbook(demoArgs, env);
+    assert.equal(demo.code, 0, `${demo.stdout}\n${demo.stderr}`);
+    assert.match(demo.stdout, /deploy-shop-demo-v2-\S+: SUCCEEDED: v2 is live/);
+    assert.match(demo.stdout, /deploy-shop-demo-v3-\S+: ROLLED-BACK: canary analysis failed/);
+    assert.match(demo.stdout, /deploy v2: .*\n(.*\n)*? +load during this deploy: \d+ requests, 0 failed/);
+    assert.match(demo.stdout, /All as expected/);
   });
 
   it('up again is harmless: every component is adopted, none started twice', async () => {
@@ -94,9 +106,11 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     const pids = ['temporal/temporal.pid', 'worker/worker.pid', 'haproxy/haproxy.pid'].map(pidOf);
     const down = await runbook(['down'], env);
     assert.equal(down.code, 0, down.stderr);
-    assert.match(down.stdout, /stopped: worker, temporal, haproxy, postgres/);
+    assert.match(down.stdout, /stopped: worker, temporal, haproxy, releases, postgres/);
     for (const pid of pids) assert.ok(!isAlive(pid) || isZombieOrGone(pid), `pid ${pid} is gone`);
     for (const port of ports) assert.equal(await portOpen(port), false, `port ${port} is free`);
+    const releases = createReleaseRunner({ dir: path.join(home, 'releases'), urlFor: () => '' });
+    assert.deepEqual(await releases.list(), [], "the demo's app releases were stopped too");
 
     const doctor = await runbook(['doctor'], env);
     assert.equal(doctor.code, 1);

@@ -23,8 +23,8 @@ describe('replay of committed histories', () => {
 
   it('holds no secret: workflows name targets, workers hold the credentials', () => {
     for (const file of files) {
-      const payloads = [...readFileSync(path.join(dir, file), 'utf8').matchAll(/"data": "([A-Za-z0-9+/=]+)"/g)].map((m) =>
-        Buffer.from(m[1] ?? '', 'base64').toString('utf8'),
+      const payloads = [...readFileSync(path.join(dir, file), 'utf8').matchAll(/"data": "([A-Za-z0-9+/=]+)"/g)].map(
+        (m) => Buffer.from(m[1] ?? '', 'base64').toString('utf8'),
       );
       assert.ok(payloads.length > 0, `${file} has payloads`);
       for (const text of payloads) {

@@ -22,7 +22,11 @@ export const scenarios: ReplayScenario[] = [
   {
     name: 'stack-check-happy',
     run: async (client, taskQueue, workflowId) => {
-      const handle = await client.workflow.start<typeof stackCheck>('stackCheck', { taskQueue, workflowId, args: [{ hold: '1s' }] });
+      const handle = await client.workflow.start<typeof stackCheck>('stackCheck', {
+        taskQueue,
+        workflowId,
+        args: [{ hold: '1s' }],
+      });
       await handle.result();
       return handle;
     },
@@ -46,7 +50,14 @@ export const scenarios: ReplayScenario[] = [
   {
     name: 'deploy-auto-rollback',
     run: async (_client, taskQueue) => {
-      const plan = await shopPlan({ traffic: { steps: [{ weight: 50, bakeMs: 10_000 }, { weight: 100, bakeMs: 0 }] } });
+      const plan = await shopPlan({
+        traffic: {
+          steps: [
+            { weight: 50, bakeMs: 10_000 },
+            { weight: 100, bakeMs: 0 },
+          ],
+        },
+      });
       await (await startDeploy(taskQueue, plan, 'v1')).result();
       const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
       const handle = await startDeploy(taskQueue, plan, 'v3');

@@ -29,7 +29,9 @@ async function serviceWithV1(taskQueue: string, overrides: Partial<ServicePlan> 
 async function runningReleases(plan: ServicePlan): Promise<string[]> {
   const dir = path.join(testStack().settings.home, 'releases', `${plan.service}-${plan.environment}`);
   const ids = readdirSync(dir);
-  const alive = await Promise.all(ids.map(async (id) => ((await runner().get(plan.service, plan.environment, id)) ? id : '')));
+  const alive = await Promise.all(
+    ids.map(async (id) => ((await runner().get(plan.service, plan.environment, id)) ? id : '')),
+  );
   return alive.filter(Boolean);
 }
 
@@ -61,7 +63,9 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
 
     it('timeout at before-start with onTimeout abort: rejected', async () => {
       const plan = await serviceWithV1(taskQueue);
-      const result = await (await startDeploy(taskQueue, withGates(plan, ['before-start'], { timeoutMs: 1_000 }), 'v2')).result();
+      const result = await (
+        await startDeploy(taskQueue, withGates(plan, ['before-start'], { timeoutMs: 1_000 }), 'v2')
+      ).result();
       assert.equal(result.outcome, 'rejected');
       assert.match(result.reason ?? '', /before-start approval timed out/);
       assert.equal(result.state.gates[0]?.status, 'timed-out');
@@ -101,7 +105,9 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
 
     it('timeout at go-live with abort: rolled back as well', async () => {
       const plan = await serviceWithV1(taskQueue);
-      const result = await (await startDeploy(taskQueue, withGates(plan, ['go-live'], { timeoutMs: 1_500 }), 'v2')).result();
+      const result = await (
+        await startDeploy(taskQueue, withGates(plan, ['go-live'], { timeoutMs: 1_500 }), 'v2')
+      ).result();
       assert.equal(result.outcome, 'rolled-back');
       assert.match(result.reason ?? '', /go-live approval timed out/);
     });
@@ -142,12 +148,21 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
   describe('failures before traffic', () => {
     it('a failing migration: failed before any traffic moved, the database exactly as it was', async () => {
       const plan = await shopPlan({ database: undefined });
-      const broken = { ...plan, database: { name: plan.service.replace(/-/g, '_'), migrationsDir: path.join(examplesDir, 'shop/migrations-broken') } };
+      const broken = {
+        ...plan,
+        database: {
+          name: plan.service.replace(/-/g, '_'),
+          migrationsDir: path.join(examplesDir, 'shop/migrations-broken'),
+        },
+      };
       const result = await (await startDeploy(taskQueue, broken, 'v1')).result();
       assert.equal(result.outcome, 'failed');
       assert.match(result.reason ?? '', /migration failed, database unchanged: .*create-orders-broken/);
       assert.equal(result.state.candidate, undefined, 'no release was started');
-      const tables = await queryDb<{ n: string }>(broken.database.name, "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'");
+      const tables = await queryDb<{ n: string }>(
+        broken.database.name,
+        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'",
+      );
       assert.equal(Number(tables[0]?.n), 0, 'no table was left behind');
     });
 
@@ -163,7 +178,10 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
 
     it('a failing smoke check: failed, with the request and the answer in the reason', async () => {
       const plan = await serviceWithV1(taskQueue);
-      const smoky = { ...plan, smoke: [{ name: 'missing page', method: 'GET' as const, path: '/api/nope', expectStatus: 200 }] };
+      const smoky = {
+        ...plan,
+        smoke: [{ name: 'missing page', method: 'GET' as const, path: '/api/nope', expectStatus: 200 }],
+      };
       const result = await (await startDeploy(taskQueue, smoky, 'v2')).result();
       assert.equal(result.outcome, 'failed');
       assert.match(result.reason ?? '', /smoke checks failed on v2: GET \/api\/nope -> 404, expected 200/);
@@ -190,7 +208,14 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
 
   describe('after traffic moved', () => {
     it('a faulty canary under load: the analysis rolls back automatically, with the figures', async () => {
-      const plan = await serviceWithV1(taskQueue, { traffic: { steps: [{ weight: 50, bakeMs: 10_000 }, { weight: 100, bakeMs: 0 }] } });
+      const plan = await serviceWithV1(taskQueue, {
+        traffic: {
+          steps: [
+            { weight: 50, bakeMs: 10_000 },
+            { weight: 100, bakeMs: 0 },
+          ],
+        },
+      });
       const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
       const result = await (await startDeploy(taskQueue, plan, 'v3')).result();
       await load.stop();
@@ -200,20 +225,39 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
       assert.deepEqual(result.state.weights, { v1: 100, v3: 0 });
       assert.equal(await runner().get(plan.service, plan.environment, result.state.candidate!.releaseId), undefined);
       const history = await releaseHistory(plan.service);
-      assert.deepEqual(history.map((r) => [r.version, r.outcome]), [['v1', 'succeeded'], ['v3', 'rolled-back']]);
+      assert.deepEqual(
+        history.map((r) => [r.version, r.outcome]),
+        [
+          ['v1', 'succeeded'],
+          ['v3', 'rolled-back'],
+        ],
+      );
     });
 
     it('cancel mid-traffic: the same safe rollback, then the workflow ends cancelled', async () => {
-      const plan = await serviceWithV1(taskQueue, { traffic: { steps: [{ weight: 50, bakeMs: 60_000 }, { weight: 100, bakeMs: 0 }] } });
+      const plan = await serviceWithV1(taskQueue, {
+        traffic: {
+          steps: [
+            { weight: 50, bakeMs: 60_000 },
+            { weight: 100, bakeMs: 0 },
+          ],
+        },
+      });
       const handle = await startDeploy(taskQueue, plan, 'v2');
       await waitForState(handle, (s) => s.phase === 'traffic', 'traffic');
       await handle.cancel();
-      await assert.rejects(handle.result(), (err: unknown) => err instanceof WorkflowFailedError && /cancel/i.test(String(err.cause?.message ?? err.cause)));
+      await assert.rejects(
+        handle.result(),
+        (err: unknown) => err instanceof WorkflowFailedError && /cancel/i.test(String(err.cause?.message ?? err.cause)),
+      );
       const state = await handle.query(statusQuery);
       assert.equal(state.outcome, 'cancelled');
       assert.deepEqual(state.weights, { v1: 100, v2: 0 });
       assert.equal(await runner().get(plan.service, plan.environment, state.candidate!.releaseId), undefined);
-      assert.deepEqual((await releaseHistory(plan.service)).map((r) => r.outcome), ['succeeded', 'cancelled']);
+      assert.deepEqual(
+        (await releaseHistory(plan.service)).map((r) => r.outcome),
+        ['succeeded', 'cancelled'],
+      );
     });
   });
 
@@ -221,7 +265,10 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
     it('SIGKILL of the worker during a migration: a new worker finishes; one snapshot, each migration applied once', async () => {
       const crashQueue = uniqueName('deploy-crash-migrate');
       const plan = await shopPlan();
-      const slow = { ...plan, database: { ...plan.database!, migrationsDir: path.join(__dirname, '../fixtures/migrations-slow') } };
+      const slow = {
+        ...plan,
+        database: { ...plan.database!, migrationsDir: path.join(__dirname, '../fixtures/migrations-slow') },
+      };
       const doomed = spawnChildWorker(crashQueue);
       let survivor: { stop(): Promise<void> } | undefined;
       try {
@@ -231,9 +278,17 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
         survivor = await startWorker(crashQueue, 'survivor');
         const result = await handle.result();
         assert.equal(result.outcome, 'succeeded', result.reason);
-        const applied = await queryDb<{ name: string }>(slow.database.name, 'SELECT name FROM pgmigrations ORDER BY id');
-        assert.deepEqual(applied.map((r) => r.name), ['1700000000000_create-items', '1700000100000_add-items-price-cents', '1700000200000_slow-backfill']);
-        const dumps = readdirSync(path.join(testStack().settings.home, 'snapshots', `${plan.service}-${plan.environment}`)).filter((f) => f.endsWith('.dump'));
+        const applied = await queryDb<{ name: string }>(
+          slow.database.name,
+          'SELECT name FROM pgmigrations ORDER BY id',
+        );
+        assert.deepEqual(
+          applied.map((r) => r.name),
+          ['1700000000000_create-items', '1700000100000_add-items-price-cents', '1700000200000_slow-backfill'],
+        );
+        const dumps = readdirSync(
+          path.join(testStack().settings.home, 'snapshots', `${plan.service}-${plan.environment}`),
+        ).filter((f) => f.endsWith('.dump'));
         assert.deepEqual(dumps, [`${result.snapshotId}.dump`], 'one snapshot');
       } finally {
         await doomed.kill();
@@ -243,7 +298,14 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
 
     it('SIGKILL of the worker during a bake: a new worker finishes the deploy with one release started', async () => {
       const crashQueue = uniqueName('deploy-crash-bake');
-      const plan = await shopPlan({ traffic: { steps: [{ weight: 50, bakeMs: 4_000 }, { weight: 100, bakeMs: 0 }] } });
+      const plan = await shopPlan({
+        traffic: {
+          steps: [
+            { weight: 50, bakeMs: 4_000 },
+            { weight: 100, bakeMs: 0 },
+          ],
+        },
+      });
       const setup = await startWorker(crashQueue);
       const v1 = await (await startDeploy(crashQueue, plan, 'v1')).result();
       await setup.stop();

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
 import { loadRunbookConfig, resolveService } from '../../src/runbook-config';
 import type { DeployInput, DeployState, GateName, ServicePlan } from '../../src/shared/deploy';
+import type { ApprovalGate } from '../../src/shared/service-plan';
 import { statusQuery } from '../../src/shared/messages';
 import { databaseUrl, ensureDatabase } from '../../src/stack/postgres';
 import { freePort } from '../../src/stack/processes';
@@ -55,7 +56,7 @@ export async function shopPlan(overrides: Partial<ServicePlan> = {}): Promise<Se
 
 export const withGates = (
   plan: ServicePlan,
-  gates: GateName[],
+  gates: ApprovalGate[],
   extra: Partial<ServicePlan['approvals']> = {},
 ): ServicePlan => ({
   ...plan,

@@ -56,24 +56,24 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
     return JSON.parse(readFileSync(f.state, 'utf8')) as RunningRelease;
   }
 
-  /** Ports held by live releases of every service on this host. */
-  function portsInUse(): Set<number> {
-    const used = new Set<number>();
-    if (!existsSync(opts.dir)) return used;
+  /** Live releases of every service in the folder. */
+  function listAlive(): RunningRelease[] {
+    if (!existsSync(opts.dir)) return [];
+    const found: RunningRelease[] = [];
     for (const group of readdirSync(opts.dir)) {
-      const groupDir = path.join(opts.dir, group);
-      for (const id of readdirSync(groupDir)) {
-        const f = files(path.join(groupDir, id));
+      for (const id of readdirSync(path.join(opts.dir, group))) {
+        const f = files(path.join(opts.dir, group, id));
         if (!existsSync(f.state)) continue;
         const state = JSON.parse(readFileSync(f.state, 'utf8')) as RunningRelease;
-        if (alive(state.service, state.environment, state.releaseId)) used.add(state.port);
+        const live = alive(state.service, state.environment, state.releaseId);
+        if (live) found.push(live);
       }
     }
-    return used;
+    return found;
   }
 
   async function pickPort({ min: low, max: high }: { min: number; max: number }): Promise<number> {
-    const used = portsInUse();
+    const used = new Set(listAlive().map((r) => r.port));
     for (let port = low; port <= high; port++) {
       if (!used.has(port) && !(await portOpen(port))) return port;
     }
@@ -134,6 +134,10 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       writeFileSync(`${f.state}.tmp`, JSON.stringify(running, null, 2));
       renameSync(`${f.state}.tmp`, f.state);
       return running;
+    },
+
+    async list() {
+      return listAlive();
     },
 
     async get(service, environment, releaseId) {
