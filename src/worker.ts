@@ -6,6 +6,7 @@ import { loadConfig, type WorkerConfig } from './config';
 import { UserError, errorMessage } from './errors';
 import { migrateOrchestratorDb } from './platforms/postgres/orchestrator-db';
 import { createPgRecords } from './platforms/postgres/records';
+import { swapDatabases } from './platforms/postgres/swap';
 import { createSingleHostPlatform, siblingDatabaseUrl } from './platforms/single-host';
 
 export interface RunbookWorker {
@@ -49,6 +50,8 @@ export async function createRunbookWorker(
       releases: platform.releases,
       snapshots: platform.snapshots,
       migrator: platform.migrator,
+      swapDatabases: (database, restored, replacedAs) =>
+        swapDatabases(siblingDatabaseUrl(config.DATABASE_URL, 'postgres'), database, restored, replacedAs),
       records: createPgRecords(pool, isRunning),
     });
     const worker = await Worker.create({

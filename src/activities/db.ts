@@ -6,6 +6,8 @@ import { whileHeartbeating } from './heartbeat';
 export interface DbActivityDeps {
   snapshots: SnapshotStore;
   migrator: Migrator;
+  /** Swaps a restored database into the place of the live one (see platforms/postgres/swap.ts). */
+  swapDatabases: (database: string, restored: string, replacedAs: string) => Promise<'swapped' | 'already swapped'>;
 }
 
 export const dbFailure = {
@@ -29,8 +31,88 @@ export function permanentSnapshotError(err: unknown): unknown {
 }
 
 /** Activities on the service's database: snapshots with manifests, and migrations. */
-export function createDbActivities({ snapshots, migrator }: DbActivityDeps) {
+export function createDbActivities({ snapshots, migrator, swapDatabases }: DbActivityDeps) {
   return {
+    /**
+     * Everything a database restore needs to know before anything is touched: the snapshot exists, belongs
+     * to this service and environment, its file is whole (size, sha256, archive contents), and what the
+     * restore would lose (rows now vs in the snapshot). Throws SnapshotNotFound / SnapshotCorrupt /
+     * SnapshotForeign (non-retryable).
+     */
+    async inspectSnapshot(req: { snapshotId: string; service: string; environment: string; database: string }) {
+      const manifest = await snapshots.get(req.snapshotId).catch((err: unknown) => {
+        throw permanentSnapshotError(err);
+      });
+      if (!manifest) {
+        throw ApplicationFailure.nonRetryable(
+          `snapshot ${req.snapshotId} does not exist; the deploy results and \`runbook status\` name the snapshots`,
+          dbFailure.snapshotMissing,
+        );
+      }
+      if (
+        manifest.service !== req.service ||
+        manifest.environment !== req.environment ||
+        manifest.database !== req.database
+      ) {
+        throw ApplicationFailure.nonRetryable(
+          `snapshot ${req.snapshotId} belongs to ${manifest.service}/${manifest.environment} (database ${manifest.database}), not ${req.service}/${req.environment}`,
+          'SnapshotForeign',
+        );
+      }
+      const verified = await snapshots.verify(req.snapshotId);
+      if (!verified.ok) {
+        throw ApplicationFailure.nonRetryable(
+          `snapshot ${req.snapshotId} cannot be restored: ${verified.reason}`,
+          dbFailure.snapshotCorrupt,
+        );
+      }
+      const now = await snapshots.fingerprint(req.database);
+      const inSnapshot = new Map(manifest.tables.map((t) => [t.table, t.rows]));
+      const tables = new Set([...inSnapshot.keys(), ...now.tables.map((t) => t.table)]);
+      const rowsNow = new Map(now.tables.map((t) => [t.table, t.rows]));
+      return {
+        manifest,
+        lost: [...tables]
+          .sort()
+          .map((table) => ({ table, rowsNow: rowsNow.get(table) ?? 0, rowsInSnapshot: inSnapshot.get(table) ?? 0 })),
+        migrationVersionNow: now.migrationVersion,
+      };
+    },
+
+    /** Restores a snapshot into a new database (pg_restore -j); a crashed attempt's leftover is redone. */
+    async restoreSnapshot(req: { snapshotId: string; target: string; jobs: number }): Promise<void> {
+      const ctx = Context.current();
+      try {
+        await whileHeartbeating(() =>
+          snapshots.restore(
+            req.snapshotId,
+            req.target,
+            { jobs: req.jobs },
+            (p) => ctx.heartbeat(p),
+            ctx.cancellationSignal,
+          ),
+        );
+      } catch (err) {
+        throw permanentSnapshotError(err);
+      }
+    },
+
+    /** Compares a database with a snapshot's manifest (row counts, checksums, migration version). */
+    async compareWithSnapshot(req: { database: string; snapshotId: string }) {
+      const manifest = await snapshots.get(req.snapshotId);
+      if (!manifest)
+        throw ApplicationFailure.nonRetryable(`snapshot ${req.snapshotId} does not exist`, dbFailure.snapshotMissing);
+      return whileHeartbeating(() => snapshots.compare(req.database, manifest));
+    },
+
+    async dropDatabase(name: string): Promise<void> {
+      await snapshots.dropDatabase(name);
+    },
+
+    async swapDatabase(req: { database: string; restored: string; replacedAs: string }): Promise<string> {
+      return swapDatabases(req.database, req.restored, req.replacedAs);
+    },
+
     /**
      * Takes the pre-migration snapshot (pg_dump -Fc + manifest). The id comes from the workflow id, so a
      * retry or a new worker adopts the complete snapshot instead of taking a second one.

@@ -59,6 +59,14 @@ export function createReleaseActivities({ releases }: ReleaseActivityDeps) {
       return r ? { releaseId: r.releaseId, version: r.version, host: r.host, port: r.port } : null;
     },
 
+    /** A running release of this version of the service, if any (a rollback adopts it). */
+    async findRelease(req: { service: string; environment: string; version: string }): Promise<ReleaseRef | null> {
+      const found = (await releases.list()).find(
+        (r) => r.service === req.service && r.environment === req.environment && r.version === req.version,
+      );
+      return found ? { releaseId: found.releaseId, version: found.version, host: found.host, port: found.port } : null;
+    },
+
     async stopRelease(key: ReleaseKey & { graceMs: number }): Promise<boolean> {
       return releases.stop(key.service, key.environment, key.releaseId, key.graceMs);
     },

@@ -1,38 +1,20 @@
 import {
   ActivityFailure,
   ApplicationFailure,
-  CancellationScope,
   isCancellation,
   proxyActivities,
-  setHandler,
   sleep,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RouteSpec } from '../platforms/types';
 import { judgeWindow } from '../shared/analysis';
-import {
-  type AnalysisWindow,
-  type DeployInput,
-  type DeployPhase,
-  type DeployResult,
-  type DeployState,
-  type Outcome,
-  type ReleaseRef,
-} from '../shared/deploy';
-import { APPROVAL_GATES, type ApprovalGate, type TrafficStep } from '../shared/service-plan';
+import type { AnalysisWindow, DeployInput, DeployResult, Outcome, ReleaseRef } from '../shared/deploy';
 import { releaseIdFor, snapshotIdFor } from '../shared/ids';
-import { statusQuery } from '../shared/messages';
-import {
-  RunbookEnvironment,
-  RunbookKind,
-  RunbookOutcome,
-  RunbookPhase,
-  RunbookService,
-} from '../shared/search-attributes';
+import { APPROVAL_GATES, type TrafficStep } from '../shared/service-plan';
 import { critical, longWithHeartbeat, quick } from './activity-options';
-import { installGates, REJECTED } from './gates';
+import { REJECTED } from './gates';
+import { beginRunbook } from './runbook';
 
 const act = proxyActivities<Activities>(quick);
 const safe = proxyActivities<Activities>(critical);
@@ -56,44 +38,15 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
   const { plan, version, requestedBy } = input;
   const { workflowId } = workflowInfo();
   const route: RouteSpec = { service: plan.service, environment: plan.environment, listenPort: plan.listen.port };
-  const what = `the deploy of ${plan.service} ${version} to ${plan.environment}`;
-  const state: DeployState = {
+  const rb = beginRunbook({
     kind: 'deploy',
-    service: plan.service,
-    environment: plan.environment,
+    plan,
     version,
     requestedBy,
-    phase: 'plan',
-    step: 'resolving the plan',
-    weights: {},
-    analysis: [],
-    gates: APPROVAL_GATES.map((gate) => ({ gate, status: 'pending', refused: [] })),
-    timeline: [],
-  };
-  setHandler(statusQuery, () => state);
-  const { gate } = installGates(state, () => plan.approvals, requestedBy, what);
-
-  const enter = (phase: DeployPhase, step: string) => {
-    state.phase = phase;
-    state.step = step;
-    state.timeline.push({ atMs: Date.now(), phase, message: step });
-    upsertSearchAttributes([{ key: RunbookPhase, value: phase }]);
-  };
-  const approval = async (name: ApprovalGate) => {
-    if (plan.approvals.gates.includes(name)) enter('awaiting-approval', `${name} approval`);
-    await gate(name);
-  };
-  const showWeights = (percent: Record<string, number>) => {
-    const byVersion: Record<string, number> = {};
-    for (const r of [state.stable, state.candidate]) if (r) byVersion[r.version] = percent[r.releaseId] ?? 0;
-    state.weights = byVersion;
-  };
-  upsertSearchAttributes([
-    { key: RunbookService, value: plan.service },
-    { key: RunbookEnvironment, value: plan.environment },
-    { key: RunbookKind, value: 'deploy' },
-    { key: RunbookPhase, value: 'plan' },
-  ]);
+    gates: APPROVAL_GATES,
+    policyFor: () => plan.approvals,
+  });
+  const { state, gate, enter, approval, showWeights, compensations } = rb;
   state.timeline.push({
     atMs: Date.now(),
     phase: 'plan',
@@ -103,7 +56,6 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       `${plan.database ? `; database ${plan.database.name}` : ''}; requested by ${requestedBy}`,
   });
 
-  const compensations: Array<{ what: string; run: () => Promise<unknown> }> = [];
   let trafficMoved = false;
   let lockHeld = false;
   let failedWindow: AnalysisWindow | undefined;
@@ -263,56 +215,31 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     const reason = describe(err);
     const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
     const outcome: Outcome = cancelled ? 'cancelled' : trafficMoved ? 'rolled-back' : rejected ? 'rejected' : 'failed';
-    await CancellationScope.nonCancellable(async () => {
-      if (compensations.length > 0) enter('rolling-back', `${outcome}: ${reason}`);
-      for (const c of compensations.reverse()) {
-        await c.run();
-        state.timeline.push({ atMs: Date.now(), phase: 'rolling-back', message: `done: ${c.what}` });
-      }
-    });
+    await rb.compensate(outcome, reason);
     const result = await finish(outcome, reason);
     if (cancelled) throw err;
     return result;
   }
 
   async function finish(outcome: Outcome, reason: string): Promise<DeployResult> {
-    return CancellationScope.nonCancellable(async () => {
-      state.outcome = outcome;
-      state.reason = reason;
-      state.phase = 'done';
-      state.step = `${outcome}: ${reason}`;
-      state.timeline.push({ atMs: Date.now(), phase: 'done', message: state.step });
-      upsertSearchAttributes([
-        { key: RunbookPhase, value: 'done' },
-        { key: RunbookOutcome, value: outcome },
-      ]);
-      await safe.recordRelease({
-        service: plan.service,
-        environment: plan.environment,
-        version,
-        releaseId: state.candidate?.releaseId ?? null,
-        workflowId,
-        kind: 'deploy',
-        outcome,
-        startedAtMs: workflowInfo().startTime.getTime(),
-        finishedAtMs: Date.now(),
-        snapshotId: state.snapshotId ?? null,
-        reason,
-        details: { stableVersion: state.stable?.version ?? null, requestedBy, failedWindow: failedWindow ?? null },
-      });
-      if (lockHeld) await safe.releaseServiceLock({ service: plan.service, environment: plan.environment, workflowId });
-      return {
-        outcome,
-        service: plan.service,
-        environment: plan.environment,
-        version,
-        reason,
-        ...(state.snapshotId ? { snapshotId: state.snapshotId } : {}),
-        ...(failedWindow ? { failedWindow } : {}),
-        ...(state.stable ? { stableVersion: state.stable.version } : {}),
-        state,
-      };
+    await rb.finish(outcome, reason, {
+      version,
+      releaseId: state.candidate?.releaseId ?? null,
+      snapshotId: state.snapshotId ?? null,
+      details: { stableVersion: state.stable?.version ?? null, requestedBy, failedWindow: failedWindow ?? null },
+      lockHeld,
     });
+    return {
+      outcome,
+      service: plan.service,
+      environment: plan.environment,
+      version,
+      reason,
+      ...(state.snapshotId ? { snapshotId: state.snapshotId } : {}),
+      ...(failedWindow ? { failedWindow } : {}),
+      ...(state.stable ? { stableVersion: state.stable.version } : {}),
+      state,
+    };
   }
 
   /** Watches one traffic step for its bake time, window by window; throws AnalysisFailed to roll back. */

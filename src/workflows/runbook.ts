@@ -1,0 +1,141 @@
+import {
+  CancellationScope,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { DeployPhase, DeployState, GateName, GatePolicy, Outcome, ServicePlan } from '../shared/deploy';
+import { statusQuery } from '../shared/messages';
+import {
+  RunbookEnvironment,
+  RunbookKind,
+  RunbookOutcome,
+  RunbookPhase,
+  RunbookService,
+} from '../shared/search-attributes';
+import { critical } from './activity-options';
+import { installGates } from './gates';
+
+const safe = proxyActivities<Activities>(critical);
+
+/**
+ * What deploy and rollback share: the state the `status` query returns, the gates, phases upserted as search
+ * attributes, a compensation stack run non-cancellably, and the ending (release history, lock released).
+ * Call before the first await: it registers the handlers.
+ */
+export function beginRunbook(args: {
+  kind: 'deploy' | 'rollback';
+  plan: ServicePlan;
+  version: string;
+  requestedBy: string;
+  gates: readonly GateName[];
+  policyFor: (gate: GateName) => GatePolicy;
+}) {
+  const { kind, plan, version, requestedBy } = args;
+  const what = `the ${kind} of ${plan.service} ${kind === 'deploy' ? `${version} to` : 'in'} ${plan.environment}`;
+  const state: DeployState = {
+    kind,
+    service: plan.service,
+    environment: plan.environment,
+    version,
+    requestedBy,
+    phase: 'plan',
+    step: 'resolving the plan',
+    weights: {},
+    analysis: [],
+    gates: args.gates.map((gate) => ({ gate, status: 'pending', refused: [] })),
+    timeline: [],
+  };
+  setHandler(statusQuery, () => state);
+  const { gate } = installGates(state, args.policyFor, requestedBy, what);
+  const compensations: Array<{ what: string; run: () => Promise<unknown> }> = [];
+
+  const note = (message: string, phase: DeployPhase = state.phase) =>
+    state.timeline.push({ atMs: Date.now(), phase, message });
+  const enter = (phase: DeployPhase, step: string) => {
+    state.phase = phase;
+    state.step = step;
+    note(step, phase);
+    upsertSearchAttributes([{ key: RunbookPhase, value: phase }]);
+  };
+  upsertSearchAttributes([
+    { key: RunbookService, value: plan.service },
+    { key: RunbookEnvironment, value: plan.environment },
+    { key: RunbookKind, value: kind },
+    { key: RunbookPhase, value: 'plan' },
+  ]);
+
+  return {
+    state,
+    what,
+    gate,
+    enter,
+    note,
+    compensations,
+    /** Approval at a gate, shown as a phase only when the policy lists the gate. */
+    async approval(name: GateName) {
+      if (args.policyFor(name).gates.includes(name)) enter('awaiting-approval', `${name} approval`);
+      await gate(name);
+    },
+    /** The traffic split by version, for people, from the router's split by release id. */
+    showWeights(percent: Record<string, number>) {
+      const byVersion: Record<string, number> = {};
+      for (const r of [state.stable, state.candidate]) if (r) byVersion[r.version] = percent[r.releaseId] ?? 0;
+      state.weights = byVersion;
+    },
+    /** Undoes what was done, newest first, even when the workflow is being cancelled. */
+    async compensate(outcome: Outcome, reason: string) {
+      await CancellationScope.nonCancellable(async () => {
+        if (compensations.length > 0) enter('rolling-back', `${outcome}: ${reason}`);
+        for (const c of compensations.reverse()) {
+          await c.run();
+          note(`done: ${c.what}`, 'rolling-back');
+        }
+        compensations.length = 0;
+      });
+    },
+    /** Records the outcome (state, search attributes, release history) and releases the service lock. */
+    async finish(
+      outcome: Outcome,
+      reason: string,
+      record: {
+        version: string;
+        releaseId: string | null;
+        snapshotId: string | null;
+        details: Record<string, unknown>;
+        lockHeld: boolean;
+      },
+    ) {
+      await CancellationScope.nonCancellable(async () => {
+        state.outcome = outcome;
+        state.reason = reason;
+        state.phase = 'done';
+        state.step = `${outcome}: ${reason}`;
+        note(state.step, 'done');
+        upsertSearchAttributes([
+          { key: RunbookPhase, value: 'done' },
+          { key: RunbookOutcome, value: outcome },
+        ]);
+        const { workflowId, startTime } = workflowInfo();
+        await safe.recordRelease({
+          service: plan.service,
+          environment: plan.environment,
+          version: record.version,
+          releaseId: record.releaseId,
+          workflowId,
+          kind,
+          outcome,
+          startedAtMs: startTime.getTime(),
+          finishedAtMs: Date.now(),
+          snapshotId: record.snapshotId,
+          reason,
+          details: record.details,
+        });
+        if (record.lockHeld)
+          await safe.releaseServiceLock({ service: plan.service, environment: plan.environment, workflowId });
+      });
+    },
+  };
+}
