@@ -6,6 +6,7 @@ import {
   listCommand,
   deployCommand,
   rejectCommand,
+  rollbackCommand,
   signoffCommand,
   statusCommand,
   watchCommand,
@@ -27,6 +28,7 @@ const commands: Command[] = [
   watchCommand,
   cancelCommand,
   listCommand,
+  rollbackCommand,
   demoCommand,
 ];
 

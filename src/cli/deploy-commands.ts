@@ -15,10 +15,10 @@ import {
   runbookConfigPath,
 } from '../runbook-config';
 import type { DecisionKind } from '../shared/approvals';
-import type { DeployInput, DeployResult, DeployState, GateState } from '../shared/deploy';
+import type { DeployInput, DeployResult, DeployState, GateState, RollbackInput } from '../shared/deploy';
 import { slug } from '../shared/ids';
 import { approveUpdate, rejectUpdate, signoffUpdate, statusQuery } from '../shared/messages';
-import type { deployService } from '../workflows';
+import type { deployService, rollbackService } from '../workflows';
 import { jsonOption, type Command, type Io, type ParsedArgs } from './command';
 import { toServicePlan } from './plan';
 import { exitCodeHelp, outcomeExitCode, renderStatus, timelineLines } from './render';
@@ -201,6 +201,82 @@ export const deployCommand: Command = {
       }
       if (!args.values.wait) {
         if (args.values.json) io.out(JSON.stringify({ workflowId, service, environment, version }));
+        return 0;
+      }
+      return follow(handle, target, io, Boolean(args.values.json));
+    });
+  },
+};
+
+export const rollbackCommand: Command = {
+  name: 'rollback',
+  summary:
+    'Roll a service back to the previous release that went live (or --to), and with --restore-db its database too.',
+  usage:
+    'rollback <service> [--env <e>] [--to <version>] [--restore-db <snapshot-id>] [--reason <text>] [--as <name>] [--wait] [--json]',
+  examples: [
+    'runbook rollback shop --env production --reason "checkout errors" --wait',
+    'runbook rollback shop --env production --to v1 --restore-db shop-production-pre-migrate-1a2b3c4d --as dave --wait',
+  ],
+  details:
+    'The plan (from, to, what happens to the database) is the first line it prints. A database restore loses the\n' +
+    'writes since the snapshot: it is checked first (exists, belongs to the service, file whole), needs the\n' +
+    'restore-database approval (rollback.dbRestoreApprovers, four-eyes), takes a safety snapshot, and runs in\n' +
+    `maintenance (503 + Retry-After). ${exitCodeHelp} (with --wait)`,
+  options: {
+    env: { type: 'string', description: 'environment (default: the first one the service lists)' },
+    to: { type: 'string', description: 'the version to go back to (default: the previous one that went live)' },
+    'restore-db': { type: 'string', description: 'restore the database from this snapshot (destructive, approved)' },
+    ...configOption,
+    ...asOption,
+    reason: { type: 'string', description: 'why (recorded in the release history)' },
+    wait: { type: 'boolean', description: 'follow the rollback live until it ends' },
+    ...jsonOption,
+  },
+  async run(args, io) {
+    const service = positional(args, 'service name', 'rollback');
+    const config = loadRunbookConfig(runbookConfigPath(args.values.config as string | undefined, io.env));
+    const environment = (args.values.env as string | undefined) ?? defaultEnvironment(config, service);
+    const plan = toServicePlan(resolveService(config, service, environment));
+    const toVersion = args.values.to as string | undefined;
+    if (toVersion) renderRelease(plan.release, { version: toVersion, port: plan.release.portRange.min });
+    const snapshotId = args.values['restore-db'] as string | undefined;
+    if (snapshotId !== undefined && !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(snapshotId)) {
+      throw new UserError(
+        `rollback: --restore-db ${JSON.stringify(snapshotId)} is not a snapshot id`,
+        'snapshot ids look like shop-production-pre-migrate-1a2b3c4d (see the deploy result)',
+      );
+    }
+    const input: RollbackInput = {
+      plan,
+      requestedBy: whoAmI(args.values, io.env),
+      ...(toVersion ? { toVersion } : {}),
+      ...(snapshotId ? { restoreSnapshotId: snapshotId } : {}),
+      ...(args.values.reason ? { reason: String(args.values.reason) } : {}),
+    };
+    return withClient(io.env, async (client, target) => {
+      const running = await runningRunbooks(client, service, environment);
+      if (running.length > 0) {
+        throw new UserError(
+          `${service}/${environment} is busy: ${running.join(', ')} is running`,
+          `wait for it (runbook watch ${running[0]}) or cancel it (runbook cancel ${running[0]})`,
+        );
+      }
+      const workflowId = `rollback-${slug(service)}-${slug(environment)}-${randomBytes(3).toString('hex')}`;
+      const handle = await client.workflow.start<typeof rollbackService>('rollbackService', {
+        taskQueue: target.taskQueue,
+        workflowId,
+        args: [input],
+      });
+      if (!args.values.json) {
+        io.out(
+          `started ${workflowId}: roll ${service}/${environment} back to ${toVersion ?? 'the previous release'}${snapshotId ? `, restoring the database from ${snapshotId}` : ''}`,
+        );
+        io.out(`  watch:  runbook watch ${workflowId}`);
+        io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
+      }
+      if (!args.values.wait) {
+        if (args.values.json) io.out(JSON.stringify({ workflowId, service, environment }));
         return 0;
       }
       return follow(handle, target, io, Boolean(args.values.json));

@@ -188,6 +188,24 @@ export function postgresBinDir(): string | undefined {
   );
 }
 
+/**
+ * PostgreSQL client binaries (pg_dump, pg_restore, pg_amcheck) of major version 15 or later: the worker needs
+ * only these (a worker image has the client package, not the server).
+ */
+export function postgresClientBinDir(): string | undefined {
+  const fromPath = which('pg_dump');
+  const candidates = [
+    process.env.PG_BIN_DIR,
+    '/usr/lib/postgresql/15/bin',
+    '/usr/lib/postgresql/16/bin',
+    '/usr/lib/postgresql/17/bin',
+    fromPath ? path.dirname(fromPath) : undefined,
+  ];
+  return candidates.find(
+    (dir): dir is string => !!dir && executable(path.join(dir, 'pg_dump')) && executable(path.join(dir, 'pg_restore')),
+  );
+}
+
 export async function postgresTool(): Promise<Tool | undefined> {
   const dir = postgresBinDir();
   if (!dir) return undefined;

@@ -1,2 +1,3 @@
 export { stackCheck } from './stack-check';
 export { deployService } from './deploy-service';
+export { rollbackService } from './rollback-service';

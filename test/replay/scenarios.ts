@@ -1,8 +1,22 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { startLoad } from '../../src/load';
 import { approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
-import type { stackCheck } from '../../src/workflows';
+import type { RollbackInput, ServicePlan } from '../../src/shared/deploy';
+import type { rollbackService, stackCheck } from '../../src/workflows';
 import { shopPlan, startDeploy, waitingAt, withGates } from '../workflows/deploy-fixture';
+
+/** v1 then v2 live; returns the plan (restores approved by alice and bob) and v2's pre-migration snapshot. */
+async function v1ThenV2(taskQueue: string): Promise<{ plan: ServicePlan; snapshotId: string }> {
+  const base = await shopPlan();
+  const plan = { ...base, rollback: { ...base.rollback, dbRestoreApprovers: ['alice', 'bob'] } };
+  await (await startDeploy(taskQueue, plan, 'v1')).result();
+  const v2 = await (await startDeploy(taskQueue, plan, 'v2')).result();
+  return { plan, snapshotId: v2.snapshotId! };
+}
+
+function startRollback(client: Client, taskQueue: string, workflowId: string, input: RollbackInput) {
+  return client.workflow.start<typeof rollbackService>('rollbackService', { taskQueue, workflowId, args: [input] });
+}
 
 /**
  * The executions whose histories are committed under test/replay/histories/ (one per workflow path).
@@ -85,6 +99,35 @@ export const scenarios: ReplayScenario[] = [
       const plan = await shopPlan();
       await (await startDeploy(taskQueue, plan, 'v1')).result();
       const handle = await startDeploy(taskQueue, withGates(plan, ['before-traffic'], { timeoutMs: 1_000 }), 'v2');
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'rollback-app-only',
+    run: async (client, taskQueue, workflowId) => {
+      const { plan } = await v1ThenV2(taskQueue);
+      const handle = await startRollback(client, taskQueue, workflowId, {
+        plan,
+        requestedBy: 'dave',
+        reason: 'errors after go-live',
+      });
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'rollback-db-restore',
+    run: async (client, taskQueue, workflowId) => {
+      const { plan, snapshotId } = await v1ThenV2(taskQueue);
+      const handle = await startRollback(client, taskQueue, workflowId, {
+        plan,
+        requestedBy: 'dave',
+        toVersion: 'v1',
+        restoreSnapshotId: snapshotId,
+      });
+      await waitingAt(handle, 'restore-database');
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice', note: 'restore approved' }] });
       await handle.result();
       return handle;
     },

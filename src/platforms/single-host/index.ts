@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { haproxyPaths, reloadHaproxy } from '../../stack/haproxy';
-import { postgresBinDir } from '../../stack/tools';
+import { postgresClientBinDir } from '../../stack/tools';
 import { createMigrator } from '../postgres/migrator';
 import type { Migrator, ReleaseRunner, SnapshotStore, TrafficRouter } from '../types';
 import { createHaproxyRouter } from './haproxy-router';
@@ -27,7 +27,7 @@ export function createSingleHostPlatform(opts: {
   urlFor: (database: string) => string;
 }): SingleHostPlatform {
   const runtime = createHaproxyRuntime(opts.haproxySocket);
-  const binDir = postgresBinDir();
+  const binDir = postgresClientBinDir();
   if (!binDir)
     throw new Error('PostgreSQL client binaries (pg_dump, pg_restore) not found: apt-get install postgresql-client-15');
   return {

@@ -43,6 +43,20 @@ export interface PgSnapshotStoreOptions {
 const SYSTEM_DATABASES = new Set(['postgres', 'template0', 'template1']);
 /** Advisory lock class of this store; the object is hashtext('snapshot:<id>') or hashtext('restore:<db>'). */
 const LOCK_CLASS = 0x72756e62;
+/** Tables, views and sequences in the database's own schemas (not pg_catalog / information_schema). */
+async function userRelationCount(url: string): Promise<number> {
+  const client = await connect(url);
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'`,
+    );
+    return Number(rows[0]?.n ?? 0);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 /**
  * Database comments that mark a restore target: only a database marked "restoring" (left by a crashed attempt)
  * is dropped and restored again; one marked restored from the same snapshot is adopted.
@@ -467,7 +481,10 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
             progress?.({ phase: 'adopted' });
             return;
           }
-          if (!existing.comment?.startsWith(restoringMarker(''))) {
+          // CREATE DATABASE and its COMMENT are two statements: a crash between them leaves an unmarked, empty
+          // database. Empty means nothing to lose, so it counts as a leftover too.
+          const unmarkedAndEmpty = !existing.comment && (await userRelationCount(urlFor(target))) === 0;
+          if (!unmarkedAndEmpty && !existing.comment?.startsWith(restoringMarker(''))) {
             throw new SnapshotError(
               `database "${target}" already exists and is not left over from a restore` +
                 (existing.comment ? ` (its comment: ${existing.comment})` : '') +

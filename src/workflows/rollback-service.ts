@@ -1,0 +1,276 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { RouteSpec } from '../platforms/types';
+import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } from '../shared/deploy';
+import { releaseIdFor, resourceName, snapshotIdFor } from '../shared/ids';
+import { APPROVAL_GATES } from '../shared/service-plan';
+import { critical, longWithHeartbeat, quick } from './activity-options';
+import { REJECTED } from './gates';
+import { beginRunbook } from './runbook';
+
+const act = proxyActivities<Activities>(quick);
+const safe = proxyActivities<Activities>(critical);
+const slow = proxyActivities<Activities>(longWithHeartbeat);
+
+/** pg_restore workers of a database restore. */
+const RESTORE_JOBS = 2;
+
+/**
+ * The runbooks' rollback ("stop, restore the latest known-good backup, redeploy the previous release, verify
+ * health") for a release that already went live: back to the previous release that went live (or `toVersion`),
+ * through the same health and smoke gates and the same traffic switch as deploy's automatic rollback.
+ *
+ * With `restoreSnapshotId`, the database goes back too. That loses the writes since the snapshot, so it is
+ * checked before anything is touched (the snapshot exists, is this service's, its file is whole; what would be
+ * lost is shown), needs the restore-database approval with four-eyes, takes a safety snapshot of the current
+ * state, puts the service in maintenance (503 + Retry-After), restores into a new database, verifies it against
+ * the snapshot's manifest, and only then swaps it in; the replaced database is kept, never dropped.
+ */
+export async function rollbackService(input: RollbackInput): Promise<DeployResult> {
+  const { plan, requestedBy } = input;
+  const { workflowId } = workflowInfo();
+  const route: RouteSpec = { service: plan.service, environment: plan.environment, listenPort: plan.listen.port };
+  const restorePolicy: GatePolicy = {
+    gates: ['restore-database'],
+    approvers: plan.rollback.dbRestoreApprovers,
+    fourEyes: true,
+    timeoutMs: plan.rollback.approvals.timeoutMs,
+    onTimeout: 'abort',
+  };
+  const rb = beginRunbook({
+    kind: 'rollback',
+    plan,
+    version: input.toVersion ?? '(previous)',
+    requestedBy,
+    gates: [...APPROVAL_GATES.filter((g) => g === 'before-start'), 'restore-database'],
+    policyFor: (gate) => (gate === 'restore-database' ? restorePolicy : plan.rollback.approvals),
+  });
+  const { state, enter, note, approval, showWeights, compensations } = rb;
+  const key = (releaseId: string) => ({ service: plan.service, environment: plan.environment, releaseId });
+  let lockHeld = false;
+  let trafficMoved = false;
+
+  try {
+    enter('preflight', 'taking the service lock and finding the release to go back to');
+    await act.acquireServiceLock({
+      service: plan.service,
+      environment: plan.environment,
+      workflowId,
+      kind: 'rollback',
+    });
+    lockHeld = true;
+    await act.ensureRoute(route);
+    const current = await act.getTraffic(route);
+    const liveId = Object.entries(current.percent).sort((a, b) => b[1] - a[1])[0]?.[0];
+    const live = liveId ? await act.getRelease(key(liveId)) : null;
+    const history = await act.lastSucceededReleases(plan.service, plan.environment, 20);
+    // The live release may have crashed (the reason to roll back): its version then comes from the history.
+    const liveMember = current.members.find((m) => m.releaseId === liveId);
+    const liveVersion = live?.version ?? history.find((r) => r.releaseId === liveId)?.version ?? '?';
+    const from: ReleaseRef | undefined =
+      live ??
+      (liveMember && liveId
+        ? { releaseId: liveId, version: liveVersion, host: liveMember.host, port: liveMember.port }
+        : undefined);
+    state.stable = from;
+
+    let toVersion = input.toVersion;
+    if (!toVersion) {
+      toVersion = history.find((r) => r.version !== from?.version)?.version;
+      if (!toVersion) {
+        throw ApplicationFailure.create({
+          type: 'NoRollbackTarget',
+          message: `no earlier release of ${plan.service}/${plan.environment} went live; name one with --to <version>`,
+          nonRetryable: true,
+        });
+      }
+    }
+    state.version = toVersion;
+    if (from && toVersion === from.version) {
+      throw ApplicationFailure.create({
+        type: 'NoRollbackTarget',
+        message: `${toVersion} is already the live release of ${plan.service}/${plan.environment}`,
+        nonRetryable: true,
+      });
+    }
+
+    if (input.restoreSnapshotId) {
+      if (!plan.database) {
+        throw ApplicationFailure.create({
+          type: 'NoDatabase',
+          message: `${plan.service}/${plan.environment} has no database in runbook.yaml: nothing to restore`,
+          nonRetryable: true,
+        });
+      }
+      const inspected = await act.inspectSnapshot({
+        snapshotId: input.restoreSnapshotId,
+        service: plan.service,
+        environment: plan.environment,
+        database: plan.database.name,
+      });
+      state.restore = {
+        snapshotId: input.restoreSnapshotId,
+        snapshotTakenAtMs: inspected.manifest.createdAtMs,
+        lost: inspected.lost,
+      };
+    }
+    const lostRows = state.restore?.lost.reduce((n, t) => n + Math.max(0, t.rowsNow - t.rowsInSnapshot), 0) ?? 0;
+    note(
+      `plan: ${plan.service}/${plan.environment} from ${from?.version ?? 'nothing'} to ${toVersion}; database: ` +
+        (state.restore
+          ? `restore snapshot ${state.restore.snapshotId} taken ${Math.round((Date.now() - state.restore.snapshotTakenAtMs) / 60_000)} min ago ` +
+            `(loses ${lostRows} row(s) written since: ${state.restore.lost.map((t) => `${t.table} ${t.rowsNow} -> ${t.rowsInSnapshot}`).join(', ')})`
+          : 'untouched') +
+        `; requested by ${requestedBy}${input.reason ? `: ${input.reason}` : ''}`,
+      'plan',
+    );
+
+    await approval('before-start');
+
+    if (state.restore && plan.database) {
+      const database = plan.database.name;
+      await approval('restore-database');
+      const safety = snapshotIdFor(plan.service, plan.environment, workflowId, 'pre-restore');
+      enter('snapshot', `safety snapshot of ${database} before the restore (${safety})`);
+      state.restore.safetySnapshotId = (
+        await slow.takeSnapshot({
+          snapshotId: safety,
+          service: plan.service,
+          environment: plan.environment,
+          database,
+          workflowId,
+        })
+      ).snapshotId;
+
+      enter('maintenance', 'maintenance: the service answers 503 with Retry-After while its database is restored');
+      compensations.push({ what: 'maintenance off', run: () => safe.setMaintenance(route, false) });
+      const maintenanceFrom = Date.now();
+      await act.setMaintenance(route, true, 30);
+
+      const restored = resourceName(`${database}_restore`, `${workflowId}/restore`, 63).replace(/-/g, '_');
+      enter('restore', `restoring ${state.restore.snapshotId} into ${restored} (pg_restore -j${RESTORE_JOBS})`);
+      await slow.restoreSnapshot({ snapshotId: state.restore.snapshotId, target: restored, jobs: RESTORE_JOBS });
+      state.restore.restoredInto = restored;
+      const comparison = await slow.compareWithSnapshot({ database: restored, snapshotId: state.restore.snapshotId });
+      if (!comparison.ok) {
+        await safe.dropDatabase(restored);
+        throw ApplicationFailure.create({
+          type: 'RestoreVerifyFailed',
+          message: `the restored database does not match the snapshot's manifest (${comparison.differences.join('; ')}); the current database is untouched`,
+          nonRetryable: true,
+        });
+      }
+      state.restore.verified = true;
+      note(
+        `verified: ${comparison.tables.length} tables match the manifest, migration ${comparison.migrationVersion ?? 'none'}`,
+      );
+      const replacedAs = resourceName(`${database}_replaced`, `${workflowId}/replaced`, 63).replace(/-/g, '_');
+      await act.swapDatabase({ database, restored, replacedAs });
+      state.restore.replacedAs = replacedAs;
+      note(`swapped: ${database} is the restored copy; the replaced database is kept as ${replacedAs}`);
+      state.restore.maintenanceMs = Date.now() - maintenanceFrom;
+    }
+
+    enter('start-release', `starting (or adopting) ${toVersion}`);
+    let target = await act.findRelease({ service: plan.service, environment: plan.environment, version: toVersion });
+    if (target) {
+      note(`${toVersion} still runs (${target.releaseId}): adopted`);
+    } else {
+      const releaseId = releaseIdFor(toVersion, workflowId);
+      compensations.push({
+        what: `stop ${toVersion}`,
+        run: () => safe.stopRelease({ ...key(releaseId), graceMs: plan.release.drainMs }),
+      });
+      target = await act.startRelease({
+        ...key(releaseId),
+        version: toVersion,
+        release: plan.release,
+        ...(plan.database ? { database: { name: plan.database.name, urlEnv: plan.database.urlEnv } } : {}),
+      });
+    }
+    state.candidate = target;
+
+    enter('health', `health gate on ${target.host}:${target.port}`);
+    await proxyActivities<Activities>({
+      ...longWithHeartbeat,
+      startToCloseTimeout: plan.health.deadlineMs + 30_000,
+      heartbeatTimeout: '10s',
+    }).waitHealthy({
+      ...key(target.releaseId),
+      release: target,
+      health: plan.health,
+      deadlineAtMs: Date.now() + plan.health.deadlineMs,
+    });
+    if (plan.smoke.length > 0) {
+      enter('smoke', `${plan.smoke.length} smoke check(s) against ${target.host}:${target.port}`);
+      await act.runSmokeChecks({ release: target, checks: plan.smoke, timeoutMs: plan.health.timeoutMs });
+    }
+
+    enter('traffic', `traffic: 100% on ${toVersion}`);
+    await act.addToRoute(route, target);
+    const percent: Record<string, number> = { [target.releaseId]: 100 };
+    if (from && from.releaseId !== target.releaseId) percent[from.releaseId] = 0;
+    trafficMoved = true;
+    showWeights(await safe.setTraffic(route, percent));
+    // The target serves now: stopping it would take the service down, so only maintenance is left to undo.
+    compensations.splice(0, compensations.length, ...compensations.filter((c) => c.what === 'maintenance off'));
+    if (state.restore) {
+      await safe.setMaintenance(route, false);
+      note('maintenance off: the service answers again');
+    }
+
+    enter('finalize', from ? `draining and stopping ${from.version}` : 'recording the release');
+    compensations.length = 0;
+    if (from && from.releaseId !== target.releaseId) {
+      await slow.removeFromRoute(route, from.releaseId, plan.release.drainMs);
+      await safe.stopRelease({ ...key(from.releaseId), graceMs: plan.release.drainMs });
+    }
+    return await finish(
+      'succeeded',
+      `${toVersion} is live again${state.restore ? `, database restored from ${state.restore.snapshotId}` : ''}`,
+    );
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    const reason =
+      err instanceof ActivityFailure && err.cause
+        ? err.cause.message
+        : cancelled
+          ? 'cancelled by an operator'
+          : err instanceof Error
+            ? err.message
+            : String(err);
+    const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
+    const outcome: Outcome = cancelled ? 'cancelled' : rejected ? 'rejected' : 'failed';
+    if (trafficMoved) note('the traffic had already moved to the target release: it stays there');
+    await rb.compensate(outcome, reason);
+    const result = await finish(outcome, reason);
+    if (cancelled) throw err;
+    return result;
+  }
+
+  async function finish(outcome: Outcome, reason: string): Promise<DeployResult> {
+    await rb.finish(outcome, reason, {
+      version: state.version,
+      releaseId: state.candidate?.releaseId ?? null,
+      snapshotId: state.restore?.safetySnapshotId ?? null,
+      details: { from: state.stable?.version ?? null, requestedBy, restore: state.restore ?? null },
+      lockHeld,
+    });
+    return {
+      outcome,
+      service: plan.service,
+      environment: plan.environment,
+      version: state.version,
+      reason,
+      ...(state.restore?.safetySnapshotId ? { snapshotId: state.restore.safetySnapshotId } : {}),
+      ...(state.stable ? { stableVersion: state.stable.version } : {}),
+      state,
+    };
+  }
+}
