@@ -143,7 +143,7 @@ const unlessMissing =
   (iss: { input?: unknown }): string | undefined =>
     iss.input === undefined ? undefined : message(iss.input);
 
-function duration(opts: { positive?: boolean } = {}) {
+function duration(opts: { positive?: boolean; minMs?: number; why?: string } = {}) {
   const expected = opts.positive ? `${DURATION_HINT}, more than 0` : DURATION_HINT;
   return z
     .union([z.string(), z.number()], { error: unlessMissing((v) => `must be ${expected}, got ${describeValue(v)}`) })
@@ -152,6 +152,13 @@ function duration(opts: { positive?: boolean } = {}) {
       const ms = parseDuration(value);
       if (ms === undefined || (opts.positive && ms === 0)) {
         ctx.addIssue({ code: 'custom', message: `must be ${expected}, got ${describeValue(value)}` });
+        return z.NEVER;
+      }
+      if (opts.minMs !== undefined && ms < opts.minMs) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be at least ${formatMs(opts.minMs)}${opts.why ? ` (${opts.why})` : ''}, got ${describeValue(value)}`,
+        });
         return z.NEVER;
       }
       return ms;
@@ -377,7 +384,12 @@ const analysisSchema = z
     max5xxRate: rate,
     maxP95LatencyMs: intIn(1, Number.MAX_SAFE_INTEGER, ' (milliseconds)'),
     minRequests: intIn(0, Number.MAX_SAFE_INTEGER).default(20),
-    interval: duration({ positive: true }).default(10_000),
+    // Temporal's timers fire with about one second of granularity: a shorter window would be longer in fact.
+    interval: duration({
+      positive: true,
+      minMs: 1_000,
+      why: "Temporal's timers have a granularity of about 1s",
+    }).default(10_000),
     failuresTolerated: intIn(0, Number.MAX_SAFE_INTEGER).default(0),
   })
   .describe('{ max5xxRate, maxP95LatencyMs, minRequests, interval, failuresTolerated }')

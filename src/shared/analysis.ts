@@ -5,6 +5,11 @@ export interface WindowFigures {
   requests: number;
   errors5xx: number;
   p95Ms: number | null;
+  /**
+   * Failed attempts to reach the release (connection refused or reset, empty answers) that HAProxy retried on
+   * another server: clients saw no error, but the release failed them.
+   */
+  connectionErrors?: number;
   /** False when the new release's liveness endpoint did not answer as expected during the window. */
   live: boolean;
   liveDetail?: string;
@@ -18,15 +23,23 @@ export interface WindowFigures {
 export function judgeWindow(
   policy: AnalysisSpec,
   f: WindowFigures,
+  opts: { countConnectionErrors?: boolean } = {},
 ): Pick<AnalysisWindow, 'verdict' | 'because' | 'errorRate'> {
-  const errorRate = f.requests > 0 ? f.errors5xx / f.requests : 0;
+  const dropped = opts.countConnectionErrors ? (f.connectionErrors ?? 0) : 0;
+  const attempts = f.requests + dropped;
+  const failures = f.errors5xx + dropped;
+  const errorRate = attempts > 0 ? failures / attempts : 0;
   if (!f.live) return { verdict: 'fail', errorRate, because: `liveness probe failed: ${f.liveDetail ?? 'no answer'}` };
-  if (f.requests < policy.minRequests) {
+  if (attempts < policy.minRequests) {
     return { verdict: 'inconclusive', errorRate, because: `${f.requests} responses, fewer than ${policy.minRequests}` };
   }
   const problems: string[] = [];
   if (errorRate > policy.max5xxRate) {
-    problems.push(`5xx rate ${pct(errorRate)} > ${pct(policy.max5xxRate)} (${f.errors5xx} of ${f.requests})`);
+    const what =
+      dropped > 0
+        ? `${f.errors5xx} 5xx + ${dropped} dropped connections of ${attempts}`
+        : `${f.errors5xx} of ${f.requests}`;
+    problems.push(`5xx rate ${pct(errorRate)} > ${pct(policy.max5xxRate)} (${what})`);
   }
   if (f.p95Ms !== null && f.p95Ms > policy.maxP95LatencyMs) {
     problems.push(`p95 ${Math.round(f.p95Ms)} ms > ${policy.maxP95LatencyMs} ms`);

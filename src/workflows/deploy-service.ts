@@ -2,6 +2,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   isCancellation,
+  patched,
   proxyActivities,
   sleep,
   workflowInfo,
@@ -22,6 +23,8 @@ const slow = proxyActivities<Activities>(longWithHeartbeat);
 
 const ANALYSIS_FAILED = 'AnalysisFailed';
 const MAX_WINDOWS_KEPT = 100;
+/** History events after which the analysis during the go-live wait stops (Temporal's limit is 51,200). */
+const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 
 /**
  * Carries a release from request to go-live as the runbooks do it: plan -> preflight -> before-start
@@ -46,7 +49,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     gates: APPROVAL_GATES,
     policyFor: () => plan.approvals,
   });
-  const { state, gate, enter, approval, showWeights, compensations } = rb;
+  const { state, gate, enter, note, approval, showWeights, compensations } = rb;
   state.timeline.push({
     atMs: Date.now(),
     phase: 'plan',
@@ -195,7 +198,19 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
 
     enter('sign-off', 'go-live sign-off');
     const analysis = await watch(steps.length, 100, candidate);
-    await gate('go-live', { whileWaiting: analysis.window, everyMs: plan.analysis.intervalMs });
+    // A long wait with a short interval would grow the history towards Temporal's limit: past a cap the
+    // analysis stops (the new release still serves 100%, and the sign-off still decides).
+    const capped = patched('analysis-history-cap-during-sign-off');
+    let capNoted = false;
+    const watchWhileWaiting = async () => {
+      if (capped && workflowInfo().historyLength > HISTORY_CAP_FOR_ANALYSIS) {
+        if (!capNoted) note(`analysis paused while waiting: the history reached ${HISTORY_CAP_FOR_ANALYSIS} events`);
+        capNoted = true;
+        return;
+      }
+      await analysis.window();
+    };
+    await gate('go-live', { whileWaiting: watchWhileWaiting, everyMs: plan.analysis.intervalMs });
 
     enter('finalize', stable ? `draining and stopping ${stable.version}` : 'recording the release');
     compensations.length = 0; // past this point the new release is stable: nothing to undo
@@ -270,7 +285,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
           timeoutMs: plan.health.timeoutMs,
         });
         from = m.counters;
-        const judged = judgeWindow(plan.analysis, m);
+        const judged = judgeWindow(plan.analysis, m, { countConnectionErrors: patched('count-connection-errors') });
         const w: AnalysisWindow = {
           step: stepIndex,
           weight,

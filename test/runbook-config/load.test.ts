@@ -249,6 +249,15 @@ services:
     ]);
   });
 
+  it('refuses an analysis interval shorter than Temporal can time (1s)', () => {
+    const problems = problemsOf(
+      `version: 1\nservices:${SHOP.replace('maxP95LatencyMs: 500 }', 'maxP95LatencyMs: 500, interval: 250ms }')}\n    environments: { production: {} }\n`,
+    );
+    assert.deepEqual(problems, [
+      'services.shop.analysis.interval: must be at least 1s (Temporal\'s timers have a granularity of about 1s), got "250ms"',
+    ]);
+  });
+
   it('reports a weight out of range as `<path>: must be 1..100`', () => {
     const problems = problemsOf(
       `version: 1\nservices:${SHOP.replace('steps: [{ weight: 10, bake: 1m }, { weight: 100 }]', 'steps: [{ weight: 10 }, { weight: 0 }, { weight: 100 }]')}\n    environments: { production: {} }\n`,

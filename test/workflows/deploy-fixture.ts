@@ -48,7 +48,7 @@ export async function shopPlan(overrides: Partial<ServicePlan> = {}): Promise<Se
         { weight: 100, bakeMs: 0 },
       ],
     },
-    analysis: { max5xxRate: 0.02, maxP95LatencyMs: 500, minRequests: 5, intervalMs: 500, failuresTolerated: 0 },
+    analysis: { max5xxRate: 0.02, maxP95LatencyMs: 500, minRequests: 5, intervalMs: 1_000, failuresTolerated: 0 },
     approvals: { gates: [], approvers: ['alice', 'bob'], fourEyes: true, timeoutMs: 60_000, onTimeout: 'abort' },
     ...overrides,
   };
