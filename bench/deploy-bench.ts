@@ -1,0 +1,570 @@
+/**
+ * The deploy benchmark: on the real embedded stack (Temporal dev server, PostgreSQL, HAProxy, an in-process worker,
+ * real release processes of examples/shop), under a fixed-rate autocannon load through HAProxy's stable frontend:
+ *
+ *   1. a good deploy (v1, then v2 through canary steps): failed requests (goal: 0 of at least 20 000);
+ *   2. an automatic rollback (v1 stable, then the faulty v3): failed requests, and the time from the traffic shift
+ *      that put v3 in service to 100% back on v1 (goal: within two analysis intervals + 250 ms);
+ *   3. the orchestration overhead per activity/timer step of the good deploy, from its workflow history.
+ *
+ * Run: `npm run bench:deploy` (= `npx tsx bench/deploy-bench.ts`); options below. Writes bench/results/deploy.json
+ * and bench/results/deploy.md. See bench/README.md.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import type { WorkflowHandle } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { DeployResult, ServicePlan } from '../src/shared/deploy';
+import { createHaproxyRuntime } from '../src/platforms/single-host/haproxy-runtime';
+import { haproxyRouteNames, parseStatCsv } from '../src/platforms/single-host/haproxy-router';
+import { haproxyPaths } from '../src/stack/haproxy';
+import { findTemporalCli, haproxyTool, postgresTool } from '../src/stack/tools';
+import { startTestStack, startWorker, stopTestStack, testStack, uniqueName } from '../test/harness';
+import { runner, shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
+import {
+  orchestrationOverhead,
+  rollbackTiming,
+  stepAt,
+  stepsBetween,
+  timelineOf,
+  trafficChanges,
+  type HistoryTimeline,
+} from './history';
+import { endedBetween, startAutocannon, type LoadFigures, type RunningLoad } from './load';
+
+// The SDK's own INFO logs would drown the report (as in test/hooks.ts).
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+const { values: args } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '500' },
+    connections: { type: 'string', default: '50' },
+    slices: { type: 'string', default: '10' },
+    'bake-ms': { type: 'string', default: '15000' },
+    'interval-ms': { type: 'string', default: '1000' },
+    'lead-ms': { type: 'string', default: '2000' },
+    'tail-ms': { type: 'string', default: '2000' },
+    out: { type: 'string', default: path.join(__dirname, 'results') },
+  },
+});
+const int = (name: keyof typeof args) => {
+  const n = Number(args[name]);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${args[name]}`);
+  return n;
+};
+const settings = {
+  rate: int('rate'),
+  connections: int('connections'),
+  slices: int('slices'),
+  bakeMs: int('bake-ms'),
+  intervalMs: int('interval-ms'),
+  leadMs: int('lead-ms'),
+  tailMs: int('tail-ms'),
+  weights: [10, 50, 100],
+  requestTimeoutSeconds: 5,
+};
+const MIN_REQUESTS = 20_000;
+const ROLLBACK_SLACK_MS = 250;
+/** Longest a deploy under load may take beyond its bakes before the bench gives up on it. */
+const DEPLOY_SLACK_MS = 120_000;
+
+const command =
+  process.env.npm_lifecycle_event === 'bench:deploy'
+    ? `npm run bench:deploy${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`
+    : ['npx tsx bench/deploy-bench.ts', ...process.argv.slice(2)].join(' ');
+
+let load: RunningLoad | undefined;
+let worker: { stop(): Promise<void> } | undefined;
+
+function benchPlan(base: ServicePlan): ServicePlan {
+  return {
+    ...base,
+    traffic: { steps: settings.weights.map((weight) => ({ weight, bakeMs: settings.bakeMs })) },
+    analysis: {
+      max5xxRate: 0.02,
+      maxP95LatencyMs: 500,
+      minRequests: 5,
+      intervalMs: settings.intervalMs,
+      failuresTolerated: 0,
+    },
+  };
+}
+
+/** Waits for a deploy's result; terminates it and throws when it takes longer than `ms`. */
+async function resultWithin(handle: WorkflowHandle, ms: number, what: string): Promise<DeployResult> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return (await Promise.race([handle.result(), late])) as DeployResult;
+  } catch (err) {
+    await handle.terminate('the deploy benchmark gave up on it').catch(() => {});
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The first deploy of a service: no load, no bake (the route and v1 come up). */
+async function firstDeploy(taskQueue: string, plan: ServicePlan): Promise<DeployResult> {
+  const handle = await startDeploy(taskQueue, { ...plan, traffic: { steps: [{ weight: 100, bakeMs: 0 }] } }, 'v1');
+  const result = await resultWithin(handle, DEPLOY_SLACK_MS, 'the first deploy (v1)');
+  if (result.outcome !== 'succeeded')
+    throw new Error(`the first deploy of v1 ended ${result.outcome}: ${result.reason}`);
+  return result;
+}
+
+/** Deploys `version` on top of v1 while autocannon hits the stable frontend; returns the figures and the history. */
+async function deployUnderLoad(taskQueue: string, plan: ServicePlan, version: string) {
+  const maxMs = settings.leadMs + settings.weights.length * settings.bakeMs + DEPLOY_SLACK_MS;
+  load = await startAutocannon({
+    url: `http://127.0.0.1:${plan.listen.port}/api/items`,
+    rate: settings.rate,
+    connections: settings.connections,
+    slices: settings.slices,
+    maxSeconds: Math.ceil((maxMs + settings.tailMs) / 1000),
+    timeoutSeconds: settings.requestTimeoutSeconds,
+    keepFailures: 2_000,
+  });
+  const cpuBefore = cpuTimes();
+  await sleep(settings.leadMs);
+  const handle = await startDeploy(taskQueue, plan, version);
+  const result = await resultWithin(handle, maxMs - settings.leadMs, `the deploy of ${version}`);
+  await sleep(settings.tailMs);
+  const figures = await load.stop();
+  const machineCpuBusy = cpuBusy(cpuBefore, cpuTimes());
+  load = undefined;
+  const haproxy = await haproxyCounters(plan);
+  const timeline = timelineOf(await handle.fetchHistory());
+  return { workflowId: handle.workflowId, result, figures, timeline, machineCpuBusy, haproxy };
+}
+
+/**
+ * HAProxy's own counters of the route's backend and of each server that took traffic, since the route's last reload
+ * (the service's first deploy): retried (wretr) and redispatched (wredis) attempts, connection and response errors,
+ * 5xx answers. Zero failed requests with retries > 0 would mean that HAProxy hid failures from the client.
+ */
+async function haproxyCounters(plan: ServicePlan) {
+  const names = haproxyRouteNames({ service: plan.service, environment: plan.environment });
+  const runtime = createHaproxyRuntime(haproxyPaths(testStack().settings.home).adminSocket);
+  const rows = parseStatCsv(await runtime.command(`show stat ${names.backend} 6 -1`));
+  const pick = (r: Record<string, string>) => ({
+    name: r.svname,
+    responses: ['hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other'].reduce(
+      (n, k) => n + Number(r[k] || 0),
+      0,
+    ),
+    hrsp_5xx: Number(r.hrsp_5xx || 0),
+    retries: Number(r.wretr || 0),
+    redispatches: Number(r.wredis || 0),
+    connectionErrors: Number(r.econ || 0),
+    responseErrors: Number(r.eresp || 0),
+  });
+  return rows
+    .filter((r) => r.pxname === names.backend && (r.svname === 'BACKEND' || Number(r.stot || 0) > 0))
+    .map(pick);
+}
+
+/** The machine's CPU time counters (the `cpu` line of /proc/stat), or undefined off Linux. */
+function cpuTimes(): { idle: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
+    return { idle: idle + iowait, total: user + nice + system + idle + iowait + irq + softirq + steal };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The fraction of all cores' time that was busy between two readings (everything on the machine, not only us). */
+function cpuBusy(a: ReturnType<typeof cpuTimes>, b: ReturnType<typeof cpuTimes>): number | null {
+  if (!a || !b || b.total <= a.total) return null;
+  return round(1 - (b.idle - a.idle) / (b.total - a.total), 2);
+}
+
+/** Where each failure happened, relative to the workflow's start and by the step under way. */
+function failureReport(figures: LoadFigures, t: HistoryTimeline) {
+  const groups = new Map<string, { what: string; during: string; count: number; firstMs: number; lastMs: number }>();
+  for (const f of figures.failures) {
+    const what = f.kind === 'non-2xx' ? `${f.status} from ${f.version}` : `${f.kind} ${f.code}`;
+    const during = stepAt(t, f.atMs);
+    const key = `${what}|${during}`;
+    const at = Math.round(f.atMs - t.startMs);
+    const g = groups.get(key) ?? { what, during, count: 0, firstMs: at, lastMs: at };
+    g.count++;
+    g.lastMs = at;
+    groups.set(key, g);
+  }
+  return [...groups.values()];
+}
+
+function loadSummary(f: LoadFigures) {
+  return {
+    url: f.url,
+    rate: f.rate,
+    connections: f.connections,
+    slices: f.slices,
+    seconds: round(f.seconds, 1),
+    achievedRate: round(f.achievedRate, 1),
+    requests: f.requests,
+    non2xx: f.non2xx,
+    errors: f.errors,
+    timeouts: f.timeouts,
+    failed: f.failed,
+    latencyMs: {
+      p50: round(f.latencyMs.p50, 2),
+      p95: round(f.latencyMs.p95, 2),
+      p99: round(f.latencyMs.p99, 2),
+      max: round(f.latencyMs.max, 2),
+    },
+    byStatus: f.byStatus,
+    byVersion: f.byVersion,
+    errorsByCode: f.errorsByCode,
+  };
+}
+
+function trafficTimeline(t: HistoryTimeline) {
+  return trafficChanges(t).map((c) => ({ completedAtMs: Math.round(c.endedMs - t.startMs), percent: c.percent }));
+}
+
+const round = (x: number | null | undefined, digits = 0) =>
+  x === null || x === undefined || Number.isNaN(x) ? null : Math.round(x * 10 ** digits) / 10 ** digits;
+
+function toolVersions() {
+  return Promise.all([haproxyTool(), postgresTool(), findTemporalCli()]).then(([h, p, t]) => ({
+    haproxy: h?.version.split(' - ')[0] ?? null,
+    postgres: p?.version ?? null,
+    temporalCli: t?.version ?? null,
+  }));
+}
+
+function gitState() {
+  try {
+    const git = (...a: string[]) =>
+      execFileSync('git', a, { cwd: path.join(__dirname, '..'), encoding: 'utf8' }).trim();
+    const dirty = git('status', '--porcelain', '--', 'src', 'examples', 'test');
+    return {
+      commit: git('rev-parse', 'HEAD'),
+      uncommittedChangesIn: dirty ? dirty.split('\n').map((l) => l.trim()) : [],
+    };
+  } catch {
+    return { commit: null, uncommittedChangesIn: [] };
+  }
+}
+
+/** Stops every release process the bench started, before the stack, so that none outlives a `down` that fails. */
+async function stopReleases(): Promise<void> {
+  const dir = path.join(testStack().settings.home, 'releases');
+  if (!existsSync(dir)) return;
+  for (const group of readdirSync(dir)) {
+    for (const id of readdirSync(path.join(dir, group))) {
+      const file = path.join(dir, group, id, 'release.json');
+      if (!existsSync(file)) continue;
+      const r = JSON.parse(readFileSync(file, 'utf8')) as { service: string; environment: string; releaseId: string };
+      await runner().stop(r.service, r.environment, r.releaseId, 2_000);
+    }
+  }
+}
+
+let cleaning: Promise<void> | undefined;
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    load?.kill();
+    const step = async (what: string, fn: () => Promise<void>) => {
+      try {
+        await fn();
+      } catch (err) {
+        console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
+      }
+    };
+    if (worker) await step('stopping the worker', () => worker!.stop());
+    await step('stopping the releases', stopReleases);
+    await step('stopping the stack', stopTestStack);
+  })();
+  return cleaning;
+}
+
+async function main() {
+  const loadAvgBefore = os.loadavg();
+  const startedAt = new Date();
+  console.log(
+    `deploy benchmark: ${settings.rate} req/s over ${settings.connections} connections in ${settings.slices} ` +
+      `staggered autocannon instances; canary ` +
+      `${settings.weights.join('/')}% with ${settings.bakeMs / 1000} s bakes; analysis every ${settings.intervalMs} ms`,
+  );
+  await startTestStack();
+  const taskQueue = uniqueName('bench-deploy');
+  worker = await startWorker(taskQueue);
+
+  console.log('1/2 good deploy: v1 (first deploy), then v2 under load');
+  const goodPlan = benchPlan(await shopPlan());
+  await firstDeploy(taskQueue, goodPlan);
+  const good = await deployUnderLoad(taskQueue, goodPlan, 'v2');
+  if (good.result.outcome !== 'succeeded') {
+    console.error(`  the good deploy ended ${good.result.outcome}: ${good.result.reason}`);
+  }
+
+  console.log('2/2 automatic rollback: v1, then the faulty v3 under load');
+  const badPlan = benchPlan(await shopPlan());
+  const v1 = await firstDeploy(taskQueue, badPlan);
+  const bad = await deployUnderLoad(taskQueue, badPlan, 'v3');
+
+  const results = summarize({
+    startedAt,
+    loadAvgBefore,
+    tools: await toolVersions(),
+    goodPlan,
+    good,
+    bad,
+    v1,
+  });
+
+  const out = path.resolve(args.out!);
+  mkdirSync(out, { recursive: true });
+  const md = renderMarkdown(results);
+  // Written as `npm run format` would leave them, so that formatting the repository does not rewrite results.
+  const prettier = await import('prettier');
+  const style = (await prettier.resolveConfig(path.join(out, 'deploy.md'))) ?? {};
+  writeFileSync(
+    path.join(out, 'deploy.json'),
+    await prettier.format(JSON.stringify(results), { ...style, parser: 'json' }),
+  );
+  writeFileSync(path.join(out, 'deploy.md'), await prettier.format(md, { ...style, parser: 'markdown' }));
+  console.log(`\n${md}`);
+  console.log(`wrote ${path.relative(process.cwd(), path.join(out, 'deploy.json'))} and deploy.md`);
+}
+
+/** Numbers rounded to 2 decimals, all the way down. */
+function roundDeep<T>(x: T): T {
+  if (typeof x === 'number') return round(x, 2) as T;
+  if (Array.isArray(x)) return x.map(roundDeep) as T;
+  if (x && typeof x === 'object') {
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, roundDeep(v)])) as T;
+  }
+  return x;
+}
+
+function countBy(xs: string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const x of xs) counts[x] = (counts[x] ?? 0) + 1;
+  return counts;
+}
+
+interface Measured {
+  startedAt: Date;
+  loadAvgBefore: number[];
+  tools: Awaited<ReturnType<typeof toolVersions>>;
+  goodPlan: ServicePlan;
+  good: Awaited<ReturnType<typeof deployUnderLoad>>;
+  bad: Awaited<ReturnType<typeof deployUnderLoad>>;
+  /** The first deploy of the rollback scenario's service (its v1 is the stable release). */
+  v1: DeployResult;
+}
+
+/** The figures, goals and context that go into deploy.json. */
+function summarize({ startedAt, loadAvgBefore, tools, goodPlan, good, bad, v1 }: Measured) {
+  const overhead = orchestrationOverhead(good.timeline);
+  const during = endedBetween(good.figures, good.timeline.startMs, good.timeline.endMs);
+  const candidateId = bad.result.state.candidate?.releaseId ?? '';
+  const stableId = v1.state.candidate?.releaseId ?? '';
+  const timing = rollbackTiming(bad.timeline, candidateId, stableId);
+  const budgetMs = 2 * settings.intervalMs + ROLLBACK_SLACK_MS;
+  const v3Failures = bad.figures.failures.filter((f) => f.version === 'v3');
+  const otherFailures = bad.figures.failures.filter((f) => f.version !== 'v3');
+  const goodFailures = failureReport(good.figures, good.timeline);
+  return {
+    benchmark: 'deploy',
+    date: startedAt.toISOString(),
+    command,
+    node: process.version,
+    machine: {
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      cpus: os.cpus().length,
+      memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      loadAvgBefore: loadAvgBefore.map((x) => round(x, 2)),
+      loadAvgAfter: os.loadavg().map((x) => round(x, 2)),
+      note: 'the load generator, HAProxy, the release processes, PostgreSQL, Temporal and the worker share these cores',
+    },
+    tools,
+    git: gitState(),
+    settings: {
+      ...settings,
+      analysis: benchPlan(goodPlan).analysis,
+      drainMs: goodPlan.release.drainMs,
+      trafficSteps: benchPlan(goodPlan).traffic.steps,
+    },
+    goodDeploy: {
+      workflowId: good.workflowId,
+      outcome: good.result.outcome,
+      reason: good.result.reason ?? null,
+      load: loadSummary(good.figures),
+      machineCpuBusy: good.machineCpuBusy,
+      haproxy: good.haproxy,
+      failures: goodFailures,
+      traffic: trafficTimeline(good.timeline),
+      analysisWindows: countBy(good.result.state.analysis.map((w) => w.verdict)),
+    },
+    rollback: {
+      workflowId: bad.workflowId,
+      outcome: bad.result.outcome,
+      reason: bad.result.reason ?? null,
+      failedWindow: bad.result.failedWindow ?? null,
+      load: loadSummary(bad.figures),
+      machineCpuBusy: bad.machineCpuBusy,
+      haproxy: bad.haproxy,
+      failuresFromV3: v3Failures.length,
+      failuresOther: otherFailures.length,
+      failures: failureReport(bad.figures, bad.timeline),
+      traffic: trafficTimeline(bad.timeline),
+      timing: timing
+        ? {
+            rollbackMs: round(timing.rollbackMs, 1),
+            candidateWeight: timing.candidateWeight,
+            faultOnsetAtMs: round(timing.faultOnsetMs - bad.timeline.startMs, 1),
+            stableBackAtMs: round(timing.stableBackMs - bad.timeline.startMs, 1),
+            firstV3FailureSeenAtMs: round((v3Failures[0]?.atMs ?? NaN) - bad.timeline.startMs, 1),
+            lastV3FailureSeenAtMs: round((v3Failures.at(-1)?.atMs ?? NaN) - bad.timeline.startMs, 1),
+            /** What happened between the shift and the return to stable, in ms after the shift. */
+            steps: stepsBetween(bad.timeline, timing.faultOnsetMs, timing.stableBackMs),
+          }
+        : null,
+    },
+    overhead: roundDeep(overhead),
+    goals: {
+      zeroFailedRequests: {
+        goal: `0 failed requests (non-2xx + errors + timeouts) of at least ${MIN_REQUESTS} during a good deploy`,
+        requests: good.figures.requests,
+        /** Of `requests`, those that ended between the v2 workflow's start and its completion. */
+        requestsDuringDeploy: during.requests,
+        /** Over the whole load, lead and tail included. */
+        failed: good.figures.failed,
+        met: good.result.outcome === 'succeeded' && good.figures.failed === 0 && during.requests >= MIN_REQUESTS,
+      },
+      rollbackWithinTwoIntervals: {
+        goal: `100% back on stable within 2 analysis intervals + ${ROLLBACK_SLACK_MS} ms of the fault's onset`,
+        intervalMs: settings.intervalMs,
+        budgetMs,
+        rollbackMs: timing ? round(timing.rollbackMs, 1) : null,
+        intervals: timing ? round(timing.rollbackMs / settings.intervalMs, 2) : null,
+        ofBudget: timing ? round(timing.rollbackMs / budgetMs, 2) : null,
+        met: bad.result.outcome === 'rolled-back' && timing !== undefined && timing.rollbackMs <= budgetMs,
+      },
+    },
+  };
+}
+
+type Results = ReturnType<typeof summarize>;
+
+function renderMarkdown(r: Results): string {
+  const g = r.goodDeploy.load;
+  const b = r.rollback.load;
+  const o = r.overhead;
+  const t = r.rollback.timing;
+  const goal = r.goals;
+  const met = (x: boolean) => (x ? '**met**' : '**missed**');
+  const proxy = (rows: Array<{ name?: string; retries: number; redispatches: number; connectionErrors: number }>) => {
+    const b = rows.find((x) => x.name === 'BACKEND');
+    return b ? `${b.retries} / ${b.redispatches} / ${b.connectionErrors}` : 'n/a';
+  };
+  const pct = (x: number | null) => (x === null ? 'n/a' : `${Math.round(x * 100)}%`);
+  const ms = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${x} ms`);
+  const failureRows = (rows: ReturnType<typeof failureReport>) =>
+    rows.length === 0
+      ? ['(none)']
+      : [
+          '| failure | during | count | first / last (ms after the workflow started) |',
+          '| --- | --- | ---: | --- |',
+          ...rows.map((f) => `| ${f.what} | ${f.during} | ${f.count} | ${f.firstMs} / ${f.lastMs} |`),
+        ];
+  return [
+    '# Deploy benchmark',
+    '',
+    `${r.date} — \`${r.command}\` — Node ${r.node} — ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memoryGiB} GiB, ${r.machine.os}`,
+    `— ${r.tools.haproxy ?? 'HAProxy ?'}, ${r.tools.postgres ?? 'PostgreSQL ?'}, Temporal CLI ${r.tools.temporalCli ?? '?'}.`,
+    '',
+    `Load: autocannon, ${r.settings.rate} req/s fixed rate over ${r.settings.connections} connections ` +
+      `(${r.settings.slices} instances started ${1000 / r.settings.slices} ms apart), GET /api/items on the ` +
+      `service's HAProxy frontend. Canary ${r.settings.weights.join('% / ')}% with ${r.settings.bakeMs / 1000} s bakes, ` +
+      `analysis every ${r.settings.intervalMs} ms, release drain ${r.settings.drainMs} ms. ` +
+      'One machine: the load generator, HAProxy, the releases, PostgreSQL, Temporal and the worker share its cores.',
+    '',
+    '| figure | good deploy (v1 → v2) | rollback (v1 → v3) |',
+    '| --- | ---: | ---: |',
+    `| outcome | ${r.goodDeploy.outcome} | ${r.rollback.outcome} |`,
+    `| requests | ${g.requests} | ${b.requests} |`,
+    `| non-2xx | ${g.non2xx} | ${b.non2xx} |`,
+    `| errors | ${g.errors} | ${b.errors} |`,
+    `| timeouts | ${g.timeouts} | ${b.timeouts} |`,
+    `| **failed** | **${g.failed}** | **${b.failed}** (${r.rollback.failuresFromV3} answered by v3) |`,
+    `| latency p50 / p95 / p99 | ${g.latencyMs.p50} / ${g.latencyMs.p95} / ${g.latencyMs.p99} ms | ${b.latencyMs.p50} / ${b.latencyMs.p95} / ${b.latencyMs.p99} ms |`,
+    `| achieved rate | ${g.achievedRate} req/s over ${g.seconds} s | ${b.achievedRate} req/s over ${b.seconds} s |`,
+    `| HAProxy retries / redispatches / connection errors (backend) | ${proxy(r.goodDeploy.haproxy)} | ${proxy(r.rollback.haproxy)} |`,
+    `| machine CPU busy (all processes, both cores) | ${pct(r.goodDeploy.machineCpuBusy)} | ${pct(r.rollback.machineCpuBusy)} |`,
+    '',
+    '| goal | figure | |',
+    '| --- | --- | --- |',
+    `| 0 failed of ≥ 20 000 requests during a good deploy | ${goal.zeroFailedRequests.failed} failed of ${goal.zeroFailedRequests.requests} (${goal.zeroFailedRequests.requestsDuringDeploy} while the v2 workflow ran) | ${met(goal.zeroFailedRequests.met)} |`,
+    `| stable back at 100% within 2 × ${goal.rollbackWithinTwoIntervals.intervalMs} ms + 250 ms = ${goal.rollbackWithinTwoIntervals.budgetMs} ms | ` +
+      `${ms(goal.rollbackWithinTwoIntervals.rollbackMs)} = ${goal.rollbackWithinTwoIntervals.intervals} intervals (${goal.rollbackWithinTwoIntervals.ofBudget} of the budget) | ${met(goal.rollbackWithinTwoIntervals.met)} |`,
+    '',
+    '## Orchestration overhead of the good deploy (from its workflow history)',
+    '',
+    '| workflow | inside activities | in timers | steps (activities + timers) | overhead | **per step** |',
+    '| ---: | ---: | ---: | ---: | ---: | ---: |',
+    `| ${o.workflowMs} ms | ${o.inActivitiesMs} ms | ${o.inTimersMs} ms | ${o.steps} (${o.activities} + ${o.timers}) | ${o.overheadMs} ms | **${o.perStepMs} ms** |`,
+    '',
+    `The overhead is ${o.betweenStepsMs} ms from the end of a step to the scheduling of the next (the workflow task ` +
+      `that decides it: ${o.gaps.count} gaps, median ${o.gaps.medianMs} ms, p95 ${o.gaps.p95Ms} ms, max ${o.gaps.maxMs} ms) ` +
+      `plus ${o.dispatchMs} ms from ActivityTaskScheduled to ActivityTaskStarted (task-queue dispatch to the worker, ` +
+      `${round(o.dispatchMs / o.activities, 1)} ms per activity).`,
+    '',
+    '## Failed requests during the good deploy',
+    '',
+    ...failureRows(r.goodDeploy.failures),
+    '',
+    '## Rollback timeline (ms after the v3 workflow started)',
+    '',
+    t
+      ? `v3 given ${t.candidateWeight}% at ${t.faultOnsetAtMs}; first 5xx from v3 seen by the client at ${t.firstV3FailureSeenAtMs}, ` +
+        `last at ${t.lastV3FailureSeenAtMs}; v1 back at 100% at ${t.stableBackAtMs} (${t.rollbackMs} ms after the shift). ` +
+        `Why: ${r.rollback.reason ?? 'n/a'}`
+      : `no rollback timing: the v3 deploy ended ${r.rollback.outcome} (${r.rollback.reason ?? 'no reason'})`,
+    '',
+    ...(t
+      ? [
+          'Steps from the shift to v3 (0) to v1 back at 100% (ms after the shift):',
+          '',
+          '| step | scheduled | started | ended |',
+          '| --- | ---: | ---: | ---: |',
+          ...t.steps.map((s) => `| ${s.step} | ${s.scheduledMs} | ${s.startedMs} | ${s.endedMs} |`),
+          '',
+          'Failed requests of the rollback run:',
+          '',
+        ]
+      : []),
+    ...failureRows(r.rollback.failures),
+    '',
+  ].join('\n');
+}
+
+process.once('SIGINT', () => {
+  console.error('interrupted: stopping the load, the worker, the releases and the stack');
+  void cleanup().finally(() => process.exit(130));
+});
+
+main()
+  .then(
+    () => cleanup(),
+    async (err) => {
+      console.error(err);
+      process.exitCode = 1;
+      await cleanup();
+    },
+  )
+  .finally(() => process.exit());
