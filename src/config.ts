@@ -13,6 +13,11 @@ export const workerConfigSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   HAPROXY_SOCKET: z.string().min(1, "must be the path of HAProxy's admin runtime API socket"),
   RUNBOOK_HOME: z.string().min(1),
+  /** Prometheus metrics (the SDK's and the runbooks' own) on http://<host>:<port>/metrics; off when unset. */
+  RUNBOOK_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  /** 0.0.0.0 in a container, so that the published port reaches it. */
+  RUNBOOK_METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  RUNBOOK_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Largest number of activities this worker runs at once. */
   RUNBOOK_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(50),
 });

@@ -1,9 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from './activities';
 import { loadConfig, type WorkerConfig } from './config';
 import { UserError, errorMessage } from './errors';
+import { jsonLogger } from './logging';
 import { migrateOrchestratorDb } from './platforms/postgres/orchestrator-db';
 import { createPgRecords } from './platforms/postgres/records';
 import { swapDatabases } from './platforms/postgres/swap';
@@ -85,22 +86,27 @@ export async function createRunbookWorker(
 /** Runs a worker until SIGINT/SIGTERM (the SDK's runtime handles both and drains in-flight tasks). */
 export async function main(): Promise<void> {
   const config = loadConfig();
+  const logger = jsonLogger(config.RUNBOOK_LOG_LEVEL);
+  const metricsAddress = config.RUNBOOK_METRICS_PORT
+    ? `${config.RUNBOOK_METRICS_HOST}:${config.RUNBOOK_METRICS_PORT}`
+    : undefined;
+  Runtime.install({
+    logger,
+    ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
+  });
   const { worker, close } = await createRunbookWorker(config);
-  console.log(
-    JSON.stringify({
-      level: 'info',
-      msg: 'worker started',
-      taskQueue: config.RUNBOOK_TASK_QUEUE,
-      temporal: config.TEMPORAL_ADDRESS,
-      pid: process.pid,
-    }),
-  );
+  logger.info('worker started', {
+    taskQueue: config.RUNBOOK_TASK_QUEUE,
+    temporal: config.TEMPORAL_ADDRESS,
+    pid: process.pid,
+    metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
+  });
   try {
     await worker.run();
   } finally {
     await close();
   }
-  console.log(JSON.stringify({ level: 'info', msg: 'worker stopped', pid: process.pid }));
+  logger.info('worker stopped', { pid: process.pid });
 }
 
 if (require.main === module) {

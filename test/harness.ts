@@ -27,6 +27,16 @@ export interface TestStack {
 }
 
 let current: TestStack | undefined;
+let metricsUrl: string | undefined;
+
+/** The Prometheus endpoint of the test run's in-process workers (set by test/hooks.ts). */
+export function testMetricsUrl(): string {
+  if (!metricsUrl) throw new Error('metrics are off: run the tests through mocha (test/hooks.ts)');
+  return metricsUrl;
+}
+export function setMetricsUrl(url: string): void {
+  metricsUrl = url;
+}
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 let ownsHome = false;
 
@@ -47,6 +57,7 @@ export async function startTestStack(): Promise<TestStack> {
       uiPort: await freePort(),
       postgresPort: await freePort(),
       haproxyStatsPort: await freePort(),
+      metricsPort: await freePort(),
       ...(process.env.DATABASE_URL ? { externalDatabaseUrl: process.env.DATABASE_URL } : {}),
     },
   );
@@ -74,6 +85,8 @@ export async function startTestStack(): Promise<TestStack> {
       HAPROXY_SOCKET: haproxyPaths(settings.home).adminSocket,
       RUNBOOK_HOME: settings.home,
       RUNBOOK_MAX_ACTIVITIES: 20,
+      RUNBOOK_METRICS_HOST: '127.0.0.1',
+      RUNBOOK_LOG_LEVEL: 'WARN',
     }),
   };
   return current;

@@ -17,6 +17,8 @@ export const stackSettingsSchema = z.object({
   /** When set, PostgreSQL is the operator's own server and the stack does not start one. */
   externalDatabaseUrl: z.string().url().optional(),
   haproxyStatsPort: port.default(8404),
+  /** The worker's Prometheus endpoint. */
+  metricsPort: port.default(9464),
 });
 export type StackSettings = z.infer<typeof stackSettingsSchema>;
 
@@ -30,6 +32,7 @@ export const settingEnv = {
   postgresPort: 'RUNBOOK_PG_PORT',
   externalDatabaseUrl: 'DATABASE_URL',
   haproxyStatsPort: 'RUNBOOK_HAPROXY_STATS_PORT',
+  metricsPort: 'RUNBOOK_METRICS_PORT',
 } as const satisfies Record<keyof StackSettings, string>;
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {

@@ -4,10 +4,10 @@ import { temporal } from '@temporalio/proto';
 import { UserError, errorMessage } from '../errors';
 import { connectClient } from '../temporal-connection';
 import { fail, pass, type Check, type Component } from './component';
-import { livePid, spawnDetached, stopProcess, waitFor } from './processes';
+import { livePid, requireFreePort, spawnDetached, stopProcess, waitFor } from './processes';
 import { databaseUrl } from './postgres';
 import { haproxyPaths } from './haproxy';
-import { temporalAddress, type StackSettings } from './settings';
+import { settingEnv, temporalAddress, type StackSettings } from './settings';
 import { packageRoot } from './tools';
 
 export function workerPaths(home: string) {
@@ -28,6 +28,8 @@ export function workerEnv(settings: StackSettings): NodeJS.ProcessEnv {
     RUNBOOK_HOME: settings.home,
     DATABASE_URL: databaseUrl(settings),
     HAPROXY_SOCKET: haproxyPaths(settings.home).adminSocket,
+    RUNBOOK_METRICS_PORT: String(settings.metricsPort),
+    RUNBOOK_METRICS_HOST: '127.0.0.1',
   };
 }
 
@@ -55,8 +57,10 @@ export async function workflowPollers(settings: StackSettings): Promise<string[]
 export const workerComponent: Component = {
   name: 'worker',
 
-  async preflight() {
+  async preflight(ctx) {
     if (!existsSync(workerScript)) throw new UserError(`${workerScript} is missing`, 'npm run build');
+    if (livePid(workerPaths(ctx.settings.home).pidFile, workerScript)) return;
+    await requireFreePort(ctx.settings.metricsPort, 'worker metrics', settingEnv.metricsPort);
   },
 
   async start(ctx) {
@@ -79,7 +83,7 @@ export const workerComponent: Component = {
         { timeoutMs: 60_000, pid: proc.pid, logFile: p.log, intervalMs: 500 },
       );
     }
-    return `task queue ${settings.taskQueue} (log ${p.log})`;
+    return `task queue ${settings.taskQueue}, metrics http://127.0.0.1:${settings.metricsPort}/metrics (log ${p.log})`;
   },
 
   async stop(ctx) {
@@ -111,6 +115,16 @@ export const workerComponent: Component = {
     } catch (err) {
       checks.push(fail('worker', 'polling', errorMessage(err), 'start Temporal first: runbook up'));
     }
+    const metricsUrl = `http://127.0.0.1:${settings.metricsPort}/metrics`;
+    const metrics = await fetch(metricsUrl, { signal: AbortSignal.timeout(2_000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    checks.push(
+      metrics
+        ? pass('worker', 'metrics', metricsUrl)
+        : fail('worker', 'metrics', `${metricsUrl} does not answer`, pid ? `read ${p.log}` : 'runbook up'),
+    );
     return checks;
   },
 };

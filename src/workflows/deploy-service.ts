@@ -15,6 +15,7 @@ import { releaseIdFor, snapshotIdFor } from '../shared/ids';
 import { APPROVAL_GATES, type TrafficStep } from '../shared/service-plan';
 import { critical, longWithHeartbeat, quick } from './activity-options';
 import { REJECTED } from './gates';
+import { metrics } from './metrics';
 import { beginRunbook } from './runbook';
 
 const act = proxyActivities<Activities>(quick);
@@ -230,7 +231,9 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     const reason = describe(err);
     const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
     const outcome: Outcome = cancelled ? 'cancelled' : trafficMoved ? 'rolled-back' : rejected ? 'rejected' : 'failed';
+    const rollbackFrom = Date.now();
     await rb.compensate(outcome, reason);
+    if (trafficMoved) metrics.rollback('automatic', plan.service, plan.environment, (Date.now() - rollbackFrom) / 1000);
     const result = await finish(outcome, reason);
     if (cancelled) throw err;
     return result;
@@ -297,6 +300,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
           ...judged,
         };
         state.analysis.push(w);
+        metrics.analysis(plan.service, plan.environment, w.verdict);
         if (state.analysis.length > MAX_WINDOWS_KEPT) state.analysis.shift();
         if (w.verdict === 'pass') failures = 0;
         if (w.verdict !== 'fail') return;

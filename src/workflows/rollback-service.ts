@@ -12,6 +12,7 @@ import { releaseIdFor, resourceName, snapshotIdFor } from '../shared/ids';
 import { APPROVAL_GATES } from '../shared/service-plan';
 import { critical, longWithHeartbeat, quick } from './activity-options';
 import { REJECTED } from './gates';
+import { metrics } from './metrics';
 import { beginRunbook } from './runbook';
 
 const act = proxyActivities<Activities>(quick);
@@ -218,6 +219,12 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     if (from && from.releaseId !== target.releaseId) percent[from.releaseId] = 0;
     trafficMoved = true;
     showWeights(await safe.setTraffic(route, percent));
+    metrics.rollback(
+      'workflow',
+      plan.service,
+      plan.environment,
+      (Date.now() - workflowInfo().startTime.getTime()) / 1000,
+    );
     // The target serves now: stopping it would take the service down, so only maintenance is left to undo.
     compensations.splice(0, compensations.length, ...compensations.filter((c) => c.what === 'maintenance off'));
     if (state.restore) {

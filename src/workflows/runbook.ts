@@ -1,5 +1,6 @@
 import {
   CancellationScope,
+  log,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -17,6 +18,7 @@ import {
 } from '../shared/search-attributes';
 import { critical } from './activity-options';
 import { installGates } from './gates';
+import { metrics } from './metrics';
 
 const safe = proxyActivities<Activities>(critical);
 
@@ -58,6 +60,7 @@ export function beginRunbook(args: {
     state.phase = phase;
     state.step = step;
     note(step, phase);
+    log.info(step, { phase, service: plan.service, environment: plan.environment });
     upsertSearchAttributes([{ key: RunbookPhase, value: phase }]);
   };
   upsertSearchAttributes([
@@ -114,6 +117,8 @@ export function beginRunbook(args: {
         state.phase = 'done';
         state.step = `${outcome}: ${reason}`;
         note(state.step, 'done');
+        log.info(state.step, { phase: 'done', outcome, service: plan.service, environment: plan.environment });
+        metrics.outcome(kind, plan.service, plan.environment, outcome);
         upsertSearchAttributes([
           { key: RunbookPhase, value: 'done' },
           { key: RunbookOutcome, value: outcome },

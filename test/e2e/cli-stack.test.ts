@@ -7,6 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
 import { freePort, isAlive, portOpen } from '../../src/stack/processes';
+import { sample } from './metrics.test';
 
 const runbookBin = path.join(__dirname, '../../bin/runbook.js');
 
@@ -43,13 +44,14 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
 
   before(async () => {
     home = mkdtempSync(path.join(os.tmpdir(), 'runbook-e2e-'));
-    ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    ports = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     env = {
       RUNBOOK_HOME: home,
       RUNBOOK_TEMPORAL_PORT: String(ports[0]),
       RUNBOOK_UI_PORT: String(ports[1]),
       RUNBOOK_PG_PORT: String(ports[2]),
       RUNBOOK_HAPROXY_STATS_PORT: String(ports[3]),
+      RUNBOOK_METRICS_PORT: String(ports[4]),
       DATABASE_URL: '',
     };
   });
@@ -69,7 +71,16 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     const report = JSON.parse(doctor.stdout) as DoctorReport;
     assert.equal(doctor.code, 0, JSON.stringify(report.checks.filter((c) => !c.ok)));
     assert.ok(report.ok);
-    for (const name of ['binaries', 'reachable', 'runtime API', 'frontend', 'web ui', 'search attributes', 'polling']) {
+    for (const name of [
+      'binaries',
+      'reachable',
+      'runtime API',
+      'frontend',
+      'web ui',
+      'search attributes',
+      'polling',
+      'metrics',
+    ]) {
       assert.ok(
         report.checks.some((c) => c.check === name && c.ok),
         `check ${name}`,
@@ -92,6 +103,26 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     assert.match(demo.stdout, /deploy-shop-demo-v3-\S+: ROLLED-BACK: canary analysis failed/);
     assert.match(demo.stdout, /deploy v2: .*\n(.*\n)*? +load during this deploy: \d+ requests, 0 failed/);
     assert.match(demo.stdout, /All as expected/);
+
+    // The stack's worker exports the runbooks' metrics, and logs JSON lines that carry the workflow id.
+    const metrics = await (await fetch(`http://127.0.0.1:${ports[4]}/metrics`)).text();
+    const demoLabels = { service: 'shop', environment: 'demo', kind: 'deploy' };
+    assert.ok(
+      (sample(metrics, 'runbook_outcomes', { ...demoLabels, outcome: 'succeeded' }) ?? 0) >= 2,
+      'v1 and v2 succeeded',
+    );
+    assert.equal(sample(metrics, 'runbook_outcomes', { ...demoLabels, outcome: 'rolled-back' }), 1, 'v3 rolled back');
+    assert.ok((sample(metrics, 'runbook_analysis_decisions', { service: 'shop', verdict: 'fail' }) ?? 0) >= 1);
+    assert.equal(sample(metrics, 'runbook_rollback_seconds_count', { service: 'shop', kind: 'automatic' }), 1);
+    const lines = readFileSync(path.join(home, 'worker/worker.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; workflowId?: string; phase?: string });
+    const v3 = lines.filter((l) => l.workflowId?.startsWith('deploy-shop-demo-v3-'));
+    assert.ok(
+      v3.some((l) => l.phase === 'rolling-back'),
+      'the rollback is logged with the workflow id',
+    );
   });
 
   it('up again is harmless: every component is adopted, none started twice', async () => {
