@@ -141,6 +141,57 @@ export async function follow(
   }
 }
 
+/**
+ * Starts a deploy or rollback after checking that none runs for the service+environment (the workflow's
+ * lock is the guarantee; this check gives the clear error before anything starts), prints where to follow
+ * it, and with --wait follows it to its outcome's exit code.
+ */
+async function startRunbook(
+  io: Io,
+  args: ParsedArgs,
+  start: {
+    workflowType: 'deployService' | 'rollbackService';
+    workflowId: string;
+    input: DeployInput | RollbackInput;
+    service: string;
+    environment: string;
+  },
+  what: string,
+): Promise<number> {
+  const { workflowId, service, environment } = start;
+  return withClient(io.env, async (client, target) => {
+    const running = await runningRunbooks(client, service, environment);
+    if (running.length > 0) {
+      throw new UserError(
+        `${service}/${environment} is busy: ${running.join(', ')} is running`,
+        `wait for it (runbook watch ${running[0]}) or cancel it (runbook cancel ${running[0]})`,
+      );
+    }
+    let handle: WorkflowHandle<typeof deployService | typeof rollbackService>;
+    try {
+      handle = await client.workflow.start(start.workflowType, {
+        taskQueue: target.taskQueue,
+        workflowId,
+        args: [start.input],
+      });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError)
+        throw new UserError(`${workflowId} already exists`, 'run the command again');
+      throw err;
+    }
+    if (!args.values.json) {
+      io.out(`started ${workflowId}: ${what}`);
+      io.out(`  watch:  runbook watch ${workflowId}`);
+      io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
+    }
+    if (!args.values.wait) {
+      if (args.values.json) io.out(JSON.stringify({ workflowId, service, environment }));
+      return 0;
+    }
+    return follow(handle, target, io, Boolean(args.values.json));
+  });
+}
+
 export const deployCommand: Command = {
   name: 'deploy',
   summary: 'Start a deploy of a service version: snapshot, migrate, canary traffic with analysis, approvals, sign-off.',
@@ -173,38 +224,13 @@ export const deployCommand: Command = {
       requestedBy: whoAmI(args.values, io.env),
       ...(args.values.reason ? { reason: String(args.values.reason) } : {}),
     };
-    return withClient(io.env, async (client, target) => {
-      const running = await runningRunbooks(client, service, environment);
-      if (running.length > 0) {
-        throw new UserError(
-          `${service}/${environment} is busy: ${running.join(', ')} is running`,
-          `wait for it (runbook watch ${running[0]}) or cancel it (runbook cancel ${running[0]})`,
-        );
-      }
-      const workflowId = `deploy-${slug(service)}-${slug(environment)}-${slug(version)}-${randomBytes(3).toString('hex')}`;
-      let handle: WorkflowHandle<typeof deployService>;
-      try {
-        handle = await client.workflow.start<typeof deployService>('deployService', {
-          taskQueue: target.taskQueue,
-          workflowId,
-          args: [input],
-        });
-      } catch (err) {
-        if (err instanceof WorkflowExecutionAlreadyStartedError)
-          throw new UserError(`${workflowId} already exists`, 'run the command again');
-        throw err;
-      }
-      if (!args.values.json) {
-        io.out(`started ${workflowId}: ${service} ${version} -> ${environment}`);
-        io.out(`  watch:  runbook watch ${workflowId}`);
-        io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
-      }
-      if (!args.values.wait) {
-        if (args.values.json) io.out(JSON.stringify({ workflowId, service, environment, version }));
-        return 0;
-      }
-      return follow(handle, target, io, Boolean(args.values.json));
-    });
+    const workflowId = `deploy-${slug(service)}-${slug(environment)}-${slug(version)}-${randomBytes(3).toString('hex')}`;
+    return startRunbook(
+      io,
+      args,
+      { workflowType: 'deployService', workflowId, input, service, environment },
+      `${service} ${version} -> ${environment}`,
+    );
   },
 };
 
@@ -254,33 +280,9 @@ export const rollbackCommand: Command = {
       ...(snapshotId ? { restoreSnapshotId: snapshotId } : {}),
       ...(args.values.reason ? { reason: String(args.values.reason) } : {}),
     };
-    return withClient(io.env, async (client, target) => {
-      const running = await runningRunbooks(client, service, environment);
-      if (running.length > 0) {
-        throw new UserError(
-          `${service}/${environment} is busy: ${running.join(', ')} is running`,
-          `wait for it (runbook watch ${running[0]}) or cancel it (runbook cancel ${running[0]})`,
-        );
-      }
-      const workflowId = `rollback-${slug(service)}-${slug(environment)}-${randomBytes(3).toString('hex')}`;
-      const handle = await client.workflow.start<typeof rollbackService>('rollbackService', {
-        taskQueue: target.taskQueue,
-        workflowId,
-        args: [input],
-      });
-      if (!args.values.json) {
-        io.out(
-          `started ${workflowId}: roll ${service}/${environment} back to ${toVersion ?? 'the previous release'}${snapshotId ? `, restoring the database from ${snapshotId}` : ''}`,
-        );
-        io.out(`  watch:  runbook watch ${workflowId}`);
-        io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
-      }
-      if (!args.values.wait) {
-        if (args.values.json) io.out(JSON.stringify({ workflowId, service, environment }));
-        return 0;
-      }
-      return follow(handle, target, io, Boolean(args.values.json));
-    });
+    const workflowId = `rollback-${slug(service)}-${slug(environment)}-${randomBytes(3).toString('hex')}`;
+    const what = `roll ${service}/${environment} back to ${toVersion ?? 'the previous release'}${snapshotId ? `, restoring the database from ${snapshotId}` : ''}`;
+    return startRunbook(io, args, { workflowType: 'rollbackService', workflowId, input, service, environment }, what);
   },
 };
 

@@ -173,9 +173,9 @@ export async function ensureTemporalCli(log: (line: string) => void = () => {}):
   );
 }
 
-/** PostgreSQL server binaries (initdb, pg_ctl, pg_dump...) of major version 15 or later. */
-export function postgresBinDir(): string | undefined {
-  const fromPath = which('pg_ctl');
+/** The first PostgreSQL bin folder (15 or later; PG_BIN_DIR first) that holds all of `binaries`. */
+function pgBinDirWith(binaries: string[]): string | undefined {
+  const fromPath = which(binaries[0] ?? 'pg_ctl');
   const candidates = [
     process.env.PG_BIN_DIR,
     '/usr/lib/postgresql/15/bin',
@@ -183,28 +183,17 @@ export function postgresBinDir(): string | undefined {
     '/usr/lib/postgresql/17/bin',
     fromPath ? path.dirname(fromPath) : undefined,
   ];
-  return candidates.find(
-    (dir): dir is string => !!dir && executable(path.join(dir, 'pg_ctl')) && executable(path.join(dir, 'initdb')),
-  );
+  return candidates.find((dir): dir is string => !!dir && binaries.every((b) => executable(path.join(dir, b))));
 }
+
+/** PostgreSQL server binaries (initdb, pg_ctl, pg_dump...) of major version 15 or later. */
+export const postgresBinDir = () => pgBinDirWith(['pg_ctl', 'initdb']);
 
 /**
  * PostgreSQL client binaries (pg_dump, pg_restore, pg_amcheck) of major version 15 or later: the worker needs
  * only these (a worker image has the client package, not the server).
  */
-export function postgresClientBinDir(): string | undefined {
-  const fromPath = which('pg_dump');
-  const candidates = [
-    process.env.PG_BIN_DIR,
-    '/usr/lib/postgresql/15/bin',
-    '/usr/lib/postgresql/16/bin',
-    '/usr/lib/postgresql/17/bin',
-    fromPath ? path.dirname(fromPath) : undefined,
-  ];
-  return candidates.find(
-    (dir): dir is string => !!dir && executable(path.join(dir, 'pg_dump')) && executable(path.join(dir, 'pg_restore')),
-  );
-}
+export const postgresClientBinDir = () => pgBinDirWith(['pg_dump', 'pg_restore']);
 
 export async function postgresTool(): Promise<Tool | undefined> {
   const dir = postgresBinDir();

@@ -83,7 +83,10 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
 
     let toVersion = input.toVersion;
     if (!toVersion) {
-      toVersion = history.find((r) => r.version !== from?.version)?.version;
+      // A live release whose process died is restarted as it is; a running one is replaced by the one before.
+      toVersion = live
+        ? history.find((r) => r.version !== from?.version)?.version
+        : (history[0]?.version ?? from?.version);
       if (!toVersion) {
         throw ApplicationFailure.create({
           type: 'NoRollbackTarget',
@@ -93,7 +96,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       }
     }
     state.version = toVersion;
-    if (from && toVersion === from.version) {
+    if (live && toVersion === live.version) {
       throw ApplicationFailure.create({
         type: 'NoRollbackTarget',
         message: `${toVersion} is already the live release of ${plan.service}/${plan.environment}`,
@@ -178,6 +181,12 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       state.restore.maintenanceMs = Date.now() - maintenanceFrom;
     }
 
+    if (from && !live) {
+      // Its process is gone: it serves nothing, and a new release may be given its port.
+      await safe.removeFromRoute(route, from.releaseId, 0);
+      note(`${from.version} (${from.releaseId}) was not running: taken out of the route`);
+    }
+
     enter('start-release', `starting (or adopting) ${toVersion}`);
     let target = await act.findRelease({ service: plan.service, environment: plan.environment, version: toVersion });
     if (target) {
@@ -216,7 +225,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     enter('traffic', `traffic: 100% on ${toVersion}`);
     await act.addToRoute(route, target);
     const percent: Record<string, number> = { [target.releaseId]: 100 };
-    if (from && from.releaseId !== target.releaseId) percent[from.releaseId] = 0;
+    if (from && live && from.releaseId !== target.releaseId) percent[from.releaseId] = 0;
     trafficMoved = true;
     showWeights(await safe.setTraffic(route, percent));
     metrics.rollback(
@@ -234,7 +243,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
 
     enter('finalize', from ? `draining and stopping ${from.version}` : 'recording the release');
     compensations.length = 0;
-    if (from && from.releaseId !== target.releaseId) {
+    if (from && live && from.releaseId !== target.releaseId) {
       await slow.removeFromRoute(route, from.releaseId, plan.release.drainMs);
       await safe.stopRelease({ ...key(from.releaseId), graceMs: plan.release.drainMs });
     }

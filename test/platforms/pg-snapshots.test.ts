@@ -246,6 +246,10 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
   });
 
   it('restores into a target left over from a crashed attempt, adopts a finished one, refuses a foreign one', async () => {
+    // A crash between CREATE DATABASE and its COMMENT leaves an unmarked, empty database: a leftover too.
+    const bare = await pg0.createDatabase('bare');
+    await store.restore((await store.take(req(snapshotId()))).snapshotId, bare, { jobs: 1 });
+
     const manifest = await store.take(req(snapshotId()));
     const target = `${source}_crashed`;
     // What a restore that crashed half-way leaves: the database, marked as being restored, with some of the data.
@@ -265,6 +269,7 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
       isSnapshotError('conflict', /database ".*_crashed" already exists and is not left over from a restore/),
     );
     const foreign = await pg0.createDatabase('foreign');
+    await pg0.query(foreign, 'CREATE TABLE precious (id int)'); // someone's live database
     await assert.rejects(
       store.restore(other.snapshotId, foreign, { jobs: 1 }),
       isSnapshotError('conflict', /already exists and is not left over from a restore: choose another target/),

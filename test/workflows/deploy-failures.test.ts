@@ -307,8 +307,7 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
         },
       });
       const setup = await startWorker(crashQueue);
-      const v1 = await (await startDeploy(crashQueue, plan, 'v1')).result();
-      await setup.stop();
+      const v1 = await (await startDeploy(crashQueue, plan, 'v1')).result().finally(() => setup.stop());
       assert.equal(v1.outcome, 'succeeded');
       const doomed = spawnChildWorker(crashQueue);
       let survivor: { stop(): Promise<void> } | undefined;

@@ -99,6 +99,21 @@ describe('rollbackService on the real stack', function () {
     );
   });
 
+  it('the live release crashed: the rollback starts it again (and a deploy refuses to start until then)', async () => {
+    const plan = restoreApprovers(await shopPlan());
+    const v1 = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    await runner().stop(plan.service, plan.environment, v1.state.candidate!.releaseId, 1_000);
+    const refused = await (await startDeploy(taskQueue, plan, 'v2')).result();
+    assert.equal(refused.outcome, 'failed');
+    assert.match(refused.reason ?? '', /takes traffic but its process is not running; run `runbook rollback/);
+    const result = await (await startRollback(taskQueue, plan)).result();
+    assert.equal(result.outcome, 'succeeded', result.reason);
+    assert.equal(result.version, 'v1');
+    const res = await fetch(`http://127.0.0.1:${plan.listen.port}/api/items`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-app-version'), 'v1');
+  });
+
   it('with a database restore: approved with four-eyes, safety snapshot, maintenance, verified against the manifest, swapped', async () => {
     const { plan, snapshotId } = await v1ThenV2(taskQueue, async (p) => {
       for (const name of ['apple', 'pear', 'plum']) await post(p, name);
@@ -200,11 +215,19 @@ describe('rollbackService on the real stack', function () {
   it('SIGKILL of the worker during the restore: a new worker finishes it; one restored database, swapped once', async () => {
     const crashQueue = uniqueName('rollback-crash');
     const setup = await startWorker(crashQueue);
-    const { plan, snapshotId } = await v1ThenV2(crashQueue, async (p) => {
-      // enough rows that the restore takes a moment
-      await queryDb(p.database!.name, "INSERT INTO items (name) SELECT 'bulk-' || g FROM generate_series(1, 400000) g");
-    });
-    await setup.stop();
+    let prepared: Awaited<ReturnType<typeof v1ThenV2>>;
+    try {
+      prepared = await v1ThenV2(crashQueue, async (p) => {
+        // enough rows that the restore takes a moment
+        await queryDb(
+          p.database!.name,
+          "INSERT INTO items (name) SELECT 'bulk-' || g FROM generate_series(1, 400000) g",
+        );
+      });
+    } finally {
+      await setup.stop();
+    }
+    const { plan, snapshotId } = prepared;
     const doomed = spawnChildWorker(crashQueue);
     let survivor: { stop(): Promise<void> } | undefined;
     try {
