@@ -49,12 +49,14 @@ async function start(options: LoadOptions): Promise<void> {
   const byStatus: Record<string, number> = {};
   const byVersion: Record<string, number> = {};
   const errorsByCode: Record<string, number> = {};
+  const non2xxByRetryAfter: Record<string, number> = {};
   const failures: LoadFailure[] = [];
   let failureCount = 0;
   let non2xx = 0;
   let errors = 0;
   let timeouts = 0;
   const versionOf = new WeakMap<object, string>();
+  const retryAfterOf = new WeakMap<object, string | undefined>();
   const perBucket = new Map<number, number>();
   const ended = () => {
     const bucket = Math.floor(Date.now() / BUCKET_MS);
@@ -86,10 +88,14 @@ async function start(options: LoadOptions): Promise<void> {
               client.on('headers', (info: { headers?: string[] }) => {
                 const h = info.headers ?? [];
                 let version = '?';
+                let retryAfter: string | undefined;
                 for (let k = 0; k + 1 < h.length; k += 2) {
-                  if (h[k]?.toLowerCase() === 'x-app-version') version = h[k + 1] ?? '?';
+                  const name = h[k]?.toLowerCase();
+                  if (name === 'x-app-version') version = h[k + 1] ?? '?';
+                  if (name === 'retry-after') retryAfter = h[k + 1];
                 }
                 versionOf.set(client, version);
+                retryAfterOf.set(client, retryAfter);
               });
             },
           },
@@ -107,7 +113,16 @@ async function start(options: LoadOptions): Promise<void> {
       byVersion[version] = (byVersion[version] ?? 0) + 1;
       if (statusCode < 200 || statusCode > 299) {
         non2xx++;
-        fail({ atMs: Date.now(), kind: 'non-2xx', status: statusCode, version });
+        const retryAfter = retryAfterOf.get(client);
+        const key = `${statusCode} ${retryAfter === undefined ? 'no retry-after' : `retry-after=${retryAfter}`}`;
+        non2xxByRetryAfter[key] = (non2xxByRetryAfter[key] ?? 0) + 1;
+        fail({
+          atMs: Date.now(),
+          kind: 'non-2xx',
+          status: statusCode,
+          version,
+          ...(retryAfter === undefined ? {} : { retryAfter }),
+        });
       }
     });
     instance.on('reqError', (err: NodeJS.ErrnoException) => {
@@ -150,6 +165,7 @@ async function start(options: LoadOptions): Promise<void> {
     byStatus,
     byVersion,
     errorsByCode,
+    non2xxByRetryAfter,
     endedPerBucket: { bucketMs: BUCKET_MS, counts: [...perBucket.entries()] },
     failures,
     failuresKept: failures.length,

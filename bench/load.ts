@@ -23,6 +23,8 @@ export interface LoadFailure {
   kind: 'non-2xx' | 'error' | 'timeout';
   status?: number;
   version?: string;
+  /** The Retry-After header of a non-2xx answer, if it had one (HAProxy's maintenance 503 carries one). */
+  retryAfter?: string;
   code?: string;
 }
 
@@ -51,6 +53,8 @@ export interface LoadFigures {
   /** Responses by the x-app-version header: which release answered. */
   byVersion: Record<string, number>;
   errorsByCode: Record<string, number>;
+  /** Non-2xx responses by status and Retry-After header: `503 retry-after=30`, `500 no retry-after`. */
+  non2xxByRetryAfter: Record<string, number>;
   /** Requests that ended (response, error or timeout) per time bucket: [floor(epoch ms / bucketMs), count]. */
   endedPerBucket: { bucketMs: number; counts: Array<[number, number]> };
   failures: LoadFailure[];

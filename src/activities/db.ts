@@ -66,7 +66,7 @@ export function createDbActivities({ snapshots, migrator, swapDatabases }: DbAct
           dbFailure.snapshotCorrupt,
         );
       }
-      const now = await snapshots.fingerprint(req.database);
+      const now = await whileHeartbeating(() => snapshots.fingerprint(req.database)); // a full scan: minutes on a big database
       const inSnapshot = new Map(manifest.tables.map((t) => [t.table, t.rows]));
       const tables = new Set([...inSnapshot.keys(), ...now.tables.map((t) => t.table)]);
       const rowsNow = new Map(now.tables.map((t) => [t.table, t.rows]));

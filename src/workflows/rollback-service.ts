@@ -112,7 +112,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
           nonRetryable: true,
         });
       }
-      const inspected = await act.inspectSnapshot({
+      const inspected = await slow.inspectSnapshot({
         snapshotId: input.restoreSnapshotId,
         service: plan.service,
         environment: plan.environment,
