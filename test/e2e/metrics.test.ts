@@ -21,8 +21,14 @@ describe('Prometheus metrics of the worker (SDK telemetry and the runbooks own)'
       const plan = await shopPlan({ traffic: { steps: [{ weight: 100, bakeMs: 2_000 }] } });
       const result = await (await startDeploy(taskQueue, plan, 'v1')).result();
       assert.equal(result.outcome, 'succeeded', result.reason);
-      const text = await (await fetch(testMetricsUrl())).text();
       const labels = { service: plan.service, environment: plan.environment };
+      // The worker records its metrics as it completes the last workflow task, a moment after the result.
+      let text = '';
+      for (let i = 0; i < 50; i++) {
+        text = await (await fetch(testMetricsUrl())).text();
+        if (sample(text, 'temporal_workflow_completed', { task_queue: taskQueue }) !== undefined) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       assert.equal(sample(text, 'runbook_outcomes', { ...labels, kind: 'deploy', outcome: 'succeeded' }), 1);
       assert.ok((sample(text, 'runbook_analysis_decisions', labels) ?? 0) >= 1, 'analysis windows counted');
       assert.ok(
