@@ -1,5 +1,6 @@
 import { commandHelp, parseCommandArgs, type Command, type Io } from './cli/command';
 import { demoCommand } from './cli/demo-command';
+import { drillCommand } from './cli/drill-commands';
 import {
   approveCommand,
   cancelCommand,
@@ -29,6 +30,7 @@ const commands: Command[] = [
   cancelCommand,
   listCommand,
   rollbackCommand,
+  drillCommand,
   demoCommand,
 ];
 

@@ -5,7 +5,7 @@ import { createActivities } from './activities';
 import { loadConfig, type WorkerConfig } from './config';
 import { UserError, errorMessage } from './errors';
 import { jsonLogger } from './logging';
-import { migrateOrchestratorDb } from './platforms/postgres/orchestrator-db';
+import { migrateOrchestratorDb, recordDrillRun } from './platforms/postgres/orchestrator-db';
 import { createPgRecords } from './platforms/postgres/records';
 import { swapDatabases } from './platforms/postgres/swap';
 import { createSingleHostPlatform, siblingDatabaseUrl } from './platforms/single-host';
@@ -54,6 +54,8 @@ export async function createRunbookWorker(
       swapDatabases: (database, restored, replacedAs) =>
         swapDatabases(siblingDatabaseUrl(config.DATABASE_URL, 'postgres'), database, restored, replacedAs),
       records: createPgRecords(pool, isRunning),
+      drillChecks: platform.drillChecks,
+      drillRuns: { record: (row) => recordDrillRun(pool, row) },
     });
     const worker = await Worker.create({
       connection,

@@ -1,4 +1,5 @@
 import { createDbActivities, type DbActivityDeps } from './db';
+import { createDrillActivities, type DrillActivityDeps } from './drill';
 import { createHistoryActivities, type HistoryActivityDeps } from './history';
 import { createReleaseActivities, type ReleaseActivityDeps } from './releases';
 import { createStackActivities, type StackActivityDeps } from './stack';
@@ -8,7 +9,8 @@ export type ActivityDeps = StackActivityDeps &
   TrafficActivityDeps &
   ReleaseActivityDeps &
   DbActivityDeps &
-  HistoryActivityDeps;
+  HistoryActivityDeps &
+  DrillActivityDeps;
 
 /** All activities of the worker, built from their dependencies (the composition root supplies real clients). */
 export function createActivities(deps: ActivityDeps) {
@@ -18,6 +20,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createReleaseActivities(deps),
     ...createDbActivities(deps),
     ...createHistoryActivities(deps),
+    ...createDrillActivities(deps),
   };
 }
 

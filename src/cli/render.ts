@@ -1,15 +1,17 @@
 import type { DeployState, GateState, Outcome } from '../shared/deploy';
+import { formatMs, type DrillState } from '../shared/drill';
 
 /** Exit codes of `deploy --wait`, `watch` and `rollback --wait`: one per outcome, documented in --help. */
-export const outcomeExitCode: Record<Outcome, number> = {
+export const outcomeExitCode: Record<Outcome | 'passed', number> = {
   succeeded: 0,
+  passed: 0,
   'rolled-back': 3,
   rejected: 4,
   failed: 5,
   cancelled: 6,
 };
 export const exitCodeHelp =
-  'Exit codes: 0 succeeded, 3 rolled back, 4 rejected (or approval timed out), 5 failed, 6 cancelled, 2 usage error.';
+  'Exit codes: 0 succeeded (a drill: passed), 3 rolled back, 4 rejected (or approval timed out), 5 failed, 6 cancelled, 2 usage error.';
 
 const duration = (ms: number) => {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -53,6 +55,19 @@ export function renderStatus(
     lines.push(
       `traffic: ${weights.map(([v, w]) => `${v} ${w}%`).join(' | ')}${s.trafficStep ? `   (step ${s.trafficStep.index}/${s.trafficStep.of})` : ''}`,
     );
+  const drill = s.kind === 'drill' ? (s as DrillState).drill : undefined;
+  if (drill) {
+    const snap = drill.snapshot
+      ? `${drill.snapshot.snapshotId} (${formatMs(drill.snapshot.ageMs)} old)`
+      : 'not picked yet';
+    const rto =
+      drill.rtoMs === undefined
+        ? `target ${formatMs(drill.rtoTargetMs)}`
+        : `${formatMs(drill.rtoMs)}, target ${formatMs(drill.rtoTargetMs)}${drill.overTargetByMs !== undefined ? ` (OVER by ${formatMs(drill.overTargetByMs)})` : ''}`;
+    lines.push(`drill:   snapshot ${snap} -> ${drill.scratchDatabase}; RTO ${rto}`);
+    if (s.candidate && !s.outcome)
+      lines.push(`app:     ${s.version} on ${s.candidate.host}:${s.candidate.port} (not routed)`);
+  }
   const last = s.analysis.at(-1);
   if (last) {
     lines.push(

@@ -28,8 +28,10 @@ export function judgeDecision(
   const decision = parsed.data;
   const by = decision.by;
   if (!ctx.waiting) return { ok: false, by, reason: `${ctx.what} is not waiting for an approval now` };
-  const gate = decision.gate ?? (kind === 'signoff' ? 'go-live' : ctx.waiting);
-  if (kind === 'signoff' && gate !== 'go-live') {
+  // signoff is the decision of the sign-off gates: a deploy's go-live, a restore drill's review.
+  const signoffGate = ctx.waiting === 'drill-signoff' ? 'drill-signoff' : 'go-live';
+  const gate = decision.gate ?? (kind === 'signoff' ? signoffGate : ctx.waiting);
+  if (kind === 'signoff' && gate !== 'go-live' && gate !== 'drill-signoff') {
     return { ok: false, by, reason: `signoff is the go-live gate's decision; "${gate}" needs approve` };
   }
   if (gate !== ctx.waiting) {

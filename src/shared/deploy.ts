@@ -7,9 +7,12 @@ import { APPROVAL_GATES, type ApprovalGate, type ApprovalPolicy, type SingleHost
  * variable that holds its URL), the worker holds the credentials.
  */
 
-/** The deploy's gates (configurable), plus the database restore's gate of the rollback (always four-eyes). */
-export const gateNames = [...APPROVAL_GATES, 'restore-database'] as const;
-export type GateName = ApprovalGate | 'restore-database';
+/**
+ * The deploy's gates (configurable), plus the database restore's gate of the rollback (always four-eyes) and the
+ * reviewer's sign-off of a restore drill.
+ */
+export const gateNames = [...APPROVAL_GATES, 'restore-database', 'drill-signoff'] as const;
+export type GateName = ApprovalGate | 'restore-database' | 'drill-signoff';
 
 /** Who may decide at a set of gates, and what a timeout does. */
 export type GatePolicy = Omit<ApprovalPolicy, 'gates'> & { gates: GateName[] };
@@ -42,6 +45,11 @@ export type DeployPhase =
   | 'sign-off'
   | 'finalize'
   | 'rolling-back'
+  // the restore drill's own steps (it also uses snapshot, restore, migrate, start-release, health, smoke, sign-off)
+  | 'pick-snapshot'
+  | 'connect'
+  | 'integrity'
+  | 'cleanup'
   | 'done';
 
 export interface ReleaseRef {
@@ -89,7 +97,7 @@ export interface TimelineEntry {
 
 /** Everything the `status` query returns, as the workflow keeps it. */
 export interface DeployState {
-  kind: 'deploy' | 'rollback';
+  kind: 'deploy' | 'rollback' | 'drill';
   service: string;
   environment: string;
   version: string;
@@ -111,7 +119,8 @@ export interface DeployState {
   /** The rollback's database restore, when asked for. */
   restore?: RestoreState;
   timeline: TimelineEntry[];
-  outcome?: Outcome;
+  /** A restore drill ends `passed` (or failed, cancelled). */
+  outcome?: Outcome | 'passed';
   reason?: string;
 }
 

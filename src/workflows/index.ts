@@ -1,3 +1,4 @@
 export { stackCheck } from './stack-check';
 export { deployService } from './deploy-service';
 export { rollbackService } from './rollback-service';
+export { restoreDrill } from './restore-drill';

@@ -22,6 +22,22 @@ export const metrics = {
       )
       .record(seconds, { kind, service, environment });
   },
+  /** A restore drill's measured RTO, and whether it was over the service's target. */
+  drill(service: string, environment: string, rtoSeconds: number, overTarget: boolean) {
+    metricMeter
+      .createHistogram(
+        'runbook_drill_rto_seconds',
+        'float',
+        's',
+        'RTO measured by restore drills (restore start to app ready)',
+      )
+      .record(rtoSeconds, { service, environment });
+    if (overTarget) {
+      metricMeter
+        .createCounter('runbook_drill_over_target', 'drills', 'Restore drills whose RTO was over the target')
+        .add(1, { service, environment });
+    }
+  },
   analysis(service: string, environment: string, verdict: string) {
     metricMeter
       .createCounter('runbook_analysis_decisions', 'windows', 'Canary analysis windows by verdict')

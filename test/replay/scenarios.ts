@@ -1,9 +1,13 @@
+import { readFileSync, truncateSync } from 'node:fs';
+import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { startLoad } from '../../src/load';
 import { approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
 import type { RollbackInput, ServicePlan } from '../../src/shared/deploy';
 import type { rollbackService, stackCheck } from '../../src/workflows';
+import { testStack } from '../harness';
 import { shopPlan, startDeploy, waitingAt, withGates } from '../workflows/deploy-fixture';
+import { liveV1, startDrill } from '../workflows/drill-fixture';
 
 /** v1 then v2 live; returns the plan (restores approved by alice and bob) and v2's pre-migration snapshot. */
 async function v1ThenV2(taskQueue: string): Promise<{ plan: ServicePlan; snapshotId: string }> {
@@ -129,6 +133,45 @@ export const scenarios: ReplayScenario[] = [
       await waitingAt(handle, 'restore-database');
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice', note: 'restore approved' }] });
       await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'drill-passed',
+    run: async (_client, taskQueue, workflowId) => {
+      const { plan } = await liveV1(taskQueue);
+      const handle = await startDrill(taskQueue, plan, { signoffTimeoutMs: 60_000 }, workflowId);
+      await waitingAt(handle, 'drill-signoff');
+      await handle.signal(signoffSignal, { by: 'mallory' }); // refused: not an approver
+      await handle.signal(signoffSignal, { by: 'bob', note: 'restored copy checked' });
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'drill-failed-corrupt-snapshot',
+    run: async (_client, taskQueue, workflowId) => {
+      const { plan, snapshotId } = await liveV1(taskQueue);
+      const dump = path.join(
+        testStack().settings.home,
+        'snapshots',
+        `${plan.service}-${plan.environment}`,
+        `${snapshotId}.dump`,
+      );
+      truncateSync(dump, Math.floor(readFileSync(dump).length / 2));
+      const handle = await startDrill(taskQueue, plan, {}, workflowId);
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'drill-cancelled',
+    run: async (_client, taskQueue, workflowId) => {
+      const { plan } = await liveV1(taskQueue);
+      const handle = await startDrill(taskQueue, plan, { signoffTimeoutMs: 60_000 }, workflowId);
+      await waitingAt(handle, 'drill-signoff');
+      await handle.cancel();
+      await handle.result().catch(() => undefined);
       return handle;
     },
   },

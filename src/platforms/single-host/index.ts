@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { haproxyPaths, reloadHaproxy } from '../../stack/haproxy';
 import { postgresClientBinDir } from '../../stack/tools';
+import { createDrillChecks, type DrillChecks } from '../postgres/drill-checks';
 import { createMigrator } from '../postgres/migrator';
 import type { Migrator, ReleaseRunner, SnapshotStore, TrafficRouter } from '../types';
 import { createHaproxyRouter } from './haproxy-router';
@@ -14,6 +15,8 @@ export interface SingleHostPlatform {
   releases: ReleaseRunner;
   snapshots: SnapshotStore;
   migrator: Migrator;
+  /** What a restore drill checks on a restored copy (connections, pg_amcheck). */
+  drillChecks: DrillChecks;
 }
 
 /**
@@ -41,6 +44,7 @@ export function createSingleHostPlatform(opts: {
     releases: createReleaseRunner({ dir: path.join(opts.home, 'releases'), urlFor: opts.urlFor }),
     snapshots: createPgSnapshotStore({ dir: path.join(opts.home, 'snapshots'), urlFor: opts.urlFor, binDir }),
     migrator: createMigrator(opts.urlFor),
+    drillChecks: createDrillChecks({ urlFor: opts.urlFor, binDir }),
   };
 }
 

@@ -1,0 +1,217 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import type { DrillChecks } from '../platforms/postgres/drill-checks';
+import type { DrillRunRecord } from '../platforms/postgres/orchestrator-db';
+import { SnapshotError } from '../platforms/single-host/pg-snapshots';
+import type { Migrator, ReleaseRunner, SnapshotManifest, SnapshotStore, TrafficRouter } from '../platforms/types';
+import { dbFailure, permanentSnapshotError } from './db';
+import { whileHeartbeating } from './heartbeat';
+import type { RunbookRecords } from './history';
+
+/** Where drills are recorded (the orchestrator's drill_runs table). */
+export interface DrillRuns {
+  record(row: DrillRunRecord): Promise<void>;
+}
+
+export interface DrillActivityDeps {
+  snapshots: SnapshotStore;
+  migrator: Migrator;
+  router: TrafficRouter;
+  releases: ReleaseRunner;
+  records: RunbookRecords;
+  drillChecks: DrillChecks;
+  drillRuns: DrillRuns;
+}
+
+/** Failure types of the drill's activities (all non-retryable). */
+export const drillFailure = {
+  noSnapshot: 'NoSnapshot',
+  foreign: 'SnapshotForeign',
+  diskFull: 'DiskFull',
+  notAccepting: 'DatabaseNotAccepting',
+} as const;
+
+/** pg_restore / PostgreSQL wording for a full disk (SQLSTATE 53100 and the OS error). */
+const DISK_FULL = /no space left on device|disk full|could not extend file|53100/i;
+
+/**
+ * A tool interrupted because the activity was cancelled is reported as cancelled (not as a failure that the
+ * workflow would take for the drill's verdict).
+ */
+function cancelledOr(ctx: Context, err: unknown): unknown {
+  return ctx.cancellationSignal.aborted ? new CancelledFailure('cancelled while running') : err;
+}
+
+/** A drill row as the workflow sends it (times in ms: workflow code has no Date objects to give). */
+export interface DrillRunInput extends Omit<DrillRunRecord, 'startedAt' | 'finishedAt'> {
+  startedAtMs: number;
+  finishedAtMs: number | null;
+}
+
+/** Activities of the restore drill; the database work itself is the SnapshotStore's and the release runner's. */
+export function createDrillActivities(deps: DrillActivityDeps) {
+  const { snapshots, migrator, router, releases, records, drillChecks, drillRuns } = deps;
+  return {
+    /**
+     * The snapshot a drill restores: `snapshotId` when given (it must be this service's), else the newest of the
+     * service and environment taken of its database. Throws NoSnapshot, SnapshotNotFound, SnapshotForeign or
+     * SnapshotCorrupt (an unreadable manifest), all non-retryable.
+     */
+    async findDrillSnapshot(req: {
+      service: string;
+      environment: string;
+      database: string;
+      snapshotId?: string;
+    }): Promise<SnapshotManifest> {
+      try {
+        if (req.snapshotId) {
+          const manifest = await snapshots.get(req.snapshotId);
+          if (!manifest) {
+            throw ApplicationFailure.nonRetryable(
+              `snapshot ${req.snapshotId} does not exist; \`runbook drill history\` and the deploy results name snapshots`,
+              dbFailure.snapshotMissing,
+            );
+          }
+          if (
+            manifest.service !== req.service ||
+            manifest.environment !== req.environment ||
+            manifest.database !== req.database
+          ) {
+            throw ApplicationFailure.nonRetryable(
+              `snapshot ${req.snapshotId} belongs to ${manifest.service}/${manifest.environment} (database ${manifest.database}), not ${req.service}/${req.environment}`,
+              drillFailure.foreign,
+            );
+          }
+          return manifest;
+        }
+        const newest = (await snapshots.list(req.service, req.environment)).find((m) => m.database === req.database);
+        if (!newest) {
+          throw ApplicationFailure.nonRetryable(
+            `${req.service}/${req.environment} has no snapshot of database ${req.database} yet: run the drill with --fresh to take one`,
+            drillFailure.noSnapshot,
+          );
+        }
+        return newest;
+      } catch (err) {
+        throw permanentSnapshotError(err);
+      }
+    },
+
+    /**
+     * The version of the service live now: the release with the most traffic on its route (if its process
+     * runs, or the release history knows its version), else the last release that went live; null when the
+     * service never went live. Reads only: the route is not created when missing.
+     */
+    async findLiveVersion(req: {
+      service: string;
+      environment: string;
+      listenPort: number;
+    }): Promise<{ version: string; releaseId: string | null; source: 'route' | 'history' } | null> {
+      const history = await records.lastSucceeded(req.service, req.environment, 20);
+      const weights = await router
+        .getWeights({ service: req.service, environment: req.environment, listenPort: req.listenPort })
+        .catch((err: unknown) => {
+          if (/does not exist/.test((err as Error).message)) return undefined;
+          throw err;
+        });
+      const liveId = weights && Object.entries(weights.percent).sort((a, b) => b[1] - a[1])[0]?.[0];
+      if (liveId) {
+        const running = await releases.get(req.service, req.environment, liveId);
+        const version = running?.version ?? history.find((r) => r.releaseId === liveId)?.version;
+        if (version) return { version, releaseId: liveId, source: 'route' };
+      }
+      const last = history[0];
+      return last ? { version: last.version, releaseId: last.releaseId, source: 'history' } : null;
+    },
+
+    /**
+     * Restores a snapshot into the drill's scratch database (pg_restore -j). A scratch database left by a crashed
+     * attempt (marked "restoring") is dropped and restored again; one already restored from the same snapshot is
+     * adopted. Throws SnapshotCorrupt (the dump is truncated or corrupt) or DiskFull, non-retryable.
+     */
+    async restoreScratch(req: {
+      snapshotId: string;
+      target: string;
+      jobs: number;
+    }): Promise<{ adopted: boolean; droppedLeftover: boolean }> {
+      const ctx = Context.current();
+      const seen = new Set<string>();
+      try {
+        await whileHeartbeating(() =>
+          snapshots.restore(
+            req.snapshotId,
+            req.target,
+            { jobs: req.jobs },
+            (p) => {
+              seen.add(p.phase);
+              ctx.heartbeat(p);
+            },
+            ctx.cancellationSignal,
+          ),
+        );
+      } catch (err) {
+        if (ctx.cancellationSignal.aborted) throw cancelledOr(ctx, err);
+        if (err instanceof SnapshotError && DISK_FULL.test(err.message)) {
+          throw ApplicationFailure.nonRetryable(`the disk is full: ${err.message}`, drillFailure.diskFull);
+        }
+        throw permanentSnapshotError(err);
+      }
+      return { adopted: seen.has('adopted'), droppedLeftover: seen.has('drop-leftover') };
+    },
+
+    /** Waits until `database` accepts connections (polls, heartbeats); throws DatabaseNotAccepting at the deadline. */
+    async waitForDatabase(req: { database: string; deadlineAtMs: number }) {
+      const ctx = Context.current();
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const { serverVersion } = await drillChecks.ping(req.database);
+          return { attempts: attempt, serverVersion };
+        } catch (err) {
+          ctx.heartbeat({ attempt, error: (err as Error).message });
+          if (Date.now() > req.deadlineAtMs) {
+            throw ApplicationFailure.nonRetryable(
+              `database ${req.database} does not accept connections: ${(err as Error).message}`,
+              drillFailure.notAccepting,
+            );
+          }
+          await sleep(250, undefined, { signal: ctx.cancellationSignal });
+        }
+      }
+    },
+
+    /** pg_amcheck on a scratch copy (see DrillChecks.amcheck); heartbeats while it runs. */
+    async amcheckDatabase(database: string): Promise<{ ok: boolean; detail: string }> {
+      const ctx = Context.current();
+      try {
+        return await whileHeartbeating(() => drillChecks.amcheck(database, ctx.cancellationSignal));
+      } catch (err) {
+        throw cancelledOr(ctx, err);
+      }
+    },
+
+    /**
+     * The migrations of `dir` that `database` lacks (what the release expects and the snapshot does not have).
+     * A database whose applied migrations do not match the folder (another lineage, or newer than the release)
+     * is reported as `problem`, not thrown.
+     */
+    async checkSchema(req: { database: string; dir: string }): Promise<{ pending: string[]; problem?: string }> {
+      try {
+        return { pending: await migrator.pending(req.database, req.dir) };
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        if (e.code === 'ECONNREFUSED' || e.code === '57P01' || e.code === '53300') throw err;
+        return { pending: [], problem: e.message };
+      }
+    },
+
+    /** Records (or updates: the key is the workflow id) the drill in drill_runs. */
+    async recordDrillRun(row: DrillRunInput): Promise<void> {
+      const { startedAtMs, finishedAtMs, ...rest } = row;
+      await drillRuns.record({
+        ...rest,
+        startedAt: new Date(startedAtMs),
+        finishedAt: finishedAtMs === null ? null : new Date(finishedAtMs),
+      });
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import pg from 'pg';
+import { libpqEnv } from '../single-host/pg-snapshots';
+
+/** What a restore drill asks of the PostgreSQL server a snapshot was restored on. */
+export interface DrillChecks {
+  /** Connects to `database` and runs a query; throws the connection error (e.g. 57P03 while it starts up). */
+  ping(database: string): Promise<{ serverVersion: string }>;
+  /**
+   * pg_amcheck on `database`: every heap table and B-tree index (system catalogs and TOAST included), with
+   * --heapallindexed (each heap tuple must have its index entries) and --install-missing (the amcheck extension
+   * is created in the checked database, which is why only scratch copies are checked). `ok: false` means
+   * corruption was found, `detail` says where. Throws when pg_amcheck cannot run or connect.
+   */
+  amcheck(database: string, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
+}
+
+const OUTPUT_TAIL = 3_000;
+
+/** The real checks, against the worker's PostgreSQL (`urlFor`), with pg_amcheck from `binDir`. */
+export function createDrillChecks(opts: { urlFor: (database: string) => string; binDir: string }): DrillChecks {
+  return {
+    async ping(database) {
+      const client = new pg.Client({ connectionString: opts.urlFor(database), connectionTimeoutMillis: 5_000 });
+      client.on('error', () => {});
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
+        return { serverVersion: rows[0]?.v ?? '?' };
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
+
+    amcheck(database, signal) {
+      const bin = path.join(opts.binDir, 'pg_amcheck');
+      const args = ['--install-missing', '--heapallindexed', '--no-password', '--progress', '--jobs=2', database];
+      return new Promise((resolve, reject) => {
+        execFile(
+          bin,
+          args,
+          { env: libpqEnv(opts.urlFor(database)), maxBuffer: 16 * 1024 * 1024, ...(signal ? { signal } : {}) },
+          (err, stdout, stderr) => {
+            // --progress redraws one line with \r; the last state is what was checked.
+            const last =
+              stderr
+                .split(/[\r\n]/)
+                .filter((l) => /relations \(/.test(l))
+                .at(-1) ?? '';
+            const counted = /(\d+)\/\d+ relations.*?(\d+)\/\d+ pages/.exec(last);
+            if (!err) {
+              const what = counted ? `${counted[1]} relations (${counted[2]} pages)` : 'the database';
+              resolve({ ok: true, detail: `no corruption in ${what}: heap, B-tree indexes, --heapallindexed` });
+              return;
+            }
+            const code = (err as { code?: unknown }).code;
+            // Exit status 2: the checks ran and found corruption, reported on stdout.
+            if (code === 2 && stdout.trim()) {
+              const text = stdout.trim();
+              resolve({
+                ok: false,
+                detail: `corruption found: ${text.length > OUTPUT_TAIL ? `${text.slice(0, OUTPUT_TAIL)}...` : text}`,
+              });
+              return;
+            }
+            const why = (stderr.replace(/^.*relations \(.*$/gm, '').trim() || err.message).slice(-OUTPUT_TAIL);
+            reject(new Error(`pg_amcheck on "${database}" failed (${String(code ?? err.message)}): ${why}`));
+          },
+        );
+      });
+    },
+  };
+}
