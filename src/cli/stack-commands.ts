@@ -16,7 +16,7 @@ export const upCommand: Command = {
   usage: 'up [--detach] [--home <dir>] [--no-worker]',
   examples: ['runbook up --detach', 'RUNBOOK_TEMPORAL_PORT=7300 RUNBOOK_UI_PORT=8300 runbook up'],
   details:
-    'Ports: RUNBOOK_TEMPORAL_PORT (7233), RUNBOOK_UI_PORT (8233), RUNBOOK_PG_PORT (55432), RUNBOOK_HAPROXY_STATS_PORT (8404).\n' +
+    'Ports: RUNBOOK_TEMPORAL_PORT (7233), RUNBOOK_UI_PORT (8233), RUNBOOK_PG_PORT (55432), RUNBOOK_HAPROXY_STATS_PORT (8404), RUNBOOK_METRICS_PORT (9464).\n' +
     'DATABASE_URL: use your own PostgreSQL instead of starting one. Logs and pid files live in the data folder.\n' +
     'Without --detach it stays in the foreground and stops everything on Ctrl-C.',
   options: {
