@@ -189,3 +189,24 @@ export async function writeResults(out: string, name: string, results: unknown, 
   );
   writeFileSync(path.join(out, `${name}.md`), await prettier.format(md, { ...style, parser: 'markdown' }));
 }
+
+/**
+ * Runs a benchmark's `main`, then always its `cleanup` (also on Ctrl-C, saying what it stops), and exits
+ * with 1 when `main` failed: no server, release or load process outlives a bench.
+ */
+export function runBench(main: () => Promise<void>, cleanup: () => Promise<void>, stopping: string): void {
+  process.once('SIGINT', () => {
+    console.error(`interrupted: stopping ${stopping}`);
+    void cleanup().finally(() => process.exit(130));
+  });
+  main()
+    .then(
+      () => cleanup(),
+      async (err) => {
+        console.error(err);
+        process.exitCode = 1;
+        await cleanup();
+      },
+    )
+    .finally(() => process.exit());
+}

@@ -33,6 +33,7 @@ import {
   stopReleases,
   toolVersions,
   writeResults,
+  runBench,
 } from './common';
 import {
   orchestrationOverhead,
@@ -404,18 +405,4 @@ function renderMarkdown(r: Results): string {
   ].join('\n');
 }
 
-process.once('SIGINT', () => {
-  console.error('interrupted: stopping the load, the worker, the releases and the stack');
-  void cleanup().finally(() => process.exit(130));
-});
-
-main()
-  .then(
-    () => cleanup(),
-    async (err) => {
-      console.error(err);
-      process.exitCode = 1;
-      await cleanup();
-    },
-  )
-  .finally(() => process.exit());
+runBench(main, cleanup, 'the load, the worker, the releases and the stack');

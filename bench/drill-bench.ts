@@ -43,6 +43,7 @@ import {
   stopReleases,
   toolVersions,
   writeResults,
+  runBench,
 } from './common';
 import { timelineOf } from './history';
 
@@ -476,18 +477,4 @@ function render(r: any): string {
   return lines.join('\n');
 }
 
-process.once('SIGINT', () => {
-  console.error('interrupted: stopping the worker, the releases and the stack');
-  void cleanup().finally(() => process.exit(130));
-});
-
-main()
-  .then(
-    () => cleanup(),
-    async (err) => {
-      console.error(err);
-      process.exitCode = 1;
-      await cleanup();
-    },
-  )
-  .finally(() => process.exit());
+runBench(main, cleanup, 'the worker, the releases and the stack');

@@ -47,6 +47,7 @@ import {
   stopReleases,
   toolVersions,
   writeResults,
+  runBench,
 } from './common';
 import {
   orchestrationOverhead,
@@ -872,18 +873,4 @@ function renderMarkdown(r: Results): string {
   return lines.join('\n');
 }
 
-process.once('SIGINT', () => {
-  console.error('interrupted: stopping the load, pgbench, the worker, the releases and the stack');
-  void cleanup().finally(() => process.exit(130));
-});
-
-main()
-  .then(
-    () => cleanup(),
-    async (err) => {
-      console.error(err);
-      process.exitCode = 1;
-      await cleanup();
-    },
-  )
-  .finally(() => process.exit());
+runBench(main, cleanup, 'the load, pgbench, the worker, the releases and the stack');

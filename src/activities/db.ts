@@ -14,7 +14,39 @@ export const dbFailure = {
   migration: 'MigrationFailed',
   snapshotMissing: 'SnapshotNotFound',
   snapshotCorrupt: 'SnapshotCorrupt',
+  snapshotForeign: 'SnapshotForeign',
 } as const;
+
+/**
+ * The manifest of `snapshotId`, which must exist and have been taken of this service's database in this
+ * environment. Throws SnapshotNotFound or SnapshotForeign (non-retryable): a rollback or a drill never
+ * restores another service's data.
+ */
+export async function ownedSnapshot(
+  snapshots: Pick<SnapshotStore, 'get'>,
+  req: { snapshotId: string; service: string; environment: string; database: string },
+): Promise<SnapshotManifest> {
+  const manifest = await snapshots.get(req.snapshotId).catch((err: unknown) => {
+    throw permanentSnapshotError(err);
+  });
+  if (!manifest) {
+    throw ApplicationFailure.nonRetryable(
+      `snapshot ${req.snapshotId} does not exist; the deploy results, \`runbook status\` and \`runbook drill history\` name the snapshots`,
+      dbFailure.snapshotMissing,
+    );
+  }
+  if (
+    manifest.service !== req.service ||
+    manifest.environment !== req.environment ||
+    manifest.database !== req.database
+  ) {
+    throw ApplicationFailure.nonRetryable(
+      `snapshot ${req.snapshotId} belongs to ${manifest.service}/${manifest.environment} (database ${manifest.database}), not ${req.service}/${req.environment}`,
+      dbFailure.snapshotForeign,
+    );
+  }
+  return manifest;
+}
 
 /** A snapshot error that retrying cannot fix (invalid name, corrupt file, conflict) becomes non-retryable. */
 export function permanentSnapshotError(err: unknown): unknown {
@@ -40,25 +72,7 @@ export function createDbActivities({ snapshots, migrator, swapDatabases }: DbAct
      * SnapshotForeign (non-retryable).
      */
     async inspectSnapshot(req: { snapshotId: string; service: string; environment: string; database: string }) {
-      const manifest = await snapshots.get(req.snapshotId).catch((err: unknown) => {
-        throw permanentSnapshotError(err);
-      });
-      if (!manifest) {
-        throw ApplicationFailure.nonRetryable(
-          `snapshot ${req.snapshotId} does not exist; the deploy results and \`runbook status\` name the snapshots`,
-          dbFailure.snapshotMissing,
-        );
-      }
-      if (
-        manifest.service !== req.service ||
-        manifest.environment !== req.environment ||
-        manifest.database !== req.database
-      ) {
-        throw ApplicationFailure.nonRetryable(
-          `snapshot ${req.snapshotId} belongs to ${manifest.service}/${manifest.environment} (database ${manifest.database}), not ${req.service}/${req.environment}`,
-          'SnapshotForeign',
-        );
-      }
+      const manifest = await ownedSnapshot(snapshots, req);
       const verified = await snapshots.verify(req.snapshotId);
       if (!verified.ok) {
         throw ApplicationFailure.nonRetryable(

@@ -4,7 +4,7 @@ import type { DrillChecks } from '../platforms/postgres/drill-checks';
 import type { DrillRunRecord } from '../platforms/postgres/orchestrator-db';
 import { SnapshotError } from '../platforms/single-host/pg-snapshots';
 import type { Migrator, ReleaseRunner, SnapshotManifest, SnapshotStore, TrafficRouter } from '../platforms/types';
-import { dbFailure, permanentSnapshotError } from './db';
+import { ownedSnapshot, permanentSnapshotError } from './db';
 import { whileHeartbeating } from './heartbeat';
 import type { RunbookRecords } from './history';
 
@@ -26,7 +26,6 @@ export interface DrillActivityDeps {
 /** Failure types of the drill's activities (all non-retryable). */
 export const drillFailure = {
   noSnapshot: 'NoSnapshot',
-  foreign: 'SnapshotForeign',
   diskFull: 'DiskFull',
   notAccepting: 'DatabaseNotAccepting',
 } as const;
@@ -65,23 +64,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
     }): Promise<SnapshotManifest> {
       try {
         if (req.snapshotId) {
-          const manifest = await snapshots.get(req.snapshotId);
-          if (!manifest) {
-            throw ApplicationFailure.nonRetryable(
-              `snapshot ${req.snapshotId} does not exist; \`runbook drill history\` and the deploy results name snapshots`,
-              dbFailure.snapshotMissing,
-            );
-          }
-          if (
-            manifest.service !== req.service ||
-            manifest.environment !== req.environment ||
-            manifest.database !== req.database
-          ) {
-            throw ApplicationFailure.nonRetryable(
-              `snapshot ${req.snapshotId} belongs to ${manifest.service}/${manifest.environment} (database ${manifest.database}), not ${req.service}/${req.environment}`,
-              drillFailure.foreign,
-            );
-          }
+          const manifest = await ownedSnapshot(snapshots, { ...req, snapshotId: req.snapshotId });
           return manifest;
         }
         const newest = (await snapshots.list(req.service, req.environment)).find((m) => m.database === req.database);
