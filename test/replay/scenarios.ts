@@ -1,12 +1,10 @@
 import { readFileSync, truncateSync } from 'node:fs';
-import path from 'node:path';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { startLoad } from '../../src/load';
 import { approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
 import type { RollbackInput, ServicePlan } from '../../src/shared/deploy';
 import type { rollbackService, stackCheck } from '../../src/workflows';
-import { testStack } from '../harness';
-import { shopPlan, startDeploy, waitingAt, withGates } from '../workflows/deploy-fixture';
+import { shopPlan, startDeploy, waitingAt, withGates, snapshotPath } from '../workflows/deploy-fixture';
 import { liveV1, startDrill } from '../workflows/drill-fixture';
 
 /** v1 then v2 live; returns the plan (restores approved by alice and bob) and v2's pre-migration snapshot. */
@@ -152,12 +150,7 @@ export const scenarios: ReplayScenario[] = [
     name: 'drill-failed-corrupt-snapshot',
     run: async (_client, taskQueue, workflowId) => {
       const { plan, snapshotId } = await liveV1(taskQueue);
-      const dump = path.join(
-        testStack().settings.home,
-        'snapshots',
-        `${plan.service}-${plan.environment}`,
-        `${snapshotId}.dump`,
-      );
+      const dump = snapshotPath(plan, snapshotId);
       truncateSync(dump, Math.floor(readFileSync(dump).length / 2));
       const handle = await startDrill(taskQueue, plan, {}, workflowId);
       await handle.result();

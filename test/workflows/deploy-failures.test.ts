@@ -16,6 +16,7 @@ import {
   waitForState,
   waitingAt,
   withGates,
+  snapshotPath,
 } from './deploy-fixture';
 
 /** A service with v1 live (first deploy, no gates). */
@@ -286,9 +287,7 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
           applied.map((r) => r.name),
           ['1700000000000_create-items', '1700000100000_add-items-price-cents', '1700000200000_slow-backfill'],
         );
-        const dumps = readdirSync(
-          path.join(testStack().settings.home, 'snapshots', `${plan.service}-${plan.environment}`),
-        ).filter((f) => f.endsWith('.dump'));
+        const dumps = readdirSync(snapshotPath(plan)).filter((f) => f.endsWith('.dump'));
         assert.deepEqual(dumps, [`${result.snapshotId}.dump`], 'one snapshot');
       } finally {
         await doomed.kill();

@@ -20,6 +20,15 @@ export const runner = () =>
     urlFor: (db) => databaseUrl(testStack().settings, db),
   });
 
+/** The folder of a service's snapshots on the test stack, or one snapshot's dump file in it. */
+export const snapshotPath = (plan: ServicePlan, snapshotId?: string) =>
+  path.join(
+    testStack().settings.home,
+    'snapshots',
+    `${plan.service}-${plan.environment}`,
+    ...(snapshotId ? [`${snapshotId}.dump`] : []),
+  );
+
 export const examplesDir = path.join(__dirname, '../../examples');
 let nextPortBlock = 21000 + (process.pid % 50) * 100;
 

@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { startLoad } from '../../src/load';
 import { approveUpdate, signoffUpdate } from '../../src/shared/messages';
-import { startWorker, testStack, uniqueName } from '../harness';
-import { queryDb, releaseHistory, runner, shopPlan, startDeploy, waitingAt, withGates } from './deploy-fixture';
+import { startWorker, uniqueName } from '../harness';
+import {
+  queryDb,
+  releaseHistory,
+  runner,
+  shopPlan,
+  startDeploy,
+  waitingAt,
+  withGates,
+  snapshotPath,
+} from './deploy-fixture';
 
 describe('deployService on the real stack (Temporal, PostgreSQL, HAProxy, real releases)', function () {
   this.timeout(180_000);
@@ -52,16 +60,7 @@ describe('deployService on the real stack (Temporal, PostgreSQL, HAProxy, real r
     );
     assert.deepEqual(result.state.migrations?.applied, [], 'nothing left to migrate for v2');
     assert.ok(result.snapshotId, 'a pre-migration snapshot was taken');
-    assert.ok(
-      existsSync(
-        path.join(
-          testStack().settings.home,
-          'snapshots',
-          `${plan.service}-${plan.environment}`,
-          `${result.snapshotId}.dump`,
-        ),
-      ),
-    );
+    assert.ok(existsSync(snapshotPath(plan, result.snapshotId)));
     const v1 = first.state.candidate!;
     assert.equal(await runner().get(plan.service, plan.environment, v1.releaseId), undefined, 'v1 was stopped');
     assert.ok(await runner().get(plan.service, plan.environment, result.state.candidate!.releaseId), 'v2 runs');

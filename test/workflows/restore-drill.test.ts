@@ -18,7 +18,7 @@ import { RunbookRtoSeconds } from '../../src/shared/search-attributes';
 import { databaseUrl } from '../../src/stack/postgres';
 import { postgresClientBinDir } from '../../src/stack/tools';
 import { spawnChildWorker, startWorker, testStack, uniqueName, workflowBundle } from '../harness';
-import { queryDb, runner, startDeploy, waitForState } from './deploy-fixture';
+import { queryDb, runner, startDeploy, waitForState, snapshotPath } from './deploy-fixture';
 import { liveV1, startDrill } from './drill-fixture';
 
 /** v1 live with `rows` items, then v2 live: v2's pre-migration snapshot holds them and is the newest. */
@@ -167,12 +167,7 @@ describe('restoreDrill on the real stack', function () {
 
   it('a corrupt snapshot: failed at restore with the verify reason; cleanup done, nothing started', async () => {
     const { plan, snapshotId } = await liveV1(taskQueue);
-    const dump = path.join(
-      testStack().settings.home,
-      'snapshots',
-      `${plan.service}-${plan.environment}`,
-      `${snapshotId}.dump`,
-    );
+    const dump = snapshotPath(plan, snapshotId);
     const bytes = readFileSync(dump);
     bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
     writeFileSync(dump, bytes);

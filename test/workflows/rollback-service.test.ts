@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { readFileSync, truncateSync } from 'node:fs';
-import path from 'node:path';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { startLoad } from '../../src/load';
 import type { RollbackInput, ServicePlan } from '../../src/shared/deploy';
@@ -16,6 +15,7 @@ import {
   waitForState,
   waitingAt,
   withGates,
+  snapshotPath,
 } from './deploy-fixture';
 
 const restoreApprovers = (plan: ServicePlan): ServicePlan => ({
@@ -154,12 +154,7 @@ describe('rollbackService on the real stack', function () {
 
   it('a truncated snapshot is refused before maintenance, with nothing changed', async () => {
     const { plan, snapshotId } = await v1ThenV2(taskQueue);
-    const dump = path.join(
-      testStack().settings.home,
-      'snapshots',
-      `${plan.service}-${plan.environment}`,
-      `${snapshotId}.dump`,
-    );
+    const dump = snapshotPath(plan, snapshotId);
     truncateSync(dump, Math.floor(readFileSync(dump).length / 2));
     const result = await (await startRollback(taskQueue, plan, { restoreSnapshotId: snapshotId })).result();
     assert.equal(result.outcome, 'failed');
