@@ -117,14 +117,14 @@ export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 500): Pro
 }
 
 /** The kernel's ephemeral port range (Linux), from which it picks ports for `listen(0)` and outgoing connections. */
-function ephemeralRange(): [number, number] {
+function ephemeralLow(): number {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (low > 0 && high >= low) return [low, high];
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low !== undefined && low > 11_000) return low;
   } catch {
     // not Linux: the IANA dynamic range
   }
-  return [49152, 65535];
+  return 49152;
 }
 
 const handedOut = new Set<number>();
@@ -146,9 +146,8 @@ function canListen(port: number): Promise<boolean> {
  * in one process.
  */
 export async function freePort(): Promise<number> {
-  const [ephemeralLow] = ephemeralRange();
   const low = 10_000;
-  const high = Math.max(low + 1000, ephemeralLow - 1);
+  const high = ephemeralLow() - 1;
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = low + Math.floor(Math.random() * (high - low));
     if (handedOut.has(port) || !(await canListen(port)) || (await portOpen(port))) continue;
@@ -172,11 +171,18 @@ export async function waitFor(
   for (;;) {
     if (await check().catch(() => false)) return;
     if (opts.pid !== undefined && (!isAlive(opts.pid) || isZombie(opts.pid))) {
-      throw new UserError(`${what} exited during start-up`, logHint);
+      throw new UserError(`${what} exited during start-up${lastLines(opts.logFile)}`, logHint);
     }
     if (Date.now() > deadline) throw new UserError(`${what} was not ready within ${opts.timeoutMs / 1000}s`, logHint);
     await sleep(opts.intervalMs ?? 200);
   }
+}
+
+/** The last lines of a log file, indented, to show with a start-up failure ('' when there is none). */
+function lastLines(logFile: string | undefined, count = 5): string {
+  if (!logFile || !existsSync(logFile)) return '';
+  const lines = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-count);
+  return lines.length > 0 && lines[0] !== '' ? `; its log ends with:\n    ${lines.join('\n    ')}` : '';
 }
 
 /** Fails with a clear message when a port the stack needs is already taken by another program. */
