@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import os from 'node:os';
 import path from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import type { DeployResult, ServicePlan } from '../src/shared/deploy';
+import type { DeployResult } from '../src/shared/deploy';
+import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
 import { createHaproxyRuntime } from '../src/platforms/single-host/haproxy-runtime';
 import { haproxyRouteNames, parseStatCsv } from '../src/platforms/single-host/haproxy-router';
 import { haproxyPaths } from '../src/stack/haproxy';

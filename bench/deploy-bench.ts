@@ -15,7 +15,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { DeployResult, ServicePlan } from '../src/shared/deploy';
+import type { DeployResult } from '../src/shared/deploy';
+import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
 import { startTestStack, startWorker, stopTestStack, uniqueName } from '../test/harness';
 import { shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
 import {

@@ -26,7 +26,7 @@ import pg from 'pg';
 import { diffFingerprints, fingerprintDatabase } from '../src/platforms/postgres/fingerprint';
 import { libpqEnv } from '../src/platforms/single-host/pg-snapshots';
 import type { SnapshotManifest } from '../src/platforms/types';
-import type { ServicePlan } from '../src/shared/deploy';
+import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
 import { drillReleaseEnvironment, type DrillResult } from '../src/shared/drill';
 import { releaseIdFor } from '../src/shared/ids';
 import { databaseUrl } from '../src/stack/postgres';

@@ -14,6 +14,7 @@ import {
   type JsonValue,
   type JsonObject,
   type ReleaseSpec,
+  type AwsEcsSpec,
   type PortRange,
   type TrafficStep,
   type AnalysisSpec,
@@ -427,6 +428,136 @@ const rollbackSchema = z
   })
   .describe('{ approvals, dbRestoreApprovers }');
 
+/** AWS ARNs of one service kind, e.g. `arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/...`. */
+function arn(service: string, resource: string) {
+  const pattern = new RegExp(`^arn:aws[a-z-]*:${service}:[a-z0-9-]+:\\d{12}:${resource}/\\S+$`);
+  return z.string().regex(pattern, {
+    error: (iss) =>
+      `must be the ARN of a ${resource}, e.g. arn:aws:${service}:eu-west-1:123456789012:${resource}/..., got ${describeValue(iss.input)}`,
+  });
+}
+
+const awsName = (what: string) =>
+  z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,254}$/, {
+    error: (iss) => `must be ${what} (letters, digits, '-', '_', '.', ':', '/'), got ${describeValue(iss.input)}`,
+  });
+
+const blueGreen = (item: z.ZodType<string>, example: string) =>
+  z.strictObject({ blue: item, green: item }).describe(`{ blue: ${example}, green: ... }`);
+
+const targetGroupArn = arn('elasticloadbalancing', 'targetgroup');
+const listenerArn = arn('elasticloadbalancing', 'listener');
+const listenerRuleArn = arn('elasticloadbalancing', 'listener-rule');
+
+const endpointHolderSchema = z
+  .union(
+    [
+      z.strictObject({ ssmParameter: z.string().regex(/^[A-Za-z0-9_./-]{1,2048}$/, 'must be an SSM parameter name') }),
+      z.strictObject({
+        secret: z.string().min(1, 'must name a Secrets Manager secret (name or ARN)'),
+        key: z.string().optional(),
+      }),
+      z.strictObject({ taskEnv: envVarName }),
+    ],
+    {
+      error: unlessMissing(
+        (v) =>
+          `must be one of { ssmParameter: /shop/db-host }, { secret: shop/db, key: host } or { taskEnv: DATABASE_HOST }, got ${describeValue(v)}`,
+      ),
+    },
+  )
+  .describe('{ ssmParameter } | { secret, key } | { taskEnv }');
+
+const awsRdsSchema = z
+  .strictObject({
+    instance: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,62}$/, {
+      error: (iss) =>
+        `must be an RDS DB instance identifier (letters, digits, '-'; at most 63), got ${describeValue(iss.input)}`,
+    }),
+    endpoint: endpointHolderSchema.optional(),
+    drill: z
+      .strictObject({
+        subnetGroup: awsName('a DB subnet group name').optional(),
+        securityGroups: z
+          .array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id like sg-0123456789abcdef0'))
+          .default([]),
+        instanceClass: z
+          .string()
+          .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'must be an instance class like db.t4g.medium')
+          .optional(),
+      })
+      .prefault({}),
+    pollInterval: duration({ positive: true }).default(30_000),
+  })
+  .describe('{ instance, endpoint, drill: { subnetGroup, securityGroups, instanceClass }, pollInterval }');
+
+const awsEcsSchema = z
+  .strictObject({
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, {
+      error: (iss) => `must be an AWS region like eu-west-1, got ${describeValue(iss.input)}`,
+    }),
+    endpoint: z
+      .url({ error: (iss) => `must be a URL like http://127.0.0.1:5000, got ${describeValue(iss.input)}` })
+      .optional(),
+    cluster: awsName('an ECS cluster name or ARN'),
+    services: blueGreen(awsName('an ECS service name'), 'shop-blue'),
+    container: awsName('the container name in the task definition'),
+    image: template(['version']).refine((v) => v.includes('{version}'), {
+      error: 'must contain {version}, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:{version}',
+    }),
+    env: z
+      .record(
+        releaseEnvKey,
+        z
+          .union([z.string(), z.number(), z.boolean()])
+          .transform(String)
+          .pipe(template(['version'])),
+      )
+      .default({}),
+    targetGroups: blueGreen(targetGroupArn, 'arn:aws:elasticloadbalancing:...:targetgroup/shop-blue/...'),
+    listenerRule: listenerRuleArn.optional(),
+    listener: listenerArn.optional(),
+    testListener: listenerArn,
+    scheme: z.enum(['http', 'https']).default('http'),
+    drain: duration().default(30_000),
+    rolloutTimeout: duration({ positive: true }).default(15 * 60_000),
+    pollInterval: duration({ positive: true }).default(10_000),
+    rds: awsRdsSchema.optional(),
+  })
+  .describe('{ region, cluster, services, container, image, targetGroups, listenerRule | listener, testListener, rds }')
+  .transform((a): AwsEcsSpec => ({
+    region: a.region,
+    ...(a.endpoint ? { endpoint: a.endpoint } : {}),
+    cluster: a.cluster,
+    services: a.services,
+    container: a.container,
+    image: a.image,
+    env: a.env,
+    targetGroups: a.targetGroups,
+    ...(a.listenerRule ? { listenerRule: a.listenerRule } : {}),
+    ...(a.listener ? { listener: a.listener } : {}),
+    testListener: a.testListener,
+    scheme: a.scheme,
+    drainMs: a.drain,
+    rolloutTimeoutMs: a.rolloutTimeout,
+    pollIntervalMs: a.pollInterval,
+    ...(a.rds
+      ? {
+          rds: {
+            instance: a.rds.instance,
+            database: '',
+            urlEnv: '',
+            ...(a.rds.endpoint ? { endpoint: a.rds.endpoint } : {}),
+            drill: a.rds.drill,
+            pollIntervalMs: a.rds.pollInterval,
+          },
+        }
+      : {}),
+  }));
+
+/** CloudWatch's period of the load balancer metrics that the aws-ecs analysis reads. */
+const AWS_MIN_INTERVAL_MS = 60_000;
+
 const CRON_FIELD = /^[0-9A-Za-z*?/,-]+$/;
 const CRON_HINT = 'a 5-field cron expression like "0 3 * * 1" (minute hour day month weekday), or @daily, @weekly, ...';
 
@@ -457,7 +588,7 @@ const drillSchema = z
 const serviceSchema = z.strictObject({
   platform: platformSchema,
   listen: listenSchema.optional(),
-  aws: z.record(z.string(), z.json()).optional(),
+  aws: awsEcsSchema.optional(),
   release: releaseSchema.optional(),
   health: healthSchema,
   smoke: z.array(smokeSchema).default([]),
@@ -710,6 +841,30 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
     }
     if (s.listen !== undefined) onlyFor('listen', 'single-host');
     if (s.release !== undefined) onlyFor('release', 'single-host');
+    const aws = asObject(s.aws);
+    if (s.aws !== undefined && (aws.listenerRule === undefined) === (aws.listener === undefined)) {
+      add(
+        ['aws'],
+        'needs exactly one of listenerRule (the production listener rule whose forward action splits traffic) or listener (its default action)',
+      );
+    }
+    const database = asObject(s.database);
+    if (s.database !== undefined && s.aws !== undefined && aws.rds === undefined) {
+      add(['aws', 'rds'], 'is required with database: the RDS instance, e.g. { instance: shop-db }');
+    }
+    if (s.database !== undefined && database.urlEnv === undefined) {
+      add(
+        ['database', 'urlEnv'],
+        'is required for platform aws-ecs: the worker environment variable holding the URL (with credentials) of the RDS instance',
+      );
+    }
+    const interval = valid(duration(), asObject(s.analysis).interval);
+    if (interval !== undefined && interval < AWS_MIN_INTERVAL_MS) {
+      add(
+        ['analysis', 'interval'],
+        `${formatMs(interval)} is shorter than CloudWatch's 1-minute period of load balancer metrics; use at least 1m on aws-ecs`,
+      );
+    }
   }
 
   const release = asObject(s.release);
@@ -914,7 +1069,14 @@ function toResolved(
     rollback: s.rollback,
     ...(s.drill ? { drill: s.drill } : {}),
   };
-  if (s.platform === 'aws-ecs') return { ...common, platform: 'aws-ecs', aws: (s.aws ?? {}) as JsonObject };
+  // serviceCrossChecks() guarantees aws for aws-ecs, and an analysis interval of at least a minute when given.
+  if (s.platform === 'aws-ecs') {
+    const analysis = { ...common.analysis, intervalMs: Math.max(common.analysis.intervalMs, AWS_MIN_INTERVAL_MS) };
+    const aws = s.aws as AwsEcsSpec;
+    const rds =
+      aws.rds && s.database ? { rds: { ...aws.rds, database: s.database.name, urlEnv: s.database.urlEnv ?? '' } } : {};
+    return { ...common, analysis, platform: 'aws-ecs', aws: { ...aws, ...rds } };
+  }
   // serviceCrossChecks() guarantees listen and release for single-host.
   const { listen, release } = s as Required<Pick<ParsedService, 'listen' | 'release'>>;
   return {

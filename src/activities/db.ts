@@ -1,14 +1,31 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { SnapshotError } from '../platforms/single-host/pg-snapshots';
-import type { MigrationResult, Migrator, SnapshotManifest, SnapshotStore } from '../platforms/types';
+import type { MigrationResult, PlatformDeps, SnapshotManifest, SnapshotStore } from '../platforms/types';
+import type { OnPlatform } from '../shared/platform';
 import { whileHeartbeating } from './heartbeat';
+import { platformPicker } from './platform';
 
-export interface DbActivityDeps {
-  snapshots: SnapshotStore;
-  migrator: Migrator;
-  /** Swaps a restored database into the place of the live one (see platforms/postgres/swap.ts). */
-  swapDatabases: (database: string, restored: string, replacedAs: string) => Promise<'swapped' | 'already swapped'>;
+export type DbActivityDeps = PlatformDeps;
+
+/** Polls a restore that the platform runs on its own (RDS) until it is ready, heartbeating its state. */
+export async function untilRestored(
+  snapshots: SnapshotStore,
+  target: string,
+  started: void | { ready: boolean; detail: string },
+  pollMs: number,
+): Promise<void> {
+  if (!started || started.ready) return;
+  const ctx = Context.current();
+  for (;;) {
+    await ctx.sleep(pollMs);
+    const status = await snapshots.restoreStatus!(target);
+    ctx.heartbeat({ phase: 'restoring', detail: status.detail });
+    if (status.ready) return;
+  }
 }
+
+/** How often an activity polls a restore that runs on its own. */
+const RESTORE_POLL_MS = 15_000;
 
 export const dbFailure = {
   migration: 'MigrationFailed',
@@ -63,7 +80,8 @@ export function permanentSnapshotError(err: unknown): unknown {
 }
 
 /** Activities on the service's database: snapshots with manifests, and migrations. */
-export function createDbActivities({ snapshots, migrator, swapDatabases }: DbActivityDeps) {
+export function createDbActivities(deps: DbActivityDeps) {
+  const pick = platformPicker(deps);
   return {
     /**
      * Everything a database restore needs to know before anything is touched: the snapshot exists, belongs
@@ -71,7 +89,10 @@ export function createDbActivities({ snapshots, migrator, swapDatabases }: DbAct
      * restore would lose (rows now vs in the snapshot). Throws SnapshotNotFound / SnapshotCorrupt /
      * SnapshotForeign (non-retryable).
      */
-    async inspectSnapshot(req: { snapshotId: string; service: string; environment: string; database: string }) {
+    async inspectSnapshot(
+      req: { snapshotId: string; service: string; environment: string; database: string } & OnPlatform,
+    ) {
+      const { snapshots } = pick(req);
       const manifest = await ownedSnapshot(snapshots, req);
       const verified = await snapshots.verify(req.snapshotId);
       if (!verified.ok) {
@@ -94,10 +115,11 @@ export function createDbActivities({ snapshots, migrator, swapDatabases }: DbAct
     },
 
     /** Restores a snapshot into a new database (pg_restore -j); a crashed attempt's leftover is redone. */
-    async restoreSnapshot(req: { snapshotId: string; target: string; jobs: number }): Promise<void> {
+    async restoreSnapshot(req: { snapshotId: string; target: string; jobs: number } & OnPlatform): Promise<void> {
       const ctx = Context.current();
+      const { snapshots } = pick(req);
       try {
-        await whileHeartbeating(() =>
+        const started = await whileHeartbeating(() =>
           snapshots.restore(
             req.snapshotId,
             req.target,
@@ -106,39 +128,44 @@ export function createDbActivities({ snapshots, migrator, swapDatabases }: DbAct
             ctx.cancellationSignal,
           ),
         );
+        await untilRestored(snapshots, req.target, started, RESTORE_POLL_MS);
       } catch (err) {
         throw permanentSnapshotError(err);
       }
     },
 
     /** Compares a database with a snapshot's manifest (row counts, checksums, migration version). */
-    async compareWithSnapshot(req: { database: string; snapshotId: string }) {
+    async compareWithSnapshot(req: { database: string; snapshotId: string } & OnPlatform) {
+      const { snapshots } = pick(req);
       const manifest = await snapshots.get(req.snapshotId);
       if (!manifest)
         throw ApplicationFailure.nonRetryable(`snapshot ${req.snapshotId} does not exist`, dbFailure.snapshotMissing);
       return whileHeartbeating(() => snapshots.compare(req.database, manifest));
     },
 
-    async dropDatabase(name: string): Promise<void> {
-      await snapshots.dropDatabase(name);
+    async dropDatabase(name: string, target?: OnPlatform): Promise<void> {
+      await pick(target).snapshots.dropDatabase(name);
     },
 
-    async swapDatabase(req: { database: string; restored: string; replacedAs: string }): Promise<string> {
-      return swapDatabases(req.database, req.restored, req.replacedAs);
+    async swapDatabase(req: { database: string; restored: string; replacedAs: string } & OnPlatform): Promise<string> {
+      return pick(req).swapDatabases(req.database, req.restored, req.replacedAs);
     },
 
     /**
      * Takes the pre-migration snapshot (pg_dump -Fc + manifest). The id comes from the workflow id, so a
      * retry or a new worker adopts the complete snapshot instead of taking a second one.
      */
-    async takeSnapshot(req: {
-      snapshotId: string;
-      service: string;
-      environment: string;
-      database: string;
-      workflowId: string;
-    }): Promise<SnapshotManifest> {
+    async takeSnapshot(
+      req: {
+        snapshotId: string;
+        service: string;
+        environment: string;
+        database: string;
+        workflowId: string;
+      } & OnPlatform,
+    ): Promise<SnapshotManifest> {
       const ctx = Context.current();
+      const { snapshots } = pick(req);
       try {
         return await whileHeartbeating(() => snapshots.take(req, (p) => ctx.heartbeat(p), ctx.cancellationSignal));
       } catch (err) {
@@ -147,15 +174,16 @@ export function createDbActivities({ snapshots, migrator, swapDatabases }: DbAct
     },
 
     /** The pending migrations, for the plan shown to the operator. */
-    async pendingMigrations(database: string, dir: string): Promise<string[]> {
-      return migrator.pending(database, dir);
+    async pendingMigrations(database: string, dir: string, target?: OnPlatform): Promise<string[]> {
+      return pick(target).migrator.pending(database, dir);
     },
 
     /**
      * Applies pending migrations in one transaction under an advisory lock. A failure leaves the database
      * as it was and is final (MigrationFailed, non-retryable): running the same SQL again would fail again.
      */
-    async migrateDatabase(database: string, dir: string): Promise<MigrationResult> {
+    async migrateDatabase(database: string, dir: string, target?: OnPlatform): Promise<MigrationResult> {
+      const { migrator } = pick(target);
       try {
         return await whileHeartbeating(() => migrator.migrate(database, dir));
       } catch (err) {

@@ -3,9 +3,11 @@ import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activ
 import type { DrillChecks } from '../platforms/postgres/drill-checks';
 import type { DrillRunRecord } from '../platforms/postgres/orchestrator-db';
 import { SnapshotError } from '../platforms/single-host/pg-snapshots';
-import type { Migrator, ReleaseRunner, SnapshotManifest, SnapshotStore, TrafficRouter } from '../platforms/types';
+import type { PlatformDeps, RouteSpec, SnapshotManifest } from '../platforms/types';
+import type { OnPlatform } from '../shared/platform';
 import { ownedSnapshot, permanentSnapshotError } from './db';
 import { whileHeartbeating } from './heartbeat';
+import { platformPicker } from './platform';
 import type { RunbookRecords } from './history';
 
 /** Where drills are recorded (the orchestrator's drill_runs table). */
@@ -13,11 +15,7 @@ export interface DrillRuns {
   record(row: DrillRunRecord): Promise<void>;
 }
 
-export interface DrillActivityDeps {
-  snapshots: SnapshotStore;
-  migrator: Migrator;
-  router: TrafficRouter;
-  releases: ReleaseRunner;
+export interface DrillActivityDeps extends PlatformDeps {
   records: RunbookRecords;
   drillChecks: DrillChecks;
   drillRuns: DrillRuns;
@@ -49,19 +47,23 @@ export interface DrillRunInput extends Omit<DrillRunRecord, 'startedAt' | 'finis
 
 /** Activities of the restore drill; the database work itself is the SnapshotStore's and the release runner's. */
 export function createDrillActivities(deps: DrillActivityDeps) {
-  const { snapshots, migrator, router, releases, records, drillChecks, drillRuns } = deps;
+  const { records, drillRuns } = deps;
+  const pick = platformPicker(deps);
   return {
     /**
      * The snapshot a drill restores: `snapshotId` when given (it must be this service's), else the newest of the
      * service and environment taken of its database. Throws NoSnapshot, SnapshotNotFound, SnapshotForeign or
      * SnapshotCorrupt (an unreadable manifest), all non-retryable.
      */
-    async findDrillSnapshot(req: {
-      service: string;
-      environment: string;
-      database: string;
-      snapshotId?: string;
-    }): Promise<SnapshotManifest> {
+    async findDrillSnapshot(
+      req: {
+        service: string;
+        environment: string;
+        database: string;
+        snapshotId?: string;
+      } & OnPlatform,
+    ): Promise<SnapshotManifest> {
+      const { snapshots } = pick(req);
       try {
         if (req.snapshotId) {
           const manifest = await ownedSnapshot(snapshots, { ...req, snapshotId: req.snapshotId });
@@ -85,18 +87,15 @@ export function createDrillActivities(deps: DrillActivityDeps) {
      * runs, or the release history knows its version), else the last release that went live; null when the
      * service never went live. Reads only: the route is not created when missing.
      */
-    async findLiveVersion(req: {
-      service: string;
-      environment: string;
-      listenPort: number;
-    }): Promise<{ version: string; releaseId: string | null; source: 'route' | 'history' } | null> {
+    async findLiveVersion(
+      req: RouteSpec,
+    ): Promise<{ version: string; releaseId: string | null; source: 'route' | 'history' } | null> {
+      const { router, releases } = pick(req);
       const history = await records.lastSucceeded(req.service, req.environment, 20);
-      const weights = await router
-        .getWeights({ service: req.service, environment: req.environment, listenPort: req.listenPort })
-        .catch((err: unknown) => {
-          if (/does not exist/.test((err as Error).message)) return undefined;
-          throw err;
-        });
+      const weights = await router.getWeights(req).catch((err: unknown) => {
+        if (/does not exist/.test((err as Error).message)) return undefined;
+        throw err;
+      });
       const liveId = weights && Object.entries(weights.percent).sort((a, b) => b[1] - a[1])[0]?.[0];
       if (liveId) {
         const running = await releases.get(req.service, req.environment, liveId);
@@ -112,15 +111,19 @@ export function createDrillActivities(deps: DrillActivityDeps) {
      * attempt (marked "restoring") is dropped and restored again; one already restored from the same snapshot is
      * adopted. Throws SnapshotCorrupt (the dump is truncated or corrupt) or DiskFull, non-retryable.
      */
-    async restoreScratch(req: {
-      snapshotId: string;
-      target: string;
-      jobs: number;
-    }): Promise<{ adopted: boolean; droppedLeftover: boolean }> {
+    async restoreScratch(
+      req: {
+        snapshotId: string;
+        target: string;
+        jobs: number;
+      } & OnPlatform,
+    ): Promise<{ adopted: boolean; droppedLeftover: boolean; ready?: boolean }> {
       const ctx = Context.current();
+      const { snapshots } = pick(req);
       const seen = new Set<string>();
+      let started: void | { ready: boolean; detail: string };
       try {
-        await whileHeartbeating(() =>
+        started = await whileHeartbeating(() =>
           snapshots.restore(
             req.snapshotId,
             req.target,
@@ -139,12 +142,28 @@ export function createDrillActivities(deps: DrillActivityDeps) {
         }
         throw permanentSnapshotError(err);
       }
-      return { adopted: seen.has('adopted'), droppedLeftover: seen.has('drop-leftover') };
+      return {
+        adopted: seen.has('adopted'),
+        droppedLeftover: seen.has('drop-leftover'),
+        ...(started && !started.ready ? { ready: false } : {}),
+      };
+    },
+
+    /** Whether a restore that runs on its own (RDS) is done; the drill polls it with durable timers. */
+    async scratchStatus(req: { target: string } & OnPlatform): Promise<{ ready: boolean; detail: string }> {
+      const { snapshots } = pick(req);
+      if (!snapshots.restoreStatus) return { ready: true, detail: 'restored' };
+      try {
+        return await snapshots.restoreStatus(req.target);
+      } catch (err) {
+        throw permanentSnapshotError(err);
+      }
     },
 
     /** Waits until `database` accepts connections (polls, heartbeats); throws DatabaseNotAccepting at the deadline. */
-    async waitForDatabase(req: { database: string; deadlineAtMs: number }) {
+    async waitForDatabase(req: { database: string; deadlineAtMs: number } & OnPlatform) {
       const ctx = Context.current();
+      const { drillChecks } = pick(req);
       for (let attempt = 1; ; attempt++) {
         try {
           const { serverVersion } = await drillChecks.ping(req.database);
@@ -163,8 +182,9 @@ export function createDrillActivities(deps: DrillActivityDeps) {
     },
 
     /** pg_amcheck on a scratch copy (see DrillChecks.amcheck); heartbeats while it runs. */
-    async amcheckDatabase(database: string): Promise<{ ok: boolean; detail: string }> {
+    async amcheckDatabase(database: string, target?: OnPlatform): Promise<{ ok: boolean; detail: string }> {
       const ctx = Context.current();
+      const { drillChecks } = pick(target);
       try {
         return await whileHeartbeating(() => drillChecks.amcheck(database, ctx.cancellationSignal));
       } catch (err) {
@@ -177,9 +197,11 @@ export function createDrillActivities(deps: DrillActivityDeps) {
      * A database whose applied migrations do not match the folder (another lineage, or newer than the release)
      * is reported as `problem`, not thrown.
      */
-    async checkSchema(req: { database: string; dir: string }): Promise<{ pending: string[]; problem?: string }> {
+    async checkSchema(
+      req: { database: string; dir: string } & OnPlatform,
+    ): Promise<{ pending: string[]; problem?: string }> {
       try {
-        return { pending: await migrator.pending(req.database, req.dir) };
+        return { pending: await pick(req).migrator.pending(req.database, req.dir) };
       } catch (err) {
         const e = err as Error & { code?: string };
         if (e.code === 'ECONNREFUSED' || e.code === '57P01' || e.code === '53300') throw err;

@@ -1,3 +1,7 @@
+/** The base URL of a release's checks. */
+export const releaseUrl = (r: { host: string; port: number; scheme?: string }) =>
+  `${r.scheme ?? 'http'}://${r.host}:${r.port}`;
+
 /** One HTTP request against a release, with a timeout; never throws for HTTP-level problems. */
 export interface HttpOutcome {
   ok: boolean;

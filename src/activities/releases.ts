@@ -3,20 +3,29 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
 import type { HealthSpec, SmokeCheck } from '../shared/service-plan';
 import { ReleaseStartError } from '../platforms/single-host/release-runner';
-import type { ReleaseRunner, StartReleaseRequest } from '../platforms/types';
-import { httpCheck, type HttpOutcome } from './http-checks';
+import type { PlatformDeps, RunningRelease, StartReleaseRequest } from '../platforms/types';
+import type { OnPlatform } from '../shared/platform';
+import { whileHeartbeating } from './heartbeat';
+import { httpCheck, releaseUrl, type HttpOutcome } from './http-checks';
+import { platformPicker } from './platform';
 
-export interface ReleaseActivityDeps {
-  releases: ReleaseRunner;
-}
+export type ReleaseActivityDeps = PlatformDeps;
 
-export interface ReleaseKey {
+export interface ReleaseKey extends OnPlatform {
   service: string;
   environment: string;
   releaseId: string;
 }
 
-const baseUrl = (r: ReleaseRef) => `http://${r.host}:${r.port}`;
+const baseUrl = releaseUrl;
+
+const refOf = (r: RunningRelease): ReleaseRef => ({
+  releaseId: r.releaseId,
+  version: r.version,
+  host: r.host,
+  port: r.port,
+  ...(r.scheme ? { scheme: r.scheme } : {}),
+});
 
 /** Failure types the workflows react to; all non-retryable (retrying would not change the answer). */
 export const releaseFailure = {
@@ -27,9 +36,10 @@ export const releaseFailure = {
 } as const;
 
 /** Activities that start, check and stop releases (the platform's ReleaseRunner does the work). */
-export function createReleaseActivities({ releases }: ReleaseActivityDeps) {
+export function createReleaseActivities(deps: ReleaseActivityDeps) {
+  const pick = platformPicker(deps);
   async function crashed(key: ReleaseKey, what: string): Promise<never> {
-    const tail = await releases.logTail(key.service, key.environment, key.releaseId, 15);
+    const tail = await pick(key).releases.logTail(key.service, key.environment, key.releaseId, 15);
     throw ApplicationFailure.nonRetryable(
       `${what}: the release process ${key.releaseId} is not running. Last log lines:\n${tail || '(empty log)'}`,
       releaseFailure.crashed,
@@ -43,8 +53,8 @@ export function createReleaseActivities({ releases }: ReleaseActivityDeps) {
      */
     async startRelease(spec: StartReleaseRequest): Promise<ReleaseRef> {
       try {
-        const r = await releases.start(spec, Context.current().cancellationSignal);
-        return { releaseId: r.releaseId, version: r.version, host: r.host, port: r.port };
+        const { releases } = pick(spec);
+        return refOf(await whileHeartbeating(() => releases.start(spec, Context.current().cancellationSignal)));
       } catch (err) {
         if (err instanceof ReleaseStartError && err.permanent) {
           throw ApplicationFailure.nonRetryable(err.message, releaseFailure.startFailed);
@@ -55,20 +65,22 @@ export function createReleaseActivities({ releases }: ReleaseActivityDeps) {
 
     /** The release if its process is alive. */
     async getRelease(key: ReleaseKey): Promise<ReleaseRef | null> {
-      const r = await releases.get(key.service, key.environment, key.releaseId);
-      return r ? { releaseId: r.releaseId, version: r.version, host: r.host, port: r.port } : null;
+      const r = await pick(key).releases.get(key.service, key.environment, key.releaseId);
+      return r ? refOf(r) : null;
     },
 
     /** A running release of this version of the service, if any (a rollback adopts it). */
-    async findRelease(req: { service: string; environment: string; version: string }): Promise<ReleaseRef | null> {
-      const found = (await releases.list()).find(
+    async findRelease(
+      req: { service: string; environment: string; version: string } & OnPlatform,
+    ): Promise<ReleaseRef | null> {
+      const found = (await pick(req).releases.list()).find(
         (r) => r.service === req.service && r.environment === req.environment && r.version === req.version,
       );
-      return found ? { releaseId: found.releaseId, version: found.version, host: found.host, port: found.port } : null;
+      return found ? refOf(found) : null;
     },
 
     async stopRelease(key: ReleaseKey & { graceMs: number }): Promise<boolean> {
-      return releases.stop(key.service, key.environment, key.releaseId, key.graceMs);
+      return pick(key).releases.stop(key.service, key.environment, key.releaseId, key.graceMs);
     },
 
     /**
@@ -80,7 +92,8 @@ export function createReleaseActivities({ releases }: ReleaseActivityDeps) {
       const ctx = Context.current();
       let last: HttpOutcome[] = [];
       for (let attempt = 1; ; attempt++) {
-        if (!(await releases.get(args.service, args.environment, args.releaseId))) await crashed(args, 'health gate');
+        if (!(await pick(args).releases.get(args.service, args.environment, args.releaseId)))
+          await crashed(args, 'health gate');
         last = [
           await httpCheck(baseUrl(args.release), args.health.liveness, args.health.timeoutMs, ctx.cancellationSignal),
           await httpCheck(baseUrl(args.release), args.health.readiness, args.health.timeoutMs, ctx.cancellationSignal),

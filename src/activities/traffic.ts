@@ -1,12 +1,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
-import type { RouteSpec, TrafficCounters, TrafficRouter } from '../platforms/types';
+import type { PlatformDeps, RouteSpec, TrafficCounters } from '../platforms/types';
 import { whileHeartbeating } from './heartbeat';
-import { httpCheck } from './http-checks';
+import { httpCheck, releaseUrl } from './http-checks';
+import { platformPicker } from './platform';
 
-export interface TrafficActivityDeps {
-  router: TrafficRouter;
-}
+export type TrafficActivityDeps = PlatformDeps;
 
 /** Figures of one analysis window, measured by the router (counters, logs) and a direct liveness probe. */
 export interface MeasuredWindow {
@@ -23,14 +22,16 @@ export interface MeasuredWindow {
 }
 
 /** Activities that move traffic and measure it (the platform's TrafficRouter does the work). */
-export function createTrafficActivities({ router }: TrafficActivityDeps) {
+export function createTrafficActivities(deps: TrafficActivityDeps) {
+  const pick = platformPicker(deps);
+  const routerFor = (route: RouteSpec) => pick(route).router;
   return {
     async ensureRoute(route: RouteSpec): Promise<void> {
-      await router.ensureRoute(route);
+      await routerFor(route).ensureRoute(route);
     },
 
     async addToRoute(route: RouteSpec, release: ReleaseRef): Promise<void> {
-      await router.addMember(route, { releaseId: release.releaseId, host: release.host, port: release.port });
+      await routerFor(route).addMember(route, { releaseId: release.releaseId, host: release.host, port: release.port });
     },
 
     /**
@@ -39,7 +40,7 @@ export function createTrafficActivities({ router }: TrafficActivityDeps) {
      */
     async setTraffic(route: RouteSpec, percent: Record<string, number>): Promise<Record<string, number>> {
       try {
-        await router.setWeights(route, percent);
+        await routerFor(route).setWeights(route, percent);
       } catch (err) {
         if (/unknown member|sum|0\.\.100|not a member/i.test((err as Error).message)) {
           throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidTrafficSplit');
@@ -50,18 +51,18 @@ export function createTrafficActivities({ router }: TrafficActivityDeps) {
     },
 
     async getTraffic(route: RouteSpec) {
-      return router.getWeights(route);
+      return routerFor(route).getWeights(route);
     },
 
     /** Drains and removes a member; heartbeats while it waits for in-flight requests. */
     async removeFromRoute(route: RouteSpec, releaseId: string, drainMs: number): Promise<void> {
       await whileHeartbeating(() =>
-        router.removeMember(route, releaseId, drainMs, Context.current().cancellationSignal),
+        routerFor(route).removeMember(route, releaseId, drainMs, Context.current().cancellationSignal),
       );
     },
 
     async readTrafficCounters(route: RouteSpec, releaseId: string): Promise<TrafficCounters> {
-      return router.readCounters(route, releaseId);
+      return routerFor(route).readCounters(route, releaseId);
     },
 
     /**
@@ -76,27 +77,35 @@ export function createTrafficActivities({ router }: TrafficActivityDeps) {
       liveness: { path: string; expectStatus: number };
       timeoutMs: number;
     }): Promise<MeasuredWindow> {
+      const router = routerFor(args.route);
       const counters = await router.readCounters(args.route, args.release.releaseId);
+      const probe = await httpCheck(releaseUrl(args.release), args.liveness, args.timeoutMs);
+      const window = {
+        fromMs: args.from.atMs,
+        toMs: counters.atMs,
+        live: probe.ok,
+        liveDetail: probe.detail,
+        counters,
+      };
+      if (router.windowFigures) {
+        const figures = await router.windowFigures(args.route, args.release.releaseId, args.from.atMs, counters.atMs);
+        return { ...window, ...figures };
+      }
       const reset = counters.responses < args.from.responses;
       const base = reset ? { responses: 0, errors5xx: 0, connectionErrors: 0 } : args.from;
       const latency = await router.latency(args.route, args.release.releaseId, args.from.atMs, counters.atMs);
-      const probe = await httpCheck(`http://${args.release.host}:${args.release.port}`, args.liveness, args.timeoutMs);
       return {
-        fromMs: args.from.atMs,
-        toMs: counters.atMs,
+        ...window,
         requests: counters.responses - base.responses,
         errors5xx: counters.errors5xx - base.errors5xx,
         connectionErrors: counters.connectionErrors - base.connectionErrors,
         p95Ms: latency.p95Ms,
         samples: latency.samples,
-        live: probe.ok,
-        liveDetail: probe.detail,
-        counters,
       };
     },
 
     async setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds = 30): Promise<void> {
-      await router.setMaintenance(route, on, retryAfterSeconds);
+      await routerFor(route).setMaintenance(route, on, retryAfterSeconds);
     },
   };
 }

@@ -13,7 +13,7 @@ import { packageRoot } from '../stack/tools';
 import type { deployService } from '../workflows';
 import type { Command, Io } from './command';
 import { follow } from './deploy-commands';
-import { toServicePlan } from './plan';
+import { singleHostPlan } from './plan';
 import { outcomeExitCode } from './render';
 import { temporalTarget, withClient, workflowLink, type TemporalTarget } from './temporal';
 
@@ -105,7 +105,7 @@ export const demoCommand: Command = {
     io.out(`   Temporal Web UI: ${uiUrl(settings)}`);
 
     const config = loadRunbookConfig(path.join(packageRoot, 'examples', 'runbook.yaml'));
-    const configured = toServicePlan(resolveService(config, SERVICE, ENVIRONMENT));
+    const configured = singleHostPlan(resolveService(config, SERVICE, ENVIRONMENT), 'demo');
     const ports = values['release-ports'] ? String(values['release-ports']).split('-').map(Number) : [];
     if (
       values['release-ports'] &&

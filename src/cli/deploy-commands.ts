@@ -20,7 +20,7 @@ import { slug } from '../shared/ids';
 import { approveUpdate, rejectUpdate, signoffUpdate, statusQuery } from '../shared/messages';
 import type { deployService, rollbackService } from '../workflows';
 import { jsonOption, type Command, type Io, type ParsedArgs } from './command';
-import { toServicePlan } from './plan';
+import { checkVersion, toServicePlan } from './plan';
 import { exitCodeHelp, outcomeExitCode, renderStatus, timelineLines } from './render';
 import { temporalTarget, withClient, workflowLink, type TemporalTarget } from './temporal';
 
@@ -217,7 +217,7 @@ export const deployCommand: Command = {
     const config = loadRunbookConfig(runbookConfigPath(args.values.config as string | undefined, io.env));
     const environment = (args.values.env as string | undefined) ?? defaultEnvironment(config, service);
     const plan = toServicePlan(resolveService(config, service, environment));
-    renderRelease(plan.release, { version, port: plan.release.portRange.min }); // refuses a version that is not a folder name
+    checkVersion(plan, version, '--version');
     const input: DeployInput = {
       plan,
       version,
@@ -265,7 +265,7 @@ export const rollbackCommand: Command = {
     const environment = (args.values.env as string | undefined) ?? defaultEnvironment(config, service);
     const plan = toServicePlan(resolveService(config, service, environment));
     const toVersion = args.values.to as string | undefined;
-    if (toVersion) renderRelease(plan.release, { version: toVersion, port: plan.release.portRange.min });
+    if (toVersion) checkVersion(plan, toVersion, '--to');
     const snapshotId = args.values['restore-db'] as string | undefined;
     if (snapshotId !== undefined && !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(snapshotId)) {
       throw new UserError(

@@ -1,14 +1,36 @@
 import { UserError } from '../errors';
-import type { ResolvedService } from '../runbook-config';
+import { renderRelease, type ResolvedService } from '../runbook-config';
 import type { ServicePlan } from '../shared/deploy';
+import type { SingleHostService } from '../shared/service-plan';
 
-/** The plan a deploy or rollback workflow takes: the resolved service, on a platform this version runs. */
+/** The plan a deploy, rollback or drill workflow takes: the resolved service, on either platform. */
 export function toServicePlan(s: ResolvedService): ServicePlan {
+  return s;
+}
+
+/** The plan of a command that runs processes on this host itself (the demo); refuses other platforms. */
+export function singleHostPlan(s: ResolvedService, command: string): SingleHostService {
   if (s.platform !== 'single-host') {
     throw new UserError(
-      `${s.service}/${s.environment} uses platform ${s.platform}, which this version cannot deploy yet`,
-      'use platform: single-host',
+      `${command}: ${s.service}/${s.environment} uses platform ${s.platform}; ${command} runs single-host services only`,
     );
   }
   return s;
+}
+
+/**
+ * Refuses a version the platform cannot use, before any workflow starts: single-host versions name a folder;
+ * aws-ecs versions become an image tag (letters, digits, '.', '_', '-', at most 128 characters).
+ */
+export function checkVersion(plan: ServicePlan, version: string, flag: string): void {
+  if (plan.platform === 'single-host') {
+    renderRelease(plan.release, { version, port: plan.release.portRange.min });
+    return;
+  }
+  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(version)) {
+    throw new UserError(
+      `invalid ${flag} ${JSON.stringify(version)}: it becomes the image tag of ${plan.aws.image}, so it may hold only letters, digits, '.', '_' and '-' (at most 128)`,
+      'use a version like v2 or 1.4.0',
+    );
+  }
 }

@@ -1,4 +1,6 @@
-import type { ReleaseSpec } from '../shared/service-plan';
+import type { OnPlatform } from '../shared/platform';
+import type { AwsEcsSpec, ReleaseSpec } from '../shared/service-plan';
+import type { DrillChecks } from './postgres/drill-checks';
 
 /**
  * The small interfaces that activities depend on. Each platform (single-host: processes + HAProxy +
@@ -7,10 +9,10 @@ import type { ReleaseSpec } from '../shared/service-plan';
  */
 
 /** Where a service's traffic is routed: one route per service and environment. */
-export interface RouteSpec {
+export interface RouteSpec extends OnPlatform {
   service: string;
   environment: string;
-  /** single-host: the stable frontend port HAProxy listens on (127.0.0.1). */
+  /** single-host: the stable frontend port HAProxy listens on (127.0.0.1); 0 on aws-ecs (the listener rule routes). */
   listenPort: number;
 }
 
@@ -62,16 +64,29 @@ export interface TrafficRouter {
   latency(route: RouteSpec, releaseId: string, fromMs: number, toMs: number): Promise<LatencySample>;
   /** Maintenance: every request gets 503 with Retry-After while on (used by the database restore). */
   setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds?: number): Promise<void>;
+  /**
+   * A router that measures windows itself (CloudWatch's per-period sums) instead of cumulative counters: the
+   * release's figures between two instants. Without it, windows are differences of readCounters().
+   */
+  windowFigures?(route: RouteSpec, releaseId: string, fromMs: number, toMs: number): Promise<WindowFigures>;
+}
+
+export interface WindowFigures {
+  requests: number;
+  errors5xx: number;
+  connectionErrors: number;
+  p95Ms: number | null;
+  samples: number;
 }
 
 /** How to start one release of a service. Secrets are not here: the runner adds them from its own environment. */
-export interface StartReleaseRequest {
+export interface StartReleaseRequest extends OnPlatform {
   service: string;
   environment: string;
   releaseId: string;
   version: string;
-  /** The release as configured, with {version} and {port} placeholders that the runner fills in. */
-  release: ReleaseSpec;
+  /** single-host: the release as configured, with {version} and {port} placeholders that the runner fills in. */
+  release?: ReleaseSpec;
   /** The database the release uses, if any: the runner passes its URL as DATABASE_URL. */
   database?: { name: string; urlEnv?: string };
 }
@@ -83,6 +98,9 @@ export interface RunningRelease {
   version: string;
   host: string;
   port: number;
+  /** http when absent. */
+  scheme?: 'http' | 'https';
+  /** The process id (single-host); 0 on platforms without one. */
   pid: number;
   startedAtMs: number;
   logFile: string;
@@ -142,6 +160,11 @@ export interface SnapshotProgress {
   bytes?: number;
 }
 
+export interface RestoreProgress {
+  ready: boolean;
+  detail: string;
+}
+
 export interface SnapshotStore {
   /**
    * Takes a consistent snapshot of `database` with its manifest (the dump and the fingerprints see the same
@@ -167,7 +190,12 @@ export interface SnapshotStore {
     opts: { jobs: number },
     progress?: (p: SnapshotProgress) => void,
     signal?: AbortSignal,
-  ): Promise<void>;
+  ): Promise<void | RestoreProgress>;
+  /**
+   * For a store whose restore runs on its own after restore() returned `{ ready: false }` (an RDS instance being
+   * created from a snapshot): whether `target` is ready, and its state in words.
+   */
+  restoreStatus?(target: string): Promise<RestoreProgress>;
   /** Fingerprints `database` and compares it with the manifest. */
   compare(database: string, manifest: SnapshotManifest): Promise<ManifestComparison>;
   /** Fingerprints of a database as it is now (row counts for "what a restore would lose"). */
@@ -189,4 +217,29 @@ export interface Migrator {
    * leaves the database as it was. Running it again applies nothing twice.
    */
   migrate(database: string, dir: string): Promise<MigrationResult>;
+}
+
+/** Swaps a restored database into the place of the live one; the replaced one is kept under `replacedAs`. */
+export type SwapDatabases = (
+  database: string,
+  restored: string,
+  replacedAs: string,
+) => Promise<'swapped' | 'already swapped'>;
+
+/** Everything the activities need of one platform. */
+export interface PlatformParts {
+  router: TrafficRouter;
+  releases: ReleaseRunner;
+  snapshots: SnapshotStore;
+  migrator: Migrator;
+  drillChecks: DrillChecks;
+  swapDatabases: SwapDatabases;
+}
+
+/**
+ * The platforms of a worker: the single-host parts, and (when the worker can reach AWS) the aws-ecs platform
+ * for a service's `aws` settings.
+ */
+export interface PlatformDeps extends PlatformParts {
+  aws?: (spec: AwsEcsSpec) => PlatformParts;
 }

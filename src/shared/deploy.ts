@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { APPROVAL_GATES, type ApprovalGate, type ApprovalPolicy, type SingleHostService } from './service-plan';
+import { APPROVAL_GATES, type ApprovalGate, type ApprovalPolicy, type ResolvedService } from './service-plan';
 
 /**
  * Types of the deploy, rollback and drill runbooks that cross the workflow boundary (inputs, results,
@@ -18,7 +18,7 @@ export type GateName = ApprovalGate | 'restore-database' | 'drill-signoff';
 export type GatePolicy = Omit<ApprovalPolicy, 'gates'> & { gates: GateName[] };
 
 /** The plan a deploy or rollback runs: the service's resolved settings for one environment. */
-export type ServicePlan = SingleHostService;
+export type ServicePlan = ResolvedService;
 
 export interface DeployInput {
   plan: ServicePlan;
@@ -55,8 +55,11 @@ export type DeployPhase =
 export interface ReleaseRef {
   releaseId: string;
   version: string;
+  /** Where the health and smoke checks reach the release (aws-ecs: a load balancer listener). */
   host: string;
   port: number;
+  /** http when absent. */
+  scheme?: 'http' | 'https';
 }
 
 export type GateStatus =

@@ -168,10 +168,71 @@ export interface SingleHostService extends ServiceCommon {
   release: ReleaseSpec;
 }
 
-/** A service on AWS ECS. The `aws` block is kept as written until the ECS platform validates it. */
+/** The two ECS services of a blue/green pair, or their two target groups, by colour. */
+export interface BlueGreen {
+  blue: string;
+  green: string;
+}
+
+/** Where the tasks of an ECS service read the database host from; a database restore rewrites it. */
+export type EndpointHolder =
+  | { ssmParameter: string }
+  | { secret: string; key?: string }
+  | { taskEnv: string };
+
+/**
+ * A service on AWS ECS behind an application load balancer, its database on RDS PostgreSQL. Names and ARNs
+ * only: credentials come from the worker's AWS credential chain and its environment.
+ */
+export interface AwsEcsSpec {
+  region: string;
+  /** An endpoint URL for every AWS client (a local moto_server in tests); absent: AWS's own. */
+  endpoint?: string;
+  cluster: string;
+  /** The two ECS services of the blue/green pair; a release goes to the one that takes no traffic. */
+  services: BlueGreen;
+  /** The container of the task definition whose image a release changes. */
+  container: string;
+  /** The image of a release; contains {version}. */
+  image: string;
+  /** Plain (non-secret) environment set on the container; values may contain {version}. */
+  env: Record<string, string>;
+  /** The target groups of the two services, by colour (ARNs). */
+  targetGroups: BlueGreen;
+  /** The production listener rule whose forward action splits traffic (ARN); or `listener` for its default action. */
+  listenerRule?: string;
+  listener?: string;
+  /** A listener that forwards to the release being checked (health and smoke checks before it takes traffic). */
+  testListener: string;
+  /** The scheme the checks use through the listeners. */
+  scheme: 'http' | 'https';
+  /** How long a release keeps serving after traffic left it (the target groups' deregistration delay). */
+  drainMs: number;
+  /** How long a rollout may take to become stable, and how often it is polled. */
+  rolloutTimeoutMs: number;
+  pollIntervalMs: number;
+  /** The RDS instance of the service's database; required with `database:`. */
+  rds?: AwsRdsSpec;
+}
+
+export interface AwsRdsSpec {
+  /** The RDS DB instance identifier the service uses. */
+  instance: string;
+  /** The service's database name on it (database.name). */
+  database: string;
+  /** The worker environment variable with the URL (and credentials) of the database on the instance (database.urlEnv). */
+  urlEnv: string;
+  /** Where the tasks read the database host from; a database restore points it at the restored instance. */
+  endpoint?: EndpointHolder;
+  /** Where a restore drill creates its instance `drill-<id>`. */
+  drill: { subnetGroup?: string; securityGroups: string[]; instanceClass?: string };
+  /** How often an instance being restored is polled (from the workflow, with durable timers). */
+  pollIntervalMs: number;
+}
+
 export interface AwsEcsService extends ServiceCommon {
   platform: 'aws-ecs';
-  aws: JsonObject;
+  aws: AwsEcsSpec;
 }
 
 /**

@@ -8,10 +8,10 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { RouteSpec } from '../platforms/types';
 import { judgeWindow } from '../shared/analysis';
 import type { AnalysisWindow, DeployInput, DeployResult, Outcome, ReleaseRef } from '../shared/deploy';
 import { releaseIdFor, snapshotIdFor } from '../shared/ids';
+import { drainMsOf, onPlatform, releaseOf, routeOf } from '../shared/platform';
 import { APPROVAL_GATES, type TrafficStep } from '../shared/service-plan';
 import { critical, longWithHeartbeat, quick } from './activity-options';
 import { REJECTED } from './gates';
@@ -41,7 +41,9 @@ const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 export async function deployService(input: DeployInput): Promise<DeployResult> {
   const { plan, version, requestedBy } = input;
   const { workflowId } = workflowInfo();
-  const route: RouteSpec = { service: plan.service, environment: plan.environment, listenPort: plan.listen.port };
+  const route = routeOf(plan);
+  const on = onPlatform(plan);
+  const drainMs = drainMsOf(plan);
   const rb = beginRunbook({
     kind: 'deploy',
     plan,
@@ -76,6 +78,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
         service: plan.service,
         environment: plan.environment,
         releaseId: stableId,
+        ...on,
       });
       if (!stable) {
         throw ApplicationFailure.create({
@@ -88,6 +91,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
         service: plan.service,
         environment: plan.environment,
         releaseId: stable.releaseId,
+        ...on,
         release: stable,
         health: plan.health,
         deadlineAtMs: Date.now() + plan.health.deadlineMs,
@@ -113,6 +117,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
         environment: plan.environment,
         database: plan.database.name,
         workflowId,
+        ...on,
       });
       state.snapshotId = manifest.snapshotId;
       state.timeline.push({
@@ -122,7 +127,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       });
       if (plan.database.migrationsDir) {
         enter('migrate', `migrating ${plan.database.name}`);
-        state.migrations = await slow.migrateDatabase(plan.database.name, plan.database.migrationsDir);
+        state.migrations = await slow.migrateDatabase(plan.database.name, plan.database.migrationsDir, on);
         state.timeline.push({
           atMs: Date.now(),
           phase: 'migrate',
@@ -136,15 +141,15 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
 
     enter('start-release', `starting ${version} next to ${state.stable?.version ?? 'nothing'}`);
     const releaseId = releaseIdFor(version, workflowId);
-    const key = { service: plan.service, environment: plan.environment, releaseId };
+    const key = { service: plan.service, environment: plan.environment, releaseId, ...on };
     compensations.push({
       what: `stop ${version}`,
-      run: () => safe.stopRelease({ ...key, graceMs: plan.release.drainMs }),
+      run: () => safe.stopRelease({ ...key, graceMs: drainMs }),
     });
     const candidate = await act.startRelease({
       ...key,
       version,
-      release: plan.release,
+      ...releaseOf(plan),
       ...(plan.database ? { database: { name: plan.database.name, urlEnv: plan.database.urlEnv } } : {}),
     });
     state.candidate = candidate;
@@ -173,7 +178,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     const stable = state.stable;
     compensations.push({
       what: `remove ${version} from the route`,
-      run: () => safe.removeFromRoute(route, candidate.releaseId, Math.min(plan.release.drainMs, 2_000)),
+      run: () => safe.removeFromRoute(route, candidate.releaseId, Math.min(drainMs, 2_000)),
     });
     await act.addToRoute(route, candidate);
     if (stable) {
@@ -216,12 +221,13 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     enter('finalize', stable ? `draining and stopping ${stable.version}` : 'recording the release');
     compensations.length = 0; // past this point the new release is stable: nothing to undo
     if (stable) {
-      await slow.removeFromRoute(route, stable.releaseId, plan.release.drainMs);
+      await slow.removeFromRoute(route, stable.releaseId, drainMs);
       await safe.stopRelease({
         service: plan.service,
         environment: plan.environment,
         releaseId: stable.releaseId,
-        graceMs: plan.release.drainMs,
+        graceMs: drainMs,
+        ...on,
       });
     }
     showWeights({ [candidate.releaseId]: 100 });

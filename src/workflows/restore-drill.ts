@@ -7,6 +7,7 @@ import {
   isCancellation,
   proxyActivities,
   setHandler,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -29,6 +30,7 @@ import {
   type PhaseTiming,
 } from '../shared/drill';
 import { releaseIdFor, snapshotIdFor } from '../shared/ids';
+import { drainMsOf, drillStartsApp, onPlatform, releaseOf, routeOf } from '../shared/platform';
 import { statusQuery } from '../shared/messages';
 import {
   RunbookEnvironment,
@@ -153,10 +155,14 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     }
   }
 
+  const on = onPlatform(plan);
+  const pollMs = plan.platform === 'aws-ecs' ? (plan.aws.rds?.pollIntervalMs ?? 30_000) : 1_000;
+  let lastStatus = '';
   const releaseKey = {
     service,
     environment: drillReleaseEnvironment(environment),
     releaseId: releaseIdFor('drill', workflowId),
+    ...on,
   };
   let restoreTried = false;
   let releaseTried = false;
@@ -183,7 +189,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     let version = input.version;
     if (version) drill.versionSource = 'input';
     else {
-      const live = await act.findLiveVersion({ service, environment, listenPort: plan.listen.port });
+      const live = await act.findLiveVersion(routeOf(plan));
       if (!live) {
         throw ApplicationFailure.create({
           type: 'NoRelease',
@@ -200,7 +206,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     if (input.fresh) {
       const snapshotId = snapshotIdFor(service, environment, workflowId, 'drill');
       manifest = await step('snapshot', `taking a fresh snapshot of ${db.name} (${snapshotId})`, () =>
-        slow.takeSnapshot({ snapshotId, service, environment, database: db.name, workflowId }),
+        slow.takeSnapshot({ snapshotId, service, environment, database: db.name, workflowId, ...on }),
       );
     } else {
       manifest = await step(
@@ -212,6 +218,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
             environment,
             database: db.name,
             ...(input.snapshotId ? { snapshotId: input.snapshotId } : {}),
+            ...on,
           }),
       );
     }
@@ -235,13 +242,24 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     const restored = await step(
       'restore',
       `restoring ${snapshotId} into ${scratch} (pg_restore -j${RESTORE_JOBS})`,
-      () => restoring.restoreScratch({ snapshotId, target: scratch, jobs: RESTORE_JOBS }),
+      async () => {
+        const begun = await restoring.restoreScratch({ snapshotId, target: scratch, jobs: RESTORE_JOBS, ...on });
+        // A restore that the platform runs on its own (RDS) is polled from here: durable timers, short activities.
+        for (let ready = begun.ready !== false; !ready;) {
+          await sleep(pollMs);
+          const status = await act.scratchStatus({ target: scratch, ...on });
+          ready = status.ready;
+          if (!ready && status.detail !== lastStatus) note(`${scratch}: ${status.detail}`);
+          lastStatus = status.detail;
+        }
+        return begun;
+      },
     );
     if (restored.droppedLeftover) note(`${scratch} was left by an interrupted attempt: dropped and restored again`);
     if (restored.adopted) note(`${scratch} was already restored from ${snapshotId} by an earlier attempt: adopted`);
 
     const connected = await step('connect', `waiting for ${scratch} to accept connections`, () =>
-      connecting.waitForDatabase({ database: scratch, deadlineAtMs: Date.now() + CONNECT_DEADLINE_MS }),
+      connecting.waitForDatabase({ database: scratch, deadlineAtMs: Date.now() + CONNECT_DEADLINE_MS, ...on }),
     );
     note(`${scratch} accepts connections (PostgreSQL ${connected.serverVersion})`);
 
@@ -249,10 +267,10 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
       'integrity',
       `integrity of ${scratch}: pg_amcheck, row counts and checksums against the manifest, migration version`,
       async () => {
-        const amcheck = await slow.amcheckDatabase(scratch);
+        const amcheck = await slow.amcheckDatabase(scratch, on);
         drill.integrity.amcheck = amcheck;
         note(`pg_amcheck: ${amcheck.detail}`);
-        const comparison = await slow.compareWithSnapshot({ database: scratch, snapshotId });
+        const comparison = await slow.compareWithSnapshot({ database: scratch, snapshotId, ...on });
         drill.integrity.manifest = {
           ok: comparison.ok,
           tables: comparison.tables.length,
@@ -265,7 +283,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
             : `manifest: ${comparison.differences.join('; ')}`,
         );
         if (db.migrationsDir) {
-          const schema = await act.checkSchema({ database: scratch, dir: db.migrationsDir });
+          const schema = await act.checkSchema({ database: scratch, dir: db.migrationsDir, ...on });
           const at = manifest.migrationVersion ?? 'none';
           const expectedVersion = schema.problem ? null : (schema.pending.at(-1) ?? manifest.migrationVersion);
           drill.integrity.schema = {
@@ -300,36 +318,43 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     if (schema && schema.pending.length > 0 && db.migrationsDir) {
       const dir = db.migrationsDir;
       const migrated = await step('migrate', `migrating the copy: ${schema.pending.join(', ')}`, () =>
-        slow.migrateDatabase(scratch, dir),
+        slow.migrateDatabase(scratch, dir, on),
       );
       schema.migrated = true;
       note(`migrated the copy to ${migrated.version ?? 'none'}`);
     }
 
-    releaseTried = true;
-    const release = await step('start-release', `starting ${version} on ${scratch} (a spare port, not routed)`, () =>
-      starting.startRelease({ ...releaseKey, version, release: plan.release, database: { name: scratch } }),
-    );
-    state.candidate = release;
-    await step(
-      'health',
-      `health gate: ${plan.health.liveness.path} and ${plan.health.readiness.path} on ${release.host}:${release.port}`,
-      () =>
-        proxyActivities<Activities>({
-          ...longWithHeartbeat,
-          startToCloseTimeout: plan.health.deadlineMs + 30_000,
-          heartbeatTimeout: '10s',
-        }).waitHealthy({
-          ...releaseKey,
-          release,
-          health: plan.health,
-          deadlineAtMs: Date.now() + plan.health.deadlineMs,
-        }),
-    );
-    if (plan.smoke.length > 0) {
-      await step('smoke', `${plan.smoke.length} smoke check(s) against ${release.host}:${release.port}`, () =>
-        act.runSmokeChecks({ release, checks: plan.smoke, timeoutMs: plan.health.timeoutMs }),
+    let servedBy = `${scratch}'s endpoint`;
+    if (drillStartsApp(plan)) {
+      releaseTried = true;
+      const release = await step('start-release', `starting ${version} on ${scratch} (a spare port, not routed)`, () =>
+        starting.startRelease({ ...releaseKey, version, ...releaseOf(plan), database: { name: scratch } }),
       );
+      state.candidate = release;
+      await step(
+        'health',
+        `health gate: ${plan.health.liveness.path} and ${plan.health.readiness.path} on ${release.host}:${release.port}`,
+        () =>
+          proxyActivities<Activities>({
+            ...longWithHeartbeat,
+            startToCloseTimeout: plan.health.deadlineMs + 30_000,
+            heartbeatTimeout: '10s',
+          }).waitHealthy({
+            ...releaseKey,
+            release,
+            health: plan.health,
+            deadlineAtMs: Date.now() + plan.health.deadlineMs,
+          }),
+      );
+      if (plan.smoke.length > 0) {
+        await step('smoke', `${plan.smoke.length} smoke check(s) against ${release.host}:${release.port}`, () =>
+          act.runSmokeChecks({ release, checks: plan.smoke, timeoutMs: plan.health.timeoutMs }),
+        );
+      }
+
+      servedBy = `${release.host}:${release.port}`;
+    } else {
+      note(`${plan.platform}: the application is not started on the copy; it is checked over its endpoint`);
     }
 
     const restoreStart = drill.phases.find((p) => p.phase === 'restore')?.startedAtMs ?? Date.now();
@@ -341,7 +366,9 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
       drill.overTargetByMs !== undefined
         ? `OVER the ${formatMs(rtoTargetMs)} target by ${formatMs(drill.overTargetByMs)}`
         : `within the ${formatMs(rtoTargetMs)} target`;
-    note(`RTO ${formatMs(rtoMs)} (restore start to ${version} ready), ${verdict}`);
+    note(
+      `RTO ${formatMs(rtoMs)} (restore start to ${drillStartsApp(plan) ? `${version}` : scratch} ready), ${verdict}`,
+    );
     reason = `restored ${snapshotId} (${formatMs(drill.snapshot.ageMs)} old) and ${version} was ready in ${formatMs(rtoMs)}, ${verdict}`;
 
     if (input.signoffTimeoutMs) {
@@ -349,7 +376,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
       drill.signoff = 'waiting';
       await step(
         'sign-off',
-        `sign-off by ${signoffPolicy.approvers.join(' or ')} (${release.host}:${release.port} serves the copy meanwhile)`,
+        `sign-off by ${signoffPolicy.approvers.join(' or ')} (${servedBy} serves the copy meanwhile)`,
         () => gate('drill-signoff'),
       );
       const decided = state.gates[0];
@@ -375,11 +402,11 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     if (restoreTried || releaseTried) {
       await step('cleanup', `cleanup: stopping the drill's app and dropping ${scratch}`, async () => {
         if (releaseTried) {
-          const stopped = await safe.stopRelease({ ...releaseKey, graceMs: plan.release.drainMs });
+          const stopped = await safe.stopRelease({ ...releaseKey, graceMs: drainMsOf(plan) });
           drill.cleanup.push(stopped ? `stopped the app (${releaseKey.releaseId})` : 'the app was not running');
         }
         if (restoreTried) {
-          await safe.dropDatabase(scratch);
+          await safe.dropDatabase(scratch, on);
           drill.cleanup.push(`dropped ${scratch}`);
         }
         note(`cleanup: ${drill.cleanup.join('; ')}`);

@@ -6,9 +6,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import type { RouteSpec } from '../platforms/types';
 import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } from '../shared/deploy';
 import { releaseIdFor, resourceName, snapshotIdFor } from '../shared/ids';
+import { drainMsOf, onPlatform, releaseOf, routeOf } from '../shared/platform';
 import { APPROVAL_GATES } from '../shared/service-plan';
 import { critical, longWithHeartbeat, quick } from './activity-options';
 import { REJECTED } from './gates';
@@ -36,7 +36,9 @@ const RESTORE_JOBS = 2;
 export async function rollbackService(input: RollbackInput): Promise<DeployResult> {
   const { plan, requestedBy } = input;
   const { workflowId } = workflowInfo();
-  const route: RouteSpec = { service: plan.service, environment: plan.environment, listenPort: plan.listen.port };
+  const route = routeOf(plan);
+  const on = onPlatform(plan);
+  const drainMs = drainMsOf(plan);
   const restorePolicy: GatePolicy = {
     gates: ['restore-database'],
     approvers: plan.rollback.dbRestoreApprovers,
@@ -53,7 +55,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     policyFor: (gate) => (gate === 'restore-database' ? restorePolicy : plan.rollback.approvals),
   });
   const { state, enter, note, approval, showWeights, compensations } = rb;
-  const key = (releaseId: string) => ({ service: plan.service, environment: plan.environment, releaseId });
+  const key = (releaseId: string) => ({ service: plan.service, environment: plan.environment, releaseId, ...on });
   let lockHeld = false;
   let trafficMoved = false;
 
@@ -117,6 +119,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
         service: plan.service,
         environment: plan.environment,
         database: plan.database.name,
+        ...on,
       });
       state.restore = {
         snapshotId: input.restoreSnapshotId,
@@ -149,6 +152,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
           environment: plan.environment,
           database,
           workflowId,
+          ...on,
         })
       ).snapshotId;
 
@@ -159,11 +163,15 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
 
       const restored = resourceName(`${database}_restore`, `${workflowId}/restore`, 63).replace(/-/g, '_');
       enter('restore', `restoring ${state.restore.snapshotId} into ${restored} (pg_restore -j${RESTORE_JOBS})`);
-      await slow.restoreSnapshot({ snapshotId: state.restore.snapshotId, target: restored, jobs: RESTORE_JOBS });
+      await slow.restoreSnapshot({ snapshotId: state.restore.snapshotId, target: restored, jobs: RESTORE_JOBS, ...on });
       state.restore.restoredInto = restored;
-      const comparison = await slow.compareWithSnapshot({ database: restored, snapshotId: state.restore.snapshotId });
+      const comparison = await slow.compareWithSnapshot({
+        database: restored,
+        snapshotId: state.restore.snapshotId,
+        ...on,
+      });
       if (!comparison.ok) {
-        await safe.dropDatabase(restored);
+        await safe.dropDatabase(restored, on);
         throw ApplicationFailure.create({
           type: 'RestoreVerifyFailed',
           message: `the restored database does not match the snapshot's manifest (${comparison.differences.join('; ')}); the current database is untouched`,
@@ -175,7 +183,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
         `verified: ${comparison.tables.length} tables match the manifest, migration ${comparison.migrationVersion ?? 'none'}`,
       );
       const replacedAs = resourceName(`${database}_replaced`, `${workflowId}/replaced`, 63).replace(/-/g, '_');
-      await act.swapDatabase({ database, restored, replacedAs });
+      await act.swapDatabase({ database, restored, replacedAs, ...on });
       state.restore.replacedAs = replacedAs;
       note(`swapped: ${database} is the restored copy; the replaced database is kept as ${replacedAs}`);
       state.restore.maintenanceMs = Date.now() - maintenanceFrom;
@@ -188,19 +196,24 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     }
 
     enter('start-release', `starting (or adopting) ${toVersion}`);
-    let target = await act.findRelease({ service: plan.service, environment: plan.environment, version: toVersion });
+    let target = await act.findRelease({
+      service: plan.service,
+      environment: plan.environment,
+      version: toVersion,
+      ...on,
+    });
     if (target) {
       note(`${toVersion} still runs (${target.releaseId}): adopted`);
     } else {
       const releaseId = releaseIdFor(toVersion, workflowId);
       compensations.push({
         what: `stop ${toVersion}`,
-        run: () => safe.stopRelease({ ...key(releaseId), graceMs: plan.release.drainMs }),
+        run: () => safe.stopRelease({ ...key(releaseId), graceMs: drainMs }),
       });
       target = await act.startRelease({
         ...key(releaseId),
         version: toVersion,
-        release: plan.release,
+        ...releaseOf(plan),
         ...(plan.database ? { database: { name: plan.database.name, urlEnv: plan.database.urlEnv } } : {}),
       });
     }
@@ -244,8 +257,8 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     enter('finalize', from ? `draining and stopping ${from.version}` : 'recording the release');
     compensations.length = 0;
     if (from && live && from.releaseId !== target.releaseId) {
-      await slow.removeFromRoute(route, from.releaseId, plan.release.drainMs);
-      await safe.stopRelease({ ...key(from.releaseId), graceMs: plan.release.drainMs });
+      await slow.removeFromRoute(route, from.releaseId, drainMs);
+      await safe.stopRelease({ ...key(from.releaseId), graceMs: drainMs });
     }
     return await finish(
       'succeeded',

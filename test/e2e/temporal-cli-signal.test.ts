@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import type { DeployState, ServicePlan } from '../../src/shared/deploy';
+import type { DeployState } from '../../src/shared/deploy';
+import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { findTemporalCli, type Tool } from '../../src/stack/tools';
 import { startWorker, testStack, uniqueName } from '../harness';
 import { shopPlan, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
-import type { ServicePlan } from '../../src/shared/deploy';
+import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { signoffUpdate } from '../../src/shared/messages';
 import { startWorker, testStack, uniqueName } from '../harness';
 import { shopPlan, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { startLoad } from '../../src/load';
 import { approveSignal, approveUpdate, rejectSignal, signoffUpdate, statusQuery } from '../../src/shared/messages';
-import type { ServicePlan } from '../../src/shared/deploy';
+import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { spawnChildWorker, startWorker, testStack, uniqueName } from '../harness';
 import {
   examplesDir,

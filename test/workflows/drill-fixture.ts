@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import type { WorkflowHandle } from '@temporalio/client';
-import type { ServicePlan } from '../../src/shared/deploy';
+import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import type { DrillInput } from '../../src/shared/drill';
 import type { restoreDrill } from '../../src/workflows';
 import { testStack, uniqueName } from '../harness';

@@ -11,7 +11,7 @@ import { createPgRecords } from '../../src/platforms/postgres/records';
 import { createSingleHostPlatform, siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { SnapshotError } from '../../src/platforms/single-host/pg-snapshots';
 import type { SnapshotStore } from '../../src/platforms/types';
-import type { ServicePlan } from '../../src/shared/deploy';
+import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { drillReleaseEnvironment, scratchDatabaseFor, type DrillState } from '../../src/shared/drill';
 import { signoffUpdate } from '../../src/shared/messages';
 import { RunbookRtoSeconds } from '../../src/shared/search-attributes';

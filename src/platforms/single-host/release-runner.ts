@@ -84,13 +84,15 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
     async start(spec: StartReleaseRequest) {
       const existing = alive(spec.service, spec.environment, spec.releaseId);
       if (existing) return existing;
+      if (!spec.release) throw new ReleaseStartError(`${spec.service}: no release settings (platform single-host)`, true);
+      const release = spec.release;
       const dir = releaseDir(spec.service, spec.environment, spec.releaseId);
       mkdirSync(dir, { recursive: true });
       const f = files(dir);
-      const port = await pickPort(spec.release.portRange);
+      const port = await pickPort(release.portRange);
       let rendered: ReturnType<typeof renderRelease>;
       try {
-        rendered = renderRelease(spec.release, { version: spec.version, port });
+        rendered = renderRelease(release, { version: spec.version, port });
       } catch (err) {
         throw new ReleaseStartError((err as Error).message, true);
       }

@@ -1,0 +1,77 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { ECSClient } from '@aws-sdk/client-ecs';
+import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { STSClient } from '@aws-sdk/client-sts';
+import type { AwsEcsSpec } from '../../shared/service-plan';
+
+/** The real AWS SDK v3 clients of one region (and endpoint). Credentials: the SDK's default chain on the worker. */
+export interface AwsClients {
+  ecs: ECSClient;
+  elb: ElasticLoadBalancingV2Client;
+  cloudwatch: CloudWatchClient;
+  rds: RDSClient;
+  ssm: SSMClient;
+  secrets: SecretsManagerClient;
+  sts: STSClient;
+}
+
+const cache = new Map<string, AwsClients>();
+
+/** The clients for a region and optional endpoint (a local moto_server in tests), created once per worker. */
+export function awsClients(region: string, endpoint?: string): AwsClients {
+  const key = `${region} ${endpoint ?? ''}`;
+  let clients = cache.get(key);
+  if (!clients) {
+    const config = { region, ...(endpoint ? { endpoint } : {}), maxAttempts: 3 };
+    clients = {
+      ecs: new ECSClient(config),
+      elb: new ElasticLoadBalancingV2Client(config),
+      cloudwatch: new CloudWatchClient(config),
+      rds: new RDSClient(config),
+      ssm: new SSMClient(config),
+      secrets: new SecretsManagerClient(config),
+      sts: new STSClient(config),
+    };
+    cache.set(key, clients);
+  }
+  return clients;
+}
+
+/** What every part of the aws-ecs platform works with: the service's settings and the worker's side of things. */
+export interface AwsContext {
+  spec: AwsEcsSpec;
+  clients: AwsClients;
+  /**
+   * Where this worker reaches an address that AWS returns (a load balancer's DNS name and a listener port, or an
+   * RDS endpoint). The identity in production; the moto contract tests map them to local servers, because moto
+   * runs no tasks and no databases.
+   */
+  resolveAddress(host: string, port: number): { host: string; port: number };
+  /** The worker's environment (database URLs with credentials, named by the plan's urlEnv). */
+  env: NodeJS.ProcessEnv;
+  /** pg_amcheck and friends (PostgreSQL client binaries) for the drill's checks over an RDS endpoint. */
+  pgBinDir: string;
+  /** Whether a workflow still runs (a drill instance of a workflow that ended is a leftover). */
+  isRunning(workflowId: string): Promise<boolean>;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  now(): number;
+}
+
+export const realTime = {
+  sleep: (ms: number, signal?: AbortSignal) => sleep(ms, undefined, signal ? { signal } : {}),
+  now: () => Date.now(),
+};
+
+/** Tags every resource the platform creates carries (ECS services it updates, snapshots, drill instances). */
+export const TAG = {
+  service: 'runbook:service',
+  environment: 'runbook:environment',
+  workflow: 'runbook:workflow',
+  release: 'runbook:release',
+  version: 'runbook:version',
+  kind: 'runbook:kind',
+} as const;
