@@ -9,6 +9,8 @@ import { migrateOrchestratorDb, recordDrillRun } from './platforms/postgres/orch
 import { createPgRecords } from './platforms/postgres/records';
 import { swapDatabases } from './platforms/postgres/swap';
 import { createSingleHostPlatform, siblingDatabaseUrl } from './platforms/single-host';
+import { createAwsPlatform, type AwsPlatformOptions } from './platforms/aws-ecs';
+import { postgresClientBinDir } from './stack/tools';
 
 export interface RunbookWorker {
   worker: Worker;
@@ -22,7 +24,12 @@ export interface RunbookWorker {
  */
 export async function createRunbookWorker(
   config: WorkerConfig,
-  extra: Pick<WorkerOptions, 'workflowBundle' | 'identity' | 'shutdownGraceTime'> = {},
+  extra: Pick<WorkerOptions, 'workflowBundle' | 'identity' | 'shutdownGraceTime'> & {
+    /** Where AWS addresses are reached (tests against moto map them to local servers). */
+    resolveAwsAddress?: AwsPlatformOptions['resolveAddress'];
+    /** The environment the aws-ecs platform reads database URLs from (default: the process's). */
+    env?: NodeJS.ProcessEnv;
+  } = {},
 ): Promise<RunbookWorker> {
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10 });
   pool.on('error', () => {}); // an idle client's broken connection is replaced on the next query
@@ -56,6 +63,14 @@ export async function createRunbookWorker(
       records: createPgRecords(pool, isRunning),
       drillChecks: platform.drillChecks,
       drillRuns: { record: (row) => recordDrillRun(pool, row) },
+      aws: (spec) =>
+        createAwsPlatform(spec, {
+          db: pool,
+          env: extra.env ?? process.env,
+          pgBinDir: postgresClientBinDir() ?? '',
+          isRunning,
+          ...(extra.resolveAwsAddress ? { resolveAddress: extra.resolveAwsAddress } : {}),
+        }),
     });
     const worker = await Worker.create({
       connection,

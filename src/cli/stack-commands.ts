@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { awsDoctorChecks } from '../platforms/aws-ecs/doctor';
+import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import { doctor, down, up } from '../stack/stack';
 import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
 import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
@@ -71,13 +74,34 @@ export const downCommand: Command = {
 export const doctorCommand: Command = {
   name: 'doctor',
   summary: 'Check each component of the stack and print what is wrong with the exact fix. Changes nothing.',
-  usage: 'doctor [--json] [--home <dir>]',
-  examples: ['runbook doctor', 'runbook doctor --json | jq ".checks[] | select(.ok == false)"'],
-  details: 'Exit code: 0 when every check passes, 1 otherwise.',
-  options: { ...homeOption, ...jsonOption },
+  usage: 'doctor [--json] [--home <dir>] [--config <runbook.yaml>]',
+  examples: [
+    'runbook doctor',
+    'runbook doctor --config examples/runbook.yaml --json | jq ".checks[] | select(.ok == false)"',
+  ],
+  details:
+    'With a runbook.yaml (--config, RUNBOOK_CONFIG, or ./runbook.yaml), every aws-ecs service is checked too:\n' +
+    'the AWS credentials, its ECS services, target groups, listener rule, test listener and RDS instance.\n' +
+    'Exit code: 0 when every check passes, 1 otherwise.',
+  options: {
+    ...homeOption,
+    config: { type: 'string', description: 'runbook.yaml whose aws-ecs services to check', env: 'RUNBOOK_CONFIG' },
+    ...jsonOption,
+  },
   async run({ values }, io) {
     const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
     const checks = await doctor(settings);
+    const configFile = runbookConfigPath(values.config as string | undefined, io.env);
+    if (values.config || existsSync(configFile)) {
+      const config = loadRunbookConfig(configFile);
+      for (const service of Object.keys(config.services)) {
+        for (const environment of Object.keys(config.services[service]?.environments ?? {})) {
+          const resolved = resolveService(config, service, environment);
+          if (resolved.platform === 'aws-ecs')
+            checks.push(...(await awsDoctorChecks(resolved.aws, { service, environment }, io.env)));
+        }
+      }
+    }
     const ok = checks.every((c) => c.ok);
     if (values.json) {
       io.out(JSON.stringify({ ok, home: settings.home, checks }, null, 2));

@@ -28,6 +28,11 @@ export interface MotoServer {
   /** e.g. http://127.0.0.1:12345, for the SDK clients' `endpoint`. */
   endpoint: string;
   port: number;
+  /**
+   * The server's output (removed by stop()). moto answers its own bugs with an HTML 500, which the SDK reports as a
+   * deserialization SyntaxError; the Python traceback is here.
+   */
+  logFile: string;
   /** Kills the server and its process group; resolves once it has exited. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -191,10 +196,13 @@ export async function startMoto(opts: StartMotoOptions = {}): Promise<MotoServer
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await fetch(`${endpoint}/moto-api/`, { signal: AbortSignal.timeout(2_000) }).then(
-      (res) => res.status === 200,
+      async (res) => {
+        await res.arrayBuffer();
+        return res.status === 200;
+      },
       () => false,
     );
-    if (ok) return { endpoint, port, stop };
+    if (ok) return { endpoint, port, logFile, stop };
     const died = child.exitCode !== null || child.signalCode !== null || !isAlive(pid);
     if (died || Date.now() > deadline) {
       const why = died

@@ -19,10 +19,13 @@ export interface DrillChecks {
 const OUTPUT_TAIL = 3_000;
 
 /** The real checks, against the worker's PostgreSQL (`urlFor`), with pg_amcheck from `binDir`. */
-export function createDrillChecks(opts: { urlFor: (database: string) => string; binDir: string }): DrillChecks {
+export function createDrillChecks(opts: {
+  urlFor: (database: string) => string | Promise<string>;
+  binDir: string;
+}): DrillChecks {
   return {
     async ping(database) {
-      const client = new pg.Client({ connectionString: opts.urlFor(database), connectionTimeoutMillis: 5_000 });
+      const client = new pg.Client({ connectionString: await opts.urlFor(database), connectionTimeoutMillis: 5_000 });
       client.on('error', () => {});
       await client.connect();
       try {
@@ -33,14 +36,17 @@ export function createDrillChecks(opts: { urlFor: (database: string) => string; 
       }
     },
 
-    amcheck(database, signal) {
+    async amcheck(database, signal) {
       const bin = path.join(opts.binDir, 'pg_amcheck');
-      const args = ['--install-missing', '--heapallindexed', '--no-password', '--progress', '--jobs=2', database];
+      const url = await opts.urlFor(database);
+      // The name inside the server: on RDS a restored instance keeps the source database's name.
+      const name = decodeURIComponent(new URL(url).pathname.slice(1)) || database;
+      const args = ['--install-missing', '--heapallindexed', '--no-password', '--progress', '--jobs=2', name];
       return new Promise((resolve, reject) => {
         execFile(
           bin,
           args,
-          { env: libpqEnv(opts.urlFor(database)), maxBuffer: 16 * 1024 * 1024, ...(signal ? { signal } : {}) },
+          { env: libpqEnv(url), maxBuffer: 16 * 1024 * 1024, ...(signal ? { signal } : {}) },
           (err, stdout, stderr) => {
             // --progress redraws one line with \r; the last state is what was checked.
             const last =

@@ -164,14 +164,17 @@ async function dropEmptyMigrationsTable(url: string): Promise<void> {
  * naming the file, the line and PostgreSQL's message, with the database left as it was; an unreachable database
  * throws the pg error.
  */
-export function createMigrator(urlFor: (database: string) => string, options: MigratorOptions = {}): Migrator {
+export function createMigrator(
+  urlFor: (database: string) => string | Promise<string>,
+  options: MigratorOptions = {},
+): Migrator {
   const lockWaitMs = options.lockWaitMs ?? 600_000;
 
   return {
     async pending(database: string, dir: string): Promise<string[]> {
       await requireDir(dir);
       const files = await migrationFiles(dir);
-      const client = await connect(urlFor(database));
+      const client = await connect(await urlFor(database));
       try {
         const applied = (await appliedNames(client)) ?? [];
         // The same check as the runner's checkOrder, so pending() warns about what migrate() would refuse.
@@ -192,7 +195,7 @@ export function createMigrator(urlFor: (database: string) => string, options: Mi
       await requireDir(dir);
       const { runner } = await nodePgMigrate();
       const files = await migrationFiles(dir);
-      const url = urlFor(database);
+      const url = await urlFor(database);
       const deadline = Date.now() + lockWaitMs;
       for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {
         const { lines, logger } = collector();

@@ -1,0 +1,102 @@
+import { DescribeServicesCommand } from '@aws-sdk/client-ecs';
+import {
+  DescribeListenersCommand,
+  DescribeRulesCommand,
+  DescribeTargetGroupsCommand,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
+import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+import type { AwsEcsSpec } from '../../shared/service-plan';
+import { fail, pass, type Check } from '../../stack/component';
+import { awsClients } from './context';
+import { awsErrorCode, classifyAwsError } from './errors';
+
+/**
+ * `runbook doctor` for one aws-ecs service and environment: the AWS credentials this machine resolves, and each
+ * resource runbook.yaml names (the two ECS services, the target groups, the listener rule or listener, the test
+ * listener, the RDS instance), plus the database URL variable. Read-only calls; never throws.
+ */
+export async function awsDoctorChecks(
+  spec: AwsEcsSpec,
+  at: { service: string; environment: string },
+  env: NodeJS.ProcessEnv,
+): Promise<Check[]> {
+  const component = `aws ${at.service}/${at.environment}`;
+  const c = awsClients(spec.region, spec.endpoint);
+  const checks: Check[] = [];
+  const probe = async (check: string, action: string, run: () => Promise<string>) => {
+    try {
+      checks.push(pass(component, check, await run()));
+    } catch (err) {
+      const kind = classifyAwsError(err);
+      const why = `${awsErrorCode(err)}: ${(err as Error).message}`;
+      checks.push(
+        fail(
+          component,
+          check,
+          why,
+          kind === 'access'
+            ? `grant the worker's role ${action} (docs/aws-ecs.md has the policy)`
+            : kind === 'not-found'
+              ? 'check the name/ARN and region in runbook.yaml'
+              : 'check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, the instance/task role) and network access',
+        ),
+      );
+    }
+  };
+
+  await probe('credentials', 'sts:GetCallerIdentity', async () => {
+    const id = await c.sts.send(new GetCallerIdentityCommand({}));
+    return `${id.Arn ?? '?'} (account ${id.Account ?? '?'}, region ${spec.region}${spec.endpoint ? `, endpoint ${spec.endpoint}` : ''})`;
+  });
+  if (checks.some((x) => !x.ok)) return checks; // nothing else can work without credentials
+
+  await probe('ecs services', 'ecs:DescribeServices', async () => {
+    const names = [spec.services.blue, spec.services.green];
+    const res = await c.ecs.send(new DescribeServicesCommand({ cluster: spec.cluster, services: names }));
+    const missing = [
+      ...(res.failures ?? []).map((f) => `${f.arn ?? '?'}: ${f.reason ?? '?'}`),
+      ...(res.services ?? []).filter((s) => s.status !== 'ACTIVE').map((s) => `${s.serviceName}: ${s.status}`),
+    ];
+    if (missing.length > 0) throw Object.assign(new Error(missing.join('; ')), { name: 'ServiceNotFoundException' });
+    return `${names.join(', ')} in ${spec.cluster}: ACTIVE`;
+  });
+  await probe('target groups', 'elasticloadbalancing:DescribeTargetGroups', async () => {
+    const arns = [spec.targetGroups.blue, spec.targetGroups.green];
+    const res = await c.elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: arns }));
+    return (res.TargetGroups ?? []).map((t) => t.TargetGroupName ?? '?').join(', ');
+  });
+  await probe('traffic', 'elasticloadbalancing:DescribeRules', async () => {
+    if (spec.listenerRule) {
+      const res = await c.elb.send(new DescribeRulesCommand({ RuleArns: [spec.listenerRule] }));
+      const forward = res.Rules?.[0]?.Actions?.find((a) => a.Type === 'forward');
+      if (!forward) throw new Error(`listener rule ${spec.listenerRule} has no forward action`);
+      return `listener rule forwards to ${forward.ForwardConfig?.TargetGroups?.length ?? 1} target group(s)`;
+    }
+    await c.elb.send(new DescribeListenersCommand({ ListenerArns: [spec.listener!] }));
+    return `listener ${spec.listener}`;
+  });
+  await probe('test listener', 'elasticloadbalancing:DescribeListeners', async () => {
+    const res = await c.elb.send(new DescribeListenersCommand({ ListenerArns: [spec.testListener] }));
+    return `port ${res.Listeners?.[0]?.Port ?? '?'}`;
+  });
+  if (spec.rds) {
+    const rds = spec.rds;
+    await probe('rds instance', 'rds:DescribeDBInstances', async () => {
+      const res = await c.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: rds.instance }));
+      const db = res.DBInstances?.[0];
+      return `${rds.instance}: ${db?.DBInstanceStatus ?? '?'} (${db?.Engine ?? '?'} ${db?.EngineVersion ?? ''})`;
+    });
+    checks.push(
+      env[rds.urlEnv]
+        ? pass(component, 'database url', `${rds.urlEnv} is set`)
+        : fail(
+            component,
+            'database url',
+            `${rds.urlEnv} is not set in this environment`,
+            `set ${rds.urlEnv} on the worker to postgres://<user>:<password>@<endpoint>:5432/${rds.database}`,
+          ),
+    );
+  }
+  return checks;
+}

@@ -1,0 +1,46 @@
+import type { Pool } from 'pg';
+import type { AwsEcsSpec } from '../../shared/service-plan';
+import { createPgManifestStore } from '../postgres/manifests';
+import { createDrillChecks } from '../postgres/drill-checks';
+import { createMigrator } from '../postgres/migrator';
+import type { PlatformParts } from '../types';
+import { awsClients, realTime, type AwsContext } from './context';
+import { createEcsReleaseRunner } from './ecs-releases';
+import { createElbRouter } from './elb-router';
+import { createRdsSnapshotStore, createRdsSwap, rdsUrlFor } from './rds';
+
+export interface AwsPlatformOptions {
+  /** The orchestrator's database: snapshot manifests are kept there (RDS snapshots have no room for them). */
+  db: Pool;
+  env: NodeJS.ProcessEnv;
+  pgBinDir: string;
+  isRunning(workflowId: string): Promise<boolean>;
+  /** See AwsContext.resolveAddress; the identity unless a test maps AWS addresses to local servers. */
+  resolveAddress?: (host: string, port: number) => { host: string; port: number };
+}
+
+/**
+ * The aws-ecs platform for one service's `aws` settings: ECS blue/green releases, ELBv2 weighted traffic with
+ * CloudWatch analysis, RDS snapshots and drills, through the real AWS SDK v3 clients (cached per region and
+ * endpoint). Credentials: the SDK's default chain on the worker, never the workflow's input.
+ */
+export function createAwsPlatform(spec: AwsEcsSpec, opts: AwsPlatformOptions): PlatformParts {
+  const ctx: AwsContext = {
+    spec,
+    clients: awsClients(spec.region, spec.endpoint),
+    resolveAddress: opts.resolveAddress ?? ((host, port) => ({ host, port })),
+    env: opts.env,
+    pgBinDir: opts.pgBinDir,
+    isRunning: opts.isRunning,
+    ...realTime,
+  };
+  const urlFor = rdsUrlFor(ctx);
+  return {
+    router: createElbRouter(ctx),
+    releases: createEcsReleaseRunner(ctx),
+    snapshots: createRdsSnapshotStore(ctx, createPgManifestStore(opts.db)),
+    migrator: createMigrator(urlFor),
+    drillChecks: createDrillChecks({ urlFor, binDir: opts.pgBinDir }),
+    swapDatabases: createRdsSwap(ctx),
+  };
+}

@@ -1,0 +1,340 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient } from '@aws-sdk/client-ecs';
+import { DescribeListenersCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  DescribeDBInstancesCommand,
+  DescribeDBSnapshotsCommand,
+  RDSClient,
+  RestoreDBInstanceFromDBSnapshotCommand,
+} from '@aws-sdk/client-rds';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import pg from 'pg';
+import { stringify } from 'yaml';
+import { siblingDatabaseUrl } from '../../src/platforms/single-host';
+import { ensureDatabase } from '../../src/stack/postgres';
+import { freePort, portOpen } from '../../src/stack/processes';
+import { createRunbookWorker } from '../../src/worker';
+import { testStack, uniqueName, workflowBundle } from '../harness';
+import { ensureMoto, motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
+import { createMotoShop, type MotoShop } from './moto-shop';
+
+/**
+ * The aws-ecs platform end to end through the `runbook` CLI: the real workflows on the real dev server, a real
+ * worker whose aws-ecs platform drives the real AWS SDK v3 clients over HTTP against a local moto_server.
+ *
+ * What moto cannot do, and how this test stands in for it:
+ * - moto runs no tasks: ECS services report runningCount from MOTO_ECS_SERVICE_RUNNING and their one deployment
+ *   never changes (the rollout is complete at once), and nothing answers HTTP at a load balancer's DNS name. The
+ *   worker maps the load balancer's addresses to one local process of the sample app (AwsContext.resolveAddress),
+ *   so the health and smoke checks are real HTTP requests, but to the same process for both colours.
+ * - moto runs no databases: RDS endpoints are mapped to the test stack's PostgreSQL, where the service's database
+ *   lives; a restored instance (drill, rollback) is mapped to that same database, so the drill's integrity checks
+ *   (pg_amcheck, manifest, schema) run for real on it, but no data is copied by moto. Snapshots are `available`
+ *   at once. CloudWatch holds no load balancer metrics, so every analysis window is inconclusive.
+ * The unit tests with aws-sdk-client-mock (test/platforms/aws-ecs) cover rollouts in progress, the circuit
+ * breaker, throttling, AccessDenied, snapshots being created and restores in progress.
+ */
+describe('aws-ecs platform against moto, through the runbook CLI', function () {
+  this.timeout(240_000);
+  const region = motoCredentials.AWS_REGION;
+  const runbookBin = path.join(__dirname, '../../bin/runbook.js');
+  const savedEnv: Record<string, string | undefined> = {};
+  let moto: MotoServer;
+  let shop: MotoShop;
+  let dir: string;
+  let env: NodeJS.ProcessEnv;
+  let app: ChildProcess;
+  let worker: { stop(): Promise<void> };
+  let databaseUrl: string;
+  let clients: { ecs: ECSClient; elb: ElasticLoadBalancingV2Client; rds: RDSClient; ssm: SSMClient };
+
+  async function runbook(args: string[]) {
+    try {
+      const { stdout, stderr } = await promisify(execFile)(process.execPath, [runbookBin, ...args], {
+        env: { ...process.env, ...env },
+        timeout: 200_000,
+      });
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as { code?: number; stdout?: string; stderr?: string };
+      return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    }
+  }
+
+  /** The production listener's split, by colour. */
+  async function weights(): Promise<Record<string, number>> {
+    const l = await clients.elb.send(new DescribeListenersCommand({ ListenerArns: [shop.listener] }));
+    const groups = l.Listeners?.[0]?.DefaultActions?.[0]?.ForwardConfig?.TargetGroups ?? [];
+    const colour = (arn?: string) => (arn === shop.targetGroups.blue ? 'blue' : 'green');
+    return Object.fromEntries(groups.map((g) => [colour(g.TargetGroupArn), g.Weight ?? 0]));
+  }
+
+  async function service(colour: 'blue' | 'green') {
+    const res = await clients.ecs.send(
+      new DescribeServicesCommand({ cluster: shop.cluster, services: [shop.services[colour]], include: ['TAGS'] }),
+    );
+    const s = res.services![0]!;
+    const td = await clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: s.taskDefinition! }));
+    return {
+      desiredCount: s.desiredCount,
+      image: td.taskDefinition?.containerDefinitions?.find((c) => c.name === 'app')?.image,
+      tags: Object.fromEntries((s.tags ?? []).map((t) => [t.key, t.value])),
+    };
+  }
+
+  before(async () => {
+    await ensureMoto();
+    moto = await startMoto({ env: { MOTO_ECS_SERVICE_RUNNING: '1' } });
+    for (const [k, v] of Object.entries(motoCredentials)) {
+      savedEnv[k] = process.env[k];
+      process.env[k] = v;
+    }
+    shop = await createMotoShop(moto.endpoint, region);
+    const config = { region, endpoint: moto.endpoint };
+    clients = {
+      ecs: new ECSClient(config),
+      elb: new ElasticLoadBalancingV2Client(config),
+      rds: new RDSClient(config),
+      ssm: new SSMClient(config),
+    };
+
+    const stack = testStack();
+    const taskQueue = uniqueName('aws-moto');
+    const database = uniqueName('shopaws').replace(/-/g, '_');
+    await ensureDatabase(stack.settings, database);
+    const workerConfig = stack.workerConfig(taskQueue);
+    databaseUrl = siblingDatabaseUrl(workerConfig.DATABASE_URL, database);
+
+    // The sample app stands in for the ECS tasks of both colours (moto runs none).
+    const appPort = await freePort();
+    app = spawn(process.execPath, ['server.js'], {
+      cwd: path.join(__dirname, '../../examples/shop/releases/v1'),
+      env: { ...process.env, PORT: String(appPort), DATABASE_URL: databaseUrl, APP_VERSION: 'ecs' },
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 100 && !(await portOpen(appPort)); i++) await new Promise((r) => setTimeout(r, 100));
+    const pgPort = Number(new URL(databaseUrl).port);
+
+    const { worker: w, close } = await createRunbookWorker(workerConfig, {
+      workflowBundle: await workflowBundle(),
+      shutdownGraceTime: '1s',
+      env: { ...process.env, SHOP_AWS_DATABASE_URL: databaseUrl },
+      resolveAwsAddress: (host, port) =>
+        host.endsWith('.elb.amazonaws.com')
+          ? { host: '127.0.0.1', port: appPort }
+          : host.endsWith('.rds.amazonaws.com')
+            ? { host: '127.0.0.1', port: pgPort }
+            : { host, port },
+    });
+    const running = w.run();
+    worker = {
+      async stop() {
+        if (w.getState() === 'RUNNING') w.shutdown();
+        await running;
+        await close();
+      },
+    };
+
+    dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-aws-moto-'));
+    const configFile = path.join(dir, 'runbook.yaml');
+    writeFileSync(
+      configFile,
+      stringify({
+        version: 1,
+        services: {
+          shop: {
+            platform: 'aws-ecs',
+            aws: {
+              region,
+              endpoint: moto.endpoint,
+              cluster: shop.cluster,
+              services: shop.services,
+              container: 'app',
+              image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:{version}',
+              env: { APP_VERSION: '{version}' },
+              targetGroups: shop.targetGroups,
+              listener: shop.listener,
+              testListener: shop.testListener,
+              drain: '1s',
+              rolloutTimeout: '1m',
+              pollInterval: '500ms',
+              rds: {
+                instance: shop.instance,
+                endpoint: { ssmParameter: shop.endpointParameter },
+                drill: {
+                  subnetGroup: shop.subnetGroup,
+                  securityGroups: [shop.securityGroup],
+                  instanceClass: 'db.t4g.micro',
+                },
+                pollInterval: '1s',
+              },
+            },
+            health: {
+              liveness: { path: '/health', expectStatus: 200 },
+              readiness: { path: '/health/ready', expectStatus: 200 },
+              timeout: '2s',
+              deadline: '20s',
+            },
+            smoke: [
+              { name: 'list items', method: 'GET', path: '/api/items', expectStatus: 200, bodyMatches: '"items"' },
+            ],
+            database: {
+              name: database,
+              urlEnv: 'SHOP_AWS_DATABASE_URL',
+              migrations: path.join(__dirname, '../../examples/shop/migrations'),
+            },
+            traffic: { steps: [{ weight: 50 }, { weight: 100 }] },
+            analysis: { max5xxRate: '2%', maxP95LatencyMs: 500, minRequests: 20 },
+            approvals: { gates: [], approvers: ['alice', 'bob'], fourEyes: true, timeout: '2m', onTimeout: 'abort' },
+            rollback: { approvals: { gates: [] }, dbRestoreApprovers: ['alice'] },
+            drill: { rtoTarget: '5m' },
+            environments: { moto: {} },
+          },
+        },
+      }),
+    );
+    env = {
+      ...motoCredentials,
+      RUNBOOK_CONFIG: configFile,
+      RUNBOOK_HOME: stack.settings.home,
+      TEMPORAL_ADDRESS: stack.temporalAddress,
+      TEMPORAL_NAMESPACE: stack.namespace,
+      RUNBOOK_TASK_QUEUE: taskQueue,
+      RUNBOOK_USER: 'dave',
+    };
+  });
+
+  after(async () => {
+    await worker?.stop();
+    app?.kill('SIGTERM');
+    for (const c of Object.values(clients ?? {})) c.destroy();
+    await moto?.stop();
+    for (const [k, v] of Object.entries(savedEnv)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  let v2Snapshot: string;
+
+  it('deploy: the first release goes to the idle colour with a new task definition; snapshot and migrations first', async () => {
+    const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v1', '--wait']);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const green = await service('green');
+    assert.equal(green.image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1');
+    assert.equal(green.tags['runbook:version'], 'v1');
+    assert.deepEqual(await weights(), { blue: 0, green: 100 });
+
+    const snapshots = await clients.rds.send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: shop.instance }));
+    const ours = (snapshots.DBSnapshots ?? []).filter((s) =>
+      s.DBSnapshotIdentifier?.startsWith('shop-moto-pre-migrate'),
+    );
+    assert.equal(ours.length, 1, JSON.stringify(snapshots.DBSnapshots?.map((s) => s.DBSnapshotIdentifier)));
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{ name: string }>('SELECT name FROM pgmigrations ORDER BY id');
+      assert.deepEqual(
+        rows.map((x) => x.name),
+        ['1700000000000_create-items', '1700000100000_add-items-price-cents'],
+      );
+    } finally {
+      await db.end();
+    }
+  });
+
+  it('deploy: the next release goes to the other colour, traffic 50% then 100%, the old colour is scaled to 0', async () => {
+    const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v2', '--wait', '--json']);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { outcome: string; snapshotId?: string };
+    assert.equal(result.outcome, 'succeeded');
+    v2Snapshot = result.snapshotId!;
+    assert.ok(v2Snapshot);
+    const blue = await service('blue');
+    assert.equal(blue.image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2');
+    assert.deepEqual(await weights(), { blue: 100, green: 0 });
+    assert.equal((await service('green')).desiredCount, 0);
+  });
+
+  it('rollback with a database restore: approved by another person, restored to a new instance, endpoint swapped, old instance kept', async () => {
+    const started = await runbook([
+      'rollback',
+      'shop',
+      '--env',
+      'moto',
+      '--restore-db',
+      v2Snapshot,
+      '--reason',
+      'bad v2',
+    ]);
+    assert.equal(started.code, 0, `${started.stdout}\n${started.stderr}`);
+    const id = /started (\S+):/.exec(started.stdout)?.[1];
+    assert.ok(id, started.stdout);
+    let approved = { code: -1, stdout: '', stderr: '' };
+    for (let i = 0; i < 40 && approved.code !== 0; i++) {
+      approved = await runbook(['approve', id, '--as', 'alice', '--gate', 'restore-database']);
+      if (approved.code !== 0) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.equal(approved.code, 0, `${approved.stdout}\n${approved.stderr}`);
+    const watched = await runbook(['watch', id]);
+    assert.equal(watched.code, 0, `${watched.stdout}\n${watched.stderr}`);
+    assert.deepEqual(await weights(), { blue: 0, green: 100 });
+    assert.equal((await service('green')).image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1');
+
+    const instances = (await clients.rds.send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
+    const ids = instances.map((i) => i.DBInstanceIdentifier);
+    assert.ok(ids.includes(shop.instance), 'the replaced instance is never deleted');
+    const restored = instances.find((i) => i.DBInstanceIdentifier?.includes('-restore-'));
+    assert.ok(restored, `a restored instance: ${ids.join(', ')}`);
+    const parameter = await clients.ssm.send(new GetParameterCommand({ Name: shop.endpointParameter }));
+    assert.equal(parameter.Parameter?.Value, restored.Endpoint?.Address);
+  });
+
+  it('drill: restores the newest snapshot into a drill instance polled from the workflow, checks it, deletes it and a leftover', async () => {
+    const snapshots = (await clients.rds.send(new DescribeDBSnapshotsCommand({}))).DBSnapshots ?? [];
+    const snapshot = snapshots.find((s) => s.DBSnapshotIdentifier === v2Snapshot)!;
+    // A drill instance left by an earlier drill whose worker crashed (its workflow is gone).
+    await clients.rds.send(
+      new RestoreDBInstanceFromDBSnapshotCommand({
+        DBInstanceIdentifier: 'shop-drill-leftover',
+        DBSnapshotIdentifier: snapshot.DBSnapshotIdentifier,
+        DBSubnetGroupName: shop.subnetGroup,
+        Tags: [
+          { Key: 'runbook:service', Value: 'shop' },
+          { Key: 'runbook:environment', Value: 'moto' },
+          { Key: 'runbook:kind', Value: 'drill' },
+          { Key: 'runbook:workflow', Value: 'drill-shop-moto-crashed-long-ago' },
+        ],
+      }),
+    );
+    const r = await runbook(['drill', 'shop', '--env', 'moto', '--wait']);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /PASSED/);
+    assert.match(r.stdout, /pg_amcheck: no corruption/);
+    const left = ((await clients.rds.send(new DescribeDBInstancesCommand({}))).DBInstances ?? []).map(
+      (i) => i.DBInstanceIdentifier,
+    );
+    assert.ok(!left.some((i) => i?.includes('drill')), `no drill instance left: ${left.join(', ')}`);
+  });
+
+  it('doctor checks the AWS credentials and every resource the aws-ecs service names', async () => {
+    const r = await runbook(['doctor', '--json']);
+    const report = JSON.parse(r.stdout) as {
+      checks: Array<{ component: string; check: string; ok: boolean; detail: string }>;
+    };
+    const aws = report.checks.filter((c) => c.component === 'aws shop/moto');
+    assert.deepEqual(
+      aws.map((c) => c.check),
+      ['credentials', 'ecs services', 'target groups', 'traffic', 'test listener', 'rds instance', 'database url'],
+    );
+    const failed = aws.filter((c) => !c.ok && c.check !== 'database url'); // the URL lives in the worker's env
+    assert.deepEqual(failed, []);
+    assert.match(aws[0]!.detail, /account 123456789012/);
+  });
+});
