@@ -497,7 +497,10 @@ const awsEcsSchema = z
       error: (iss) => `must be an AWS region like eu-west-1, got ${describeValue(iss.input)}`,
     }),
     endpoint: z
-      .url({ error: (iss) => `must be a URL like http://127.0.0.1:5000, got ${describeValue(iss.input)}` })
+      .url({
+        protocol: /^https?$/,
+        error: (iss) => `must be an http(s) URL like http://127.0.0.1:5000, got ${describeValue(iss.input)}`,
+      })
       .optional(),
     cluster: awsName('an ECS cluster name or ARN'),
     services: blueGreen(awsName('an ECS service name'), 'shop-blue'),
@@ -932,7 +935,9 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
       );
     }
     const analysis = asObject(s.analysis);
-    const interval = valid(analysisSchema.in.shape.interval, analysis.interval);
+    const given = valid(analysisSchema.in.shape.interval, analysis.interval);
+    // aws-ecs windows are at least CloudWatch's period (toResolved raises the interval to it).
+    const interval = platform === 'aws-ecs' && given !== undefined ? Math.max(given, AWS_MIN_INTERVAL_MS) : given;
     steps.forEach((step, i) => {
       const bake = valid(trafficSchema.shape.steps.element.in.shape.bake, asObject(step).bake);
       if (interval !== undefined && bake !== undefined && bake > 0 && bake < interval) {

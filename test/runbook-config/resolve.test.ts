@@ -51,7 +51,17 @@ services:
       production: {}
   billing:
     platform: aws-ecs
-    aws: { cluster: main, service: billing, desiredCount: 2, subnets: [a, b] }
+    aws:
+      region: eu-west-1
+      cluster: main
+      services: { blue: billing-blue, green: billing-green }
+      container: app
+      image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/billing:{version}
+      targetGroups:
+        blue: arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/billing-blue/6d0ecf831eec9f09
+        green: arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/billing-green/2ab4c2c5b1f7a3e1
+      listenerRule: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/main/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee
+      testListener: arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/main/50dc6c495c0c9188/0467ef3c8400ae65
     health:
       liveness: { path: /healthz }
       readiness: { path: /readyz }
@@ -113,13 +123,36 @@ describe('runbook config: resolving a service in an environment', () => {
     assert.deepEqual(singleHost(config, 'production'), production);
   });
 
-  it("keeps an aws-ecs service's aws block as written, without single-host settings", () => {
+  it("resolves an aws-ecs service's aws block with its defaults, without single-host settings", () => {
     const billing = resolveService(load(), 'billing', 'production');
     assert.equal(billing.platform, 'aws-ecs');
     assert.ok(billing.platform === 'aws-ecs');
-    assert.deepEqual(billing.aws, { cluster: 'main', service: 'billing', desiredCount: 2, subnets: ['a', 'b'] });
+    assert.deepEqual(billing.aws, {
+      region: 'eu-west-1',
+      cluster: 'main',
+      services: { blue: 'billing-blue', green: 'billing-green' },
+      container: 'app',
+      image: '123456789012.dkr.ecr.eu-west-1.amazonaws.com/billing:{version}',
+      env: {},
+      targetGroups: {
+        blue: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/billing-blue/6d0ecf831eec9f09',
+        green: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/billing-green/2ab4c2c5b1f7a3e1',
+      },
+      listenerRule:
+        'arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/main/50dc6c495c0c9188/f2f7dc8efc522ab2/9683b2d02a6cabee',
+      testListener:
+        'arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/main/50dc6c495c0c9188/0467ef3c8400ae65',
+      scheme: 'http',
+      drainMs: 30_000,
+      rolloutTimeoutMs: 15 * 60_000,
+      pollIntervalMs: 10_000,
+    });
     assert.ok(!('listen' in billing) && !('release' in billing));
+    assert.ok(!('database' in billing) && !('rds' in billing.aws), 'no database: no RDS settings');
     assert.equal(billing.analysis.max5xxRate, 0.01);
+    // CloudWatch's load balancer metrics come in 1-minute periods: the 10s default window becomes 1m on aws-ecs.
+    assert.equal(billing.analysis.intervalMs, 60_000);
+    assert.deepEqual(JSON.parse(JSON.stringify(billing)), billing, 'plain JSON, for workflow inputs');
   });
 
   it('defaults to the first environment the service lists', () => {
