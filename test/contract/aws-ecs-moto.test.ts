@@ -309,6 +309,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
           { Key: 'runbook:service', Value: 'shop' },
           { Key: 'runbook:environment', Value: 'moto' },
           { Key: 'runbook:kind', Value: 'drill' },
+          { Key: 'runbook:source-instance', Value: shop.instance },
           { Key: 'runbook:workflow', Value: 'drill-shop-moto-crashed-long-ago' },
         ],
       }),

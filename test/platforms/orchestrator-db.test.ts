@@ -36,7 +36,7 @@ describe('orchestrator database (releases, runbook locks, drills; real PostgreSQ
     );
     assert.deepEqual(
       rows.map((r) => r.name),
-      ['drill_runs', 'releases', 'runbook_locks'],
+      ['drill_runs', 'releases', 'runbook_locks', 'snapshot_manifests'],
     );
     const { rows: indexes } = await pool.query<{ def: string }>(
       `SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'releases' AND indexname LIKE '%finished_at'`,

@@ -112,6 +112,17 @@ CREATE TABLE IF NOT EXISTS drill_runs (
 );
 CREATE INDEX IF NOT EXISTS drill_runs_service_environment_started_at
   ON drill_runs (service, environment, started_at DESC);
+
+-- Manifests of snapshots that are not files (RDS snapshots): src/platforms/postgres/manifests.ts.
+CREATE TABLE IF NOT EXISTS snapshot_manifests (
+  snapshot_id text PRIMARY KEY,
+  service text NOT NULL,
+  environment text NOT NULL,
+  created_at_ms bigint NOT NULL,
+  manifest jsonb NOT NULL
+);
+CREATE INDEX IF NOT EXISTS snapshot_manifests_service_environment_created
+  ON snapshot_manifests (service, environment, created_at_ms DESC);
 `;
 
 /**

@@ -1,0 +1,780 @@
+import assert from 'node:assert/strict';
+import {
+  AddTagsToResourceCommand,
+  CreateDBSnapshotCommand,
+  DBInstanceNotFoundFault,
+  DBSnapshotAlreadyExistsFault,
+  DeleteDBInstanceCommand,
+  DescribeDBInstancesCommand,
+  DescribeDBSnapshotsCommand,
+  ListTagsForResourceCommand,
+  RDSClient,
+  RestoreDBInstanceFromDBSnapshotCommand,
+  type DBInstance,
+  type DBSnapshot,
+} from '@aws-sdk/client-rds';
+import {
+  DescribeServicesCommand,
+  DescribeTaskDefinitionCommand,
+  ECSClient,
+  RegisterTaskDefinitionCommand,
+  UpdateServiceCommand,
+} from '@aws-sdk/client-ecs';
+import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import { mockClient } from 'aws-sdk-client-mock';
+import pg from 'pg';
+import { awsClients, TAG, type AwsContext } from '../../../src/platforms/aws-ecs/context';
+import {
+  createRdsSnapshotStore,
+  createRdsSwap,
+  instanceFor,
+  RDS_TAG,
+  rdsUrlFor,
+  type FingerprintWithVersion,
+} from '../../../src/platforms/aws-ecs/rds';
+import { createPgManifestStore, type ManifestStore } from '../../../src/platforms/postgres/manifests';
+import { migrateOrchestratorDb } from '../../../src/platforms/postgres/orchestrator-db';
+import type { SnapshotManifest, SnapshotProgress } from '../../../src/platforms/types';
+import type { AwsEcsSpec, AwsRdsSpec } from '../../../src/shared/service-plan';
+import { startPgFixture, type PgFixture } from '../pg-fixture';
+
+const rdsMock = mockClient(RDSClient);
+const ecsMock = mockClient(ECSClient);
+const ssmMock = mockClient(SSMClient);
+const secretsMock = mockClient(SecretsManagerClient);
+
+const LIVE_URL = 'postgres://shop:s3cret@shop-prod.abc.us-east-1.rds.amazonaws.com:5432/shop?sslmode=require';
+const SNAPSHOT = 'shop-prod-pre-migrate-1a2b3c4d';
+const SNAPSHOT_ARN = `arn:aws:rds:us-east-1:123456789012:snapshot:${SNAPSHOT}`;
+const WORKFLOW = 'deploy-shop-prod-42';
+
+function specWith(rds: Partial<AwsRdsSpec> = {}): AwsEcsSpec {
+  return {
+    region: 'us-east-1',
+    cluster: 'prod',
+    services: { blue: 'shop-blue', green: 'shop-green' },
+    container: 'app',
+    image: 'registry/shop:{version}',
+    env: {},
+    targetGroups: { blue: 'arn:tg/blue', green: 'arn:tg/green' },
+    listener: 'arn:listener',
+    testListener: 'arn:test-listener',
+    scheme: 'http',
+    drainMs: 0,
+    rolloutTimeoutMs: 60_000,
+    pollIntervalMs: 10,
+    rds: {
+      instance: 'shop-prod',
+      database: 'shop',
+      urlEnv: 'SHOP_DATABASE_URL',
+      endpoint: { ssmParameter: '/shop/prod/db-host' },
+      drill: { subnetGroup: 'drill-subnets', securityGroups: ['sg-0drill'], instanceClass: 'db.t4g.micro' },
+      pollIntervalMs: 5_000,
+      ...rds,
+    },
+  };
+}
+
+interface Harness {
+  ctx: AwsContext;
+  sleeps: number[];
+  running: Set<string>;
+}
+
+function harness(spec = specWith(), overrides: Partial<AwsContext> = {}): Harness {
+  const sleeps: number[] = [];
+  const running = new Set<string>();
+  const ctx: AwsContext = {
+    spec,
+    clients: awsClients('us-east-1'),
+    resolveAddress: (host, port) => ({ host, port }),
+    env: { SHOP_DATABASE_URL: LIVE_URL },
+    pgBinDir: '',
+    isRunning: async (id) => running.has(id),
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
+    now: () => 1_700_000_000_000,
+    ...overrides,
+  };
+  return { ctx, sleeps, running };
+}
+
+function memoryManifests(): ManifestStore & { saved: Map<string, SnapshotManifest> } {
+  const saved = new Map<string, SnapshotManifest>();
+  return {
+    saved,
+    async put(m) {
+      saved.set(m.snapshotId, structuredClone(m));
+    },
+    async get(id) {
+      return saved.get(id);
+    },
+    async list(service, environment) {
+      return [...saved.values()]
+        .filter((m) => m.service === service && m.environment === environment)
+        .sort((a, b) => b.createdAtMs - a.createdAtMs);
+    },
+  };
+}
+
+const FINGERPRINT: FingerprintWithVersion = {
+  tables: [{ table: 'public.items', rows: 3, checksum: 'abc' }],
+  migrationVersion: '002_add_price',
+  serverVersion: '16.4',
+};
+
+function fakeFingerprint(log: string[] = []) {
+  const urls: string[] = [];
+  return {
+    urls,
+    fingerprint: async (url: string) => {
+      urls.push(url);
+      log.push('fingerprint');
+      return structuredClone(FINGERPRINT);
+    },
+  };
+}
+
+const takeReq = {
+  snapshotId: SNAPSHOT,
+  service: 'shop',
+  environment: 'prod',
+  database: 'shop',
+  workflowId: WORKFLOW,
+};
+
+const ourTags = [
+  { Key: TAG.service, Value: 'shop' },
+  { Key: TAG.environment, Value: 'prod' },
+  { Key: TAG.workflow, Value: WORKFLOW },
+  { Key: TAG.kind, Value: 'pre-migrate' },
+];
+
+function snapshot(status: string, extra: Partial<DBSnapshot> = {}): DBSnapshot {
+  return {
+    DBSnapshotIdentifier: SNAPSHOT,
+    DBInstanceIdentifier: 'shop-prod',
+    DBSnapshotArn: SNAPSHOT_ARN,
+    Status: status,
+    AllocatedStorage: 20,
+    EngineVersion: '16.4',
+    SnapshotCreateTime: new Date('2024-05-01T10:00:00Z'),
+    TagList: ourTags,
+    ...extra,
+  };
+}
+
+function instance(id: string, status: string, tags: Record<string, string> = {}, extra: Partial<DBInstance> = {}) {
+  return {
+    DBInstanceIdentifier: id,
+    DBInstanceArn: `arn:aws:rds:us-east-1:123456789012:db:${id}`,
+    DBInstanceStatus: status,
+    Endpoint: { Address: `${id}.abc.us-east-1.rds.amazonaws.com`, Port: 5432 },
+    TagList: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+    ...extra,
+  } satisfies DBInstance;
+}
+
+const notFound = (id: string) =>
+  new DBInstanceNotFoundFault({ message: `DBInstance ${id} not found.`, $metadata: { httpStatusCode: 404 } });
+
+/** Awaits a rejection and returns it as the ApplicationFailure the activity would throw. */
+async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected a failure');
+}
+
+function inActivity(workflowId: string) {
+  return new MockActivityEnvironment(
+    { workflowExecution: { workflowId, runId: 'run-1' } },
+    { logger: new DefaultLogger('ERROR', () => {}) },
+  );
+}
+
+describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
+  beforeEach(() => {
+    rdsMock.reset();
+    ecsMock.reset();
+    ssmMock.reset();
+    secretsMock.reset();
+  });
+
+  after(() => {
+    rdsMock.restore();
+    ecsMock.restore();
+    ssmMock.restore();
+    secretsMock.restore();
+  });
+
+  describe('names and URLs', () => {
+    it('maps database names to instance identifiers', () => {
+      const spec = specWith();
+      assert.equal(instanceFor(spec, 'shop'), 'shop-prod', 'the service database lives on aws.rds.instance');
+      assert.equal(instanceFor(spec, 'shop_drill_1a2b3c4d'), 'shop-drill-1a2b3c4d');
+      assert.equal(instanceFor(spec, 'Shop__restore-_9f8e7d6c'), 'shop-restore-9f8e7d6c');
+      assert.equal(instanceFor(spec, '_1shop_'), 'db-1shop');
+      assert.equal(instanceFor(spec, `s_${'x'.repeat(80)}`).length, 63);
+      assert.throws(() => instanceFor({ ...spec, rds: undefined }, 'shop'), /NoRdsSettings|no rds block/);
+    });
+
+    it('builds the URL of another instance from its endpoint with the live credentials', async () => {
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-drill-1a2b3c4d' })
+        .resolves({ DBInstances: [instance('shop-drill-1a2b3c4d', 'available')] });
+      const { ctx } = harness(specWith(), {
+        resolveAddress: (host, port) => ({ host: host.startsWith('shop-drill') ? '10.0.0.7' : host, port: port + 1 }),
+      });
+      const urlFor = rdsUrlFor(ctx);
+      assert.equal(await urlFor('shop'), LIVE_URL);
+      assert.equal(await urlFor('shop_drill_1a2b3c4d'), 'postgres://shop:s3cret@10.0.0.7:5433/shop?sslmode=require');
+
+      const bare = harness(specWith(), { env: {} });
+      const missing = await failure(rdsUrlFor(bare.ctx)('shop'));
+      assert.equal(missing.type, 'NoDatabaseUrl');
+      assert.match(missing.message, /SHOP_DATABASE_URL/);
+      assert.equal(missing.nonRetryable, true);
+    });
+  });
+
+  describe('take', () => {
+    it('fingerprints, creates the snapshot, saves its manifest and polls creating -> available', async () => {
+      const log: string[] = [];
+      const fp = fakeFingerprint(log);
+      rdsMock.on(CreateDBSnapshotCommand).callsFake(() => {
+        log.push('create');
+        return { DBSnapshot: snapshot('creating', { PercentProgress: 0 }) };
+      });
+      rdsMock
+        .on(DescribeDBSnapshotsCommand)
+        .resolvesOnce({ DBSnapshots: [snapshot('creating', { PercentProgress: 40 })] })
+        .resolvesOnce({ DBSnapshots: [snapshot('creating', { PercentProgress: 90 })] })
+        .resolves({ DBSnapshots: [snapshot('available', { PercentProgress: 100 })] });
+      const manifests = memoryManifests();
+      const { ctx, sleeps } = harness();
+      const progress: SnapshotProgress[] = [];
+
+      const manifest = await createRdsSnapshotStore(ctx, manifests, fp).take(takeReq, (p) => progress.push(p));
+
+      assert.deepEqual(log, ['fingerprint', 'create'], 'the fingerprint is taken just before the snapshot');
+      assert.deepEqual(fp.urls, [LIVE_URL]);
+      const create = rdsMock.commandCalls(CreateDBSnapshotCommand)[0]?.args[0].input;
+      assert.equal(create?.DBSnapshotIdentifier, SNAPSHOT);
+      assert.equal(create?.DBInstanceIdentifier, 'shop-prod');
+      assert.deepEqual(create?.Tags, ourTags);
+      assert.deepEqual(manifest, {
+        snapshotId: SNAPSHOT,
+        service: 'shop',
+        environment: 'prod',
+        database: 'shop',
+        workflowId: WORKFLOW,
+        createdAtMs: Date.parse('2024-05-01T10:00:00Z'),
+        location: `rds:${SNAPSHOT_ARN}`,
+        bytes: 20 * 2 ** 30,
+        sha256: '',
+        tables: FINGERPRINT.tables,
+        migrationVersion: '002_add_price',
+        serverVersion: '16.4',
+      });
+      assert.deepEqual(manifests.saved.get(SNAPSHOT), manifest);
+      assert.deepEqual(
+        progress.filter((p) => p.phase === 'creating').map((p) => (p as { percent?: number }).percent),
+        [40, 90],
+      );
+      assert.equal(progress.at(-1)?.phase, 'done');
+      assert.deepEqual(sleeps, [5_000, 5_000], 'polled every aws.rds.pollIntervalMs');
+    });
+
+    it('adopts a snapshot of the same workflow that already exists', async () => {
+      const fp = fakeFingerprint();
+      rdsMock
+        .on(CreateDBSnapshotCommand)
+        .rejects(new DBSnapshotAlreadyExistsFault({ message: 'already exists', $metadata: { httpStatusCode: 400 } }));
+      rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('available')] });
+      const manifests = memoryManifests();
+      const progress: string[] = [];
+
+      const manifest = await createRdsSnapshotStore(harness().ctx, manifests, fp).take(takeReq, (p) =>
+        progress.push(p.phase),
+      );
+
+      assert.equal(manifest.location, `rds:${SNAPSHOT_ARN}`);
+      assert.ok(manifests.saved.has(SNAPSHOT));
+      assert.ok(progress.includes('adopted'));
+      assert.equal(rdsMock.commandCalls(ListTagsForResourceCommand).length, 0, 'the TagList came with the snapshot');
+    });
+
+    it("refuses someone else's snapshot with the same id (SnapshotConflict, non-retryable)", async () => {
+      rdsMock
+        .on(CreateDBSnapshotCommand)
+        .rejects(new DBSnapshotAlreadyExistsFault({ message: 'already exists', $metadata: { httpStatusCode: 400 } }));
+      rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('available', { TagList: undefined })] });
+      rdsMock.on(ListTagsForResourceCommand, { ResourceName: SNAPSHOT_ARN }).resolves({
+        TagList: [
+          { Key: TAG.service, Value: 'shop' },
+          { Key: TAG.environment, Value: 'prod' },
+          { Key: TAG.workflow, Value: 'deploy-shop-prod-41' },
+        ],
+      });
+      const manifests = memoryManifests();
+
+      const err = await failure(createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint()).take(takeReq));
+
+      assert.equal(err.type, 'SnapshotConflict');
+      assert.equal(err.nonRetryable, true);
+      assert.match(err.message, /deploy-shop-prod-41/);
+      assert.equal(manifests.saved.size, 0, 'no manifest for a snapshot that is not ours');
+    });
+
+    it('fails at once with AwsAccessDenied naming the instance when CreateDBSnapshot is denied', async () => {
+      rdsMock.on(CreateDBSnapshotCommand).rejects(
+        Object.assign(new Error('User is not authorized to perform: rds:CreateDBSnapshot'), {
+          name: 'AccessDenied',
+          $fault: 'client',
+          $metadata: { httpStatusCode: 403 },
+        }),
+      );
+      const manifests = memoryManifests();
+
+      const err = await failure(createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint()).take(takeReq));
+
+      assert.equal(err.type, 'AwsAccessDenied');
+      assert.equal(err.nonRetryable, true);
+      assert.match(err.message, /rds:CreateDBSnapshot on RDS instance shop-prod/);
+      assert.match(err.message, /fix: grant the worker's IAM role/);
+      assert.equal(manifests.saved.size, 0);
+      assert.equal(rdsMock.commandCalls(DescribeDBSnapshotsCommand).length, 0);
+    });
+
+    it('fails with SnapshotFailed when RDS reports the snapshot failed', async () => {
+      rdsMock.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot('creating') });
+      rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('failed')] });
+      const err = await failure(
+        createRdsSnapshotStore(harness().ctx, memoryManifests(), fakeFingerprint()).take(takeReq),
+      );
+      assert.equal(err.type, 'SnapshotFailed');
+      assert.equal(err.nonRetryable, true);
+    });
+  });
+
+  describe('get, list, verify', () => {
+    it('only knows snapshots that still exist, newest first', async () => {
+      const manifests = memoryManifests();
+      const base = { ...takeReq, location: '', bytes: 0, sha256: '', tables: [], migrationVersion: null };
+      await manifests.put({ ...base, snapshotId: 'old', createdAtMs: 1, serverVersion: '16' });
+      await manifests.put({ ...base, snapshotId: 'new', createdAtMs: 3, serverVersion: '16' });
+      await manifests.put({ ...base, snapshotId: 'gone', createdAtMs: 2, serverVersion: '16' });
+      rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('available')] });
+      rdsMock
+        .on(DescribeDBSnapshotsCommand, { DBSnapshotIdentifier: 'gone' })
+        .rejects(Object.assign(new Error('not found'), { name: 'DBSnapshotNotFoundFault', $fault: 'client' }));
+      const store = createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint());
+
+      assert.deepEqual(
+        (await store.list('shop', 'prod')).map((m) => m.snapshotId),
+        ['new', 'old'],
+      );
+      assert.equal(await store.get('gone'), undefined);
+      assert.equal((await store.get('old'))?.snapshotId, 'old');
+      assert.deepEqual(await store.verify('old'), { ok: true });
+      assert.equal((await store.verify('gone')).ok, false);
+    });
+  });
+
+  describe('restore', () => {
+    const drillTarget = 'shop_drill_1a2b3c4d';
+    const drillInstance = 'shop-drill-1a2b3c4d';
+
+    async function storeWithManifest() {
+      const manifests = memoryManifests();
+      await manifests.put({
+        ...takeReq,
+        createdAtMs: 1,
+        location: `rds:${SNAPSHOT_ARN}`,
+        bytes: 0,
+        sha256: '',
+        tables: [],
+        migrationVersion: null,
+        serverVersion: '16.4',
+      });
+      return createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint());
+    }
+
+    it('starts RestoreDBInstanceFromDBSnapshot into the drill instance, then reports creating -> backing-up -> available', async () => {
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: drillInstance })
+        .rejectsOnce(notFound(drillInstance))
+        .resolvesOnce({ DBInstances: [instance(drillInstance, 'creating')] })
+        .resolvesOnce({ DBInstances: [instance(drillInstance, 'backing-up')] })
+        .resolves({ DBInstances: [instance(drillInstance, 'available')] });
+      rdsMock.on(RestoreDBInstanceFromDBSnapshotCommand).resolves({});
+      const store = await storeWithManifest();
+
+      const started = await inActivity('drill-shop-prod-7').run(() =>
+        store.restore(SNAPSHOT, drillTarget, { jobs: 2 }),
+      );
+
+      assert.deepEqual(started, { ready: false, detail: 'creating' });
+      const calls = rdsMock.commandCalls(RestoreDBInstanceFromDBSnapshotCommand);
+      assert.equal(calls.length, 1);
+      assert.deepEqual(calls[0]?.args[0].input, {
+        DBInstanceIdentifier: drillInstance,
+        DBSnapshotIdentifier: SNAPSHOT,
+        DBSubnetGroupName: 'drill-subnets',
+        VpcSecurityGroupIds: ['sg-0drill'],
+        DBInstanceClass: 'db.t4g.micro',
+        PubliclyAccessible: false,
+        Tags: [
+          { Key: TAG.service, Value: 'shop' },
+          { Key: TAG.environment, Value: 'prod' },
+          { Key: RDS_TAG.snapshot, Value: SNAPSHOT },
+          { Key: RDS_TAG.sourceInstance, Value: 'shop-prod' },
+          { Key: TAG.kind, Value: 'drill' },
+          { Key: TAG.workflow, Value: 'drill-shop-prod-7' },
+        ],
+      });
+
+      const statuses = [
+        await store.restoreStatus!(drillTarget),
+        await store.restoreStatus!(drillTarget),
+        await store.restoreStatus!(drillTarget),
+      ];
+      assert.deepEqual(statuses, [
+        { ready: false, detail: `${drillInstance} is creating` },
+        { ready: false, detail: `${drillInstance} is backing-up` },
+        { ready: true, detail: `${drillInstance} is available` },
+      ]);
+    });
+
+    it('adopts an existing restore target of the same snapshot, refuses one of another', async () => {
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: drillInstance }).resolves({
+        DBInstances: [instance(drillInstance, 'backing-up', { [RDS_TAG.snapshot]: SNAPSHOT, [TAG.kind]: 'drill' })],
+      });
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-restore-9f8e7d6c' }).resolves({
+        DBInstances: [instance('shop-restore-9f8e7d6c', 'available', { [RDS_TAG.snapshot]: 'another-snapshot' })],
+      });
+      const store = await storeWithManifest();
+      const phases: string[] = [];
+
+      assert.deepEqual(await store.restore(SNAPSHOT, drillTarget, { jobs: 2 }, (p) => phases.push(p.phase)), {
+        ready: false,
+        detail: 'backing-up',
+      });
+      assert.deepEqual(phases, ['adopted']);
+      const err = await failure(store.restore(SNAPSHOT, 'shop_restore-9f8e7d6c', { jobs: 2 }));
+      assert.equal(err.type, 'RestoreTargetExists');
+      assert.equal(err.nonRetryable, true);
+      assert.equal(rdsMock.commandCalls(RestoreDBInstanceFromDBSnapshotCommand).length, 0);
+    });
+
+    it('fails with RestoreFailed when the instance ends in a failed state', async () => {
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: drillInstance })
+        .resolves({ DBInstances: [instance(drillInstance, 'incompatible-restore')] });
+      const err = await failure((await storeWithManifest()).restoreStatus!(drillTarget));
+      assert.equal(err.type, 'RestoreFailed');
+      assert.equal(err.nonRetryable, true);
+    });
+  });
+
+  describe('dropDatabase', () => {
+    const mine = (kind: string, workflow: string, source = 'shop-prod') => ({
+      [TAG.service]: 'shop',
+      [TAG.environment]: 'prod',
+      [TAG.kind]: kind,
+      [TAG.workflow]: workflow,
+      [RDS_TAG.sourceInstance]: source,
+    });
+
+    it('deletes the drill instance without a final snapshot and sweeps leftovers of finished workflows only', async () => {
+      const target = instance('shop-drill-1a2b3c4d', 'available', mine('drill', 'drill-now'));
+      rdsMock.on(DescribeDBInstancesCommand).resolves({
+        DBInstances: [
+          instance('shop-prod', 'available'),
+          target,
+          instance('shop-drill-00000001', 'available', mine('drill', 'drill-finished')),
+          instance('shop-drill-00000002', 'available', mine('drill', 'drill-running')),
+          instance('shop-drill-00000003', 'deleting', mine('drill', 'drill-finished-too')),
+          instance('other-drill-00000004', 'available', {
+            ...mine('drill', 'drill-of-other'),
+            [TAG.service]: 'other',
+            [RDS_TAG.sourceInstance]: 'other-prod',
+          }),
+          instance('shop-restore-00000005', 'available', mine('restore', 'rollback-finished')),
+        ],
+      });
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-drill-1a2b3c4d' }).resolves({
+        DBInstances: [target],
+      });
+      rdsMock
+        .on(DeleteDBInstanceCommand, { DBInstanceIdentifier: 'shop-drill-00000001' })
+        .rejects(notFound('shop-drill-00000001')); // deleted meanwhile by someone else: fine
+      rdsMock.on(DeleteDBInstanceCommand, { DBInstanceIdentifier: 'shop-drill-1a2b3c4d' }).resolves({});
+      const { ctx, running } = harness();
+      running.add('drill-running');
+      const store = createRdsSnapshotStore(ctx, memoryManifests(), fakeFingerprint());
+
+      await inActivity('drill-now').run(() => store.dropDatabase('shop_drill_1a2b3c4d'));
+
+      const deletes = rdsMock.commandCalls(DeleteDBInstanceCommand).map((c) => c.args[0].input);
+      assert.deepEqual(deletes, [
+        { DBInstanceIdentifier: 'shop-drill-1a2b3c4d', SkipFinalSnapshot: true, DeleteAutomatedBackups: true },
+        { DBInstanceIdentifier: 'shop-drill-00000001', SkipFinalSnapshot: true, DeleteAutomatedBackups: true },
+      ]);
+    });
+
+    it('is idempotent: an instance already gone or being deleted is fine', async () => {
+      rdsMock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-drill-1a2b3c4d' })
+        .rejectsOnce(notFound('shop-drill-1a2b3c4d'))
+        .resolves({ DBInstances: [instance('shop-drill-1a2b3c4d', 'deleting', mine('drill', 'x'))] });
+      const store = createRdsSnapshotStore(harness().ctx, memoryManifests(), fakeFingerprint());
+      await store.dropDatabase('shop_drill_1a2b3c4d');
+      await store.dropDatabase('shop_drill_1a2b3c4d');
+      assert.equal(rdsMock.commandCalls(DeleteDBInstanceCommand).length, 0);
+    });
+
+    it("refuses the live instance and instances that are not this service's drills or restores", async () => {
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'reports-db' }).resolves({
+        DBInstances: [instance('reports-db', 'available', { team: 'analytics' })],
+      });
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'other-drill-1' }).resolves({
+        DBInstances: [instance('other-drill-1', 'available', mine('drill', 'w', 'other-prod'))],
+      });
+      const store = createRdsSnapshotStore(harness().ctx, memoryManifests(), fakeFingerprint());
+
+      for (const name of ['shop', 'reports_db', 'other_drill_1']) {
+        const err = await failure(store.dropDatabase(name));
+        assert.equal(err.type, 'RefusedToDelete', name);
+        assert.equal(err.nonRetryable, true);
+      }
+      const live = await failure(
+        createRdsSnapshotStore(
+          harness(specWith({ instance: 'shop-drill-1a2b3c4d' })).ctx,
+          memoryManifests(),
+        ).dropDatabase('shop_drill_1a2b3c4d'),
+      );
+      assert.equal(live.type, 'RefusedToDelete', 'whatever the name, the instance in aws.rds.instance is refused');
+      assert.equal(rdsMock.commandCalls(DeleteDBInstanceCommand).length, 0);
+    });
+  });
+
+  describe('swap', () => {
+    const restored = 'shop-restore-9f8e7d6c';
+    const address = `${restored}.abc.us-east-1.rds.amazonaws.com`;
+    const written = new Date('2024-05-01T12:00:00Z');
+
+    function awsWithServices(primaryCreatedAt: Date) {
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: restored })
+        .resolves({ DBInstances: [instance(restored, 'available', { [RDS_TAG.snapshot]: SNAPSHOT })] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-prod' })
+        .resolves({ DBInstances: [instance('shop-prod', 'available')] });
+      rdsMock.on(AddTagsToResourceCommand).resolves({});
+      ecsMock.on(DescribeServicesCommand).resolves({
+        services: [
+          {
+            serviceName: 'shop-blue',
+            desiredCount: 2,
+            taskDefinition: 'arn:td/shop:7',
+            deployments: [{ status: 'PRIMARY', createdAt: primaryCreatedAt }],
+          },
+          { serviceName: 'shop-green', desiredCount: 0, taskDefinition: 'arn:td/shop:6', deployments: [] },
+        ],
+      });
+      ecsMock.on(UpdateServiceCommand).resolves({});
+      ssmMock.on(PutParameterCommand).resolves({ Version: 2 });
+    }
+
+    it('points the SSM parameter at the restored instance and redeploys the services with tasks', async () => {
+      awsWithServices(new Date('2024-05-01T09:00:00Z'));
+      ssmMock.on(GetParameterCommand).resolves({
+        Parameter: { Name: '/shop/prod/db-host', Value: 'shop-prod.abc.us-east-1.rds.amazonaws.com' },
+      });
+
+      const result = await createRdsSwap(harness().ctx)('shop', 'shop_restore-9f8e7d6c', 'shop_replaced-1');
+
+      assert.equal(result, 'swapped');
+      assert.deepEqual(
+        ssmMock.commandCalls(PutParameterCommand).map((c) => c.args[0].input),
+        [{ Name: '/shop/prod/db-host', Value: address, Overwrite: true }],
+      );
+      assert.deepEqual(
+        ecsMock.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input),
+        [{ cluster: 'prod', service: 'shop-blue', forceNewDeployment: true }],
+        'only the colour with tasks is redeployed',
+      );
+      assert.deepEqual(rdsMock.commandCalls(AddTagsToResourceCommand)[0]?.args[0].input, {
+        ResourceName: 'arn:aws:rds:us-east-1:123456789012:db:shop-prod',
+        Tags: [{ Key: RDS_TAG.replacedBy, Value: restored }],
+      });
+      assert.equal(rdsMock.commandCalls(DeleteDBInstanceCommand).length, 0, 'the replaced instance is kept');
+    });
+
+    it("is 'already swapped' when the parameter names the address and the services deployed since", async () => {
+      awsWithServices(new Date(written.getTime() + 60_000));
+      ssmMock
+        .on(GetParameterCommand)
+        .resolves({ Parameter: { Name: '/shop/prod/db-host', Value: address, LastModifiedDate: written } });
+
+      assert.equal(await createRdsSwap(harness().ctx)('shop', 'shop_restore-9f8e7d6c', 'x'), 'already swapped');
+      assert.equal(ssmMock.commandCalls(PutParameterCommand).length, 0);
+      assert.equal(ecsMock.commandCalls(UpdateServiceCommand).length, 0);
+    });
+
+    it('redeploys when an earlier attempt wrote the parameter but crashed before redeploying', async () => {
+      awsWithServices(new Date(written.getTime() - 60_000));
+      ssmMock
+        .on(GetParameterCommand)
+        .resolves({ Parameter: { Name: '/shop/prod/db-host', Value: address, LastModifiedDate: written } });
+
+      assert.equal(await createRdsSwap(harness().ctx)('shop', 'shop_restore-9f8e7d6c', 'x'), 'swapped');
+      assert.equal(ssmMock.commandCalls(PutParameterCommand).length, 0);
+      assert.equal(ecsMock.commandCalls(UpdateServiceCommand).length, 1);
+    });
+
+    it("sets the secret's host key, keeping its other keys", async () => {
+      awsWithServices(new Date('2024-05-01T09:00:00Z'));
+      secretsMock.on(GetSecretValueCommand).resolves({
+        SecretString: JSON.stringify({ host: 'shop-prod.abc.us-east-1.rds.amazonaws.com', password: 'p' }),
+      });
+      secretsMock.on(PutSecretValueCommand).resolves({});
+      const spec = specWith({ endpoint: { secret: 'shop/prod/db' } });
+
+      assert.equal(await createRdsSwap(harness(spec).ctx)('shop', 'shop_restore-9f8e7d6c', 'x'), 'swapped');
+      assert.deepEqual(
+        secretsMock.commandCalls(PutSecretValueCommand).map((c) => c.args[0].input),
+        [{ SecretId: 'shop/prod/db', SecretString: JSON.stringify({ host: address, password: 'p' }) }],
+      );
+      assert.equal(ecsMock.commandCalls(UpdateServiceCommand).length, 1);
+    });
+
+    it('registers task definition revisions with the host in the container environment (taskEnv)', async () => {
+      awsWithServices(new Date('2024-05-01T09:00:00Z'));
+      const taskDefinition = (arn: string, host: string) => ({
+        taskDefinition: {
+          taskDefinitionArn: arn,
+          family: 'shop',
+          networkMode: 'awsvpc' as const,
+          cpu: '256',
+          memory: '512',
+          containerDefinitions: [
+            { name: 'app', image: 'registry/shop:1.0', environment: [{ name: 'DB_HOST', value: host }] },
+            { name: 'sidecar', image: 'envoy' },
+          ],
+        },
+        tags: [{ key: 'team', value: 'shop' }],
+      });
+      ecsMock
+        .on(DescribeTaskDefinitionCommand, { taskDefinition: 'arn:td/shop:7' })
+        .resolves(taskDefinition('arn:td/shop:7', 'shop-prod.abc.us-east-1.rds.amazonaws.com'));
+      ecsMock
+        .on(DescribeTaskDefinitionCommand, { taskDefinition: 'arn:td/shop:6' })
+        .resolves(taskDefinition('arn:td/shop:6', address));
+      ecsMock.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: 'arn:td/shop:8' } });
+      const spec = specWith({ endpoint: { taskEnv: 'DB_HOST' } });
+
+      assert.equal(await createRdsSwap(harness(spec).ctx)('shop', 'shop_restore-9f8e7d6c', 'x'), 'swapped');
+      const registered = ecsMock.commandCalls(RegisterTaskDefinitionCommand)[0]?.args[0].input;
+      assert.deepEqual(registered, {
+        family: 'shop',
+        networkMode: 'awsvpc',
+        cpu: '256',
+        memory: '512',
+        containerDefinitions: [
+          { name: 'app', image: 'registry/shop:1.0', environment: [{ name: 'DB_HOST', value: address }] },
+          { name: 'sidecar', image: 'envoy' },
+        ],
+        tags: [{ key: 'team', value: 'shop' }],
+      });
+      assert.deepEqual(
+        ecsMock.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input),
+        [{ cluster: 'prod', service: 'shop-blue', taskDefinition: 'arn:td/shop:8' }],
+        'green already has the address',
+      );
+      assert.equal(ssmMock.commandCalls(PutParameterCommand).length, 0);
+    });
+
+    it('needs an endpoint holder (NoEndpointHolder)', async () => {
+      const err = await failure(
+        createRdsSwap(harness(specWith({ endpoint: undefined })).ctx)('shop', 'shop_restore-9f8e7d6c', 'x'),
+      );
+      assert.equal(err.type, 'NoEndpointHolder');
+      assert.match(err.message, /aws\.rds\.endpoint is required to swap/);
+    });
+  });
+
+  describe('on a real PostgreSQL (manifests table, fingerprint over an endpoint)', function () {
+    let fixture: PgFixture;
+    let pool: pg.Pool;
+    let database: string;
+
+    before(async function () {
+      this.timeout(120_000);
+      fixture = await startPgFixture();
+      pool = new pg.Pool({ connectionString: fixture.urlFor(await fixture.createDatabase('runbook')), max: 2 });
+      database = await fixture.createDatabase('shop');
+      await fixture.query(database, 'CREATE TABLE items (id int PRIMARY KEY, name text)');
+      await fixture.query(database, "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+    });
+
+    after(async function () {
+      this.timeout(60_000);
+      await pool?.end();
+      await fixture?.stop();
+    });
+
+    it('keeps manifests in snapshot_manifests and compares a restored instance with them', async () => {
+      await migrateOrchestratorDb(pool);
+      await migrateOrchestratorDb(pool);
+      const manifests = createPgManifestStore(pool);
+      const live = new URL(fixture.urlFor(database));
+      const { ctx } = harness(specWith({ database }), {
+        env: { SHOP_DATABASE_URL: live.toString() },
+        // The "restored instance" is the same local database: moto runs no databases.
+        resolveAddress: () => ({ host: live.hostname, port: Number(live.port) }),
+      });
+      rdsMock.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot('creating') });
+      rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('available')] });
+      rdsMock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [instance('shop-drill-1a2b3c4d', 'available')] });
+      const store = createRdsSnapshotStore(ctx, manifests);
+
+      const manifest = await store.take({ ...takeReq, database });
+      assert.deepEqual(
+        manifest.tables.map((t) => [t.table, t.rows]),
+        [['public.items', 3]],
+      );
+      assert.match(manifest.serverVersion, /^\d+/);
+      await manifests.put({ ...manifest, snapshotId: 'older', createdAtMs: manifest.createdAtMs - 1 });
+      await manifests.put(manifest); // a retried activity saves it again
+      assert.deepEqual(await manifests.get(SNAPSHOT), manifest);
+      assert.deepEqual(
+        (await manifests.list('shop', 'prod')).map((m) => m.snapshotId),
+        [SNAPSHOT, 'older'],
+      );
+      assert.deepEqual(await manifests.list('shop', 'staging'), []);
+
+      assert.deepEqual(await store.compare('shop_drill_1a2b3c4d', manifest), {
+        ok: true,
+        differences: [],
+        tables: manifest.tables,
+        migrationVersion: null,
+      });
+      await fixture.query(database, "INSERT INTO items VALUES (4, 'written after the snapshot')");
+      const after = await store.compare('shop_drill_1a2b3c4d', manifest);
+      assert.equal(after.ok, false);
+      assert.deepEqual(after.differences, ['public.items: 4 rows, snapshot has 3']);
+    });
+  });
+});
