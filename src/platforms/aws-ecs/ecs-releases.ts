@@ -1,0 +1,324 @@
+import {
+  DescribeTaskDefinitionCommand,
+  RegisterTaskDefinitionCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
+  UpdateServiceCommand,
+  type RegisterTaskDefinitionCommandInput,
+  type Tag,
+  type TaskDefinition,
+} from '@aws-sdk/client-ecs';
+import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
+import {
+  addressBook,
+  checkReleaseId,
+  colourOf,
+  COLOURS,
+  describeColours,
+  effectiveWeights,
+  listenerAddress,
+  otherColour,
+  pointTestListener,
+  readTraffic,
+  type Colour,
+  type ColourService,
+  type ColourServices,
+} from './blue-green';
+import { TAG, type AwsContext } from './context';
+import { awsCall, awsPermanent } from './errors';
+
+/** Task definition settings a new revision copies from its base (the rest is AWS's bookkeeping). */
+const COPIED = [
+  'taskRoleArn',
+  'executionRoleArn',
+  'networkMode',
+  'requiresCompatibilities',
+  'cpu',
+  'memory',
+  'volumes',
+  'placementConstraints',
+  'runtimePlatform',
+  'ephemeralStorage',
+  'pidMode',
+  'ipcMode',
+  'proxyConfiguration',
+  'inferenceAccelerators',
+] as const satisfies ReadonlyArray<keyof TaskDefinition & keyof RegisterTaskDefinitionCommandInput>;
+
+/**
+ * A ReleaseRunner on ECS, blue/green: a release is one colour's ECS service (aws.services.blue/green) running a new
+ * revision of the task definition with aws.image for its version, tagged with runbook:release/version/service/
+ * environment. start() deploys to the colour that takes no traffic, waits until ECS reports the rollout stable and
+ * every target of the colour's target group healthy, and points the test listener at it; its address is the test
+ * listener's until the colour takes traffic, then the production listener's.
+ *
+ * Failures (non-retryable ApplicationFailures): EcsNoIdleService (both colours take traffic), EcsContainerNotFound,
+ * EcsRolloutFailed (the deployment circuit breaker rolled back), EcsRolloutTimeout (not stable, or targets not
+ * healthy, within aws.rolloutTimeoutMs), InvalidReleaseId, and the AWS failures of awsCall; throttling, 5xx and
+ * network errors are rethrown for the activity's retry.
+ */
+export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
+  const { spec } = ctx;
+
+  const matches = (s: ColourService, service: string, environment: string) =>
+    (s.tags[TAG.service] ?? service) === service && (s.tags[TAG.environment] ?? environment) === environment;
+
+  const startedAt = (s: ColourService): number => {
+    const mine = s.deployments.find((d) => d.taskDefinition === s.taskDefinition) ?? s.deployments[0];
+    return mine?.createdAt?.getTime() ?? ctx.now();
+  };
+
+  const running = (
+    s: ColourService,
+    address: { host: string; port: number },
+    fallback: { service: string; environment: string; version: string },
+  ): RunningRelease => ({
+    service: s.tags[TAG.service] ?? fallback.service,
+    environment: s.tags[TAG.environment] ?? fallback.environment,
+    releaseId: s.releaseId ?? '',
+    version: s.version ?? fallback.version,
+    host: address.host,
+    port: address.port,
+    scheme: spec.scheme,
+    pid: 0,
+    startedAtMs: startedAt(s),
+    logFile: `ecs:${spec.cluster}/${s.name}`,
+  });
+
+  /** The colour a new release goes to: the one without traffic (blue on the first deploy). */
+  function idleColour(services: ColourServices, weights: { blue: number; green: number }): Colour {
+    if (weights.blue > 0 && weights.green > 0) {
+      const who = COLOURS.map(
+        (c) => `${services[c].name} (${services[c].releaseId ?? 'no release'}, weight ${weights[c]})`,
+      );
+      throw awsPermanent(
+        'EcsNoIdleService',
+        `no idle ECS service: ${who.join(' and ')} both take traffic; finish or roll back the deploy in progress first`,
+      );
+    }
+    return weights.blue === 0 ? 'blue' : 'green';
+  }
+
+  async function registerRevision(base: string, req: StartReleaseRequest): Promise<string> {
+    const described = await awsCall('ecs:DescribeTaskDefinition', `task definition ${base}`, () =>
+      ctx.clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: base, include: ['TAGS'] })),
+    );
+    const td = described.taskDefinition;
+    if (!td?.family) throw awsPermanent('AwsNotFound', `task definition ${base} was not returned`);
+    const containers = td.containerDefinitions ?? [];
+    const i = containers.findIndex((c) => c.name === spec.container);
+    const container = containers[i];
+    if (!container) {
+      throw awsPermanent(
+        'EcsContainerNotFound',
+        `task definition ${base} has no container "${spec.container}" (it has ${
+          containers.map((c) => `"${c.name}"`).join(', ') || 'none'
+        }); fix aws.container in runbook.yaml`,
+      );
+    }
+    const fill = (s: string) => s.replaceAll('{version}', req.version);
+    const env = new Map((container.environment ?? []).map((e) => [e.name, e.value]));
+    for (const [name, value] of Object.entries(spec.env)) env.set(name, fill(value));
+    const containerDefinitions = containers.map((c, j) =>
+      j === i ? { ...c, image: fill(spec.image), environment: [...env].map(([name, value]) => ({ name, value })) } : c,
+    );
+    const ours = new Set<string>(Object.values(TAG));
+    const tags: Tag[] = [
+      ...(described.tags ?? []).filter((t) => t.key && !t.key.startsWith('aws:') && !ours.has(t.key)),
+      ...releaseTags(req),
+    ];
+    const input: RegisterTaskDefinitionCommandInput = { family: td.family, containerDefinitions, tags };
+    for (const key of COPIED) {
+      if (td[key] !== undefined) Object.assign(input, { [key]: td[key] });
+    }
+    const res = await awsCall('ecs:RegisterTaskDefinition', `task definition family ${td.family}`, () =>
+      ctx.clients.ecs.send(new RegisterTaskDefinitionCommand(input)),
+    );
+    const arn = res.taskDefinition?.taskDefinitionArn;
+    if (!arn) throw awsPermanent('AwsInvalidRequest', `RegisterTaskDefinition for ${td.family} returned no ARN`);
+    return arn;
+  }
+
+  const releaseTags = (req: StartReleaseRequest): Tag[] => [
+    { key: TAG.release, value: req.releaseId },
+    { key: TAG.version, value: req.version },
+    { key: TAG.service, value: req.service },
+    { key: TAG.environment, value: req.environment },
+  ];
+
+  /** Polls until the colour runs `taskDefinition` alone, rolled out and at its desired count. */
+  async function waitStable(
+    colour: Colour,
+    taskDefinition: string,
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<ColourService> {
+    for (;;) {
+      const s = (await describeColours(ctx))[colour];
+      const mine = s.deployments.find((d) => d.taskDefinition === taskDefinition);
+      if (mine?.rolloutState === 'FAILED') {
+        throw awsPermanent(
+          'EcsRolloutFailed',
+          `${s.name}: ECS rolled back the deployment: ${mine.rolloutStateReason ?? 'no reason given'}`,
+        );
+      }
+      if (!mine && s.taskDefinition !== taskDefinition) {
+        throw awsPermanent(
+          'EcsRolloutFailed',
+          `${s.name}: ECS rolled back the deployment: the service runs ${s.taskDefinition ?? 'nothing'} again ` +
+            `instead of ${taskDefinition} (or someone changed the service)`,
+        );
+      }
+      const only = s.deployments.length === 1 ? s.deployments[0] : undefined;
+      const rolledOut =
+        only?.taskDefinition === taskDefinition &&
+        (only.rolloutState === 'COMPLETED' ||
+          (only.rolloutState === undefined && only.runningCount === only.desiredCount));
+      if (rolledOut && s.runningCount === s.desiredCount) return s;
+      if (ctx.now() >= deadline) {
+        throw awsPermanent(
+          'EcsRolloutTimeout',
+          `${s.name}: not stable within ${spec.rolloutTimeoutMs} ms: ${describeState(s)}`,
+        );
+      }
+      await ctx.sleep(spec.pollIntervalMs, signal);
+    }
+  }
+
+  /** Polls until every target of the colour's target group is healthy (draining ones are leaving, so not counted). */
+  async function waitTargetsHealthy(s: ColourService, deadline: number, signal?: AbortSignal): Promise<void> {
+    const tg = spec.targetGroups[s.colour];
+    for (;;) {
+      const res = await awsCall('elasticloadbalancing:DescribeTargetHealth', `target group ${tg}`, () =>
+        ctx.clients.elb.send(new DescribeTargetHealthCommand({ TargetGroupArn: tg })),
+      );
+      const targets = (res.TargetHealthDescriptions ?? []).filter((t) => t.TargetHealth?.State !== 'draining');
+      const unhealthy = targets.filter((t) => t.TargetHealth?.State !== 'healthy');
+      const ok =
+        targets.length === 0 ? s.desiredCount === 0 : unhealthy.length === 0 && targets.length >= s.desiredCount;
+      if (ok) return;
+      if (ctx.now() >= deadline) {
+        const detail =
+          targets.length === 0
+            ? `no target registered (does ECS service ${s.name} register its tasks in this target group?)`
+            : [
+                `${targets.length - unhealthy.length}/${s.desiredCount} healthy`,
+                ...unhealthy.map((t) => {
+                  const h = t.TargetHealth;
+                  const why = [h?.Reason, h?.Description].filter(Boolean).join(': ');
+                  return `${t.Target?.Id ?? '?'}:${t.Target?.Port ?? '?'} ${h?.State ?? 'unknown'}${why ? ` (${why})` : ''}`;
+                }),
+              ].join('; ');
+        throw awsPermanent(
+          'EcsRolloutTimeout',
+          `${s.name}: the targets of ${tg} were not healthy within ${spec.rolloutTimeoutMs} ms: ${detail}`,
+        );
+      }
+      await ctx.sleep(spec.pollIntervalMs, signal);
+    }
+  }
+
+  return {
+    async start(req, signal) {
+      checkReleaseId(req.releaseId);
+      const services = await describeColours(ctx);
+      let target = colourOf(services, req.releaseId);
+      let taskDefinition = target?.taskDefinition;
+      if (!target || !taskDefinition) {
+        const weights = effectiveWeights(await readTraffic(ctx), services);
+        const colour = idleColour(services, weights);
+        const idle = services[colour];
+        const live = services[otherColour(colour)];
+        const base = live.taskDefinition ?? idle.taskDefinition;
+        if (!base) {
+          throw awsPermanent(
+            'AwsInvalidRequest',
+            `neither ${live.name} nor ${idle.name} has a task definition to base the release on`,
+          );
+        }
+        taskDefinition = await registerRevision(base, req);
+        await awsCall('ecs:UpdateService', `ECS service ${idle.name} in cluster ${spec.cluster}`, () =>
+          ctx.clients.ecs.send(
+            new UpdateServiceCommand({
+              cluster: spec.cluster,
+              service: idle.name,
+              taskDefinition,
+              desiredCount: live.desiredCount > 0 ? live.desiredCount : 1,
+            }),
+          ),
+        );
+        // Tagged after the update: a tag always means the service already runs the release's revision.
+        await awsCall('ecs:TagResource', `ECS service ${idle.name}`, () =>
+          ctx.clients.ecs.send(new TagResourceCommand({ resourceArn: idle.arn, tags: releaseTags(req) })),
+        );
+        target = idle;
+      }
+      // The test listener is pointed first: a target group that no listener uses leaves its targets "unused"
+      // (not health-checked), so waiting for healthy targets would wait for nothing.
+      const listener = await pointTestListener(ctx, target.colour);
+      const deadline = ctx.now() + spec.rolloutTimeoutMs;
+      const stable = await waitStable(target.colour, taskDefinition, deadline, signal);
+      await waitTargetsHealthy(stable, deadline, signal);
+      const address = await listenerAddress(ctx, spec.testListener, listener);
+      return running({ ...stable, releaseId: req.releaseId, version: stable.version ?? req.version }, address, req);
+    },
+
+    async list() {
+      const services = await describeColours(ctx);
+      const active = COLOURS.map((c) => services[c]).filter((s) => s.releaseId && s.desiredCount > 0);
+      if (active.length === 0) return [];
+      const addressOf = addressBook(ctx, effectiveWeights(await readTraffic(ctx), services));
+      const fallback = { service: '', environment: '', version: '' };
+      return Promise.all(active.map(async (s) => running(s, await addressOf(s.colour), fallback)));
+    },
+
+    async get(service, environment, releaseId) {
+      const services = await describeColours(ctx);
+      const s = colourOf(services, releaseId);
+      if (!s || s.desiredCount === 0 || !matches(s, service, environment)) return undefined;
+      const addressOf = addressBook(ctx, effectiveWeights(await readTraffic(ctx), services));
+      return running(s, await addressOf(s.colour), { service, environment, version: '' });
+    },
+
+    /** Scales the colour to 0 and removes its release tags; the target group's deregistration delay drains. */
+    async stop(service, environment, releaseId, _graceMs) {
+      const s = colourOf(await describeColours(ctx), releaseId);
+      if (!s || !matches(s, service, environment)) return false;
+      await awsCall('ecs:UpdateService', `ECS service ${s.name} in cluster ${spec.cluster}`, () =>
+        ctx.clients.ecs.send(new UpdateServiceCommand({ cluster: spec.cluster, service: s.name, desiredCount: 0 })),
+      );
+      await awsCall('ecs:UntagResource', `ECS service ${s.name}`, () =>
+        ctx.clients.ecs.send(new UntagResourceCommand({ resourceArn: s.arn, tagKeys: [TAG.release, TAG.version] })),
+      );
+      return true;
+    },
+
+    /** The colour's last ECS service events, newest last (ECS keeps no task output here: see CloudWatch Logs). */
+    async logTail(_service, _environment, releaseId, lines) {
+      const s = colourOf(await describeColours(ctx), releaseId);
+      if (!s) return '';
+      return s.events
+        .slice(0, Math.max(0, lines))
+        .reverse()
+        .map((e) => `${e.createdAt?.toISOString() ?? '?'} ${e.message ?? ''}`)
+        .join('\n');
+    },
+  };
+}
+
+/** A service's rollout state in words, for timeout messages. */
+function describeState(s: ColourService): string {
+  const deployments = s.deployments.map(
+    (d) =>
+      `${d.status ?? '?'} ${shortName(d.taskDefinition)} ${d.rolloutState ?? 'no rollout state'} ` +
+      `${d.runningCount ?? 0}/${d.desiredCount ?? 0} running${d.failedTasks ? `, ${d.failedTasks} failed tasks` : ''}`,
+  );
+  const last = s.events[0]?.message;
+  return (
+    `${s.runningCount}/${s.desiredCount} tasks running; deployments: ${deployments.join('; ') || 'none'}` +
+    (last ? `; last event: ${last}` : '')
+  );
+}
+
+const shortName = (arn?: string) => arn?.split('/').pop() ?? '?';

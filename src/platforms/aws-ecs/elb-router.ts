@@ -1,0 +1,265 @@
+import { GetMetricDataCommand, type MetricDataQuery, type MetricDataResult } from '@aws-sdk/client-cloudwatch';
+import { DescribeTargetGroupsCommand, RemoveTagsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import type { RouteMember, RouteSpec, TrafficRouter, WindowFigures } from '../types';
+import {
+  addressBook,
+  applyWeights,
+  colourOf,
+  COLOURS,
+  describeColours,
+  describeListener,
+  effectiveWeights,
+  forwardAction,
+  maintenanceAction,
+  otherColour,
+  productionListenerArn,
+  readTraffic,
+  saveWeightsTag,
+  weightsFromReleases,
+  WEIGHTS_TAG,
+  writeTerminal,
+  type Colour,
+  type ColourServices,
+  type Weights,
+} from './blue-green';
+import type { AwsContext } from './context';
+import { awsCall, awsPermanent } from './errors';
+
+const MINUTE_MS = 60_000;
+
+const label = (route: RouteSpec) => `${route.service}/${route.environment}`;
+
+/**
+ * A TrafficRouter on an application load balancer, blue/green: the production listener rule (aws.listenerRule, or
+ * aws.listener's default action) forwards to the two colours' target groups with weights, and a release is the
+ * colour whose ECS service carries its runbook:release tag (see createEcsReleaseRunner). Nothing is created:
+ * ensureRoute checks that the rule and the target groups exist. Weights are percent (ALB takes 0..999).
+ *
+ * Counters are not cumulative on ALB: readCounters returns zeros and the analysis uses windowFigures, CloudWatch's
+ * per-minute figures of the colour's target group (they arrive with a delay of a minute or more).
+ *
+ * Invalid input throws an Error whose message says "not a member", "unknown member" or "sum" (the traffic
+ * activity makes those non-retryable); AWS failures are those of awsCall, and ElbUnexpectedAction (non-retryable)
+ * when the rule's action is neither a forward to the two target groups nor the runbook's maintenance response.
+ */
+export function createElbRouter(ctx: AwsContext): TrafficRouter {
+  const { spec } = ctx;
+
+  async function memberColour(route: RouteSpec, releaseId: string, services?: ColourServices): Promise<Colour> {
+    const found = colourOf(services ?? (await describeColours(ctx)), releaseId);
+    if (!found) {
+      throw new Error(
+        `release "${releaseId}" is not a member of route ${label(route)}: neither ECS service ` +
+          `${spec.services.blue} nor ${spec.services.green} carries it`,
+      );
+    }
+    return found.colour;
+  }
+
+  async function windowFigures(route: RouteSpec, releaseId: string, fromMs: number, toMs: number) {
+    const colour = await memberColour(route, releaseId);
+    const tgArn = spec.targetGroups[colour];
+    const res = await awsCall('elasticloadbalancing:DescribeTargetGroups', `target group ${tgArn}`, () =>
+      ctx.clients.elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [tgArn] })),
+    );
+    const lbs = res.TargetGroups?.[0]?.LoadBalancerArns ?? [];
+    const production = loadBalancerOfListener(productionListenerArn(ctx));
+    const lbArn = lbs.find((a) => a === production) ?? lbs[0];
+    if (!lbArn) {
+      throw awsPermanent(
+        'ElbTargetGroupUnused',
+        `target group ${tgArn} (${colour}) is not attached to a load balancer, so it has no traffic figures`,
+      );
+    }
+    const dimensions = [
+      { Name: 'TargetGroup', Value: arnSuffix(tgArn, 'targetgroup/') },
+      { Name: 'LoadBalancer', Value: arnSuffix(lbArn, 'app/') },
+    ];
+    const metric = (Id: string, MetricName: string, Stat: string): MetricDataQuery => ({
+      Id,
+      MetricStat: {
+        Metric: { Namespace: 'AWS/ApplicationELB', MetricName, Dimensions: dimensions },
+        Period: 60,
+        Stat,
+      },
+      ReturnData: true,
+    });
+    const start = Math.floor(fromMs / MINUTE_MS) * MINUTE_MS;
+    const end = Math.max(Math.ceil(toMs / MINUTE_MS) * MINUTE_MS, start + MINUTE_MS);
+    const queries = [
+      metric('requests', 'RequestCount', 'Sum'),
+      metric('errors5xx', 'HTTPCode_Target_5XX_Count', 'Sum'),
+      metric('connectionErrors', 'TargetConnectionErrorCount', 'Sum'),
+      metric('p95', 'TargetResponseTime', 'p95'),
+    ];
+    const results: MetricDataResult[] = [];
+    let token: string | undefined;
+    do {
+      const page = await awsCall('cloudwatch:GetMetricData', `the metrics of target group ${tgArn}`, () =>
+        ctx.clients.cloudwatch.send(
+          new GetMetricDataCommand({
+            MetricDataQueries: queries,
+            StartTime: new Date(start),
+            EndTime: new Date(end),
+            ...(token ? { NextToken: token } : {}),
+          }),
+        ),
+      );
+      results.push(...(page.MetricDataResults ?? []));
+      token = page.NextToken;
+    } while (token);
+    const values = (id: string) => results.filter((r) => r.Id === id).flatMap((r) => r.Values ?? []);
+    const sum = (id: string) => values(id).reduce((a, b) => a + b, 0);
+    const p95 = values('p95');
+    const requests = sum('requests');
+    const figures: WindowFigures = {
+      requests,
+      errors5xx: sum('errors5xx'),
+      connectionErrors: sum('connectionErrors'),
+      // The window's p95 is not derivable from per-minute p95s: the worst minute is the conservative stand-in.
+      p95Ms: p95.length > 0 ? Math.round(Math.max(...p95) * 1000 * 1000) / 1000 : null,
+      samples: requests,
+    };
+    return figures;
+  }
+
+  return {
+    async ensureRoute(_route) {
+      await readTraffic(ctx);
+      const arns = [spec.targetGroups.blue, spec.targetGroups.green];
+      const res = await awsCall('elasticloadbalancing:DescribeTargetGroups', `target groups ${arns.join(', ')}`, () =>
+        ctx.clients.elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: arns })),
+      );
+      const missing = arns.filter((a) => !res.TargetGroups?.some((t) => t.TargetGroupArn === a));
+      if (missing.length > 0) {
+        throw awsPermanent('AwsNotFound', `target group(s) ${missing.join(', ')} not found: fix aws.targetGroups`);
+      }
+      await describeListener(ctx, spec.testListener);
+    },
+
+    /** Makes sure both target groups are in the forward action (a missing one at weight 0); the address is ALB's. */
+    async addMember(route, member) {
+      await memberColour(route, member.releaseId);
+      const traffic = await readTraffic(ctx);
+      if (traffic.maintenance || (traffic.present.blue && traffic.present.green)) return;
+      await applyWeights(ctx, traffic, traffic.weights ?? { blue: 0, green: 0 });
+    },
+
+    async setWeights(route, percent) {
+      const services = await describeColours(ctx);
+      const where = `setWeights on route ${label(route)}`;
+      const weights: Weights = { blue: 0, green: 0 };
+      for (const [releaseId, value] of Object.entries(percent)) {
+        const colour = colourOf(services, releaseId)?.colour;
+        if (!colour) {
+          const members = COLOURS.flatMap((c) => services[c].releaseId ?? []).join(', ') || 'none';
+          throw new Error(`${where}: unknown member "${releaseId}" (members: ${members})`);
+        }
+        if (!Number.isInteger(value) || value < 0 || value > 100) {
+          throw new Error(`${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`);
+        }
+        weights[colour] = value;
+      }
+      const sum = Object.values(percent).reduce((a, b) => a + b, 0);
+      if (sum !== 100) {
+        const split = Object.entries(percent)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(', ');
+        throw new Error(`${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`);
+      }
+      await applyWeights(ctx, await readTraffic(ctx), weights);
+    },
+
+    async getWeights(_route) {
+      const services = await describeColours(ctx);
+      const weights = effectiveWeights(await readTraffic(ctx), services);
+      const total = weights.blue + weights.green;
+      const carrying = COLOURS.filter((c) => services[c].releaseId);
+      const percent: Record<string, number> = {};
+      for (const c of carrying) percent[services[c].releaseId ?? ''] = total > 0 ? (weights[c] * 100) / total : 0;
+      if (carrying.length === 2 && total > 0) {
+        // rounded so that the split still sums to 100
+        const [a, b] = carrying.map((c) => services[c].releaseId ?? '') as [string, string];
+        percent[a] = Math.round(percent[a] ?? 0);
+        percent[b] = 100 - percent[a];
+      } else for (const id of Object.keys(percent)) percent[id] = Math.round(percent[id] ?? 0);
+      const addressOf = addressBook(ctx, weights);
+      const members: RouteMember[] = [];
+      for (const c of carrying) {
+        const { host, port } = await addressOf(c);
+        members.push({ releaseId: services[c].releaseId ?? '', host, port });
+      }
+      return { percent, members };
+    },
+
+    /**
+     * Weight 0 for the release's colour (the other colour gets 100), then waits `drainMs` (the target group's
+     * deregistration delay lets in-flight requests finish). The target group stays in the forward action at 0.
+     */
+    async removeMember(_route, releaseId, drainMs, signal) {
+      signal?.throwIfAborted();
+      const services = await describeColours(ctx);
+      const colour = colourOf(services, releaseId)?.colour;
+      if (!colour) return;
+      const traffic = await readTraffic(ctx);
+      const weights = effectiveWeights(traffic, services);
+      if (weights[colour] > 0 || (!traffic.maintenance && !traffic.present[colour])) {
+        const next = { [colour]: 0, [otherColour(colour)]: 100 } as unknown as Weights;
+        await applyWeights(ctx, traffic, next);
+      }
+      await ctx.sleep(drainMs, signal);
+    },
+
+    /** Zeros: ALB has no cumulative per-release counters (windowFigures measures windows). */
+    async readCounters(_route, _releaseId) {
+      return { responses: 0, errors5xx: 0, connectionErrors: 0, atMs: ctx.now() };
+    },
+
+    async latency(route, releaseId, fromMs, toMs) {
+      const figures = await windowFigures(route, releaseId, fromMs, toMs);
+      return { p95Ms: figures.p95Ms, samples: figures.samples };
+    },
+
+    windowFigures,
+
+    /**
+     * On: saves the forward weights in the rule's runbook:weights tag, then answers every request with a
+     * fixed-response 503 "maintenance: retry later". ALB fixed responses cannot set headers, so `retryAfterSeconds`
+     * has no effect here (no Retry-After). Off: restores the forward action from the tag (or, without it, all to the
+     * colour that runs a release). Idempotent both ways.
+     */
+    async setMaintenance(_route, on, _retryAfterSeconds) {
+      const traffic = await readTraffic(ctx);
+      if (on) {
+        if (traffic.maintenance) return;
+        await saveWeightsTag(ctx, traffic.arn, traffic.weights ?? { blue: 0, green: 0 });
+        await writeTerminal(ctx, traffic, maintenanceAction());
+        return;
+      }
+      if (!traffic.maintenance) return;
+      const weights = traffic.weights ?? weightsFromReleases(await describeColours(ctx));
+      if (!weights) {
+        throw awsPermanent(
+          'ElbNoRelease',
+          `maintenance off on ${traffic.arn}: the ${WEIGHTS_TAG} tag is missing and no colour runs a release, so ` +
+            'there is nothing to forward to; set the forward action by hand',
+        );
+      }
+      await writeTerminal(ctx, traffic, forwardAction(ctx, weights));
+      await awsCall('elasticloadbalancing:RemoveTags', traffic.arn, () =>
+        ctx.clients.elb.send(new RemoveTagsCommand({ ResourceArns: [traffic.arn], TagKeys: [WEIGHTS_TAG] })),
+      );
+    },
+  };
+}
+
+/** The CloudWatch dimension form of an ARN: from `marker` on (`targetgroup/<name>/<id>`, `app/<name>/<id>`). */
+export function arnSuffix(arn: string, marker: string): string {
+  const i = arn.indexOf(marker);
+  return i < 0 ? arn : arn.slice(i);
+}
+
+/** The load balancer of a listener ARN (arn:...:listener/app/<lb>/<id>/<listener-id> -> arn:...:loadbalancer/app/<lb>/<id>). */
+function loadBalancerOfListener(listenerArn: string): string {
+  return listenerArn.replace(':listener/', ':loadbalancer/').replace(/\/[^/]+$/, '');
+}

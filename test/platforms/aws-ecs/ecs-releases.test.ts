@@ -1,0 +1,534 @@
+import assert from 'node:assert/strict';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import {
+  AccessDeniedException,
+  DescribeServicesCommand,
+  DescribeTaskDefinitionCommand,
+  ECSClient,
+  RegisterTaskDefinitionCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
+  UpdateServiceCommand,
+  type Deployment,
+  type Service,
+} from '@aws-sdk/client-ecs';
+import {
+  DescribeListenersCommand,
+  DescribeLoadBalancersCommand,
+  DescribeRulesCommand,
+  DescribeTargetHealthCommand,
+  ElasticLoadBalancingV2Client,
+  ModifyListenerCommand,
+  ModifyRuleCommand,
+  type TargetHealthDescription,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { ApplicationFailure } from '@temporalio/common';
+import { mockClient } from 'aws-sdk-client-mock';
+import { TAG, type AwsClients, type AwsContext } from '../../../src/platforms/aws-ecs/context';
+import { createEcsReleaseRunner } from '../../../src/platforms/aws-ecs/ecs-releases';
+import type { StartReleaseRequest } from '../../../src/platforms/types';
+import type { AwsEcsSpec } from '../../../src/shared/service-plan';
+
+const ACCOUNT = 'arn:aws:ecs:us-east-1:123456789012';
+const ELB = 'arn:aws:elasticloadbalancing:us-east-1:123456789012';
+const LB = `${ELB}:loadbalancer/app/shop/50dc6c495c0c9188`;
+const PROD_LISTENER = `${ELB}:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2`;
+const TEST_LISTENER = `${ELB}:listener/app/shop/50dc6c495c0c9188/7e1c0a9d3b2f4e10`;
+const TD_OLD = `${ACCOUNT}:task-definition/shop:7`;
+const TD_NEW = `${ACCOUNT}:task-definition/shop:8`;
+
+const spec: AwsEcsSpec = {
+  region: 'us-east-1',
+  cluster: 'prod',
+  services: { blue: 'shop-blue', green: 'shop-green' },
+  container: 'app',
+  image: 'registry.example/shop:{version}',
+  env: { APP_VERSION: '{version}', FEATURE_X: 'on' },
+  targetGroups: {
+    blue: `${ELB}:targetgroup/shop-blue/aaaa1111aaaa1111`,
+    green: `${ELB}:targetgroup/shop-green/bbbb2222bbbb2222`,
+  },
+  listenerRule: `${PROD_LISTENER}/9683b2d02a6cabee`,
+  testListener: TEST_LISTENER,
+  scheme: 'https',
+  drainMs: 30_000,
+  rolloutTimeoutMs: 60_000,
+  pollIntervalMs: 5_000,
+};
+
+const ecs = mockClient(ECSClient);
+const elb = mockClient(ElasticLoadBalancingV2Client);
+
+interface Fake {
+  ctx: AwsContext;
+  sleeps: number[];
+  resolved: Array<[string, number]>;
+}
+
+function fakeContext(): Fake {
+  let now = Date.UTC(2025, 0, 1, 12, 0, 0);
+  const sleeps: number[] = [];
+  const resolved: Array<[string, number]> = [];
+  const clients = {
+    ecs: new ECSClient({ region: 'us-east-1' }),
+    elb: new ElasticLoadBalancingV2Client({ region: 'us-east-1' }),
+    cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
+  } as AwsClients; // the runner uses no other client
+  const ctx: AwsContext = {
+    spec,
+    clients,
+    resolveAddress: (host, port) => {
+      resolved.push([host, port]);
+      return { host: '127.0.0.1', port: port + 10_000 };
+    },
+    env: {},
+    pgBinDir: '',
+    isRunning: async () => true,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+      now += ms;
+    },
+    now: () => now,
+  };
+  return { ctx, sleeps, resolved };
+}
+
+function deployment(td: string, rolloutState: Deployment['rolloutState'], running: number, desired: number) {
+  return {
+    id: `ecs-svc/${td.slice(-1)}`,
+    status: 'PRIMARY',
+    taskDefinition: td,
+    desiredCount: desired,
+    runningCount: running,
+    rolloutState,
+    ...(rolloutState === 'FAILED'
+      ? { rolloutStateReason: 'ECS deployment circuit breaker: tasks failed to start.' }
+      : {}),
+    createdAt: new Date(Date.UTC(2025, 0, 1, 11, 59, 0)),
+  } satisfies Deployment;
+}
+
+function service(
+  colour: 'blue' | 'green',
+  opts: {
+    td: string;
+    desired: number;
+    running?: number;
+    release?: string;
+    version?: string;
+    deployments?: Deployment[];
+    events?: string[];
+  },
+): Service {
+  const running = opts.running ?? opts.desired;
+  return {
+    serviceName: `shop-${colour}`,
+    serviceArn: `${ACCOUNT}:service/prod/shop-${colour}`,
+    status: 'ACTIVE',
+    desiredCount: opts.desired,
+    runningCount: running,
+    taskDefinition: opts.td,
+    deployments: opts.deployments ?? [deployment(opts.td, 'COMPLETED', running, opts.desired)],
+    events: (opts.events ?? []).map((message, i) => ({
+      id: `e${i}`,
+      message,
+      createdAt: new Date(Date.UTC(2025, 0, 1, 11, 0, 0) - i * 60_000),
+    })),
+    tags: [
+      ...(opts.release ? [{ key: TAG.release, value: opts.release }] : []),
+      ...(opts.version ? [{ key: TAG.version, value: opts.version }] : []),
+      { key: TAG.service, value: 'shop' },
+      { key: TAG.environment, value: 'prod' },
+    ],
+  };
+}
+
+const blueLive = service('blue', { td: TD_OLD, desired: 2, release: 'shop-1-0-0-aaaa', version: '1.0.0' });
+const greenIdle = service('green', { td: TD_OLD, desired: 0 });
+const services = (...list: Service[]) => ({ services: list, failures: [] });
+
+const ruleForwarding = (blue: number, green: number) => ({
+  Rules: [
+    {
+      RuleArn: spec.listenerRule,
+      Actions: [
+        {
+          Type: 'forward' as const,
+          ForwardConfig: {
+            TargetGroups: [
+              { TargetGroupArn: spec.targetGroups.blue, Weight: blue },
+              { TargetGroupArn: spec.targetGroups.green, Weight: green },
+            ],
+          },
+        },
+      ],
+    },
+  ],
+});
+
+const healthy = (n: number): TargetHealthDescription[] =>
+  Array.from({ length: n }, (_, i) => ({
+    Target: { Id: `10.0.1.${i + 10}`, Port: 8080 },
+    TargetHealth: { State: 'healthy' },
+  }));
+
+const request: StartReleaseRequest = {
+  service: 'shop',
+  environment: 'prod',
+  releaseId: 'shop-2-0-0-bbbb',
+  version: '2.0.0',
+  aws: spec,
+};
+
+/** The ELB side of a healthy world: the rule forwards 100% to blue, the test listener to blue, green's targets healthy. */
+function mockElb(opts: { blue?: number; green?: number } = {}) {
+  elb.on(DescribeRulesCommand).resolves(ruleForwarding(opts.blue ?? 100, opts.green ?? 0));
+  elb.on(DescribeListenersCommand, { ListenerArns: [TEST_LISTENER] }).resolves({
+    Listeners: [
+      {
+        ListenerArn: TEST_LISTENER,
+        LoadBalancerArn: LB,
+        Port: 8443,
+        DefaultActions: [{ Type: 'forward', TargetGroupArn: spec.targetGroups.blue }],
+      },
+    ],
+  });
+  elb.on(DescribeListenersCommand, { ListenerArns: [PROD_LISTENER] }).resolves({
+    Listeners: [{ ListenerArn: PROD_LISTENER, LoadBalancerArn: LB, Port: 443, DefaultActions: [] }],
+  });
+  elb.on(DescribeLoadBalancersCommand).resolves({
+    LoadBalancers: [{ LoadBalancerArn: LB, DNSName: 'shop-123.us-east-1.elb.amazonaws.com' }],
+  });
+  elb.on(DescribeTargetHealthCommand).resolves({ TargetHealthDescriptions: healthy(2) });
+  elb.on(ModifyListenerCommand).resolves({});
+}
+
+function mockTaskDefinition() {
+  ecs.on(DescribeTaskDefinitionCommand).resolves({
+    taskDefinition: {
+      taskDefinitionArn: TD_OLD,
+      family: 'shop',
+      revision: 7,
+      status: 'ACTIVE',
+      taskRoleArn: 'arn:aws:iam::123456789012:role/shop-task',
+      executionRoleArn: 'arn:aws:iam::123456789012:role/shop-exec',
+      networkMode: 'awsvpc',
+      requiresCompatibilities: ['FARGATE'],
+      cpu: '512',
+      memory: '1024',
+      registeredAt: new Date(0),
+      containerDefinitions: [
+        {
+          name: 'app',
+          image: 'registry.example/shop:1.0.0',
+          portMappings: [{ containerPort: 8080 }],
+          environment: [
+            { name: 'LOG_LEVEL', value: 'info' },
+            { name: 'APP_VERSION', value: '1.0.0' },
+          ],
+          secrets: [{ name: 'DATABASE_URL', valueFrom: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db' }],
+        },
+        { name: 'log-router', image: 'amazon/aws-for-fluent-bit:stable' },
+      ],
+    },
+    tags: [
+      { key: 'team', value: 'checkout' },
+      { key: TAG.release, value: 'shop-1-0-0-aaaa' },
+    ],
+  });
+  ecs.on(RegisterTaskDefinitionCommand).resolves({ taskDefinition: { taskDefinitionArn: TD_NEW, family: 'shop' } });
+  ecs.on(UpdateServiceCommand).resolves({});
+  ecs.on(TagResourceCommand).resolves({});
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  assert.fail('expected a rejection');
+}
+
+describe('ECS release runner (aws-sdk-client-mock)', () => {
+  beforeEach(() => {
+    ecs.reset();
+    elb.reset();
+  });
+
+  it('rolls a new task definition revision out to the idle colour, waits for stable and healthy, points the test listener', async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    elb
+      .on(DescribeTargetHealthCommand)
+      .resolvesOnce({
+        TargetHealthDescriptions: [
+          ...healthy(1),
+          {
+            Target: { Id: '10.0.1.99', Port: 8080 },
+            TargetHealth: { State: 'initial', Reason: 'Elb.RegistrationInProgress' },
+          },
+        ],
+      })
+      .resolves({ TargetHealthDescriptions: healthy(2) });
+    const rollingOut = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      running: 1,
+      release: request.releaseId,
+      version: '2.0.0',
+      deployments: [deployment(TD_NEW, 'IN_PROGRESS', 1, 2)],
+    });
+    const rolledOut = service('green', { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' });
+    ecs
+      .on(DescribeServicesCommand)
+      .resolvesOnce(services(blueLive, greenIdle))
+      .resolvesOnce(services(blueLive, rollingOut))
+      .resolves(services(blueLive, rolledOut));
+
+    const release = await createEcsReleaseRunner(f.ctx).start(request);
+
+    const registered = ecs.commandCalls(RegisterTaskDefinitionCommand);
+    assert.equal(registered.length, 1);
+    const input = registered[0]!.args[0].input;
+    assert.equal(input.family, 'shop');
+    assert.equal(input.taskRoleArn, 'arn:aws:iam::123456789012:role/shop-task');
+    assert.equal(input.executionRoleArn, 'arn:aws:iam::123456789012:role/shop-exec');
+    assert.deepEqual(input.requiresCompatibilities, ['FARGATE']);
+    assert.equal(input.cpu, '512');
+    assert.equal(input.memory, '1024');
+    const [app, sidecar] = input.containerDefinitions ?? [];
+    assert.equal(app?.image, 'registry.example/shop:2.0.0');
+    assert.deepEqual(app?.environment, [
+      { name: 'LOG_LEVEL', value: 'info' },
+      { name: 'APP_VERSION', value: '2.0.0' },
+      { name: 'FEATURE_X', value: 'on' },
+    ]);
+    assert.deepEqual(app?.secrets, [
+      { name: 'DATABASE_URL', valueFrom: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db' },
+    ]);
+    assert.equal(sidecar?.image, 'amazon/aws-for-fluent-bit:stable');
+    assert.deepEqual(input.tags, [
+      { key: 'team', value: 'checkout' },
+      { key: TAG.release, value: request.releaseId },
+      { key: TAG.version, value: '2.0.0' },
+      { key: TAG.service, value: 'shop' },
+      { key: TAG.environment, value: 'prod' },
+    ]);
+
+    const updates = ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input);
+    assert.deepEqual(updates, [{ cluster: 'prod', service: 'shop-green', taskDefinition: TD_NEW, desiredCount: 2 }]);
+    const tagged = ecs.commandCalls(TagResourceCommand).map((c) => c.args[0].input);
+    assert.equal(tagged.length, 1);
+    assert.equal(tagged[0]?.resourceArn, `${ACCOUNT}:service/prod/shop-green`);
+    assert.deepEqual(tagged[0]?.tags?.find((t) => t.key === TAG.release)?.value, request.releaseId);
+
+    const modified = elb.commandCalls(ModifyListenerCommand).map((c) => c.args[0].input);
+    assert.deepEqual(modified, [
+      { ListenerArn: TEST_LISTENER, DefaultActions: [{ Type: 'forward', TargetGroupArn: spec.targetGroups.green }] },
+    ]);
+    assert.equal(elb.commandCalls(ModifyRuleCommand).length, 0, 'production traffic is not touched');
+
+    // one poll for the rollout (IN_PROGRESS), one for the targets (initial)
+    assert.deepEqual(f.sleeps, [5_000, 5_000]);
+    assert.deepEqual(f.resolved, [['shop-123.us-east-1.elb.amazonaws.com', 8443]]);
+    assert.deepEqual(release, {
+      service: 'shop',
+      environment: 'prod',
+      releaseId: request.releaseId,
+      version: '2.0.0',
+      host: '127.0.0.1',
+      port: 18443,
+      scheme: 'https',
+      pid: 0,
+      startedAtMs: Date.UTC(2025, 0, 1, 11, 59, 0),
+      logFile: 'ecs:prod/shop-green',
+    });
+  });
+
+  it('fails with EcsRolloutFailed (non-retryable, with the reason) when the circuit breaker rolls back', async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    const failed = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      running: 0,
+      release: request.releaseId,
+      deployments: [
+        deployment(TD_NEW, 'FAILED', 0, 2),
+        { ...deployment(TD_OLD, 'IN_PROGRESS', 0, 2), status: 'ACTIVE' },
+      ],
+    });
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, failed));
+
+    const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, 'EcsRolloutFailed');
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, /^shop-green: ECS rolled back the deployment: ECS deployment circuit breaker/);
+    assert.equal(elb.commandCalls(DescribeTargetHealthCommand).length, 0);
+  });
+
+  it('fails with EcsRolloutTimeout naming the last state when the rollout outlasts rolloutTimeoutMs', async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    const stuck = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      running: 1,
+      release: request.releaseId,
+      deployments: [deployment(TD_NEW, 'IN_PROGRESS', 1, 2)],
+      events: ['(service shop-green) is unable to consistently start tasks successfully.'],
+    });
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, stuck));
+
+    const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.ok(err instanceof ApplicationFailure);
+    assert.equal(err.type, 'EcsRolloutTimeout');
+    assert.match(err.message, /1\/2 tasks running; deployments: PRIMARY shop:8 IN_PROGRESS 1\/2 running/);
+    assert.match(err.message, /unable to consistently start tasks/);
+    assert.equal(f.sleeps.length, 60_000 / 5_000);
+  });
+
+  it('adopts the release on a retry: the colour already carries its tag, so nothing is registered again', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 100, green: 0 });
+    mockTaskDefinition();
+    const started = service('green', { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' });
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, started));
+
+    const release = await createEcsReleaseRunner(f.ctx).start(request);
+    assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
+    assert.equal(ecs.commandCalls(UpdateServiceCommand).length, 0);
+    assert.equal(ecs.commandCalls(TagResourceCommand).length, 0);
+    assert.equal(release.logFile, 'ecs:prod/shop-green');
+    assert.equal(release.port, 18443);
+  });
+
+  it('goes to blue on the first deploy and refuses when both colours take traffic', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 0, green: 0 });
+    mockTaskDefinition();
+    const blueEmpty = service('blue', { td: TD_OLD, desired: 0 });
+    ecs
+      .on(DescribeServicesCommand)
+      .resolvesOnce(services(blueEmpty, greenIdle))
+      .resolves(services(service('blue', { td: TD_NEW, desired: 1, release: request.releaseId }), greenIdle));
+    await createEcsReleaseRunner(f.ctx).start(request);
+    assert.deepEqual(
+      ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input),
+      [{ cluster: 'prod', service: 'shop-blue', taskDefinition: TD_NEW, desiredCount: 1 }],
+    );
+
+    ecs.reset();
+    elb.reset();
+    mockElb({ blue: 90, green: 10 });
+    mockTaskDefinition();
+    const greenCanary = service('green', { td: TD_NEW, desired: 2, release: 'shop-1-1-0-cccc' });
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenCanary));
+    const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.ok(err instanceof ApplicationFailure);
+    assert.equal(err.type, 'EcsNoIdleService');
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, /shop-1-1-0-cccc, weight 10/);
+    assert.equal(ecs.commandCalls(UpdateServiceCommand).length, 0);
+  });
+
+  it('fails with EcsContainerNotFound when the task definition has no such container', async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenIdle));
+    const runner = createEcsReleaseRunner({ ...f.ctx, spec: { ...spec, container: 'web' } });
+    const err = await rejection(runner.start(request));
+    assert.ok(err instanceof ApplicationFailure);
+    assert.equal(err.type, 'EcsContainerNotFound');
+    assert.match(err.message, /has no container "web" \(it has "app", "log-router"\); fix aws\.container/);
+    assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
+  });
+
+  it('rethrows throttling for the activity retry, and makes AccessDenied a non-retryable AwsAccessDenied naming the resource', async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    const throttled = Object.assign(new Error('Rate exceeded'), {
+      name: 'ThrottlingException',
+      $metadata: { httpStatusCode: 400 },
+    });
+    ecs.on(DescribeServicesCommand).rejects(throttled);
+    const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.equal(err, throttled);
+    assert.ok(!(err instanceof ApplicationFailure));
+
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenIdle));
+    ecs.on(UpdateServiceCommand).rejects(
+      new AccessDeniedException({
+        message: 'User: arn:aws:sts::123456789012:assumed-role/worker is not authorized to perform: ecs:UpdateService',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const denied = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.ok(denied instanceof ApplicationFailure);
+    assert.equal(denied.type, 'AwsAccessDenied');
+    assert.equal(denied.nonRetryable, true);
+    assert.match(
+      denied.message,
+      /^ecs:UpdateService on ECS service shop-green in cluster prod: AccessDeniedException: /,
+    );
+    assert.match(denied.message, /fix: grant the worker's IAM role ecs:UpdateService/);
+  });
+
+  it('get/list find a release by its tag with the right listener, stop scales it to 0 and untags it, logTail shows events', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 100, green: 0 });
+    const greenCandidate = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      release: request.releaseId,
+      version: '2.0.0',
+      events: ['(service shop-green) has reached a steady state.', '(service shop-green) has started 2 tasks.'],
+    });
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenCandidate));
+    ecs.on(UpdateServiceCommand).resolves({});
+    ecs.on(UntagResourceCommand).resolves({});
+    const runner = createEcsReleaseRunner(f.ctx);
+
+    const live = await runner.get('shop', 'prod', 'shop-1-0-0-aaaa');
+    assert.equal(live?.port, 10_443, 'the colour with traffic is reached through the production listener');
+    assert.equal(live?.version, '1.0.0');
+    const candidate = await runner.get('shop', 'prod', request.releaseId);
+    assert.equal(candidate?.port, 18_443, 'the idle colour is reached through the test listener');
+    assert.equal(await runner.get('shop', 'prod', 'shop-0-9-0-zzzz'), undefined);
+    assert.equal(await runner.get('other', 'prod', request.releaseId), undefined);
+
+    const all = await runner.list();
+    assert.deepEqual(
+      all.map((r) => [r.releaseId, r.version, r.port]),
+      [
+        ['shop-1-0-0-aaaa', '1.0.0', 10_443],
+        [request.releaseId, '2.0.0', 18_443],
+      ],
+    );
+
+    const tail = await runner.logTail('shop', 'prod', request.releaseId, 5);
+    assert.deepEqual(tail.split('\n'), [
+      '2025-01-01T10:59:00.000Z (service shop-green) has started 2 tasks.',
+      '2025-01-01T11:00:00.000Z (service shop-green) has reached a steady state.',
+    ]);
+
+    assert.equal(await runner.stop('shop', 'prod', request.releaseId, 30_000), true);
+    assert.deepEqual(
+      ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input),
+      [{ cluster: 'prod', service: 'shop-green', desiredCount: 0 }],
+    );
+    assert.deepEqual(
+      ecs.commandCalls(UntagResourceCommand).map((c) => c.args[0].input),
+      [{ resourceArn: `${ACCOUNT}:service/prod/shop-green`, tagKeys: [TAG.release, TAG.version] }],
+    );
+    assert.equal(await runner.stop('shop', 'prod', 'shop-0-9-0-zzzz', 30_000), false);
+    assert.equal(ecs.commandCalls(UpdateServiceCommand).length, 1);
+  });
+});

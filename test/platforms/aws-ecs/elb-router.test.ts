@@ -1,0 +1,374 @@
+import assert from 'node:assert/strict';
+import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { DescribeServicesCommand, ECSClient, type Service } from '@aws-sdk/client-ecs';
+import {
+  AddTagsCommand,
+  DescribeListenersCommand,
+  DescribeLoadBalancersCommand,
+  DescribeRulesCommand,
+  DescribeTagsCommand,
+  DescribeTargetGroupsCommand,
+  ElasticLoadBalancingV2Client,
+  ModifyListenerCommand,
+  ModifyRuleCommand,
+  RemoveTagsCommand,
+  type Action,
+  type Tag,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
+import { ApplicationFailure } from '@temporalio/common';
+import { mockClient } from 'aws-sdk-client-mock';
+import { TAG, type AwsClients, type AwsContext } from '../../../src/platforms/aws-ecs/context';
+import { createElbRouter } from '../../../src/platforms/aws-ecs/elb-router';
+import type { RouteSpec } from '../../../src/platforms/types';
+import type { AwsEcsSpec } from '../../../src/shared/service-plan';
+
+const ECS_ARN = 'arn:aws:ecs:us-east-1:123456789012';
+const ELB = 'arn:aws:elasticloadbalancing:us-east-1:123456789012';
+const LB = `${ELB}:loadbalancer/app/shop/50dc6c495c0c9188`;
+const PROD_LISTENER = `${ELB}:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2`;
+const TEST_LISTENER = `${ELB}:listener/app/shop/50dc6c495c0c9188/7e1c0a9d3b2f4e10`;
+const RULE = `${PROD_LISTENER}/9683b2d02a6cabee`;
+const BLUE_TG = `${ELB}:targetgroup/shop-blue/aaaa1111aaaa1111`;
+const GREEN_TG = `${ELB}:targetgroup/shop-green/bbbb2222bbbb2222`;
+const OLD = 'shop-1-0-0-aaaa';
+const NEW = 'shop-2-0-0-bbbb';
+
+const spec: AwsEcsSpec = {
+  region: 'us-east-1',
+  cluster: 'prod',
+  services: { blue: 'shop-blue', green: 'shop-green' },
+  container: 'app',
+  image: 'registry.example/shop:{version}',
+  env: {},
+  targetGroups: { blue: BLUE_TG, green: GREEN_TG },
+  listenerRule: RULE,
+  testListener: TEST_LISTENER,
+  scheme: 'http',
+  drainMs: 30_000,
+  rolloutTimeoutMs: 60_000,
+  pollIntervalMs: 5_000,
+};
+
+const route: RouteSpec = { service: 'shop', environment: 'prod', listenPort: 0, aws: spec };
+
+const ecs = mockClient(ECSClient);
+const elb = mockClient(ElasticLoadBalancingV2Client);
+const cloudwatch = mockClient(CloudWatchClient);
+
+function fakeContext() {
+  const now = Date.UTC(2025, 0, 1, 12, 0, 30);
+  const sleeps: number[] = [];
+  const clients = {
+    ecs: new ECSClient({ region: 'us-east-1' }),
+    elb: new ElasticLoadBalancingV2Client({ region: 'us-east-1' }),
+    cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
+  } as AwsClients; // the router uses no other client
+  const ctx: AwsContext = {
+    spec,
+    clients,
+    resolveAddress: (host, port) => ({ host: `resolved.${host}`, port }),
+    env: {},
+    pgBinDir: '',
+    isRunning: async () => true,
+    sleep: async (ms) => {
+      sleeps.push(ms);
+    },
+    now: () => now,
+  };
+  return { ctx, sleeps, now };
+}
+
+function service(colour: 'blue' | 'green', release?: string): Service {
+  return {
+    serviceName: `shop-${colour}`,
+    serviceArn: `${ECS_ARN}:service/prod/shop-${colour}`,
+    status: 'ACTIVE',
+    desiredCount: release ? 2 : 0,
+    runningCount: release ? 2 : 0,
+    taskDefinition: `${ECS_ARN}:task-definition/shop:7`,
+    deployments: [],
+    events: [],
+    tags: release
+      ? [
+          { key: TAG.release, value: release },
+          { key: TAG.version, value: release.slice(5, 10) },
+        ]
+      : [],
+  };
+}
+
+const forward = (blue: number, green: number): Action => ({
+  Type: 'forward',
+  ForwardConfig: {
+    TargetGroups: [
+      { TargetGroupArn: BLUE_TG, Weight: blue },
+      { TargetGroupArn: GREEN_TG, Weight: green },
+    ],
+  },
+});
+
+/**
+ * A stateful ALB: ModifyRule changes what DescribeRules returns, AddTags/RemoveTags what DescribeTags returns, so
+ * that a sequence of calls sees its own effects (as on AWS).
+ */
+function fakeAlb(initial: Action[]) {
+  const state = { actions: initial, tags: [] as Tag[] };
+  elb.on(DescribeRulesCommand).callsFake(() => ({ Rules: [{ RuleArn: RULE, Actions: state.actions }] }));
+  elb.on(ModifyRuleCommand).callsFake((input: { Actions: Action[] }) => {
+    state.actions = input.Actions;
+    return {};
+  });
+  elb.on(DescribeTagsCommand).callsFake(() => ({ TagDescriptions: [{ ResourceArn: RULE, Tags: state.tags }] }));
+  elb.on(AddTagsCommand).callsFake((input: { Tags: Tag[] }) => {
+    const keys = new Set(input.Tags.map((t) => t.Key));
+    state.tags = [...state.tags.filter((t) => !keys.has(t.Key)), ...input.Tags];
+    return {};
+  });
+  elb.on(RemoveTagsCommand).callsFake((input: { TagKeys: string[] }) => {
+    state.tags = state.tags.filter((t) => !input.TagKeys.includes(t.Key ?? ''));
+    return {};
+  });
+  elb.on(DescribeListenersCommand, { ListenerArns: [PROD_LISTENER] }).resolves({
+    Listeners: [{ ListenerArn: PROD_LISTENER, LoadBalancerArn: LB, Port: 443 }],
+  });
+  elb.on(DescribeListenersCommand, { ListenerArns: [TEST_LISTENER] }).resolves({
+    Listeners: [{ ListenerArn: TEST_LISTENER, LoadBalancerArn: LB, Port: 8443 }],
+  });
+  elb.on(DescribeLoadBalancersCommand).resolves({
+    LoadBalancers: [{ LoadBalancerArn: LB, DNSName: 'shop-123.us-east-1.elb.amazonaws.com' }],
+  });
+  elb.on(DescribeTargetGroupsCommand).resolves({
+    TargetGroups: [
+      { TargetGroupArn: BLUE_TG, LoadBalancerArns: [LB] },
+      { TargetGroupArn: GREEN_TG, LoadBalancerArns: [LB] },
+    ],
+  });
+  return state;
+}
+
+const modifiedRules = () => elb.commandCalls(ModifyRuleCommand).map((c) => c.args[0].input);
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error;
+  }
+  assert.fail('expected a rejection');
+}
+
+describe('ELB traffic router (aws-sdk-client-mock)', () => {
+  beforeEach(() => {
+    ecs.reset();
+    elb.reset();
+    cloudwatch.reset();
+    ecs.on(DescribeServicesCommand).resolves({ services: [service('blue', OLD), service('green', NEW)] });
+  });
+
+  it('ensureRoute checks the rule, both target groups and the test listener, and creates nothing', async () => {
+    fakeAlb([forward(100, 0)]);
+    await createElbRouter(fakeContext().ctx).ensureRoute(route);
+    assert.deepEqual(elb.commandCalls(DescribeRulesCommand)[0]?.args[0].input, { RuleArns: [RULE] });
+    assert.deepEqual(elb.commandCalls(DescribeTargetGroupsCommand)[0]?.args[0].input, {
+      TargetGroupArns: [BLUE_TG, GREEN_TG],
+    });
+    assert.equal(elb.commandCalls(DescribeListenersCommand).length, 1);
+    assert.equal(modifiedRules().length, 0);
+
+    elb.on(DescribeTargetGroupsCommand).resolves({ TargetGroups: [{ TargetGroupArn: BLUE_TG }] });
+    const err = await rejection(createElbRouter(fakeContext().ctx).ensureRoute(route));
+    assert.ok(err instanceof ApplicationFailure);
+    assert.equal(err.type, 'AwsNotFound');
+    assert.match(err.message, /shop-green/);
+  });
+
+  it('setWeights 90/10 sends the forward config with both target groups; bad splits send nothing', async () => {
+    fakeAlb([forward(100, 0)]);
+    const router = createElbRouter(fakeContext().ctx);
+    await router.setWeights(route, { [OLD]: 90, [NEW]: 10 });
+    assert.deepEqual(modifiedRules(), [{ RuleArn: RULE, Actions: [forward(90, 10)] }]);
+
+    await router.setWeights(route, { [OLD]: 90, [NEW]: 10 });
+    assert.equal(modifiedRules().length, 1, 'an unchanged split sends nothing');
+
+    await assert.rejects(router.setWeights(route, { [OLD]: 90, [NEW]: 20 }), /must sum to 100, got 110/);
+    await assert.rejects(router.setWeights(route, { [OLD]: 90, 'shop-3-0-0-cccc': 10 }), /unknown member/);
+    assert.equal(modifiedRules().length, 1);
+
+    const { percent, members } = await router.getWeights(route);
+    assert.deepEqual(percent, { [OLD]: 90, [NEW]: 10 });
+    assert.deepEqual(members, [
+      { releaseId: OLD, host: 'resolved.shop-123.us-east-1.elb.amazonaws.com', port: 443 },
+      { releaseId: NEW, host: 'resolved.shop-123.us-east-1.elb.amazonaws.com', port: 443 },
+    ]);
+  });
+
+  it("uses the listener's default action when aws.listener is set instead of a rule", async () => {
+    fakeAlb([]);
+    elb.on(DescribeListenersCommand, { ListenerArns: [PROD_LISTENER] }).resolves({
+      Listeners: [
+        {
+          ListenerArn: PROD_LISTENER,
+          LoadBalancerArn: LB,
+          Port: 443,
+          DefaultActions: [{ ...forward(100, 0), Order: 1 }],
+        },
+      ],
+    });
+    const { ctx } = fakeContext();
+    const { listenerRule: _rule, ...rest } = spec;
+    const router = createElbRouter({ ...ctx, spec: { ...rest, listener: PROD_LISTENER } });
+    await router.setWeights(route, { [OLD]: 75, [NEW]: 25 });
+    assert.deepEqual(
+      elb.commandCalls(ModifyListenerCommand).map((c) => c.args[0].input),
+      [{ ListenerArn: PROD_LISTENER, DefaultActions: [{ ...forward(75, 25), Order: 1 }] }],
+    );
+    assert.equal(modifiedRules().length, 0);
+    assert.equal(elb.commandCalls(DescribeRulesCommand).length, 0);
+  });
+
+  it('getWeights normalises ALB weights to percent and gives an idle colour the test listener address', async () => {
+    fakeAlb([forward(1, 0)]);
+    const { percent, members } = await createElbRouter(fakeContext().ctx).getWeights(route);
+    assert.deepEqual(percent, { [OLD]: 100, [NEW]: 0 });
+    assert.deepEqual(
+      members.map((m) => [m.releaseId, m.port]),
+      [
+        [OLD, 443],
+        [NEW, 8443],
+      ],
+    );
+  });
+
+  it('addMember requires the release tag and adds a missing target group at weight 0', async () => {
+    fakeAlb([{ Type: 'forward', TargetGroupArn: BLUE_TG }]);
+    const router = createElbRouter(fakeContext().ctx);
+    await assert.rejects(
+      router.addMember(route, { releaseId: 'shop-3-0-0-cccc', host: 'x', port: 1 }),
+      /"shop-3-0-0-cccc" is not a member of route shop\/prod/,
+    );
+    await router.addMember(route, { releaseId: NEW, host: 'x', port: 1 });
+    assert.deepEqual(modifiedRules(), [{ RuleArn: RULE, Actions: [forward(1, 0)] }]);
+    await router.addMember(route, { releaseId: NEW, host: 'x', port: 1 });
+    assert.equal(modifiedRules().length, 1, 'adopted: both target groups are there');
+  });
+
+  it('removeMember moves the colour to 0, waits drainMs, and is idempotent', async () => {
+    fakeAlb([forward(0, 100)]);
+    const f = fakeContext();
+    const router = createElbRouter(f.ctx);
+    await router.removeMember(route, NEW, 30_000);
+    assert.deepEqual(modifiedRules(), [{ RuleArn: RULE, Actions: [forward(100, 0)] }]);
+    assert.deepEqual(f.sleeps, [30_000]);
+    await router.removeMember(route, NEW, 30_000);
+    assert.equal(modifiedRules().length, 1);
+    await router.removeMember(route, 'shop-3-0-0-cccc', 30_000);
+    assert.deepEqual(f.sleeps, [30_000, 30_000], 'an unknown release has nothing to drain');
+  });
+
+  it('windowFigures turns CloudWatch GetMetricData results into the window figures', async () => {
+    fakeAlb([forward(90, 10)]);
+    const f = fakeContext();
+    cloudwatch.on(GetMetricDataCommand).resolves({
+      MetricDataResults: [
+        { Id: 'requests', Values: [600, 540], Timestamps: [] },
+        { Id: 'errors5xx', Values: [3, 4], Timestamps: [] },
+        { Id: 'connectionErrors', Values: [1], Timestamps: [] },
+        { Id: 'p95', Values: [0.12, 0.245], Timestamps: [] },
+      ],
+    });
+    const router = createElbRouter(f.ctx);
+    const from = Date.UTC(2025, 0, 1, 12, 0, 30);
+    const to = Date.UTC(2025, 0, 1, 12, 2, 10);
+    const figures = await router.windowFigures!(route, NEW, from, to);
+    assert.deepEqual(figures, { requests: 1140, errors5xx: 7, connectionErrors: 1, p95Ms: 245, samples: 1140 });
+
+    const input = cloudwatch.commandCalls(GetMetricDataCommand)[0]!.args[0].input;
+    assert.deepEqual(input.StartTime, new Date(Date.UTC(2025, 0, 1, 12, 0, 0)));
+    assert.deepEqual(input.EndTime, new Date(Date.UTC(2025, 0, 1, 12, 3, 0)));
+    assert.deepEqual(
+      input.MetricDataQueries?.map((q) => [q.Id, q.MetricStat?.Metric?.MetricName, q.MetricStat?.Stat]),
+      [
+        ['requests', 'RequestCount', 'Sum'],
+        ['errors5xx', 'HTTPCode_Target_5XX_Count', 'Sum'],
+        ['connectionErrors', 'TargetConnectionErrorCount', 'Sum'],
+        ['p95', 'TargetResponseTime', 'p95'],
+      ],
+    );
+    for (const q of input.MetricDataQueries ?? []) {
+      assert.equal(q.MetricStat?.Period, 60);
+      assert.equal(q.MetricStat?.Metric?.Namespace, 'AWS/ApplicationELB');
+      assert.deepEqual(q.MetricStat?.Metric?.Dimensions, [
+        { Name: 'TargetGroup', Value: 'targetgroup/shop-green/bbbb2222bbbb2222' },
+        { Name: 'LoadBalancer', Value: 'app/shop/50dc6c495c0c9188' },
+      ]);
+    }
+
+    cloudwatch.on(GetMetricDataCommand).resolves({
+      MetricDataResults: [
+        { Id: 'requests', Values: [] },
+        { Id: 'p95', Values: [] },
+      ],
+    });
+    assert.deepEqual(await router.latency(route, NEW, from, to), { p95Ms: null, samples: 0 });
+    assert.deepEqual(await router.readCounters(route, NEW), {
+      responses: 0,
+      errors5xx: 0,
+      connectionErrors: 0,
+      atMs: f.now,
+    });
+  });
+
+  it('maintenance on saves the weights and answers 503; off restores them; both idempotent; weights set meanwhile survive', async () => {
+    const alb = fakeAlb([forward(90, 10)]);
+    const router = createElbRouter(fakeContext().ctx);
+    const maintenance: Action = {
+      Type: 'fixed-response',
+      FixedResponseConfig: { StatusCode: '503', ContentType: 'text/plain', MessageBody: 'maintenance: retry later' },
+    };
+
+    await router.setMaintenance(route, true, 30);
+    assert.deepEqual(
+      elb.commandCalls(AddTagsCommand).map((c) => c.args[0].input),
+      [{ ResourceArns: [RULE], Tags: [{ Key: 'runbook:weights', Value: 'blue=90/green=10' }] }],
+    );
+    assert.deepEqual(modifiedRules(), [{ RuleArn: RULE, Actions: [maintenance] }]);
+    await router.setMaintenance(route, true, 30);
+    assert.equal(modifiedRules().length, 1);
+    assert.equal(elb.commandCalls(AddTagsCommand).length, 1);
+    assert.deepEqual((await router.getWeights(route)).percent, { [OLD]: 90, [NEW]: 10 });
+
+    await router.setMaintenance(route, false);
+    assert.deepEqual(modifiedRules()[1], { RuleArn: RULE, Actions: [forward(90, 10)] });
+    assert.deepEqual(
+      elb.commandCalls(RemoveTagsCommand).map((c) => c.args[0].input),
+      [{ ResourceArns: [RULE], TagKeys: ['runbook:weights'] }],
+    );
+    await router.setMaintenance(route, false);
+    assert.equal(modifiedRules().length, 2);
+    assert.deepEqual(alb.actions, [forward(90, 10)]);
+
+    // A rollback moves traffic while maintenance is on: the split is kept for maintenance off, not applied at once.
+    await router.setMaintenance(route, true);
+    await router.setWeights(route, { [OLD]: 0, [NEW]: 100 });
+    assert.deepEqual(alb.actions, [maintenance]);
+    await router.setMaintenance(route, false);
+    assert.deepEqual(alb.actions, [forward(0, 100)]);
+
+    // Without the tag, maintenance off forwards to the colour that runs a release.
+    ecs.on(DescribeServicesCommand).resolves({ services: [service('blue'), service('green', NEW)] });
+    alb.actions = [maintenance];
+    alb.tags = [];
+    await router.setMaintenance(route, false);
+    assert.deepEqual(alb.actions, [forward(0, 100)]);
+  });
+
+  it('refuses a rule that forwards to a target group of neither colour', async () => {
+    fakeAlb([{ Type: 'forward', TargetGroupArn: `${ELB}:targetgroup/other/cccc3333cccc3333` }]);
+    const err = await rejection(createElbRouter(fakeContext().ctx).setWeights(route, { [OLD]: 100 }));
+    assert.ok(err instanceof ApplicationFailure);
+    assert.equal(err.type, 'ElbUnexpectedAction');
+    assert.match(err.message, /targetgroup\/other\/.* neither aws\.targetGroups\.blue nor green/);
+    assert.equal(modifiedRules().length, 0);
+  });
+});
