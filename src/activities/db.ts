@@ -24,7 +24,7 @@ export async function untilRestored(
   }
 }
 
-/** How often an activity polls a restore that runs on its own. */
+/** How often an activity polls a restore that runs on its own, unless the platform's settings say. */
 const RESTORE_POLL_MS = 15_000;
 
 export const dbFailure = {
@@ -128,7 +128,8 @@ export function createDbActivities(deps: DbActivityDeps) {
             ctx.cancellationSignal,
           ),
         );
-        await untilRestored(snapshots, req.target, started, RESTORE_POLL_MS);
+        const pollMs = req.aws?.rds?.pollIntervalMs ?? RESTORE_POLL_MS;
+        await whileHeartbeating(() => untilRestored(snapshots, req.target, started, pollMs));
       } catch (err) {
         throw permanentSnapshotError(err);
       }

@@ -91,9 +91,16 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     async waitHealthy(args: ReleaseKey & { release: ReleaseRef; health: HealthSpec; deadlineAtMs: number }) {
       const ctx = Context.current();
       let last: HttpOutcome[] = [];
+      // Is it still running? A local process is cheap to ask each time; AWS is asked every few seconds (its APIs
+      // throttle), which is still well within any rollout's time scale.
+      const recheckMs = args.aws ? 5_000 : 0;
+      let checkedAt = -Infinity;
       for (let attempt = 1; ; attempt++) {
-        if (!(await pick(args).releases.get(args.service, args.environment, args.releaseId)))
-          await crashed(args, 'health gate');
+        if (Date.now() - checkedAt >= recheckMs) {
+          checkedAt = Date.now();
+          if (!(await pick(args).releases.get(args.service, args.environment, args.releaseId)))
+            await crashed(args, 'health gate');
+        }
         last = [
           await httpCheck(baseUrl(args.release), args.health.liveness, args.health.timeoutMs, ctx.cancellationSignal),
           await httpCheck(baseUrl(args.release), args.health.readiness, args.health.timeoutMs, ctx.cancellationSignal),

@@ -1,4 +1,4 @@
-import type { AwsEcsSpec, ReleaseSpec, ResolvedService } from './service-plan';
+import type { AwsEcsSpec, AwsRdsSpec, EndpointHolder, ReleaseSpec, ResolvedService } from './service-plan';
 
 /**
  * What a workflow hands every activity that touches the platform, so that the worker picks the platform's
@@ -41,4 +41,50 @@ export function releaseOf(plan: ResolvedService): { release?: ReleaseSpec } & On
  */
 export function drillStartsApp(plan: ResolvedService): boolean {
   return plan.platform === 'single-host';
+}
+
+/**
+ * The RDS instance that holds `database` on aws-ecs: the service's own database lives on `rds.instance`; any other
+ * name (a drill's scratch copy, a rollback's restored copy) is an instance of its own, named after it
+ * (lowercase, '_' -> '-', starting with a letter, at most 63). '' when no identifier can be made of it.
+ */
+export function rdsInstanceId(rds: Pick<AwsRdsSpec, 'database' | 'instance'>, database: string): string {
+  if (database === rds.database) return rds.instance;
+  let id = database
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/-{2,}/g, '-')
+    .replace(/^-+|-+$/g, '');
+  if (id && !/^[a-z]/.test(id)) id = `db-${id}`;
+  return id.slice(0, 63).replace(/-+$/, '');
+}
+
+const holderName = (h: EndpointHolder | undefined) =>
+  !h
+    ? 'the endpoint holder'
+    : 'ssmParameter' in h
+      ? `SSM parameter ${h.ssmParameter}`
+      : 'secret' in h
+        ? `secret ${h.secret}${h.key ? ` (${h.key})` : ''}`
+        : `task env ${h.taskEnv}`;
+
+/** How the steps that differ by platform are described in a runbook's timeline. */
+export function platformWords(plan: ResolvedService, jobs: number) {
+  if (plan.platform === 'single-host') {
+    return {
+      restoreInto: (target: string) => `${target} (pg_restore -j${jobs})`,
+      maintenance: 'the service answers 503 with Retry-After',
+      swapped: (database: string, _restored: string, replacedAs: string) =>
+        `${database} is the restored copy; the replaced database is kept as ${replacedAs}`,
+    };
+  }
+  const rds = plan.aws.rds;
+  const instance = (name: string) => (rds ? rdsInstanceId(rds, name) : name);
+  return {
+    restoreInto: (target: string) => `RDS instance ${instance(target)} (RestoreDBInstanceFromDBSnapshot)`,
+    maintenance: 'the load balancer answers 503',
+    swapped: (_database: string, restored: string) =>
+      `${holderName(rds?.endpoint)} points at ${instance(restored)}, the services were redeployed; ` +
+      `${rds?.instance ?? 'the old instance'} is kept (set aws.rds.instance and ${rds?.urlEnv ?? 'the URL'} to ${instance(restored)})`,
+  };
 }

@@ -30,7 +30,7 @@ import {
   type PhaseTiming,
 } from '../shared/drill';
 import { releaseIdFor, snapshotIdFor } from '../shared/ids';
-import { drainMsOf, drillStartsApp, onPlatform, releaseOf, routeOf } from '../shared/platform';
+import { drainMsOf, drillStartsApp, onPlatform, platformWords, releaseOf, routeOf } from '../shared/platform';
 import { statusQuery } from '../shared/messages';
 import {
   RunbookEnvironment,
@@ -181,7 +181,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     const db = plan.database;
     note(
       `plan: restore ${input.fresh ? 'a fresh snapshot' : (input.snapshotId ?? 'the newest snapshot')} of ${db.name} ` +
-        `into ${scratch}, start ${input.version ?? 'the live release'} on it (not routed); RTO target ` +
+        `into ${scratch}, ${drillStartsApp(plan) ? `start ${input.version ?? 'the live release'} on it (not routed)` : 'check it over its endpoint'}; RTO target ` +
         `${formatMs(rtoTargetMs)}; sign-off ${input.signoffTimeoutMs ? `by ${signoffPolicy.approvers.join(' or ')} within ${formatMs(input.signoffTimeoutMs)}` : 'not asked'}; ` +
         `requested by ${requestedBy}${input.reason ? `: ${input.reason}` : ''}`,
     );
@@ -241,7 +241,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     restoreTried = true;
     const restored = await step(
       'restore',
-      `restoring ${snapshotId} into ${scratch} (pg_restore -j${RESTORE_JOBS})`,
+      `restoring ${snapshotId} into ${platformWords(plan, RESTORE_JOBS).restoreInto(scratch)}`,
       async () => {
         const begun = await restoring.restoreScratch({ snapshotId, target: scratch, jobs: RESTORE_JOBS, ...on });
         // A restore that the platform runs on its own (RDS) is polled from here: durable timers, short activities.
@@ -369,7 +369,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     note(
       `RTO ${formatMs(rtoMs)} (restore start to ${drillStartsApp(plan) ? `${version}` : scratch} ready), ${verdict}`,
     );
-    reason = `restored ${snapshotId} (${formatMs(drill.snapshot.ageMs)} old) and ${version} was ready in ${formatMs(rtoMs)}, ${verdict}`;
+    reason = `restored ${snapshotId} (${formatMs(drill.snapshot.ageMs)} old) and ${drillStartsApp(plan) ? version : 'the copy'} was ready in ${formatMs(rtoMs)}, ${verdict}`;
 
     if (input.signoffTimeoutMs) {
       await safe.recordDrillRun(record('awaiting-sign-off', `${reason}; waiting for the sign-off`, false));

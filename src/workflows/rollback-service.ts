@@ -8,7 +8,7 @@ import {
 import type { Activities } from '../activities';
 import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } from '../shared/deploy';
 import { releaseIdFor, resourceName, snapshotIdFor } from '../shared/ids';
-import { drainMsOf, onPlatform, releaseOf, routeOf } from '../shared/platform';
+import { drainMsOf, onPlatform, platformWords, releaseOf, routeOf } from '../shared/platform';
 import { APPROVAL_GATES } from '../shared/service-plan';
 import { critical, longWithHeartbeat, quick } from './activity-options';
 import { REJECTED } from './gates';
@@ -39,6 +39,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
   const route = routeOf(plan);
   const on = onPlatform(plan);
   const drainMs = drainMsOf(plan);
+  const words = platformWords(plan, RESTORE_JOBS);
   const restorePolicy: GatePolicy = {
     gates: ['restore-database'],
     approvers: plan.rollback.dbRestoreApprovers,
@@ -156,13 +157,13 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
         })
       ).snapshotId;
 
-      enter('maintenance', 'maintenance: the service answers 503 with Retry-After while its database is restored');
+      enter('maintenance', `maintenance: ${words.maintenance} while its database is restored`);
       compensations.push({ what: 'maintenance off', run: () => safe.setMaintenance(route, false) });
       const maintenanceFrom = Date.now();
       await act.setMaintenance(route, true, 30);
 
       const restored = resourceName(`${database}_restore`, `${workflowId}/restore`, 63).replace(/-/g, '_');
-      enter('restore', `restoring ${state.restore.snapshotId} into ${restored} (pg_restore -j${RESTORE_JOBS})`);
+      enter('restore', `restoring ${state.restore.snapshotId} into ${words.restoreInto(restored)}`);
       await slow.restoreSnapshot({ snapshotId: state.restore.snapshotId, target: restored, jobs: RESTORE_JOBS, ...on });
       state.restore.restoredInto = restored;
       const comparison = await slow.compareWithSnapshot({
@@ -185,7 +186,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       const replacedAs = resourceName(`${database}_replaced`, `${workflowId}/replaced`, 63).replace(/-/g, '_');
       await act.swapDatabase({ database, restored, replacedAs, ...on });
       state.restore.replacedAs = replacedAs;
-      note(`swapped: ${database} is the restored copy; the replaced database is kept as ${replacedAs}`);
+      note(`swapped: ${words.swapped(database, restored, replacedAs)}`);
       state.restore.maintenanceMs = Date.now() - maintenanceFrom;
     }
 

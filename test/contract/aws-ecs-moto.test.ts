@@ -284,6 +284,15 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     assert.equal(approved.code, 0, `${approved.stdout}\n${approved.stderr}`);
     const watched = await runbook(['watch', id]);
     assert.equal(watched.code, 0, `${watched.stdout}\n${watched.stderr}`);
+    assert.match(watched.stdout, /\[maintenance\] maintenance: the load balancer answers 503/);
+    assert.match(
+      watched.stdout,
+      /\[restore\] restoring shop-moto-pre-migrate-\S+ into RDS instance \S+-restore-\S+ \(RestoreDBInstanceFromDBSnapshot\)/,
+    );
+    assert.match(
+      watched.stdout,
+      /swapped: SSM parameter \/shop\/moto\/db-host points at \S+-restore-\S+, the services were redeployed; shop-db is kept/,
+    );
     assert.deepEqual(await weights(), { blue: 0, green: 100 });
     assert.equal((await service('green')).image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1');
 
@@ -294,6 +303,15 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     assert.ok(restored, `a restored instance: ${ids.join(', ')}`);
     const parameter = await clients.ssm.send(new GetParameterCommand({ Name: shop.endpointParameter }));
     assert.equal(parameter.Parameter?.Value, restored.Endpoint?.Address);
+  });
+
+  it('rollback (application only): back to the previous release on the other colour in one switch', async () => {
+    const r = await runbook(['rollback', 'shop', '--env', 'moto', '--wait']);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /plan: shop\/moto from v1 to v2; database: untouched/);
+    assert.deepEqual(await weights(), { blue: 100, green: 0 });
+    assert.equal((await service('blue')).image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2');
+    assert.equal((await service('green')).desiredCount, 0);
   });
 
   it('drill: restores the newest snapshot into a drill instance polled from the workflow, checks it, deletes it and a leftover', async () => {
@@ -316,8 +334,13 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     );
     const r = await runbook(['drill', 'shop', '--env', 'moto', '--wait']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /PASSED/);
+    assert.match(r.stdout, /PASSED: restored shop-moto-pre-restore-\S+ \(\S+ old\) and the copy was ready in/);
+    assert.match(
+      r.stdout,
+      /\[restore\] restoring \S+ into RDS instance \S+-drill-[0-9a-f]{8} \(RestoreDBInstanceFromDBSnapshot\)/,
+    );
     assert.match(r.stdout, /pg_amcheck: no corruption/);
+    assert.match(r.stdout, /integrity: amcheck ok, manifest ok \(2 tables, 2 rows\), schema ok/);
     const left = ((await clients.rds.send(new DescribeDBInstancesCommand({}))).DBInstances ?? []).map(
       (i) => i.DBInstanceIdentifier,
     );

@@ -170,9 +170,13 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
             `instead of ${taskDefinition} (or someone changed the service)`,
         );
       }
+      // One deployment left, running the new revision: ECS names it in the deployment and in the service (the
+      // PRIMARY deployment's); moto keeps the deployment's field from the service's creation, so either counts.
       const only = s.deployments.length === 1 ? s.deployments[0] : undefined;
       const rolledOut =
-        only?.taskDefinition === taskDefinition &&
+        only !== undefined &&
+        (only.taskDefinition === taskDefinition ||
+          (only.status === 'PRIMARY' && s.taskDefinition === taskDefinition)) &&
         (only.rolloutState === 'COMPLETED' ||
           (only.rolloutState === undefined && only.runningCount === only.desiredCount));
       if (rolledOut && s.runningCount === s.desiredCount) return s;

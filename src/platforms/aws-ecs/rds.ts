@@ -23,6 +23,7 @@ import {
 import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { GetSecretValueCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
+import { rdsInstanceId } from '../../shared/platform';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../shared/service-plan';
 import { diffFingerprints, fingerprintInTransaction, type DatabaseFingerprint } from '../postgres/fingerprint';
 import type { ManifestStore } from '../postgres/manifests';
@@ -76,15 +77,7 @@ export function rdsOf(spec: AwsEcsSpec): AwsRdsSpec {
  * Throws NoRdsSettings or InvalidInstanceName (non-retryable).
  */
 export function instanceFor(spec: AwsEcsSpec, database: string): string {
-  const rds = rdsOf(spec);
-  if (database === rds.database) return rds.instance;
-  let id = database
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')
-    .replace(/-{2,}/g, '-')
-    .replace(/^-+|-+$/g, '');
-  if (id && !/^[a-z]/.test(id)) id = `db-${id}`;
-  id = id.slice(0, 63).replace(/-+$/, '');
+  const id = rdsInstanceId(rdsOf(spec), database);
   if (!id) throw awsPermanent('InvalidInstanceName', `no RDS instance identifier can be made of "${database}"`);
   return id;
 }
