@@ -7,13 +7,9 @@
  *
  * Re-record only on a deliberate change guarded by patched(): old histories must keep replaying.
  */
-import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import { findTemporalCli } from '../src/stack/tools';
-import { startTestStack, startWorker, stopTestStack, uniqueName } from '../test/harness';
+import { exportHistory, startTestStack, startWorker, stopTestStack, uniqueName } from '../test/harness';
 import { scenarios } from '../test/replay/scenarios';
 
 async function main(): Promise<void> {
@@ -31,26 +27,7 @@ async function main(): Promise<void> {
       try {
         const handle = await scenario.run(stack.client, taskQueue, uniqueName(scenario.name));
         const file = path.join(__dirname, '..', 'test', 'replay', 'histories', `${scenario.name}.json`);
-        // The CLI's JSON export is the format the Web UI downloads and historyFromJSON reads.
-        const cli = await findTemporalCli();
-        if (!cli) throw new Error('the Temporal CLI is missing');
-        const { stdout } = await promisify(execFile)(
-          cli.path,
-          [
-            'workflow',
-            'show',
-            '--workflow-id',
-            handle.workflowId,
-            '--address',
-            stack.temporalAddress,
-            '--namespace',
-            stack.namespace,
-            '--output',
-            'json',
-          ],
-          { maxBuffer: 64 * 1024 * 1024 },
-        );
-        writeFileSync(file, stdout.endsWith('\n') ? stdout : `${stdout}\n`);
+        await exportHistory(stack, handle.workflowId, file);
         console.log(`recorded ${path.relative(process.cwd(), file)}`);
       } finally {
         await worker.stop();

@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkerConfig } from '../src/config';
@@ -10,6 +11,7 @@ import { haproxyPaths } from '../src/stack/haproxy';
 import { freePort } from '../src/stack/processes';
 import { resolveStackSettings, temporalAddress, type StackSettings } from '../src/stack/settings';
 import { down, up } from '../src/stack/stack';
+import { findTemporalCli } from '../src/stack/tools';
 import { connectClient } from '../src/temporal-connection';
 import { createRunbookWorker } from '../src/worker';
 
@@ -148,4 +150,34 @@ export function spawnChildWorker(taskQueue: string): { process: ChildProcess; ki
       await exited;
     },
   };
+}
+
+/**
+ * Writes a workflow's history as the CLI exports it (`temporal workflow show --output json`: the format the Web UI
+ * downloads and historyFromJSON reads) to `file`, for the committed replay histories.
+ */
+export async function exportHistory(
+  stack: Pick<TestStack, 'temporalAddress' | 'namespace'>,
+  workflowId: string,
+  file: string,
+): Promise<void> {
+  const cli = await findTemporalCli();
+  if (!cli) throw new Error('the Temporal CLI is missing');
+  const { stdout } = await promisify(execFile)(
+    cli.path,
+    [
+      'workflow',
+      'show',
+      '--workflow-id',
+      workflowId,
+      '--address',
+      stack.temporalAddress,
+      '--namespace',
+      stack.namespace,
+      '--output',
+      'json',
+    ],
+    { maxBuffer: 64 * 1024 * 1024 },
+  );
+  writeFileSync(file, stdout.endsWith('\n') ? stdout : `${stdout}\n`);
 }

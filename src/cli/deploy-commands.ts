@@ -7,13 +7,7 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { UserError, errorMessage } from '../errors';
-import {
-  defaultEnvironment,
-  loadRunbookConfig,
-  renderRelease,
-  resolveService,
-  runbookConfigPath,
-} from '../runbook-config';
+import { defaultEnvironment, loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import type { DecisionKind } from '../shared/approvals';
 import type { DeployInput, DeployResult, DeployState, GateState, RollbackInput } from '../shared/deploy';
 import { slug } from '../shared/ids';

@@ -175,10 +175,7 @@ export interface BlueGreen {
 }
 
 /** Where the tasks of an ECS service read the database host from; a database restore rewrites it. */
-export type EndpointHolder =
-  | { ssmParameter: string }
-  | { secret: string; key?: string }
-  | { taskEnv: string };
+export type EndpointHolder = { ssmParameter: string } | { secret: string; key?: string } | { taskEnv: string };
 
 /**
  * A service on AWS ECS behind an application load balancer, its database on RDS PostgreSQL. Names and ARNs

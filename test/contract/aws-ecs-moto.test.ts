@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { DescribeListenersCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import {
@@ -19,7 +18,8 @@ import { siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort, portOpen } from '../../src/stack/processes';
 import { createRunbookWorker } from '../../src/worker';
-import { testStack, uniqueName, workflowBundle } from '../harness';
+import { exportHistory, testStack, uniqueName, workflowBundle } from '../harness';
+import { runbookCli } from '../helpers/cli';
 import { ensureMoto, motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
 import { createMotoShop, type MotoShop } from './moto-shop';
 
@@ -42,7 +42,6 @@ import { createMotoShop, type MotoShop } from './moto-shop';
 describe('aws-ecs platform against moto, through the runbook CLI', function () {
   this.timeout(240_000);
   const region = motoCredentials.AWS_REGION;
-  const runbookBin = path.join(__dirname, '../../bin/runbook.js');
   const savedEnv: Record<string, string | undefined> = {};
   let moto: MotoServer;
   let shop: MotoShop;
@@ -53,17 +52,16 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   let databaseUrl: string;
   let clients: { ecs: ECSClient; elb: ElasticLoadBalancingV2Client; rds: RDSClient; ssm: SSMClient };
 
-  async function runbook(args: string[]) {
-    try {
-      const { stdout, stderr } = await promisify(execFile)(process.execPath, [runbookBin, ...args], {
-        env: { ...process.env, ...env },
-        timeout: 200_000,
-      });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code?: number; stdout?: string; stderr?: string };
-      return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-    }
+  const runbook = (args: string[]) => runbookCli(args, env, 200_000);
+
+  /**
+   * With RUNBOOK_RECORD_AWS_HISTORIES=1, the histories of this test's workflows are written to
+   * test/replay/histories/aws-ecs-<name>.json, which the replay test replays on every run: the aws-ecs paths of the
+   * workflows are then guarded against non-deterministic changes like the single-host ones.
+   */
+  async function record(workflowId: string, name: string): Promise<void> {
+    if (process.env.RUNBOOK_RECORD_AWS_HISTORIES !== '1') return;
+    await exportHistory(testStack(), workflowId, path.join(__dirname, '../replay/histories', `aws-ecs-${name}.json`));
   }
 
   /** The production listener's split, by colour. */
@@ -252,8 +250,13 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   it('deploy: the next release goes to the other colour, traffic 50% then 100%, the old colour is scaled to 0', async () => {
     const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v2', '--wait', '--json']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { outcome: string; snapshotId?: string };
+    const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+      workflowId: string;
+      outcome: string;
+      snapshotId?: string;
+    };
     assert.equal(result.outcome, 'succeeded');
+    await record(result.workflowId, 'deploy-canary');
     v2Snapshot = result.snapshotId!;
     assert.ok(v2Snapshot);
     const blue = await service('blue');
@@ -284,6 +287,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     assert.equal(approved.code, 0, `${approved.stdout}\n${approved.stderr}`);
     const watched = await runbook(['watch', id]);
     assert.equal(watched.code, 0, `${watched.stdout}\n${watched.stderr}`);
+    await record(id, 'rollback-db-restore');
     assert.match(watched.stdout, /\[maintenance\] maintenance: the load balancer answers 503/);
     assert.match(
       watched.stdout,
@@ -334,6 +338,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     );
     const r = await runbook(['drill', 'shop', '--env', 'moto', '--wait']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    await record(/started (\S+):/.exec(r.stdout)![1]!, 'drill-passed');
     assert.match(r.stdout, /PASSED: restored shop-moto-pre-restore-\S+ \(\S+ old\) and the copy was ready in/);
     assert.match(
       r.stdout,

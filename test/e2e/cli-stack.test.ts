@@ -1,35 +1,16 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
 import { freePort, isAlive, portOpen } from '../../src/stack/processes';
 import { sample } from './metrics.test';
+import { runbookCli, type CliResult } from '../helpers/cli';
 
-const runbookBin = path.join(__dirname, '../../bin/runbook.js');
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real `runbook` CLI (the compiled one that `npx runbook` runs) with extra environment. */
-async function runbook(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [runbookBin, ...args], {
-      env: { ...process.env, TEMPORAL_ADDRESS: '', ...env },
-      timeout: timeoutMs,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+/** The CLI on this test's own stack (never a TEMPORAL_ADDRESS from the environment). */
+const runbook = (args: string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliResult> =>
+  runbookCli(args, { TEMPORAL_ADDRESS: '', ...env }, timeoutMs);
 
 interface DoctorReport {
   ok: boolean;

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 import type { DrillResult } from '../../src/shared/drill';
@@ -11,29 +9,11 @@ import { drillScheduleId } from '../../src/shared/drill';
 import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort } from '../../src/stack/processes';
 import { startWorker, testStack, uniqueName } from '../harness';
+import { runbookCli } from '../helpers/cli';
 
-const runbookBin = path.join(__dirname, '../../bin/runbook.js');
 const examples = path.join(__dirname, '../../examples');
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The compiled `runbook` CLI (what `npx runbook` runs; `npm test` builds it first). */
-async function runbook(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [runbookBin, ...args], {
-      env: { ...process.env, ...env },
-      timeout: 170_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const runbook = (args: string[], env: NodeJS.ProcessEnv) => runbookCli(args, env, 170_000);
 
 /** examples/runbook.yaml's shop, as a service of its own for this test: name, ports, database, short timings. */
 async function writeConfig(dir: string, service: string, database: string): Promise<string> {

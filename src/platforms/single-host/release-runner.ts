@@ -84,7 +84,8 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
     async start(spec: StartReleaseRequest) {
       const existing = alive(spec.service, spec.environment, spec.releaseId);
       if (existing) return existing;
-      if (!spec.release) throw new ReleaseStartError(`${spec.service}: no release settings (platform single-host)`, true);
+      if (!spec.release)
+        throw new ReleaseStartError(`${spec.service}: no release settings (platform single-host)`, true);
       const release = spec.release;
       const dir = releaseDir(spec.service, spec.environment, spec.releaseId);
       mkdirSync(dir, { recursive: true });

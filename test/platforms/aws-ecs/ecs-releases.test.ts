@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import {
   AccessDeniedException,
   DescribeServicesCommand,
@@ -24,74 +23,26 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockClient } from 'aws-sdk-client-mock';
-import { TAG, type AwsClients, type AwsContext } from '../../../src/platforms/aws-ecs/context';
+import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createEcsReleaseRunner } from '../../../src/platforms/aws-ecs/ecs-releases';
 import type { StartReleaseRequest } from '../../../src/platforms/types';
-import type { AwsEcsSpec } from '../../../src/shared/service-plan';
+import { ECS_ARN, fakeAwsContext, LB, PROD_LISTENER, rejection, TEST_LISTENER, testSpec } from './fixture';
 
-const ACCOUNT = 'arn:aws:ecs:us-east-1:123456789012';
-const ELB = 'arn:aws:elasticloadbalancing:us-east-1:123456789012';
-const LB = `${ELB}:loadbalancer/app/shop/50dc6c495c0c9188`;
-const PROD_LISTENER = `${ELB}:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2`;
-const TEST_LISTENER = `${ELB}:listener/app/shop/50dc6c495c0c9188/7e1c0a9d3b2f4e10`;
-const TD_OLD = `${ACCOUNT}:task-definition/shop:7`;
-const TD_NEW = `${ACCOUNT}:task-definition/shop:8`;
+const TD_OLD = `${ECS_ARN}:task-definition/shop:7`;
+const TD_NEW = `${ECS_ARN}:task-definition/shop:8`;
 
-const spec: AwsEcsSpec = {
-  region: 'us-east-1',
-  cluster: 'prod',
-  services: { blue: 'shop-blue', green: 'shop-green' },
-  container: 'app',
-  image: 'registry.example/shop:{version}',
-  env: { APP_VERSION: '{version}', FEATURE_X: 'on' },
-  targetGroups: {
-    blue: `${ELB}:targetgroup/shop-blue/aaaa1111aaaa1111`,
-    green: `${ELB}:targetgroup/shop-green/bbbb2222bbbb2222`,
-  },
-  listenerRule: `${PROD_LISTENER}/9683b2d02a6cabee`,
-  testListener: TEST_LISTENER,
-  scheme: 'https',
-  drainMs: 30_000,
-  rolloutTimeoutMs: 60_000,
-  pollIntervalMs: 5_000,
-};
+const spec = testSpec({ env: { APP_VERSION: '{version}', FEATURE_X: 'on' }, scheme: 'https' });
 
 const ecs = mockClient(ECSClient);
 const elb = mockClient(ElasticLoadBalancingV2Client);
 
-interface Fake {
-  ctx: AwsContext;
-  sleeps: number[];
-  resolved: Array<[string, number]>;
-}
-
-function fakeContext(): Fake {
-  let now = Date.UTC(2025, 0, 1, 12, 0, 0);
-  const sleeps: number[] = [];
-  const resolved: Array<[string, number]> = [];
-  const clients = {
-    ecs: new ECSClient({ region: 'us-east-1' }),
-    elb: new ElasticLoadBalancingV2Client({ region: 'us-east-1' }),
-    cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
-  } as AwsClients; // the runner uses no other client
-  const ctx: AwsContext = {
+/** The runner's context: the load balancer's addresses map to local ports, and sleeping moves the clock. */
+const fakeContext = () =>
+  fakeAwsContext({
     spec,
-    clients,
-    resolveAddress: (host, port) => {
-      resolved.push([host, port]);
-      return { host: '127.0.0.1', port: port + 10_000 };
-    },
-    env: {},
-    pgBinDir: '',
-    isRunning: async () => true,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      now += ms;
-    },
-    now: () => now,
-  };
-  return { ctx, sleeps, resolved };
-}
+    resolveAddress: (_host, port) => ({ host: '127.0.0.1', port: port + 10_000 }),
+    sleepAdvancesClock: true,
+  });
 
 function deployment(td: string, rolloutState: Deployment['rolloutState'], running: number, desired: number) {
   return {
@@ -123,7 +74,7 @@ function service(
   const running = opts.running ?? opts.desired;
   return {
     serviceName: `shop-${colour}`,
-    serviceArn: `${ACCOUNT}:service/prod/shop-${colour}`,
+    serviceArn: `${ECS_ARN}:service/prod/shop-${colour}`,
     status: 'ACTIVE',
     desiredCount: opts.desired,
     runningCount: running,
@@ -241,15 +192,6 @@ function mockTaskDefinition() {
   ecs.on(TagResourceCommand).resolves({});
 }
 
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.fail('expected a rejection');
-}
-
 describe('ECS release runner (aws-sdk-client-mock)', () => {
   beforeEach(() => {
     ecs.reset();
@@ -321,7 +263,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     assert.deepEqual(updates, [{ cluster: 'prod', service: 'shop-green', taskDefinition: TD_NEW, desiredCount: 2 }]);
     const tagged = ecs.commandCalls(TagResourceCommand).map((c) => c.args[0].input);
     assert.equal(tagged.length, 1);
-    assert.equal(tagged[0]?.resourceArn, `${ACCOUNT}:service/prod/shop-green`);
+    assert.equal(tagged[0]?.resourceArn, `${ECS_ARN}:service/prod/shop-green`);
     assert.deepEqual(tagged[0]?.tags?.find((t) => t.key === TAG.release)?.value, request.releaseId);
 
     const modified = elb.commandCalls(ModifyListenerCommand).map((c) => c.args[0].input);
@@ -526,7 +468,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     );
     assert.deepEqual(
       ecs.commandCalls(UntagResourceCommand).map((c) => c.args[0].input),
-      [{ resourceArn: `${ACCOUNT}:service/prod/shop-green`, tagKeys: [TAG.release, TAG.version] }],
+      [{ resourceArn: `${ECS_ARN}:service/prod/shop-green`, tagKeys: [TAG.release, TAG.version] }],
     );
     assert.equal(await runner.stop('shop', 'prod', 'shop-0-9-0-zzzz', 30_000), false);
     assert.equal(ecs.commandCalls(UpdateServiceCommand).length, 1);

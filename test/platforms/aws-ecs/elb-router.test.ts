@@ -17,37 +17,27 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockClient } from 'aws-sdk-client-mock';
-import { TAG, type AwsClients, type AwsContext } from '../../../src/platforms/aws-ecs/context';
+import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createElbRouter } from '../../../src/platforms/aws-ecs/elb-router';
 import type { RouteSpec } from '../../../src/platforms/types';
-import type { AwsEcsSpec } from '../../../src/shared/service-plan';
+import {
+  BLUE_TG,
+  ECS_ARN,
+  ELB,
+  fakeAwsContext,
+  GREEN_TG,
+  LB,
+  PROD_LISTENER,
+  rejection,
+  RULE,
+  TEST_LISTENER,
+  testSpec,
+} from './fixture';
 
-const ECS_ARN = 'arn:aws:ecs:us-east-1:123456789012';
-const ELB = 'arn:aws:elasticloadbalancing:us-east-1:123456789012';
-const LB = `${ELB}:loadbalancer/app/shop/50dc6c495c0c9188`;
-const PROD_LISTENER = `${ELB}:listener/app/shop/50dc6c495c0c9188/f2f7dc8efc522ab2`;
-const TEST_LISTENER = `${ELB}:listener/app/shop/50dc6c495c0c9188/7e1c0a9d3b2f4e10`;
-const RULE = `${PROD_LISTENER}/9683b2d02a6cabee`;
-const BLUE_TG = `${ELB}:targetgroup/shop-blue/aaaa1111aaaa1111`;
-const GREEN_TG = `${ELB}:targetgroup/shop-green/bbbb2222bbbb2222`;
 const OLD = 'shop-1-0-0-aaaa';
 const NEW = 'shop-2-0-0-bbbb';
 
-const spec: AwsEcsSpec = {
-  region: 'us-east-1',
-  cluster: 'prod',
-  services: { blue: 'shop-blue', green: 'shop-green' },
-  container: 'app',
-  image: 'registry.example/shop:{version}',
-  env: {},
-  targetGroups: { blue: BLUE_TG, green: GREEN_TG },
-  listenerRule: RULE,
-  testListener: TEST_LISTENER,
-  scheme: 'http',
-  drainMs: 30_000,
-  rolloutTimeoutMs: 60_000,
-  pollIntervalMs: 5_000,
-};
+const spec = testSpec();
 
 const route: RouteSpec = { service: 'shop', environment: 'prod', listenPort: 0, aws: spec };
 
@@ -55,28 +45,13 @@ const ecs = mockClient(ECSClient);
 const elb = mockClient(ElasticLoadBalancingV2Client);
 const cloudwatch = mockClient(CloudWatchClient);
 
-function fakeContext() {
-  const now = Date.UTC(2025, 0, 1, 12, 0, 30);
-  const sleeps: number[] = [];
-  const clients = {
-    ecs: new ECSClient({ region: 'us-east-1' }),
-    elb: new ElasticLoadBalancingV2Client({ region: 'us-east-1' }),
-    cloudwatch: new CloudWatchClient({ region: 'us-east-1' }),
-  } as AwsClients; // the router uses no other client
-  const ctx: AwsContext = {
+/** The router's context: the load balancer's DNS name resolves to a marked host, and the clock stands still. */
+const fakeContext = () =>
+  fakeAwsContext({
     spec,
-    clients,
     resolveAddress: (host, port) => ({ host: `resolved.${host}`, port }),
-    env: {},
-    pgBinDir: '',
-    isRunning: async () => true,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-    },
-    now: () => now,
-  };
-  return { ctx, sleeps, now };
-}
+    startMs: Date.UTC(2025, 0, 1, 12, 0, 30),
+  });
 
 function service(colour: 'blue' | 'green', release?: string): Service {
   return {
@@ -147,15 +122,6 @@ function fakeAlb(initial: Action[]) {
 }
 
 const modifiedRules = () => elb.commandCalls(ModifyRuleCommand).map((c) => c.args[0].input);
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('ELB traffic router (aws-sdk-client-mock)', () => {
   beforeEach(() => {
@@ -315,7 +281,7 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
       responses: 0,
       errors5xx: 0,
       connectionErrors: 0,
-      atMs: f.now,
+      atMs: f.now(),
     });
   });
 

@@ -27,7 +27,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { mockClient } from 'aws-sdk-client-mock';
 import pg from 'pg';
-import { awsClients, TAG, type AwsContext } from '../../../src/platforms/aws-ecs/context';
+import { TAG, type AwsContext } from '../../../src/platforms/aws-ecs/context';
 import {
   createRdsSnapshotStore,
   createRdsSwap,
@@ -41,6 +41,7 @@ import { migrateOrchestratorDb } from '../../../src/platforms/postgres/orchestra
 import type { SnapshotManifest, SnapshotProgress } from '../../../src/platforms/types';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../../src/shared/service-plan';
 import { startPgFixture, type PgFixture } from '../pg-fixture';
+import { fakeAwsContext, testSpec, type FakeAwsContextOptions } from './fixture';
 
 const rdsMock = mockClient(RDSClient);
 const ecsMock = mockClient(ECSClient);
@@ -53,20 +54,7 @@ const SNAPSHOT_ARN = `arn:aws:rds:us-east-1:123456789012:snapshot:${SNAPSHOT}`;
 const WORKFLOW = 'deploy-shop-prod-42';
 
 function specWith(rds: Partial<AwsRdsSpec> = {}): AwsEcsSpec {
-  return {
-    region: 'us-east-1',
-    cluster: 'prod',
-    services: { blue: 'shop-blue', green: 'shop-green' },
-    container: 'app',
-    image: 'registry/shop:{version}',
-    env: {},
-    targetGroups: { blue: 'arn:tg/blue', green: 'arn:tg/green' },
-    listener: 'arn:listener',
-    testListener: 'arn:test-listener',
-    scheme: 'http',
-    drainMs: 0,
-    rolloutTimeoutMs: 60_000,
-    pollIntervalMs: 10,
+  return testSpec({
     rds: {
       instance: 'shop-prod',
       database: 'shop',
@@ -76,7 +64,7 @@ function specWith(rds: Partial<AwsRdsSpec> = {}): AwsEcsSpec {
       pollIntervalMs: 5_000,
       ...rds,
     },
-  };
+  });
 }
 
 interface Harness {
@@ -85,22 +73,15 @@ interface Harness {
   running: Set<string>;
 }
 
-function harness(spec = specWith(), overrides: Partial<AwsContext> = {}): Harness {
-  const sleeps: number[] = [];
+function harness(spec = specWith(), overrides: Pick<FakeAwsContextOptions, 'env' | 'resolveAddress'> = {}): Harness {
   const running = new Set<string>();
-  const ctx: AwsContext = {
+  const { ctx, sleeps } = fakeAwsContext({
     spec,
-    clients: awsClients('us-east-1'),
-    resolveAddress: (host, port) => ({ host, port }),
     env: { SHOP_DATABASE_URL: LIVE_URL },
-    pgBinDir: '',
     isRunning: async (id) => running.has(id),
-    sleep: async (ms) => {
-      sleeps.push(ms);
-    },
-    now: () => 1_700_000_000_000,
+    startMs: 1_700_000_000_000,
     ...overrides,
-  };
+  });
   return { ctx, sleeps, running };
 }
 
