@@ -1,4 +1,5 @@
 import type { ActivityOptions } from '@temporalio/workflow';
+import type { ResolvedService } from '../shared/service-plan';
 
 /** Short calls to a local server (a query, a runtime API command): fail fast, retry with backoff. */
 export const quick: ActivityOptions = {
@@ -21,3 +22,17 @@ export const longWithHeartbeat: ActivityOptions = {
   heartbeatTimeout: '10s',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 };
+
+/**
+ * Starting a release: a local process starts within `quick`'s timeout; an ECS rollout may take the service's
+ * rolloutTimeout, heartbeating while it polls (a dead worker is noticed within 10 s and the next attempt adopts the
+ * rollout, which the release id names).
+ */
+export function releaseStart(plan: ResolvedService): ActivityOptions {
+  if (plan.platform !== 'aws-ecs') return quick;
+  return {
+    startToCloseTimeout: plan.aws.rolloutTimeoutMs + 60_000,
+    heartbeatTimeout: '10s',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+  };
+}

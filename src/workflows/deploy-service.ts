@@ -13,7 +13,7 @@ import type { AnalysisWindow, DeployInput, DeployResult, Outcome, ReleaseRef } f
 import { releaseIdFor, snapshotIdFor } from '../shared/ids';
 import { drainMsOf, onPlatform, releaseOf, routeOf } from '../shared/platform';
 import { APPROVAL_GATES, type TrafficStep } from '../shared/service-plan';
-import { critical, longWithHeartbeat, quick } from './activity-options';
+import { critical, longWithHeartbeat, quick, releaseStart } from './activity-options';
 import { REJECTED } from './gates';
 import { metrics } from './metrics';
 import { beginRunbook } from './runbook';
@@ -146,7 +146,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       what: `stop ${version}`,
       run: () => safe.stopRelease({ ...key, graceMs: drainMs }),
     });
-    const candidate = await act.startRelease({
+    const candidate = await proxyActivities<Activities>(releaseStart(plan)).startRelease({
       ...key,
       version,
       ...releaseOf(plan),

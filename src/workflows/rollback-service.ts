@@ -10,7 +10,7 @@ import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } fro
 import { releaseIdFor, resourceName, snapshotIdFor } from '../shared/ids';
 import { drainMsOf, onPlatform, platformWords, releaseOf, routeOf } from '../shared/platform';
 import { APPROVAL_GATES } from '../shared/service-plan';
-import { critical, longWithHeartbeat, quick } from './activity-options';
+import { critical, longWithHeartbeat, quick, releaseStart } from './activity-options';
 import { REJECTED } from './gates';
 import { metrics } from './metrics';
 import { beginRunbook } from './runbook';
@@ -211,7 +211,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
         what: `stop ${toVersion}`,
         run: () => safe.stopRelease({ ...key(releaseId), graceMs: drainMs }),
       });
-      target = await act.startRelease({
+      target = await proxyActivities<Activities>(releaseStart(plan)).startRelease({
         ...key(releaseId),
         version: toVersion,
         ...releaseOf(plan),

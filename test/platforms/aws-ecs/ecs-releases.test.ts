@@ -3,7 +3,6 @@ import {
   AccessDeniedException,
   DescribeServicesCommand,
   DescribeTaskDefinitionCommand,
-  ECSClient,
   RegisterTaskDefinitionCommand,
   TagResourceCommand,
   UntagResourceCommand,
@@ -16,25 +15,28 @@ import {
   DescribeLoadBalancersCommand,
   DescribeRulesCommand,
   DescribeTargetHealthCommand,
-  ElasticLoadBalancingV2Client,
   ModifyListenerCommand,
   ModifyRuleCommand,
   type TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockClient } from 'aws-sdk-client-mock';
+import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createEcsReleaseRunner } from '../../../src/platforms/aws-ecs/ecs-releases';
 import type { StartReleaseRequest } from '../../../src/platforms/types';
 import { ECS_ARN, fakeAwsContext, LB, PROD_LISTENER, rejection, TEST_LISTENER, testSpec } from './fixture';
 
+/** The clients fakeAwsContext() hands the code under test: mocked one by one, never the SDK classes, so that
+ * other test files (the moto contract test) keep real clients. */
+const testClients = awsClients('us-east-1');
 const TD_OLD = `${ECS_ARN}:task-definition/shop:7`;
 const TD_NEW = `${ECS_ARN}:task-definition/shop:8`;
 
 const spec = testSpec({ env: { APP_VERSION: '{version}', FEATURE_X: 'on' }, scheme: 'https' });
 
-const ecs = mockClient(ECSClient);
-const elb = mockClient(ElasticLoadBalancingV2Client);
+const ecs = mockClient(testClients.ecs);
+const elb = mockClient(testClients.elb);
 
 /** The runner's context: the load balancer's addresses map to local ports, and sleeping moves the clock. */
 const fakeContext = () =>

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { CloudWatchClient, GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { DescribeServicesCommand, ECSClient, type Service } from '@aws-sdk/client-ecs';
+import { GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
+import { DescribeServicesCommand, type Service } from '@aws-sdk/client-ecs';
 import {
   AddTagsCommand,
   DescribeListenersCommand,
@@ -8,7 +8,6 @@ import {
   DescribeRulesCommand,
   DescribeTagsCommand,
   DescribeTargetGroupsCommand,
-  ElasticLoadBalancingV2Client,
   ModifyListenerCommand,
   ModifyRuleCommand,
   RemoveTagsCommand,
@@ -17,6 +16,7 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockClient } from 'aws-sdk-client-mock';
+import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createElbRouter } from '../../../src/platforms/aws-ecs/elb-router';
 import type { RouteSpec } from '../../../src/platforms/types';
@@ -34,6 +34,9 @@ import {
   testSpec,
 } from './fixture';
 
+/** The clients fakeAwsContext() hands the code under test: mocked one by one, never the SDK classes, so that
+ * other test files (the moto contract test) keep real clients. */
+const testClients = awsClients('us-east-1');
 const OLD = 'shop-1-0-0-aaaa';
 const NEW = 'shop-2-0-0-bbbb';
 
@@ -41,9 +44,9 @@ const spec = testSpec();
 
 const route: RouteSpec = { service: 'shop', environment: 'prod', listenPort: 0, aws: spec };
 
-const ecs = mockClient(ECSClient);
-const elb = mockClient(ElasticLoadBalancingV2Client);
-const cloudwatch = mockClient(CloudWatchClient);
+const ecs = mockClient(testClients.ecs);
+const elb = mockClient(testClients.elb);
+const cloudwatch = mockClient(testClients.cloudwatch);
 
 /** The router's context: the load balancer's DNS name resolves to a marked host, and the clock stands still. */
 const fakeContext = () =>

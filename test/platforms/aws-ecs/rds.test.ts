@@ -8,7 +8,6 @@ import {
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   ListTagsForResourceCommand,
-  RDSClient,
   RestoreDBInstanceFromDBSnapshotCommand,
   type DBInstance,
   type DBSnapshot,
@@ -16,16 +15,16 @@ import {
 import {
   DescribeServicesCommand,
   DescribeTaskDefinitionCommand,
-  ECSClient,
   RegisterTaskDefinitionCommand,
   UpdateServiceCommand,
 } from '@aws-sdk/client-ecs';
-import { GetSecretValueCommand, PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetSecretValueCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { mockClient } from 'aws-sdk-client-mock';
+import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import pg from 'pg';
 import { TAG, type AwsContext } from '../../../src/platforms/aws-ecs/context';
 import {
@@ -43,10 +42,13 @@ import type { AwsEcsSpec, AwsRdsSpec } from '../../../src/shared/service-plan';
 import { startPgFixture, type PgFixture } from '../pg-fixture';
 import { fakeAwsContext, testSpec, type FakeAwsContextOptions } from './fixture';
 
-const rdsMock = mockClient(RDSClient);
-const ecsMock = mockClient(ECSClient);
-const ssmMock = mockClient(SSMClient);
-const secretsMock = mockClient(SecretsManagerClient);
+/** The clients fakeAwsContext() hands the code under test: mocked one by one, never the SDK classes, so that
+ * other test files (the moto contract test) keep real clients. */
+const testClients = awsClients('us-east-1');
+const rdsMock = mockClient(testClients.rds);
+const ecsMock = mockClient(testClients.ecs);
+const ssmMock = mockClient(testClients.ssm);
+const secretsMock = mockClient(testClients.secrets);
 
 const LIVE_URL = 'postgres://shop:s3cret@shop-prod.abc.us-east-1.rds.amazonaws.com:5432/shop?sslmode=require';
 const SNAPSHOT = 'shop-prod-pre-migrate-1a2b3c4d';
