@@ -197,7 +197,10 @@ export const deployCommand: Command = {
   ],
   details: `The config is validated first: a bad file lists every problem and starts nothing.\n${exitCodeHelp} (with --wait)`,
   options: {
-    version: { type: 'string', description: 'the release to deploy (names its folder for single-host)' },
+    version: {
+      type: 'string',
+      description: 'the release to deploy (its folder on single-host, its image tag on aws-ecs)',
+    },
     env: { type: 'string', description: 'environment (default: the first one the service lists)' },
     ...configOption,
     ...asOption,
