@@ -525,6 +525,7 @@ const awsEcsSchema = z
     drain: duration().default(30_000),
     rolloutTimeout: duration({ positive: true }).default(15 * 60_000),
     pollInterval: duration({ positive: true }).default(10_000),
+    metricsDelay: duration().default(2 * 60_000),
     rds: awsRdsSchema.optional(),
   })
   .describe('{ region, cluster, services, container, image, targetGroups, listenerRule | listener, testListener, rds }')
@@ -544,6 +545,7 @@ const awsEcsSchema = z
     drainMs: a.drain,
     rolloutTimeoutMs: a.rolloutTimeout,
     pollIntervalMs: a.pollInterval,
+    metricsDelayMs: a.metricsDelay,
     ...(a.rds
       ? {
           rds: {

@@ -205,6 +205,11 @@ export interface AwsEcsSpec {
   scheme: 'http' | 'https';
   /** How long a release keeps serving after traffic left it (the target groups' deregistration delay). */
   drainMs: number;
+  /**
+   * How late CloudWatch's load balancer figures are complete: an analysis window reads the whole minutes that ended
+   * this long before it.
+   */
+  metricsDelayMs: number;
   /** How long a rollout may take to become stable, and how often it is polled. */
   rolloutTimeoutMs: number;
   pollIntervalMs: number;

@@ -93,6 +93,7 @@ describe('runbook config: the aws block of an aws-ecs service', () => {
       drainMs: 30_000,
       rolloutTimeoutMs: 15 * 60_000,
       pollIntervalMs: 10_000,
+      metricsDelayMs: 120_000,
       // database and urlEnv come from the service's database: block, so they are written once.
       rds: {
         instance: 'shop-db',
@@ -125,6 +126,7 @@ describe('runbook config: the aws block of an aws-ecs service', () => {
           '      drain: 1m',
           '      rolloutTimeout: 20m',
           '      pollInterval: 5s',
+          '      metricsDelay: 3m',
           '      rds:',
           '        instance: shop-db',
           '        endpoint: { secret: shop/db, key: host }',
@@ -164,6 +166,7 @@ describe('runbook config: the aws block of an aws-ecs service', () => {
         drainMs: 60_000,
         rolloutTimeoutMs: 20 * 60_000,
         pollIntervalMs: 5000,
+        metricsDelayMs: 180_000,
         rds: {
           instance: 'shop-db',
           database: 'shop',
@@ -286,7 +289,7 @@ describe('runbook config: problems in the aws block', () => {
 
   it('names an unknown key with a "did you mean" and the keys allowed there', () => {
     const allowed =
-      'allowed here: region, endpoint, cluster, services, container, image, env, targetGroups, listenerRule, listener, testListener, scheme, drain, rolloutTimeout, pollInterval, rds';
+      'allowed here: region, endpoint, cluster, services, container, image, env, targetGroups, listenerRule, listener, testListener, scheme, drain, rolloutTimeout, pollInterval, metricsDelay, rds';
     assert.deepEqual(problemsOf(withAws('clustr: prod', 'desiredCount: 2')), [
       `services.shop.aws.clustr: unknown key (did you mean "cluster"?); ${allowed}`,
       `services.shop.aws.desiredCount: unknown key; ${allowed}`,

@@ -146,6 +146,7 @@ describe('runbook config: resolving a service in an environment', () => {
       drainMs: 30_000,
       rolloutTimeoutMs: 15 * 60_000,
       pollIntervalMs: 10_000,
+      metricsDelayMs: 120_000,
     });
     assert.ok(!('listen' in billing) && !('release' in billing));
     assert.ok(!('database' in billing) && !('rds' in billing.aws), 'no database: no RDS settings');

@@ -36,7 +36,7 @@ const label = (route: RouteSpec) => `${route.service}/${route.environment}`;
  * ensureRoute checks that the rule and the target groups exist. Weights are percent (ALB takes 0..999).
  *
  * Counters are not cumulative on ALB: readCounters returns zeros and the analysis uses windowFigures, CloudWatch's
- * per-minute figures of the colour's target group (they arrive with a delay of a minute or more).
+ * per-minute figures of the colour's target group, read aws.metricsDelay late (they arrive a minute or more late).
  *
  * Invalid input throws an Error whose message says "not a member", "unknown member" or "sum" (the traffic
  * activity makes those non-retryable); AWS failures are those of awsCall, and ElbUnexpectedAction (non-retryable)
@@ -57,6 +57,13 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
   }
 
   async function windowFigures(route: RouteSpec, releaseId: string, fromMs: number, toMs: number) {
+    // CloudWatch publishes a minute's figures a minute or more after it ended: a window reads the whole minutes
+    // that ended at least aws.metricsDelay before its bounds. Consecutive windows (each starts where the last ended)
+    // then read consecutive minutes, none twice and none half-published; a window without a whole minute yet has
+    // no figures (inconclusive, like a window with too few requests).
+    const start = Math.floor((fromMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
+    const end = Math.floor((toMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
+    if (end <= start) return { requests: 0, errors5xx: 0, connectionErrors: 0, p95Ms: null, samples: 0 };
     const colour = await memberColour(route, releaseId);
     const tgArn = spec.targetGroups[colour];
     const res = await awsCall('elasticloadbalancing:DescribeTargetGroups', `target group ${tgArn}`, () =>
@@ -84,8 +91,6 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       },
       ReturnData: true,
     });
-    const start = Math.floor(fromMs / MINUTE_MS) * MINUTE_MS;
-    const end = Math.max(Math.ceil(toMs / MINUTE_MS) * MINUTE_MS, start + MINUTE_MS);
     const queries = [
       metric('requests', 'RequestCount', 'Sum'),
       metric('errors5xx', 'HTTPCode_Target_5XX_Count', 'Sum'),

@@ -247,14 +247,33 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
       ],
     });
     const router = createElbRouter(f.ctx);
-    const from = Date.UTC(2025, 0, 1, 12, 0, 30);
-    const to = Date.UTC(2025, 0, 1, 12, 2, 10);
+    // metricsDelay 2m: the window 12:02:30-12:04:10 reads the whole minutes that ended by 12:02:10, from 12:00:30
+    // on: 12:00 and 12:01.
+    const from = Date.UTC(2025, 0, 1, 12, 2, 30);
+    const to = Date.UTC(2025, 0, 1, 12, 4, 10);
     const figures = await router.windowFigures!(route, NEW, from, to);
     assert.deepEqual(figures, { requests: 1140, errors5xx: 7, connectionErrors: 1, p95Ms: 245, samples: 1140 });
 
     const input = cloudwatch.commandCalls(GetMetricDataCommand)[0]!.args[0].input;
     assert.deepEqual(input.StartTime, new Date(Date.UTC(2025, 0, 1, 12, 0, 0)));
-    assert.deepEqual(input.EndTime, new Date(Date.UTC(2025, 0, 1, 12, 3, 0)));
+    assert.deepEqual(input.EndTime, new Date(Date.UTC(2025, 0, 1, 12, 2, 0)));
+
+    // The next window starts where this one ended: it reads from 12:02 on, no minute twice; one that holds no whole
+    // published minute yet has no figures and asks CloudWatch nothing.
+    await router.windowFigures!(route, NEW, to, Date.UTC(2025, 0, 1, 12, 5, 20));
+    const next = cloudwatch.commandCalls(GetMetricDataCommand)[1]!.args[0].input;
+    assert.deepEqual(
+      [next.StartTime, next.EndTime],
+      [new Date(Date.UTC(2025, 0, 1, 12, 2, 0)), new Date(Date.UTC(2025, 0, 1, 12, 3, 0))],
+    );
+    const early = await router.windowFigures!(
+      route,
+      NEW,
+      Date.UTC(2025, 0, 1, 12, 5, 20),
+      Date.UTC(2025, 0, 1, 12, 5, 50),
+    );
+    assert.deepEqual(early, { requests: 0, errors5xx: 0, connectionErrors: 0, p95Ms: null, samples: 0 });
+    assert.equal(cloudwatch.commandCalls(GetMetricDataCommand).length, 2);
     assert.deepEqual(
       input.MetricDataQueries?.map((q) => [q.Id, q.MetricStat?.Metric?.MetricName, q.MetricStat?.Stat]),
       [

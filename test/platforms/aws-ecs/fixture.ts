@@ -28,6 +28,7 @@ export function testSpec(overrides: Partial<AwsEcsSpec> = {}): AwsEcsSpec {
     drainMs: 30_000,
     rolloutTimeoutMs: 60_000,
     pollIntervalMs: 5_000,
+    metricsDelayMs: 120_000,
     ...overrides,
   };
 }
