@@ -468,12 +468,17 @@ const endpointHolderSchema = z
   )
   .describe('{ ssmParameter } | { secret, key } | { taskEnv }');
 
+const rdsIdentifier = (what: string) =>
+  z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,62}$/, {
+    error: (iss) =>
+      `must be an RDS ${what} identifier (letters, digits, '-'; at most 63), got ${describeValue(iss.input)}`,
+  });
+
+/** Exactly one of instance and cluster: serviceCrossChecks() says so, with instanceClass required for a cluster. */
 const awsRdsSchema = z
   .strictObject({
-    instance: z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,62}$/, {
-      error: (iss) =>
-        `must be an RDS DB instance identifier (letters, digits, '-'; at most 63), got ${describeValue(iss.input)}`,
-    }),
+    instance: rdsIdentifier('DB instance').optional(),
+    cluster: rdsIdentifier('Aurora DB cluster').optional(),
     endpoint: endpointHolderSchema.optional(),
     drill: z
       .strictObject({
@@ -489,7 +494,7 @@ const awsRdsSchema = z
       .prefault({}),
     pollInterval: duration({ positive: true }).default(30_000),
   })
-  .describe('{ instance, endpoint, drill: { subnetGroup, securityGroups, instanceClass }, pollInterval }');
+  .describe('{ instance | cluster, endpoint, drill: { subnetGroup, securityGroups, instanceClass }, pollInterval }');
 
 const awsEcsSchema = z
   .strictObject({
@@ -549,7 +554,8 @@ const awsEcsSchema = z
     ...(a.rds
       ? {
           rds: {
-            instance: a.rds.instance,
+            ...(a.rds.instance !== undefined ? { instance: a.rds.instance } : {}),
+            ...(a.rds.cluster !== undefined ? { cluster: a.rds.cluster } : {}),
             database: '',
             urlEnv: '',
             ...(a.rds.endpoint ? { endpoint: a.rds.endpoint } : {}),
@@ -856,6 +862,20 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
     const database = asObject(s.database);
     if (s.database !== undefined && s.aws !== undefined && aws.rds === undefined) {
       add(['aws', 'rds'], 'is required with database: the RDS instance, e.g. { instance: shop-db }');
+    }
+    const rds = asObject(aws.rds);
+    if (isPlainObject(aws.rds) && (rds.instance === undefined) === (rds.cluster === undefined)) {
+      add(
+        ['aws', 'rds'],
+        'needs exactly one of instance (the RDS DB instance identifier) or cluster (the Aurora PostgreSQL DB cluster identifier)',
+      );
+    }
+    if (rds.cluster !== undefined && asObject(rds.drill).instanceClass === undefined) {
+      add(
+        ['aws', 'rds', 'drill', 'instanceClass'],
+        'is required with cluster: the class of the writer instance that a restore of the Aurora cluster creates ' +
+          '(Aurora restores have no default), e.g. db.r6g.large',
+      );
     }
     if (s.database !== undefined && database.urlEnv === undefined) {
       add(

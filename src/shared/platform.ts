@@ -43,20 +43,27 @@ export function drillStartsApp(plan: ResolvedService): boolean {
   return plan.platform === 'single-host';
 }
 
+/** The RDS resource the service's database lives on: its Aurora DB cluster (aws.rds.cluster) or its DB instance. */
+export function rdsLiveId(rds: Pick<AwsRdsSpec, 'instance' | 'cluster'>): string {
+  return rds.cluster ?? rds.instance ?? '';
+}
+
 /**
- * The RDS instance that holds `database` on aws-ecs: the service's own database lives on `rds.instance`; any other
- * name (a drill's scratch copy, a rollback's restored copy) is an instance of its own, named after it
- * (lowercase, '_' -> '-', starting with a letter, at most 63). '' when no identifier can be made of it.
+ * The RDS DB instance, or for a service on an Aurora cluster the DB cluster, that holds `database` on aws-ecs: the
+ * service's own database lives on `rds.instance` / `rds.cluster`; any other name (a drill's scratch copy, a
+ * rollback's restored copy) is an instance or cluster of its own, named after it (lowercase, '_' -> '-', starting
+ * with a letter, at most 63; a cluster's at most 61, so that its writer instance `<cluster>-1` is a valid name too).
+ * '' when no identifier can be made of it.
  */
-export function rdsInstanceId(rds: Pick<AwsRdsSpec, 'database' | 'instance'>, database: string): string {
-  if (database === rds.database) return rds.instance;
+export function rdsResourceId(rds: Pick<AwsRdsSpec, 'database' | 'instance' | 'cluster'>, database: string): string {
+  if (database === rds.database) return rdsLiveId(rds);
   let id = database
     .toLowerCase()
     .replace(/[^a-z0-9-]+/g, '-')
     .replace(/-{2,}/g, '-')
     .replace(/^-+|-+$/g, '');
   if (id && !/^[a-z]/.test(id)) id = `db-${id}`;
-  return id.slice(0, 63).replace(/-+$/, '');
+  return id.slice(0, rds.cluster === undefined ? 63 : 61).replace(/-+$/, '');
 }
 
 const holderName = (h: EndpointHolder | undefined) =>
@@ -79,12 +86,14 @@ export function platformWords(plan: ResolvedService, jobs: number) {
     };
   }
   const rds = plan.aws.rds;
-  const instance = (name: string) => (rds ? rdsInstanceId(rds, name) : name);
+  const noun = rds?.cluster === undefined ? 'instance' : 'cluster';
+  const resource = (name: string) => (rds ? rdsResourceId(rds, name) : name);
+  const restoreCall = noun === 'cluster' ? 'RestoreDBClusterFromSnapshot' : 'RestoreDBInstanceFromDBSnapshot';
   return {
-    restoreInto: (target: string) => `RDS instance ${instance(target)} (RestoreDBInstanceFromDBSnapshot)`,
+    restoreInto: (target: string) => `RDS ${noun} ${resource(target)} (${restoreCall})`,
     maintenance: 'the load balancer answers 503',
     swapped: (_database: string, restored: string) =>
-      `${holderName(rds?.endpoint)} points at ${instance(restored)}, the services were redeployed; ` +
-      `${rds?.instance ?? 'the old instance'} is kept (set aws.rds.instance and ${rds?.urlEnv ?? 'the URL'} to ${instance(restored)})`,
+      `${holderName(rds?.endpoint)} points at ${resource(restored)}, the services were redeployed; ` +
+      `${(rds && rdsLiveId(rds)) || `the old ${noun}`} is kept (set aws.rds.${noun} and ${rds?.urlEnv ?? 'the URL'} to ${resource(restored)})`,
   };
 }

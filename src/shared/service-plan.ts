@@ -213,22 +213,31 @@ export interface AwsEcsSpec {
   /** How long a rollout may take to become stable, and how often it is polled. */
   rolloutTimeoutMs: number;
   pollIntervalMs: number;
-  /** The RDS instance of the service's database; required with `database:`. */
+  /** The RDS instance (or Aurora cluster) of the service's database; required with `database:`. */
   rds?: AwsRdsSpec;
 }
 
+/** Where the service's database lives on RDS: exactly one of `instance` and `cluster` is set. */
 export interface AwsRdsSpec {
   /** The RDS DB instance identifier the service uses. */
-  instance: string;
+  instance?: string;
+  /**
+   * Or the Aurora PostgreSQL DB cluster identifier it uses: snapshots are cluster snapshots, and a restore creates a
+   * cluster with one writer instance `<cluster>-1` of class drill.instanceClass.
+   */
+  cluster?: string;
   /** The service's database name on it (database.name). */
   database: string;
   /** The worker environment variable with the URL (and credentials) of the database on the instance (database.urlEnv). */
   urlEnv: string;
   /** Where the tasks read the database host from; a database restore points it at the restored instance. */
   endpoint?: EndpointHolder;
-  /** Where a restore drill creates its instance `drill-<id>`. */
+  /**
+   * Where a restore drill creates its instance `drill-<id>` (or cluster: then instanceClass, the class of its writer
+   * instance, is set, since Aurora restores have no default).
+   */
   drill: { subnetGroup?: string; securityGroups: string[]; instanceClass?: string };
-  /** How often an instance being restored is polled (from the workflow, with durable timers). */
+  /** How often an instance (or cluster) being restored is polled (from the workflow, with durable timers). */
   pollIntervalMs: number;
 }
 

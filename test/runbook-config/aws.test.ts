@@ -297,7 +297,7 @@ describe('runbook config: problems in the aws block', () => {
     assert.deepEqual(
       problemsOf(edit(['rds: { instance: shop-db }', 'rds: { instance: shop-db, pollIntervall: 1m }'])),
       [
-        'services.shop.aws.rds.pollIntervall: unknown key (did you mean "pollInterval"?); allowed here: instance, endpoint, drill, pollInterval',
+        'services.shop.aws.rds.pollIntervall: unknown key (did you mean "pollInterval"?); allowed here: instance, cluster, endpoint, drill, pollInterval',
       ],
     );
   });
@@ -326,6 +326,60 @@ describe('runbook config: problems in the aws block', () => {
     assert.deepEqual(problemsOf(yaml), [
       'services.shop.aws.rds.drill.securityGroups[0]: must be a security group id like sg-0123456789abcdef0',
       'services.shop.aws.rds.drill.instanceClass: must be an instance class like db.t4g.medium',
+    ]);
+  });
+
+  it('needs exactly one of aws.rds.instance and aws.rds.cluster, with the same identifier rules', () => {
+    const message =
+      'services.shop.aws.rds: needs exactly one of instance (the RDS DB instance identifier) or cluster (the Aurora PostgreSQL DB cluster identifier)';
+    const both = 'rds: { instance: shop-db, cluster: shop-aurora, drill: { instanceClass: db.r6g.large } }';
+    assert.deepEqual(problemsOf(edit(['rds: { instance: shop-db }', both])), [message], 'both');
+    assert.deepEqual(problemsOf(edit(['rds: { instance: shop-db }', 'rds: { endpoint: { taskEnv: DB_HOST } }'])), [
+      message,
+    ]);
+    assert.deepEqual(
+      problemsOf(
+        edit(['rds: { instance: shop-db }', 'rds: { cluster: 1-aurora, drill: { instanceClass: db.r6g.large } }']),
+      ),
+      [
+        `services.shop.aws.rds.cluster: must be an RDS Aurora DB cluster identifier (letters, digits, '-'; at most 63), got "1-aurora"`,
+      ],
+    );
+    // An environment that moves to a cluster removes the base's instance.
+    const staging = edit([
+      '      production: {}\n',
+      '      staging: { aws: { rds: { instance: null, cluster: shop-aurora-staging, drill: { instanceClass: db.t4g.medium } } } }\n      production: {}\n',
+    ]);
+    assert.equal(resolveShop(staging, 'staging').aws.rds?.cluster, 'shop-aurora-staging');
+    assert.ok(!('instance' in resolveShop(staging, 'staging').aws.rds!));
+    const forgot = edit([
+      '      production: {}\n',
+      '      staging: { aws: { rds: { cluster: shop-aurora-staging } } }\n      production: {}\n',
+    ]);
+    assert.deepEqual(
+      problemsOf(forgot),
+      [
+        `${message} (in environment staging)`,
+        'services.shop.aws.rds.drill.instanceClass: is required with cluster: the class of the writer instance that a restore of the Aurora cluster creates (Aurora restores have no default), e.g. db.r6g.large (in environment staging)',
+      ],
+      'a relation that fails only with an override is reported where the keys are, naming the environment',
+    );
+  });
+
+  it('resolves an Aurora cluster, and requires drill.instanceClass with it', () => {
+    const yaml = edit([
+      'rds: { instance: shop-db }',
+      'rds: { cluster: shop-aurora, drill: { instanceClass: db.r6g.large } }',
+    ]);
+    assert.deepEqual(resolveShop(yaml).aws.rds, {
+      cluster: 'shop-aurora',
+      database: 'shop',
+      urlEnv: 'SHOP_DATABASE_URL',
+      drill: { securityGroups: [], instanceClass: 'db.r6g.large' },
+      pollIntervalMs: 30_000,
+    });
+    assert.deepEqual(problemsOf(edit(['rds: { instance: shop-db }', 'rds: { cluster: shop-aurora }'])), [
+      'services.shop.aws.rds.drill.instanceClass: is required with cluster: the class of the writer instance that a restore of the Aurora cluster creates (Aurora restores have no default), e.g. db.r6g.large',
     ]);
   });
 

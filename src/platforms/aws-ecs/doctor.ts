@@ -4,8 +4,9 @@ import {
   DescribeRulesCommand,
   DescribeTargetGroupsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
+import { DescribeDBClustersCommand, DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+import { rdsLiveId } from '../../shared/platform';
 import type { AwsEcsSpec } from '../../shared/service-plan';
 import { fail, pass, type Check } from '../../stack/component';
 import { awsClients } from './context';
@@ -14,7 +15,7 @@ import { awsErrorCode, classifyAwsError } from './errors';
 /**
  * `runbook doctor` for one aws-ecs service and environment: the AWS credentials this machine resolves, and each
  * resource runbook.yaml names (the two ECS services, the target groups, the listener rule or listener, the test
- * listener, the RDS instance), plus the database URL variable. Read-only calls; never throws.
+ * listener, the RDS instance or Aurora cluster), plus the database URL variable. Read-only calls; never throws.
  */
 export async function awsDoctorChecks(
   spec: AwsEcsSpec,
@@ -82,11 +83,26 @@ export async function awsDoctorChecks(
   });
   if (spec.rds) {
     const rds = spec.rds;
-    await probe('rds instance', 'rds:DescribeDBInstances', async () => {
-      const res = await c.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: rds.instance }));
-      const db = res.DBInstances?.[0];
-      return `${rds.instance}: ${db?.DBInstanceStatus ?? '?'} (${db?.Engine ?? '?'} ${db?.EngineVersion ?? ''})`;
-    });
+    const live = rdsLiveId(rds);
+    const cluster = rds.cluster !== undefined;
+    await probe(
+      cluster ? 'rds cluster' : 'rds instance',
+      cluster ? 'rds:DescribeDBClusters' : 'rds:DescribeDBInstances',
+      async () => {
+        const db = cluster
+          ? (await c.rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: live }))).DBClusters?.map((d) => ({
+              ...d,
+              status: d.Status,
+            }))[0]
+          : (await c.rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: live }))).DBInstances?.map(
+              (d) => ({
+                ...d,
+                status: d.DBInstanceStatus,
+              }),
+            )[0];
+        return `${live}: ${db?.status ?? '?'} (${db?.Engine ?? '?'} ${db?.EngineVersion ?? ''})`;
+      },
+    );
     checks.push(
       env[rds.urlEnv]
         ? pass(component, 'database url', `${rds.urlEnv} is set`)

@@ -1,12 +1,20 @@
 import { Context } from '@temporalio/activity';
 import {
   AddTagsToResourceCommand,
+  CreateDBClusterSnapshotCommand,
+  CreateDBInstanceCommand,
   CreateDBSnapshotCommand,
+  DeleteDBClusterCommand,
   DeleteDBInstanceCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   ListTagsForResourceCommand,
+  RestoreDBClusterFromSnapshotCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
+  type DBCluster,
+  type DBClusterSnapshot,
   type DBInstance,
   type DBSnapshot,
   type Tag,
@@ -23,25 +31,28 @@ import {
 import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { GetSecretValueCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
-import { rdsInstanceId } from '../../shared/platform';
+import { rdsLiveId, rdsResourceId } from '../../shared/platform';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../shared/service-plan';
 import { diffFingerprints, fingerprintInTransaction, type DatabaseFingerprint } from '../postgres/fingerprint';
 import type { ManifestStore } from '../postgres/manifests';
 import type { RestoreProgress, SnapshotManifest, SnapshotStore, SwapDatabases } from '../types';
 import { TAG, type AwsContext } from './context';
-import { awsCall, awsPermanent, classifyAwsError } from './errors';
+import { awsCall, awsErrorCode, awsPermanent, classifyAwsError } from './errors';
 
 /** Tags of this file's resources, next to the platform's {@link TAG}s. */
 export const RDS_TAG = {
-  /** On an instance restored from a snapshot: the snapshot's identifier (a retried restore adopts it). */
+  /** On an instance (or cluster) restored from a snapshot: the snapshot's identifier (a retried restore adopts it). */
   snapshot: 'runbook:snapshot',
-  /** On a restored instance: the instance the service ran on when it was restored (whose drills and restores it is). */
+  /**
+   * On a restored instance: the instance the service ran on when it was restored (whose drills and restores it is);
+   * on a restored Aurora cluster and its writer instance: the service's cluster.
+   */
   sourceInstance: 'runbook:source-instance',
   /** On the instance a database restore replaced: the restored instance now in its place. It is never deleted. */
   replacedBy: 'runbook:replaced-by',
 } as const;
 
-/** RDS instance states a restore never leaves on its own. */
+/** RDS instance (and cluster) states a restore never leaves on its own. */
 const RESTORE_FAILED_STATES = new Set([
   'failed',
   'incompatible-restore',
@@ -74,13 +85,18 @@ export function rdsOf(spec: AwsEcsSpec): AwsRdsSpec {
  * its own, named after it: lowercase, "_" and other characters RDS does not take as "-", no "--", no leading or
  * trailing "-", at most 63 characters, starting with a letter ("db-" is put in front otherwise). Inside such an
  * instance the database keeps the service's database name (a restore copies the whole instance).
+ * For a service on an Aurora cluster (aws.rds.cluster) these are DB cluster identifiers (at most 61 characters:
+ * a restored cluster's writer instance is `<cluster>-1`). See {@link rdsResourceId}.
  * Throws NoRdsSettings or InvalidInstanceName (non-retryable).
  */
 export function instanceFor(spec: AwsEcsSpec, database: string): string {
-  const id = rdsInstanceId(rdsOf(spec), database);
+  const id = rdsResourceId(rdsOf(spec), database);
   if (!id) throw awsPermanent('InvalidInstanceName', `no RDS instance identifier can be made of "${database}"`);
   return id;
 }
+
+/** The writer instance a restore of an Aurora cluster creates in it. */
+export const writerOf = (clusterId: string) => `${clusterId}-1`;
 
 function tagsOf(list: Tag[] | undefined): Record<string, string> {
   return Object.fromEntries((list ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
@@ -114,70 +130,345 @@ function notYet(message: string): Error {
   return new Error(message);
 }
 
+/**
+ * For an SDK call's promise: InvalidDBClusterStateFault (a cluster that is still being created, or that has
+ * instances not yet being deleted) becomes a plain retryable Error. errors.ts counts it as an invalid request,
+ * but it is a state that passes, like InvalidDBInstanceState.
+ */
+function clusterBusy(what: string) {
+  return (err: unknown): never => {
+    if (awsErrorCode(err) === 'InvalidDBClusterStateFault') {
+      throw notYet(`${what}: ${(err as Error).message}; retrying`);
+    }
+    throw err;
+  };
+}
+
+/** A DB instance or an Aurora DB cluster, as this file reads them. */
+interface RdsDb {
+  id: string;
+  arn?: string;
+  status?: string;
+  address?: string;
+  port?: number;
+  engine?: string;
+  tags: Record<string, string>;
+  /** A cluster's instances. */
+  members?: string[];
+}
+
+/** A DB snapshot or a DB cluster snapshot. */
+interface RdsSnapshot {
+  arn?: string;
+  status?: string;
+  /** The instance or cluster it is of. */
+  source?: string;
+  percent?: number;
+  gib?: number;
+  createdAt?: Date;
+  engine?: string;
+  engineVersion?: string;
+  tagList?: Tag[];
+}
+
+const fromInstance = (i: DBInstance): RdsDb => ({
+  id: i.DBInstanceIdentifier ?? '',
+  arn: i.DBInstanceArn,
+  status: i.DBInstanceStatus,
+  address: i.Endpoint?.Address,
+  port: i.Endpoint?.Port,
+  engine: i.Engine,
+  tags: tagsOf(i.TagList),
+});
+
+const fromCluster = (c: DBCluster): RdsDb => ({
+  id: c.DBClusterIdentifier ?? '',
+  arn: c.DBClusterArn,
+  status: c.Status,
+  address: c.Endpoint,
+  port: c.Port,
+  engine: c.Engine,
+  tags: tagsOf(c.TagList),
+  members: (c.DBClusterMembers ?? []).flatMap((m) => (m.DBInstanceIdentifier ? [m.DBInstanceIdentifier] : [])),
+});
+
+/** A snapshot's fields; `arn` and `source` (the instance or cluster it is of) are named differently by the two kinds. */
+const fromSnapshot = (s: DBSnapshot | DBClusterSnapshot, arn?: string, source?: string): RdsSnapshot => ({
+  arn,
+  status: s.Status,
+  source,
+  percent: s.PercentProgress,
+  gib: s.AllocatedStorage,
+  createdAt: s.SnapshotCreateTime,
+  engine: s.Engine,
+  engineVersion: s.EngineVersion,
+  tagList: s.TagList,
+});
+
+/** An awsCall whose not-found answer is `undefined` (e.g. a Describe call of one resource by its identifier). */
+async function awsFind<T>(action: string, resource: string, call: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await awsCall(action, resource, call, ['not-found']);
+  } catch (err) {
+    if (classifyAwsError(err) === 'not-found') return undefined;
+    throw err;
+  }
+}
+
+/** Every page of a Describe call that pages with Marker, each page through awsCall. */
+async function allPages<T>(
+  action: string,
+  resource: string,
+  page: (marker: string | undefined) => Promise<{ items?: T[]; Marker?: string }>,
+): Promise<T[]> {
+  const found: T[] = [];
+  let marker: string | undefined;
+  do {
+    const out = await awsCall(action, resource, () => page(marker));
+    found.push(...(out.items ?? []));
+    marker = out.Marker;
+  } while (marker);
+  return found;
+}
+
+/** What a restore creates, tagged: the settings of aws.rds.drill, and the snapshot restored. */
+interface RestoreRequest {
+  id: string;
+  snapshotId: string;
+  drill: AwsRdsSpec['drill'];
+  tags: Tag[];
+}
+
+/**
+ * The calls that differ between a service on a DB instance and one on an Aurora DB cluster, each through awsCall;
+ * `noun` names the resource in messages. Conflict errors of the create calls are thrown as they are (the caller
+ * adopts what exists).
+ */
+interface RdsKind {
+  noun: 'instance' | 'cluster';
+  snapshotNoun: 'snapshot' | 'cluster snapshot';
+  describe(id: string): Promise<RdsDb | undefined>;
+  /** Every instance (cluster) of the account and region, with its tags. */
+  all(): Promise<RdsDb[]>;
+  describeSnapshot(id: string): Promise<RdsSnapshot | undefined>;
+  createSnapshot(snapshotId: string, sourceId: string, tags: Tag[]): Promise<RdsSnapshot | undefined>;
+  /** Starts the restore; what it creates (as far as known). */
+  restore(req: RestoreRequest): Promise<RdsDb>;
+  /** Deletes without a final snapshot (a cluster: its instances first); one being deleted or already gone is fine. */
+  remove(db: RdsDb): Promise<void>;
+}
+
 /** The RDS calls that several parts make, each through awsCall. */
 function rdsCalls(ctx: AwsContext) {
   const rds = ctx.clients.rds;
 
   async function describeInstance(id: string): Promise<DBInstance | undefined> {
-    try {
-      const out = await awsCall(
-        'rds:DescribeDBInstances',
-        `RDS instance ${id}`,
-        () => rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id })),
-        ['not-found'],
-      );
-      return out.DBInstances?.[0];
-    } catch (err) {
-      if (classifyAwsError(err) === 'not-found') return undefined;
-      throw err;
-    }
+    const out = await awsFind('rds:DescribeDBInstances', `RDS instance ${id}`, () =>
+      rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id })),
+    );
+    return out?.DBInstances?.[0];
   }
 
-  async function describeSnapshot(id: string): Promise<DBSnapshot | undefined> {
-    try {
-      const out = await awsCall(
-        'rds:DescribeDBSnapshots',
-        `RDS snapshot ${id}`,
-        () => rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: id })),
-        ['not-found'],
-      );
-      return out.DBSnapshots?.[0];
-    } catch (err) {
-      if (classifyAwsError(err) === 'not-found') return undefined;
-      throw err;
-    }
-  }
-
-  async function snapshotTags(snapshot: DBSnapshot): Promise<Record<string, string>> {
-    if (snapshot.TagList || !snapshot.DBSnapshotArn) return tagsOf(snapshot.TagList);
-    const arn = snapshot.DBSnapshotArn;
+  async function snapshotTags(snapshot: RdsSnapshot): Promise<Record<string, string>> {
+    if (snapshot.tagList || !snapshot.arn) return tagsOf(snapshot.tagList);
+    const arn = snapshot.arn;
     const out = await awsCall('rds:ListTagsForResource', `RDS snapshot ${arn}`, () =>
       rds.send(new ListTagsForResourceCommand({ ResourceName: arn })),
     );
     return tagsOf(out.TagList);
   }
 
-  /** Every DB instance of the account and region, page by page. */
-  async function allInstances(): Promise<DBInstance[]> {
-    const found: DBInstance[] = [];
-    let marker: string | undefined;
-    do {
-      const out = await awsCall('rds:DescribeDBInstances', 'RDS instances', () =>
-        rds.send(new DescribeDBInstancesCommand({ ...(marker ? { Marker: marker } : {}) })),
+  /** Deletes an instance without a final snapshot; one being deleted or already gone is fine. */
+  async function deleteInstance(id: string, status: string | undefined, automatedBackups = true): Promise<void> {
+    if (status === 'deleting') return;
+    try {
+      await awsCall(
+        'rds:DeleteDBInstance',
+        `RDS instance ${id}`,
+        () =>
+          rds.send(
+            new DeleteDBInstanceCommand({
+              DBInstanceIdentifier: id,
+              SkipFinalSnapshot: true,
+              // An Aurora instance has no backups of its own: they are the cluster's.
+              ...(automatedBackups ? { DeleteAutomatedBackups: true } : {}),
+            }),
+          ),
+        ['not-found', 'conflict'],
       );
-      found.push(...(out.DBInstances ?? []));
-      marker = out.Marker;
-    } while (marker);
-    return found;
+    } catch (err) {
+      const kind = classifyAwsError(err);
+      if (kind === 'not-found') return;
+      if (kind !== 'conflict') throw err;
+      const now = await describeInstance(id);
+      if (!now || now.DBInstanceStatus === 'deleting') return;
+      throw notYet(`RDS instance ${id} cannot be deleted while it is ${now.DBInstanceStatus ?? 'busy'}; retrying`);
+    }
   }
 
-  return { describeInstance, describeSnapshot, snapshotTags, allInstances };
+  const instances: RdsKind = {
+    noun: 'instance',
+    snapshotNoun: 'snapshot',
+
+    async describe(id) {
+      const found = await describeInstance(id);
+      return found && fromInstance(found);
+    },
+
+    async all() {
+      const found = await allPages('rds:DescribeDBInstances', 'RDS instances', async (marker) => {
+        const out = await rds.send(new DescribeDBInstancesCommand({ ...(marker ? { Marker: marker } : {}) }));
+        return { items: out.DBInstances, Marker: out.Marker };
+      });
+      return found.map(fromInstance);
+    },
+
+    async describeSnapshot(id) {
+      const out = await awsFind('rds:DescribeDBSnapshots', `RDS snapshot ${id}`, () =>
+        rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: id })),
+      );
+      const found = out?.DBSnapshots?.[0];
+      return found && fromSnapshot(found, found.DBSnapshotArn, found.DBInstanceIdentifier);
+    },
+
+    async createSnapshot(snapshotId, sourceId, tags) {
+      const out = await awsCall(
+        'rds:CreateDBSnapshot',
+        `RDS instance ${sourceId} (snapshot ${snapshotId})`,
+        () =>
+          rds.send(
+            new CreateDBSnapshotCommand({
+              DBSnapshotIdentifier: snapshotId,
+              DBInstanceIdentifier: sourceId,
+              Tags: tags,
+            }),
+          ),
+        ['conflict'],
+      );
+      const made = out.DBSnapshot;
+      return made && fromSnapshot(made, made.DBSnapshotArn, made.DBInstanceIdentifier);
+    },
+
+    async restore({ id, snapshotId, drill, tags }) {
+      await awsCall(
+        'rds:RestoreDBInstanceFromDBSnapshot',
+        `RDS instance ${id} (from snapshot ${snapshotId})`,
+        () =>
+          rds.send(
+            new RestoreDBInstanceFromDBSnapshotCommand({
+              DBInstanceIdentifier: id,
+              DBSnapshotIdentifier: snapshotId,
+              ...(drill.subnetGroup ? { DBSubnetGroupName: drill.subnetGroup } : {}),
+              ...(drill.securityGroups.length > 0 ? { VpcSecurityGroupIds: drill.securityGroups } : {}),
+              ...(drill.instanceClass ? { DBInstanceClass: drill.instanceClass } : {}),
+              PubliclyAccessible: false,
+              Tags: tags,
+            }),
+          ),
+        ['conflict'],
+      );
+      return { id, status: 'creating', tags: tagsOf(tags) };
+    },
+
+    async remove(db) {
+      await deleteInstance(db.id, db.status);
+    },
+  };
+
+  const clusters: RdsKind = {
+    noun: 'cluster',
+    snapshotNoun: 'cluster snapshot',
+
+    async describe(id) {
+      const out = await awsFind('rds:DescribeDBClusters', `RDS cluster ${id}`, () =>
+        rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: id })),
+      );
+      const found = out?.DBClusters?.[0];
+      return found && fromCluster(found);
+    },
+
+    async all() {
+      const found = await allPages('rds:DescribeDBClusters', 'RDS clusters', async (marker) => {
+        const out = await rds.send(new DescribeDBClustersCommand({ ...(marker ? { Marker: marker } : {}) }));
+        return { items: out.DBClusters, Marker: out.Marker };
+      });
+      return found.map(fromCluster);
+    },
+
+    async describeSnapshot(id) {
+      const out = await awsFind('rds:DescribeDBClusterSnapshots', `RDS cluster snapshot ${id}`, () =>
+        rds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: id })),
+      );
+      const found = out?.DBClusterSnapshots?.[0];
+      return found && fromSnapshot(found, found.DBClusterSnapshotArn, found.DBClusterIdentifier);
+    },
+
+    async createSnapshot(snapshotId, sourceId, tags) {
+      const out = await awsCall(
+        'rds:CreateDBClusterSnapshot',
+        `RDS cluster ${sourceId} (cluster snapshot ${snapshotId})`,
+        () =>
+          rds.send(
+            new CreateDBClusterSnapshotCommand({
+              DBClusterSnapshotIdentifier: snapshotId,
+              DBClusterIdentifier: sourceId,
+              Tags: tags,
+            }),
+          ),
+        ['conflict'],
+      );
+      const made = out.DBClusterSnapshot;
+      return made && fromSnapshot(made, made.DBClusterSnapshotArn, made.DBClusterIdentifier);
+    },
+
+    async restore({ id, snapshotId, drill, tags }) {
+      // Aurora restores take the engine from the request, not the snapshot: restore the snapshot's.
+      const snapshot = await clusters.describeSnapshot(snapshotId);
+      if (!snapshot) throw awsPermanent('AwsNotFound', `RDS cluster snapshot ${snapshotId} does not exist`);
+      await awsCall(
+        'rds:RestoreDBClusterFromSnapshot',
+        `RDS cluster ${id} (from cluster snapshot ${snapshotId})`,
+        () =>
+          rds.send(
+            new RestoreDBClusterFromSnapshotCommand({
+              DBClusterIdentifier: id,
+              SnapshotIdentifier: snapshotId,
+              Engine: snapshot.engine ?? 'aurora-postgresql',
+              ...(snapshot.engineVersion ? { EngineVersion: snapshot.engineVersion } : {}),
+              ...(drill.subnetGroup ? { DBSubnetGroupName: drill.subnetGroup } : {}),
+              ...(drill.securityGroups.length > 0 ? { VpcSecurityGroupIds: drill.securityGroups } : {}),
+              Tags: tags,
+            }),
+          ),
+        ['conflict'],
+      );
+      return { id, status: 'creating', engine: snapshot.engine, tags: tagsOf(tags) };
+    },
+
+    async remove(db) {
+      if (db.status === 'deleting') return;
+      for (const member of new Set([writerOf(db.id), ...(db.members ?? [])])) {
+        await deleteInstance(member, undefined, false);
+      }
+      await awsFind('rds:DeleteDBCluster', `RDS cluster ${db.id}`, () =>
+        rds
+          .send(new DeleteDBClusterCommand({ DBClusterIdentifier: db.id, SkipFinalSnapshot: true }))
+          .catch(clusterBusy(`RDS cluster ${db.id} cannot be deleted yet`)),
+      );
+    },
+  };
+
+  /** The calls for the service's kind of database: its DB instance, or its Aurora cluster. */
+  const kindOf = (spec: AwsEcsSpec): RdsKind => (rdsOf(spec).cluster === undefined ? instances : clusters);
+
+  return { describeInstance, snapshotTags, kindOf, instances };
 }
 
 /**
  * The URL of `database` (see {@link instanceFor}): the service's own database is the URL in the worker's
- * environment variable aws.rds.urlEnv; any other is on its own instance, reached at the instance's endpoint
- * (through ctx.resolveAddress) with the same credentials and options, database name aws.rds.database.
+ * environment variable aws.rds.urlEnv; any other is on its own instance (or Aurora cluster), reached at its
+ * endpoint (a cluster's: the writer endpoint) through ctx.resolveAddress, with the same credentials and options,
+ * database name aws.rds.database.
  * Throws NoDatabaseUrl (non-retryable) when the variable is missing; a plain (retryable) Error while the instance
  * has no endpoint yet; the awsCall failures of DescribeDBInstances (AwsNotFound when there is no such instance).
  */
@@ -185,25 +476,25 @@ export function rdsUrlFor(ctx: AwsContext): (database: string) => Promise<string
   const calls = rdsCalls(ctx);
   return async (database) => {
     const rds = rdsOf(ctx.spec);
+    const kind = calls.kindOf(ctx.spec);
     const live = ctx.env[rds.urlEnv];
     if (!live) {
       throw awsPermanent(
         'NoDatabaseUrl',
         `the worker's environment has no ${rds.urlEnv}: set it to the URL (with credentials) of database ` +
-          `${rds.database} on RDS instance ${rds.instance}, e.g. postgres://user:password@host:5432/${rds.database}`,
+          `${rds.database} on RDS ${kind.noun} ${rdsLiveId(rds)}, e.g. postgres://user:password@host:5432/${rds.database}`,
       );
     }
     const id = instanceFor(ctx.spec, database);
-    if (id === rds.instance) return live;
-    const instance = await calls.describeInstance(id);
-    if (!instance) {
-      throw awsPermanent('AwsNotFound', `RDS instance ${id} (database ${database}) does not exist`);
+    if (id === rdsLiveId(rds)) return live;
+    const db = await kind.describe(id);
+    if (!db) {
+      throw awsPermanent('AwsNotFound', `RDS ${kind.noun} ${id} (database ${database}) does not exist`);
     }
-    const endpoint = instance.Endpoint;
-    if (!endpoint?.Address || !endpoint.Port) {
-      throw notYet(`RDS instance ${id} has no endpoint yet (it is ${instance.DBInstanceStatus ?? 'unknown'})`);
+    if (!db.address || !db.port) {
+      throw notYet(`RDS ${kind.noun} ${id} has no endpoint yet (it is ${db.status ?? 'unknown'})`);
     }
-    const to = ctx.resolveAddress(endpoint.Address, endpoint.Port);
+    const to = ctx.resolveAddress(db.address, db.port);
     const url = new URL(live);
     url.searchParams.delete('host');
     url.hostname = to.host.includes(':') ? `[${to.host}]` : to.host;
@@ -237,9 +528,31 @@ export interface RdsSnapshotStoreDeps {
 }
 
 /**
+ * The state of a restored Aurora cluster's writer instance; throws RestoreFailed (non-retryable) when it does not
+ * exist or failed.
+ */
+async function writerState(calls: ReturnType<typeof rdsCalls>, clusterId: string): Promise<string> {
+  const writerId = writerOf(clusterId);
+  const writer = await calls.describeInstance(writerId);
+  if (!writer) {
+    throw awsPermanent(
+      'RestoreFailed',
+      `the writer instance ${writerId} of RDS cluster ${clusterId} does not exist: drop the restore and start again`,
+    );
+  }
+  const status = writer.DBInstanceStatus ?? 'unknown';
+  if (RESTORE_FAILED_STATES.has(status)) {
+    throw awsPermanent('RestoreFailed', `the writer instance ${writerId} of RDS cluster ${clusterId} is ${status}`);
+  }
+  return status;
+}
+
+/**
  * A {@link SnapshotStore} on RDS: manual DB snapshots of the service's instance, their manifests in the
  * orchestrator's database (`manifests`), and restores into new instances, which RDS creates on its own:
  * restore() returns `{ ready: false }` and the workflow polls restoreStatus() with durable timers.
+ * For a service on an Aurora PostgreSQL cluster (aws.rds.cluster): DB cluster snapshots, and restores into new
+ * clusters with one writer instance `<cluster>-1` of class aws.rds.drill.instanceClass, ready when both are.
  *
  * Idempotent like the single-host store: a snapshot or a restored instance left by an earlier attempt of the same
  * workflow is adopted (recognised by its tags), one that belongs to something else is refused (SnapshotConflict,
@@ -265,21 +578,24 @@ export function createRdsSnapshotStore(
     snapshotId: string,
     progress?: (p: { phase: string; bytes?: number }) => void,
     signal?: AbortSignal,
-  ): Promise<DBSnapshot> {
+  ): Promise<RdsSnapshot> {
     const rds = rdsOf(spec);
+    const kind = calls.kindOf(spec);
     for (;;) {
-      const snapshot = await calls.describeSnapshot(snapshotId);
-      if (!snapshot) throw awsPermanent('SnapshotFailed', `RDS snapshot ${snapshotId} disappeared while being created`);
-      const status = snapshot.Status ?? 'unknown';
+      const snapshot = await kind.describeSnapshot(snapshotId);
+      if (!snapshot) {
+        throw awsPermanent('SnapshotFailed', `RDS ${kind.snapshotNoun} ${snapshotId} disappeared while being created`);
+      }
+      const status = snapshot.status ?? 'unknown';
       if (status === 'available') return snapshot;
       if (status === 'failed' || status === 'error') {
         throw awsPermanent(
           'SnapshotFailed',
-          `RDS snapshot ${snapshotId} of instance ${snapshot.DBInstanceIdentifier ?? rds.instance} is ${status}: ` +
-            "see the instance's events in the RDS console; delete the snapshot to take it again",
+          `RDS ${kind.snapshotNoun} ${snapshotId} of ${kind.noun} ${snapshot.source ?? rdsLiveId(rds)} is ${status}: ` +
+            `see the ${kind.noun}'s events in the RDS console; delete the snapshot to take it again`,
         );
       }
-      const report = { phase: 'creating', percent: snapshot.PercentProgress ?? 0, status };
+      const report = { phase: 'creating', percent: snapshot.percent ?? 0, status };
       progress?.(report);
       await ctx.sleep(rds.pollIntervalMs, signal);
     }
@@ -289,15 +605,86 @@ export function createRdsSnapshotStore(
   async function get(snapshotId: string): Promise<SnapshotManifest | undefined> {
     const manifest = await manifests.get(snapshotId);
     if (!manifest) return undefined;
-    return (await calls.describeSnapshot(snapshotId)) ? manifest : undefined;
+    return (await calls.kindOf(spec).describeSnapshot(snapshotId)) ? manifest : undefined;
+  }
+
+  /**
+   * A restore target that exists: adopted when it was restored from this snapshot (its tags say so), refused
+   * otherwise (RestoreTargetExists); RestoreFailed in a failed state, a retryable Error while it is being deleted.
+   */
+  function adopt(
+    existing: RdsDb,
+    noun: RdsKind['noun'],
+    snapshotId: string,
+    progress?: (p: { phase: string }) => void,
+  ): RestoreProgress {
+    const { id, tags } = existing;
+    const status = existing.status ?? 'unknown';
+    if (tags[RDS_TAG.snapshot] !== snapshotId) {
+      throw awsPermanent(
+        'RestoreTargetExists',
+        `RDS ${noun} ${id} already exists and was not restored from snapshot ${snapshotId} ` +
+          `(${RDS_TAG.snapshot}=${tags[RDS_TAG.snapshot] ?? '-'}): choose another target, or delete it if nothing needs it`,
+      );
+    }
+    if (status === 'deleting') throw notYet(`RDS ${noun} ${id} is being deleted; the restore starts once it is gone`);
+    if (RESTORE_FAILED_STATES.has(status)) {
+      throw awsPermanent('RestoreFailed', `RDS ${noun} ${id}, restored from ${snapshotId}, is ${status}`);
+    }
+    progress?.({ phase: 'adopted' });
+    return { ready: status === 'available', detail: status };
+  }
+
+  /**
+   * The one writer instance of a restored cluster: created with the cluster's runbook tags and engine, or adopted.
+   * A cluster that does not take instances yet (InvalidDBClusterStateFault) is a retryable Error: the retried restore
+   * adopts the cluster and creates the writer then.
+   */
+  async function ensureWriter(
+    cluster: RdsDb,
+    snapshotId: string,
+    drill: AwsRdsSpec['drill'],
+    progress?: (p: { phase: string }) => void,
+  ): Promise<RestoreProgress> {
+    const id = writerOf(cluster.id);
+    const existing = await calls.instances.describe(id);
+    if (existing) return adopt(existing, 'instance', snapshotId, progress);
+    const tags = Object.fromEntries(Object.entries(cluster.tags).filter(([key]) => key.startsWith('runbook:')));
+    try {
+      await awsCall(
+        'rds:CreateDBInstance',
+        `RDS instance ${id} (the writer of cluster ${cluster.id})`,
+        () =>
+          client
+            .send(
+              new CreateDBInstanceCommand({
+                DBInstanceIdentifier: id,
+                DBClusterIdentifier: cluster.id,
+                Engine: cluster.engine ?? 'aurora-postgresql',
+                DBInstanceClass: drill.instanceClass,
+                PubliclyAccessible: false,
+                Tags: tagList(tags),
+              }),
+            )
+            .catch(clusterBusy(`RDS cluster ${cluster.id} does not take its writer instance ${id} yet`)),
+        ['conflict'],
+      );
+    } catch (err) {
+      if (classifyAwsError(err) !== 'conflict') throw err;
+      const raced = await calls.instances.describe(id);
+      if (!raced) throw err;
+      return adopt(raced, 'instance', snapshotId, progress);
+    }
+    return { ready: false, detail: 'creating' };
   }
 
   return {
     get,
 
     async take(req, progress, signal) {
-      const instance = instanceFor(spec, req.database);
-      const what = `RDS snapshot ${req.snapshotId} of instance ${instance}`;
+      const kind = calls.kindOf(spec);
+      const source = instanceFor(spec, req.database);
+      const what = `RDS ${kind.snapshotNoun} ${req.snapshotId} of ${kind.noun} ${source}`;
       const ours = (tags: Record<string, string>) =>
         tags[TAG.service] === req.service &&
         tags[TAG.environment] === req.environment &&
@@ -318,7 +705,7 @@ export function createRdsSnapshotStore(
               `(database ${saved.database}, workflow ${saved.workflowId}); choose another id`,
           );
         }
-        if (await calls.describeSnapshot(req.snapshotId)) {
+        if (await kind.describeSnapshot(req.snapshotId)) {
           progress?.({ phase: 'adopted', bytes: saved.bytes });
           await untilAvailable(req.snapshotId, progress, signal);
           progress?.({ phase: 'done', bytes: saved.bytes });
@@ -334,37 +721,28 @@ export function createRdsSnapshotStore(
       const fingerprint = await fingerprintAt(await urlFor(req.database));
 
       progress?.({ phase: 'create' });
-      let snapshot: DBSnapshot | undefined;
+      let snapshot: RdsSnapshot | undefined;
       try {
-        const out = await awsCall(
-          'rds:CreateDBSnapshot',
-          `RDS instance ${instance} (snapshot ${req.snapshotId})`,
-          () =>
-            client.send(
-              new CreateDBSnapshotCommand({
-                DBSnapshotIdentifier: req.snapshotId,
-                DBInstanceIdentifier: instance,
-                Tags: tagList({
-                  [TAG.service]: req.service,
-                  [TAG.environment]: req.environment,
-                  [TAG.workflow]: req.workflowId,
-                  [TAG.kind]: SNAPSHOT_KIND.exec(req.snapshotId)?.[1] ?? 'pre-migrate',
-                }),
-              }),
-            ),
-          ['conflict'],
+        snapshot = await kind.createSnapshot(
+          req.snapshotId,
+          source,
+          tagList({
+            [TAG.service]: req.service,
+            [TAG.environment]: req.environment,
+            [TAG.workflow]: req.workflowId,
+            [TAG.kind]: SNAPSHOT_KIND.exec(req.snapshotId)?.[1] ?? 'pre-migrate',
+          }),
         );
-        snapshot = out.DBSnapshot;
       } catch (err) {
         if (classifyAwsError(err) !== 'conflict') throw err;
-        const existing = await calls.describeSnapshot(req.snapshotId);
+        const existing = await kind.describeSnapshot(req.snapshotId);
         if (!existing) throw err; // deleted meanwhile: the retry takes it again
         const tags = await calls.snapshotTags(existing);
-        if (!ours(tags) || (existing.DBInstanceIdentifier && existing.DBInstanceIdentifier !== instance)) {
+        if (!ours(tags) || (existing.source && existing.source !== source)) {
           throw awsPermanent(
             'SnapshotConflict',
             `${what}: a snapshot with this id already exists and is not this workflow's ` +
-              `(instance ${existing.DBInstanceIdentifier ?? '?'}, ${TAG.service}=${tags[TAG.service] ?? '-'}, ` +
+              `(${kind.noun} ${existing.source ?? '?'}, ${TAG.service}=${tags[TAG.service] ?? '-'}, ` +
               `${TAG.environment}=${tags[TAG.environment] ?? '-'}, ${TAG.workflow}=${tags[TAG.workflow] ?? '-'}); ` +
               'choose another id or delete that snapshot',
           );
@@ -379,122 +757,107 @@ export function createRdsSnapshotStore(
         environment: req.environment,
         database: req.database,
         workflowId: req.workflowId,
-        createdAtMs: snapshot?.SnapshotCreateTime?.getTime() ?? ctx.now(),
-        location: `rds:${snapshot?.DBSnapshotArn ?? req.snapshotId}`,
-        bytes: (snapshot?.AllocatedStorage ?? 0) * 2 ** 30,
+        createdAtMs: snapshot?.createdAt?.getTime() ?? ctx.now(),
+        location: `rds:${snapshot?.arn ?? req.snapshotId}`,
+        bytes: (snapshot?.gib ?? 0) * 2 ** 30,
         sha256: '',
         tables: fingerprint.tables,
         migrationVersion: fingerprint.migrationVersion,
-        serverVersion: fingerprint.serverVersion || snapshot?.EngineVersion || '',
+        serverVersion: fingerprint.serverVersion || snapshot?.engineVersion || '',
       };
       await manifests.put(manifest);
       const available = await untilAvailable(req.snapshotId, progress, signal);
-      progress?.({ phase: 'done', bytes: (available.AllocatedStorage ?? 0) * 2 ** 30 });
+      progress?.({ phase: 'done', bytes: (available.gib ?? 0) * 2 ** 30 });
       return manifest;
     },
 
     async list(service, environment) {
+      const kind = calls.kindOf(spec);
       const all = await manifests.list(service, environment);
       const existing: SnapshotManifest[] = [];
-      for (const m of all) if (await calls.describeSnapshot(m.snapshotId)) existing.push(m);
+      for (const m of all) if (await kind.describeSnapshot(m.snapshotId)) existing.push(m);
       return existing.sort((a, b) => b.createdAtMs - a.createdAtMs);
     },
 
     async verify(snapshotId) {
-      const snapshot = await calls.describeSnapshot(snapshotId);
-      if (!snapshot) return { ok: false, reason: `there is no RDS snapshot ${snapshotId}` };
-      if (snapshot.Status === 'available') return { ok: true };
-      return { ok: false, reason: `RDS snapshot ${snapshotId} is ${snapshot.Status ?? 'in an unknown state'}` };
+      const kind = calls.kindOf(spec);
+      const snapshot = await kind.describeSnapshot(snapshotId);
+      if (!snapshot) return { ok: false, reason: `there is no RDS ${kind.snapshotNoun} ${snapshotId}` };
+      if (snapshot.status === 'available') return { ok: true };
+      return {
+        ok: false,
+        reason: `RDS ${kind.snapshotNoun} ${snapshotId} is ${snapshot.status ?? 'in an unknown state'}`,
+      };
     },
 
     async restore(snapshotId, target, _opts, progress): Promise<RestoreProgress> {
       const rds = rdsOf(spec);
+      const kind = calls.kindOf(spec);
       const id = instanceFor(spec, target);
-      if (id === rds.instance) {
+      if (id === rdsLiveId(rds)) {
         throw awsPermanent(
           'RestoreTargetExists',
-          `refusing to restore snapshot ${snapshotId} into ${target}: that is the service's instance ${id}; restore into a new instance`,
+          `refusing to restore snapshot ${snapshotId} into ${target}: that is the service's ${kind.noun} ${id}; ` +
+            `restore into a new ${kind.noun}`,
         );
       }
 
-      const adopt = (existing: DBInstance): RestoreProgress => {
-        const tags = tagsOf(existing.TagList);
-        const status = existing.DBInstanceStatus ?? 'unknown';
-        if (tags[RDS_TAG.snapshot] !== snapshotId) {
+      let restored: RdsDb | undefined = await kind.describe(id);
+      let started: RestoreProgress;
+      if (restored) {
+        started = adopt(restored, kind.noun, snapshotId, progress);
+      } else {
+        const manifest = await manifests.get(snapshotId);
+        if (!manifest) {
           throw awsPermanent(
-            'RestoreTargetExists',
-            `RDS instance ${id} already exists and was not restored from snapshot ${snapshotId} ` +
-              `(${RDS_TAG.snapshot}=${tags[RDS_TAG.snapshot] ?? '-'}): choose another target, or delete it if nothing needs it`,
+            'SnapshotNotFound',
+            `there is no manifest of snapshot ${snapshotId}: it was not taken by runbook`,
           );
         }
-        if (status === 'deleting')
-          throw notYet(`RDS instance ${id} is being deleted; the restore starts once it is gone`);
-        if (RESTORE_FAILED_STATES.has(status)) {
-          throw awsPermanent('RestoreFailed', `RDS instance ${id}, restored from ${snapshotId}, is ${status}`);
+        const tags = tagList({
+          [TAG.service]: manifest.service,
+          [TAG.environment]: manifest.environment,
+          [RDS_TAG.snapshot]: snapshotId,
+          [RDS_TAG.sourceInstance]: rdsLiveId(rds),
+          [TAG.kind]: target.includes('_drill') ? 'drill' : 'restore',
+          [TAG.workflow]: currentWorkflowId(),
+        });
+        try {
+          restored = await kind.restore({ id, snapshotId, drill: rds.drill, tags });
+          progress?.({ phase: 'creating' });
+          started = { ready: false, detail: 'creating' };
+        } catch (err) {
+          if (classifyAwsError(err) !== 'conflict') throw err;
+          restored = await kind.describe(id); // another attempt created it meanwhile
+          if (!restored) throw err;
+          started = adopt(restored, kind.noun, snapshotId, progress);
         }
-        progress?.({ phase: 'adopted' });
-        return { ready: status === 'available', detail: status };
-      };
-
-      const existing = await calls.describeInstance(id);
-      if (existing) return adopt(existing);
-
-      const manifest = await manifests.get(snapshotId);
-      if (!manifest) {
-        throw awsPermanent(
-          'SnapshotNotFound',
-          `there is no manifest of snapshot ${snapshotId}: it was not taken by runbook`,
-        );
       }
-      const { drill } = rds;
-      try {
-        await awsCall(
-          'rds:RestoreDBInstanceFromDBSnapshot',
-          `RDS instance ${id} (from snapshot ${snapshotId})`,
-          () =>
-            client.send(
-              new RestoreDBInstanceFromDBSnapshotCommand({
-                DBInstanceIdentifier: id,
-                DBSnapshotIdentifier: snapshotId,
-                ...(drill.subnetGroup ? { DBSubnetGroupName: drill.subnetGroup } : {}),
-                ...(drill.securityGroups.length > 0 ? { VpcSecurityGroupIds: drill.securityGroups } : {}),
-                ...(drill.instanceClass ? { DBInstanceClass: drill.instanceClass } : {}),
-                PubliclyAccessible: false,
-                Tags: tagList({
-                  [TAG.service]: manifest.service,
-                  [TAG.environment]: manifest.environment,
-                  [RDS_TAG.snapshot]: snapshotId,
-                  [RDS_TAG.sourceInstance]: rds.instance,
-                  [TAG.kind]: target.includes('_drill') ? 'drill' : 'restore',
-                  [TAG.workflow]: currentWorkflowId(),
-                }),
-              }),
-            ),
-          ['conflict'],
-        );
-      } catch (err) {
-        if (classifyAwsError(err) !== 'conflict') throw err;
-        const raced = await calls.describeInstance(id); // another attempt created it meanwhile
-        if (!raced) throw err;
-        return adopt(raced);
-      }
-      progress?.({ phase: 'creating' });
-      return { ready: false, detail: 'creating' };
+      if (kind.noun === 'instance') return started;
+      const writer = await ensureWriter(restored, snapshotId, rds.drill, progress);
+      return { ready: started.ready && writer.ready, detail: `${started.detail}, writer ${writer.detail}` };
     },
 
     async restoreStatus(target) {
+      const kind = calls.kindOf(spec);
       const id = instanceFor(spec, target);
-      const instance = await calls.describeInstance(id);
-      if (!instance)
-        throw awsPermanent('RestoreFailed', `RDS instance ${id} (the restore of ${target}) does not exist`);
-      const status = instance.DBInstanceStatus ?? 'unknown';
+      const db = await kind.describe(id);
+      if (!db) {
+        throw awsPermanent('RestoreFailed', `RDS ${kind.noun} ${id} (the restore of ${target}) does not exist`);
+      }
+      const status = db.status ?? 'unknown';
       if (RESTORE_FAILED_STATES.has(status)) {
         throw awsPermanent(
           'RestoreFailed',
-          `RDS instance ${id} is ${status}: the restore failed; see its events in the RDS console, then drop it`,
+          `RDS ${kind.noun} ${id} is ${status}: the restore failed; see its events in the RDS console, then drop it`,
         );
       }
-      return { ready: status === 'available', detail: `${id} is ${status}` };
+      if (kind.noun === 'instance') return { ready: status === 'available', detail: `${id} is ${status}` };
+      const writer = await writerState(calls, id);
+      return {
+        ready: status === 'available' && writer === 'available',
+        detail: `${id} is ${status}, its writer ${writerOf(id)} is ${writer}`,
+      };
     },
 
     async compare(database, manifest) {
@@ -510,83 +873,58 @@ export function createRdsSnapshotStore(
 
     async dropDatabase(name) {
       const rds = rdsOf(spec);
+      const kind = calls.kindOf(spec);
+      const live = rdsLiveId(rds);
       const id = instanceFor(spec, name);
-      if (id === rds.instance) {
+      if (id === live) {
         throw awsPermanent(
           'RefusedToDelete',
-          `refusing to delete RDS instance ${id}: it is the service's own instance`,
+          `refusing to delete RDS ${kind.noun} ${id}: it is the service's own ${kind.noun}`,
         );
       }
       const owned = (tags: Record<string, string>) =>
-        OWN_INSTANCE_KINDS.has(tags[TAG.kind] ?? '') && tags[RDS_TAG.sourceInstance] === rds.instance;
+        OWN_INSTANCE_KINDS.has(tags[TAG.kind] ?? '') && tags[RDS_TAG.sourceInstance] === live;
 
-      const instance = await calls.describeInstance(id);
+      const db = await kind.describe(id);
       let scope: { service?: string; environment?: string } = {};
-      if (instance) {
-        const tags = tagsOf(instance.TagList);
+      if (db) {
+        const { tags } = db;
         if (!owned(tags)) {
           throw awsPermanent(
             'RefusedToDelete',
-            `refusing to delete RDS instance ${id}: it is not a drill or restore instance of ${rds.instance} ` +
+            `refusing to delete RDS ${kind.noun} ${id}: it is not a drill or restore ${kind.noun} of ${live} ` +
               `(${TAG.kind}=${tags[TAG.kind] ?? '-'}, ${RDS_TAG.sourceInstance}=${tags[RDS_TAG.sourceInstance] ?? '-'})`,
           );
         }
         scope = { service: tags[TAG.service], environment: tags[TAG.environment] };
-        await deleteInstance(id, instance.DBInstanceStatus);
+        await kind.remove(db);
       }
 
       // Drill instances of workflows that ended without cleaning up (terminated, or a worker lost): delete them.
       const current = currentWorkflowId();
-      for (const leftover of await calls.allInstances()) {
-        const other = leftover.DBInstanceIdentifier;
-        const tags = tagsOf(leftover.TagList);
+      for (const leftover of await kind.all()) {
+        const other = leftover.id;
+        const { tags } = leftover;
         const workflow = tags[TAG.workflow];
-        if (!other || other === id || other === rds.instance || !workflow || workflow === current) continue;
-        if (tags[TAG.kind] !== 'drill' || leftover.DBInstanceStatus === 'deleting') continue;
+        if (!other || other === id || other === live || !workflow || workflow === current) continue;
+        if (tags[TAG.kind] !== 'drill' || leftover.status === 'deleting') continue;
         const sameService =
-          tags[RDS_TAG.sourceInstance] === rds.instance ||
+          tags[RDS_TAG.sourceInstance] === live ||
           (scope.service !== undefined &&
             tags[TAG.service] === scope.service &&
             tags[TAG.environment] === scope.environment &&
             OWN_INSTANCE_KINDS.has(tags[TAG.kind] ?? ''));
         if (!sameService || (await ctx.isRunning(workflow))) continue;
         try {
-          await deleteInstance(other, leftover.DBInstanceStatus);
-          note(`deleted the leftover drill instance ${other} of the finished workflow ${workflow}`);
+          await kind.remove(leftover);
+          note(`deleted the leftover drill ${kind.noun} ${other} of the finished workflow ${workflow}`);
         } catch (err) {
           // The requested instance is gone; a leftover that cannot be deleted now is tried again by the next drill.
-          note(`could not delete the leftover drill instance ${other}: ${(err as Error).message}`);
+          note(`could not delete the leftover drill ${kind.noun} ${other}: ${(err as Error).message}`);
         }
       }
     },
   };
-
-  /** Deletes an instance without a final snapshot; one being deleted or already gone is fine. */
-  async function deleteInstance(id: string, status: string | undefined): Promise<void> {
-    if (status === 'deleting') return;
-    try {
-      await awsCall(
-        'rds:DeleteDBInstance',
-        `RDS instance ${id}`,
-        () =>
-          client.send(
-            new DeleteDBInstanceCommand({
-              DBInstanceIdentifier: id,
-              SkipFinalSnapshot: true,
-              DeleteAutomatedBackups: true,
-            }),
-          ),
-        ['not-found', 'conflict'],
-      );
-    } catch (err) {
-      const kind = classifyAwsError(err);
-      if (kind === 'not-found') return;
-      if (kind !== 'conflict') throw err;
-      const now = await calls.describeInstance(id);
-      if (!now || now.DBInstanceStatus === 'deleting') return;
-      throw notYet(`RDS instance ${id} cannot be deleted while it is ${now.DBInstanceStatus ?? 'busy'}; retrying`);
-    }
-  }
 }
 
 /** The fields of a task definition that RegisterTaskDefinition takes back (a new revision of the same family). */
@@ -635,7 +973,8 @@ function registrationOf(td: TaskDefinition): RegisterTaskDefinitionCommandInput 
  * The replaced instance keeps its identifier (renaming an RDS instance changes its endpoint) and is never deleted:
  * it is tagged runbook:replaced-by=<restored instance>, and `replacedAs` names nothing on RDS. After a swap,
  * runbook.yaml's aws.rds.instance must name the restored instance (and aws.rds.urlEnv's URL its endpoint), or the
- * next deploy snapshots the replaced one. The rollout itself is not awaited here: ECS replaces the tasks.
+ * next deploy snapshots the replaced one. On an Aurora cluster (aws.rds.cluster) the same holds for clusters: the
+ * address is the restored cluster's writer endpoint, once the cluster and its writer instance are available. The rollout itself is not awaited here: ECS replaces the tasks.
  * Throws NoRdsSettings, NoEndpointHolder, RestoreFailed, SecretNotJson, EcsServiceMissing, ContainerMissing or the
  * awsCall failures (non-retryable); a plain retryable Error while the restored instance is not available yet.
  */
@@ -654,21 +993,29 @@ export function createRdsSwap(ctx: AwsContext): SwapDatabases {
           'environment variable the tasks read the database host from',
       );
     }
+    const kind = calls.kindOf(spec);
+    const live = rdsLiveId(rds);
     const id = instanceFor(spec, restored);
-    const instance = await calls.describeInstance(id);
-    if (!instance) throw awsPermanent('RestoreFailed', `cannot swap: the restored RDS instance ${id} does not exist`);
-    const status = instance.DBInstanceStatus ?? 'unknown';
+    const db = await kind.describe(id);
+    if (!db) throw awsPermanent('RestoreFailed', `cannot swap: the restored RDS ${kind.noun} ${id} does not exist`);
+    const status = db.status ?? 'unknown';
     if (RESTORE_FAILED_STATES.has(status))
-      throw awsPermanent('RestoreFailed', `cannot swap: RDS instance ${id} is ${status}`);
-    const address = instance.Endpoint?.Address;
+      throw awsPermanent('RestoreFailed', `cannot swap: RDS ${kind.noun} ${id} is ${status}`);
+    const address = db.address;
     if (status !== 'available' || !address)
-      throw notYet(`RDS instance ${id} is ${status}; swapping once it is available`);
+      throw notYet(`RDS ${kind.noun} ${id} is ${status}; swapping once it is available`);
+    if (kind.noun === 'cluster') {
+      const writer = await writerState(calls, id);
+      if (writer !== 'available') {
+        throw notYet(`the writer ${writerOf(id)} of RDS cluster ${id} is ${writer}; swapping once it is available`);
+      }
+    }
 
-    if (id !== rds.instance) {
-      const old = await calls.describeInstance(rds.instance);
-      if (old?.DBInstanceArn && tagsOf(old.TagList)[RDS_TAG.replacedBy] !== id) {
-        const arn = old.DBInstanceArn;
-        await awsCall('rds:AddTagsToResource', `RDS instance ${rds.instance}`, () =>
+    if (id !== live) {
+      const old = await kind.describe(live);
+      if (old?.arn && old.tags[RDS_TAG.replacedBy] !== id) {
+        const arn = old.arn;
+        await awsCall('rds:AddTagsToResource', `RDS ${kind.noun} ${live}`, () =>
           rdsClient.send(
             new AddTagsToResourceCommand({ ResourceName: arn, Tags: tagList({ [RDS_TAG.replacedBy]: id }) }),
           ),

@@ -1,17 +1,30 @@
 import assert from 'node:assert/strict';
 import {
   AddTagsToResourceCommand,
+  CreateDBClusterSnapshotCommand,
+  CreateDBInstanceCommand,
   CreateDBSnapshotCommand,
+  DBClusterNotFoundFault,
+  DBClusterSnapshotAlreadyExistsFault,
   DBInstanceNotFoundFault,
   DBSnapshotAlreadyExistsFault,
+  DeleteDBClusterCommand,
   DeleteDBInstanceCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
+  InvalidDBClusterStateFault,
   ListTagsForResourceCommand,
+  RestoreDBClusterFromSnapshotCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
+  type DBCluster,
+  type DBClusterSnapshot,
   type DBInstance,
   type DBSnapshot,
 } from '@aws-sdk/client-rds';
+import { DescribeListenersCommand, DescribeRulesCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import {
   DescribeServicesCommand,
   DescribeTaskDefinitionCommand,
@@ -33,14 +46,16 @@ import {
   instanceFor,
   RDS_TAG,
   rdsUrlFor,
+  writerOf,
   type FingerprintWithVersion,
 } from '../../../src/platforms/aws-ecs/rds';
+import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
 import { createPgManifestStore, type ManifestStore } from '../../../src/platforms/postgres/manifests';
 import { migrateOrchestratorDb } from '../../../src/platforms/postgres/orchestrator-db';
 import type { SnapshotManifest, SnapshotProgress } from '../../../src/platforms/types';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../../src/shared/service-plan';
 import { startPgFixture, type PgFixture } from '../pg-fixture';
-import { fakeAwsContext, testSpec, type FakeAwsContextOptions } from './fixture';
+import { fakeAwsContext, rejection, testSpec, type FakeAwsContextOptions } from './fixture';
 
 /** The clients fakeAwsContext() hands the code under test: mocked one by one, never the SDK classes, so that
  * other test files (the moto contract test) keep real clients. */
@@ -49,6 +64,8 @@ const rdsMock = mockClient(testClients.rds);
 const ecsMock = mockClient(testClients.ecs);
 const ssmMock = mockClient(testClients.ssm);
 const secretsMock = mockClient(testClients.secrets);
+const stsMock = mockClient(testClients.sts);
+const elbMock = mockClient(testClients.elb);
 
 const LIVE_URL = 'postgres://shop:s3cret@shop-prod.abc.us-east-1.rds.amazonaws.com:5432/shop?sslmode=require';
 const SNAPSHOT = 'shop-prod-pre-migrate-1a2b3c4d';
@@ -190,6 +207,8 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
     ecsMock.reset();
     ssmMock.reset();
     secretsMock.reset();
+    stsMock.reset();
+    elbMock.reset();
   });
 
   after(() => {
@@ -197,6 +216,8 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
     ecsMock.restore();
     ssmMock.restore();
     secretsMock.restore();
+    stsMock.restore();
+    elbMock.restore();
   });
 
   describe('names and URLs', () => {
@@ -695,6 +716,431 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       );
       assert.equal(err.type, 'NoEndpointHolder');
       assert.match(err.message, /aws\.rds\.endpoint is required to swap/);
+    });
+  });
+
+  // The same calls run against moto_server 5.2.5 (a throwaway probe, not part of the suite): it accepts every
+  // request below as sent, but its clusters, writer instances and cluster snapshots are `available` at once (no
+  // `creating`, no PercentProgress) and it never answers InvalidDBClusterStateFault to CreateDBInstance, so those
+  // sequences are only covered here.
+  describe('on an Aurora PostgreSQL cluster (aws.rds.cluster)', () => {
+    const CLUSTER_SNAPSHOT_ARN = `arn:aws:rds:us-east-1:123456789012:cluster-snapshot:${SNAPSHOT}`;
+    const drillTarget = 'shop_drill_1a2b3c4d';
+    const drillCluster = 'shop-drill-1a2b3c4d';
+
+    function clusterSpec(rds: Partial<AwsRdsSpec> = {}): AwsEcsSpec {
+      return specWith({
+        instance: undefined,
+        cluster: 'shop-aurora',
+        drill: { subnetGroup: 'drill-subnets', securityGroups: ['sg-0drill'], instanceClass: 'db.r6g.large' },
+        ...rds,
+      });
+    }
+
+    /** snapshot()'s fields, as a cluster snapshot of shop-aurora. */
+    function clusterSnapshot(status: string, extra: Partial<DBClusterSnapshot> = {}): DBClusterSnapshot {
+      const { DBSnapshotIdentifier, DBInstanceIdentifier: _instance, DBSnapshotArn: _arn, ...same } = snapshot(status);
+      return {
+        ...same,
+        DBClusterSnapshotIdentifier: DBSnapshotIdentifier,
+        DBClusterIdentifier: 'shop-aurora',
+        DBClusterSnapshotArn: CLUSTER_SNAPSHOT_ARN,
+        AllocatedStorage: 25,
+        Engine: 'aurora-postgresql',
+        ...extra,
+      };
+    }
+
+    function cluster(id: string, status: string, tags: Record<string, string> = {}, extra: Partial<DBCluster> = {}) {
+      return {
+        DBClusterIdentifier: id,
+        DBClusterArn: `arn:aws:rds:us-east-1:123456789012:cluster:${id}`,
+        Status: status,
+        Endpoint: `${id}.cluster-abc.us-east-1.rds.amazonaws.com`,
+        ReaderEndpoint: `${id}.cluster-ro-abc.us-east-1.rds.amazonaws.com`,
+        Port: 5432,
+        Engine: 'aurora-postgresql',
+        EngineVersion: '16.4',
+        DBClusterMembers: [{ DBInstanceIdentifier: writerOf(id), IsClusterWriter: true }],
+        TagList: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+        ...extra,
+      } satisfies DBCluster;
+    }
+
+    const clusterNotFound = (id: string) =>
+      new DBClusterNotFoundFault({ message: `DBCluster ${id} not found.`, $metadata: { httpStatusCode: 404 } });
+    const clusterBusy = () =>
+      new InvalidDBClusterStateFault({
+        message: 'Cluster cannot be deleted, it still contains DB instances in non-deleting state.',
+        $metadata: { httpStatusCode: 400 },
+      });
+
+    /** The tags of a restore of SNAPSHOT into a drill of aws.rds.cluster. */
+    const restoreTags = (workflow: string) => [
+      { Key: TAG.service, Value: 'shop' },
+      { Key: TAG.environment, Value: 'prod' },
+      { Key: RDS_TAG.snapshot, Value: SNAPSHOT },
+      { Key: RDS_TAG.sourceInstance, Value: 'shop-aurora' },
+      { Key: TAG.kind, Value: 'drill' },
+      { Key: TAG.workflow, Value: workflow },
+    ];
+    const tagMap = (list: { Key: string; Value: string }[]) => Object.fromEntries(list.map((t) => [t.Key, t.Value]));
+
+    async function clusterStoreWithManifest(ctx = harness(clusterSpec()).ctx) {
+      const manifests = memoryManifests();
+      await manifests.put({
+        ...takeReq,
+        createdAtMs: 1,
+        location: `rds:${CLUSTER_SNAPSHOT_ARN}`,
+        bytes: 0,
+        sha256: '',
+        tables: [],
+        migrationVersion: null,
+        serverVersion: '16.4',
+      });
+      return createRdsSnapshotStore(ctx, manifests, fakeFingerprint());
+    }
+
+    it('names cluster identifiers so that the writer `<cluster>-1` fits in 63, and reaches a cluster at its writer endpoint', async () => {
+      const spec = clusterSpec();
+      assert.equal(instanceFor(spec, 'shop'), 'shop-aurora', 'the service database lives on aws.rds.cluster');
+      assert.equal(instanceFor(spec, drillTarget), drillCluster);
+      assert.equal(instanceFor(spec, `s_${'x'.repeat(80)}`).length, 61);
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: drillCluster })
+        .resolves({ DBClusters: [cluster(drillCluster, 'available')] });
+      const { ctx } = harness(spec, { resolveAddress: (_host, port) => ({ host: '10.0.0.9', port }) });
+      assert.equal(await rdsUrlFor(ctx)('shop'), LIVE_URL);
+      assert.equal(await rdsUrlFor(ctx)(drillTarget), 'postgres://shop:s3cret@10.0.0.9:5432/shop?sslmode=require');
+      assert.equal(rdsMock.commandCalls(DescribeDBInstancesCommand).length, 0);
+    });
+
+    it('takes a DB cluster snapshot, polls it creating -> available and saves the manifest', async () => {
+      const fp = fakeFingerprint();
+      rdsMock
+        .on(CreateDBClusterSnapshotCommand)
+        .resolves({ DBClusterSnapshot: clusterSnapshot('creating', { PercentProgress: 0 }) });
+      rdsMock
+        .on(DescribeDBClusterSnapshotsCommand, { DBClusterSnapshotIdentifier: SNAPSHOT })
+        .resolvesOnce({ DBClusterSnapshots: [clusterSnapshot('creating', { PercentProgress: 50 })] })
+        .resolves({ DBClusterSnapshots: [clusterSnapshot('available', { PercentProgress: 100 })] });
+      const manifests = memoryManifests();
+      const { ctx, sleeps } = harness(clusterSpec());
+      const progress: SnapshotProgress[] = [];
+
+      const manifest = await createRdsSnapshotStore(ctx, manifests, fp).take(takeReq, (p) => progress.push(p));
+
+      assert.deepEqual(fp.urls, [LIVE_URL]);
+      assert.deepEqual(
+        rdsMock.commandCalls(CreateDBClusterSnapshotCommand).map((c) => c.args[0].input),
+        [{ DBClusterSnapshotIdentifier: SNAPSHOT, DBClusterIdentifier: 'shop-aurora', Tags: ourTags }],
+      );
+      assert.equal(rdsMock.commandCalls(CreateDBSnapshotCommand).length, 0);
+      assert.equal(rdsMock.commandCalls(DescribeDBSnapshotsCommand).length, 0);
+      assert.deepEqual(manifest, {
+        ...takeReq,
+        createdAtMs: Date.parse('2024-05-01T10:00:00Z'),
+        location: `rds:${CLUSTER_SNAPSHOT_ARN}`,
+        bytes: 25 * 2 ** 30,
+        sha256: '',
+        tables: FINGERPRINT.tables,
+        migrationVersion: '002_add_price',
+        serverVersion: '16.4',
+      });
+      assert.deepEqual(manifests.saved.get(SNAPSHOT), manifest);
+      assert.deepEqual(
+        progress.flatMap((p) => (p.phase === 'creating' ? [(p as { percent?: number }).percent] : [])),
+        [50],
+        "RDS's percentage while it is creating",
+      );
+      assert.deepEqual(sleeps, [5_000]);
+
+      const store = createRdsSnapshotStore(ctx, manifests, fp);
+      assert.deepEqual(await store.verify(SNAPSHOT), { ok: true });
+      assert.equal((await store.get(SNAPSHOT))?.snapshotId, SNAPSHOT);
+      assert.deepEqual(
+        (await store.list('shop', 'prod')).map((m) => m.snapshotId),
+        [SNAPSHOT],
+      );
+    });
+
+    it("adopts this workflow's cluster snapshot on DBClusterSnapshotAlreadyExists, refuses another's", async () => {
+      rdsMock
+        .on(CreateDBClusterSnapshotCommand)
+        .rejects(
+          new DBClusterSnapshotAlreadyExistsFault({ message: 'already exists', $metadata: { httpStatusCode: 400 } }),
+        );
+      rdsMock
+        .on(DescribeDBClusterSnapshotsCommand)
+        .resolves({ DBClusterSnapshots: [clusterSnapshot('available', { AllocatedStorage: undefined })] });
+      const manifests = memoryManifests();
+      const progress: string[] = [];
+
+      const manifest = await createRdsSnapshotStore(harness(clusterSpec()).ctx, manifests, fakeFingerprint()).take(
+        takeReq,
+        (p) => progress.push(p.phase),
+      );
+
+      assert.equal(manifest.location, `rds:${CLUSTER_SNAPSHOT_ARN}`);
+      assert.equal(manifest.bytes, 0, 'no AllocatedStorage: 0 bytes');
+      assert.ok(manifests.saved.has(SNAPSHOT));
+      assert.ok(progress.includes('adopted'));
+
+      rdsMock.on(DescribeDBClusterSnapshotsCommand).resolves({
+        DBClusterSnapshots: [clusterSnapshot('available', { TagList: [{ Key: TAG.workflow, Value: 'deploy-41' }] })],
+      });
+      const err = await failure(
+        createRdsSnapshotStore(harness(clusterSpec()).ctx, memoryManifests(), fakeFingerprint()).take(takeReq),
+      );
+      assert.equal(err.type, 'SnapshotConflict');
+      assert.match(err.message, /RDS cluster snapshot .* of cluster shop-aurora: .*deploy-41/);
+    });
+
+    it('restores with RestoreDBClusterFromSnapshot and then CreateDBInstance of its writer; ready when both are available', async () => {
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: drillCluster })
+        .rejectsOnce(clusterNotFound(drillCluster))
+        .resolvesOnce({ DBClusters: [cluster(drillCluster, 'creating')] })
+        .resolves({ DBClusters: [cluster(drillCluster, 'available')] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: writerOf(drillCluster) })
+        .rejectsOnce(notFound(writerOf(drillCluster)))
+        .resolvesOnce({ DBInstances: [instance(writerOf(drillCluster), 'creating')] })
+        .resolvesOnce({ DBInstances: [instance(writerOf(drillCluster), 'creating')] })
+        .resolves({ DBInstances: [instance(writerOf(drillCluster), 'available')] });
+      rdsMock.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [clusterSnapshot('available')] });
+      rdsMock.on(RestoreDBClusterFromSnapshotCommand).resolves({ DBCluster: cluster(drillCluster, 'creating') });
+      rdsMock.on(CreateDBInstanceCommand).resolves({});
+      const store = await clusterStoreWithManifest();
+
+      const started = await inActivity('drill-shop-prod-7').run(() =>
+        store.restore(SNAPSHOT, drillTarget, { jobs: 2 }),
+      );
+
+      assert.deepEqual(started, { ready: false, detail: 'creating, writer creating' });
+      const creates = rdsMock
+        .calls()
+        .map((c) => c.args[0])
+        .filter((c) => c instanceof RestoreDBClusterFromSnapshotCommand || c instanceof CreateDBInstanceCommand)
+        .map((c) => [c.constructor.name, c.input]);
+      assert.deepEqual(creates, [
+        [
+          'RestoreDBClusterFromSnapshotCommand',
+          {
+            DBClusterIdentifier: drillCluster,
+            SnapshotIdentifier: SNAPSHOT,
+            Engine: 'aurora-postgresql',
+            EngineVersion: '16.4',
+            DBSubnetGroupName: 'drill-subnets',
+            VpcSecurityGroupIds: ['sg-0drill'],
+            Tags: restoreTags('drill-shop-prod-7'),
+          },
+        ],
+        [
+          'CreateDBInstanceCommand',
+          {
+            DBInstanceIdentifier: 'shop-drill-1a2b3c4d-1',
+            DBClusterIdentifier: drillCluster,
+            Engine: 'aurora-postgresql',
+            DBInstanceClass: 'db.r6g.large',
+            PubliclyAccessible: false,
+            Tags: restoreTags('drill-shop-prod-7'),
+          },
+        ],
+      ]);
+      assert.equal(rdsMock.commandCalls(RestoreDBInstanceFromDBSnapshotCommand).length, 0);
+
+      const statuses = [
+        await store.restoreStatus!(drillTarget),
+        await store.restoreStatus!(drillTarget),
+        await store.restoreStatus!(drillTarget),
+      ];
+      assert.deepEqual(statuses, [
+        { ready: false, detail: `${drillCluster} is creating, its writer ${drillCluster}-1 is creating` },
+        { ready: false, detail: `${drillCluster} is available, its writer ${drillCluster}-1 is creating` },
+        { ready: true, detail: `${drillCluster} is available, its writer ${drillCluster}-1 is available` },
+      ]);
+    });
+
+    it('adopts a restore cluster of the same snapshot and creates its missing writer with its runbook tags', async () => {
+      const tags = { ...tagMap(restoreTags('drill-shop-prod-7')), team: 'shop' };
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: drillCluster })
+        .resolves({ DBClusters: [cluster(drillCluster, 'available', tags)] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: writerOf(drillCluster) })
+        .rejectsOnce(notFound(writerOf(drillCluster)))
+        .resolves({ DBInstances: [instance(writerOf(drillCluster), 'available', tags)] });
+      rdsMock.on(CreateDBInstanceCommand).resolves({});
+      rdsMock.on(DescribeDBClustersCommand, { DBClusterIdentifier: 'shop-restore-9f8e7d6c' }).resolves({
+        DBClusters: [cluster('shop-restore-9f8e7d6c', 'available', { [RDS_TAG.snapshot]: 'another-snapshot' })],
+      });
+      const store = await clusterStoreWithManifest();
+      const phases: string[] = [];
+
+      assert.deepEqual(await store.restore(SNAPSHOT, drillTarget, { jobs: 2 }, (p) => phases.push(p.phase)), {
+        ready: false,
+        detail: 'available, writer creating',
+      });
+      assert.deepEqual(phases, ['adopted']);
+      assert.deepEqual(
+        rdsMock.commandCalls(CreateDBInstanceCommand)[0]?.args[0].input.Tags,
+        restoreTags('drill-shop-prod-7'),
+      );
+      assert.deepEqual(await store.restore(SNAPSHOT, drillTarget, { jobs: 2 }), {
+        ready: true,
+        detail: 'available, writer available',
+      });
+      assert.equal(rdsMock.commandCalls(CreateDBInstanceCommand).length, 1, 'the writer is adopted the second time');
+      assert.equal(rdsMock.commandCalls(RestoreDBClusterFromSnapshotCommand).length, 0);
+
+      const err = await failure(store.restore(SNAPSHOT, 'shop_restore-9f8e7d6c', { jobs: 2 }));
+      assert.equal(err.type, 'RestoreTargetExists');
+      assert.match(err.message, /RDS cluster shop-restore-9f8e7d6c already exists/);
+    });
+
+    it('retries (a plain Error) while the restored cluster does not take its writer instance yet', async () => {
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: drillCluster })
+        .resolves({ DBClusters: [cluster(drillCluster, 'creating', tagMap(restoreTags('w')))] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: writerOf(drillCluster) })
+        .rejects(notFound(writerOf(drillCluster)));
+      rdsMock.on(CreateDBInstanceCommand).rejects(clusterBusy());
+      const err = await rejection((await clusterStoreWithManifest()).restore(SNAPSHOT, drillTarget, { jobs: 2 }));
+      assert.ok(!(err instanceof ApplicationFailure), 'retryable');
+      assert.match(err.message, /does not take its writer instance shop-drill-1a2b3c4d-1 yet/);
+    });
+
+    it('drops the writer, then the cluster, and sweeps only drill clusters of finished workflows', async () => {
+      const mine = (kind: string, workflow: string) => ({
+        [TAG.service]: 'shop',
+        [TAG.environment]: 'prod',
+        [TAG.kind]: kind,
+        [TAG.workflow]: workflow,
+        [RDS_TAG.sourceInstance]: 'shop-aurora',
+      });
+      const target = cluster(drillCluster, 'available', mine('drill', 'drill-now'));
+      rdsMock.on(DescribeDBClustersCommand).resolves({
+        DBClusters: [
+          cluster('shop-aurora', 'available'),
+          target,
+          cluster('shop-drill-00000001', 'available', mine('drill', 'drill-finished')),
+          cluster('shop-drill-00000002', 'available', mine('drill', 'drill-running')),
+          cluster('shop-restore-00000005', 'available', mine('restore', 'rollback-finished')),
+        ],
+      });
+      rdsMock.on(DescribeDBClustersCommand, { DBClusterIdentifier: drillCluster }).resolves({ DBClusters: [target] });
+      rdsMock.on(DeleteDBInstanceCommand).resolves({});
+      rdsMock.on(DeleteDBClusterCommand).resolves({});
+      const { ctx, running } = harness(clusterSpec());
+      running.add('drill-running');
+      const store = createRdsSnapshotStore(ctx, memoryManifests(), fakeFingerprint());
+
+      await inActivity('drill-now').run(() => store.dropDatabase(drillTarget));
+
+      const deletes = rdsMock
+        .calls()
+        .map((c) => c.args[0])
+        .filter((c) => c instanceof DeleteDBInstanceCommand || c instanceof DeleteDBClusterCommand)
+        .map((c) => c.input);
+      assert.deepEqual(deletes, [
+        { DBInstanceIdentifier: 'shop-drill-1a2b3c4d-1', SkipFinalSnapshot: true },
+        { DBClusterIdentifier: drillCluster, SkipFinalSnapshot: true },
+        { DBInstanceIdentifier: 'shop-drill-00000001-1', SkipFinalSnapshot: true },
+        { DBClusterIdentifier: 'shop-drill-00000001', SkipFinalSnapshot: true },
+      ]);
+      assert.equal(rdsMock.commandCalls(DescribeDBInstancesCommand).length, 0, 'the sweep lists clusters');
+    });
+
+    it('refuses the live cluster and clusters that are not its drills; waits while a cluster still has instances', async () => {
+      rdsMock.on(DescribeDBClustersCommand, { DBClusterIdentifier: 'reports-db' }).resolves({
+        DBClusters: [cluster('reports-db', 'available', { team: 'analytics' })],
+      });
+      const store = createRdsSnapshotStore(harness(clusterSpec()).ctx, memoryManifests(), fakeFingerprint());
+      const live = await failure(store.dropDatabase('shop'));
+      assert.equal(live.type, 'RefusedToDelete');
+      assert.match(live.message, /RDS cluster shop-aurora: it is the service's own cluster/);
+      assert.equal((await failure(store.dropDatabase('reports_db'))).type, 'RefusedToDelete');
+      assert.equal(rdsMock.commandCalls(DeleteDBInstanceCommand).length, 0);
+      assert.equal(rdsMock.commandCalls(DeleteDBClusterCommand).length, 0);
+
+      rdsMock.on(DescribeDBClustersCommand, { DBClusterIdentifier: drillCluster }).resolves({
+        DBClusters: [
+          cluster(drillCluster, 'available', { [TAG.kind]: 'drill', [RDS_TAG.sourceInstance]: 'shop-aurora' }),
+        ],
+      });
+      rdsMock.on(DeleteDBInstanceCommand).rejects(notFound(writerOf(drillCluster))); // gone already: fine
+      rdsMock.on(DeleteDBClusterCommand).rejects(clusterBusy());
+      const busy = await rejection(store.dropDatabase(drillTarget));
+      assert.ok(!(busy instanceof ApplicationFailure), 'retryable');
+      assert.match(busy.message, /RDS cluster shop-drill-1a2b3c4d cannot be deleted yet/);
+    });
+
+    it("swaps in the restored cluster's writer endpoint once the cluster and its writer are available", async () => {
+      const restored = 'shop-restore-9f8e7d6c';
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: restored })
+        .resolves({ DBClusters: [cluster(restored, 'available', { [RDS_TAG.snapshot]: SNAPSHOT })] });
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: 'shop-aurora' })
+        .resolves({ DBClusters: [cluster('shop-aurora', 'available')] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: writerOf(restored) })
+        .resolvesOnce({ DBInstances: [instance(writerOf(restored), 'configuring-enhanced-monitoring')] })
+        .resolves({ DBInstances: [instance(writerOf(restored), 'available')] });
+      rdsMock.on(AddTagsToResourceCommand).resolves({});
+      ecsMock.on(DescribeServicesCommand).resolves({
+        services: [
+          { serviceName: 'shop-blue', desiredCount: 2, deployments: [{ status: 'PRIMARY', createdAt: new Date(0) }] },
+          { serviceName: 'shop-green', desiredCount: 0, deployments: [] },
+        ],
+      });
+      ecsMock.on(UpdateServiceCommand).resolves({});
+      ssmMock.on(GetParameterCommand).resolves({ Parameter: { Name: '/shop/prod/db-host', Value: 'old' } });
+      ssmMock.on(PutParameterCommand).resolves({ Version: 2 });
+      const swap = createRdsSwap(harness(clusterSpec()).ctx);
+
+      const early = await rejection(swap('shop', 'shop_restore-9f8e7d6c', 'x'));
+      assert.ok(!(early instanceof ApplicationFailure), 'retryable while the writer is not available');
+      assert.equal(ssmMock.commandCalls(PutParameterCommand).length, 0);
+
+      assert.equal(await swap('shop', 'shop_restore-9f8e7d6c', 'x'), 'swapped');
+      assert.deepEqual(
+        ssmMock.commandCalls(PutParameterCommand).map((c) => c.args[0].input),
+        [{ Name: '/shop/prod/db-host', Value: `${restored}.cluster-abc.us-east-1.rds.amazonaws.com`, Overwrite: true }],
+      );
+      assert.deepEqual(rdsMock.commandCalls(AddTagsToResourceCommand).at(-1)?.args[0].input, {
+        ResourceName: 'arn:aws:rds:us-east-1:123456789012:cluster:shop-aurora',
+        Tags: [{ Key: RDS_TAG.replacedBy, Value: restored }],
+      });
+      assert.equal(rdsMock.commandCalls(DeleteDBClusterCommand).length, 0, 'the replaced cluster is kept');
+    });
+
+    it("doctor checks the cluster ('rds cluster') with DescribeDBClusters", async () => {
+      stsMock
+        .on(GetCallerIdentityCommand)
+        .resolves({ Arn: 'arn:aws:iam::123456789012:role/w', Account: '123456789012' });
+      ecsMock.on(DescribeServicesCommand).resolves({
+        services: [
+          { serviceName: 'shop-blue', status: 'ACTIVE' },
+          { serviceName: 'shop-green', status: 'ACTIVE' },
+        ],
+      });
+      elbMock.on(DescribeRulesCommand).resolves({ Rules: [{ Actions: [{ Type: 'forward' }] }] });
+      elbMock.on(DescribeListenersCommand).resolves({ Listeners: [{ Port: 9000 }] });
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: 'shop-aurora' })
+        .resolves({ DBClusters: [cluster('shop-aurora', 'available')] });
+
+      const checks = await awsDoctorChecks(clusterSpec(), { service: 'shop', environment: 'prod' }, {});
+
+      const rds = checks.find((c) => c.check.startsWith('rds '));
+      assert.deepEqual(
+        { check: rds?.check, ok: rds?.ok, detail: rds?.detail },
+        { check: 'rds cluster', ok: true, detail: 'shop-aurora: available (aurora-postgresql 16.4)' },
+      );
+      assert.equal(rdsMock.commandCalls(DescribeDBInstancesCommand).length, 0);
     });
   });
 
