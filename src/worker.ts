@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
-import { createActivities } from './activities';
+import { createActivities, type Activities } from './activities';
 import { loadConfig, type WorkerConfig } from './config';
 import { UserError, errorMessage } from './errors';
 import { jsonLogger } from './logging';
@@ -29,6 +29,8 @@ export async function createRunbookWorker(
     resolveAwsAddress?: AwsPlatformOptions['resolveAddress'];
     /** The environment the aws-ecs platform reads database URLs from (default: the process's). */
     env?: NodeJS.ProcessEnv;
+    /** Tests: replaces activities (e.g. one that fails for good) around the real ones. */
+    wrapActivities?: (activities: Activities) => Activities;
   } = {},
 ): Promise<RunbookWorker> {
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10 });
@@ -72,6 +74,7 @@ export async function createRunbookWorker(
           ...(extra.resolveAwsAddress ? { resolveAddress: extra.resolveAwsAddress } : {}),
         }),
     });
+    const registered = extra.wrapActivities ? extra.wrapActivities(activities) : activities;
     const worker = await Worker.create({
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
@@ -79,7 +82,7 @@ export async function createRunbookWorker(
       ...(extra.workflowBundle
         ? { workflowBundle: extra.workflowBundle }
         : { workflowsPath: require.resolve('./workflows') }),
-      activities,
+      activities: registered,
       maxConcurrentActivityTaskExecutions: config.RUNBOOK_MAX_ACTIVITIES,
       ...(extra.identity ? { identity: extra.identity } : {}),
       shutdownGraceTime: extra.shutdownGraceTime ?? '10s',

@@ -13,6 +13,7 @@ import { resolveStackSettings, temporalAddress, type StackSettings } from '../sr
 import { down, up } from '../src/stack/stack';
 import { findTemporalCli } from '../src/stack/tools';
 import { connectClient } from '../src/temporal-connection';
+import type { Activities } from '../src/activities';
 import { createRunbookWorker } from '../src/worker';
 
 /**
@@ -116,11 +117,16 @@ export function uniqueName(prefix: string): string {
 }
 
 /** An in-process worker on the test stack; `stop()` shuts it down and closes its clients. */
-export async function startWorker(taskQueue: string, identity?: string): Promise<{ stop(): Promise<void> }> {
+export async function startWorker(
+  taskQueue: string,
+  identity?: string,
+  extra: { wrapActivities?: (activities: Activities) => Activities } = {},
+): Promise<{ stop(): Promise<void> }> {
   const { worker, close } = await createRunbookWorker(testStack().workerConfig(taskQueue), {
     workflowBundle: await workflowBundle(),
     shutdownGraceTime: '1s',
     ...(identity ? { identity } : {}),
+    ...extra,
   });
   const running = worker.run();
   return {

@@ -238,9 +238,12 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
     const outcome: Outcome = cancelled ? 'cancelled' : trafficMoved ? 'rolled-back' : rejected ? 'rejected' : 'failed';
     const rollbackFrom = Date.now();
-    await rb.compensate(outcome, reason);
+    const notUndone = await rb.compensate(outcome, reason);
     if (trafficMoved) metrics.rollback('automatic', plan.service, plan.environment, (Date.now() - rollbackFrom) / 1000);
-    const result = await finish(outcome, reason);
+    const result = await finish(
+      outcome,
+      notUndone.length > 0 ? `${reason}; NOT undone: ${notUndone.join('; ')}` : reason,
+    );
     if (cancelled) throw err;
     return result;
   }

@@ -278,8 +278,11 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
     const outcome: Outcome = cancelled ? 'cancelled' : rejected ? 'rejected' : 'failed';
     if (trafficMoved) note('the traffic had already moved to the target release: it stays there');
-    await rb.compensate(outcome, reason);
-    const result = await finish(outcome, reason);
+    const notUndone = await rb.compensate(outcome, reason);
+    const result = await finish(
+      outcome,
+      notUndone.length > 0 ? `${reason}; NOT undone: ${notUndone.join('; ')}` : reason,
+    );
     if (cancelled) throw err;
     return result;
   }

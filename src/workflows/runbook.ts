@@ -1,6 +1,8 @@
 import {
+  ActivityFailure,
   CancellationScope,
   log,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -88,16 +90,34 @@ export function beginRunbook(args: {
       for (const r of [state.stable, state.candidate]) if (r) byVersion[r.version] = percent[r.releaseId] ?? 0;
       state.weights = byVersion;
     },
-    /** Undoes what was done, newest first, even when the workflow is being cancelled. */
-    async compensate(outcome: Outcome, reason: string) {
+    /**
+     * Undoes what was done, newest first, even when the workflow is being cancelled. A step that fails for good
+     * does not stop the ones after it (maintenance off must still happen when stopping a release was refused);
+     * returns what could not be undone, for the outcome's reason.
+     */
+    async compensate(outcome: Outcome, reason: string): Promise<string[]> {
+      const notUndone: string[] = [];
       await CancellationScope.nonCancellable(async () => {
         if (compensations.length > 0) enter('rolling-back', `${outcome}: ${reason}`);
+        const carryOn = compensations.length > 0 && patched('compensations-continue-after-failure');
         for (const c of compensations.reverse()) {
-          await c.run();
-          note(`done: ${c.what}`, 'rolling-back');
+          if (!carryOn) {
+            await c.run();
+            note(`done: ${c.what}`, 'rolling-back');
+            continue;
+          }
+          try {
+            await c.run();
+            note(`done: ${c.what}`, 'rolling-back');
+          } catch (err) {
+            const why = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
+            notUndone.push(`${c.what} (${why})`);
+            note(`FAILED: ${c.what}: ${why}; do it by hand`, 'rolling-back');
+          }
         }
         compensations.length = 0;
       });
+      return notUndone;
     },
     /** Records the outcome (state, search attributes, release history) and releases the service lock. */
     async finish(

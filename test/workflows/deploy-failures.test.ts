@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
 import { startLoad } from '../../src/load';
 import { approveSignal, approveUpdate, rejectSignal, signoffUpdate, statusQuery } from '../../src/shared/messages';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
@@ -102,6 +103,45 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
       assert.equal(result.outcome, 'rolled-back');
       assert.deepEqual(result.state.weights, { v1: 100, v2: 0 });
       assert.equal(await runner().get(plan.service, plan.environment, result.state.candidate!.releaseId), undefined);
+    });
+
+    it('a rollback step that fails for good does not stop the ones after it, and the outcome says what was not undone', async () => {
+      // A worker whose "remove from the route" is refused for good (as AWS refuses a missing permission).
+      const queue = uniqueName('deploy-compensation');
+      const refusing = await startWorker(queue, undefined, {
+        wrapActivities: (a) => ({
+          ...a,
+          async removeFromRoute() {
+            throw ApplicationFailure.nonRetryable('the router refused: AccessDenied', 'AwsAccessDenied');
+          },
+        }),
+      });
+      try {
+        const plan = await serviceWithV1(queue);
+        const handle = await startDeploy(queue, withGates(plan, ['go-live']), 'v2');
+        await waitingAt(handle, 'go-live');
+        await handle.signal(rejectSignal, { by: 'bob', gate: 'go-live', note: 'no' });
+        const result = await handle.result();
+        assert.equal(result.outcome, 'rolled-back');
+        assert.match(
+          result.reason ?? '',
+          /; NOT undone: remove v2 from the route \(the router refused: AccessDenied\)$/,
+        );
+        assert.deepEqual(result.state.weights, { v1: 100, v2: 0 }, 'traffic went back before the failed step');
+        assert.equal(
+          await runner().get(plan.service, plan.environment, result.state.candidate!.releaseId),
+          undefined,
+          'the step after the failed one still ran: v2 is stopped',
+        );
+        assert.ok(
+          result.state.timeline.some((t) => /^FAILED: remove v2 from the route: .*; do it by hand$/.test(t.message)),
+          'the timeline says what to do by hand',
+        );
+        const history = await releaseHistory(plan.service);
+        assert.equal(history.at(-1)?.outcome, 'rolled-back', 'the outcome is recorded and the lock released');
+      } finally {
+        await refusing.stop();
+      }
     });
 
     it('timeout at go-live with abort: rolled back as well', async () => {
