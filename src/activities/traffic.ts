@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
-import type { PlatformDeps, RouteSpec, TrafficCounters } from '../platforms/types';
+import { InvalidSplitError, type PlatformDeps, type RouteSpec, type TrafficCounters } from '../platforms/types';
 import { whileHeartbeating } from './heartbeat';
 import { httpCheck, releaseUrl } from './http-checks';
 import { platformPicker } from './platform';
@@ -25,27 +25,37 @@ export interface MeasuredWindow {
 export function createTrafficActivities(deps: TrafficActivityDeps) {
   const pick = platformPicker(deps);
   const routerFor = (route: RouteSpec) => pick(route).router;
+  /** A split or member the router refuses stays refused: non-retryable InvalidTrafficSplit; anything else as it is. */
+  const splitFailure = (err: unknown) =>
+    err instanceof InvalidSplitError ? ApplicationFailure.nonRetryable(err.message, 'InvalidTrafficSplit') : err;
   return {
     async ensureRoute(route: RouteSpec): Promise<void> {
       await routerFor(route).ensureRoute(route);
     },
 
+    /** Throws InvalidTrafficSplit (non-retryable) when the router does not know the release as a member. */
     async addToRoute(route: RouteSpec, release: ReleaseRef): Promise<void> {
-      await routerFor(route).addMember(route, { releaseId: release.releaseId, host: release.host, port: release.port });
+      try {
+        await routerFor(route).addMember(route, {
+          releaseId: release.releaseId,
+          host: release.host,
+          port: release.port,
+        });
+      } catch (err) {
+        throw splitFailure(err);
+      }
     },
 
     /**
      * Sets the split in percent per releaseId at once. This is the one implementation of "put traffic back"
-     * that deploy's automatic rollback and the rollback workflow share.
+     * that deploy's automatic rollback and the rollback workflow share. Throws InvalidTrafficSplit (non-retryable)
+     * for a split the router refuses (InvalidSplitError).
      */
     async setTraffic(route: RouteSpec, percent: Record<string, number>): Promise<Record<string, number>> {
       try {
         await routerFor(route).setWeights(route, percent);
       } catch (err) {
-        if (/unknown member|sum|0\.\.100|not a member/i.test((err as Error).message)) {
-          throw ApplicationFailure.nonRetryable((err as Error).message, 'InvalidTrafficSplit');
-        }
-        throw err;
+        throw splitFailure(err);
       }
       return percent;
     },

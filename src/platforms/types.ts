@@ -42,6 +42,18 @@ export interface LatencySample {
   samples: number;
 }
 
+/**
+ * A traffic split or member a router refuses (a release that is not a member of the route, a percent outside
+ * 0..100, percentages that do not sum to 100): the same request can never succeed, so the traffic activities turn it
+ * into a non-retryable InvalidTrafficSplit failure.
+ */
+export class InvalidSplitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidSplitError';
+  }
+}
+
 export interface TrafficRouter {
   /** Creates the service's frontend and backend (or adopts them); idempotent. */
   ensureRoute(route: RouteSpec): Promise<void>;

@@ -5,6 +5,7 @@ import {
   DescribeLoadBalancersCommand,
   DescribeRulesCommand,
   DescribeTagsCommand,
+  DescribeTargetGroupsCommand,
   ModifyListenerCommand,
   ModifyRuleCommand,
   type Action,
@@ -109,8 +110,25 @@ export async function describeColours(ctx: AwsContext): Promise<ColourServices> 
   return { blue: one('blue'), green: one('green') };
 }
 
-/** The colour whose service carries the release tag, if any. */
+/**
+ * Whether a colour carries a release: its service has the runbook:release tag and runs (desiredCount > 0). A tag on a
+ * service scaled to 0 is a leftover (stop() whose untag failed, or a start that never updated the service): it is no
+ * member of the route and never counts as the stable release.
+ */
+export function carries(s: ColourService): boolean {
+  return s.releaseId !== undefined && s.desiredCount > 0;
+}
+
+/** The colour that carries the release (see carries), if any: what the router and get/list see. */
 export function colourOf(services: ColourServices, releaseId: string): ColourService | undefined {
+  return COLOURS.map((c) => services[c]).find((s) => s.releaseId === releaseId && carries(s));
+}
+
+/**
+ * The colour whose service has the release tag, whether it runs or not: for the release runner's own bookkeeping
+ * (adopting a start that crashed before its UpdateService, stop's cleanup of the tags, the service events).
+ */
+export function taggedColour(services: ColourServices, releaseId: string): ColourService | undefined {
   return COLOURS.map((c) => services[c]).find((s) => s.releaseId === releaseId);
 }
 
@@ -147,6 +165,15 @@ export async function readTraffic(ctx: AwsContext): Promise<TrafficState> {
     );
     const rule = res.Rules?.find((r) => r.RuleArn === arn) ?? res.Rules?.[0];
     if (!rule) throw awsPermanent('AwsNotFound', `listener rule ${arn} was not returned by DescribeRules`);
+    if (rule.IsDefault) {
+      // ModifyRule refuses a listener's default rule: its actions are the listener's default actions.
+      const listener = productionListenerArn(ctx);
+      throw awsPermanent(
+        'ElbDefaultRule',
+        `listener rule ${arn} is the default rule of listener ${listener}: set aws.listener: ${listener} instead of ` +
+          'aws.listenerRule in runbook.yaml',
+      );
+    }
     actions = rule.Actions ?? [];
   } else if (spec.listener) {
     kind = 'listener';
@@ -232,7 +259,7 @@ export function decodeWeights(value: string): Weights | undefined {
  * release; with two, on the one deployed first (the other is the candidate of a deploy). Undefined with none.
  */
 export function weightsFromReleases(services: ColourServices): Weights | undefined {
-  const running = COLOURS.map((c) => services[c]).filter((s) => s.releaseId && s.desiredCount > 0);
+  const running = COLOURS.map((c) => services[c]).filter(carries);
   const created = (s: ColourService) =>
     Math.min(...s.deployments.map((d) => d.createdAt?.getTime() ?? Number.POSITIVE_INFINITY));
   const live = running.sort((a, b) => created(a) - created(b))[0];
@@ -270,10 +297,20 @@ export function maintenanceAction(): Action {
   };
 }
 
-/** The actions with their terminal action replaced (authenticate actions before it are kept, and its Order). */
+/**
+ * The actions with their terminal action replaced (authenticate actions before it are kept, and its Order). The kept
+ * actions are re-sent as read, except that an authenticate-oidc action comes back from DescribeRules/DescribeListeners
+ * without its ClientSecret, which ModifyRule/ModifyListener then require: it is re-sent with UseExistingClientSecret.
+ */
 function replaceTerminal(actions: Action[], terminal: number, next: Action): Action[] {
   const order = actions[terminal]?.Order;
-  return [...actions.slice(0, terminal), { ...next, ...(order !== undefined ? { Order: order } : {}) }];
+  return [...actions.slice(0, terminal).map(resendable), { ...next, ...(order !== undefined ? { Order: order } : {}) }];
+}
+
+function resendable(action: Action): Action {
+  if (action.Type !== 'authenticate-oidc' || !action.AuthenticateOidcConfig) return action;
+  const { ClientSecret: _secret, ...config } = action.AuthenticateOidcConfig;
+  return { ...action, AuthenticateOidcConfig: { ...config, UseExistingClientSecret: true } };
 }
 
 /** Replaces the production rule's (or listener's) terminal action. */
@@ -324,22 +361,71 @@ export async function describeListener(ctx: AwsContext, arn: string): Promise<Li
   return listener;
 }
 
-/** Where this worker reaches a listener: its load balancer's DNS name and its port, through ctx.resolveAddress. */
+/** A listener's address as AWS states it. */
+interface ListenerEndpoint {
+  dns: string;
+  port: number;
+  protocol?: string;
+}
+
+/**
+ * Per worker, what the runbook treats as fixed for the life of a resource, so that polling and analysis windows do
+ * not spend the ELB API's request budget (throttling) asking again: a listener's load balancer DNS name, port and
+ * protocol, and the load balancers a target group is attached to. Keyed by endpoint and ARN; only answers are kept.
+ */
+const listenerEndpoints = new Map<string, ListenerEndpoint>();
+const targetGroupLoadBalancers = new Map<string, string[]>();
+
+const cacheKey = (ctx: AwsContext, arn: string) => `${ctx.spec.endpoint ?? ''} ${arn}`;
+
+/** Empties the per-worker caches of listener addresses and target group load balancers (for tests). */
+export function clearAwsCaches(): void {
+  listenerEndpoints.clear();
+  targetGroupLoadBalancers.clear();
+}
+
+/**
+ * Where this worker reaches a listener: its load balancer's DNS name and its port, through ctx.resolveAddress. Asked
+ * of AWS once per worker (see listenerEndpoints).
+ */
 export async function listenerAddress(
   ctx: AwsContext,
   arn: string,
   known?: Listener,
 ): Promise<{ host: string; port: number }> {
-  const listener = known ?? (await describeListener(ctx, arn));
-  const lbArn = listener.LoadBalancerArn ?? '';
-  const res = await awsCall('elasticloadbalancing:DescribeLoadBalancers', `load balancer ${lbArn}`, () =>
-    ctx.clients.elb.send(new DescribeLoadBalancersCommand({ LoadBalancerArns: [lbArn] })),
-  );
-  const dns = res.LoadBalancers?.[0]?.DNSName;
-  if (!dns || listener.Port === undefined) {
-    throw awsPermanent('AwsNotFound', `listener ${arn}: its load balancer ${lbArn} has no DNS name or port`);
+  const key = cacheKey(ctx, arn);
+  let endpoint = listenerEndpoints.get(key);
+  if (!endpoint) {
+    const listener = known ?? (await describeListener(ctx, arn));
+    const lbArn = listener.LoadBalancerArn ?? '';
+    const res = await awsCall('elasticloadbalancing:DescribeLoadBalancers', `load balancer ${lbArn}`, () =>
+      ctx.clients.elb.send(new DescribeLoadBalancersCommand({ LoadBalancerArns: [lbArn] })),
+    );
+    const dns = res.LoadBalancers?.[0]?.DNSName;
+    if (!dns || listener.Port === undefined) {
+      throw awsPermanent('AwsNotFound', `listener ${arn}: its load balancer ${lbArn} has no DNS name or port`);
+    }
+    endpoint = { dns, port: listener.Port, ...(listener.Protocol ? { protocol: listener.Protocol } : {}) };
+    listenerEndpoints.set(key, endpoint);
   }
-  return ctx.resolveAddress(dns, listener.Port);
+  return ctx.resolveAddress(endpoint.dns, endpoint.port);
+}
+
+/**
+ * The load balancers a target group is attached to (DescribeTargetGroups), asked of AWS once per worker; an
+ * unattached target group is asked again next time.
+ */
+export async function targetGroupLoadBalancerArns(ctx: AwsContext, tgArn: string): Promise<string[]> {
+  const key = cacheKey(ctx, tgArn);
+  const cached = targetGroupLoadBalancers.get(key);
+  if (cached) return cached;
+  const res = await awsCall('elasticloadbalancing:DescribeTargetGroups', `target group ${tgArn}`, () =>
+    ctx.clients.elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [tgArn] })),
+  );
+  const group = res.TargetGroups?.find((t) => t.TargetGroupArn === tgArn) ?? res.TargetGroups?.[0];
+  const lbs = group?.LoadBalancerArns ?? [];
+  if (lbs.length > 0) targetGroupLoadBalancers.set(key, lbs);
+  return lbs;
 }
 
 /** The production listener: aws.listener, or the listener of aws.listenerRule (from the rule's ARN). */

@@ -9,9 +9,11 @@ import {
   type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { Context } from '@temporalio/activity';
 import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
 import {
   addressBook,
+  carries,
   checkReleaseId,
   colourOf,
   COLOURS,
@@ -21,6 +23,7 @@ import {
   otherColour,
   pointTestListener,
   readTraffic,
+  taggedColour,
   type Colour,
   type ColourService,
   type ColourServices,
@@ -44,7 +47,18 @@ const COPIED = [
   'ipcMode',
   'proxyConfiguration',
   'inferenceAccelerators',
+  'enableFaultInjection',
 ] as const satisfies ReadonlyArray<keyof TaskDefinition & keyof RegisterTaskDefinitionCommandInput>;
+
+/**
+ * The tag on a colour's ECS service naming the task definition revision of the release it carries. Written with the
+ * release tags before UpdateService, so that a retried start finds the release's revision even when the update never
+ * happened or ECS's circuit breaker rolled the service back to the previous revision.
+ */
+export const TASK_DEFINITION_TAG = 'runbook:task-definition';
+
+/** ECS's limit of user tags on a resource (aws: tags do not count). */
+const ECS_TAG_LIMIT = 50;
 
 /**
  * A ReleaseRunner on ECS, blue/green: a release is one colour's ECS service (aws.services.blue/green) running a new
@@ -53,7 +67,14 @@ const COPIED = [
  * every target of the colour's target group healthy, and points the test listener at it; its address is the test
  * listener's until the colour takes traffic, then the production listener's.
  *
+ * start() registers the revision, tags the idle service with the release (and runbook:task-definition, the revision's
+ * ARN), then updates the service: a crash at any point leaves either nothing on the service or a tag that stop() can
+ * find and a retried start() adopts. Adoption deploys the tagged revision again when the service does not run it
+ * (the update never happened, or the circuit breaker rolled it back); it registers nothing. The rollout deadline is
+ * aws.rolloutTimeoutMs from the first attempt's scheduling (the activity's), not from each attempt.
+ *
  * Failures (non-retryable ApplicationFailures): EcsNoIdleService (both colours take traffic), EcsContainerNotFound,
+ * EcsTooManyTags (the base task definition's tags and the runbook's exceed ECS's 50),
  * EcsRolloutFailed (the deployment circuit breaker rolled back), EcsRolloutTimeout (not stable, or targets not
  * healthy, within aws.rolloutTimeoutMs), InvalidReleaseId, and the AWS failures of awsCall; throttling, 5xx and
  * network errors are rethrown for the activity's retry.
@@ -123,11 +144,19 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
     const containerDefinitions = containers.map((c, j) =>
       j === i ? { ...c, image: fill(spec.image), environment: [...env].map(([name, value]) => ({ name, value })) } : c,
     );
-    const ours = new Set<string>(Object.values(TAG));
-    const tags: Tag[] = [
-      ...(described.tags ?? []).filter((t) => t.key && !t.key.startsWith('aws:') && !ours.has(t.key)),
-      ...releaseTags(req),
-    ];
+    // aws: tags are AWS's own (not settable, not counted); the base's runbook: tags belong to its own release.
+    const kept = (described.tags ?? []).filter(
+      (t) => t.key && !t.key.startsWith('aws:') && !t.key.startsWith('runbook:'),
+    );
+    const tags: Tag[] = [...kept, ...releaseTags(req)];
+    if (tags.length > ECS_TAG_LIMIT) {
+      throw awsPermanent(
+        'EcsTooManyTags',
+        `task definition ${base} has ${kept.length} tags of its own; with the runbook's ${releaseTags(req).length} ` +
+          `the new revision would have ${tags.length}, over ECS's limit of ${ECS_TAG_LIMIT}: remove ` +
+          `${tags.length - ECS_TAG_LIMIT} tag(s) from ${base}`,
+      );
+    }
     const input: RegisterTaskDefinitionCommandInput = { family: td.family, containerDefinitions, tags };
     for (const key of COPIED) {
       if (td[key] !== undefined) Object.assign(input, { [key]: td[key] });
@@ -147,6 +176,43 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
     { key: TAG.environment, value: req.environment },
   ];
 
+  /**
+   * When the rollout must be over: aws.rolloutTimeoutMs after the activity was first scheduled (Temporal keeps that
+   * instant across retries, so a retried start does not get a fresh timeout), or from now outside an activity.
+   */
+  function rolloutDeadline(): number {
+    let scheduledMs: number | undefined;
+    try {
+      scheduledMs = Context.current().info.scheduledTimestampMs;
+    } catch {
+      // not inside an activity (a script or a unit test): the deadline counts from now
+    }
+    return (scheduledMs !== undefined && scheduledMs > 0 ? scheduledMs : ctx.now()) + spec.rolloutTimeoutMs;
+  }
+
+  /** The colour a retried start adopts: tagged with the release and with its revision (older tags: running). */
+  function adoptable(services: ColourServices, releaseId: string): ColourService | undefined {
+    const s = taggedColour(services, releaseId);
+    if (!s) return undefined;
+    if (s.tags[TASK_DEFINITION_TAG]) return s;
+    // Tagged by an older runbook, after its UpdateService: the service's revision is the release's while it runs.
+    return carries(s) && s.taskDefinition ? s : undefined;
+  }
+
+  /** Tasks for the new release: as many as the live colour runs, at least one. */
+  const desiredFor = (services: ColourServices, colour: Colour) => {
+    const live = services[otherColour(colour)];
+    return live.desiredCount > 0 ? live.desiredCount : 1;
+  };
+
+  async function deploy(s: ColourService, taskDefinition: string, desiredCount: number): Promise<void> {
+    await awsCall('ecs:UpdateService', `ECS service ${s.name} in cluster ${spec.cluster}`, () =>
+      ctx.clients.ecs.send(
+        new UpdateServiceCommand({ cluster: spec.cluster, service: s.name, taskDefinition, desiredCount }),
+      ),
+    );
+  }
+
   /** Polls until the colour runs `taskDefinition` alone, rolled out and at its desired count. */
   async function waitStable(
     colour: Colour,
@@ -156,7 +222,10 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
   ): Promise<ColourService> {
     for (;;) {
       const s = (await describeColours(ctx))[colour];
-      const mine = s.deployments.find((d) => d.taskDefinition === taskDefinition);
+      // After a re-issued update the failed deployment of the same revision may still be listed: the PRIMARY counts.
+      const mine =
+        s.deployments.find((d) => d.taskDefinition === taskDefinition && d.status === 'PRIMARY') ??
+        s.deployments.find((d) => d.taskDefinition === taskDefinition);
       if (mine?.rolloutState === 'FAILED') {
         throw awsPermanent(
           'EcsRolloutFailed',
@@ -226,10 +295,18 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
   return {
     async start(req, signal) {
       checkReleaseId(req.releaseId);
+      const deadline = rolloutDeadline();
       const services = await describeColours(ctx);
-      let target = colourOf(services, req.releaseId);
-      let taskDefinition = target?.taskDefinition;
-      if (!target || !taskDefinition) {
+      let target = adoptable(services, req.releaseId);
+      let taskDefinition: string;
+      if (target) {
+        taskDefinition = target.tags[TASK_DEFINITION_TAG] ?? target.taskDefinition ?? '';
+        // The update never happened (a crash after TagResource), or ECS rolled the service back: deploy the
+        // release's revision again. A circuit breaker that trips again ends the step in waitStable (EcsRolloutFailed).
+        if (target.taskDefinition !== taskDefinition || target.desiredCount === 0) {
+          await deploy(target, taskDefinition, desiredFor(services, target.colour));
+        }
+      } else {
         const weights = effectiveWeights(await readTraffic(ctx), services);
         const colour = idleColour(services, weights);
         const idle = services[colour];
@@ -241,27 +318,19 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
             `neither ${live.name} nor ${idle.name} has a task definition to base the release on`,
           );
         }
-        taskDefinition = await registerRevision(base, req);
-        await awsCall('ecs:UpdateService', `ECS service ${idle.name} in cluster ${spec.cluster}`, () =>
-          ctx.clients.ecs.send(
-            new UpdateServiceCommand({
-              cluster: spec.cluster,
-              service: idle.name,
-              taskDefinition,
-              desiredCount: live.desiredCount > 0 ? live.desiredCount : 1,
-            }),
-          ),
-        );
-        // Tagged after the update: a tag always means the service already runs the release's revision.
+        const revision = await registerRevision(base, req);
+        taskDefinition = revision;
+        // Tagged before the update: whatever happens next, stop() finds the service and a retry adopts it.
+        const tags = [...releaseTags(req), { key: TASK_DEFINITION_TAG, value: revision }];
         await awsCall('ecs:TagResource', `ECS service ${idle.name}`, () =>
-          ctx.clients.ecs.send(new TagResourceCommand({ resourceArn: idle.arn, tags: releaseTags(req) })),
+          ctx.clients.ecs.send(new TagResourceCommand({ resourceArn: idle.arn, tags })),
         );
+        await deploy(idle, revision, desiredFor(services, colour));
         target = idle;
       }
       // The test listener is pointed first: a target group that no listener uses leaves its targets "unused"
       // (not health-checked), so waiting for healthy targets would wait for nothing.
       const listener = await pointTestListener(ctx, target.colour);
-      const deadline = ctx.now() + spec.rolloutTimeoutMs;
       const stable = await waitStable(target.colour, taskDefinition, deadline, signal);
       await waitTargetsHealthy(stable, deadline, signal);
       const address = await listenerAddress(ctx, spec.testListener, listener);
@@ -285,22 +354,27 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
       return running(s, await addressOf(s.colour), { service, environment, version: '' });
     },
 
-    /** Scales the colour to 0 and removes its release tags; the target group's deregistration delay drains. */
+    /**
+     * Scales the colour to 0 and removes its release tags; the target group's deregistration delay drains. Finds the
+     * colour by its tag even when it runs nothing (a start that failed after tagging), so that the tags go too.
+     */
     async stop(service, environment, releaseId, _graceMs) {
-      const s = colourOf(await describeColours(ctx), releaseId);
+      const s = taggedColour(await describeColours(ctx), releaseId);
       if (!s || !matches(s, service, environment)) return false;
       await awsCall('ecs:UpdateService', `ECS service ${s.name} in cluster ${spec.cluster}`, () =>
         ctx.clients.ecs.send(new UpdateServiceCommand({ cluster: spec.cluster, service: s.name, desiredCount: 0 })),
       );
       await awsCall('ecs:UntagResource', `ECS service ${s.name}`, () =>
-        ctx.clients.ecs.send(new UntagResourceCommand({ resourceArn: s.arn, tagKeys: [TAG.release, TAG.version] })),
+        ctx.clients.ecs.send(
+          new UntagResourceCommand({ resourceArn: s.arn, tagKeys: [TAG.release, TAG.version, TASK_DEFINITION_TAG] }),
+        ),
       );
       return true;
     },
 
     /** The colour's last ECS service events, newest last (ECS keeps no task output here: see CloudWatch Logs). */
     async logTail(_service, _environment, releaseId, lines) {
-      const s = colourOf(await describeColours(ctx), releaseId);
+      const s = taggedColour(await describeColours(ctx), releaseId);
       if (!s) return '';
       return s.events
         .slice(0, Math.max(0, lines))

@@ -1,9 +1,10 @@
 import { GetMetricDataCommand, type MetricDataQuery, type MetricDataResult } from '@aws-sdk/client-cloudwatch';
 import { DescribeTargetGroupsCommand, RemoveTagsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
-import type { RouteMember, RouteSpec, TrafficRouter, WindowFigures } from '../types';
+import { InvalidSplitError, type RouteMember, type RouteSpec, type TrafficRouter, type WindowFigures } from '../types';
 import {
   addressBook,
   applyWeights,
+  carries,
   colourOf,
   COLOURS,
   describeColours,
@@ -15,6 +16,7 @@ import {
   productionListenerArn,
   readTraffic,
   saveWeightsTag,
+  targetGroupLoadBalancerArns,
   weightsFromReleases,
   WEIGHTS_TAG,
   writeTerminal,
@@ -32,14 +34,15 @@ const label = (route: RouteSpec) => `${route.service}/${route.environment}`;
 /**
  * A TrafficRouter on an application load balancer, blue/green: the production listener rule (aws.listenerRule, or
  * aws.listener's default action) forwards to the two colours' target groups with weights, and a release is the
- * colour whose ECS service carries its runbook:release tag (see createEcsReleaseRunner). Nothing is created:
+ * colour whose ECS service carries its runbook:release tag and runs (desiredCount > 0; see carries and
+ * createEcsReleaseRunner). Nothing is created:
  * ensureRoute checks that the rule and the target groups exist. Weights are percent (ALB takes 0..999).
  *
  * Counters are not cumulative on ALB: readCounters returns zeros and the analysis uses windowFigures, CloudWatch's
  * per-minute figures of the colour's target group, read aws.metricsDelay late (they arrive a minute or more late).
  *
- * Invalid input throws an Error whose message says "not a member", "unknown member" or "sum" (the traffic
- * activity makes those non-retryable); AWS failures are those of awsCall, and ElbUnexpectedAction (non-retryable)
+ * Invalid input (a release that is not a member, a percent out of range, a split that does not sum to 100) throws
+ * InvalidSplitError, which the traffic activities make non-retryable; AWS failures are those of awsCall, and ElbUnexpectedAction (non-retryable)
  * when the rule's action is neither a forward to the two target groups nor the runbook's maintenance response.
  */
 export function createElbRouter(ctx: AwsContext): TrafficRouter {
@@ -48,9 +51,9 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
   async function memberColour(route: RouteSpec, releaseId: string, services?: ColourServices): Promise<Colour> {
     const found = colourOf(services ?? (await describeColours(ctx)), releaseId);
     if (!found) {
-      throw new Error(
+      throw new InvalidSplitError(
         `release "${releaseId}" is not a member of route ${label(route)}: neither ECS service ` +
-          `${spec.services.blue} nor ${spec.services.green} carries it`,
+          `${spec.services.blue} nor ${spec.services.green} carries it (with tasks desired)`,
       );
     }
     return found.colour;
@@ -66,10 +69,7 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
     if (end <= start) return { requests: 0, errors5xx: 0, connectionErrors: 0, p95Ms: null, samples: 0 };
     const colour = await memberColour(route, releaseId);
     const tgArn = spec.targetGroups[colour];
-    const res = await awsCall('elasticloadbalancing:DescribeTargetGroups', `target group ${tgArn}`, () =>
-      ctx.clients.elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: [tgArn] })),
-    );
-    const lbs = res.TargetGroups?.[0]?.LoadBalancerArns ?? [];
+    const lbs = await targetGroupLoadBalancerArns(ctx, tgArn);
     const production = loadBalancerOfListener(productionListenerArn(ctx));
     const lbArn = lbs.find((a) => a === production) ?? lbs[0];
     if (!lbArn) {
@@ -157,11 +157,14 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       for (const [releaseId, value] of Object.entries(percent)) {
         const colour = colourOf(services, releaseId)?.colour;
         if (!colour) {
-          const members = COLOURS.flatMap((c) => services[c].releaseId ?? []).join(', ') || 'none';
-          throw new Error(`${where}: unknown member "${releaseId}" (members: ${members})`);
+          const members =
+            COLOURS.flatMap((c) => (carries(services[c]) ? [services[c].releaseId] : [])).join(', ') || 'none';
+          throw new InvalidSplitError(`${where}: unknown member "${releaseId}" (members: ${members})`);
         }
         if (!Number.isInteger(value) || value < 0 || value > 100) {
-          throw new Error(`${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`);
+          throw new InvalidSplitError(
+            `${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`,
+          );
         }
         weights[colour] = value;
       }
@@ -170,7 +173,9 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
         const split = Object.entries(percent)
           .map(([k, v]) => `${k}=${v}`)
           .join(', ');
-        throw new Error(`${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`);
+        throw new InvalidSplitError(
+          `${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`,
+        );
       }
       await applyWeights(ctx, await readTraffic(ctx), weights);
     },
@@ -179,7 +184,7 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       const services = await describeColours(ctx);
       const weights = effectiveWeights(await readTraffic(ctx), services);
       const total = weights.blue + weights.green;
-      const carrying = COLOURS.filter((c) => services[c].releaseId);
+      const carrying = COLOURS.filter((c) => carries(services[c]));
       const percent: Record<string, number> = {};
       for (const c of carrying) percent[services[c].releaseId ?? ''] = total > 0 ? (weights[c] * 100) / total : 0;
       if (carrying.length === 2 && total > 0) {

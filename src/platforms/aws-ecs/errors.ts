@@ -1,9 +1,11 @@
 import { ApplicationFailure } from '@temporalio/common';
 
 /**
- * How an AWS error is handled. Throttling, 5xx and network errors are left to the activity's retry policy
- * (backoff); access, validation, not-found and quota errors fail at once, non-retryable, naming the AWS error
- * code, the resource and what to fix: retrying cannot change the answer.
+ * How an AWS error is handled. Throttling (including ECS's "Too many concurrent attempts" ClientException), 5xx,
+ * network errors and expired or unavailable credentials (the SDK refreshes them; the activity's retry policy caps
+ * the attempts) are left to the activity's retry policy (backoff); access, validation, not-found and quota errors
+ * fail at once, non-retryable, naming the AWS error code, the resource and what to fix: retrying cannot change the
+ * answer.
  */
 export type AwsErrorKind = 'retry' | 'access' | 'validation' | 'not-found' | 'quota' | 'conflict';
 
@@ -20,7 +22,13 @@ interface AwsLikeError {
 const THROTTLING =
   /^(Throttling|ThrottlingException|ThrottledException|RequestLimitExceeded|TooManyRequestsException|RequestThrottled|SlowDown|PriorRequestNotComplete|ProvisionedThroughputExceededException|TransactionInProgressException|EC2ThrottledException)$/;
 const ACCESS =
-  /^(AccessDenied|AccessDeniedException|UnauthorizedOperation|UnrecognizedClientException|InvalidClientTokenId|ExpiredToken|ExpiredTokenException|AuthFailure|SignatureDoesNotMatch|MissingAuthenticationToken|IncompleteSignature|InvalidSignatureException|CredentialsProviderError)$/;
+  /^(AccessDenied|AccessDeniedException|UnauthorizedOperation|UnrecognizedClientException|InvalidClientTokenId|AuthFailure|SignatureDoesNotMatch|MissingAuthenticationToken|IncompleteSignature|InvalidSignatureException)$/;
+/** Credentials that the SDK's provider chain refreshes (an expired session, a provider that did not answer in time). */
+const REFRESHABLE_CREDENTIALS = /^(CredentialsProviderError|ExpiredToken|ExpiredTokenException)$/;
+/** ECS answers concurrent RegisterTaskDefinition calls of one family with a ClientException: throttling in effect. */
+const ECS_CONCURRENT = /Too many concurrent attempts/i;
+/** A caller that may not hand a role to ECS: ECS answers ClientException or AccessDenied naming iam:PassRole. */
+const PASS_ROLE = /iam:PassRole/i;
 const NOT_FOUND =
   /(NotFound|NotFoundException|NotFoundFault|DoesNotExist|ServiceNotActiveException|ClusterNotFoundException|ParameterNotFound)$/;
 const QUOTA =
@@ -40,7 +48,11 @@ export function classifyAwsError(err: unknown): AwsErrorKind {
   const e = err as AwsLikeError;
   const code = awsErrorCode(err);
   const status = e?.$metadata?.httpStatusCode;
+  const message = typeof e?.message === 'string' ? e.message : '';
   if (THROTTLING.test(code) || status === 429) return 'retry';
+  if (code === 'ClientException' && ECS_CONCURRENT.test(message)) return 'retry';
+  if (REFRESHABLE_CREDENTIALS.test(code)) return 'retry';
+  if ((code === 'ClientException' || ACCESS.test(code)) && PASS_ROLE.test(message)) return 'access';
   if (NETWORK.test(code) || (e as { code?: string })?.code === 'ECONNREFUSED') return 'retry';
   if (e?.$fault === 'server' || (status !== undefined && status >= 500)) return 'retry';
   if (ACCESS.test(code) || status === 403) return 'access';
@@ -94,7 +106,16 @@ export async function awsCall<T>(
 export function awsFailure(action: string, resource: string, err: unknown, kind = classifyAwsError(err)) {
   const code = awsErrorCode(err);
   const message = (err as Error)?.message ?? String(err);
-  const fix = kind === 'retry' ? '' : `; fix: ${FIX[kind](action)}`;
+  const passRole = kind === 'access' && PASS_ROLE.test(message);
+  const fix =
+    kind === 'retry'
+      ? ''
+      : `; fix: ${
+          passRole
+            ? "grant the worker's IAM role iam:PassRole on the task definition's task and execution roles " +
+              '(condition iam:PassedToService ecs-tasks.amazonaws.com; docs/aws-ecs.md lists the policy)'
+            : FIX[kind](action)
+        }`;
   return ApplicationFailure.create({
     type: awsFailureType(kind),
     message: `${action} on ${resource}: ${code}: ${message}${fix}`,

@@ -4,7 +4,14 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import type { LatencySample, RouteMember, RouteSpec, TrafficCounters, TrafficRouter } from '../types';
+import {
+  InvalidSplitError,
+  type LatencySample,
+  type RouteMember,
+  type RouteSpec,
+  type TrafficCounters,
+  type TrafficRouter,
+} from '../types';
 import { parseShowInfo, type HaproxyRuntime } from './haproxy-runtime';
 
 /** Server slots per route: a release takes a free slot at runtime, so adding one never needs a reload. */
@@ -122,7 +129,8 @@ const label = (route: Pick<RouteSpec, 'service' | 'environment'>) => `${route.se
  *
  * Every method throws an Error saying "HAProxy runtime API at <socket> is not answering: run `runbook up`" when
  * HAProxy is not running (retryable), and an Error with the reason for invalid input or a route that does not
- * exist (permanent). Throws at once when a folder's path cannot be written into HAProxy's configuration.
+ * exist (permanent); setWeights's refusals of a split (a stranger, a percent outside 0..100, a sum other than 100)
+ * are InvalidSplitError. Throws at once when a folder's path cannot be written into HAProxy's configuration.
  */
 export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
   const servicesDir = path.resolve(opts.servicesDir);
@@ -436,11 +444,13 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           const found = state.slots.find((s) => s?.releaseId === releaseId);
           if (!found) {
             const members = active.map((a) => a.slot.releaseId).join(', ') || 'none';
-            throw new Error(`${where}: "${releaseId}" is not a member (members: ${members})`);
+            throw new InvalidSplitError(`${where}: "${releaseId}" is not a member (members: ${members})`);
           }
           if (found.draining) throw new Error(`${where}: "${releaseId}" is being removed`);
           if (!Number.isInteger(value) || value < 0 || value > 100) {
-            throw new Error(`${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`);
+            throw new InvalidSplitError(
+              `${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`,
+            );
           }
         }
         const sum = Object.values(percent).reduce((a, b) => a + b, 0);
@@ -448,7 +458,9 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           const split = Object.entries(percent)
             .map(([k, v]) => `${k}=${v}`)
             .join(', ');
-          throw new Error(`${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`);
+          throw new InvalidSplitError(
+            `${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`,
+          );
         }
         const changes = active.map(({ slot, i }) => ({
           slot: i,

@@ -9,6 +9,7 @@ import {
   UpdateServiceCommand,
   type Deployment,
   type Service,
+  type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import {
   DescribeListenersCommand,
@@ -20,10 +21,13 @@ import {
   type TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
 import { mockClient } from 'aws-sdk-client-mock';
+import { clearAwsCaches } from '../../../src/platforms/aws-ecs/blue-green';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
-import { createEcsReleaseRunner } from '../../../src/platforms/aws-ecs/ecs-releases';
+import { createEcsReleaseRunner, TASK_DEFINITION_TAG } from '../../../src/platforms/aws-ecs/ecs-releases';
 import type { StartReleaseRequest } from '../../../src/platforms/types';
 import { ECS_ARN, fakeAwsContext, LB, PROD_LISTENER, rejection, TEST_LISTENER, testSpec } from './fixture';
 
@@ -69,6 +73,8 @@ function service(
     running?: number;
     release?: string;
     version?: string;
+    /** The runbook:task-definition tag (the release's revision), written with the release tag. */
+    tdTag?: string;
     deployments?: Deployment[];
     events?: string[];
   },
@@ -90,11 +96,19 @@ function service(
     tags: [
       ...(opts.release ? [{ key: TAG.release, value: opts.release }] : []),
       ...(opts.version ? [{ key: TAG.version, value: opts.version }] : []),
+      ...(opts.tdTag ? [{ key: TASK_DEFINITION_TAG, value: opts.tdTag }] : []),
       { key: TAG.service, value: 'shop' },
       { key: TAG.environment, value: 'prod' },
     ],
   };
 }
+
+/** The ECS calls that change something, in the order they were sent. */
+const writes = () =>
+  ecs
+    .calls()
+    .map((c) => (c.args[0] as object).constructor.name)
+    .filter((name) => !name.startsWith('Describe'));
 
 const blueLive = service('blue', { td: TD_OLD, desired: 2, release: 'shop-1-0-0-aaaa', version: '1.0.0' });
 const greenIdle = service('green', { td: TD_OLD, desired: 0 });
@@ -156,34 +170,37 @@ function mockElb(opts: { blue?: number; green?: number } = {}) {
   elb.on(ModifyListenerCommand).resolves({});
 }
 
+/** The live colour's task definition, shop:7, that a release is based on. */
+const BASE_TD = {
+  taskDefinitionArn: TD_OLD,
+  family: 'shop',
+  revision: 7,
+  status: 'ACTIVE',
+  taskRoleArn: 'arn:aws:iam::123456789012:role/shop-task',
+  executionRoleArn: 'arn:aws:iam::123456789012:role/shop-exec',
+  networkMode: 'awsvpc',
+  requiresCompatibilities: ['FARGATE'],
+  cpu: '512',
+  memory: '1024',
+  registeredAt: new Date(0),
+  containerDefinitions: [
+    {
+      name: 'app',
+      image: 'registry.example/shop:1.0.0',
+      portMappings: [{ containerPort: 8080 }],
+      environment: [
+        { name: 'LOG_LEVEL', value: 'info' },
+        { name: 'APP_VERSION', value: '1.0.0' },
+      ],
+      secrets: [{ name: 'DATABASE_URL', valueFrom: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db' }],
+    },
+    { name: 'log-router', image: 'amazon/aws-for-fluent-bit:stable' },
+  ],
+} satisfies TaskDefinition;
+
 function mockTaskDefinition() {
   ecs.on(DescribeTaskDefinitionCommand).resolves({
-    taskDefinition: {
-      taskDefinitionArn: TD_OLD,
-      family: 'shop',
-      revision: 7,
-      status: 'ACTIVE',
-      taskRoleArn: 'arn:aws:iam::123456789012:role/shop-task',
-      executionRoleArn: 'arn:aws:iam::123456789012:role/shop-exec',
-      networkMode: 'awsvpc',
-      requiresCompatibilities: ['FARGATE'],
-      cpu: '512',
-      memory: '1024',
-      registeredAt: new Date(0),
-      containerDefinitions: [
-        {
-          name: 'app',
-          image: 'registry.example/shop:1.0.0',
-          portMappings: [{ containerPort: 8080 }],
-          environment: [
-            { name: 'LOG_LEVEL', value: 'info' },
-            { name: 'APP_VERSION', value: '1.0.0' },
-          ],
-          secrets: [{ name: 'DATABASE_URL', valueFrom: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:db' }],
-        },
-        { name: 'log-router', image: 'amazon/aws-for-fluent-bit:stable' },
-      ],
-    },
+    taskDefinition: BASE_TD,
     tags: [
       { key: 'team', value: 'checkout' },
       { key: TAG.release, value: 'shop-1-0-0-aaaa' },
@@ -198,6 +215,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
   beforeEach(() => {
     ecs.reset();
     elb.reset();
+    clearAwsCaches();
   });
 
   it('rolls a new task definition revision out to the idle colour, waits for stable and healthy, points the test listener', async () => {
@@ -264,9 +282,20 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     const updates = ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input);
     assert.deepEqual(updates, [{ cluster: 'prod', service: 'shop-green', taskDefinition: TD_NEW, desiredCount: 2 }]);
     const tagged = ecs.commandCalls(TagResourceCommand).map((c) => c.args[0].input);
-    assert.equal(tagged.length, 1);
-    assert.equal(tagged[0]?.resourceArn, `${ECS_ARN}:service/prod/shop-green`);
-    assert.deepEqual(tagged[0]?.tags?.find((t) => t.key === TAG.release)?.value, request.releaseId);
+    assert.deepEqual(tagged, [
+      {
+        resourceArn: `${ECS_ARN}:service/prod/shop-green`,
+        tags: [
+          { key: TAG.release, value: request.releaseId },
+          { key: TAG.version, value: '2.0.0' },
+          { key: TAG.service, value: 'shop' },
+          { key: TAG.environment, value: 'prod' },
+          { key: TASK_DEFINITION_TAG, value: TD_NEW },
+        ],
+      },
+    ]);
+    // The service is tagged before it is updated: a crash in between leaves a tag that a retry and stop() find.
+    assert.deepEqual(writes(), ['RegisterTaskDefinitionCommand', 'TagResourceCommand', 'UpdateServiceCommand']);
 
     const modified = elb.commandCalls(ModifyListenerCommand).map((c) => c.args[0].input);
     assert.deepEqual(modified, [
@@ -337,7 +366,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     assert.equal(f.sleeps.length, 60_000 / 5_000);
   });
 
-  it('adopts the release on a retry: the colour already carries its tag, so nothing is registered again', async () => {
+  it('adopts the release on a retry (tags of an older runbook, without runbook:task-definition): nothing is registered again', async () => {
     const f = fakeContext();
     mockElb({ blue: 100, green: 0 });
     mockTaskDefinition();
@@ -470,9 +499,250 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     );
     assert.deepEqual(
       ecs.commandCalls(UntagResourceCommand).map((c) => c.args[0].input),
-      [{ resourceArn: `${ECS_ARN}:service/prod/shop-green`, tagKeys: [TAG.release, TAG.version] }],
+      [
+        {
+          resourceArn: `${ECS_ARN}:service/prod/shop-green`,
+          tagKeys: [TAG.release, TAG.version, TASK_DEFINITION_TAG],
+        },
+      ],
     );
     assert.equal(await runner.stop('shop', 'prod', 'shop-0-9-0-zzzz', 30_000), false);
     assert.equal(ecs.commandCalls(UpdateServiceCommand).length, 1);
+  });
+
+  it('adopts a colour that ECS rolled back to the old revision: UpdateService to the tagged revision again, nothing registered', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 100, green: 0 });
+    mockTaskDefinition();
+    // The first attempt tagged green and updated it; the circuit breaker then rolled green back to shop:7 (the old
+    // code) while the worker was gone. The tag still says the release, the service runs the old revision.
+    const rolledBack = service('green', {
+      td: TD_OLD,
+      desired: 2,
+      release: request.releaseId,
+      version: '2.0.0',
+      tdTag: TD_NEW,
+    });
+    const redeployed = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      release: request.releaseId,
+      version: '2.0.0',
+      tdTag: TD_NEW,
+    });
+    ecs
+      .on(DescribeServicesCommand)
+      .resolvesOnce(services(blueLive, rolledBack))
+      .resolves(services(blueLive, redeployed));
+
+    const release = await createEcsReleaseRunner(f.ctx).start(request);
+
+    assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
+    assert.equal(ecs.commandCalls(TagResourceCommand).length, 0);
+    assert.deepEqual(
+      ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input),
+      [{ cluster: 'prod', service: 'shop-green', taskDefinition: TD_NEW, desiredCount: 2 }],
+    );
+    assert.equal(release.releaseId, request.releaseId);
+    assert.equal(release.version, '2.0.0');
+    assert.equal(release.logFile, 'ecs:prod/shop-green');
+  });
+
+  it('fails with EcsRolloutFailed when the re-issued update of an adopted colour is rolled back again', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 100, green: 0 });
+    mockTaskDefinition();
+    const rolledBack = service('green', { td: TD_OLD, desired: 2, release: request.releaseId, tdTag: TD_NEW });
+    const trippedAgain = service('green', {
+      td: TD_OLD,
+      desired: 2,
+      running: 0,
+      release: request.releaseId,
+      tdTag: TD_NEW,
+      deployments: [
+        { ...deployment(TD_OLD, 'IN_PROGRESS', 0, 2), status: 'PRIMARY' },
+        { ...deployment(TD_NEW, 'FAILED', 0, 2), status: 'ACTIVE' },
+      ],
+    });
+    ecs
+      .on(DescribeServicesCommand)
+      .resolvesOnce(services(blueLive, rolledBack))
+      .resolves(services(blueLive, trippedAgain));
+
+    const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, 'EcsRolloutFailed');
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, /circuit breaker/);
+    assert.equal(ecs.commandCalls(UpdateServiceCommand).length, 1);
+    assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
+
+    // Rolled back to the old revision by the time of the first poll: still a failure, never the old code as the release.
+    ecs.reset();
+    mockTaskDefinition();
+    const backOnOld = service('green', { td: TD_OLD, desired: 2, release: request.releaseId, tdTag: TD_NEW });
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, backOnOld));
+    const again = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.ok(again instanceof ApplicationFailure, String(again));
+    assert.equal(again.type, 'EcsRolloutFailed');
+    assert.match(again.message, /runs .*shop:7 again instead of .*shop:8/);
+    assert.equal(elb.commandCalls(DescribeTargetHealthCommand).length, 0);
+  });
+
+  it('a start that crashed after TagResource, before UpdateService: the retry updates the tagged colour without registering again', async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    // A stateful ECS: TagResource and UpdateService change what DescribeServices returns.
+    const green = { td: TD_OLD, desired: 0, tags: {} as Record<string, string> };
+    ecs.on(DescribeServicesCommand).callsFake(() =>
+      services(
+        blueLive,
+        service('green', {
+          td: green.td,
+          desired: green.desired,
+          ...(green.tags[TAG.release] ? { release: green.tags[TAG.release] } : {}),
+          ...(green.tags[TAG.version] ? { version: green.tags[TAG.version] } : {}),
+          ...(green.tags[TASK_DEFINITION_TAG] ? { tdTag: green.tags[TASK_DEFINITION_TAG] } : {}),
+        }),
+      ),
+    );
+    ecs.on(TagResourceCommand).callsFake((input: { tags: Array<{ key: string; value: string }> }) => {
+      for (const t of input.tags) green.tags[t.key] = t.value;
+      return {};
+    });
+    const reset = Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+    ecs
+      .on(UpdateServiceCommand)
+      .rejectsOnce(reset)
+      .callsFake((input: { taskDefinition: string; desiredCount: number }) => {
+        green.td = input.taskDefinition;
+        green.desired = input.desiredCount;
+        return {};
+      });
+
+    const crashed = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.equal(crashed, reset, 'a network error is left to the activity retry');
+    assert.equal(green.tags[TASK_DEFINITION_TAG], TD_NEW, 'the tag names the revision before any update');
+    assert.equal(green.desired, 0);
+
+    // stop() (a compensation) would find the tagged service although it runs nothing.
+    const release = await createEcsReleaseRunner(f.ctx).start(request);
+    assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 1, 'registered once, by the first attempt');
+    assert.equal(ecs.commandCalls(TagResourceCommand).length, 1);
+    assert.deepEqual(
+      ecs.commandCalls(UpdateServiceCommand).map((c) => c.args[0].input),
+      [
+        { cluster: 'prod', service: 'shop-green', taskDefinition: TD_NEW, desiredCount: 2 },
+        { cluster: 'prod', service: 'shop-green', taskDefinition: TD_NEW, desiredCount: 2 },
+      ],
+    );
+    assert.deepEqual(writes(), [
+      'RegisterTaskDefinitionCommand',
+      'TagResourceCommand',
+      'UpdateServiceCommand',
+      'UpdateServiceCommand',
+    ]);
+    assert.equal(release.releaseId, request.releaseId);
+    assert.equal(release.version, '2.0.0');
+    assert.deepEqual([green.td, green.desired], [TD_NEW, 2]);
+  });
+
+  it('stop finds a release tag on a colour scaled to 0 (a failed start) and removes it; get and list ignore that colour', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 100, green: 0 });
+    const leftover = service('green', { td: TD_OLD, desired: 0, release: request.releaseId, tdTag: TD_NEW });
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, leftover));
+    ecs.on(UpdateServiceCommand).resolves({});
+    ecs.on(UntagResourceCommand).resolves({});
+    const runner = createEcsReleaseRunner(f.ctx);
+
+    assert.equal(await runner.get('shop', 'prod', request.releaseId), undefined);
+    assert.deepEqual(
+      (await runner.list()).map((r) => r.releaseId),
+      ['shop-1-0-0-aaaa'],
+    );
+    assert.equal(await runner.stop('shop', 'prod', request.releaseId, 30_000), true);
+    assert.deepEqual(
+      ecs.commandCalls(UntagResourceCommand).map((c) => c.args[0].input),
+      [
+        {
+          resourceArn: `${ECS_ARN}:service/prod/shop-green`,
+          tagKeys: [TAG.release, TAG.version, TASK_DEFINITION_TAG],
+        },
+      ],
+    );
+  });
+
+  it("the rollout deadline counts from the activity's first scheduling, not from each attempt", async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    const stuck = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      running: 1,
+      release: request.releaseId,
+      tdTag: TD_NEW,
+      deployments: [deployment(TD_NEW, 'IN_PROGRESS', 1, 2)],
+    });
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, stuck));
+    // A retry 50 s after the first attempt was scheduled: 10 s of the 60 s rollout timeout are left (two polls of 5 s).
+    const env = new MockActivityEnvironment(
+      { scheduledTimestampMs: f.now() - 50_000, attempt: 2 },
+      { logger: new DefaultLogger('ERROR', () => {}) },
+    );
+    const err = await rejection(env.run(() => createEcsReleaseRunner(f.ctx).start(request)));
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, 'EcsRolloutTimeout');
+    assert.deepEqual(f.sleeps, [5_000, 5_000]);
+  });
+
+  it("copies enableFaultInjection, drops the base revision's runbook: tags, and refuses more than 50 tags (EcsTooManyTags)", async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    const withTags = (n: number) => ({
+      taskDefinition: { ...BASE_TD, enableFaultInjection: true },
+      tags: [
+        ...Array.from({ length: n }, (_, i) => ({ key: `cost-${i}`, value: 'x' })),
+        { key: 'aws:cloudformation:stack-name', value: 'shop' },
+        { key: TAG.release, value: 'shop-1-0-0-aaaa' },
+        { key: TASK_DEFINITION_TAG, value: TD_OLD },
+        { key: 'runbook:something-older', value: 'y' },
+      ],
+    });
+    ecs.on(DescribeTaskDefinitionCommand).resolves(withTags(46));
+    const rolledOut = service('green', { td: TD_NEW, desired: 2, release: request.releaseId, tdTag: TD_NEW });
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, rolledOut));
+    await createEcsReleaseRunner(f.ctx).start(request);
+    const input = ecs.commandCalls(RegisterTaskDefinitionCommand)[0]!.args[0].input;
+    assert.equal(input.enableFaultInjection, true);
+    assert.equal(input.tags?.length, 50, "46 of its own and the runbook's 4");
+    assert.deepEqual(
+      input.tags?.filter((t) => t.key?.startsWith('runbook:')),
+      [
+        { key: TAG.release, value: request.releaseId },
+        { key: TAG.version, value: '2.0.0' },
+        { key: TAG.service, value: 'shop' },
+        { key: TAG.environment, value: 'prod' },
+      ],
+    );
+    assert.ok(!input.tags?.some((t) => t.key?.startsWith('aws:')));
+
+    ecs.reset();
+    mockTaskDefinition();
+    ecs.on(DescribeTaskDefinitionCommand).resolves(withTags(47));
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenIdle));
+    const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, 'EcsTooManyTags');
+    assert.equal(err.nonRetryable, true);
+    assert.match(
+      err.message,
+      /has 47 tags of its own; with the runbook's 4 the new revision would have 51, over ECS's limit of 50/,
+    );
+    assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
+    assert.equal(ecs.commandCalls(TagResourceCommand).length, 0);
   });
 });

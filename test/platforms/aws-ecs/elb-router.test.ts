@@ -16,10 +16,12 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { ApplicationFailure } from '@temporalio/common';
 import { mockClient } from 'aws-sdk-client-mock';
+import { createTrafficActivities } from '../../../src/activities/traffic';
+import { clearAwsCaches } from '../../../src/platforms/aws-ecs/blue-green';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createElbRouter } from '../../../src/platforms/aws-ecs/elb-router';
-import type { RouteSpec } from '../../../src/platforms/types';
+import { InvalidSplitError, type PlatformDeps, type RouteSpec, type TrafficRouter } from '../../../src/platforms/types';
 import {
   BLUE_TG,
   ECS_ARN,
@@ -56,13 +58,13 @@ const fakeContext = () =>
     startMs: Date.UTC(2025, 0, 1, 12, 0, 30),
   });
 
-function service(colour: 'blue' | 'green', release?: string): Service {
+function service(colour: 'blue' | 'green', release?: string, desired = release ? 2 : 0): Service {
   return {
     serviceName: `shop-${colour}`,
     serviceArn: `${ECS_ARN}:service/prod/shop-${colour}`,
     status: 'ACTIVE',
-    desiredCount: release ? 2 : 0,
-    runningCount: release ? 2 : 0,
+    desiredCount: desired,
+    runningCount: desired,
     taskDefinition: `${ECS_ARN}:task-definition/shop:7`,
     deployments: [],
     events: [],
@@ -131,6 +133,7 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     ecs.reset();
     elb.reset();
     cloudwatch.reset();
+    clearAwsCaches();
     ecs.on(DescribeServicesCommand).resolves({ services: [service('blue', OLD), service('green', NEW)] });
   });
 
@@ -358,5 +361,172 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     assert.equal(err.type, 'ElbUnexpectedAction');
     assert.match(err.message, /targetgroup\/other\/.* neither aws\.targetGroups\.blue nor green/);
     assert.equal(modifiedRules().length, 0);
+  });
+
+  it('re-sends an authenticate-oidc action with UseExistingClientSecret and without ClientSecret (rule and listener)', async () => {
+    // DescribeRules/DescribeListeners return an OIDC action without its secret; ModifyRule/ModifyListener refuse it
+    // unless it says to keep the existing one.
+    const oidc: Action = {
+      Type: 'authenticate-oidc',
+      Order: 1,
+      AuthenticateOidcConfig: {
+        Issuer: 'https://idp.example',
+        AuthorizationEndpoint: 'https://idp.example/authorize',
+        TokenEndpoint: 'https://idp.example/token',
+        UserInfoEndpoint: 'https://idp.example/userinfo',
+        ClientId: 'shop',
+        ClientSecret: 'never-returned-by-aws-but-dropped-anyway',
+      },
+    };
+    const { ClientSecret: _secret, ...config } = oidc.AuthenticateOidcConfig!;
+    const resent: Action = { ...oidc, AuthenticateOidcConfig: { ...config, UseExistingClientSecret: true } };
+    const alb = fakeAlb([oidc, { ...forward(100, 0), Order: 2 }]);
+    await createElbRouter(fakeContext().ctx).setWeights(route, { [OLD]: 90, [NEW]: 10 });
+    assert.deepEqual(modifiedRules(), [{ RuleArn: RULE, Actions: [resent, { ...forward(90, 10), Order: 2 }] }]);
+    assert.equal(alb.actions[0]?.AuthenticateOidcConfig?.ClientSecret, undefined);
+
+    elb.on(DescribeListenersCommand, { ListenerArns: [PROD_LISTENER] }).resolves({
+      Listeners: [
+        {
+          ListenerArn: PROD_LISTENER,
+          LoadBalancerArn: LB,
+          Port: 443,
+          DefaultActions: [oidc, { ...forward(90, 10), Order: 2 }],
+        },
+      ],
+    });
+    const { listenerRule: _rule, ...rest } = spec;
+    const { ctx } = fakeContext();
+    await createElbRouter({ ...ctx, spec: { ...rest, listener: PROD_LISTENER } }).setMaintenance(route, true);
+    const listenerWrites = elb.commandCalls(ModifyListenerCommand).map((c) => c.args[0].input);
+    assert.equal(listenerWrites.length, 1);
+    assert.deepEqual(listenerWrites[0]?.DefaultActions?.[0], resent);
+    assert.equal(listenerWrites[0]?.DefaultActions?.[1]?.Type, 'fixed-response');
+  });
+
+  it("refuses a listenerRule that is the listener's default rule (ElbDefaultRule naming aws.listener)", async () => {
+    fakeAlb([forward(100, 0)]);
+    elb.on(DescribeRulesCommand).resolves({ Rules: [{ RuleArn: RULE, IsDefault: true, Actions: [forward(100, 0)] }] });
+    const err = await rejection(createElbRouter(fakeContext().ctx).setWeights(route, { [OLD]: 90, [NEW]: 10 }));
+    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.equal(err.type, 'ElbDefaultRule');
+    assert.equal(err.nonRetryable, true);
+    assert.equal(
+      err.message,
+      `listener rule ${RULE} is the default rule of listener ${PROD_LISTENER}: set aws.listener: ${PROD_LISTENER} ` +
+        'instead of aws.listenerRule in runbook.yaml',
+    );
+    assert.equal(modifiedRules().length, 0);
+  });
+
+  it('a colour scaled to 0 with a leftover release tag carries no release: not in getWeights, not a member, not the one maintenance restores', async () => {
+    const alb = fakeAlb([forward(100, 0)]);
+    ecs.on(DescribeServicesCommand).resolves({ services: [service('blue', OLD), service('green', NEW, 0)] });
+    const router = createElbRouter(fakeContext().ctx);
+
+    const { percent, members } = await router.getWeights(route);
+    assert.deepEqual(percent, { [OLD]: 100 });
+    assert.deepEqual(
+      members.map((m) => m.releaseId),
+      [OLD],
+    );
+
+    const unknown = await rejection(router.setWeights(route, { [OLD]: 0, [NEW]: 100 }));
+    assert.ok(unknown instanceof InvalidSplitError, String(unknown));
+    assert.match(unknown.message, new RegExp(`unknown member "${NEW}" \\(members: ${OLD}\\)`));
+    const stranger = await rejection(router.addMember(route, { releaseId: NEW, host: 'x', port: 1 }));
+    assert.ok(stranger instanceof InvalidSplitError, String(stranger));
+    assert.equal(modifiedRules().length, 0);
+
+    // Maintenance without the weights tag: the stale tag on green, deployed first, must not become the stable one.
+    ecs.on(DescribeServicesCommand).resolves({
+      services: [
+        { ...service('blue', OLD), deployments: [{ createdAt: new Date(Date.UTC(2025, 0, 1, 11)) }] },
+        { ...service('green', NEW, 0), deployments: [{ createdAt: new Date(Date.UTC(2024, 0, 1)) }] },
+      ],
+    });
+    alb.actions = [
+      {
+        Type: 'fixed-response',
+        FixedResponseConfig: { StatusCode: '503', ContentType: 'text/plain', MessageBody: 'maintenance: retry later' },
+      },
+    ];
+    await router.setMaintenance(route, false);
+    assert.deepEqual(alb.actions, [forward(100, 0)]);
+  });
+
+  it('asks AWS once per worker for a listener address and a target group load balancer (cached by ARN)', async () => {
+    fakeAlb([forward(90, 10)]);
+    cloudwatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    const router = createElbRouter(fakeContext().ctx);
+    const addressCalls = () => [
+      elb.commandCalls(DescribeListenersCommand).length,
+      elb.commandCalls(DescribeLoadBalancersCommand).length,
+    ];
+
+    await router.getWeights(route);
+    assert.deepEqual(addressCalls(), [1, 1], 'both colours take traffic: the production listener only');
+    await router.getWeights(route);
+    await createElbRouter(fakeContext().ctx).getWeights(route);
+    assert.deepEqual(addressCalls(), [1, 1], 'another call, another router of the same worker: no second question');
+    assert.equal(elb.commandCalls(DescribeRulesCommand).length, 3, 'the weights are read every time');
+
+    const from = Date.UTC(2025, 0, 1, 12, 2, 30);
+    await router.windowFigures!(route, NEW, from, from + 120_000);
+    await router.windowFigures!(route, NEW, from + 120_000, from + 240_000);
+    assert.equal(elb.commandCalls(DescribeTargetGroupsCommand).length, 1);
+    assert.equal(cloudwatch.commandCalls(GetMetricDataCommand).length, 2);
+
+    // A target group attached to no load balancer is asked again (it may be attached later).
+    clearAwsCaches();
+    elb
+      .on(DescribeTargetGroupsCommand)
+      .resolves({ TargetGroups: [{ TargetGroupArn: GREEN_TG, LoadBalancerArns: [] }] });
+    for (let i = 0; i < 2; i++) {
+      const err = await rejection(router.windowFigures!(route, NEW, from, from + 120_000));
+      assert.ok(err instanceof ApplicationFailure);
+      assert.equal(err.type, 'ElbTargetGroupUnused');
+    }
+    assert.equal(elb.commandCalls(DescribeTargetGroupsCommand).length, 3);
+  });
+
+  it('throws InvalidSplitError for refused splits, which the traffic activities make non-retryable InvalidTrafficSplit', async () => {
+    fakeAlb([forward(100, 0)]);
+    const router = createElbRouter(fakeContext().ctx);
+    for (const [split, message] of [
+      [{ [OLD]: 90, [NEW]: 20 }, /must sum to 100, got 110/],
+      [{ [OLD]: 90, 'shop-3-0-0-cccc': 10 }, /unknown member "shop-3-0-0-cccc"/],
+      [{ [OLD]: 150, [NEW]: -50 }, /must be an integer percent from 0 to 100, got 150/],
+    ] as const) {
+      const err = await rejection(router.setWeights(route, split));
+      assert.ok(err instanceof InvalidSplitError, String(err));
+      assert.match(err.message, message);
+    }
+
+    const activities = (r: TrafficRouter) =>
+      createTrafficActivities({ aws: () => ({ router: r }) } as unknown as PlatformDeps);
+    const traffic = activities(router);
+    const refused = await rejection(traffic.setTraffic(route, { [OLD]: 90, [NEW]: 20 }));
+    assert.ok(refused instanceof ApplicationFailure, String(refused));
+    assert.equal(refused.type, 'InvalidTrafficSplit');
+    assert.equal(refused.nonRetryable, true);
+    assert.match(refused.message, /must sum to 100, got 110/);
+
+    const release = { releaseId: 'shop-3-0-0-cccc', host: 'x', port: 1 } as Parameters<typeof traffic.addToRoute>[1];
+    const stranger = await rejection(traffic.addToRoute(route, release));
+    assert.ok(stranger instanceof ApplicationFailure, String(stranger));
+    assert.equal(stranger.type, 'InvalidTrafficSplit');
+    assert.equal(stranger.nonRetryable, true);
+    assert.match(stranger.message, /"shop-3-0-0-cccc" is not a member of route shop\/prod/);
+
+    // Any other error stays as it is (retryable), even when its words look like a split's ("consumed", "summary").
+    const transient = new Error('the request consumed its quota; see the summary');
+    const flaky = {
+      ...router,
+      setWeights: () => Promise.reject(transient),
+      addMember: () => Promise.reject(transient),
+    };
+    assert.equal(await rejection(activities(flaky).setTraffic(route, { [OLD]: 100 })), transient);
+    assert.equal(await rejection(activities(flaky).addToRoute(route, release)), transient);
   });
 });
