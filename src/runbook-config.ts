@@ -24,7 +24,6 @@ import {
   type ResolvedService,
 } from './shared/service-plan';
 
-export { PLATFORMS, APPROVAL_GATES, TIMEOUT_ACTIONS, HTTP_METHODS, RELEASE_PLACEHOLDERS } from './shared/service-plan';
 export type {
   Platform,
   ApprovalGate,
@@ -56,9 +55,9 @@ export type {
  */
 
 /** Environment variable naming the runbook.yaml to use when `--config` is not given. */
-export const RUNBOOK_CONFIG_ENV = 'RUNBOOK_CONFIG';
+const RUNBOOK_CONFIG_ENV = 'RUNBOOK_CONFIG';
 /** The file looked for in the current folder when neither `--config` nor RUNBOOK_CONFIG is given. */
-export const DEFAULT_RUNBOOK_CONFIG_FILE = 'runbook.yaml';
+const DEFAULT_RUNBOOK_CONFIG_FILE = 'runbook.yaml';
 
 /** A loaded runbook.yaml: every service in every environment it lists has been validated. */
 export interface RunbookConfig {

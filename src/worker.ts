@@ -1,4 +1,4 @@
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from './activities';
@@ -10,7 +10,8 @@ import { createPgRecords } from './platforms/postgres/records';
 import { swapDatabases } from './platforms/postgres/swap';
 import { createSingleHostPlatform, siblingDatabaseUrl } from './platforms/single-host';
 import { createAwsPlatform, type AwsPlatformOptions } from './platforms/aws-ecs';
-import { postgresClientBinDir } from './stack/tools';
+import type { PlatformParts } from './platforms/types';
+import { connectClient } from './temporal-connection';
 
 export interface RunbookWorker {
   worker: Worker;
@@ -35,24 +36,40 @@ export async function createRunbookWorker(
 ): Promise<RunbookWorker> {
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10 });
   pool.on('error', () => {}); // an idle client's broken connection is replaced on the next query
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  // A client for activities that ask Temporal about other workflows (is a lock holder still running?).
-  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
-  const isRunning = async (workflowId: string) => {
-    try {
-      return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
-    } catch {
-      return false;
-    }
+  let connection: NativeConnection | undefined;
+  let client: Client | undefined;
+  const close = async () => {
+    await connection?.close();
+    await client?.connection.close();
+    await pool.end();
   };
   try {
+    connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+    // A client for activities that ask Temporal about other workflows (is a lock holder still running?).
+    const temporal = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, 10_000);
+    client = temporal;
+    const isRunning = async (workflowId: string) => {
+      try {
+        return (await temporal.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
+      } catch {
+        return false;
+      }
+    };
     await migrateOrchestratorDb(pool);
     const platform = createSingleHostPlatform({
       home: config.RUNBOOK_HOME,
       haproxySocket: config.HAPROXY_SOCKET,
       urlFor: (database) => siblingDatabaseUrl(config.DATABASE_URL, database),
     });
+    // One aws-ecs platform per service settings, built on the first activity that needs it.
+    const awsPlatforms = new Map<string, PlatformParts>();
+    const awsOptions: AwsPlatformOptions = {
+      db: pool,
+      env: extra.env ?? process.env,
+      pgBinDir: platform.binDir,
+      isRunning,
+      ...(extra.resolveAwsAddress ? { resolveAddress: extra.resolveAwsAddress } : {}),
+    };
     const activities = createActivities({
       db: pool,
       haproxy: platform.runtime,
@@ -65,14 +82,15 @@ export async function createRunbookWorker(
       records: createPgRecords(pool, isRunning),
       drillChecks: platform.drillChecks,
       drillRuns: { record: (row) => recordDrillRun(pool, row) },
-      aws: (spec) =>
-        createAwsPlatform(spec, {
-          db: pool,
-          env: extra.env ?? process.env,
-          pgBinDir: postgresClientBinDir() ?? '',
-          isRunning,
-          ...(extra.resolveAwsAddress ? { resolveAddress: extra.resolveAwsAddress } : {}),
-        }),
+      aws: (spec) => {
+        const key = JSON.stringify(spec);
+        let parts = awsPlatforms.get(key);
+        if (!parts) {
+          parts = createAwsPlatform(spec, awsOptions);
+          awsPlatforms.set(key, parts);
+        }
+        return parts;
+      },
     });
     const registered = extra.wrapActivities ? extra.wrapActivities(activities) : activities;
     const worker = await Worker.create({
@@ -87,18 +105,9 @@ export async function createRunbookWorker(
       ...(extra.identity ? { identity: extra.identity } : {}),
       shutdownGraceTime: extra.shutdownGraceTime ?? '10s',
     });
-    return {
-      worker,
-      async close() {
-        await connection.close();
-        await clientConnection.close();
-        await pool.end();
-      },
-    };
+    return { worker, close };
   } catch (err) {
-    await connection.close();
-    await clientConnection.close();
-    await pool.end();
+    await close();
     throw err;
   }
 }

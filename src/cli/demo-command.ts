@@ -11,11 +11,11 @@ import { resolveStackSettings, uiUrl } from '../stack/settings';
 import { up } from '../stack/stack';
 import { packageRoot } from '../stack/tools';
 import type { deployService } from '../workflows';
-import type { Command, Io } from './command';
+import { homeOption, type Command, type Io } from './command';
 import { follow } from './deploy-commands';
 import { singleHostPlan } from './plan';
 import { outcomeExitCode } from './render';
-import { temporalTarget, withClient, workflowLink, type TemporalTarget } from './temporal';
+import { withClient, workflowLink, type TemporalTarget } from './temporal';
 
 const SERVICE = 'shop';
 const ENVIRONMENT = 'demo';
@@ -94,7 +94,7 @@ export const demoCommand: Command = {
       description: "the sample service's frontend port (default from examples/runbook.yaml)",
     },
     'release-ports': { type: 'string', description: 'the release port range, e.g. 18300-18399' },
-    home: { type: 'string', description: 'data folder of the embedded stack', env: 'RUNBOOK_HOME' },
+    ...homeOption,
   },
   async run({ values }, io) {
     const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
@@ -124,8 +124,7 @@ export const demoCommand: Command = {
     if (plan.database) await ensureDatabase(settings, plan.database.name);
     const url = `http://127.0.0.1:${plan.listen.port}/api/items`;
 
-    return withClient(env, async (client) => {
-      const target = temporalTarget(env);
+    return withClient(env, async (client, target) => {
       const codes: Record<string, number> = {};
       const interactive = Boolean(values.interactive);
       io.out('\n== 2. deploy v1: the first release (or a redeploy): snapshot, migrations, health, smoke, traffic');

@@ -1,29 +1,28 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { UserError, errorMessage } from '../errors';
-import { defaultEnvironment, loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import type { DecisionKind } from '../shared/approvals';
 import type { DeployInput, DeployResult, DeployState, GateState, RollbackInput } from '../shared/deploy';
 import { slug } from '../shared/ids';
+import {
+  RunbookEnvironment,
+  RunbookKind,
+  RunbookOutcome,
+  RunbookPhase,
+  RunbookService,
+} from '../shared/search-attributes';
 import { approveUpdate, rejectUpdate, signoffUpdate, statusQuery } from '../shared/messages';
 import type { deployService, rollbackService } from '../workflows';
-import { jsonOption, type Command, type Io, type ParsedArgs } from './command';
-import { checkVersion, toServicePlan } from './plan';
+import { asOption, configOption, envOption, jsonOption, type Command, type Io, type ParsedArgs } from './command';
+import { checkVersion, resolvePlan } from './plan';
 import { exitCodeHelp, outcomeExitCode, renderStatus, timelineLines } from './render';
-import { temporalTarget, withClient, workflowLink, type TemporalTarget } from './temporal';
-
-const asOption = {
-  as: { type: 'string', description: 'who you are (recorded; checked against the approvers)', env: 'RUNBOOK_USER' },
-} as const;
-const configOption = {
-  config: { type: 'string', description: 'the runbook config file (default ./runbook.yaml)', env: 'RUNBOOK_CONFIG' },
-} as const;
+import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from './temporal';
 
 /** The operator: --as, else RUNBOOK_USER, else the login name. */
 export function whoAmI(values: ParsedArgs['values'], env: NodeJS.ProcessEnv): string {
@@ -45,14 +44,6 @@ function positional(args: ParsedArgs, what: string, command: string): string {
   if (rest.length > 0)
     throw new UserError(`${command}: unexpected argument(s) ${rest.join(' ')}`, `runbook ${command} --help`);
   return first;
-}
-
-/** Running deploys and rollbacks of a service+environment, from Temporal visibility. */
-export async function runningRunbooks(client: Client, service: string, environment: string): Promise<string[]> {
-  const ids: string[] = [];
-  const query = `RunbookService = "${service}" AND RunbookEnvironment = "${environment}" AND ExecutionStatus = "Running" AND RunbookKind IN ("deploy", "rollback")`;
-  for await (const wf of client.workflow.list({ query })) ids.push(wf.workflowId);
-  return ids;
 }
 
 /**
@@ -154,7 +145,7 @@ async function startRunbook(
 ): Promise<number> {
   const { workflowId, service, environment } = start;
   return withClient(io.env, async (client, target) => {
-    const running = await runningRunbooks(client, service, environment);
+    const running = await runningRunbooks(client, service, environment, ['deploy', 'rollback']);
     if (running.length > 0) {
       throw new UserError(
         `${service}/${environment} is busy: ${running.join(', ')} is running`,
@@ -201,7 +192,7 @@ export const deployCommand: Command = {
       type: 'string',
       description: 'the release to deploy (its folder on single-host, its image tag on aws-ecs)',
     },
-    env: { type: 'string', description: 'environment (default: the first one the service lists)' },
+    ...envOption,
     ...configOption,
     ...asOption,
     reason: { type: 'string', description: 'why (recorded in the release history)' },
@@ -211,9 +202,8 @@ export const deployCommand: Command = {
   async run(args, io) {
     const service = positional(args, 'service name', 'deploy');
     const version = required(args.values, 'version', 'deploy');
-    const config = loadRunbookConfig(runbookConfigPath(args.values.config as string | undefined, io.env));
-    const environment = (args.values.env as string | undefined) ?? defaultEnvironment(config, service);
-    const plan = toServicePlan(resolveService(config, service, environment));
+    const plan = resolvePlan(args.values, io.env, service);
+    const { environment } = plan;
     checkVersion(plan, version, '--version');
     const input: DeployInput = {
       plan,
@@ -247,7 +237,7 @@ export const rollbackCommand: Command = {
     'restore-database approval (rollback.dbRestoreApprovers, four-eyes), takes a safety snapshot, and runs in\n' +
     `maintenance (503 + Retry-After). ${exitCodeHelp} (with --wait)`,
   options: {
-    env: { type: 'string', description: 'environment (default: the first one the service lists)' },
+    ...envOption,
     to: { type: 'string', description: 'the version to go back to (default: the previous one that went live)' },
     'restore-db': { type: 'string', description: 'restore the database from this snapshot (destructive, approved)' },
     ...configOption,
@@ -258,9 +248,8 @@ export const rollbackCommand: Command = {
   },
   async run(args, io) {
     const service = positional(args, 'service name', 'rollback');
-    const config = loadRunbookConfig(runbookConfigPath(args.values.config as string | undefined, io.env));
-    const environment = (args.values.env as string | undefined) ?? defaultEnvironment(config, service);
-    const plan = toServicePlan(resolveService(config, service, environment));
+    const plan = resolvePlan(args.values, io.env, service);
+    const { environment } = plan;
     const toVersion = args.values.to as string | undefined;
     if (toVersion) checkVersion(plan, toVersion, '--to');
     const snapshotId = args.values['restore-db'] as string | undefined;
@@ -390,8 +379,8 @@ export const watchCommand: Command = {
   options: { ...jsonOption },
   async run(args, io) {
     const workflowId = positional(args, 'workflow id', 'watch');
-    return withClient(io.env, async (client) =>
-      follow(client.workflow.getHandle(workflowId), temporalTarget(io.env), io, Boolean(args.values.json)),
+    return withClient(io.env, async (client, target) =>
+      follow(client.workflow.getHandle(workflowId), target, io, Boolean(args.values.json)),
     );
   },
 };
@@ -449,18 +438,14 @@ export const listCommand: Command = {
     return withClient(io.env, async (client) => {
       const rows: Array<Record<string, string>> = [];
       for await (const wf of client.workflow.list({ query: clauses.join(' AND '), pageSize: limit })) {
-        const sa = wf.typedSearchAttributes;
-        const get = (name: string) => {
-          const pair = sa.getAll().find((p) => p.key.name === name);
-          return pair ? String(pair.value) : '';
-        };
+        const get = (key: typeof RunbookKind) => wf.typedSearchAttributes.get(key) ?? '';
         rows.push({
           workflowId: wf.workflowId,
-          kind: get('RunbookKind'),
-          service: get('RunbookService'),
-          environment: get('RunbookEnvironment'),
-          phase: get('RunbookPhase'),
-          outcome: get('RunbookOutcome') || (wf.status.name === 'RUNNING' ? 'running' : wf.status.name.toLowerCase()),
+          kind: get(RunbookKind),
+          service: get(RunbookService),
+          environment: get(RunbookEnvironment),
+          phase: get(RunbookPhase),
+          outcome: get(RunbookOutcome) || (wf.status.name === 'RUNNING' ? 'running' : wf.status.name.toLowerCase()),
           started: wf.startTime.toISOString(),
         });
         if (rows.length >= limit) break;

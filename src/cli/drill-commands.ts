@@ -11,8 +11,8 @@ import {
   type ScheduleSpec,
   type WorkflowHandle,
 } from '@temporalio/client';
-import pg from 'pg';
 import { UserError, errorMessage } from '../errors';
+import { connectPg } from '../platforms/postgres/connect';
 import { listDrillRuns } from '../platforms/postgres/orchestrator-db';
 import {
   defaultEnvironment,
@@ -22,21 +22,23 @@ import {
   runbookConfigPath,
   type RunbookConfig,
 } from '../runbook-config';
+import type { ServicePlan } from '../shared/deploy';
 import { drillScheduleId, formatMs, type DrillInput, type DrillResult, type DrillState } from '../shared/drill';
 import { slug } from '../shared/ids';
 import { statusQuery } from '../shared/messages';
+import { RunbookOutcome, RunbookRtoSeconds } from '../shared/search-attributes';
 import { databaseUrl, postgresPaths } from '../stack/postgres';
 import { resolveStackSettings } from '../stack/settings';
 import type { restoreDrill } from '../workflows';
-import { jsonOption, type Command, type Io, type ParsedArgs } from './command';
+import { asOption, configOption, envOption, jsonOption, type Command, type Io, type ParsedArgs } from './command';
 import { whoAmI } from './deploy-commands';
 import { renderDrillReport, type DrillRecordView } from './drill-report';
-import { toServicePlan } from './plan';
+import { resolvePlan } from './plan';
 import { timelineLines } from './render';
-import { withClient, workflowLink, type TemporalTarget } from './temporal';
+import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from './temporal';
 
 /** Exit codes of `drill --wait`. */
-export const drillExitCode: Record<string, number> = { passed: 0, failed: 5, cancelled: 6 };
+const drillExitCode: Record<string, number> = { passed: 0, failed: 5, cancelled: 6 };
 const SNAPSHOT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** How late a missed scheduled drill may still start after a Temporal outage (then it is skipped). */
 const CATCHUP_WINDOW = '1h';
@@ -72,14 +74,11 @@ function loadConfig(values: ParsedArgs['values'], env: NodeJS.ProcessEnv): Runbo
   return loadRunbookConfig(runbookConfigPath(values.config as string | undefined, env));
 }
 
-/** The service's plan for the drill's input; refuses a service without a database. */
-function drillPlan(values: ParsedArgs['values'], env: NodeJS.ProcessEnv, service: string) {
-  const config = loadConfig(values, env);
-  const environment = stringOpt(values, 'env') ?? defaultEnvironment(config, service);
-  const plan = toServicePlan(resolveService(config, service, environment));
+/** The service's plan as the drill's input; refuses a service without a database. */
+function drillPlan(plan: ServicePlan): ServicePlan {
   if (!plan.database) {
     throw new UserError(
-      `${service}/${environment} has no database in runbook.yaml: there is nothing to restore`,
+      `${plan.service}/${plan.environment} has no database in runbook.yaml: there is nothing to restore`,
       'add a database section to the service',
     );
   }
@@ -97,16 +96,8 @@ function signoffOf(values: ParsedArgs['values'], approvers: string[]): number | 
   return timeoutMs;
 }
 
-/** Running drills of a service and environment, from Temporal visibility. */
-async function runningDrills(client: Client, service: string, environment: string): Promise<string[]> {
-  const ids: string[] = [];
-  const query = `RunbookService = "${service}" AND RunbookEnvironment = "${environment}" AND RunbookKind = "drill" AND ExecutionStatus = "Running"`;
-  for await (const wf of client.workflow.list({ query })) ids.push(wf.workflowId);
-  return ids;
-}
-
 /** The lines of a finished drill for a person: verdict, RTO vs target, RPO, integrity, phases. */
-export function drillSummary(workflowId: string, r: DrillResult): string[] {
+function drillSummary(workflowId: string, r: DrillResult): string[] {
   const d = r.drill;
   const lines = [`${workflowId}: ${r.outcome.toUpperCase()}: ${r.reason}`];
   if (d.rtoMs !== undefined) {
@@ -137,7 +128,7 @@ export function drillSummary(workflowId: string, r: DrillResult): string[] {
 }
 
 /** Follows a drill until it ends, printing its timeline; returns the exit code of its verdict. */
-export async function followDrill(handle: WorkflowHandle, io: Io, json: boolean): Promise<number> {
+async function followDrill(handle: WorkflowHandle, io: Io, json: boolean): Promise<number> {
   let seen = 0;
   const print = (state: DrillState | undefined) => {
     if (!state || json) return;
@@ -191,7 +182,7 @@ async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
       `drill: --snapshot ${JSON.stringify(snapshotId)} is not a snapshot id`,
       'runbook drill history lists the snapshots drills used',
     );
-  const plan = drillPlan(values, io.env, service);
+  const plan = drillPlan(resolvePlan(values, io.env, service, stringOpt(values, 'env')));
   const signoffTimeoutMs = signoffOf(values, plan.approvals.approvers);
   const input: DrillInput = {
     plan,
@@ -203,7 +194,7 @@ async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
     ...(stringOpt(values, 'reason') ? { reason: stringOpt(values, 'reason') } : {}),
   };
   return withClient(io.env, async (client, target) => {
-    const running = await runningDrills(client, plan.service, plan.environment);
+    const running = await runningRunbooks(client, plan.service, plan.environment, ['drill']);
     if (running.length > 0) {
       throw new UserError(
         `a drill of ${plan.service}/${plan.environment} is running: ${running.join(', ')}`,
@@ -300,7 +291,7 @@ async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
       return 0;
     });
   }
-  const plan = drillPlan(values, io.env, service);
+  const plan = drillPlan(resolveService(config, service, environment));
   const { spec, what } = scheduleSpec(values, plan.drill?.schedule);
   const signoffTimeoutMs = signoffOf(values, plan.approvals.approvers);
   const by = whoAmI(values, io.env);
@@ -348,7 +339,7 @@ async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
 }
 
 /** Where `drill history` and `drill report` read from. */
-export interface DrillRecords {
+interface DrillRecords {
   records: DrillRecordView[];
   source: string;
 }
@@ -367,9 +358,7 @@ const withoutPassword = (url: string) => {
 };
 
 async function fromTable(url: string, service: string, environment: string, limit: number): Promise<DrillRecordView[]> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
-  client.on('error', () => {});
-  await client.connect();
+  const client = await connectPg(url, 5_000);
   try {
     return (await listDrillRuns(client, service, environment, limit)).map((r) => ({
       workflowId: r.workflowId,
@@ -395,16 +384,14 @@ async function fromVisibility(client: Client, service: string, environment: stri
   const found: DrillRecordView[] = [];
   const query = `RunbookKind = "drill" AND RunbookService = "${service}" AND RunbookEnvironment = "${environment}"`;
   for await (const wf of client.workflow.list({ query, pageSize: limit })) {
-    const attr = (name: string) => wf.typedSearchAttributes.getAll().find((p) => p.key.name === name)?.value;
-    const rto = attr('RunbookRtoSeconds');
+    const outcome = wf.typedSearchAttributes.get(RunbookOutcome);
+    const rto = wf.typedSearchAttributes.get(RunbookRtoSeconds);
     const view: DrillRecordView = {
       workflowId: wf.workflowId,
       startedAtMs: wf.startTime.getTime(),
       finishedAtMs: wf.closeTime ? wf.closeTime.getTime() : null,
-      outcome: String(
-        attr('RunbookOutcome') ?? (wf.status.name === 'RUNNING' ? 'running' : wf.status.name.toLowerCase()),
-      ),
-      rtoSeconds: typeof rto === 'number' ? rto : null,
+      outcome: outcome ?? (wf.status.name === 'RUNNING' ? 'running' : wf.status.name.toLowerCase()),
+      rtoSeconds: rto ?? null,
       rtoTargetSeconds: null,
       overTarget: null,
       snapshotId: null,
@@ -447,7 +434,7 @@ async function fromVisibility(client: Client, service: string, environment: stri
  * (DATABASE_URL, or the embedded stack's password file), else from Temporal visibility (RunbookKind="drill",
  * RunbookRtoSeconds) and the results of the drills Temporal still retains. `source` says which, and why.
  */
-export async function loadDrillRecords(
+async function loadDrillRecords(
   env: NodeJS.ProcessEnv,
   service: string,
   environment: string,
@@ -557,13 +544,9 @@ export const drillCommand: Command = {
     'DATABASE_URL or the embedded stack is available, else Temporal visibility; they say which.\n' +
     'Exit codes (with --wait): 0 passed, 5 failed, 6 cancelled, 2 usage error.',
   options: {
-    env: { type: 'string', description: 'environment (default: the first one the service lists)' },
-    config: { type: 'string', description: 'the runbook config file (default ./runbook.yaml)', env: 'RUNBOOK_CONFIG' },
-    as: {
-      type: 'string',
-      description: 'who you are (recorded; may not sign off under four-eyes)',
-      env: 'RUNBOOK_USER',
-    },
+    ...envOption,
+    ...configOption,
+    as: { ...asOption.as, description: 'who you are (recorded; may not sign off under four-eyes)' },
     snapshot: { type: 'string', description: 'restore this snapshot (default: the newest one)' },
     fresh: { type: 'boolean', description: 'take a snapshot of the live database now and restore that' },
     signoff: { type: 'string', description: "wait this long for a reviewer's sign-off (e.g. 4h); none: unsigned" },

@@ -1,11 +1,29 @@
 import { UserError } from '../errors';
-import { renderRelease, type ResolvedService } from '../runbook-config';
+import {
+  defaultEnvironment,
+  loadRunbookConfig,
+  renderRelease,
+  resolveService,
+  runbookConfigPath,
+  type ResolvedService,
+} from '../runbook-config';
 import type { ServicePlan } from '../shared/deploy';
 import type { SingleHostService } from '../shared/service-plan';
+import type { ParsedArgs } from './command';
 
-/** The plan a deploy, rollback or drill workflow takes: the resolved service, on either platform. */
-export function toServicePlan(s: ResolvedService): ServicePlan {
-  return s;
+/**
+ * The plan a deploy, rollback or drill workflow takes: `service` in `environment` (default: --env, else the first
+ * environment the service lists) from the runbook.yaml of --config, RUNBOOK_CONFIG or ./runbook.yaml.
+ * @throws UserError (RunbookConfigError) for a missing or invalid file, an unknown service or environment.
+ */
+export function resolvePlan(
+  values: ParsedArgs['values'],
+  env: NodeJS.ProcessEnv,
+  service: string,
+  environment = values.env as string | undefined,
+): ServicePlan {
+  const config = loadRunbookConfig(runbookConfigPath(values.config as string | undefined, env));
+  return resolveService(config, service, environment ?? defaultEnvironment(config, service));
 }
 
 /** The plan of a command that runs processes on this host itself (the demo); refuses other platforms. */

@@ -1,14 +1,9 @@
 import { existsSync } from 'node:fs';
-import { awsDoctorChecks } from '../platforms/aws-ecs/doctor';
 import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import { doctor, down, up } from '../stack/stack';
 import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
 import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
-import { jsonOption, type Command } from './command';
-
-const homeOption = {
-  home: { type: 'string', description: 'data folder of the embedded stack', env: 'RUNBOOK_HOME' },
-} as const;
+import { configOption, homeOption, jsonOption, type Command } from './command';
 
 export const upCommand: Command = {
   name: 'up',
@@ -85,7 +80,7 @@ export const doctorCommand: Command = {
     'Exit code: 0 when every check passes, 1 otherwise.',
   options: {
     ...homeOption,
-    config: { type: 'string', description: 'runbook.yaml whose aws-ecs services to check', env: 'RUNBOOK_CONFIG' },
+    config: { ...configOption.config, description: 'runbook.yaml whose aws-ecs services to check' },
     ...jsonOption,
   },
   async run({ values }, io) {
@@ -97,8 +92,11 @@ export const doctorCommand: Command = {
       for (const service of Object.keys(config.services)) {
         for (const environment of Object.keys(config.services[service]?.environments ?? {})) {
           const resolved = resolveService(config, service, environment);
-          if (resolved.platform === 'aws-ecs')
+          if (resolved.platform === 'aws-ecs') {
+            // Loaded here only: the AWS SDK clients it brings are not needed by the other commands.
+            const { awsDoctorChecks } = await import('../platforms/aws-ecs/doctor.js');
             checks.push(...(await awsDoctorChecks(resolved.aws, { service, environment }, io.env)));
+          }
         }
       }
     }

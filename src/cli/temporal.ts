@@ -49,3 +49,16 @@ export async function withClient<T>(
     await client.connection.close();
   }
 }
+
+/** Running workflows of these kinds (RunbookKind) for a service+environment, from Temporal visibility. */
+export async function runningRunbooks(
+  client: Client,
+  service: string,
+  environment: string,
+  kinds: readonly string[],
+): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `RunbookService = "${service}" AND RunbookEnvironment = "${environment}" AND ExecutionStatus = "Running" AND RunbookKind IN (${kinds.map((k) => `"${k}"`).join(', ')})`;
+  for await (const wf of client.workflow.list({ query })) ids.push(wf.workflowId);
+  return ids;
+}

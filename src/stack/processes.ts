@@ -178,10 +178,15 @@ export async function waitFor(
   }
 }
 
+/** The last `count` lines of a file, without its trailing whitespace; undefined when the file does not exist. */
+export function tailLines(file: string, count: number): string[] | undefined {
+  if (!existsSync(file)) return undefined;
+  return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-count);
+}
+
 /** The last lines of a log file, indented, to show with a start-up failure ('' when there is none). */
 function lastLines(logFile: string | undefined, count = 5): string {
-  if (!logFile || !existsSync(logFile)) return '';
-  const lines = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-count);
+  const lines = logFile ? (tailLines(logFile, count) ?? []) : [];
   return lines.length > 0 && lines[0] !== '' ? `; its log ends with:\n    ${lines.join('\n    ')}` : '';
 }
 

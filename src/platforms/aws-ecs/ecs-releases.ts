@@ -51,6 +51,21 @@ const COPIED = [
 ] as const satisfies ReadonlyArray<keyof TaskDefinition & keyof RegisterTaskDefinitionCommandInput>;
 
 /**
+ * The fields of a task definition that RegisterTaskDefinition takes back: its family, containers and the
+ * {@link COPIED} settings, for a new revision of the same family.
+ */
+export function registrationOf(td: TaskDefinition): RegisterTaskDefinitionCommandInput {
+  const input: RegisterTaskDefinitionCommandInput = {
+    family: td.family,
+    containerDefinitions: td.containerDefinitions,
+  };
+  for (const key of COPIED) {
+    if (td[key] !== undefined) Object.assign(input, { [key]: td[key] });
+  }
+  return input;
+}
+
+/**
  * The tag on a colour's ECS service naming the task definition revision of the release it carries. Written with the
  * release tags before UpdateService, so that a retried start finds the release's revision even when the update never
  * happened or ECS's circuit breaker rolled the service back to the previous revision.
@@ -157,10 +172,7 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
           `${tags.length - ECS_TAG_LIMIT} tag(s) from ${base}`,
       );
     }
-    const input: RegisterTaskDefinitionCommandInput = { family: td.family, containerDefinitions, tags };
-    for (const key of COPIED) {
-      if (td[key] !== undefined) Object.assign(input, { [key]: td[key] });
-    }
+    const input: RegisterTaskDefinitionCommandInput = { ...registrationOf(td), containerDefinitions, tags };
     const res = await awsCall('ecs:RegisterTaskDefinition', `task definition family ${td.family}`, () =>
       ctx.clients.ecs.send(new RegisterTaskDefinitionCommand(input)),
     );

@@ -73,7 +73,7 @@ const FIX: Record<Exclude<AwsErrorKind, 'retry'>, (action: string) => string> = 
 };
 
 /** The non-retryable failure type for a kind, e.g. AwsAccessDenied. */
-export const awsFailureType = (kind: AwsErrorKind) =>
+const awsFailureType = (kind: AwsErrorKind) =>
   ({
     retry: 'AwsTransient',
     access: 'AwsAccessDenied',
@@ -103,7 +103,8 @@ export async function awsCall<T>(
   }
 }
 
-export function awsFailure(action: string, resource: string, err: unknown, kind = classifyAwsError(err)) {
+/** The ApplicationFailure of a failed AWS call (see awsCall), typed by its kind and naming the fix. */
+function awsFailure(action: string, resource: string, err: unknown, kind = classifyAwsError(err)) {
   const code = awsErrorCode(err);
   const message = (err as Error)?.message ?? String(err);
   const passRole = kind === 'access' && PASS_ROLE.test(message);

@@ -24,19 +24,17 @@ import {
   DescribeTaskDefinitionCommand,
   RegisterTaskDefinitionCommand,
   UpdateServiceCommand,
-  type RegisterTaskDefinitionCommandInput,
   type Service,
-  type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { GetSecretValueCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import pg from 'pg';
 import { rdsLiveId, rdsResourceId } from '../../shared/platform';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../shared/service-plan';
-import { diffFingerprints, fingerprintInTransaction, type DatabaseFingerprint } from '../postgres/fingerprint';
+import { diffFingerprints, fingerprintDatabaseWithVersion, type FingerprintWithVersion } from '../postgres/fingerprint';
 import type { ManifestStore } from '../postgres/manifests';
 import type { RestoreProgress, SnapshotManifest, SnapshotStore, SwapDatabases } from '../types';
 import { TAG, type AwsContext } from './context';
+import { registrationOf } from './ecs-releases';
 import { awsCall, awsErrorCode, awsPermanent, classifyAwsError } from './errors';
 
 /** Tags of this file's resources, next to the platform's {@link TAG}s. */
@@ -504,23 +502,7 @@ export function rdsUrlFor(ctx: AwsContext): (database: string) => Promise<string
   };
 }
 
-/** A database's fingerprint and its server's version, read in one REPEATABLE READ, READ ONLY transaction. */
-export type FingerprintWithVersion = DatabaseFingerprint & { serverVersion?: string };
-
-async function fingerprintWithVersion(url: string): Promise<FingerprintWithVersion> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {}); // a dropped connection also rejects the pending query, which reports it
-  await client.connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const fingerprint = await fingerprintInTransaction(client);
-    const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
-    await client.query('COMMIT');
-    return { ...fingerprint, serverVersion: rows[0]?.v ?? '' };
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+export type { FingerprintWithVersion } from '../postgres/fingerprint';
 
 export interface RdsSnapshotStoreDeps {
   /** Fingerprints the database at a URL (default: over pg, with the server's version). */
@@ -571,7 +553,7 @@ export function createRdsSnapshotStore(
   const client = ctx.clients.rds;
   const calls = rdsCalls(ctx);
   const urlFor = rdsUrlFor(ctx);
-  const fingerprintAt = deps.fingerprint ?? fingerprintWithVersion;
+  const fingerprintAt = deps.fingerprint ?? fingerprintDatabaseWithVersion;
 
   /** Waits until the snapshot is available, reporting RDS's percentage. */
   async function untilAvailable(
@@ -925,37 +907,6 @@ export function createRdsSnapshotStore(
       }
     },
   };
-}
-
-/** The fields of a task definition that RegisterTaskDefinition takes back (a new revision of the same family). */
-function registrationOf(td: TaskDefinition): RegisterTaskDefinitionCommandInput {
-  const input: RegisterTaskDefinitionCommandInput = {
-    family: td.family,
-    containerDefinitions: td.containerDefinitions,
-  };
-  const copy = <K extends keyof RegisterTaskDefinitionCommandInput & keyof TaskDefinition>(key: K) => {
-    if (td[key] !== undefined) (input as unknown as Record<string, unknown>)[key] = td[key];
-  };
-  for (const key of [
-    'taskRoleArn',
-    'executionRoleArn',
-    'networkMode',
-    'volumes',
-    'placementConstraints',
-    'requiresCompatibilities',
-    'cpu',
-    'memory',
-    'pidMode',
-    'ipcMode',
-    'proxyConfiguration',
-    'inferenceAccelerators',
-    'ephemeralStorage',
-    'runtimePlatform',
-    'enableFaultInjection',
-  ] as const) {
-    copy(key);
-  }
-  return input;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import pg from 'pg';
 import { libpqEnv } from '../single-host/pg-snapshots';
+import { connectPg } from './connect';
 
 /** What a restore drill asks of the PostgreSQL server a snapshot was restored on. */
 export interface DrillChecks {
@@ -25,9 +25,7 @@ export function createDrillChecks(opts: {
 }): DrillChecks {
   return {
     async ping(database) {
-      const client = new pg.Client({ connectionString: await opts.urlFor(database), connectionTimeoutMillis: 5_000 });
-      client.on('error', () => {});
-      await client.connect();
+      const client = await connectPg(await opts.urlFor(database), 5_000);
       try {
         const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
         return { serverVersion: rows[0]?.v ?? '?' };

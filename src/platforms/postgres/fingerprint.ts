@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { TableFingerprint } from '../types';
+import { connectPg } from './connect';
 
 /** The table node-pg-migrate records applied migrations in (its default name, in the `public` schema). */
 export const MIGRATIONS_TABLE = 'pgmigrations';
@@ -84,20 +85,35 @@ export async function fingerprintInTransaction(db: Queryable): Promise<DatabaseF
   return { tables, migrationVersion: await readMigrationVersion(db) };
 }
 
+/** A database's fingerprint and its server's version, read in one REPEATABLE READ, READ ONLY transaction. */
+export type FingerprintWithVersion = DatabaseFingerprint & { serverVersion?: string };
+
 /**
  * Connects to `url` and fingerprints the database in one REPEATABLE READ, READ ONLY transaction (see
  * {@link fingerprintInTransaction} for what is read and what it costs). Throws the pg error when the database
  * cannot be reached or read.
  */
 export async function fingerprintDatabase(url: string): Promise<DatabaseFingerprint> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {}); // a dropped connection also rejects the pending query, which reports it
-  await client.connect();
+  return readFingerprint(url, false);
+}
+
+/** {@link fingerprintDatabase} plus the server's version (`server_version`), read in the same transaction. */
+export async function fingerprintDatabaseWithVersion(url: string): Promise<FingerprintWithVersion> {
+  return readFingerprint(url, true);
+}
+
+async function readFingerprint(url: string, withVersion: boolean): Promise<FingerprintWithVersion> {
+  const client = await connectPg(url);
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    const result = await fingerprintInTransaction(client);
+    const fingerprint = await fingerprintInTransaction(client);
+    let serverVersion: string | undefined;
+    if (withVersion) {
+      const { rows } = await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
+      serverVersion = rows[0]?.v ?? '';
+    }
     await client.query('COMMIT');
-    return result;
+    return serverVersion === undefined ? fingerprint : { ...fingerprint, serverVersion };
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -2,6 +2,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { MigrationResult, Migrator } from '../types';
+import { connectPg } from './connect';
 import { MIGRATIONS_TABLE, readMigrationVersion } from './fingerprint';
 
 /** node-pg-migrate's own advisory lock id: holding it keeps its runners (ours and the CLI's) out. */
@@ -47,13 +48,6 @@ function collector() {
   const lines: string[] = [];
   const add = (level: string) => (msg: string) => lines.push(`${level}: ${msg}`);
   return { lines, logger: { debug: add('debug'), info: add('info'), warn: add('warn'), error: add('error') } };
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {}); // a dropped connection also rejects the pending query, which reports it
-  await client.connect();
-  return client;
 }
 
 async function appliedNames(client: pg.Client): Promise<string[] | undefined> {
@@ -144,7 +138,7 @@ async function describeFailure(
  * node-pg-migrate's advisory lock so that no other run is between creating the table and using it.
  */
 async function dropEmptyMigrationsTable(url: string): Promise<void> {
-  const client = await connect(url);
+  const client = await connectPg(url);
   try {
     await client.query(`SELECT pg_advisory_lock(${NODE_PG_MIGRATE_LOCK_ID})`);
     const names = await appliedNames(client);
@@ -174,7 +168,7 @@ export function createMigrator(
     async pending(database: string, dir: string): Promise<string[]> {
       await requireDir(dir);
       const files = await migrationFiles(dir);
-      const client = await connect(await urlFor(database));
+      const client = await connectPg(await urlFor(database));
       try {
         const applied = (await appliedNames(client)) ?? [];
         // The same check as the runner's checkOrder, so pending() warns about what migrate() would refuse.
@@ -199,7 +193,7 @@ export function createMigrator(
       const deadline = Date.now() + lockWaitMs;
       for (let wait = 100; ; wait = Math.min(wait * 2, 2_000)) {
         const { lines, logger } = collector();
-        const client = await connect(url);
+        const client = await connectPg(url);
         let hadTable = true;
         try {
           hadTable = (await appliedNames(client)) !== undefined;

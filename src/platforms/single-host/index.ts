@@ -17,6 +17,8 @@ export interface SingleHostPlatform {
   migrator: Migrator;
   /** What a restore drill checks on a restored copy (connections, pg_amcheck). */
   drillChecks: DrillChecks;
+  /** The folder of the PostgreSQL client binaries (pg_dump, pg_restore, pg_amcheck) this platform found. */
+  binDir: string;
 }
 
 /**
@@ -45,6 +47,7 @@ export function createSingleHostPlatform(opts: {
     snapshots: createPgSnapshotStore({ dir: path.join(opts.home, 'snapshots'), urlFor: opts.urlFor, binDir }),
     migrator: createMigrator(opts.urlFor),
     drillChecks: createDrillChecks({ urlFor: opts.urlFor, binDir }),
+    binDir,
   };
 }
 

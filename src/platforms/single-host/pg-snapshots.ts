@@ -5,6 +5,7 @@ import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'nod
 import path from 'node:path';
 import pg from 'pg';
 import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../postgres/fingerprint';
+import { connectPg } from '../postgres/connect';
 import type { ManifestComparison, SnapshotManifest, SnapshotProgress, SnapshotStore } from '../types';
 
 /** Snapshot ids, service, environment and database names: safe as file names and as PostgreSQL identifiers. */
@@ -45,7 +46,7 @@ const SYSTEM_DATABASES = new Set(['postgres', 'template0', 'template1']);
 const LOCK_CLASS = 0x72756e62;
 /** Tables, views and sequences in the database's own schemas (not pg_catalog / information_schema). */
 async function userRelationCount(url: string): Promise<number> {
-  const client = await connect(url);
+  const client = await connectPg(url);
   try {
     const { rows } = await client.query<{ n: string }>(
       `SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -174,13 +175,6 @@ async function writeFileAtomically(file: string, content: string): Promise<void>
   await fsync(tmp);
   await rename(tmp, file);
   await fsync(path.dirname(file));
-}
-
-async function connect(url: string): Promise<pg.Client> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
-  client.on('error', () => {}); // a dropped connection also rejects the pending query, which reports it
-  await client.connect();
-  return client;
 }
 
 async function tryLock(client: pg.Client, key: string): Promise<boolean> {
@@ -341,7 +335,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       const files = filesOf(req.service, req.environment, req.snapshotId);
       await mkdir(files.folder, { recursive: true });
       const url = urlFor(req.database);
-      const client = await connect(url);
+      const client = await connectPg(url);
       try {
         if (!(await tryLock(client, `snapshot:${req.snapshotId}`))) {
           throw new SnapshotError(`${what} is being taken by another worker right now`, 'busy');
@@ -466,7 +460,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       aborted(signal, `restore of snapshot ${snapshotId}`);
 
       const { dump } = filesOf(manifest.service, manifest.environment, snapshotId);
-      const admin = await connect(urlFor('postgres'));
+      const admin = await connectPg(urlFor('postgres'));
       try {
         if (!(await tryLock(admin, `restore:${target}`))) {
           throw new SnapshotError(`another restore into "${target}" is running right now`, 'busy');
@@ -547,7 +541,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       checkName('database', name);
       if (SYSTEM_DATABASES.has(name))
         throw new SnapshotError(`refusing to drop the system database "${name}"`, 'invalid');
-      const admin = await connect(urlFor('postgres'));
+      const admin = await connectPg(urlFor('postgres'));
       try {
         await dropWithForce(admin, name);
       } finally {

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { livePid, portOpen, spawnDetached, stopProcess } from '../../stack/processes';
+import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../stack/processes';
 import { renderRelease } from '../../runbook-config';
 import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
 
@@ -161,8 +161,7 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
 
     async logTail(service, environment, releaseId, lines) {
       const f = files(releaseDir(service, environment, releaseId));
-      if (!existsSync(f.log)) return '';
-      return readFileSync(f.log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      return tailLines(f.log, lines)?.join('\n') ?? '';
     },
   };
 }
