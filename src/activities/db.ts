@@ -1,6 +1,13 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { SnapshotError } from '../platforms/single-host/pg-snapshots';
-import type { MigrationResult, PlatformDeps, SnapshotManifest, SnapshotStore } from '../platforms/types';
+import type {
+  MigrationResult,
+  PlatformDeps,
+  RestoreProgress,
+  SnapshotManifest,
+  SnapshotProgress,
+  SnapshotStore,
+} from '../platforms/types';
 import type { OnPlatform } from '../shared/platform';
 import { whileHeartbeating } from './heartbeat';
 import { platformPicker } from './platform';
@@ -8,7 +15,7 @@ import { platformPicker } from './platform';
 export type DbActivityDeps = PlatformDeps;
 
 /** Polls a restore that the platform runs on its own (RDS) until it is ready, heartbeating its state. */
-export async function untilRestored(
+async function untilRestored(
   snapshots: SnapshotStore,
   target: string,
   started: void | { ready: boolean; detail: string },
@@ -22,6 +29,18 @@ export async function untilRestored(
     ctx.heartbeat({ phase: 'restoring', detail: status.detail });
     if (status.ready) return;
   }
+}
+
+/** Runs the platform's restore of a snapshot into `target`, heartbeating, with the store's progress to `onProgress`. */
+export function runRestore(
+  snapshots: SnapshotStore,
+  req: { snapshotId: string; target: string; jobs: number },
+  onProgress: (p: SnapshotProgress) => void,
+): Promise<void | RestoreProgress> {
+  const ctx = Context.current();
+  return whileHeartbeating(() =>
+    snapshots.restore(req.snapshotId, req.target, { jobs: req.jobs }, onProgress, ctx.cancellationSignal),
+  );
 }
 
 /** How often an activity polls a restore that runs on its own, unless the platform's settings say. */
@@ -63,6 +82,12 @@ export async function ownedSnapshot(
     );
   }
   return manifest;
+}
+
+/** The database server is away (refused, shutting down, too many connections): worth a retry, not a verdict. */
+export function isServerAway(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'ECONNREFUSED' || code === '57P01' || code === '53300';
 }
 
 /** A snapshot error that retrying cannot fix (invalid name, corrupt file, conflict) becomes non-retryable. */
@@ -119,15 +144,7 @@ export function createDbActivities(deps: DbActivityDeps) {
       const ctx = Context.current();
       const { snapshots } = pick(req);
       try {
-        const started = await whileHeartbeating(() =>
-          snapshots.restore(
-            req.snapshotId,
-            req.target,
-            { jobs: req.jobs },
-            (p) => ctx.heartbeat(p),
-            ctx.cancellationSignal,
-          ),
-        );
+        const started = await runRestore(snapshots, req, (p) => ctx.heartbeat(p));
         const pollMs = req.aws?.rds?.pollIntervalMs ?? RESTORE_POLL_MS;
         await whileHeartbeating(() => untilRestored(snapshots, req.target, started, pollMs));
       } catch (err) {
@@ -174,11 +191,6 @@ export function createDbActivities(deps: DbActivityDeps) {
       }
     },
 
-    /** The pending migrations, for the plan shown to the operator. */
-    async pendingMigrations(database: string, dir: string, target?: OnPlatform): Promise<string[]> {
-      return pick(target).migrator.pending(database, dir);
-    },
-
     /**
      * Applies pending migrations in one transaction under an advisory lock. A failure leaves the database
      * as it was and is final (MigrationFailed, non-retryable): running the same SQL again would fail again.
@@ -189,7 +201,7 @@ export function createDbActivities(deps: DbActivityDeps) {
         return await whileHeartbeating(() => migrator.migrate(database, dir));
       } catch (err) {
         const e = err as Error & { code?: string };
-        if (e.code === 'ECONNREFUSED' || e.code === '57P01' || e.code === '53300') throw err; // server away: retry
+        if (isServerAway(err)) throw err; // retried
         throw ApplicationFailure.nonRetryable(
           `migration failed, database unchanged: ${e.message}`,
           dbFailure.migration,

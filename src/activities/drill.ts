@@ -4,8 +4,8 @@ import type { DrillChecks } from '../platforms/postgres/drill-checks';
 import type { DrillRunRecord } from '../platforms/postgres/orchestrator-db';
 import { SnapshotError } from '../platforms/single-host/pg-snapshots';
 import type { PlatformDeps, RouteSpec, SnapshotManifest } from '../platforms/types';
-import type { OnPlatform } from '../shared/platform';
-import { ownedSnapshot, permanentSnapshotError } from './db';
+import { heaviestRelease, type OnPlatform } from '../shared/platform';
+import { isServerAway, ownedSnapshot, permanentSnapshotError, runRestore } from './db';
 import { whileHeartbeating } from './heartbeat';
 import { platformPicker } from './platform';
 import type { RunbookRecords } from './history';
@@ -96,7 +96,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
         if (/does not exist/.test((err as Error).message)) return undefined;
         throw err;
       });
-      const liveId = weights && Object.entries(weights.percent).sort((a, b) => b[1] - a[1])[0]?.[0];
+      const liveId = weights && heaviestRelease(weights.percent);
       if (liveId) {
         const running = await releases.get(req.service, req.environment, liveId);
         const version = running?.version ?? history.find((r) => r.releaseId === liveId)?.version;
@@ -123,18 +123,10 @@ export function createDrillActivities(deps: DrillActivityDeps) {
       const seen = new Set<string>();
       let started: void | { ready: boolean; detail: string };
       try {
-        started = await whileHeartbeating(() =>
-          snapshots.restore(
-            req.snapshotId,
-            req.target,
-            { jobs: req.jobs },
-            (p) => {
-              seen.add(p.phase);
-              ctx.heartbeat(p);
-            },
-            ctx.cancellationSignal,
-          ),
-        );
+        started = await runRestore(snapshots, req, (p) => {
+          seen.add(p.phase);
+          ctx.heartbeat(p);
+        });
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw cancelledOr(ctx, err);
         if (err instanceof SnapshotError && DISK_FULL.test(err.message)) {
@@ -203,9 +195,8 @@ export function createDrillActivities(deps: DrillActivityDeps) {
       try {
         return { pending: await pick(req).migrator.pending(req.database, req.dir) };
       } catch (err) {
-        const e = err as Error & { code?: string };
-        if (e.code === 'ECONNREFUSED' || e.code === '57P01' || e.code === '53300') throw err;
-        return { pending: [], problem: e.message };
+        if (isServerAway(err)) throw err;
+        return { pending: [], problem: (err as Error).message };
       }
     },
 

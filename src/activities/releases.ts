@@ -17,8 +17,6 @@ export interface ReleaseKey extends OnPlatform {
   releaseId: string;
 }
 
-const baseUrl = releaseUrl;
-
 const refOf = (r: RunningRelease): ReleaseRef => ({
   releaseId: r.releaseId,
   version: r.version,
@@ -102,8 +100,18 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
             await crashed(args, 'health gate');
         }
         last = [
-          await httpCheck(baseUrl(args.release), args.health.liveness, args.health.timeoutMs, ctx.cancellationSignal),
-          await httpCheck(baseUrl(args.release), args.health.readiness, args.health.timeoutMs, ctx.cancellationSignal),
+          await httpCheck(
+            releaseUrl(args.release),
+            args.health.liveness,
+            args.health.timeoutMs,
+            ctx.cancellationSignal,
+          ),
+          await httpCheck(
+            releaseUrl(args.release),
+            args.health.readiness,
+            args.health.timeoutMs,
+            ctx.cancellationSignal,
+          ),
         ];
         ctx.heartbeat({ attempt, last: last.map((o) => o.detail) });
         if (last.every((o) => o.ok)) return { attempts: attempt, checks: last.map((o) => o.detail) };
@@ -123,7 +131,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     /** Runs the smoke checks against the release directly (not through the router). Throws SmokeCheckFailed. */
     async runSmokeChecks(args: { release: ReleaseRef; checks: SmokeCheck[]; timeoutMs: number }) {
       const results: HttpOutcome[] = [];
-      for (const check of args.checks) results.push(await httpCheck(baseUrl(args.release), check, args.timeoutMs));
+      for (const check of args.checks) results.push(await httpCheck(releaseUrl(args.release), check, args.timeoutMs));
       const failed = results.filter((r) => !r.ok);
       if (failed.length > 0) {
         throw ApplicationFailure.nonRetryable(
@@ -132,12 +140,6 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
         );
       }
       return results.map((r) => r.detail);
-    },
-
-    /** A direct liveness probe, used by the canary analysis alongside the router's figures. */
-    async probe(args: { release: ReleaseRef; check: { path: string; expectStatus: number }; timeoutMs: number }) {
-      const o = await httpCheck(baseUrl(args.release), args.check, args.timeoutMs);
-      return { ok: o.ok, detail: o.detail };
     },
   };
 }

@@ -1,5 +1,5 @@
 import type { DeployState, ServicePlan } from './deploy';
-import { resourceName, slug } from './ids';
+import { databaseNameFor, slug } from './ids';
 
 /**
  * Types and names of the restore drill (the `restoreDrill` workflow): prove that the latest backup restores, that
@@ -27,15 +27,10 @@ export const DRILL_STEPS = [
 export type DrillStep = (typeof DRILL_STEPS)[number];
 
 /** From the restore's start to the application answering ready and passing its smoke checks. */
-export const RTO_STEPS: readonly DrillStep[] = [
-  'restore',
-  'connect',
-  'integrity',
-  'migrate',
-  'start-release',
-  'health',
-  'smoke',
-];
+export const RTO_STEPS: readonly DrillStep[] = DRILL_STEPS.slice(
+  DRILL_STEPS.indexOf('restore'),
+  DRILL_STEPS.indexOf('smoke') + 1,
+);
 
 export interface DrillInput {
   plan: ServicePlan;
@@ -132,7 +127,7 @@ export const DEFAULT_RTO_TARGET_MS = 15 * 60_000;
 
 /** The scratch database of a drill: `<database>_drill_<hash of the workflow id>`, a valid PostgreSQL name. */
 export const scratchDatabaseFor = (database: string, workflowId: string) =>
-  resourceName(`${database}_drill`, `${workflowId}/drill-scratch`, 63).replace(/-/g, '_');
+  databaseNameFor(`${database}_drill`, `${workflowId}/drill-scratch`);
 
 /**
  * The environment the drill's app runs under in the release runner: apart from the service's own releases, so

@@ -37,3 +37,7 @@ export const releaseIdFor = (version: string, workflowId: string) => resourceNam
 /** The id of a snapshot a workflow takes at a step (e.g. "pre-migrate"). */
 export const snapshotIdFor = (service: string, environment: string, workflowId: string, step: string) =>
   resourceName(`${service}-${environment}-${step}`, `${workflowId}/${step}`, 63);
+
+/** A PostgreSQL database name derived from a workflow id: like resourceName, with '_' instead of '-'. */
+export const databaseNameFor = (readable: string, unique: string) =>
+  resourceName(readable, unique, 63).replace(/-/g, '_');

@@ -1,3 +1,4 @@
+import { slug } from './ids';
 import type { AwsEcsSpec, AwsRdsSpec, EndpointHolder, ReleaseSpec, ResolvedService } from './service-plan';
 
 /**
@@ -7,6 +8,11 @@ import type { AwsEcsSpec, AwsRdsSpec, EndpointHolder, ReleaseSpec, ResolvedServi
  */
 export interface OnPlatform {
   aws?: AwsEcsSpec;
+}
+
+/** The release with the most traffic in a split (the stable or live one), or undefined for an empty split. */
+export function heaviestRelease(percent: Record<string, number>): string | undefined {
+  return Object.entries(percent).sort((a, b) => b[1] - a[1])[0]?.[0];
 }
 
 /** The platform part of a plan, to spread into activity requests. */
@@ -57,11 +63,7 @@ export function rdsLiveId(rds: Pick<AwsRdsSpec, 'instance' | 'cluster'>): string
  */
 export function rdsResourceId(rds: Pick<AwsRdsSpec, 'database' | 'instance' | 'cluster'>, database: string): string {
   if (database === rds.database) return rdsLiveId(rds);
-  let id = database
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, '-')
-    .replace(/-{2,}/g, '-')
-    .replace(/^-+|-+$/g, '');
+  let id = slug(database);
   if (id && !/^[a-z]/.test(id)) id = `db-${id}`;
   return id.slice(0, rds.cluster === undefined ? 63 : 61).replace(/-+$/, '');
 }

@@ -36,3 +36,8 @@ export function releaseStart(plan: ResolvedService): ActivityOptions {
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
   };
 }
+
+/** The health gate: as long as the service's deadline allows, plus a margin; heartbeats while it polls. */
+export function healthGate(plan: ResolvedService): ActivityOptions {
+  return { ...longWithHeartbeat, startToCloseTimeout: plan.health.deadlineMs + 30_000 };
+}

@@ -1,5 +1,4 @@
 import {
-  ActivityFailure,
   ApplicationFailure,
   isCancellation,
   patched,
@@ -11,12 +10,12 @@ import type { Activities } from '../activities';
 import { judgeWindow } from '../shared/analysis';
 import type { AnalysisWindow, DeployInput, DeployResult, Outcome, ReleaseRef } from '../shared/deploy';
 import { releaseIdFor, snapshotIdFor } from '../shared/ids';
-import { drainMsOf, onPlatform, releaseOf, routeOf } from '../shared/platform';
+import { drainMsOf, heaviestRelease, onPlatform, releaseOf, routeOf } from '../shared/platform';
 import { APPROVAL_GATES, type TrafficStep } from '../shared/service-plan';
-import { critical, longWithHeartbeat, quick, releaseStart } from './activity-options';
+import { critical, healthGate, longWithHeartbeat, quick, releaseStart } from './activity-options';
 import { REJECTED } from './gates';
 import { metrics } from './metrics';
-import { beginRunbook } from './runbook';
+import { beginRunbook, describeFailure } from './runbook';
 
 const act = proxyActivities<Activities>(quick);
 const safe = proxyActivities<Activities>(critical);
@@ -72,7 +71,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     lockHeld = true;
     await act.ensureRoute(route);
     const current = await act.getTraffic(route);
-    const stableId = Object.entries(current.percent).sort((a, b) => b[1] - a[1])[0]?.[0];
+    const stableId = heaviestRelease(current.percent);
     if (stableId) {
       const stable = await act.getRelease({
         service: plan.service,
@@ -158,11 +157,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       'health',
       `health gate: ${plan.health.liveness.path} and ${plan.health.readiness.path} on ${candidate.host}:${candidate.port}`,
     );
-    await proxyActivities<Activities>({
-      ...longWithHeartbeat,
-      startToCloseTimeout: plan.health.deadlineMs + 30_000,
-      heartbeatTimeout: '10s',
-    }).waitHealthy({
+    await proxyActivities<Activities>(healthGate(plan)).waitHealthy({
       ...key,
       release: candidate,
       health: plan.health,
@@ -234,16 +229,13 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     return await finish('succeeded', `${version} is live`);
   } catch (err) {
     const cancelled = isCancellation(err);
-    const reason = describe(err);
+    const reason = describeFailure(err);
     const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
     const outcome: Outcome = cancelled ? 'cancelled' : trafficMoved ? 'rolled-back' : rejected ? 'rejected' : 'failed';
     const rollbackFrom = Date.now();
-    const notUndone = await rb.compensate(outcome, reason);
+    const finalReason = await rb.compensate(outcome, reason);
     if (trafficMoved) metrics.rollback('automatic', plan.service, plan.environment, (Date.now() - rollbackFrom) / 1000);
-    const result = await finish(
-      outcome,
-      notUndone.length > 0 ? `${reason}; NOT undone: ${notUndone.join('; ')}` : reason,
-    );
+    const result = await finish(outcome, finalReason);
     if (cancelled) throw err;
     return result;
   }
@@ -326,11 +318,4 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       },
     };
   }
-}
-
-/** The message of what ended a deploy, unwrapping activity failures to their cause. */
-function describe(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  if (isCancellation(err)) return 'cancelled by an operator';
-  return err instanceof Error ? err.message : String(err);
 }

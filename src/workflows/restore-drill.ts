@@ -1,6 +1,5 @@
 import {
   ActivityCancellationType,
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
   CancelledFailure,
@@ -40,9 +39,10 @@ import {
   RunbookRtoSeconds,
   RunbookService,
 } from '../shared/search-attributes';
-import { critical, longWithHeartbeat, quick } from './activity-options';
+import { critical, healthGate, longWithHeartbeat, quick } from './activity-options';
 import { metrics } from './metrics';
 import { installGates, REJECTED } from './gates';
+import { describeFailure } from './runbook';
 
 const act = proxyActivities<Activities>(quick);
 const safe = proxyActivities<Activities>(critical);
@@ -335,11 +335,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
         'health',
         `health gate: ${plan.health.liveness.path} and ${plan.health.readiness.path} on ${release.host}:${release.port}`,
         () =>
-          proxyActivities<Activities>({
-            ...longWithHeartbeat,
-            startToCloseTimeout: plan.health.deadlineMs + 30_000,
-            heartbeatTimeout: '10s',
-          }).waitHealthy({
+          proxyActivities<Activities>(healthGate(plan)).waitHealthy({
             ...releaseKey,
             release,
             health: plan.health,
@@ -395,7 +391,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     outcome = cancelled ? 'cancelled' : 'failed';
     if (err instanceof ApplicationFailure && err.type === REJECTED) drill.signoff = 'rejected';
     const where = drill.failedPhase ?? state.phase;
-    reason = cancelled ? `cancelled by an operator during ${where}` : `${where}: ${describe(err)}`;
+    reason = cancelled ? `cancelled by an operator during ${where}` : `${where}: ${describeFailure(err)}`;
   }
 
   await CancellationScope.nonCancellable(async () => {
@@ -453,10 +449,4 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
       finishedAtMs: finished ? Date.now() : null,
     };
   }
-}
-
-/** The message of what ended a drill, unwrapping activity failures to their cause. */
-function describe(err: unknown): string {
-  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,19 +1,13 @@
-import {
-  ActivityFailure,
-  ApplicationFailure,
-  isCancellation,
-  proxyActivities,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } from '../shared/deploy';
-import { releaseIdFor, resourceName, snapshotIdFor } from '../shared/ids';
-import { drainMsOf, onPlatform, platformWords, releaseOf, routeOf } from '../shared/platform';
+import { databaseNameFor, releaseIdFor, snapshotIdFor } from '../shared/ids';
+import { drainMsOf, heaviestRelease, onPlatform, platformWords, releaseOf, routeOf } from '../shared/platform';
 import { APPROVAL_GATES } from '../shared/service-plan';
-import { critical, longWithHeartbeat, quick, releaseStart } from './activity-options';
+import { critical, healthGate, longWithHeartbeat, quick, releaseStart } from './activity-options';
 import { REJECTED } from './gates';
 import { metrics } from './metrics';
-import { beginRunbook } from './runbook';
+import { beginRunbook, describeFailure } from './runbook';
 
 const act = proxyActivities<Activities>(quick);
 const safe = proxyActivities<Activities>(critical);
@@ -59,6 +53,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
   const key = (releaseId: string) => ({ service: plan.service, environment: plan.environment, releaseId, ...on });
   let lockHeld = false;
   let trafficMoved = false;
+  let maintenanceOff: (typeof compensations)[number] | undefined;
 
   try {
     enter('preflight', 'taking the service lock and finding the release to go back to');
@@ -71,7 +66,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     lockHeld = true;
     await act.ensureRoute(route);
     const current = await act.getTraffic(route);
-    const liveId = Object.entries(current.percent).sort((a, b) => b[1] - a[1])[0]?.[0];
+    const liveId = heaviestRelease(current.percent);
     const live = liveId ? await act.getRelease(key(liveId)) : null;
     const history = await act.lastSucceededReleases(plan.service, plan.environment, 20);
     // The live release may have crashed (the reason to roll back): its version then comes from the history.
@@ -158,11 +153,12 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       ).snapshotId;
 
       enter('maintenance', `maintenance: ${words.maintenance} while its database is restored`);
-      compensations.push({ what: 'maintenance off', run: () => safe.setMaintenance(route, false) });
+      maintenanceOff = { what: 'maintenance off', run: () => safe.setMaintenance(route, false) };
+      compensations.push(maintenanceOff);
       const maintenanceFrom = Date.now();
       await act.setMaintenance(route, true, 30);
 
-      const restored = resourceName(`${database}_restore`, `${workflowId}/restore`, 63).replace(/-/g, '_');
+      const restored = databaseNameFor(`${database}_restore`, `${workflowId}/restore`);
       enter('restore', `restoring ${state.restore.snapshotId} into ${words.restoreInto(restored)}`);
       await slow.restoreSnapshot({ snapshotId: state.restore.snapshotId, target: restored, jobs: RESTORE_JOBS, ...on });
       state.restore.restoredInto = restored;
@@ -183,7 +179,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       note(
         `verified: ${comparison.tables.length} tables match the manifest, migration ${comparison.migrationVersion ?? 'none'}`,
       );
-      const replacedAs = resourceName(`${database}_replaced`, `${workflowId}/replaced`, 63).replace(/-/g, '_');
+      const replacedAs = databaseNameFor(`${database}_replaced`, `${workflowId}/replaced`);
       await act.swapDatabase({ database, restored, replacedAs, ...on });
       state.restore.replacedAs = replacedAs;
       note(`swapped: ${words.swapped(database, restored, replacedAs)}`);
@@ -221,11 +217,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     state.candidate = target;
 
     enter('health', `health gate on ${target.host}:${target.port}`);
-    await proxyActivities<Activities>({
-      ...longWithHeartbeat,
-      startToCloseTimeout: plan.health.deadlineMs + 30_000,
-      heartbeatTimeout: '10s',
-    }).waitHealthy({
+    await proxyActivities<Activities>(healthGate(plan)).waitHealthy({
       ...key(target.releaseId),
       release: target,
       health: plan.health,
@@ -249,7 +241,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       (Date.now() - workflowInfo().startTime.getTime()) / 1000,
     );
     // The target serves now: stopping it would take the service down, so only maintenance is left to undo.
-    compensations.splice(0, compensations.length, ...compensations.filter((c) => c.what === 'maintenance off'));
+    compensations.splice(0, compensations.length, ...(maintenanceOff ? [maintenanceOff] : []));
     if (state.restore) {
       await safe.setMaintenance(route, false);
       note('maintenance off: the service answers again');
@@ -267,22 +259,11 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     );
   } catch (err) {
     const cancelled = isCancellation(err);
-    const reason =
-      err instanceof ActivityFailure && err.cause
-        ? err.cause.message
-        : cancelled
-          ? 'cancelled by an operator'
-          : err instanceof Error
-            ? err.message
-            : String(err);
+    const reason = describeFailure(err);
     const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
     const outcome: Outcome = cancelled ? 'cancelled' : rejected ? 'rejected' : 'failed';
     if (trafficMoved) note('the traffic had already moved to the target release: it stays there');
-    const notUndone = await rb.compensate(outcome, reason);
-    const result = await finish(
-      outcome,
-      notUndone.length > 0 ? `${reason}; NOT undone: ${notUndone.join('; ')}` : reason,
-    );
+    const result = await finish(outcome, await rb.compensate(outcome, reason));
     if (cancelled) throw err;
     return result;
   }

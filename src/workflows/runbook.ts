@@ -1,6 +1,7 @@
 import {
   ActivityFailure,
   CancellationScope,
+  isCancellation,
   log,
   patched,
   proxyActivities,
@@ -92,32 +93,28 @@ export function beginRunbook(args: {
     },
     /**
      * Undoes what was done, newest first, even when the workflow is being cancelled. A step that fails for good
-     * does not stop the ones after it (maintenance off must still happen when stopping a release was refused);
-     * returns what could not be undone, for the outcome's reason.
+     * does not stop the ones after it (maintenance off must still happen when stopping a release was refused).
+     * Returns the outcome's reason: `reason`, and what could not be undone.
      */
-    async compensate(outcome: Outcome, reason: string): Promise<string[]> {
+    async compensate(outcome: Outcome, reason: string): Promise<string> {
       const notUndone: string[] = [];
       await CancellationScope.nonCancellable(async () => {
         if (compensations.length > 0) enter('rolling-back', `${outcome}: ${reason}`);
         const carryOn = compensations.length > 0 && patched('compensations-continue-after-failure');
         for (const c of compensations.reverse()) {
-          if (!carryOn) {
-            await c.run();
-            note(`done: ${c.what}`, 'rolling-back');
-            continue;
-          }
           try {
             await c.run();
             note(`done: ${c.what}`, 'rolling-back');
           } catch (err) {
-            const why = err instanceof ActivityFailure && err.cause ? err.cause.message : String(err);
+            if (!carryOn) throw err;
+            const why = describeFailure(err);
             notUndone.push(`${c.what} (${why})`);
             note(`FAILED: ${c.what}: ${why}; do it by hand`, 'rolling-back');
           }
         }
         compensations.length = 0;
       });
-      return notUndone;
+      return notUndone.length > 0 ? `${reason}; NOT undone: ${notUndone.join('; ')}` : reason;
     },
     /** Records the outcome (state, search attributes, release history) and releases the service lock. */
     async finish(
@@ -163,4 +160,11 @@ export function beginRunbook(args: {
       });
     },
   };
+}
+
+/** The message of what ended a runbook (or a step of it), unwrapping activity failures to their cause. */
+export function describeFailure(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  if (isCancellation(err)) return 'cancelled by an operator';
+  return err instanceof Error ? err.message : String(err);
 }
