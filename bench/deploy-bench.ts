@@ -12,43 +12,35 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { DeployResult } from '../src/shared/deploy';
 import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
-import { startTestStack, startWorker, stopTestStack, uniqueName } from '../test/harness';
+import { startTestStack, startWorker, uniqueName } from '../test/harness';
 import { shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
 import {
+  benchCleanup,
   benchCommand,
   countBy,
-  cpuBusy,
-  cpuTimes,
+  failureReport,
+  failureRows,
   gitState,
-  haproxyCounters,
+  intArgs,
   loadSummary,
   machineInfo,
+  measureUnderLoad,
+  met,
+  ms,
+  pct,
+  proxy,
   resultWithin,
   round,
   roundDeep,
-  stopReleases,
   toolVersions,
   writeResults,
   runBench,
 } from './common';
-import {
-  orchestrationOverhead,
-  rollbackTiming,
-  stepAt,
-  stepsBetween,
-  timelineOf,
-  trafficChanges,
-  type HistoryTimeline,
-} from './history';
-import { endedBetween, startAutocannon, type LoadFigures, type RunningLoad } from './load';
-
-// The SDK's own INFO logs would drown the report (as in test/hooks.ts).
-Runtime.install({ logger: new DefaultLogger('WARN') });
+import { orchestrationOverhead, rollbackTiming, stepsBetween, trafficChanges, type HistoryTimeline } from './history';
+import { endedBetween } from './load';
 
 const { values: args } = parseArgs({
   options: {
@@ -62,11 +54,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: path.join(__dirname, 'results') },
   },
 });
-const int = (name: keyof typeof args) => {
-  const n = Number(args[name]);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${args[name]}`);
-  return n;
-};
+const int = intArgs(args, () => 'a positive integer');
 const settings = {
   rate: int('rate'),
   connections: int('connections'),
@@ -85,7 +73,6 @@ const DEPLOY_SLACK_MS = 120_000;
 
 const command = benchCommand('bench:deploy', 'bench/deploy-bench.ts');
 
-let load: RunningLoad | undefined;
 let worker: { stop(): Promise<void> } | undefined;
 
 function benchPlan(base: ServicePlan): ServicePlan {
@@ -113,66 +100,22 @@ async function firstDeploy(taskQueue: string, plan: ServicePlan): Promise<Deploy
 
 /** Deploys `version` on top of v1 while autocannon hits the stable frontend; returns the figures and the history. */
 async function deployUnderLoad(taskQueue: string, plan: ServicePlan, version: string) {
-  const maxMs = settings.leadMs + settings.weights.length * settings.bakeMs + DEPLOY_SLACK_MS;
-  load = await startAutocannon({
-    url: `http://127.0.0.1:${plan.listen.port}/api/items`,
-    rate: settings.rate,
-    connections: settings.connections,
-    slices: settings.slices,
-    maxSeconds: Math.ceil((maxMs + settings.tailMs) / 1000),
-    timeoutSeconds: settings.requestTimeoutSeconds,
+  const { handle, result, figures, timeline, machineCpuBusy, haproxy } = await measureUnderLoad({
+    plan,
+    settings,
+    budgetMs: settings.weights.length * settings.bakeMs + DEPLOY_SLACK_MS,
     keepFailures: 2_000,
+    start: () => startDeploy(taskQueue, plan, version),
+    what: `the deploy of ${version}`,
   });
-  const cpuBefore = cpuTimes();
-  await sleep(settings.leadMs);
-  const handle = await startDeploy(taskQueue, plan, version);
-  const result = await resultWithin(handle, maxMs - settings.leadMs, `the deploy of ${version}`);
-  await sleep(settings.tailMs);
-  const figures = await load.stop();
-  const machineCpuBusy = cpuBusy(cpuBefore, cpuTimes());
-  load = undefined;
-  const haproxy = await haproxyCounters(plan);
-  const timeline = timelineOf(await handle.fetchHistory());
   return { workflowId: handle.workflowId, result, figures, timeline, machineCpuBusy, haproxy };
-}
-
-/** Where each failure happened, relative to the workflow's start and by the step under way. */
-function failureReport(figures: LoadFigures, t: HistoryTimeline) {
-  const groups = new Map<string, { what: string; during: string; count: number; firstMs: number; lastMs: number }>();
-  for (const f of figures.failures) {
-    const what = f.kind === 'non-2xx' ? `${f.status} from ${f.version}` : `${f.kind} ${f.code}`;
-    const during = stepAt(t, f.atMs);
-    const key = `${what}|${during}`;
-    const at = Math.round(f.atMs - t.startMs);
-    const g = groups.get(key) ?? { what, during, count: 0, firstMs: at, lastMs: at };
-    g.count++;
-    g.lastMs = at;
-    groups.set(key, g);
-  }
-  return [...groups.values()];
 }
 
 function trafficTimeline(t: HistoryTimeline) {
   return trafficChanges(t).map((c) => ({ completedAtMs: Math.round(c.endedMs - t.startMs), percent: c.percent }));
 }
 
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    load?.kill();
-    const step = async (what: string, fn: () => Promise<void>) => {
-      try {
-        await fn();
-      } catch (err) {
-        console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
-      }
-    };
-    if (worker) await step('stopping the worker', () => worker!.stop());
-    await step('stopping the releases', stopReleases);
-    await step('stopping the stack', stopTestStack);
-  })();
-  return cleaning;
-}
+const cleanup = benchCleanup([['stopping the worker', () => worker]]);
 
 async function main() {
   const loadAvgBefore = os.loadavg();
@@ -237,7 +180,7 @@ function summarize({ startedAt, loadAvgBefore, tools, goodPlan, good, bad, v1 }:
   const budgetMs = 2 * settings.intervalMs + ROLLBACK_SLACK_MS;
   const v3Failures = bad.figures.failures.filter((f) => f.version === 'v3');
   const otherFailures = bad.figures.failures.filter((f) => f.version !== 'v3');
-  const goodFailures = failureReport(good.figures, good.timeline);
+  const goodFailures = failureReport(good.figures.failures, good.timeline);
   return {
     benchmark: 'deploy',
     date: startedAt.toISOString(),
@@ -248,9 +191,9 @@ function summarize({ startedAt, loadAvgBefore, tools, goodPlan, good, bad, v1 }:
     git: gitState(),
     settings: {
       ...settings,
-      analysis: benchPlan(goodPlan).analysis,
+      analysis: goodPlan.analysis,
       drainMs: goodPlan.release.drainMs,
-      trafficSteps: benchPlan(goodPlan).traffic.steps,
+      trafficSteps: goodPlan.traffic.steps,
     },
     goodDeploy: {
       workflowId: good.workflowId,
@@ -273,7 +216,7 @@ function summarize({ startedAt, loadAvgBefore, tools, goodPlan, good, bad, v1 }:
       haproxy: bad.haproxy,
       failuresFromV3: v3Failures.length,
       failuresOther: otherFailures.length,
-      failures: failureReport(bad.figures, bad.timeline),
+      failures: failureReport(bad.figures.failures, bad.timeline),
       traffic: trafficTimeline(bad.timeline),
       timing: timing
         ? {
@@ -320,21 +263,6 @@ function renderMarkdown(r: Results): string {
   const o = r.overhead;
   const t = r.rollback.timing;
   const goal = r.goals;
-  const met = (x: boolean) => (x ? '**met**' : '**missed**');
-  const proxy = (rows: Array<{ name?: string; retries: number; redispatches: number; connectionErrors: number }>) => {
-    const b = rows.find((x) => x.name === 'BACKEND');
-    return b ? `${b.retries} / ${b.redispatches} / ${b.connectionErrors}` : 'n/a';
-  };
-  const pct = (x: number | null) => (x === null ? 'n/a' : `${Math.round(x * 100)}%`);
-  const ms = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${x} ms`);
-  const failureRows = (rows: ReturnType<typeof failureReport>) =>
-    rows.length === 0
-      ? ['(none)']
-      : [
-          '| failure | during | count | first / last (ms after the workflow started) |',
-          '| --- | --- | ---: | --- |',
-          ...rows.map((f) => `| ${f.what} | ${f.during} | ${f.count} | ${f.firstMs} / ${f.lastMs} |`),
-        ];
   return [
     '# Deploy benchmark',
     '',

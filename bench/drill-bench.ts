@@ -15,39 +15,39 @@
  * Run: `npm run bench:drill` (= `npx tsx bench/drill-bench.ts`); `-- --scale 5` for a quick run; `--repeat 2`
  * alternates drill and bare runs (drill, bare, bare, drill…). Writes bench/results/drill.json and drill.md.
  */
-import { execFile, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pg from 'pg';
 import { diffFingerprints, fingerprintDatabase } from '../src/platforms/postgres/fingerprint';
-import { libpqEnv } from '../src/platforms/single-host/pg-snapshots';
 import type { SnapshotManifest } from '../src/platforms/types';
 import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
-import { drillReleaseEnvironment, type DrillResult } from '../src/shared/drill';
+import { drillReleaseEnvironment } from '../src/shared/drill';
 import { releaseIdFor } from '../src/shared/ids';
 import { databaseUrl } from '../src/stack/postgres';
-import { postgresBinDir, postgresClientBinDir } from '../src/stack/tools';
-import { startTestStack, startWorker, stopTestStack, testStack, uniqueName } from '../test/harness';
-import { queryDb, runner, shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
+import { startTestStack, startWorker, testStack, uniqueName } from '../test/harness';
+import { queryDb, runner, shopPlan, snapshotManifest, startDeploy } from '../test/workflows/deploy-fixture';
 import { startDrill } from '../test/workflows/drill-fixture';
 import {
+  benchCleanup,
   benchCommand,
+  databaseBytes,
   gitState,
+  intArgs,
   machineInfo,
+  median,
+  pgBin,
+  pgTool,
+  resultWithin,
   round,
   roundDeep,
-  stopReleases,
   toolVersions,
+  waitReady,
   writeResults,
   runBench,
 } from './common';
 import { timelineOf } from './history';
-
-Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const { values: args } = parseArgs({
   options: {
@@ -58,11 +58,7 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: path.join(__dirname, 'results') },
   },
 });
-const int = (name: 'scale' | 'items' | 'repeat', min = 1) => {
-  const n = Number(args[name]);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${args[name]}`);
-  return n;
-};
+const int = intArgs<'scale' | 'items' | 'repeat'>(args);
 const settings = {
   /** pgbench scale of the service's database (1 ≈ 15 MB). */
   scale: int('scale'),
@@ -78,42 +74,10 @@ const DRILL_MAX_MS = 20 * 60_000;
 const command = benchCommand('bench:drill', 'bench/drill-bench.ts');
 
 let worker: { stop(): Promise<void> } | undefined;
-let child: ChildProcess | undefined;
 let stackStarted = false;
 
 const url = (db: string) => databaseUrl(testStack().settings, db);
-const bin = (tool: string) => {
-  const dir = tool === 'pgbench' ? postgresBinDir() : (postgresClientBinDir() ?? postgresBinDir());
-  if (!dir) throw new Error(`PostgreSQL binaries not found (${tool})`);
-  return path.join(dir, tool);
-};
-
-/** Runs a PostgreSQL tool against `database`; resolves with its stdout, rejects with its stderr. */
-function tool(name: string, argv: string[], database: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    child = execFile(
-      bin(name),
-      argv,
-      { env: { ...libpqEnv(url(database)), PGAPPNAME: `bench-${name}` }, maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        child = undefined;
-        if (err) reject(new Error(`${name} ${argv.join(' ')} failed: ${stderr || err.message}`));
-        else resolve(stdout);
-      },
-    );
-  });
-}
-
-async function admin(sql: string, params: unknown[] = []) {
-  const client = new pg.Client({ connectionString: url('postgres') });
-  await client.connect();
-  try {
-    return (await client.query(sql, params)).rows as Array<Record<string, unknown>>;
-  } finally {
-    await client.end();
-  }
-}
-const dbBytes = async (db: string) => Number((await admin('SELECT pg_database_size($1) AS b', [db]))[0]?.b ?? NaN);
+const admin = (sql: string) => queryDb('postgres', sql);
 const drop = (db: string) => admin(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(db)} WITH (FORCE)`);
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
@@ -125,7 +89,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
 /** CREATE DATABASE (template0, as the drill) + pg_restore -j<jobs> --no-owner --exit-on-error. */
 async function restore(dump: string, target: string, jobs: number) {
   await admin(`CREATE DATABASE ${pg.escapeIdentifier(target)} TEMPLATE template0`);
-  await tool(
+  await pgTool(
     'pg_restore',
     [`--jobs=${jobs}`, '--no-owner', '--exit-on-error', '--no-password', `--dbname=${target}`, dump],
     target,
@@ -133,7 +97,7 @@ async function restore(dump: string, target: string, jobs: number) {
 }
 
 const amcheck = (db: string) =>
-  tool('pg_amcheck', ['--install-missing', '--heapallindexed', '--no-password', '--jobs=2', db], db);
+  pgTool('pg_amcheck', ['--install-missing', '--heapallindexed', '--no-password', '--jobs=2', db], db);
 
 async function manifestCheck(db: string, manifest: SnapshotManifest) {
   const differences = diffFingerprints(manifest, await fingerprintDatabase(url(db)));
@@ -147,35 +111,11 @@ async function ping(db: string) {
   await c.end();
 }
 
-async function waitReady(host: string, port: number, ms = 30_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const ok = await fetch(`http://${host}:${port}/health/ready`, { signal: AbortSignal.timeout(1_000) })
-      .then((r) => r.ok)
-      .catch(() => false);
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`the bare run's release on ${host}:${port} was not ready within ${ms / 1000} s`);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 
 async function drillRun(taskQueue: string, plan: ServicePlan, fresh: boolean, snapshotId?: string) {
   const handle = await startDrill(taskQueue, plan, fresh ? { fresh: true } : { snapshotId: snapshotId! });
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('the drill did not finish in time')), DRILL_MAX_MS);
-  });
-  let r: DrillResult;
-  try {
-    r = (await Promise.race([handle.result(), late])) as DrillResult;
-  } catch (err) {
-    await handle.terminate('the benchmark gave up on it').catch(() => {});
-    throw err;
-  } finally {
-    clearTimeout(timer);
-  }
+  const r = await resultWithin(handle, DRILL_MAX_MS, 'the drill', 'the drill did not finish in time');
   if (r.outcome !== 'passed') throw new Error(`the drill ended ${r.outcome}: ${r.reason}`);
   const t = timelineOf(await handle.fetchHistory());
   const act = (name: string) => {
@@ -215,7 +155,10 @@ async function bareRun(plan: ServicePlan, manifest: SnapshotManifest, version: s
       database: { name: db },
     }),
   );
-  const readyT = await timed(() => waitReady(startT.value.host, startT.value.port));
+  const { host, port } = startT.value;
+  const readyT = await timed(() =>
+    waitReady({ host, port }, 30_000, `the bare run's release on ${host}:${port} was not ready within 30 s`),
+  );
   const totalMs = performance.now() - t0;
   await runner().stop(key.service, key.environment, startT.value.releaseId, 2_000);
   await drop(db);
@@ -274,31 +217,9 @@ async function methods(manifest: SnapshotManifest) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    child?.kill('SIGTERM');
-    const step = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
-      }
-    };
-    if (worker) await step('stopping the worker', () => worker!.stop());
-    if (stackStarted) {
-      await step('stopping the releases', stopReleases);
-      await step('stopping the stack', stopTestStack);
-    }
-  })();
-  return cleaning;
-}
+const cleanup = benchCleanup([['stopping the worker', () => worker]], () => stackStarted);
 
 const PHASES = ['restore', 'connect', 'integrity', 'migrate', 'start-release', 'health', 'smoke'] as const;
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function main() {
   const loadAvgBefore = os.loadavg();
@@ -317,26 +238,20 @@ async function main() {
   const v1 = await (await startDeploy(taskQueue, plan, 'v1')).result();
   if (v1.outcome !== 'succeeded') throw new Error(`the v1 deploy ended ${v1.outcome}: ${v1.reason}`);
   console.log(`  pgbench -i -s ${settings.scale} into ${database}…`);
-  const gen = await timed(() => tool('pgbench', ['-i', '-s', String(settings.scale), '-q'], database));
+  const gen = await timed(() => pgTool('pgbench', ['-i', '-s', String(settings.scale), '-q'], database));
   if (settings.items > 0)
     await queryDb(
       database,
       `INSERT INTO items (name) SELECT 'item-' || g FROM generate_series(1, ${settings.items}) g`,
     );
   await admin('CHECKPOINT');
-  const liveBytes = await dbBytes(database);
+  const liveBytes = await databaseBytes(database);
   console.log(`  ${(liveBytes / 2 ** 30).toFixed(2)} GiB in ${(gen.ms / 1000).toFixed(1)} s`);
 
   const drills: Awaited<ReturnType<typeof drillRun>>[] = [];
   const bares: Awaited<ReturnType<typeof bareRun>>[] = [];
   let manifest: SnapshotManifest | undefined;
-  const readManifest = (id: string) =>
-    JSON.parse(
-      readFileSync(
-        path.join(testStack().settings.home, 'snapshots', `${plan.service}-${plan.environment}`, `${id}.json`),
-        'utf8',
-      ),
-    ) as SnapshotManifest;
+  const readManifest = (id: string) => JSON.parse(readFileSync(snapshotManifest(plan, id), 'utf8')) as SnapshotManifest;
   const order: Array<'drill' | 'bare'> = [];
   for (let i = 0; i < settings.repeat; i++)
     order.push(...(i % 2 === 0 ? (['drill', 'bare'] as const) : (['bare', 'drill'] as const)));
@@ -356,6 +271,46 @@ async function main() {
   }
   const m = settings.methods ? await methods(manifest!) : null;
 
+  const results = await summarize({
+    startedAt,
+    loadAvgBefore,
+    database,
+    liveBytes,
+    generateMs: gen.ms,
+    manifest: manifest!,
+    drills,
+    bares,
+    methods: m,
+  });
+  const md = render(results);
+  await writeResults(path.resolve(args.out!), 'drill', results, md);
+  console.log(`\n${md}`);
+}
+
+interface Measured {
+  startedAt: Date;
+  loadAvgBefore: number[];
+  database: string;
+  liveBytes: number;
+  generateMs: number;
+  manifest: SnapshotManifest;
+  drills: Awaited<ReturnType<typeof drillRun>>[];
+  bares: Awaited<ReturnType<typeof bareRun>>[];
+  methods: Awaited<ReturnType<typeof methods>> | null;
+}
+
+/** The figures, goal and context that go into drill.json, rounded. */
+async function summarize({
+  startedAt,
+  loadAvgBefore,
+  database,
+  liveBytes,
+  generateMs,
+  manifest,
+  drills,
+  bares,
+  methods: m,
+}: Measured) {
   const drillRto = median(drills.map((d) => d.rtoMs));
   const bareTotal = median(bares.map((b) => b.totalMs));
   const ratio = drillRto / bareTotal;
@@ -369,7 +324,7 @@ async function main() {
     return { phase: p, drillMs: dm, bareMs: bm, diffMs: dm !== null && bm !== null ? dm - bm : dm };
   }).filter((r) => r.drillMs !== null || r.bareMs !== null);
 
-  const results = roundDeep({
+  return roundDeep({
     benchmark: 'drill',
     date: startedAt.toISOString(),
     command,
@@ -381,11 +336,11 @@ async function main() {
     data: {
       database,
       liveDatabaseBytes: liveBytes,
-      generateMs: gen.ms,
-      snapshotId: manifest!.snapshotId,
-      dumpBytes: manifest!.bytes,
-      rows: manifest!.tables.reduce((n, t) => n + t.rows, 0),
-      tables: manifest!.tables.map((t) => `${t.table}: ${t.rows}`),
+      generateMs,
+      snapshotId: manifest.snapshotId,
+      dumpBytes: manifest.bytes,
+      rows: manifest.tables.reduce((n, t) => n + t.rows, 0),
+      tables: manifest.tables.map((t) => `${t.table}: ${t.rows}`),
     },
     drillRtoMs: drillRto,
     bareMs: bareTotal,
@@ -396,23 +351,21 @@ async function main() {
     bares,
     methods: m,
     commands: {
-      restore: `CREATE DATABASE <db> TEMPLATE template0; ${bin('pg_restore')} --jobs=2 --no-owner --exit-on-error --no-password --dbname=<db> <dump>`,
-      amcheck: `${bin('pg_amcheck')} --install-missing --heapallindexed --no-password --jobs=2 <db>`,
+      restore: `CREATE DATABASE <db> TEMPLATE template0; ${pgBin('pg_restore')} --jobs=2 --no-owner --exit-on-error --no-password --dbname=<db> <dump>`,
+      amcheck: `${pgBin('pg_amcheck')} --install-missing --heapallindexed --no-password --jobs=2 <db>`,
       manifest: 'fingerprintDatabase(<db url>) + diffFingerprints(manifest, …) (src/platforms/postgres/fingerprint.ts)',
       release:
         "runner().start({ service, environment: '<env>-drill', version: 'v1', database: { name: <db> } }), then GET /health/ready every 100 ms until 200",
-      generate: `${bin('pgbench')} -i -s ${settings.scale} -q; INSERT INTO items (name) SELECT 'item-' || g FROM generate_series(1, ${settings.items}) g`,
+      generate: `${pgBin('pgbench')} -i -s ${settings.scale} -q; INSERT INTO items (name) SELECT 'item-' || g FROM generate_series(1, ${settings.items}) g`,
     },
   });
-  const md = render(results);
-  await writeResults(path.resolve(args.out!), 'drill', results, md);
-  console.log(`\n${md}`);
 }
+
+type Results = Awaited<ReturnType<typeof summarize>>;
 
 const s = (ms: number | null | undefined) => (ms === null || ms === undefined ? '–' : `${(ms / 1000).toFixed(2)} s`);
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function render(r: any): string {
+function render(r: Results): string {
   const lines = [
     '# Restore drill benchmark',
     '',
@@ -436,23 +389,20 @@ function render(r: any): string {
     '',
     '| phase | drill | bare | drill − bare |',
     '| --- | ---: | ---: | ---: |',
-    ...r.phases.map(
-      (p: { phase: string; drillMs: number; bareMs: number; diffMs: number }) =>
-        `| ${p.phase} | ${s(p.drillMs)} | ${s(p.bareMs)} | ${s(p.diffMs)} |`,
-    ),
+    ...r.phases.map((p) => `| ${p.phase} | ${s(p.drillMs)} | ${s(p.bareMs)} | ${s(p.diffMs)} |`),
     `| **restore start → app ready** | **${s(r.drillRtoMs)}** | **${s(r.bareMs)}** | **${s(r.drillRtoMs - r.bareMs)}** |`,
     '',
     'Inside integrity: ' +
       r.drills
         .map(
-          (d: { integrityActivities: Record<string, number> }) =>
+          (d) =>
             `drill amcheckDatabase ${s(d.integrityActivities.amcheckDatabase)}, compareWithSnapshot ${s(d.integrityActivities.compareWithSnapshot)}, checkSchema ${s(d.integrityActivities.checkSchema)}`,
         )
         .join('; ') +
       ' — ' +
       r.bares
         .map(
-          (b: { integrityParts: Record<string, number> }) =>
+          (b) =>
             `bare pg_amcheck ${s(b.integrityParts.amcheck)}, fingerprint + diff ${s(b.integrityParts.fingerprintAndDiff)}`,
         )
         .join('; ') +
@@ -465,9 +415,7 @@ function render(r: any): string {
       '',
       '| method | time | note |',
       '| --- | ---: | --- |',
-      ...r.methods.restores.map(
-        (x: { method: string; ms: number; note: string }) => `| ${x.method} | ${s(x.ms)} | ${x.note} |`,
-      ),
+      ...r.methods.restores.map((x) => `| ${x.method} | ${s(x.ms)} | ${x.note} |`),
       '',
       `Integrity checks on one copy: pg_amcheck ${s(r.methods.integrity.amcheckMs)} + fingerprint ${s(r.methods.integrity.fingerprintMs)} = ${s(r.methods.integrity.sequentialMs)} one after the other (as the drill runs them); **${s(r.methods.integrity.concurrentMs)} concurrently**.`,
       '',

@@ -8,7 +8,7 @@ type LongLike = number | { toNumber(): number } | null | undefined;
 const toNumber = (v: LongLike): number => (v == null ? NaN : typeof v === 'number' ? v : v.toNumber());
 
 /** An event's time in epoch milliseconds (sub-millisecond precision kept). */
-export function eventMs(ts: Timestamp): number {
+function eventMs(ts: Timestamp): number {
   if (!ts) return NaN;
   return toNumber(ts.seconds as LongLike) * 1000 + (ts.nanos ?? 0) / 1e6;
 }

@@ -15,53 +15,63 @@
  * Run: `npm run bench:rollback` (= `npx tsx bench/rollback-bench.ts`); `-- --scale 5` for a quick run, `--scale 0`
  * to skip the restore. Writes bench/results/rollback.json and bench/results/rollback.md. See bench/README.md.
  */
-import { execFile, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
+import type { WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
-import { libpqEnv } from '../src/platforms/single-host/pg-snapshots';
 import type { RunningRelease } from '../src/platforms/types';
-import type { RollbackInput } from '../src/shared/deploy';
+import type { DeployResult, RollbackInput } from '../src/shared/deploy';
 import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
 import { releaseIdFor } from '../src/shared/ids';
 import { approveUpdate } from '../src/shared/messages';
 import { databaseUrl } from '../src/stack/postgres';
-import { postgresBinDir } from '../src/stack/tools';
-import type { rollbackService } from '../src/workflows';
-import { startTestStack, startWorker, stopTestStack, testStack, uniqueName } from '../test/harness';
-import { runner, shopPlan, startDeploy, waitForState } from '../test/workflows/deploy-fixture';
+import { startTestStack, startWorker, testStack, uniqueName } from '../test/harness';
 import {
+  runner,
+  shopPlan,
+  snapshotManifest,
+  startDeploy,
+  startRollback,
+  waitingAt,
+} from '../test/workflows/deploy-fixture';
+import {
+  benchCleanup,
   benchCommand,
-  cpuBusy,
-  cpuTimes,
+  countBy,
+  databaseBytes,
+  failureReport,
+  failureRows,
   gitState,
-  haproxyCounters,
+  intArgs,
   loadSummary,
   machineInfo,
+  measureUnderLoad,
+  median,
+  met,
+  ms,
+  pct,
+  pgTool,
+  proxy,
   resultWithin,
   round,
   roundDeep,
-  stopReleases,
   toolVersions,
+  waitReady,
   writeResults,
   runBench,
 } from './common';
 import {
   orchestrationOverhead,
-  stepAt,
   stepsBetween,
   timelineOf,
   trafficChanges,
   type HistoryTimeline,
   type Step,
 } from './history';
-import { endedBetween, startAutocannon, type LoadFigures, type RunningLoad } from './load';
-
-Runtime.install({ logger: new DefaultLogger('WARN') });
+import { endedBetween, type LoadFailure } from './load';
 
 const { values: args } = parseArgs({
   options: {
@@ -77,11 +87,7 @@ const { values: args } = parseArgs({
     'render-from': { type: 'string' },
   },
 });
-const int = (name: keyof typeof args, min = 1) => {
-  const n = Number(args[name]);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${args[name]}`);
-  return n;
-};
+const int = intArgs(args);
 const settings = {
   rate: int('rate'),
   connections: int('connections'),
@@ -105,9 +111,7 @@ const REQUESTER = 'dave';
 
 const command = benchCommand('bench:rollback', 'bench/rollback-bench.ts');
 
-let load: RunningLoad | undefined;
 let worker: { stop(): Promise<void> } | undefined;
-let pgbench: ChildProcess | undefined;
 let stackStarted = false;
 let poller: { stop(): Promise<ActivitySeen[]> } | undefined;
 
@@ -133,39 +137,14 @@ async function deploy(taskQueue: string, plan: ServicePlan, version: string) {
   return { result, timeline: timelineOf(await handle.fetchHistory()) };
 }
 
-function startRollback(taskQueue: string, plan: ServicePlan, extra: Partial<RollbackInput> = {}) {
-  const input: RollbackInput = { plan, requestedBy: REQUESTER, reason: 'rollback benchmark', ...extra };
-  return testStack().client.workflow.start<typeof rollbackService>('rollbackService', {
+/** A rollback requested by the bench's requester, its workflow id prefixed rollback-bench. */
+const startBenchRollback = (taskQueue: string, plan: ServicePlan, extra: Partial<RollbackInput> = {}) =>
+  startRollback(
     taskQueue,
-    workflowId: uniqueName('rollback-bench'),
-    args: [input],
-  });
-}
-
-function startLoad(plan: ServicePlan, maxMs: number, keepFailures: number) {
-  return startAutocannon({
-    url: `http://127.0.0.1:${plan.listen.port}/api/items`,
-    rate: settings.rate,
-    connections: settings.connections,
-    slices: settings.slices,
-    maxSeconds: Math.ceil((settings.leadMs + maxMs + settings.tailMs) / 1000),
-    timeoutSeconds: settings.requestTimeoutSeconds,
-    keepFailures,
-  });
-}
-
-/** Polls a release's readiness directly (not through HAProxy) until it answers 200. */
-async function waitReady(r: RunningRelease, ms = 20_000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const ok = await fetch(`http://${r.host}:${r.port}/health/ready`, { signal: AbortSignal.timeout(1_000) })
-      .then((res) => res.ok)
-      .catch(() => false);
-    if (ok) return;
-    await sleep(100);
-  }
-  throw new Error(`${r.version} (${r.releaseId}) did not become ready within ${ms / 1000} s`);
-}
+    plan,
+    { requestedBy: REQUESTER, reason: 'rollback benchmark', ...extra },
+    uniqueName('rollback-bench'),
+  );
 
 /** Stops the service's remaining releases once it is measured, so that idle processes do not pile up. */
 async function stopServiceReleases(plan: ServicePlan): Promise<void> {
@@ -178,24 +157,19 @@ async function stopServiceReleases(plan: ServicePlan): Promise<void> {
 const first = (t: HistoryTimeline, name: string, pred: (s: Step) => boolean = () => true) =>
   t.steps.find((s) => s.name === name && pred(s));
 
-/** Where each failure happened, relative to the workflow's start and by the step under way. */
-function failureReport(failures: LoadFigures['failures'], t: HistoryTimeline) {
-  const groups = new Map<string, { what: string; during: string; count: number; firstMs: number; lastMs: number }>();
-  for (const f of failures) {
-    const what =
-      f.kind === 'non-2xx'
-        ? `${f.status} from ${f.version === '?' ? 'HAProxy' : f.version}${f.retryAfter ? ` (Retry-After: ${f.retryAfter})` : ''}`
-        : `${f.kind} ${f.code}`;
-    const during = stepAt(t, f.atMs);
-    const key = `${what}|${during}`;
-    const at = Math.round(f.atMs - t.startMs);
-    const g = groups.get(key) ?? { what, during, count: 0, firstMs: at, lastMs: at };
-    g.count++;
-    g.lastMs = at;
-    groups.set(key, g);
-  }
-  return [...groups.values()];
-}
+/** A non-2xx answer, by who gave it (no x-app-version: HAProxy) and its Retry-After. */
+const answeredBy = (f: LoadFailure) =>
+  `${f.status} from ${f.version === '?' ? 'HAProxy' : f.version}${f.retryAfter ? ` (Retry-After: ${f.retryAfter})` : ''}`;
+
+/** The fields that open the result of each rollback run. */
+const runIdentity = (plan: ServicePlan, handle: WorkflowHandle, result: DeployResult) => ({
+  service: plan.service,
+  workflowId: handle.workflowId,
+  outcome: result.outcome,
+  reason: result.reason ?? null,
+  version: result.version,
+  from: result.stableVersion ?? null,
+});
 
 // ---------------------------------------------------------------------------------------------------------------
 // 1 + 2: the switch back to the previous release, under load
@@ -217,20 +191,24 @@ async function switchBack(taskQueue: string, which: SwitchCase, run: number) {
       release: plan.release,
       database: { name: plan.database!.name },
     });
-    await waitReady(prestarted);
+    await waitReady(
+      prestarted,
+      20_000,
+      `${prestarted.version} (${prestarted.releaseId}) did not become ready within 20 s`,
+    );
   }
-  load = await startLoad(plan, SWITCH_MAX_MS, 2_000);
-  const cpuBefore = cpuTimes();
-  await sleep(settings.leadMs);
-  const clientStartMs = Date.now();
-  const handle = await startRollback(taskQueue, plan);
-  const result = await resultWithin(handle, SWITCH_MAX_MS, `rollback (${which})`);
-  await sleep(settings.tailMs);
-  const figures = await load.stop();
-  load = undefined;
-  const machineCpuBusy = cpuBusy(cpuBefore, cpuTimes());
-  const haproxy = await haproxyCounters(plan);
-  const timeline = timelineOf(await handle.fetchHistory());
+  let clientStartMs = NaN;
+  const { handle, result, figures, machineCpuBusy, haproxy, timeline } = await measureUnderLoad({
+    plan,
+    settings,
+    budgetMs: SWITCH_MAX_MS,
+    keepFailures: 2_000,
+    start: () => {
+      clientStartMs = Date.now();
+      return startBenchRollback(taskQueue, plan);
+    },
+    what: `rollback (${which})`,
+  });
   await stopServiceReleases(plan);
 
   const targetId = result.state.candidate?.releaseId ?? '';
@@ -247,12 +225,7 @@ async function switchBack(taskQueue: string, which: SwitchCase, run: number) {
   const row = {
     case: which,
     run,
-    service: plan.service,
-    workflowId: handle.workflowId,
-    outcome: result.outcome,
-    reason: result.reason ?? null,
-    version: result.version,
-    from: result.stableVersion ?? null,
+    ...runIdentity(plan, handle, result),
     adopted,
     /** Workflow start (WorkflowExecutionStarted) to the completion of the setTraffic that put the target at 100%. */
     toFullTrafficMs: full ? round(full.endedMs - timeline.startMs, 1) : null,
@@ -274,7 +247,7 @@ async function switchBack(taskQueue: string, which: SwitchCase, run: number) {
     requestsDuringRollback: during.requests,
     machineCpuBusy,
     haproxy,
-    failures: failureReport(figures.failures, timeline),
+    failures: failureReport(figures.failures, timeline, answeredBy),
   };
   console.log(
     `  ${which} #${run}: ${row.outcome}, ${row.adopted ? 'adopted' : 'started'} ${row.version}, 100% after ` +
@@ -288,33 +261,10 @@ async function switchBack(taskQueue: string, which: SwitchCase, run: number) {
 
 /** Fills the service's database with pgbench's tables (`pgbench -i -s <scale>`: ~15 MB per scale unit). */
 async function pgbenchInit(database: string, scale: number): Promise<number> {
-  const dir = postgresBinDir();
-  if (!dir) throw new Error('PostgreSQL binaries not found (pgbench)');
   const started = Date.now();
-  await new Promise<void>((resolve, reject) => {
-    pgbench = execFile(
-      path.join(dir, 'pgbench'),
-      ['-i', '-s', String(scale), '-q'],
-      { env: { ...libpqEnv(databaseUrl(testStack().settings, database)), PGAPPNAME: 'bench-pgbench' } },
-      (err, _stdout, stderr) => (err ? reject(new Error(`pgbench -i failed: ${stderr || err.message}`)) : resolve()),
-    );
-  });
-  pgbench = undefined;
+  await pgTool('pgbench', ['-i', '-s', String(scale), '-q'], database, 'pgbench -i');
   return Date.now() - started;
 }
-
-async function adminQuery<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: databaseUrl(testStack().settings, 'postgres') });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, params)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-const databaseBytes = async (name: string) =>
-  Number((await adminQuery<{ b: string }>('SELECT pg_database_size($1) AS b', [name]))[0]?.b ?? NaN);
 
 /** One statement PostgreSQL ran: seen by polling pg_stat_activity (start exact, end within the poll interval). */
 interface ActivitySeen {
@@ -400,38 +350,42 @@ async function restorePath(taskQueue: string) {
   const v2 = await deploy(taskQueue, plan, 'v2');
   const snapshotId = v2.result.snapshotId;
   if (!snapshotId) throw new Error('the v2 deploy took no snapshot');
-  const manifest = JSON.parse(
-    readFileSync(
-      path.join(testStack().settings.home, 'snapshots', `${plan.service}-${plan.environment}`, `${snapshotId}.json`),
-      'utf8',
-    ),
-  ) as { bytes: number; tables: Array<{ table: string; rows: number }> };
+  const manifest = JSON.parse(readFileSync(snapshotManifest(plan, snapshotId), 'utf8')) as {
+    bytes: number;
+    tables: Array<{ table: string; rows: number }>;
+  };
   const preMigrate = first(v2.timeline, 'takeSnapshot');
 
-  // Every 503 is kept with its time, so that each one can be placed inside or outside the maintenance window.
-  load = await startLoad(plan, RESTORE_MAX_MS, settings.rate * Math.ceil(RESTORE_MAX_MS / 1000));
-  const cpuBefore = cpuTimes();
-  await sleep(settings.leadMs);
-  poller = await pollPostgres();
-  const handle = await startRollback(taskQueue, plan, { restoreSnapshotId: snapshotId, toVersion: 'v1' });
-  console.log(`  rollback ${handle.workflowId} started; approving the restore-database gate as ${APPROVER}`);
-  await waitForState(handle, (s) => s.waitingFor?.gate === 'restore-database', 'the restore-database gate', 600_000);
-  await handle.executeUpdate(approveUpdate, { args: [{ by: APPROVER, note: 'rollback benchmark' }] });
-  const result = await resultWithin(handle, RESTORE_MAX_MS, 'the restore rollback');
-  await sleep(settings.tailMs);
-  const statements = await poller.stop();
-  poller = undefined;
-  const figures = await load.stop();
-  load = undefined;
-  const machineCpuBusy = cpuBusy(cpuBefore, cpuTimes());
-  const haproxy = await haproxyCounters(plan);
-  const timeline = timelineOf(await handle.fetchHistory());
+  let statements: ActivitySeen[] = [];
+  const { handle, result, figures, machineCpuBusy, haproxy, timeline } = await measureUnderLoad({
+    plan,
+    settings,
+    budgetMs: RESTORE_MAX_MS,
+    // Every 503 is kept with its time, so that each one can be placed inside or outside the maintenance window.
+    keepFailures: settings.rate * Math.ceil(RESTORE_MAX_MS / 1000),
+    start: async () => {
+      poller = await pollPostgres();
+      const h = await startBenchRollback(taskQueue, plan, { restoreSnapshotId: snapshotId, toVersion: 'v1' });
+      console.log(`  rollback ${h.workflowId} started; approving the restore-database gate as ${APPROVER}`);
+      await waitingAt(h, 'restore-database', 600_000);
+      await h.executeUpdate(approveUpdate, { args: [{ by: APPROVER, note: 'rollback benchmark' }] });
+      return h;
+    },
+    what: 'the restore rollback',
+    beforeStop: async () => {
+      statements = await poller!.stop();
+      poller = undefined;
+    },
+  });
   const restoredBytes = await databaseBytes(database);
   const restore = result.state.restore;
   await stopServiceReleases(plan);
 
   const on = first(timeline, 'setMaintenance', (s) => s.input[1] === true);
   const off = first(timeline, 'setMaintenance', (s) => s.input[1] === false);
+  const inspect = first(timeline, 'inspectSnapshot');
+  const safety = first(timeline, 'takeSnapshot');
+  const swap = first(timeline, 'swapDatabase');
   const targetId = result.state.candidate?.releaseId ?? '';
   const full = trafficChanges(timeline).find((c) => c.percent[targetId] === 100);
   const base = on?.endedMs ?? timeline.startMs;
@@ -484,12 +438,7 @@ async function restorePath(taskQueue: string) {
       seenForMs: round(s.lastSeenMs - s.startMs),
     }));
   const out = {
-    service: plan.service,
-    workflowId: handle.workflowId,
-    outcome: result.outcome,
-    reason: result.reason ?? null,
-    version: result.version,
-    from: result.stableVersion ?? null,
+    ...runIdentity(plan, handle, result),
     data: {
       pgbenchScale: settings.scale,
       generateMs: generateMs,
@@ -519,29 +468,17 @@ async function restorePath(taskQueue: string) {
       /** setMaintenance(true) completed → setMaintenance(false) completed: how long HAProxy answered 503. */
       maintenanceMs: on && off ? round(off.endedMs - on.endedMs, 1) : null,
       /** Of the window: maintenance on → the swap completed (what state.restore.maintenanceMs approximates). */
-      untilSwapMs: rel(first(timeline, 'swapDatabase')?.endedMs),
+      untilSwapMs: rel(swap?.endedMs),
       /** Of the window: the swap → maintenance off (release start, health, smoke, traffic). */
-      afterSwapMs:
-        off && first(timeline, 'swapDatabase')
-          ? round(off.endedMs - first(timeline, 'swapDatabase')!.endedMs, 1)
-          : null,
+      afterSwapMs: off && swap ? round(off.endedMs - swap.endedMs, 1) : null,
       workflowMs: round(timeline.endMs - timeline.startMs, 1),
       workflowStartToFullTrafficMs: full ? round(full.endedMs - timeline.startMs, 1) : null,
-      approvalWaitMs: (() => {
-        const inspect = first(timeline, 'inspectSnapshot');
-        const safety = first(timeline, 'takeSnapshot');
-        return inspect && safety ? round(safety.scheduledMs - inspect.endedMs, 1) : null;
-      })(),
+      approvalWaitMs: inspect && safety ? round(safety.scheduledMs - inspect.endedMs, 1) : null,
     },
     responses503: {
       total: maintenance503.length,
       withRetryAfter: withRetryAfter.length,
-      retryAfterValues: Object.fromEntries(
-        [...new Set(withRetryAfter.map((f) => f.retryAfter))].map((v) => [
-          v,
-          withRetryAfter.filter((f) => f.retryAfter === v).length,
-        ]),
-      ),
+      retryAfterValues: countBy(withRetryAfter.map((f) => f.retryAfter!)),
       outsideTheWindow: outside503.length,
       firstAtMs: rel(maintenance503[0]?.atMs),
       lastAtMs: rel(maintenance503.at(-1)?.atMs),
@@ -550,7 +487,7 @@ async function restorePath(taskQueue: string) {
     otherFailures: otherFailures.length,
     failuresKept: figures.failuresKept,
     failuresSeen: figures.failuresSeen,
-    failures: failureReport(figures.failures, timeline),
+    failures: failureReport(figures.failures, timeline, answeredBy),
     load: loadSummary(figures),
     machineCpuBusy,
     haproxy,
@@ -565,32 +502,13 @@ async function restorePath(taskQueue: string) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-let cleaning: Promise<void> | undefined;
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    load?.kill();
-    pgbench?.kill('SIGTERM');
-    const step = async (what: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        console.error(`cleanup: ${what} failed: ${(err as Error).message}`);
-      }
-    };
-    if (poller) await step('stopping the pg_stat_activity poller', () => poller!.stop());
-    if (worker) await step('stopping the worker', () => worker!.stop());
-    if (stackStarted) {
-      await step('stopping the releases', stopReleases);
-      await step('stopping the stack', stopTestStack);
-    }
-  })();
-  return cleaning;
-}
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? null : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
+const cleanup = benchCleanup(
+  [
+    ['stopping the pg_stat_activity poller', () => poller],
+    ['stopping the worker', () => worker],
+  ],
+  () => stackStarted,
+);
 
 function caseSummary(rows: Awaited<ReturnType<typeof switchBack>>[]) {
   const ms = rows.map((r) => r.toFullTrafficMs).filter((x): x is number => x !== null);
@@ -715,23 +633,8 @@ type Results = {
 };
 
 function renderMarkdown(r: Results): string {
-  const met = (x: boolean | undefined) => (x === undefined ? 'n/a' : x ? '**met**' : '**missed**');
-  const pct = (x: number | null) => (x === null ? 'n/a' : `${Math.round(x * 100)}%`);
-  const ms = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${x} ms`);
   const s = (x: number | null | undefined) => (x === null || x === undefined ? 'n/a' : `${(x / 1000).toFixed(1)} s`);
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
-  const proxy = (rows: Array<{ name?: string; retries: number; redispatches: number; connectionErrors: number }>) => {
-    const b = rows.find((x) => x.name === 'BACKEND');
-    return b ? `${b.retries} / ${b.redispatches} / ${b.connectionErrors}` : 'n/a';
-  };
-  const failureRows = (rows: ReturnType<typeof failureReport>) =>
-    rows.length === 0
-      ? ['(none)']
-      : [
-          '| failure | during | count | first / last (ms after the workflow started) |',
-          '| --- | --- | ---: | --- |',
-          ...rows.map((f) => `| ${f.what} | ${f.during} | ${f.count} | ${f.firstMs} / ${f.lastMs} |`),
-        ];
   const sb = r.switchBack;
   const medianRun = (which: SwitchCase) => {
     const rows = sb.runs.filter((x) => x.case === which && x.toFullTrafficMs !== null);
@@ -836,19 +739,17 @@ function renderMarkdown(r: Results): string {
           : `| ${p.step} | ${p.what} | | | | | not run |`,
       ),
       '',
-      ...rs.phases
-        .filter((p) => 'attempt' in p && p.attempt > 1)
-        .flatMap((p) =>
-          'attempt' in p
-            ? [
-                `**${p.step} took ${p.attempt} attempts**: scheduled at ${p.scheduledMs}, last attempt started at ` +
-                  `${p.startedMs}, so ${ms(round(p.startedMs! - p.scheduledMs!, 1))} went to attempts that did not ` +
-                  'complete (the history records only the last attempt; the PostgreSQL statements below show the ' +
-                  'earlier ones).',
-                '',
-              ]
-            : [],
-        ),
+      ...rs.phases.flatMap((p) =>
+        'attempt' in p && p.attempt > 1
+          ? [
+              `**${p.step} took ${p.attempt} attempts**: scheduled at ${p.scheduledMs}, last attempt started at ` +
+                `${p.startedMs}, so ${ms(round(p.startedMs! - p.scheduledMs!, 1))} went to attempts that did not ` +
+                'complete (the history records only the last attempt; the PostgreSQL statements below show the ' +
+                'earlier ones).',
+              '',
+            ]
+          : [],
+      ),
       `**503 answers during the restore rollback:** ${rs.responses503.total} from HAProxy (no release answered), ` +
         `${rs.responses503.withRetryAfter} with Retry-After (${Object.entries(rs.responses503.retryAfterValues)
           .map(([v, n]) => `${n} × \`Retry-After: ${v}\``)

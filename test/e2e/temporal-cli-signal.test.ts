@@ -2,20 +2,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { DeployState } from '../../src/shared/deploy';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { findTemporalCli, type Tool } from '../../src/stack/tools';
 import { startWorker, testStack, uniqueName } from '../harness';
-import { shopPlan, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';
+import { serviceWithV1, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';
 
 const run = promisify(execFile);
-
-/** A service with v1 live (first deploy, no gates). */
-async function serviceWithV1(taskQueue: string): Promise<ServicePlan> {
-  const plan = await shopPlan();
-  const v1 = await (await startDeploy(taskQueue, plan, 'v1')).result();
-  assert.equal(v1.outcome, 'succeeded', v1.reason);
-  return plan;
-}
 
 /**
  * The equivalent of the Web UI's Send a Signal for people who live in a terminal: the real

@@ -4,10 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { signoffUpdate } from '../../src/shared/messages';
 import { startWorker, testStack, uniqueName } from '../harness';
-import { shopPlan, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';
+import { serviceWithV1, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';
 
 /**
  * A person approving from the Temporal Web UI (the dev server's UI, 2.42.1): the workflow list, the workflow,
@@ -33,14 +32,6 @@ const screenshotsDir = process.env.RUNBOOK_UPDATE_SCREENSHOTS ? path.join(__dirn
 const screenshot = (name: string) => (screenshotsDir ? path.join(screenshotsDir, name) : undefined);
 
 const uiUrl = () => `http://127.0.0.1:${testStack().settings.uiPort}`;
-
-/** A service with v1 live (first deploy, no gates). */
-async function serviceWithV1(taskQueue: string): Promise<ServicePlan> {
-  const plan = await shopPlan();
-  const v1 = await (await startDeploy(taskQueue, plan, 'v1')).result();
-  assert.equal(v1.outcome, 'succeeded', v1.reason);
-  return plan;
-}
 
 /** A deploy of v2 requested by dave that waits for the go-live sign-off (approvers alice and bob). */
 async function deployWaitingAtGoLive(taskQueue: string) {

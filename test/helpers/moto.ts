@@ -10,10 +10,10 @@ import { toolsDir, which } from '../../src/stack/tools';
 const run = promisify(execFile);
 
 /** The moto version the aws-ecs platform tests are written against (PyPI `moto[server]`). */
-export const MOTO_VERSION = '5.2.5';
+const MOTO_VERSION = '5.2.5';
 
 /** Project-local, git-ignored virtualenv that holds moto (under .tools, like the Temporal CLI). */
-export const motoVenv = path.join(toolsDir, 'moto');
+const motoVenv = path.join(toolsDir, 'moto');
 const motoServerBin = path.join(motoVenv, 'bin', 'moto_server');
 const venvPython = path.join(motoVenv, 'bin', 'python');
 
@@ -141,7 +141,7 @@ function signalGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-export interface StartMotoOptions {
+interface StartMotoOptions {
   /** How long to wait for the first HTTP answer (default 60 s). */
   readyTimeoutMs?: number;
   /** Extra environment for the server, e.g. MOTO_ECS_SERVICE_RUNNING=2 (every new ECS service reports 2 running). */

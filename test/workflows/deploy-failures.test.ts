@@ -12,6 +12,7 @@ import {
   queryDb,
   releaseHistory,
   runner,
+  serviceWithV1,
   shopPlan,
   startDeploy,
   waitForState,
@@ -19,14 +20,6 @@ import {
   withGates,
   snapshotPath,
 } from './deploy-fixture';
-
-/** A service with v1 live (first deploy, no gates). */
-async function serviceWithV1(taskQueue: string, overrides: Partial<ServicePlan> = {}): Promise<ServicePlan> {
-  const plan = await shopPlan(overrides);
-  const v1 = await (await startDeploy(taskQueue, plan, 'v1')).result();
-  assert.equal(v1.outcome, 'succeeded', v1.reason);
-  return plan;
-}
 
 async function runningReleases(plan: ServicePlan): Promise<string[]> {
   const dir = path.join(testStack().settings.home, 'releases', `${plan.service}-${plan.environment}`);

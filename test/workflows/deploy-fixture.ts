@@ -5,13 +5,13 @@ import type { WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
 import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
 import { loadRunbookConfig, resolveService } from '../../src/runbook-config';
-import type { DeployInput, DeployState, GateName } from '../../src/shared/deploy';
+import type { DeployInput, DeployState, GateName, RollbackInput } from '../../src/shared/deploy';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import type { ApprovalGate } from '../../src/shared/service-plan';
 import { statusQuery } from '../../src/shared/messages';
-import { databaseUrl, ensureDatabase } from '../../src/stack/postgres';
+import { databaseUrl, ensureDatabase, ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import { freePort } from '../../src/stack/processes';
-import type { deployService } from '../../src/workflows';
+import type { deployService, rollbackService } from '../../src/workflows';
 import { testStack, uniqueName } from '../harness';
 
 /** The single-host release runner on the test stack's folder, to look at release processes. */
@@ -29,6 +29,10 @@ export const snapshotPath = (plan: ServicePlan, snapshotId?: string) =>
     `${plan.service}-${plan.environment}`,
     ...(snapshotId ? [`${snapshotId}.dump`] : []),
   );
+
+/** The manifest (tables, row counts, checksums) of one snapshot on the test stack, next to its dump. */
+export const snapshotManifest = (plan: ServicePlan, snapshotId: string) =>
+  path.join(snapshotPath(plan), `${snapshotId}.json`);
 
 export const examplesDir = path.join(__dirname, '../../examples');
 let nextPortBlock = 21000 + (process.pid % 50) * 100;
@@ -82,6 +86,48 @@ export async function startDeploy(taskQueue: string, plan: ServicePlan, version:
   });
 }
 
+/** The service live at v1 (first deploy, no gates; its pre-migration snapshot is of the empty database). */
+export async function liveV1(taskQueue: string, plan?: ServicePlan) {
+  const p = plan ?? (await shopPlan());
+  const v1 = await (await startDeploy(taskQueue, p, 'v1')).result();
+  assert.equal(v1.outcome, 'succeeded', v1.reason);
+  return { plan: p, snapshotId: v1.snapshotId! };
+}
+
+/** A new service (the sample with `overrides`) with v1 live. */
+export const serviceWithV1 = async (taskQueue: string, overrides: Partial<ServicePlan> = {}): Promise<ServicePlan> =>
+  (await liveV1(taskQueue, await shopPlan(overrides))).plan;
+
+/**
+ * v1 live, `beforeV2` run, then v2 live; returns the plan and v2's pre-migration snapshot (taken while v1 was live,
+ * after `beforeV2`: the newest snapshot).
+ */
+export async function liveV2(
+  taskQueue: string,
+  { plan, beforeV2 }: { plan?: ServicePlan; beforeV2?: (plan: ServicePlan) => Promise<unknown> } = {},
+) {
+  const { plan: p } = await liveV1(taskQueue, plan);
+  await beforeV2?.(p);
+  const v2 = await (await startDeploy(taskQueue, p, 'v2')).result();
+  assert.equal(v2.outcome, 'succeeded', v2.reason);
+  return { plan: p, snapshotId: v2.snapshotId! };
+}
+
+/** Starts a rollback of `plan`, requested by dave for `reason: 'test'` unless `extra` says otherwise. */
+export function startRollback(
+  taskQueue: string,
+  plan: ServicePlan,
+  extra: Partial<RollbackInput> = {},
+  workflowId = uniqueName('rollback'),
+) {
+  const input: RollbackInput = { plan, requestedBy: 'dave', reason: 'test', ...extra };
+  return testStack().client.workflow.start<typeof rollbackService>('rollbackService', {
+    taskQueue,
+    workflowId,
+    args: [input],
+  });
+}
+
 /** Polls the status query until `predicate` holds (or fails the test after `timeoutMs`). */
 export async function waitForState(
   handle: WorkflowHandle,
@@ -99,30 +145,28 @@ export async function waitForState(
   assert.fail(`timed out waiting for ${what}; last phase ${last?.phase}: ${last?.step}`);
 }
 
-export const waitingAt = (handle: WorkflowHandle, gate: GateName) =>
-  waitForState(handle, (s) => s.waitingFor?.gate === gate, `the ${gate} gate`);
+export const waitingAt = (handle: WorkflowHandle, gate: GateName, timeoutMs?: number) =>
+  waitForState(handle, (s) => s.waitingFor?.gate === gate, `the ${gate} gate`, timeoutMs);
 
-/** Rows of the orchestrator's release history for a service. */
-export async function releaseHistory(
-  service: string,
-): Promise<Array<{ version: string; outcome: string; workflow_id: string }>> {
-  const client = new pg.Client({ connectionString: databaseUrl(testStack().settings) });
-  await client.connect();
-  try {
-    return (
-      await client.query('SELECT version, outcome, workflow_id FROM releases WHERE service = $1 ORDER BY id', [service])
-    ).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-export async function queryDb<T extends pg.QueryResultRow>(database: string, sql: string): Promise<T[]> {
+/** The rows of one statement on a database of the test stack, on a connection of its own. */
+export async function queryDb<T extends pg.QueryResultRow>(
+  database: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const client = new pg.Client({ connectionString: databaseUrl(testStack().settings, database) });
   await client.connect();
   try {
-    return (await client.query<T>(sql)).rows;
+    return (await client.query<T>(sql, params)).rows;
   } finally {
     await client.end();
   }
 }
+
+/** Rows of the orchestrator's release history for a service. */
+export const releaseHistory = (service: string) =>
+  queryDb<{ version: string; outcome: string; workflow_id: string }>(
+    ORCHESTRATOR_DB,
+    'SELECT version, outcome, workflow_id FROM releases WHERE service = $1 ORDER BY id',
+    [service],
+  );

@@ -15,20 +15,11 @@ import type { SingleHostService as ServicePlan } from '../../src/shared/service-
 import { drillReleaseEnvironment, scratchDatabaseFor, type DrillState } from '../../src/shared/drill';
 import { signoffUpdate } from '../../src/shared/messages';
 import { RunbookRtoSeconds } from '../../src/shared/search-attributes';
-import { databaseUrl } from '../../src/stack/postgres';
+import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import { postgresClientBinDir } from '../../src/stack/tools';
 import { spawnChildWorker, startWorker, testStack, uniqueName, workflowBundle } from '../harness';
-import { queryDb, runner, startDeploy, waitForState, snapshotPath } from './deploy-fixture';
+import { liveV2, queryDb, runner, waitForState, snapshotManifest, snapshotPath } from './deploy-fixture';
 import { liveV1, startDrill } from './drill-fixture';
-
-/** v1 live with `rows` items, then v2 live: v2's pre-migration snapshot holds them and is the newest. */
-async function liveV2With(taskQueue: string, rows: number) {
-  const { plan } = await liveV1(taskQueue);
-  await queryDb(plan.database!.name, `INSERT INTO items (name) SELECT 'item-' || g FROM generate_series(1, ${rows}) g`);
-  const v2 = await (await startDeploy(taskQueue, plan, 'v2')).result();
-  assert.equal(v2.outcome, 'succeeded', v2.reason);
-  return { plan, snapshotId: v2.snapshotId! };
-}
 
 interface DrillRow {
   outcome: string;
@@ -44,15 +35,8 @@ interface DrillRow {
   finished_at: Date | null;
 }
 
-async function drillRow(workflowId: string): Promise<DrillRow | undefined> {
-  const client = new pg.Client({ connectionString: databaseUrl(testStack().settings) });
-  await client.connect();
-  try {
-    return (await client.query<DrillRow>('SELECT * FROM drill_runs WHERE workflow_id = $1', [workflowId])).rows[0];
-  } finally {
-    await client.end();
-  }
-}
+const drillRow = async (workflowId: string): Promise<DrillRow | undefined> =>
+  (await queryDb<DrillRow>(ORCHESTRATOR_DB, 'SELECT * FROM drill_runs WHERE workflow_id = $1', [workflowId]))[0];
 
 /** Scratch databases of the plan's drills that exist now. */
 const scratchLeft = async (plan: ServicePlan) =>
@@ -92,7 +76,11 @@ describe('restoreDrill on the real stack', function () {
   after(async () => worker.stop());
 
   it('passes on a populated database: integrity checked, the live release ready on the copy (not routed), RTO recorded, signed off', async () => {
-    const { plan, snapshotId } = await liveV2With(taskQueue, 2_000);
+    // v2's pre-migration snapshot holds 2 000 items and is the newest.
+    const { plan, snapshotId } = await liveV2(taskQueue, {
+      beforeV2: (p) =>
+        queryDb(p.database!.name, "INSERT INTO items (name) SELECT 'item-' || g FROM generate_series(1, 2000) g"),
+    });
     const handle = await startDrill(taskQueue, plan, { signoffTimeoutMs: 60_000, requestedBy: 'alice' });
     const waiting = (await waitForState(
       handle,
@@ -191,12 +179,7 @@ describe('restoreDrill on the real stack', function () {
 
   it('a restored copy that does not match its manifest fails at integrity, and the app is never started', async () => {
     const { plan, snapshotId } = await liveV1(taskQueue);
-    const file = path.join(
-      testStack().settings.home,
-      'snapshots',
-      `${plan.service}-${plan.environment}`,
-      `${snapshotId}.json`,
-    );
+    const file = snapshotManifest(plan, snapshotId);
     const manifest = JSON.parse(readFileSync(file, 'utf8')) as { tables: unknown[] };
     manifest.tables.push({ table: 'public.ghosts', rows: 5, checksum: '0' });
     writeFileSync(file, JSON.stringify(manifest));

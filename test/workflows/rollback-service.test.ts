@@ -2,17 +2,17 @@ import assert from 'node:assert/strict';
 import { readFileSync, truncateSync } from 'node:fs';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { startLoad } from '../../src/load';
-import type { RollbackInput } from '../../src/shared/deploy';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { approveUpdate, rejectSignal } from '../../src/shared/messages';
-import type { rollbackService } from '../../src/workflows';
-import { spawnChildWorker, startWorker, testStack, uniqueName } from '../harness';
+import { spawnChildWorker, startWorker, uniqueName } from '../harness';
 import {
+  liveV2,
   queryDb,
   releaseHistory,
   runner,
   shopPlan,
   startDeploy,
+  startRollback,
   waitForState,
   waitingAt,
   withGates,
@@ -28,24 +28,9 @@ const restoreApprovers = (plan: ServicePlan): ServicePlan => ({
   },
 });
 
-function startRollback(taskQueue: string, plan: ServicePlan, extra: Partial<RollbackInput> = {}) {
-  const input: RollbackInput = { plan, requestedBy: 'dave', reason: 'test', ...extra };
-  return testStack().client.workflow.start<typeof rollbackService>('rollbackService', {
-    taskQueue,
-    workflowId: uniqueName('rollback'),
-    args: [input],
-  });
-}
-
-/** v1 live, then v2 live; returns the plan and v2's pre-migration snapshot (taken while v1 was live). */
-async function v1ThenV2(taskQueue: string, between?: (plan: ServicePlan) => Promise<void>) {
-  const plan = restoreApprovers(await shopPlan());
-  assert.equal((await (await startDeploy(taskQueue, plan, 'v1')).result()).outcome, 'succeeded');
-  await between?.(plan);
-  const v2 = await (await startDeploy(taskQueue, plan, 'v2')).result();
-  assert.equal(v2.outcome, 'succeeded', v2.reason);
-  return { plan, snapshotId: v2.snapshotId! };
-}
+/** v1 live, then v2 live, with the restore approvers; v2's pre-migration snapshot was taken while v1 was live. */
+const v1ThenV2 = async (taskQueue: string, between?: (plan: ServicePlan) => Promise<void>) =>
+  liveV2(taskQueue, { plan: restoreApprovers(await shopPlan()), beforeV2: between });
 
 async function post(plan: ServicePlan, name: string): Promise<void> {
   const res = await fetch(`http://127.0.0.1:${plan.listen.port}/api/items`, {
