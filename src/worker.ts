@@ -7,10 +7,8 @@ import { UserError, errorMessage } from './errors';
 import { jsonLogger } from './logging';
 import { migrateOrchestratorDb, recordDrillRun } from './platforms/postgres/orchestrator-db';
 import { createPgRecords } from './platforms/postgres/records';
-import { swapDatabases } from './platforms/postgres/swap';
-import { createSingleHostPlatform, siblingDatabaseUrl } from './platforms/single-host';
-import { createAwsPlatform, type AwsPlatformOptions } from './platforms/aws-ecs';
-import type { PlatformParts } from './platforms/types';
+import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
+import { siblingDatabaseUrl } from './platforms/single-host';
 import { connectClient } from './temporal-connection';
 
 export interface RunbookWorker {
@@ -27,7 +25,7 @@ export async function createRunbookWorker(
   config: WorkerConfig,
   extra: Pick<WorkerOptions, 'workflowBundle' | 'identity' | 'shutdownGraceTime'> & {
     /** Where AWS addresses are reached (tests against moto map them to local servers). */
-    resolveAwsAddress?: AwsPlatformOptions['resolveAddress'];
+    resolveAwsAddress?: WorkerPlatformOptions['resolveAwsAddress'];
     /** The environment the aws-ecs platform reads database URLs from (default: the process's). */
     env?: NodeJS.ProcessEnv;
     /** Tests: replaces activities (e.g. one that fails for good) around the real ones. */
@@ -56,41 +54,21 @@ export async function createRunbookWorker(
       }
     };
     await migrateOrchestratorDb(pool);
-    const platform = createSingleHostPlatform({
+    const { registry, singleHost } = createWorkerPlatforms({
       home: config.RUNBOOK_HOME,
       haproxySocket: config.HAPROXY_SOCKET,
       urlFor: (database) => siblingDatabaseUrl(config.DATABASE_URL, database),
-    });
-    // One aws-ecs platform per service settings, built on the first activity that needs it.
-    const awsPlatforms = new Map<string, PlatformParts>();
-    const awsOptions: AwsPlatformOptions = {
       db: pool,
       env: extra.env ?? process.env,
-      pgBinDir: platform.binDir,
       isRunning,
-      ...(extra.resolveAwsAddress ? { resolveAddress: extra.resolveAwsAddress } : {}),
-    };
+      ...(extra.resolveAwsAddress ? { resolveAwsAddress: extra.resolveAwsAddress } : {}),
+    });
     const activities = createActivities({
       db: pool,
-      haproxy: platform.runtime,
-      router: platform.router,
-      releases: platform.releases,
-      snapshots: platform.snapshots,
-      migrator: platform.migrator,
-      swapDatabases: (database, restored, replacedAs) =>
-        swapDatabases(siblingDatabaseUrl(config.DATABASE_URL, 'postgres'), database, restored, replacedAs),
+      haproxy: singleHost.runtime,
+      platforms: registry,
       records: createPgRecords(pool, isRunning),
-      drillChecks: platform.drillChecks,
       drillRuns: { record: (row) => recordDrillRun(pool, row) },
-      aws: (spec) => {
-        const key = JSON.stringify(spec);
-        let parts = awsPlatforms.get(key);
-        if (!parts) {
-          parts = createAwsPlatform(spec, awsOptions);
-          awsPlatforms.set(key, parts);
-        }
-        return parts;
-      },
     });
     const registered = extra.wrapActivities ? extra.wrapActivities(activities) : activities;
     const worker = await Worker.create({

@@ -8,7 +8,7 @@ import type {
   SnapshotProgress,
   SnapshotStore,
 } from '../platforms/types';
-import type { OnPlatform } from '../shared/platform';
+import type { Targeted } from '../shared/target';
 import { whileHeartbeating } from './heartbeat';
 import { platformPicker } from './platform';
 
@@ -106,7 +106,7 @@ export function permanentSnapshotError(err: unknown): unknown {
 
 /** Activities on the service's database: snapshots with manifests, and migrations. */
 export function createDbActivities(deps: DbActivityDeps) {
-  const pick = platformPicker(deps);
+  const pick = platformPicker(deps.platforms);
   return {
     /**
      * Everything a database restore needs to know before anything is touched: the snapshot exists, belongs
@@ -115,7 +115,7 @@ export function createDbActivities(deps: DbActivityDeps) {
      * SnapshotForeign (non-retryable).
      */
     async inspectSnapshot(
-      req: { snapshotId: string; service: string; environment: string; database: string } & OnPlatform,
+      req: { snapshotId: string; service: string; environment: string; database: string } & Targeted,
     ) {
       const { snapshots } = pick(req);
       const manifest = await ownedSnapshot(snapshots, req);
@@ -140,12 +140,12 @@ export function createDbActivities(deps: DbActivityDeps) {
     },
 
     /** Restores a snapshot into a new database (pg_restore -j); a crashed attempt's leftover is redone. */
-    async restoreSnapshot(req: { snapshotId: string; target: string; jobs: number } & OnPlatform): Promise<void> {
+    async restoreSnapshot(req: { snapshotId: string; target: string; jobs: number } & Targeted): Promise<void> {
       const ctx = Context.current();
       const { snapshots } = pick(req);
       try {
         const started = await runRestore(snapshots, req, (p) => ctx.heartbeat(p));
-        const pollMs = req.aws?.rds?.pollIntervalMs ?? RESTORE_POLL_MS;
+        const pollMs = snapshots.restorePollMs ?? RESTORE_POLL_MS;
         await whileHeartbeating(() => untilRestored(snapshots, req.target, started, pollMs));
       } catch (err) {
         throw permanentSnapshotError(err);
@@ -153,7 +153,7 @@ export function createDbActivities(deps: DbActivityDeps) {
     },
 
     /** Compares a database with a snapshot's manifest (row counts, checksums, migration version). */
-    async compareWithSnapshot(req: { database: string; snapshotId: string } & OnPlatform) {
+    async compareWithSnapshot(req: { database: string; snapshotId: string } & Targeted) {
       const { snapshots } = pick(req);
       const manifest = await snapshots.get(req.snapshotId);
       if (!manifest)
@@ -161,11 +161,11 @@ export function createDbActivities(deps: DbActivityDeps) {
       return whileHeartbeating(() => snapshots.compare(req.database, manifest));
     },
 
-    async dropDatabase(name: string, target?: OnPlatform): Promise<void> {
+    async dropDatabase(name: string, target?: Targeted): Promise<void> {
       await pick(target).snapshots.dropDatabase(name);
     },
 
-    async swapDatabase(req: { database: string; restored: string; replacedAs: string } & OnPlatform): Promise<string> {
+    async swapDatabase(req: { database: string; restored: string; replacedAs: string } & Targeted): Promise<string> {
       return pick(req).swapDatabases(req.database, req.restored, req.replacedAs);
     },
 
@@ -180,7 +180,7 @@ export function createDbActivities(deps: DbActivityDeps) {
         environment: string;
         database: string;
         workflowId: string;
-      } & OnPlatform,
+      } & Targeted,
     ): Promise<SnapshotManifest> {
       const ctx = Context.current();
       const { snapshots } = pick(req);
@@ -195,7 +195,7 @@ export function createDbActivities(deps: DbActivityDeps) {
      * Applies pending migrations in one transaction under an advisory lock. A failure leaves the database
      * as it was and is final (MigrationFailed, non-retryable): running the same SQL again would fail again.
      */
-    async migrateDatabase(database: string, dir: string, target?: OnPlatform): Promise<MigrationResult> {
+    async migrateDatabase(database: string, dir: string, target?: Targeted): Promise<MigrationResult> {
       const { migrator } = pick(target);
       try {
         return await whileHeartbeating(() => migrator.migrate(database, dir));

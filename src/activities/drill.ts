@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { DrillChecks } from '../platforms/postgres/drill-checks';
 import type { DrillRunRecord } from '../platforms/postgres/orchestrator-db';
 import { SnapshotError } from '../platforms/single-host/pg-snapshots';
 import type { PlatformDeps, RouteSpec, SnapshotManifest } from '../platforms/types';
-import { heaviestRelease, type OnPlatform } from '../shared/platform';
+import { heaviestRelease } from '../shared/traffic';
+import type { Targeted } from '../shared/target';
 import { isServerAway, ownedSnapshot, permanentSnapshotError, runRestore } from './db';
 import { whileHeartbeating } from './heartbeat';
 import { platformPicker } from './platform';
@@ -17,7 +17,6 @@ export interface DrillRuns {
 
 export interface DrillActivityDeps extends PlatformDeps {
   records: RunbookRecords;
-  drillChecks: DrillChecks;
   drillRuns: DrillRuns;
 }
 
@@ -48,7 +47,7 @@ export interface DrillRunInput extends Omit<DrillRunRecord, 'startedAt' | 'finis
 /** Activities of the restore drill; the database work itself is the SnapshotStore's and the release runner's. */
 export function createDrillActivities(deps: DrillActivityDeps) {
   const { records, drillRuns } = deps;
-  const pick = platformPicker(deps);
+  const pick = platformPicker(deps.platforms);
   return {
     /**
      * The snapshot a drill restores: `snapshotId` when given (it must be this service's), else the newest of the
@@ -61,7 +60,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
         environment: string;
         database: string;
         snapshotId?: string;
-      } & OnPlatform,
+      } & Targeted,
     ): Promise<SnapshotManifest> {
       const { snapshots } = pick(req);
       try {
@@ -116,7 +115,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
         snapshotId: string;
         target: string;
         jobs: number;
-      } & OnPlatform,
+      } & Targeted,
     ): Promise<{ adopted: boolean; droppedLeftover: boolean; ready?: boolean }> {
       const ctx = Context.current();
       const { snapshots } = pick(req);
@@ -142,7 +141,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
     },
 
     /** Whether a restore that runs on its own (RDS) is done; the drill polls it with durable timers. */
-    async scratchStatus(req: { target: string } & OnPlatform): Promise<{ ready: boolean; detail: string }> {
+    async scratchStatus(req: { target: string } & Targeted): Promise<{ ready: boolean; detail: string }> {
       const { snapshots } = pick(req);
       if (!snapshots.restoreStatus) return { ready: true, detail: 'restored' };
       try {
@@ -153,7 +152,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
     },
 
     /** Waits until `database` accepts connections (polls, heartbeats); throws DatabaseNotAccepting at the deadline. */
-    async waitForDatabase(req: { database: string; deadlineAtMs: number } & OnPlatform) {
+    async waitForDatabase(req: { database: string; deadlineAtMs: number } & Targeted) {
       const ctx = Context.current();
       const { drillChecks } = pick(req);
       for (let attempt = 1; ; attempt++) {
@@ -174,7 +173,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
     },
 
     /** pg_amcheck on a scratch copy (see DrillChecks.amcheck); heartbeats while it runs. */
-    async amcheckDatabase(database: string, target?: OnPlatform): Promise<{ ok: boolean; detail: string }> {
+    async amcheckDatabase(database: string, target?: Targeted): Promise<{ ok: boolean; detail: string }> {
       const ctx = Context.current();
       const { drillChecks } = pick(target);
       try {
@@ -190,7 +189,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
      * is reported as `problem`, not thrown.
      */
     async checkSchema(
-      req: { database: string; dir: string } & OnPlatform,
+      req: { database: string; dir: string } & Targeted,
     ): Promise<{ pending: string[]; problem?: string }> {
       try {
         return { pending: await pick(req).migrator.pending(req.database, req.dir) };

@@ -1,20 +1,21 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { PlatformDeps, PlatformParts } from '../platforms/types';
-import type { OnPlatform } from '../shared/platform';
+import type { PlatformParts, PlatformRegistry } from '../platforms/types';
+import { targetOf, type Targeted } from '../shared/target';
 
 /**
- * The platform an activity request is for: aws-ecs when it carries `aws` settings, else single-host (which is
- * also what requests from histories older than the aws-ecs platform mean).
+ * The platform an activity request is for, asked of the worker's registry once per request (old request shapes
+ * included, see targetOf). Throws PlatformUnavailable (non-retryable) for a platform this worker was built without.
  */
-export function platformPicker(deps: PlatformDeps): (target?: OnPlatform) => PlatformParts {
-  return (target) => {
-    if (!target?.aws) return deps;
-    if (!deps.aws) {
+export function platformPicker(platforms: PlatformRegistry): (req?: Targeted) => PlatformParts {
+  return (req) => {
+    const target = targetOf(req);
+    const parts = platforms.get(target);
+    if (!parts) {
       throw ApplicationFailure.nonRetryable(
-        'this worker was built without the aws-ecs platform; run the worker from src/worker.ts',
+        `this worker was built without the ${target.name} platform; run the worker from src/worker.ts`,
         'PlatformUnavailable',
       );
     }
-    return deps.aws(target.aws);
+    return parts;
   };
 }

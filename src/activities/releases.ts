@@ -4,14 +4,14 @@ import type { ReleaseRef } from '../shared/deploy';
 import type { HealthSpec, SmokeCheck } from '../shared/service-plan';
 import { ReleaseStartError } from '../platforms/single-host/release-runner';
 import type { PlatformDeps, RunningRelease, StartReleaseRequest } from '../platforms/types';
-import type { OnPlatform } from '../shared/platform';
+import type { Targeted } from '../shared/target';
 import { whileHeartbeating } from './heartbeat';
 import { httpCheck, releaseUrl, type HttpOutcome } from './http-checks';
 import { platformPicker } from './platform';
 
 export type ReleaseActivityDeps = PlatformDeps;
 
-export interface ReleaseKey extends OnPlatform {
+export interface ReleaseKey extends Targeted {
   service: string;
   environment: string;
   releaseId: string;
@@ -35,7 +35,7 @@ export const releaseFailure = {
 
 /** Activities that start, check and stop releases (the platform's ReleaseRunner does the work). */
 export function createReleaseActivities(deps: ReleaseActivityDeps) {
-  const pick = platformPicker(deps);
+  const pick = platformPicker(deps.platforms);
   async function crashed(key: ReleaseKey, what: string): Promise<never> {
     const tail = await pick(key).releases.logTail(key.service, key.environment, key.releaseId, 15);
     throw ApplicationFailure.nonRetryable(
@@ -69,7 +69,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
 
     /** A running release of this version of the service, if any (a rollback adopts it). */
     async findRelease(
-      req: { service: string; environment: string; version: string } & OnPlatform,
+      req: { service: string; environment: string; version: string } & Targeted,
     ): Promise<ReleaseRef | null> {
       const found = (await pick(req).releases.list()).find(
         (r) => r.service === req.service && r.environment === req.environment && r.version === req.version,
@@ -89,9 +89,8 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     async waitHealthy(args: ReleaseKey & { release: ReleaseRef; health: HealthSpec; deadlineAtMs: number }) {
       const ctx = Context.current();
       let last: HttpOutcome[] = [];
-      // Is it still running? A local process is cheap to ask each time; AWS is asked every few seconds (its APIs
-      // throttle), which is still well within any rollout's time scale.
-      const recheckMs = args.aws ? 5_000 : 0;
+      // Is it still running? Asked as often as the platform's runner says it can be.
+      const recheckMs = pick(args).releases.recheckMs ?? 0;
       let checkedAt = -Infinity;
       for (let attempt = 1; ; attempt++) {
         if (Date.now() - checkedAt >= recheckMs) {

@@ -23,7 +23,7 @@ export interface MeasuredWindow {
 
 /** Activities that move traffic and measure it (the platform's TrafficRouter does the work). */
 export function createTrafficActivities(deps: TrafficActivityDeps) {
-  const pick = platformPicker(deps);
+  const pick = platformPicker(deps.platforms);
   const routerFor = (route: RouteSpec) => pick(route).router;
   /** A split or member the router refuses stays refused: non-retryable InvalidTrafficSplit; anything else as it is. */
   const splitFailure = (err: unknown) =>

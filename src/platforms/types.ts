@@ -1,5 +1,5 @@
-import type { OnPlatform } from '../shared/platform';
-import type { AwsEcsSpec, ReleaseSpec } from '../shared/service-plan';
+import type { Platform, ReleaseSpec } from '../shared/service-plan';
+import type { PlatformTarget, Targeted } from '../shared/target';
 import type { DrillChecks } from './postgres/drill-checks';
 
 /**
@@ -9,7 +9,7 @@ import type { DrillChecks } from './postgres/drill-checks';
  */
 
 /** Where a service's traffic is routed: one route per service and environment. */
-export interface RouteSpec extends OnPlatform {
+export interface RouteSpec extends Targeted {
   service: string;
   environment: string;
   /** single-host: the stable frontend port HAProxy listens on (127.0.0.1); 0 on aws-ecs (the listener rule routes). */
@@ -92,7 +92,7 @@ export interface WindowFigures {
 }
 
 /** How to start one release of a service. Secrets are not here: the runner adds them from its own environment. */
-export interface StartReleaseRequest extends OnPlatform {
+export interface StartReleaseRequest extends Targeted {
   service: string;
   environment: string;
   releaseId: string;
@@ -119,6 +119,11 @@ export interface RunningRelease {
 }
 
 export interface ReleaseRunner {
+  /**
+   * How often a wait on a release (the health gate) asks the runner whether it still runs: 0 (each poll) where that
+   * is a cheap local question, longer where the platform's API throttles.
+   */
+  readonly recheckMs?: number;
   /** Starts the release, or adopts it when it already runs (same releaseId). */
   start(spec: StartReleaseRequest, signal?: AbortSignal): Promise<RunningRelease>;
   /** Every running release on this platform. */
@@ -208,6 +213,8 @@ export interface SnapshotStore {
    * created from a snapshot): whether `target` is ready, and its state in words.
    */
   restoreStatus?(target: string): Promise<RestoreProgress>;
+  /** How often an activity polls restoreStatus() while it waits for such a restore. */
+  readonly restorePollMs?: number;
   /** Fingerprints `database` and compares it with the manifest. */
   compare(database: string, manifest: SnapshotManifest): Promise<ManifestComparison>;
   /** Fingerprints of a database as it is now (row counts for "what a restore would lose"). */
@@ -249,9 +256,19 @@ export interface PlatformParts {
 }
 
 /**
- * The platforms of a worker: the single-host parts, and (when the worker can reach AWS) the aws-ecs platform
- * for a service's `aws` settings.
+ * The platforms of a worker, by name: each built from its target's settings by its own factory (see
+ * src/platforms/index.ts). `get` answers undefined for a platform this worker was built without.
  */
-export interface PlatformDeps extends PlatformParts {
-  aws?: (spec: AwsEcsSpec) => PlatformParts;
+export interface PlatformRegistry {
+  get(target: PlatformTarget): PlatformParts | undefined;
+}
+
+/** How a worker builds each platform it runs: one factory per platform name, from that target's settings. */
+export type PlatformFactories = {
+  [P in Platform]?: (target: Extract<PlatformTarget, { name: P }>) => PlatformParts;
+};
+
+/** What activities that touch a platform depend on. */
+export interface PlatformDeps {
+  platforms: PlatformRegistry;
 }

@@ -5,6 +5,7 @@ import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/clie
 import { NativeConnection, Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from '../../src/activities';
+import { createPlatformRegistry } from '../../src/platforms/registry';
 import { createDrillChecks } from '../../src/platforms/postgres/drill-checks';
 import { migrateOrchestratorDb, recordDrillRun } from '../../src/platforms/postgres/orchestrator-db';
 import { createPgRecords } from '../../src/platforms/postgres/records';
@@ -285,13 +286,17 @@ describe('restoreDrill on the real stack', function () {
       activities: createActivities({
         db: pool,
         haproxy: platform.runtime,
-        router: platform.router,
-        releases: platform.releases,
-        snapshots,
-        migrator: platform.migrator,
-        swapDatabases: async () => 'swapped',
+        platforms: createPlatformRegistry({
+          'single-host': () => ({
+            router: platform.router,
+            releases: platform.releases,
+            snapshots,
+            migrator: platform.migrator,
+            swapDatabases: async () => 'swapped',
+            drillChecks: createDrillChecks({ urlFor, binDir: postgresClientBinDir()! }),
+          }),
+        }),
         records: createPgRecords(pool, async () => false),
-        drillChecks: createDrillChecks({ urlFor, binDir: postgresClientBinDir()! }),
         drillRuns: { record: (row) => recordDrillRun(pool, row) },
       }),
       shutdownGraceTime: '1s',

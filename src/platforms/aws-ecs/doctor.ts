@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DescribeDBClustersCommand, DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-import { rdsLiveId } from '../../shared/platform';
+import { rdsLiveId } from './naming';
 import type { AwsEcsSpec } from '../../shared/service-plan';
 import { fail, pass, type Check } from '../../stack/component';
 import { awsClients } from './context';

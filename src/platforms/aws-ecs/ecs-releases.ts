@@ -305,6 +305,8 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
   }
 
   return {
+    // ECS is asked every few seconds (its APIs throttle), well within any rollout's time scale.
+    recheckMs: 5_000,
     async start(req, signal) {
       checkReleaseId(req.releaseId);
       const deadline = rolloutDeadline();

@@ -28,7 +28,7 @@ import {
 } from '@aws-sdk/client-ecs';
 import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { GetSecretValueCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { rdsLiveId, rdsResourceId } from '../../shared/platform';
+import { rdsLiveId, rdsResourceId } from './naming';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../shared/service-plan';
 import { diffFingerprints, fingerprintDatabaseWithVersion, type FingerprintWithVersion } from '../postgres/fingerprint';
 import type { ManifestStore } from '../postgres/manifests';
@@ -661,6 +661,8 @@ export function createRdsSnapshotStore(
   }
 
   return {
+    // An activity waiting for a restore (a rollback's) polls at the service's RDS poll interval.
+    restorePollMs: ctx.spec.rds?.pollIntervalMs ?? 15_000,
     get,
 
     async take(req, progress, signal) {

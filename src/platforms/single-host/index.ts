@@ -1,30 +1,26 @@
 import path from 'node:path';
 import { haproxyPaths, reloadHaproxy } from '../../stack/haproxy';
 import { postgresClientBinDir } from '../../stack/tools';
-import { createDrillChecks, type DrillChecks } from '../postgres/drill-checks';
+import { createDrillChecks } from '../postgres/drill-checks';
 import { createMigrator } from '../postgres/migrator';
-import type { Migrator, ReleaseRunner, SnapshotStore, TrafficRouter } from '../types';
+import { swapDatabases } from '../postgres/swap';
+import type { PlatformParts } from '../types';
 import { createHaproxyRouter } from './haproxy-router';
 import { createHaproxyRuntime, type HaproxyRuntime } from './haproxy-runtime';
 import { createPgSnapshotStore } from './pg-snapshots';
 import { createReleaseRunner } from './release-runner';
 
-export interface SingleHostPlatform {
+export interface SingleHostPlatform extends PlatformParts {
+  /** HAProxy's runtime API (the stack check asks it too). */
   runtime: HaproxyRuntime;
-  router: TrafficRouter;
-  releases: ReleaseRunner;
-  snapshots: SnapshotStore;
-  migrator: Migrator;
-  /** What a restore drill checks on a restored copy (connections, pg_amcheck). */
-  drillChecks: DrillChecks;
   /** The folder of the PostgreSQL client binaries (pg_dump, pg_restore, pg_amcheck) this platform found. */
   binDir: string;
 }
 
 /**
  * The single-host platform on the embedded stack's folder (`home`): HAProxy routes in haproxy/services.d,
- * releases in releases/, snapshots in snapshots/. `urlFor` gives the URL of a database on the worker's
- * PostgreSQL; credentials never leave the worker.
+ * releases in releases/, snapshots in snapshots/, a restored database swapped in by renames on the same server.
+ * `urlFor` gives the URL of a database on the worker's PostgreSQL; credentials never leave the worker.
  */
 export function createSingleHostPlatform(opts: {
   home: string;
@@ -47,6 +43,8 @@ export function createSingleHostPlatform(opts: {
     snapshots: createPgSnapshotStore({ dir: path.join(opts.home, 'snapshots'), urlFor: opts.urlFor, binDir }),
     migrator: createMigrator(opts.urlFor),
     drillChecks: createDrillChecks({ urlFor: opts.urlFor, binDir }),
+    swapDatabases: (database, restored, replacedAs) =>
+      swapDatabases(opts.urlFor('postgres'), database, restored, replacedAs),
     binDir,
   };
 }

@@ -21,7 +21,13 @@ import { clearAwsCaches } from '../../../src/platforms/aws-ecs/blue-green';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createElbRouter } from '../../../src/platforms/aws-ecs/elb-router';
-import { InvalidSplitError, type PlatformDeps, type RouteSpec, type TrafficRouter } from '../../../src/platforms/types';
+import { createPlatformRegistry } from '../../../src/platforms/registry';
+import {
+  InvalidSplitError,
+  type PlatformParts,
+  type RouteSpec,
+  type TrafficRouter,
+} from '../../../src/platforms/types';
 import {
   BLUE_TG,
   ECS_ARN,
@@ -504,7 +510,9 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     }
 
     const activities = (r: TrafficRouter) =>
-      createTrafficActivities({ aws: () => ({ router: r }) } as unknown as PlatformDeps);
+      createTrafficActivities({
+        platforms: createPlatformRegistry({ 'aws-ecs': () => ({ router: r }) as unknown as PlatformParts }),
+      });
     const traffic = activities(router);
     const refused = await rejection(traffic.setTraffic(route, { [OLD]: 90, [NEW]: 20 }));
     assert.ok(refused instanceof ApplicationFailure, String(refused));

@@ -1,0 +1,48 @@
+import type { ReleaseSpec } from './service-plan';
+import type { PlatformTarget } from './target';
+
+/**
+ * What a runbook needs to know of the platform a service runs on, worked out once from the plan by that platform's
+ * descriptor (src/platforms/<name>/descriptor.ts, looked up in src/platforms/descriptors.ts): workflows read these
+ * values and never ask which platform it is. Derived at the start of each run rather than copied into the plan, so
+ * that a plan adjusted after it was resolved (the demo's ports, a test's shorter deadline) and the plans of
+ * histories recorded before this existed mean the same. Workflow-safe: plain values and pure functions.
+ */
+export interface PlatformPlan {
+  /** The platform's name, for people (the timeline's plan line). */
+  name: string;
+  /**
+   * Goes into every platform-touching activity request as its `platform` field: the worker's registry picks the
+   * implementation by it.
+   */
+  target: PlatformTarget;
+  /** The stable frontend port a route listens on; 0 where the platform routes by other means (a listener rule). */
+  listenPort: number;
+  /** How the release runner starts a release of this service, when the platform needs it in the request. */
+  release?: ReleaseSpec;
+  /** How long a release keeps serving its open connections after traffic left it, before it is stopped. */
+  drainMs: number;
+  /**
+   * How long starting a release may take when it is a long, heartbeating wait (an ECS rollout); absent: starting is
+   * a quick call (a local process).
+   */
+  releaseStartTimeoutMs?: number;
+  /** How often a restore that the platform runs on its own is polled from the workflow (durable timers). */
+  restorePollMs: number;
+  /**
+   * Whether a restore drill starts the application on the restored copy (a process on a spare port); otherwise the
+   * copy is checked over its endpoint only.
+   */
+  drillStartsApp: boolean;
+  /** How the steps that differ by platform are worded in the timeline. */
+  words: PlatformWords;
+}
+
+export interface PlatformWords {
+  /** Where a restore into the database `target` goes, e.g. "shop_restore_x (pg_restore -j2)". */
+  restoreInto(target: string, jobs: number): string;
+  /** What clients get while the service is in maintenance. */
+  maintenance: string;
+  /** What the swap of a restored database into the live one did. */
+  swapped(database: string, restored: string, replacedAs: string): string;
+}
