@@ -20,7 +20,8 @@ import {
 import { approveUpdate, rejectUpdate, signoffUpdate, statusQuery } from '../shared/messages';
 import type { deployService, rollbackService } from '../workflows';
 import { asOption, configOption, envOption, jsonOption, type Command, type Io, type ParsedArgs } from './command';
-import { checkVersion, resolvePlan } from './plan';
+import { checkVersion } from '../platforms/preflight';
+import { resolvePlan } from './plan';
 import { exitCodeHelp, outcomeExitCode, renderStatus, timelineLines } from './render';
 import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from './temporal';
 

@@ -2,7 +2,6 @@ import { UserError } from '../errors';
 import {
   defaultEnvironment,
   loadRunbookConfig,
-  renderRelease,
   resolveService,
   runbookConfigPath,
   type ResolvedService,
@@ -34,21 +33,4 @@ export function singleHostPlan(s: ResolvedService, command: string): SingleHostS
     );
   }
   return s;
-}
-
-/**
- * Refuses a version the platform cannot use, before any workflow starts: single-host versions name a folder;
- * aws-ecs versions become an image tag (letters, digits, '.', '_', '-', at most 128 characters).
- */
-export function checkVersion(plan: ServicePlan, version: string, flag: string): void {
-  if (plan.platform === 'single-host') {
-    renderRelease(plan.release, { version, port: plan.release.portRange.min });
-    return;
-  }
-  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(version)) {
-    throw new UserError(
-      `invalid ${flag} ${JSON.stringify(version)}: it becomes the image tag of ${plan.aws.image}, so it may hold only letters, digits, '.', '_' and '-' (at most 128)`,
-      'use a version like v2 or 1.4.0',
-    );
-  }
 }

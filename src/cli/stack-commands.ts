@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { platformDoctorChecks } from '../platforms/preflight';
 import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import { doctor, down, up } from '../stack/stack';
 import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
@@ -91,12 +92,7 @@ export const doctorCommand: Command = {
       const config = loadRunbookConfig(configFile);
       for (const service of Object.keys(config.services)) {
         for (const environment of Object.keys(config.services[service]?.environments ?? {})) {
-          const resolved = resolveService(config, service, environment);
-          if (resolved.platform === 'aws-ecs') {
-            // Loaded here only: the AWS SDK clients it brings are not needed by the other commands.
-            const { awsDoctorChecks } = await import('../platforms/aws-ecs/doctor.js');
-            checks.push(...(await awsDoctorChecks(resolved.aws, { service, environment }, io.env)));
-          }
+          checks.push(...(await platformDoctorChecks(resolveService(config, service, environment), io.env)));
         }
       }
     }

@@ -1,4 +1,6 @@
-import type { ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import type { PlatformPlan } from '../shared/platform-plan';
 import type { ResolvedService } from '../shared/service-plan';
 
 /** Short calls to a local server (a query, a runtime API command): fail fast, retry with backoff. */
@@ -24,14 +26,14 @@ export const longWithHeartbeat: ActivityOptions = {
 };
 
 /**
- * Starting a release: a local process starts within `quick`'s timeout; an ECS rollout may take the service's
- * rolloutTimeout, heartbeating while it polls (a dead worker is noticed within 10 s and the next attempt adopts the
- * rollout, which the release id names).
+ * Starting a release: a quick call, or (where the platform says starting is a long wait, an ECS rollout) as long as
+ * the platform's timeout, heartbeating while it polls (a dead worker is noticed within 10 s and the next attempt
+ * adopts the rollout, which the release id names).
  */
-export function releaseStart(plan: ResolvedService): ActivityOptions {
-  if (plan.platform !== 'aws-ecs') return quick;
+export function releaseStart(platform: PlatformPlan): ActivityOptions {
+  if (platform.releaseStartTimeoutMs === undefined) return quick;
   return {
-    startToCloseTimeout: plan.aws.rolloutTimeoutMs + 60_000,
+    startToCloseTimeout: platform.releaseStartTimeoutMs,
     heartbeatTimeout: '10s',
     retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
   };
@@ -41,3 +43,8 @@ export function releaseStart(plan: ResolvedService): ActivityOptions {
 export function healthGate(plan: ResolvedService): ActivityOptions {
   return { ...longWithHeartbeat, startToCloseTimeout: plan.health.deadlineMs + 30_000 };
 }
+
+/** The activities with each preset, shared by every workflow. */
+export const act = proxyActivities<Activities>(quick);
+export const safe = proxyActivities<Activities>(critical);
+export const slow = proxyActivities<Activities>(longWithHeartbeat);

@@ -28,8 +28,8 @@ import {
   type DrillStep,
   type PhaseTiming,
 } from '../shared/drill';
-import { releaseIdFor, snapshotIdFor } from '../shared/ids';
-import { drainMsOf, drillStartsApp, onPlatform, platformWords, releaseOf, routeOf } from '../shared/platform';
+import { releaseIdFor } from '../shared/ids';
+import { platformPlanOf } from '../platforms/descriptors';
 import { statusQuery } from '../shared/messages';
 import {
   RunbookEnvironment,
@@ -39,14 +39,12 @@ import {
   RunbookRtoSeconds,
   RunbookService,
 } from '../shared/search-attributes';
-import { critical, healthGate, longWithHeartbeat, quick } from './activity-options';
+import { act, longWithHeartbeat, quick, safe, slow } from './activity-options';
 import { metrics } from './metrics';
 import { installGates, REJECTED } from './gates';
 import { describeFailure } from './runbook';
-
-const act = proxyActivities<Activities>(quick);
-const safe = proxyActivities<Activities>(critical);
-const slow = proxyActivities<Activities>(longWithHeartbeat);
+import { bringUpRelease, releaseKey as releaseKeyOf, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
+import { say } from './wording';
 // A cancelled restore or release start is waited for until the activity has stopped: the cleanup must not drop
 // the scratch database (or stop the app) while an attempt could still create it.
 const restoring = proxyActivities<Activities>({
@@ -127,11 +125,12 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     { key: RunbookPhase, value: 'plan' },
   ]);
 
-  const note = (message: string) => state.timeline.push({ atMs: Date.now(), phase: state.phase, message });
+  const note = (message: string, phase: DeployPhase = state.phase) =>
+    state.timeline.push({ atMs: Date.now(), phase, message });
   const enter = (phase: DeployPhase, step: string) => {
     state.phase = phase;
     state.step = step;
-    state.timeline.push({ atMs: Date.now(), phase, message: step });
+    note(step, phase);
     upsertSearchAttributes([{ key: RunbookPhase, value: phase }]);
   };
   const close = (t: PhaseTiming, ok: boolean) => {
@@ -155,15 +154,11 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     }
   }
 
-  const on = onPlatform(plan);
-  const pollMs = plan.platform === 'aws-ecs' ? (plan.aws.rds?.pollIntervalMs ?? 30_000) : 1_000;
+  const platform = platformPlanOf(plan);
+  const on = { platform: platform.target };
   let lastStatus = '';
-  const releaseKey = {
-    service,
-    environment: drillReleaseEnvironment(environment),
-    releaseId: releaseIdFor('drill', workflowId),
-    ...on,
-  };
+  const releaseEnvironment = drillReleaseEnvironment(environment);
+  const releaseKey = releaseKeyOf(plan, platform, releaseIdFor('drill', workflowId), releaseEnvironment);
   let restoreTried = false;
   let releaseTried = false;
   let outcome: DrillOutcome = 'passed';
@@ -181,7 +176,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     const db = plan.database;
     note(
       `plan: restore ${input.fresh ? 'a fresh snapshot' : (input.snapshotId ?? 'the newest snapshot')} of ${db.name} ` +
-        `into ${scratch}, ${drillStartsApp(plan) ? `start ${input.version ?? 'the live release'} on it (not routed)` : 'check it over its endpoint'}; RTO target ` +
+        `into ${scratch}, ${platform.drillStartsApp ? `start ${input.version ?? 'the live release'} on it (not routed)` : 'check it over its endpoint'}; RTO target ` +
         `${formatMs(rtoTargetMs)}; sign-off ${input.signoffTimeoutMs ? `by ${signoffPolicy.approvers.join(' or ')} within ${formatMs(input.signoffTimeoutMs)}` : 'not asked'}; ` +
         `requested by ${requestedBy}${input.reason ? `: ${input.reason}` : ''}`,
     );
@@ -189,7 +184,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     let version = input.version;
     if (version) drill.versionSource = 'input';
     else {
-      const live = await act.findLiveVersion(routeOf(plan));
+      const live = await act.findLiveVersion(routeOf(plan, platform));
       if (!live) {
         throw ApplicationFailure.create({
           type: 'NoRelease',
@@ -204,9 +199,9 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
 
     let manifest: SnapshotManifest;
     if (input.fresh) {
-      const snapshotId = snapshotIdFor(service, environment, workflowId, 'drill');
+      const snapshotId = snapshotName(plan, workflowId, 'drill');
       manifest = await step('snapshot', `taking a fresh snapshot of ${db.name} (${snapshotId})`, () =>
-        slow.takeSnapshot({ snapshotId, service, environment, database: db.name, workflowId, ...on }),
+        takeSnapshot(plan, platform, workflowId, 'drill', db.name),
       );
     } else {
       manifest = await step(
@@ -241,12 +236,12 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     restoreTried = true;
     const restored = await step(
       'restore',
-      `restoring ${snapshotId} into ${platformWords(plan, RESTORE_JOBS).restoreInto(scratch)}`,
+      `restoring ${snapshotId} into ${platform.words.restoreInto(scratch, RESTORE_JOBS)}`,
       async () => {
         const begun = await restoring.restoreScratch({ snapshotId, target: scratch, jobs: RESTORE_JOBS, ...on });
         // A restore that the platform runs on its own (RDS) is polled from here: durable timers, short activities.
         for (let ready = begun.ready !== false; !ready;) {
-          await sleep(pollMs);
+          await sleep(platform.restorePollMs);
           const status = await act.scratchStatus({ target: scratch, ...on });
           ready = status.ready;
           if (!ready && status.detail !== lastStatus) note(`${scratch}: ${status.detail}`);
@@ -325,32 +320,21 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     }
 
     let servedBy = `${scratch}'s endpoint`;
-    if (drillStartsApp(plan)) {
+    if (platform.drillStartsApp) {
       releaseTried = true;
-      const release = await step('start-release', `starting ${version} on ${scratch} (a spare port, not routed)`, () =>
-        starting.startRelease({ ...releaseKey, version, ...releaseOf(plan), database: { name: scratch } }),
-      );
-      state.candidate = release;
-      await step(
-        'health',
-        `health gate: ${plan.health.liveness.path} and ${plan.health.readiness.path} on ${release.host}:${release.port}`,
-        () =>
-          proxyActivities<Activities>(healthGate(plan)).waitHealthy({
-            ...releaseKey,
-            release,
-            health: plan.health,
-            deadlineAtMs: Date.now() + plan.health.deadlineMs,
-          }),
-      );
-      if (plan.smoke.length > 0) {
-        await step('smoke', `${plan.smoke.length} smoke check(s) against ${release.host}:${release.port}`, () =>
-          act.runSmokeChecks({ release, checks: plan.smoke, timeoutMs: plan.health.timeoutMs }),
-        );
-      }
-
+      const release = await bringUpRelease(step, {
+        plan,
+        platform,
+        state,
+        environment: releaseEnvironment,
+        start: {
+          what: `starting ${version} on ${scratch} (a spare port, not routed)`,
+          run: () => starting.startRelease(startRequest(plan, platform, releaseKey, version, { name: scratch })),
+        },
+      });
       servedBy = `${release.host}:${release.port}`;
     } else {
-      note(`${plan.platform}: the application is not started on the copy; it is checked over its endpoint`);
+      note(say.notStartedOnCopy(platform));
     }
 
     const restoreStart = drill.phases.find((p) => p.phase === 'restore')?.startedAtMs ?? Date.now();
@@ -363,9 +347,9 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
         ? `OVER the ${formatMs(rtoTargetMs)} target by ${formatMs(drill.overTargetByMs)}`
         : `within the ${formatMs(rtoTargetMs)} target`;
     note(
-      `RTO ${formatMs(rtoMs)} (restore start to ${drillStartsApp(plan) ? `${version}` : scratch} ready), ${verdict}`,
+      `RTO ${formatMs(rtoMs)} (restore start to ${platform.drillStartsApp ? `${version}` : scratch} ready), ${verdict}`,
     );
-    reason = `restored ${snapshotId} (${formatMs(drill.snapshot.ageMs)} old) and ${drillStartsApp(plan) ? version : 'the copy'} was ready in ${formatMs(rtoMs)}, ${verdict}`;
+    reason = `restored ${snapshotId} (${formatMs(drill.snapshot.ageMs)} old) and ${platform.drillStartsApp ? version : 'the copy'} was ready in ${formatMs(rtoMs)}, ${verdict}`;
 
     if (input.signoffTimeoutMs) {
       await safe.recordDrillRun(record('awaiting-sign-off', `${reason}; waiting for the sign-off`, false));
@@ -398,7 +382,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     if (restoreTried || releaseTried) {
       await step('cleanup', `cleanup: stopping the drill's app and dropping ${scratch}`, async () => {
         if (releaseTried) {
-          const stopped = await safe.stopRelease({ ...releaseKey, graceMs: drainMsOf(plan) });
+          const stopped = await safe.stopRelease({ ...releaseKey, graceMs: platform.drainMs });
           drill.cleanup.push(stopped ? `stopped the app (${releaseKey.releaseId})` : 'the app was not running');
         }
         if (restoreTried) {
@@ -412,7 +396,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     state.reason = reason;
     state.phase = 'done';
     state.step = `${outcome}: ${reason}`;
-    state.timeline.push({ atMs: Date.now(), phase: 'done', message: state.step });
+    note(state.step, 'done');
     upsertSearchAttributes([
       { key: RunbookPhase, value: 'done' },
       { key: RunbookOutcome, value: outcome },

@@ -1,17 +1,15 @@
 import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { platformPlanOf } from '../platforms/descriptors';
 import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } from '../shared/deploy';
-import { databaseNameFor, releaseIdFor, snapshotIdFor } from '../shared/ids';
-import { drainMsOf, heaviestRelease, onPlatform, platformWords, releaseOf, routeOf } from '../shared/platform';
+import { databaseNameFor, releaseIdFor } from '../shared/ids';
 import { APPROVAL_GATES } from '../shared/service-plan';
-import { critical, healthGate, longWithHeartbeat, quick, releaseStart } from './activity-options';
+import { heaviestRelease } from '../shared/traffic';
+import { act, releaseStart, safe, slow } from './activity-options';
 import { REJECTED } from './gates';
 import { metrics } from './metrics';
 import { beginRunbook, describeFailure } from './runbook';
-
-const act = proxyActivities<Activities>(quick);
-const safe = proxyActivities<Activities>(critical);
-const slow = proxyActivities<Activities>(longWithHeartbeat);
+import { bringUpRelease, releaseKey, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
 
 /** pg_restore workers of a database restore. */
 const RESTORE_JOBS = 2;
@@ -30,10 +28,10 @@ const RESTORE_JOBS = 2;
 export async function rollbackService(input: RollbackInput): Promise<DeployResult> {
   const { plan, requestedBy } = input;
   const { workflowId } = workflowInfo();
-  const route = routeOf(plan);
-  const on = onPlatform(plan);
-  const drainMs = drainMsOf(plan);
-  const words = platformWords(plan, RESTORE_JOBS);
+  const platform = platformPlanOf(plan);
+  const route = routeOf(plan, platform);
+  const { drainMs, words } = platform;
+  const on = { platform: platform.target };
   const restorePolicy: GatePolicy = {
     gates: ['restore-database'],
     approvers: plan.rollback.dbRestoreApprovers,
@@ -49,21 +47,14 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     gates: [...APPROVAL_GATES.filter((g) => g === 'before-start'), 'restore-database'],
     policyFor: (gate) => (gate === 'restore-database' ? restorePolicy : plan.rollback.approvals),
   });
-  const { state, enter, note, approval, showWeights, compensations } = rb;
-  const key = (releaseId: string) => ({ service: plan.service, environment: plan.environment, releaseId, ...on });
-  let lockHeld = false;
+  const { state, enter, note, step, approval, showWeights, compensations } = rb;
+  const key = (releaseId: string) => releaseKey(plan, platform, releaseId);
   let trafficMoved = false;
   let maintenanceOff: (typeof compensations)[number] | undefined;
 
   try {
     enter('preflight', 'taking the service lock and finding the release to go back to');
-    await act.acquireServiceLock({
-      service: plan.service,
-      environment: plan.environment,
-      workflowId,
-      kind: 'rollback',
-    });
-    lockHeld = true;
+    await rb.lock();
     await act.ensureRoute(route);
     const current = await act.getTraffic(route);
     const liveId = heaviestRelease(current.percent);
@@ -139,17 +130,10 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     if (state.restore && plan.database) {
       const database = plan.database.name;
       await approval('restore-database');
-      const safety = snapshotIdFor(plan.service, plan.environment, workflowId, 'pre-restore');
+      const safety = snapshotName(plan, workflowId, 'pre-restore');
       enter('snapshot', `safety snapshot of ${database} before the restore (${safety})`);
       state.restore.safetySnapshotId = (
-        await slow.takeSnapshot({
-          snapshotId: safety,
-          service: plan.service,
-          environment: plan.environment,
-          database,
-          workflowId,
-          ...on,
-        })
+        await takeSnapshot(plan, platform, workflowId, 'pre-restore', database)
       ).snapshotId;
 
       enter('maintenance', `maintenance: ${words.maintenance} while its database is restored`);
@@ -159,7 +143,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       await act.setMaintenance(route, true, 30);
 
       const restored = databaseNameFor(`${database}_restore`, `${workflowId}/restore`);
-      enter('restore', `restoring ${state.restore.snapshotId} into ${words.restoreInto(restored)}`);
+      enter('restore', `restoring ${state.restore.snapshotId} into ${words.restoreInto(restored, RESTORE_JOBS)}`);
       await slow.restoreSnapshot({ snapshotId: state.restore.snapshotId, target: restored, jobs: RESTORE_JOBS, ...on });
       state.restore.restoredInto = restored;
       const comparison = await slow.compareWithSnapshot({
@@ -192,41 +176,13 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       note(`${from.version} (${from.releaseId}) was not running: taken out of the route`);
     }
 
-    enter('start-release', `starting (or adopting) ${toVersion}`);
-    let target = await act.findRelease({
-      service: plan.service,
-      environment: plan.environment,
-      version: toVersion,
-      ...on,
+    const version = toVersion;
+    const target = await bringUpRelease(step, {
+      plan,
+      platform,
+      state,
+      start: { what: `starting (or adopting) ${version}`, run: () => startOrAdopt(version) },
     });
-    if (target) {
-      note(`${toVersion} still runs (${target.releaseId}): adopted`);
-    } else {
-      const releaseId = releaseIdFor(toVersion, workflowId);
-      compensations.push({
-        what: `stop ${toVersion}`,
-        run: () => safe.stopRelease({ ...key(releaseId), graceMs: drainMs }),
-      });
-      target = await proxyActivities<Activities>(releaseStart(plan)).startRelease({
-        ...key(releaseId),
-        version: toVersion,
-        ...releaseOf(plan),
-        ...(plan.database ? { database: { name: plan.database.name, urlEnv: plan.database.urlEnv } } : {}),
-      });
-    }
-    state.candidate = target;
-
-    enter('health', `health gate on ${target.host}:${target.port}`);
-    await proxyActivities<Activities>(healthGate(plan)).waitHealthy({
-      ...key(target.releaseId),
-      release: target,
-      health: plan.health,
-      deadlineAtMs: Date.now() + plan.health.deadlineMs,
-    });
-    if (plan.smoke.length > 0) {
-      enter('smoke', `${plan.smoke.length} smoke check(s) against ${target.host}:${target.port}`);
-      await act.runSmokeChecks({ release: target, checks: plan.smoke, timeoutMs: plan.health.timeoutMs });
-    }
 
     enter('traffic', `traffic: 100% on ${toVersion}`);
     await act.addToRoute(route, target);
@@ -268,13 +224,29 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     return result;
   }
 
+  /** A release of `version` that still runs is adopted (not started twice); else it is started. */
+  async function startOrAdopt(version: string): Promise<ReleaseRef> {
+    const running = await act.findRelease({ service: plan.service, environment: plan.environment, version, ...on });
+    if (running) {
+      note(`${version} still runs (${running.releaseId}): adopted`);
+      return running;
+    }
+    const releaseId = releaseIdFor(version, workflowId);
+    compensations.push({
+      what: `stop ${version}`,
+      run: () => safe.stopRelease({ ...key(releaseId), graceMs: drainMs }),
+    });
+    return proxyActivities<Activities>(releaseStart(platform)).startRelease(
+      startRequest(plan, platform, key(releaseId), version),
+    );
+  }
+
   async function finish(outcome: Outcome, reason: string): Promise<DeployResult> {
     await rb.finish(outcome, reason, {
       version: state.version,
       releaseId: state.candidate?.releaseId ?? null,
       snapshotId: state.restore?.safetySnapshotId ?? null,
       details: { from: state.stable?.version ?? null, requestedBy, restore: state.restore ?? null },
-      lockHeld,
     });
     return {
       outcome,

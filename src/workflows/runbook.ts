@@ -4,12 +4,10 @@ import {
   isCancellation,
   log,
   patched,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities';
 import type { DeployPhase, DeployState, GateName, GatePolicy, Outcome, ServicePlan } from '../shared/deploy';
 import { statusQuery } from '../shared/messages';
 import {
@@ -19,11 +17,10 @@ import {
   RunbookPhase,
   RunbookService,
 } from '../shared/search-attributes';
-import { critical } from './activity-options';
+import { act, safe } from './activity-options';
 import { installGates } from './gates';
 import { metrics } from './metrics';
-
-const safe = proxyActivities<Activities>(critical);
+import type { StepRunner } from './steps';
 
 /**
  * What deploy and rollback share: the state the `status` query returns, the gates, phases upserted as search
@@ -56,6 +53,7 @@ export function beginRunbook(args: {
   setHandler(statusQuery, () => state);
   const { gate } = installGates(state, args.policyFor, requestedBy, what);
   const compensations: Array<{ what: string; run: () => Promise<unknown> }> = [];
+  let lockHeld = false;
 
   const note = (message: string, phase: DeployPhase = state.phase) =>
     state.timeline.push({ atMs: Date.now(), phase, message });
@@ -73,13 +71,25 @@ export function beginRunbook(args: {
     { key: RunbookPhase, value: 'plan' },
   ]);
 
+  const step: StepRunner = (phase, what, work) => {
+    enter(phase, what);
+    return work();
+  };
+
   return {
     state,
     what,
     gate,
     enter,
     note,
+    step,
     compensations,
+    /** Takes the service's lock (one runbook per service and environment); `finish` releases it. */
+    async lock() {
+      const { workflowId } = workflowInfo();
+      await act.acquireServiceLock({ service: plan.service, environment: plan.environment, workflowId, kind });
+      lockHeld = true;
+    },
     /** Approval at a gate, shown as a phase only when the policy lists the gate. */
     async approval(name: GateName) {
       if (args.policyFor(name).gates.includes(name)) enter('awaiting-approval', `${name} approval`);
@@ -125,7 +135,6 @@ export function beginRunbook(args: {
         releaseId: string | null;
         snapshotId: string | null;
         details: Record<string, unknown>;
-        lockHeld: boolean;
       },
     ) {
       await CancellationScope.nonCancellable(async () => {
@@ -155,7 +164,7 @@ export function beginRunbook(args: {
           reason,
           details: record.details,
         });
-        if (record.lockHeld)
+        if (lockHeld)
           await safe.releaseServiceLock({ service: plan.service, environment: plan.environment, workflowId });
       });
     },
