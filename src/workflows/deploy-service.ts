@@ -7,9 +7,8 @@ import { APPROVAL_GATES } from '../shared/service-plan';
 import { heaviestRelease } from '../shared/traffic';
 import { act, releaseStart, safe, slow } from './activity-options';
 import { createCanary } from './canary';
-import { REJECTED } from './gates';
 import { metrics } from './metrics';
-import { beginRunbook, describeFailure } from './runbook';
+import { beginRunbook, describeFailure, outcomeOf } from './runbook';
 import { bringUpRelease, releaseKey, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
 import { say } from './wording';
 
@@ -68,14 +67,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     return await finish('succeeded', `${version} is live`);
   } catch (err) {
     const cancelled = isCancellation(err);
-    const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
-    const outcome: Outcome = cancelled
-      ? 'cancelled'
-      : canary.trafficMoved
-        ? 'rolled-back'
-        : rejected
-          ? 'rejected'
-          : 'failed';
+    const outcome = outcomeOf(err, canary.trafficMoved);
     const rollbackFrom = Date.now();
     const finalReason = await rb.compensate(outcome, describeFailure(err));
     if (canary.trafficMoved)
@@ -139,24 +131,14 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     return proxyActivities<Activities>(releaseStart(platform)).startRelease(startRequest(plan, platform, key, version));
   }
 
-  async function finish(outcome: Outcome, reason: string): Promise<DeployResult> {
+  function finish(outcome: Outcome, reason: string): Promise<DeployResult> {
     const { failedWindow } = canary;
-    await rb.finish(outcome, reason, {
+    return rb.finish(outcome, reason, {
       version,
       releaseId: state.candidate?.releaseId ?? null,
       snapshotId: state.snapshotId ?? null,
       details: { stableVersion: state.stable?.version ?? null, requestedBy, failedWindow: failedWindow ?? null },
-    });
-    return {
-      outcome,
-      service: plan.service,
-      environment: plan.environment,
-      version,
-      reason,
-      ...(state.snapshotId ? { snapshotId: state.snapshotId } : {}),
       ...(failedWindow ? { failedWindow } : {}),
-      ...(state.stable ? { stableVersion: state.stable.version } : {}),
-      state,
-    };
+    });
   }
 }

@@ -6,9 +6,8 @@ import { databaseNameFor, releaseIdFor } from '../shared/ids';
 import { APPROVAL_GATES } from '../shared/service-plan';
 import { heaviestRelease } from '../shared/traffic';
 import { act, releaseStart, safe, slow } from './activity-options';
-import { REJECTED } from './gates';
 import { metrics } from './metrics';
-import { beginRunbook, describeFailure } from './runbook';
+import { beginRunbook, describeFailure, outcomeOf } from './runbook';
 import { bringUpRelease, releaseKey, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
 
 /** pg_restore workers of a database restore. */
@@ -216,8 +215,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
   } catch (err) {
     const cancelled = isCancellation(err);
     const reason = describeFailure(err);
-    const rejected = err instanceof ApplicationFailure && err.type === REJECTED;
-    const outcome: Outcome = cancelled ? 'cancelled' : rejected ? 'rejected' : 'failed';
+    const outcome = outcomeOf(err, false);
     if (trafficMoved) note('the traffic had already moved to the target release: it stays there');
     const result = await finish(outcome, await rb.compensate(outcome, reason));
     if (cancelled) throw err;
@@ -241,22 +239,12 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
     );
   }
 
-  async function finish(outcome: Outcome, reason: string): Promise<DeployResult> {
-    await rb.finish(outcome, reason, {
+  function finish(outcome: Outcome, reason: string): Promise<DeployResult> {
+    return rb.finish(outcome, reason, {
       version: state.version,
       releaseId: state.candidate?.releaseId ?? null,
       snapshotId: state.restore?.safetySnapshotId ?? null,
       details: { from: state.stable?.version ?? null, requestedBy, restore: state.restore ?? null },
     });
-    return {
-      outcome,
-      service: plan.service,
-      environment: plan.environment,
-      version: state.version,
-      reason,
-      ...(state.restore?.safetySnapshotId ? { snapshotId: state.restore.safetySnapshotId } : {}),
-      ...(state.stable ? { stableVersion: state.stable.version } : {}),
-      state,
-    };
   }
 }

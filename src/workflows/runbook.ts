@@ -1,5 +1,6 @@
 import {
   ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
   isCancellation,
   log,
@@ -8,7 +9,16 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { DeployPhase, DeployState, GateName, GatePolicy, Outcome, ServicePlan } from '../shared/deploy';
+import type {
+  AnalysisWindow,
+  DeployPhase,
+  DeployResult,
+  DeployState,
+  GateName,
+  GatePolicy,
+  Outcome,
+  ServicePlan,
+} from '../shared/deploy';
 import { statusQuery } from '../shared/messages';
 import {
   RunbookEnvironment,
@@ -18,7 +28,7 @@ import {
   RunbookService,
 } from '../shared/search-attributes';
 import { act, safe } from './activity-options';
-import { installGates } from './gates';
+import { installGates, REJECTED } from './gates';
 import { metrics } from './metrics';
 import type { StepRunner } from './steps';
 
@@ -126,7 +136,10 @@ export function beginRunbook(args: {
       });
       return notUndone.length > 0 ? `${reason}; NOT undone: ${notUndone.join('; ')}` : reason;
     },
-    /** Records the outcome (state, search attributes, release history) and releases the service lock. */
+    /**
+     * Records the outcome (state, search attributes, release history), releases the service lock, and returns the
+     * runbook's result.
+     */
     async finish(
       outcome: Outcome,
       reason: string,
@@ -135,8 +148,9 @@ export function beginRunbook(args: {
         releaseId: string | null;
         snapshotId: string | null;
         details: Record<string, unknown>;
+        failedWindow?: AnalysisWindow;
       },
-    ) {
+    ): Promise<DeployResult> {
       await CancellationScope.nonCancellable(async () => {
         state.outcome = outcome;
         state.reason = reason;
@@ -167,8 +181,29 @@ export function beginRunbook(args: {
         if (lockHeld)
           await safe.releaseServiceLock({ service: plan.service, environment: plan.environment, workflowId });
       });
+      return {
+        outcome,
+        service: plan.service,
+        environment: plan.environment,
+        version: record.version,
+        reason,
+        ...(record.snapshotId ? { snapshotId: record.snapshotId } : {}),
+        ...(record.failedWindow ? { failedWindow: record.failedWindow } : {}),
+        ...(state.stable ? { stableVersion: state.stable.version } : {}),
+        state,
+      };
     },
   };
+}
+
+/**
+ * The outcome a runbook that stopped with `err` ends with: cancelled, rejected (at a gate), rolled-back (when traffic
+ * had moved and was put back), or failed.
+ */
+export function outcomeOf(err: unknown, trafficPutBack: boolean): Outcome {
+  if (isCancellation(err)) return 'cancelled';
+  if (trafficPutBack) return 'rolled-back';
+  return err instanceof ApplicationFailure && err.type === REJECTED ? 'rejected' : 'failed';
 }
 
 /** The message of what ended a runbook (or a step of it), unwrapping activity failures to their cause. */
