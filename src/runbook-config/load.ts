@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { UserError } from './errors';
+import { UserError } from '../errors';
 import {
   PLATFORMS,
   APPROVAL_GATES,
@@ -22,7 +22,7 @@ import {
   type DrillSpec,
   type ServiceCommon,
   type ResolvedService,
-} from './shared/service-plan';
+} from '../shared/service-plan';
 
 export type {
   Platform,
@@ -46,7 +46,7 @@ export type {
   SingleHostService,
   AwsEcsService,
   ResolvedService,
-} from './shared/service-plan';
+} from '../shared/service-plan';
 
 /*
  * runbook.yaml: per service and environment, how to deploy it. The file is validated once, as a whole, and every
