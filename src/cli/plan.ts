@@ -5,10 +5,9 @@ import {
   renderRelease,
   resolveService,
   runbookConfigPath,
-  type ResolvedService,
 } from '../runbook-config';
 import type { ServicePlan } from '../shared/deploy';
-import type { SingleHostService } from '../shared/service-plan';
+import type { ResolvedService, SingleHostService } from '../shared/service-plan';
 import type { ParsedArgs } from './command';
 
 /**

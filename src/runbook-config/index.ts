@@ -14,26 +14,3 @@ export {
 export { defaultEnvironment, renderRelease, resolveService, type RenderedRelease } from './resolve';
 export { RunbookConfigError } from './problems';
 export { parseDuration } from './durations';
-export type {
-  Platform,
-  ApprovalGate,
-  TimeoutAction,
-  HttpMethod,
-  JsonValue,
-  JsonObject,
-  ReleaseSpec,
-  PortRange,
-  HttpProbe,
-  HealthSpec,
-  SmokeCheck,
-  DatabaseSpec,
-  TrafficStep,
-  AnalysisSpec,
-  ApprovalPolicy,
-  RollbackSpec,
-  DrillSpec,
-  ServiceCommon,
-  SingleHostService,
-  AwsEcsService,
-  ResolvedService,
-} from '../shared/service-plan';
