@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import type { ApprovalGate, JsonValue, Platform } from '../shared/service-plan';
 import { AWS_MIN_INTERVAL_MS } from './aws-ecs-schema';
-import { duration, formatMs } from './durations';
+import { duration, formatDuration } from './durations';
 import { asObject, isPlainObject, type Path } from './json';
 import { Problems, errorMap, formatPath, type Problem } from './problems';
 import {
@@ -89,7 +89,7 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
     if (interval !== undefined && interval < AWS_MIN_INTERVAL_MS) {
       add(
         ['analysis', 'interval'],
-        `${formatMs(interval)} is shorter than CloudWatch's 1-minute period of load balancer metrics; use at least 1m on aws-ecs`,
+        `${formatDuration(interval)} is shorter than CloudWatch's 1-minute period of load balancer metrics; use at least 1m on aws-ecs`,
       );
     }
   }
@@ -121,7 +121,10 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
   const timeout = valid(healthSchema.shape.timeout, health.timeout);
   const deadline = valid(healthSchema.shape.deadline, health.deadline);
   if (timeout !== undefined && deadline !== undefined && timeout >= deadline) {
-    add(['health', 'timeout'], `${formatMs(timeout)} must be shorter than health.deadline (${formatMs(deadline)})`);
+    add(
+      ['health', 'timeout'],
+      `${formatDuration(timeout)} must be shorter than health.deadline (${formatDuration(deadline)})`,
+    );
   }
 
   if (Array.isArray(s.smoke)) {
@@ -167,7 +170,7 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
       if (interval !== undefined && bake !== undefined && bake > 0 && bake < interval) {
         add(
           ['traffic', 'steps', i, 'bake'],
-          `${formatMs(bake)} is shorter than analysis.interval (${formatMs(interval)}), so no analysis window would complete; use 0 or at least ${formatMs(interval)}`,
+          `${formatDuration(bake)} is shorter than analysis.interval (${formatDuration(interval)}), so no analysis window would complete; use 0 or at least ${formatDuration(interval)}`,
         );
       }
     });

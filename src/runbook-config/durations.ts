@@ -23,8 +23,12 @@ export function parseDuration(value: string | number): number | undefined {
   return Math.round(ms);
 }
 
-/** A duration as a short human string, for messages: 90000 -> `1m30s`. */
-export function formatMs(ms: number): string {
+/**
+ * A duration for messages, exact and in the units runbook.yaml takes: 90000 -> `1m30s`, 250 -> `250ms`, so that
+ * a value a message names can be written back into the file. Not formatMs (src/shared/drill.ts), which rounds for
+ * people reading a drill's timeline (`1m30s`, `0.3s`, `1h00m`).
+ */
+export function formatDuration(ms: number): string {
   if (ms === 0) return '0';
   const parts: string[] = [];
   let rest = ms;
@@ -58,7 +62,7 @@ export function duration(opts: { positive?: boolean; minMs?: number; why?: strin
       if (opts.minMs !== undefined && ms < opts.minMs) {
         ctx.addIssue({
           code: 'custom',
-          message: `must be at least ${formatMs(opts.minMs)}${opts.why ? ` (${opts.why})` : ''}, got ${describeValue(value)}`,
+          message: `must be at least ${formatDuration(opts.minMs)}${opts.why ? ` (${opts.why})` : ''}, got ${describeValue(value)}`,
         });
         return z.NEVER;
       }
