@@ -4,10 +4,9 @@ import {
   loadRunbookConfig,
   resolveService,
   runbookConfigPath,
-  type ResolvedService,
 } from '../runbook-config';
 import type { ServicePlan } from '../shared/deploy';
-import type { SingleHostService } from '../shared/service-plan';
+import type { ResolvedService, SingleHostService } from '../shared/service-plan';
 import type { ParsedArgs } from './command';
 
 /**

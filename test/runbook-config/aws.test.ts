@@ -1,13 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import {
-  RunbookConfigError,
-  parseRunbookConfig,
-  resolveService,
-  type AwsEcsService,
-  type RunbookConfig,
-} from '../../src/runbook-config';
+import { RunbookConfigError, parseRunbookConfig, resolveService, type RunbookConfig } from '../../src/runbook-config';
+import type { AwsEcsService } from '../../src/shared/service-plan';
 
 const SOURCE = path.resolve('/srv/runbooks/runbook.yaml');
 const DOC = path.resolve(__dirname, '../../docs/aws-ecs.md');

@@ -7,8 +7,8 @@ import {
   loadRunbookConfig,
   parseRunbookConfig,
   resolveService,
-  type ResolvedService,
 } from '../../src/runbook-config';
+import type { ResolvedService } from '../../src/shared/service-plan';
 
 const EXAMPLES = path.resolve(__dirname, '../../examples');
 /** Where the inline fixtures pretend to live: relative paths in them resolve against its folder. */

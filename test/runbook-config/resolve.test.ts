@@ -9,8 +9,8 @@ import {
   renderRelease,
   resolveService,
   type RunbookConfig,
-  type SingleHostService,
 } from '../../src/runbook-config';
+import type { SingleHostService } from '../../src/shared/service-plan';
 
 const SOURCE = path.resolve('/srv/runbooks/runbook.yaml');
 

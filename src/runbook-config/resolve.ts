@@ -1,0 +1,158 @@
+/**
+ * One service in one environment, ready for a workflow: the base block merged with the environment's overrides,
+ * validated, and turned into a ResolvedService (durations in ms, paths absolute); and a release's command with its
+ * placeholders filled in.
+ */
+import path from 'node:path';
+import { UserError } from '../errors';
+import type { AwsEcsSpec, JsonValue, ReleaseSpec, ResolvedService, ServiceCommon } from '../shared/service-plan';
+import { AWS_MIN_INTERVAL_MS } from './aws-ecs-schema';
+import { validateService } from './cross-checks';
+import { mergePatch, type Path } from './json';
+import type { RunbookConfig, ServiceDefinition } from './load';
+import { RunbookConfigError, didYouMean, formatPath, fromOverride, problemMessage } from './problems';
+import { serviceSchema, type ParsedService } from './schema';
+import { PLACEHOLDER } from './values';
+
+/** The environment used when none is given: the first one the service lists. @throws UserError for an unknown service. */
+export function defaultEnvironment(config: RunbookConfig, service: string): string {
+  const definition = serviceDefinition(config, service);
+  const first = Object.keys(definition.environments)[0];
+  if (first === undefined) {
+    throw new UserError(
+      `service "${service}" lists no environments in ${config.source}`,
+      `add services.${service}.environments`,
+    );
+  }
+  return first;
+}
+
+/**
+ * One service in one environment: the base block merged with `environments.<environment>` (maps merge, lists and
+ * values replace, null removes), validated, with durations in ms and paths absolute.
+ * @throws UserError for an unknown service or environment (listing the known ones); RunbookConfigError when the
+ *   merged settings are invalid.
+ */
+export function resolveService(config: RunbookConfig, service: string, environment: string): ResolvedService {
+  const definition = serviceDefinition(config, service);
+  const overrides = definition.environments[environment];
+  if (overrides === undefined) {
+    const known = Object.keys(definition.environments);
+    throw new UserError(
+      `service "${service}" has no environment "${environment}"${didYouMean(environment, known)}; its environments: ${known.join(', ')}`,
+      `use one of ${known.join(', ')}, or add ${environment} under services.${service}.environments in ${config.source}`,
+    );
+  }
+  const merged = mergePatch(definition.base, overrides);
+  const at: Path = ['services', service];
+  const problems = validateService(merged).map((p) => {
+    const inOverride = fromOverride(definition.base, overrides, p.path);
+    const path = inOverride ? [...at, 'environments', environment, ...p.path] : [...at, ...p.path];
+    return `${formatPath(path)}: ${problemMessage(p, inOverride)}`;
+  });
+  if (problems.length > 0) throw new RunbookConfigError(config.source, problems);
+  const parsed = serviceSchema.parse(merged);
+  return toResolved(parsed, { service, environment, source: config.source, baseDir: config.baseDir });
+}
+
+function serviceDefinition(config: RunbookConfig, service: string): ServiceDefinition {
+  const definition = Object.hasOwn(config.services, service) ? config.services[service] : undefined;
+  if (!definition) {
+    const known = Object.keys(config.services);
+    throw new UserError(
+      `unknown service "${service}"${didYouMean(service, known)}; ${config.source} defines: ${known.join(', ') || '(none)'}`,
+      `use one of ${known.join(', ')}, or add "${service}" under services: in ${config.source}`,
+    );
+  }
+  return definition;
+}
+
+function toResolved(
+  s: ParsedService,
+  at: { service: string; environment: string; source: string; baseDir: string },
+): ResolvedService {
+  const common: ServiceCommon = {
+    service: at.service,
+    environment: at.environment,
+    source: at.source,
+    health: {
+      liveness: s.health.liveness,
+      readiness: s.health.readiness,
+      timeoutMs: s.health.timeout,
+      deadlineMs: s.health.deadline,
+    },
+    smoke: s.smoke.map((c) => ({
+      name: c.name,
+      method: c.method,
+      path: c.path,
+      ...(c.body !== undefined ? { body: c.body as JsonValue } : {}),
+      expectStatus: c.expectStatus,
+      ...(c.bodyMatches !== undefined ? { bodyMatches: c.bodyMatches } : {}),
+    })),
+    ...(s.database
+      ? {
+          database: {
+            name: s.database.name,
+            ...(s.database.urlEnv ? { urlEnv: s.database.urlEnv } : {}),
+            ...(s.database.migrations ? { migrationsDir: path.resolve(at.baseDir, s.database.migrations) } : {}),
+          },
+        }
+      : {}),
+    traffic: { steps: s.traffic.steps },
+    analysis: s.analysis,
+    approvals: s.approvals,
+    rollback: s.rollback,
+    ...(s.drill ? { drill: s.drill } : {}),
+  };
+  // serviceCrossChecks() guarantees aws for aws-ecs, and an analysis interval of at least a minute when given.
+  if (s.platform === 'aws-ecs') {
+    const analysis = { ...common.analysis, intervalMs: Math.max(common.analysis.intervalMs, AWS_MIN_INTERVAL_MS) };
+    const aws = s.aws as AwsEcsSpec;
+    const rds =
+      aws.rds && s.database ? { rds: { ...aws.rds, database: s.database.name, urlEnv: s.database.urlEnv ?? '' } } : {};
+    return { ...common, analysis, platform: 'aws-ecs', aws: { ...aws, ...rds } };
+  }
+  // serviceCrossChecks() guarantees listen and release for single-host.
+  const { listen, release } = s as Required<Pick<ParsedService, 'listen' | 'release'>>;
+  return {
+    ...common,
+    platform: 'single-host',
+    listen: { port: listen.port },
+    release: {
+      command: release.command,
+      cwd: path.resolve(at.baseDir, release.cwd),
+      env: release.env,
+      portRange: release.portRange,
+      drainMs: release.drain,
+    },
+  };
+}
+
+/** A release's command, cwd and env with {version} and {port} filled in, ready to spawn. */
+export interface RenderedRelease {
+  command: string[];
+  cwd: string;
+  env: Record<string, string>;
+}
+
+/**
+ * Fills in {version} and {port}.
+ * @throws UserError when the version could escape the release folder (it may hold letters, digits, '.', '_', '-').
+ */
+export function renderRelease(release: ReleaseSpec, values: { version: string; port: number }): RenderedRelease {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(values.version) || values.version.includes('..')) {
+    throw new UserError(
+      `invalid release version ${JSON.stringify(values.version)}: it names a folder, so it may hold only letters, digits, '.', '_' and '-' (no '..')`,
+      'use a version like v2 or 1.4.0',
+    );
+  }
+  const fill = (s: string) =>
+    s.replace(PLACEHOLDER, (whole, name: string) =>
+      name === 'version' ? values.version : name === 'port' ? String(values.port) : whole,
+    );
+  return {
+    command: release.command.map(fill),
+    cwd: fill(release.cwd),
+    env: Object.fromEntries(Object.entries(release.env).map(([k, v]) => [k, fill(v)])),
+  };
+}

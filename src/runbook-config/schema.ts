@@ -1,0 +1,252 @@
+/**
+ * The zod schemas of runbook.yaml: the file, and one service after merging an environment's overrides, block by
+ * block. Each field is checked on its own here; relations between fields are in cross-checks.ts.
+ */
+import { z } from 'zod';
+import {
+  PLATFORMS,
+  APPROVAL_GATES,
+  TIMEOUT_ACTIONS,
+  HTTP_METHODS,
+  RELEASE_PLACEHOLDERS,
+  type PortRange,
+  type TrafficStep,
+  type AnalysisSpec,
+  type ApprovalPolicy,
+  type DrillSpec,
+} from '../shared/service-plan';
+import { awsEcsSchema } from './aws-ecs-schema';
+import { duration } from './durations';
+import { SECRET_WHY, describeValue, quoteHint, unlessMissing } from './problems';
+import {
+  ENV_VAR,
+  intIn,
+  portSchema,
+  rate,
+  releaseEnvKey,
+  statusSchema,
+  template,
+  urlPath,
+  userName,
+  weightSchema,
+} from './values';
+
+export const platformSchema = z.enum(PLATFORMS);
+export const gateSchema = z.enum(APPROVAL_GATES);
+
+const listenSchema = z.strictObject({ port: portSchema }).describe('e.g. { port: 18080 }');
+
+export const releaseSchema = z
+  .strictObject({
+    command: z
+      .array(template(RELEASE_PLACEHOLDERS).min(1, 'must not be empty'), {
+        error: unlessMissing(
+          (v) => `must be a list of arguments (argv, no shell), e.g. ["node", "server.js"], got ${describeValue(v)}`,
+        ),
+      })
+      .min(1, 'must list at least the program to run, e.g. ["node", "server.js"]')
+      .describe('the argv to start a release, e.g. ["node", "server.js"]'),
+    cwd: template(['version']).min(1, 'must not be empty').describe('the folder to start a release in'),
+    env: z
+      .record(
+        releaseEnvKey,
+        z
+          .union([z.string(), z.number(), z.boolean()], {
+            error: unlessMissing((v) => `must be a string, number or boolean, got ${describeValue(v)}${quoteHint(v)}`),
+          })
+          .transform(String)
+          .pipe(template(RELEASE_PLACEHOLDERS)),
+      )
+      .default({}),
+    portRange: z
+      .tuple([portSchema, portSchema], {
+        error: unlessMissing((v) => `must be [low, high], e.g. [18100, 18199], got ${describeValue(v)}`),
+      })
+      .refine(([low, high]) => low <= high, {
+        error: (iss) => `must be [low, high] with low <= high, got ${describeValue(iss.input)}`,
+      })
+      .transform(([min, max]): PortRange => ({ min, max }))
+      .describe('e.g. [18100, 18199]'),
+    drain: duration().default(5000),
+  })
+  .describe('how to start a release: { command, cwd, env, portRange, drain }');
+
+const probeSchema = z
+  .strictObject({ path: urlPath, expectStatus: statusSchema })
+  .describe('e.g. { path: /health, expectStatus: 200 }');
+
+export const healthSchema = z
+  .strictObject({
+    liveness: probeSchema,
+    readiness: probeSchema,
+    timeout: duration({ positive: true }).default(2000),
+    deadline: duration({ positive: true }).default(60_000),
+  })
+  .describe('{ liveness, readiness, timeout, deadline }');
+
+const smokeSchema = z
+  .strictObject({
+    name: z.string().min(1, 'must not be empty'),
+    method: z.enum(HTTP_METHODS).default('GET'),
+    path: urlPath,
+    body: z.json().optional(),
+    expectStatus: statusSchema,
+    bodyMatches: z
+      .string()
+      .refine(
+        (source) => {
+          try {
+            new RegExp(source);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        { error: (iss) => `must be a valid regular expression, got ${describeValue(iss.input)}` },
+      )
+      .optional(),
+  })
+  .describe('e.g. { name: list items, method: GET, path: /api/items, expectStatus: 200 }');
+
+const databaseSchema = z
+  .strictObject({
+    name: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, {
+      error: (iss) =>
+        `must be a PostgreSQL database name (lowercase letters, digits, _; at most 63), got ${describeValue(iss.input)}`,
+    }),
+    urlEnv: z
+      .string()
+      .superRefine((value, ctx) => {
+        if (value.includes('://')) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `must name an environment variable on the worker (e.g. SHOP_DATABASE_URL), not hold the URL: ${SECRET_WHY}`,
+          });
+        } else if (!ENV_VAR.test(value)) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `must be an environment variable name (A-Z, 0-9, _), got ${describeValue(value)}`,
+          });
+        }
+      })
+      .optional(),
+    migrations: z.string().min(1, 'must not be empty').optional(),
+  })
+  .describe('{ name, urlEnv, migrations }');
+
+export const trafficSchema = z
+  .strictObject({
+    steps: z
+      .array(
+        z
+          .strictObject({ weight: weightSchema, bake: duration().default(0) })
+          .describe('e.g. { weight: 10, bake: 1m }')
+          .transform((s): TrafficStep => ({ weight: s.weight, bakeMs: s.bake })),
+      )
+      .min(1, 'must list at least one step; the last has weight 100')
+      .describe('e.g. [{ weight: 10, bake: 1m }, { weight: 100 }]'),
+  })
+  .describe('{ steps: [{ weight, bake }, ...] }');
+
+export const analysisSchema = z
+  .strictObject({
+    max5xxRate: rate,
+    maxP95LatencyMs: intIn(1, Number.MAX_SAFE_INTEGER, ' (milliseconds)'),
+    minRequests: intIn(0, Number.MAX_SAFE_INTEGER).default(20),
+    // Temporal's timers fire with about one second of granularity: a shorter window would be longer in fact.
+    interval: duration({
+      positive: true,
+      minMs: 1_000,
+      why: "Temporal's timers have a granularity of about 1s",
+    }).default(10_000),
+    failuresTolerated: intIn(0, Number.MAX_SAFE_INTEGER).default(0),
+  })
+  .describe('{ max5xxRate, maxP95LatencyMs, minRequests, interval, failuresTolerated }')
+  .transform((a): AnalysisSpec => ({
+    max5xxRate: a.max5xxRate,
+    maxP95LatencyMs: a.maxP95LatencyMs,
+    minRequests: a.minRequests,
+    intervalMs: a.interval,
+    failuresTolerated: a.failuresTolerated,
+  }));
+
+const approvalsSchema = z
+  .strictObject({
+    gates: z.array(gateSchema).default([]),
+    approvers: z.array(userName).default([]),
+    fourEyes: z
+      .boolean({ error: unlessMissing((v) => `must be true or false, got ${describeValue(v)}`) })
+      .default(true),
+    timeout: duration({ positive: true }).default(3_600_000),
+    onTimeout: z.enum(TIMEOUT_ACTIONS).default('abort'),
+  })
+  .describe('{ gates, approvers, fourEyes, timeout, onTimeout }')
+  .transform((a): ApprovalPolicy => ({
+    gates: APPROVAL_GATES.filter((g) => a.gates.includes(g)),
+    approvers: a.approvers,
+    fourEyes: a.fourEyes,
+    timeoutMs: a.timeout,
+    onTimeout: a.onTimeout,
+  }));
+
+const rollbackSchema = z
+  .strictObject({
+    approvals: approvalsSchema.prefault({}),
+    dbRestoreApprovers: z.array(userName).default([]),
+  })
+  .describe('{ approvals, dbRestoreApprovers }');
+
+const CRON_FIELD = /^[0-9A-Za-z*?/,-]+$/;
+const CRON_HINT = 'a 5-field cron expression like "0 3 * * 1" (minute hour day month weekday), or @daily, @weekly, ...';
+
+const drillSchema = z
+  .strictObject({
+    rtoTarget: duration({ positive: true }),
+    schedule: z
+      .string()
+      .refine(
+        (s) => {
+          if (/^@(yearly|annually|monthly|weekly|daily|hourly)$/.test(s.trim()) || /^@every\s+\S+$/.test(s.trim())) {
+            return true;
+          }
+          const fields = s.trim().split(/\s+/);
+          return fields.length === 5 && fields.every((f) => CRON_FIELD.test(f));
+        },
+        { error: (iss) => `must be ${CRON_HINT}, got ${describeValue(iss.input)}` },
+      )
+      .optional(),
+  })
+  .describe('{ rtoTarget, schedule }')
+  .transform((d): DrillSpec => ({ rtoTargetMs: d.rtoTarget, ...(d.schedule ? { schedule: d.schedule } : {}) }));
+
+/**
+ * One service after merging an environment. Requirements that depend on other fields (platform blocks, ordering,
+ * ports) are checked by serviceCrossChecks(), which runs even when this schema finds problems.
+ */
+export const serviceSchema = z.strictObject({
+  platform: platformSchema,
+  listen: listenSchema.optional(),
+  aws: awsEcsSchema.optional(),
+  release: releaseSchema.optional(),
+  health: healthSchema,
+  smoke: z.array(smokeSchema).default([]),
+  database: databaseSchema.optional(),
+  traffic: trafficSchema,
+  analysis: analysisSchema,
+  approvals: approvalsSchema.prefault({}),
+  rollback: rollbackSchema.prefault({}),
+  drill: drillSchema.optional(),
+});
+/** A service as serviceSchema outputs it: defaults filled in, durations in ms; toResolved() makes it a ResolvedService. */
+export type ParsedService = z.output<typeof serviceSchema>;
+
+/** The top level of runbook.yaml; each service block is validated on its own (see checkService() in load.ts). */
+export const fileSchema = z.strictObject({
+  version: z.literal(1, {
+    error: unlessMissing((v) => `must be 1 (the only format version), got ${describeValue(v)}`),
+  }),
+  services: z
+    .record(z.string(), z.unknown())
+    .refine((s) => Object.keys(s).length > 0, 'must list at least one service')
+    .describe('a map of service name -> its runbook settings'),
+});
