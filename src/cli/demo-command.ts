@@ -2,7 +2,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { UserError } from '../errors';
-import { startLoad, type LoadReport } from '../load';
+import { startLoad, type LoadReport } from '../load-generator';
 import { loadRunbookConfig, resolveService } from '../runbook-config';
 import type { DeployInput, DeployState } from '../shared/deploy';
 import { signoffUpdate } from '../shared/messages';
