@@ -1,6 +1,6 @@
 import { commandHelp, parseCommandArgs, type Command, type Io } from './cli/command';
 import { demoCommand } from './cli/demo-command';
-import { drillCommand } from './cli/drill-commands';
+import { drillCommand } from './cli/drill/command';
 import {
   approveCommand,
   cancelCommand,

@@ -11,9 +11,9 @@ import {
   type ScheduleSpec,
   type WorkflowHandle,
 } from '@temporalio/client';
-import { UserError, errorMessage } from '../errors';
-import { connectPg } from '../platforms/postgres/connect';
-import { listDrillRuns } from '../platforms/postgres/orchestrator-db';
+import { UserError, errorMessage } from '../../errors';
+import { connectPg } from '../../platforms/postgres/connect';
+import { listDrillRuns } from '../../platforms/postgres/orchestrator-db';
 import {
   defaultEnvironment,
   loadRunbookConfig,
@@ -21,21 +21,21 @@ import {
   resolveService,
   runbookConfigPath,
   type RunbookConfig,
-} from '../runbook-config';
-import type { ServicePlan } from '../shared/deploy';
-import { drillScheduleId, formatMs, type DrillInput, type DrillResult, type DrillState } from '../shared/drill';
-import { slug } from '../shared/ids';
-import { statusQuery } from '../shared/messages';
-import { RunbookOutcome, RunbookRtoSeconds } from '../shared/search-attributes';
-import { databaseUrl, postgresPaths } from '../stack/postgres';
-import { resolveStackSettings } from '../stack/settings';
-import type { restoreDrill } from '../workflows';
-import { asOption, configOption, envOption, jsonOption, type Command, type Io, type ParsedArgs } from './command';
-import { whoAmI } from './deploy-commands';
-import { renderDrillReport, type DrillRecordView } from './drill-report';
-import { resolvePlan } from './plan';
-import { timelineLines } from './render';
-import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from './temporal';
+} from '../../runbook-config';
+import type { ServicePlan } from '../../shared/deploy';
+import { drillScheduleId, formatMs, type DrillInput, type DrillResult, type DrillState } from '../../shared/drill';
+import { slug } from '../../shared/ids';
+import { statusQuery } from '../../shared/messages';
+import { RunbookOutcome, RunbookRtoSeconds } from '../../shared/search-attributes';
+import { databaseUrl, postgresPaths } from '../../stack/postgres';
+import { resolveStackSettings } from '../../stack/settings';
+import type { restoreDrill } from '../../workflows';
+import { asOption, configOption, envOption, jsonOption, type Command, type Io, type ParsedArgs } from '../command';
+import { whoAmI } from '../deploy-commands';
+import { renderDrillReport, type DrillRecordView } from './report-html';
+import { resolvePlan } from '../plan';
+import { timelineLines } from '../render';
+import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from '../temporal';
 
 /** Exit codes of `drill --wait`. */
 const drillExitCode: Record<string, number> = { passed: 0, failed: 5, cancelled: 6 };

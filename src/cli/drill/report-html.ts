@@ -1,4 +1,4 @@
-import { DRILL_STEPS, formatMs, RTO_STEPS, type DrillIntegrity } from '../shared/drill';
+import { DRILL_STEPS, formatMs, RTO_STEPS, type DrillIntegrity } from '../../shared/drill';
 
 /**
  * One past drill as the CLI shows it, from either source: the drill_runs table (complete) or Temporal visibility
