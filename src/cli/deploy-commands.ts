@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import type { WorkflowHandle } from '@temporalio/client';
 import {
   WorkflowExecutionAlreadyStartedError,
@@ -19,32 +18,21 @@ import {
 } from '../shared/search-attributes';
 import { approveUpdate, rejectUpdate, signoffUpdate, statusQuery } from '../shared/messages';
 import type { deployService, rollbackService } from '../workflows';
-import { asOption, configOption, envOption, jsonOption, type Command, type Io, type ParsedArgs } from './command';
+import type { Command, Io, ParsedArgs } from './command';
+import {
+  asOption,
+  configOption,
+  envOption,
+  jsonOption,
+  positional,
+  reasonOption,
+  required,
+  SNAPSHOT_ID,
+  whoAmI,
+} from './options';
 import { checkVersion, resolvePlan } from './plan';
 import { exitCodeHelp, outcomeExitCode, renderStatus, timelineLines } from './render';
 import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from './temporal';
-
-/** The operator: --as, else RUNBOOK_USER, else the login name. */
-export function whoAmI(values: ParsedArgs['values'], env: NodeJS.ProcessEnv): string {
-  const as = (values.as as string | undefined) ?? env.RUNBOOK_USER ?? os.userInfo().username;
-  if (!as.trim()) throw new UserError('say who you are', 'pass --as <name> or set RUNBOOK_USER');
-  return as.trim();
-}
-
-function required(values: ParsedArgs['values'], name: string, command: string): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v.trim() === '')
-    throw new UserError(`${command}: --${name} is required`, `runbook ${command} --help`);
-  return v.trim();
-}
-
-function positional(args: ParsedArgs, what: string, command: string): string {
-  const [first, ...rest] = args.positionals;
-  if (!first) throw new UserError(`${command}: give the ${what}`, `runbook ${command} --help`);
-  if (rest.length > 0)
-    throw new UserError(`${command}: unexpected argument(s) ${rest.join(' ')}`, `runbook ${command} --help`);
-  return first;
-}
 
 /**
  * Follows a runbook until it ends: on a TTY the status is redrawn in place; piped, new timeline lines are
@@ -195,7 +183,7 @@ export const deployCommand: Command = {
     ...envOption,
     ...configOption,
     ...asOption,
-    reason: { type: 'string', description: 'why (recorded in the release history)' },
+    ...reasonOption,
     wait: { type: 'boolean', description: 'follow the deploy live until it ends' },
     ...jsonOption,
   },
@@ -242,7 +230,7 @@ export const rollbackCommand: Command = {
     'restore-db': { type: 'string', description: 'restore the database from this snapshot (destructive, approved)' },
     ...configOption,
     ...asOption,
-    reason: { type: 'string', description: 'why (recorded in the release history)' },
+    ...reasonOption,
     wait: { type: 'boolean', description: 'follow the rollback live until it ends' },
     ...jsonOption,
   },
@@ -253,7 +241,7 @@ export const rollbackCommand: Command = {
     const toVersion = args.values.to as string | undefined;
     if (toVersion) checkVersion(plan, toVersion, '--to');
     const snapshotId = args.values['restore-db'] as string | undefined;
-    if (snapshotId !== undefined && !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(snapshotId)) {
+    if (snapshotId !== undefined && !SNAPSHOT_ID.test(snapshotId)) {
       throw new UserError(
         `rollback: --restore-db ${JSON.stringify(snapshotId)} is not a snapshot id`,
         'snapshot ids look like shop-production-pre-migrate-1a2b3c4d (see the deploy result)',

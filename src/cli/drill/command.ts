@@ -17,7 +17,6 @@ import { listDrillRuns } from '../../platforms/postgres/orchestrator-db';
 import {
   defaultEnvironment,
   loadRunbookConfig,
-  parseDuration,
   resolveService,
   runbookConfigPath,
   type RunbookConfig,
@@ -30,8 +29,18 @@ import { RunbookOutcome, RunbookRtoSeconds } from '../../shared/search-attribute
 import { databaseUrl, postgresPaths } from '../../stack/postgres';
 import { resolveStackSettings } from '../../stack/settings';
 import type { restoreDrill } from '../../workflows';
-import { asOption, configOption, envOption, jsonOption, type Command, type Io, type ParsedArgs } from '../command';
-import { whoAmI } from '../deploy-commands';
+import type { Command, Io, ParsedArgs } from '../command';
+import {
+  asOption,
+  configOption,
+  durationOpt,
+  envOption,
+  jsonOption,
+  positional,
+  SNAPSHOT_ID,
+  stringOpt,
+  whoAmI,
+} from '../options';
 import { renderDrillReport, type DrillRecordView } from './report-html';
 import { resolvePlan } from '../plan';
 import { timelineLines } from '../render';
@@ -39,7 +48,6 @@ import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from '
 
 /** Exit codes of `drill --wait`. */
 const drillExitCode: Record<string, number> = { passed: 0, failed: 5, cancelled: 6 };
-const SNAPSHOT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** How late a missed scheduled drill may still start after a Temporal outage (then it is skipped). */
 const CATCHUP_WINDOW = '1h';
 
@@ -53,22 +61,6 @@ const OPTIONS_OF: Record<Sub, string[]> = {
   history: ['env', 'config', 'limit', 'json'],
   report: ['env', 'config', 'limit', 'out'],
 };
-
-function stringOpt(values: ParsedArgs['values'], name: string): string | undefined {
-  const v = values[name];
-  return typeof v === 'string' && v.trim() !== '' ? v.trim() : undefined;
-}
-
-function durationOpt(values: ParsedArgs['values'], name: string, minMs: number): number | undefined {
-  const raw = stringOpt(values, name);
-  if (raw === undefined) return undefined;
-  const ms = parseDuration(raw);
-  if (ms === undefined || ms < minMs)
-    throw new UserError(
-      `drill: --${name} must be a duration of at least ${formatMs(minMs)} like 30m, 24h or 7d, got ${raw}`,
-    );
-  return ms;
-}
 
 function loadConfig(values: ParsedArgs['values'], env: NodeJS.ProcessEnv): RunbookConfig {
   return loadRunbookConfig(runbookConfigPath(values.config as string | undefined, env));
@@ -86,7 +78,7 @@ function drillPlan(plan: ServicePlan): ServicePlan {
 }
 
 function signoffOf(values: ParsedArgs['values'], approvers: string[]): number | undefined {
-  const timeoutMs = durationOpt(values, 'signoff', 1_000);
+  const timeoutMs = durationOpt(values, 'signoff', 1_000, 'drill');
   if (timeoutMs !== undefined && approvers.length === 0) {
     throw new UserError(
       'drill: --signoff needs approvers, and the service has none',
@@ -170,9 +162,7 @@ async function followDrill(handle: WorkflowHandle, io: Io, json: boolean): Promi
 }
 
 async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
-  const [service, ...rest] = args.positionals;
-  if (!service) throw new UserError('drill: give the service name', 'runbook drill --help');
-  if (rest.length > 0) throw new UserError(`drill: unexpected argument(s) ${rest.join(' ')}`, 'runbook drill --help');
+  const service = positional(args, 'service name', 'drill');
   const { values } = args;
   const snapshotId = stringOpt(values, 'snapshot');
   if (snapshotId && values.fresh)
@@ -252,7 +242,7 @@ function scheduleSpec(
   configured: string | undefined,
 ): { spec: ScheduleSpec; what: string } {
   const cron = stringOpt(values, 'cron');
-  const everyMs = durationOpt(values, 'every', 60_000);
+  const everyMs = durationOpt(values, 'every', 60_000, 'drill');
   if (cron && everyMs) throw new UserError('drill schedule: give --cron or --every, not both');
   if (everyMs) return { spec: { intervals: [{ every: everyMs }] }, what: `every ${formatMs(everyMs)}` };
   const expression = cron ?? configured;
