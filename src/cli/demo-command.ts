@@ -12,7 +12,7 @@ import { up } from '../stack/stack';
 import { packageRoot } from '../stack/tools';
 import type { deployService } from '../workflows';
 import type { Command, Io } from './command';
-import { follow } from './deploy-commands';
+import { follow } from './follow';
 import { homeOption } from './options';
 import { singleHostPlan } from './plan';
 import { outcomeExitCode } from './render';

@@ -5,11 +5,9 @@ import {
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
   ScheduleOverlapPolicy,
-  WorkflowFailedError,
   type Client,
   type ScheduleDescription,
   type ScheduleSpec,
-  type WorkflowHandle,
 } from '@temporalio/client';
 import { UserError, errorMessage } from '../../errors';
 import { connectPg } from '../../platforms/postgres/connect';
@@ -22,9 +20,8 @@ import {
   type RunbookConfig,
 } from '../../runbook-config';
 import type { ServicePlan } from '../../shared/deploy';
-import { drillScheduleId, formatMs, type DrillInput, type DrillResult, type DrillState } from '../../shared/drill';
+import { drillScheduleId, formatMs, type DrillInput, type DrillResult } from '../../shared/drill';
 import { slug } from '../../shared/ids';
-import { statusQuery } from '../../shared/messages';
 import { RunbookOutcome, RunbookRtoSeconds } from '../../shared/search-attributes';
 import { databaseUrl, postgresPaths } from '../../stack/postgres';
 import { resolveStackSettings } from '../../stack/settings';
@@ -41,13 +38,11 @@ import {
   stringOpt,
   whoAmI,
 } from '../options';
-import { renderDrillReport, type DrillRecordView } from './report-html';
+import { followDrill } from '../follow';
 import { resolvePlan } from '../plan';
-import { timelineLines } from '../render';
 import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from '../temporal';
+import { renderDrillReport, type DrillRecordView } from './report-html';
 
-/** Exit codes of `drill --wait`. */
-const drillExitCode: Record<string, number> = { passed: 0, failed: 5, cancelled: 6 };
 /** How late a missed scheduled drill may still start after a Temporal outage (then it is skipped). */
 const CATCHUP_WINDOW = '1h';
 
@@ -86,79 +81,6 @@ function signoffOf(values: ParsedArgs['values'], approvers: string[]): number | 
     );
   }
   return timeoutMs;
-}
-
-/** The lines of a finished drill for a person: verdict, RTO vs target, RPO, integrity, phases. */
-function drillSummary(workflowId: string, r: DrillResult): string[] {
-  const d = r.drill;
-  const lines = [`${workflowId}: ${r.outcome.toUpperCase()}: ${r.reason}`];
-  if (d.rtoMs !== undefined) {
-    lines.push(
-      `  RTO ${formatMs(d.rtoMs)} (target ${formatMs(d.rtoTargetMs)}${d.overTargetByMs !== undefined ? `, OVER by ${formatMs(d.overTargetByMs)}` : ', within'})` +
-        (d.snapshot ? `   snapshot age (RPO) ${formatMs(d.snapshot.ageMs)}: ${d.snapshot.snapshotId}` : ''),
-    );
-  } else if (d.snapshot) {
-    lines.push(`  snapshot ${d.snapshot.snapshotId}, ${formatMs(d.snapshot.ageMs)} old`);
-  }
-  const i = d.integrity;
-  const checks = [
-    i.amcheck ? `amcheck ${i.amcheck.ok ? 'ok' : 'CORRUPTION'}` : undefined,
-    i.manifest
-      ? `manifest ${i.manifest.ok ? `ok (${i.manifest.tables} tables, ${i.manifest.rows} rows)` : 'MISMATCH'}`
-      : undefined,
-    i.schema
-      ? `schema ${i.schema.ok ? 'ok' : i.schema.migrated ? `${i.schema.pending.length} migration(s) behind, migrated` : 'MISMATCH'}`
-      : undefined,
-  ].filter(Boolean);
-  if (checks.length > 0) lines.push(`  integrity: ${checks.join(', ')}`);
-  if (d.phases.length > 0)
-    lines.push(
-      `  phases: ${d.phases.map((p) => `${p.phase} ${p.ms === undefined ? '?' : formatMs(p.ms)}`).join(' · ')}`,
-    );
-  if (d.cleanup.length > 0) lines.push(`  cleanup: ${d.cleanup.join('; ')}`);
-  return lines;
-}
-
-/** Follows a drill until it ends, printing its timeline; returns the exit code of its verdict. */
-async function followDrill(handle: WorkflowHandle, io: Io, json: boolean): Promise<number> {
-  let seen = 0;
-  const print = (state: DrillState | undefined) => {
-    if (!state || json) return;
-    for (const line of timelineLines(state, seen)) io.out(line);
-    seen = state.timeline.length;
-  };
-  const result = handle.result().then(
-    (r: DrillResult) => ({ ok: true as const, r }),
-    (e: unknown) => ({ ok: false as const, e }),
-  );
-  for (;;) {
-    print((await handle.query(statusQuery).catch(() => undefined)) as DrillState | undefined);
-    const done = await Promise.race([result, new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000))]);
-    if (!done) continue;
-    if (done.ok) {
-      print(done.r.state);
-      if (json) io.out(JSON.stringify({ workflowId: handle.workflowId, ...done.r }));
-      else for (const line of drillSummary(handle.workflowId, done.r)) io.out(line);
-      return drillExitCode[done.r.outcome] ?? 1;
-    }
-    const state = (await handle.query(statusQuery).catch(() => undefined)) as DrillState | undefined;
-    print(state);
-    const cancelled = done.e instanceof WorkflowFailedError && /cancel/i.test(errorMessage(done.e.cause ?? done.e));
-    if (json) {
-      io.out(
-        JSON.stringify({
-          workflowId: handle.workflowId,
-          outcome: cancelled ? 'cancelled' : 'failed',
-          reason: state?.reason ?? errorMessage(done.e),
-          state,
-        }),
-      );
-    } else {
-      io.out(`${handle.workflowId}: ${cancelled ? 'CANCELLED' : 'FAILED'}: ${state?.reason ?? errorMessage(done.e)}`);
-      if (state?.drill.cleanup.length) io.out(`  cleanup: ${state.drill.cleanup.join('; ')}`);
-    }
-    return cancelled ? drillExitCode.cancelled! : drillExitCode.failed!;
-  }
 }
 
 async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
