@@ -1,18 +1,10 @@
 import { commandHelp, parseCommandArgs, type Command, type Io } from './cli/command';
+import { approveCommand, rejectCommand, signoffCommand } from './cli/decision-commands';
 import { demoCommand } from './cli/demo-command';
-import { drillCommand } from './cli/drill-commands';
-import {
-  approveCommand,
-  cancelCommand,
-  listCommand,
-  deployCommand,
-  rejectCommand,
-  rollbackCommand,
-  signoffCommand,
-  statusCommand,
-  watchCommand,
-} from './cli/deploy-commands';
+import { deployCommand, rollbackCommand } from './cli/deploy-commands';
+import { drillCommand } from './cli/drill/command';
 import { doctorCommand, downCommand, setupCommand, upCommand } from './cli/stack-commands';
+import { cancelCommand, listCommand, statusCommand, watchCommand } from './cli/workflow-commands';
 import { UserError, errorMessage } from './errors';
 
 /** The verbs of the `runbook` CLI, in the order `runbook --help` lists them. */

@@ -9,7 +9,8 @@ export interface OptionSpec {
   /** Environment variable that supplies the value when the flag is absent. */
   env?: string;
 }
-type Options = Record<string, OptionSpec>;
+/** A verb's options by flag name, in the order its --help lists them. */
+export type Options = Record<string, OptionSpec>;
 
 export interface Io {
   out: (line: string) => void;
@@ -34,25 +35,6 @@ export interface Command {
   options: Options;
   run(args: ParsedArgs, io: Io): Promise<number>;
 }
-
-export const jsonOption: Options = { json: { type: 'boolean', description: 'machine-readable output' } };
-
-/*
- * Options several verbs share. A verb whose flag means something more specific keeps the flag and env variable
- * and overrides the description: `{ as: { ...asOption.as, description: '...' } }`.
- */
-export const configOption = {
-  config: { type: 'string', description: 'the runbook config file (default ./runbook.yaml)', env: 'RUNBOOK_CONFIG' },
-} satisfies Options;
-export const envOption = {
-  env: { type: 'string', description: 'environment (default: the first one the service lists)' },
-} satisfies Options;
-export const asOption = {
-  as: { type: 'string', description: 'who you are (recorded; checked against the approvers)', env: 'RUNBOOK_USER' },
-} satisfies Options;
-export const homeOption = {
-  home: { type: 'string', description: 'data folder of the embedded stack', env: 'RUNBOOK_HOME' },
-} satisfies Options;
 
 /** Parses a verb's arguments; unknown flags and missing values become a UserError that names them. */
 export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {

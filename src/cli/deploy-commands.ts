@@ -1,131 +1,30 @@
+/**
+ * The verbs that start a release runbook: `runbook deploy` and `runbook rollback`. Both check the arguments and
+ * the config before anything starts, refuse a busy service+environment, and with --wait follow it to its end.
+ */
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
-import type { WorkflowHandle } from '@temporalio/client';
-import {
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-} from '@temporalio/client';
-import { UserError, errorMessage } from '../errors';
-import type { DecisionKind } from '../shared/approvals';
-import type { DeployInput, DeployResult, DeployState, GateState, RollbackInput } from '../shared/deploy';
+import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
+import { UserError } from '../errors';
+import type { DeployInput, RollbackInput } from '../shared/deploy';
 import { slug } from '../shared/ids';
-import {
-  RunbookEnvironment,
-  RunbookKind,
-  RunbookOutcome,
-  RunbookPhase,
-  RunbookService,
-} from '../shared/search-attributes';
-import { approveUpdate, rejectUpdate, signoffUpdate, statusQuery } from '../shared/messages';
 import type { deployService, rollbackService } from '../workflows';
-import { asOption, configOption, envOption, jsonOption, type Command, type Io, type ParsedArgs } from './command';
+import type { Command, Io, ParsedArgs } from './command';
+import { follow } from './follow';
+import {
+  asOption,
+  configOption,
+  envOption,
+  jsonOption,
+  positional,
+  reasonOption,
+  required,
+  SNAPSHOT_ID,
+  whoAmI,
+} from './options';
 import { checkVersion } from '../platforms/preflight';
 import { resolvePlan } from './plan';
-import { exitCodeHelp, outcomeExitCode, renderStatus, timelineLines } from './render';
-import { runningRunbooks, withClient, workflowLink, type TemporalTarget } from './temporal';
-
-/** The operator: --as, else RUNBOOK_USER, else the login name. */
-export function whoAmI(values: ParsedArgs['values'], env: NodeJS.ProcessEnv): string {
-  const as = (values.as as string | undefined) ?? env.RUNBOOK_USER ?? os.userInfo().username;
-  if (!as.trim()) throw new UserError('say who you are', 'pass --as <name> or set RUNBOOK_USER');
-  return as.trim();
-}
-
-function required(values: ParsedArgs['values'], name: string, command: string): string {
-  const v = values[name];
-  if (typeof v !== 'string' || v.trim() === '')
-    throw new UserError(`${command}: --${name} is required`, `runbook ${command} --help`);
-  return v.trim();
-}
-
-function positional(args: ParsedArgs, what: string, command: string): string {
-  const [first, ...rest] = args.positionals;
-  if (!first) throw new UserError(`${command}: give the ${what}`, `runbook ${command} --help`);
-  if (rest.length > 0)
-    throw new UserError(`${command}: unexpected argument(s) ${rest.join(' ')}`, `runbook ${command} --help`);
-  return first;
-}
-
-/**
- * Follows a runbook until it ends: on a TTY the status is redrawn in place; piped, new timeline lines are
- * printed as they happen. Returns the outcome's exit code.
- */
-export async function follow(
-  handle: WorkflowHandle,
-  target: TemporalTarget,
-  io: Io,
-  json: boolean,
-  onState?: (state: DeployState) => Promise<void>,
-): Promise<number> {
-  const tty = !json && process.stdout.isTTY === true;
-  let seen = 0;
-  let drawn = 0;
-  const desc = await handle.describe();
-  const startMs = desc.startTime.getTime();
-  const resultPromise = handle.result().then(
-    (r: DeployResult) => ({ ok: true as const, r }),
-    (e: unknown) => ({ ok: false as const, e }),
-  );
-  for (;;) {
-    const state = await handle.query(statusQuery).catch(() => undefined);
-    if (state && !json) {
-      if (tty) {
-        const lines = renderStatus(state, {
-          workflowId: handle.workflowId,
-          link: workflowLink(target, handle.workflowId),
-          nowMs: Date.now(),
-          startMs,
-        });
-        if (drawn > 0) process.stdout.write(`\x1b[${drawn}F\x1b[J`);
-        process.stdout.write(`${lines.join('\n')}\n`);
-        drawn = lines.length;
-      } else {
-        for (const line of timelineLines(state, seen)) io.out(line);
-        seen = state.timeline.length;
-      }
-    }
-    if (state && onState) await onState(state);
-    const done = await Promise.race([
-      resultPromise,
-      new Promise<undefined>((r) => setTimeout(() => r(undefined), 1_000)),
-    ]);
-    if (!done) continue;
-    if (!done.ok) {
-      const finalState = await handle.query(statusQuery).catch(() => undefined);
-      if (finalState && !json && !tty) for (const line of timelineLines(finalState, seen)) io.out(line);
-      const cancelled = /cancel/i.test(errorMessage(done.e));
-      if (json)
-        io.out(
-          JSON.stringify({
-            workflowId: handle.workflowId,
-            outcome: cancelled ? 'cancelled' : 'failed',
-            error: errorMessage(done.e),
-            state: finalState,
-          }),
-        );
-      else io.out(`${handle.workflowId}: ${cancelled ? 'CANCELLED' : 'FAILED'}: ${errorMessage(done.e)}`);
-      return cancelled ? outcomeExitCode.cancelled : outcomeExitCode.failed;
-    }
-    const r = done.r;
-    if (json) io.out(JSON.stringify({ workflowId: handle.workflowId, ...r }));
-    else {
-      if (!tty) for (const line of timelineLines(r.state, seen)) io.out(line);
-      io.out(`${handle.workflowId}: ${r.outcome.toUpperCase()}: ${r.reason ?? ''}`);
-      if (r.failedWindow) {
-        const w = r.failedWindow;
-        io.out(
-          `  figures: ${w.requests} responses, ${w.errors5xx} 5xx (${(w.errorRate * 100).toFixed(2)}%), p95 ${w.p95Ms ?? '-'} ms at ${w.weight}%`,
-        );
-      }
-      if (r.snapshotId && r.outcome !== 'succeeded')
-        io.out(
-          `  database snapshot before migration: ${r.snapshotId} (runbook rollback ${r.service} --restore-db ${r.snapshotId})`,
-        );
-    }
-    return outcomeExitCode[r.outcome];
-  }
-}
+import { exitCodeHelp } from './render';
+import { runningRunbooks, withClient, workflowLink } from './temporal';
 
 /**
  * Starts a deploy or rollback after checking that none runs for the service+environment (the workflow's
@@ -196,7 +95,7 @@ export const deployCommand: Command = {
     ...envOption,
     ...configOption,
     ...asOption,
-    reason: { type: 'string', description: 'why (recorded in the release history)' },
+    ...reasonOption,
     wait: { type: 'boolean', description: 'follow the deploy live until it ends' },
     ...jsonOption,
   },
@@ -243,7 +142,7 @@ export const rollbackCommand: Command = {
     'restore-db': { type: 'string', description: 'restore the database from this snapshot (destructive, approved)' },
     ...configOption,
     ...asOption,
-    reason: { type: 'string', description: 'why (recorded in the release history)' },
+    ...reasonOption,
     wait: { type: 'boolean', description: 'follow the rollback live until it ends' },
     ...jsonOption,
   },
@@ -254,7 +153,7 @@ export const rollbackCommand: Command = {
     const toVersion = args.values.to as string | undefined;
     if (toVersion) checkVersion(plan, toVersion, '--to');
     const snapshotId = args.values['restore-db'] as string | undefined;
-    if (snapshotId !== undefined && !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(snapshotId)) {
+    if (snapshotId !== undefined && !SNAPSHOT_ID.test(snapshotId)) {
       throw new UserError(
         `rollback: --restore-db ${JSON.stringify(snapshotId)} is not a snapshot id`,
         'snapshot ids look like shop-production-pre-migrate-1a2b3c4d (see the deploy result)',
@@ -270,200 +169,5 @@ export const rollbackCommand: Command = {
     const workflowId = `rollback-${slug(service)}-${slug(environment)}-${randomBytes(3).toString('hex')}`;
     const what = `roll ${service}/${environment} back to ${toVersion ?? 'the previous release'}${snapshotId ? `, restoring the database from ${snapshotId}` : ''}`;
     return startRunbook(io, args, { workflowType: 'rollbackService', workflowId, input, service, environment }, what);
-  },
-};
-
-function decisionCommand(kind: DecisionKind): Command {
-  const update = { approve: approveUpdate, reject: rejectUpdate, signoff: signoffUpdate }[kind];
-  const summary = {
-    approve: 'Approve the gate a deploy or rollback is waiting at (before-start, before-traffic).',
-    reject: 'Reject the gate a deploy or rollback is waiting at: it stops, and rolls back what it changed.',
-    signoff: 'Give the go-live sign-off of a deploy.',
-  }[kind];
-  return {
-    name: kind,
-    summary,
-    usage: `${kind} <workflow-id> --as <name> [--gate <gate>] [--note <text>]`,
-    examples: [`runbook ${kind} deploy-shop-production-v2-1a2b3c --as alice --note "checked the dashboards"`],
-    details:
-      'The decision is validated before it is recorded: an unknown approver, the requester approving their own\n' +
-      'deploy (four-eyes) or the wrong gate is refused with the reason, and nothing changes.',
-    options: {
-      ...asOption,
-      gate: { type: 'string', description: 'the gate (default: the one it waits at)' },
-      note: { type: 'string', description: 'a note recorded with the decision' },
-      ...jsonOption,
-    },
-    async run(args, io) {
-      const workflowId = positional(args, 'workflow id', kind);
-      const payload = {
-        by: whoAmI(args.values, io.env),
-        ...(args.values.gate ? { gate: String(args.values.gate) } : {}),
-        ...(args.values.note ? { note: String(args.values.note) } : {}),
-      };
-      return withClient(io.env, async (client) => {
-        let gate: GateState;
-        try {
-          gate = await client.workflow.getHandle(workflowId).executeUpdate(update, { args: [payload] });
-        } catch (err) {
-          if (err instanceof WorkflowUpdateFailedError) {
-            throw new UserError(
-              `${kind} refused: ${err.cause?.message ?? err.message}`,
-              `runbook status ${workflowId}`,
-            );
-          }
-          if (err instanceof WorkflowNotFoundError)
-            throw new UserError(`no workflow ${workflowId}`, 'runbook list shows the recent ones');
-          throw err;
-        }
-        if (args.values.json) io.out(JSON.stringify(gate));
-        else io.out(`${workflowId}: ${gate.gate} ${gate.status} by ${gate.decidedBy}`);
-        return 0;
-      });
-    },
-  };
-}
-
-export const approveCommand = decisionCommand('approve');
-export const rejectCommand = decisionCommand('reject');
-export const signoffCommand = decisionCommand('signoff');
-
-export const statusCommand: Command = {
-  name: 'status',
-  summary: 'Show where a deploy or rollback is: phase, traffic, analysis, gates, and who it waits for.',
-  usage: 'status <workflow-id> [--json]',
-  examples: [
-    'runbook status deploy-shop-production-v2-1a2b3c',
-    'runbook status deploy-shop-production-v2-1a2b3c --json | jq .weights',
-  ],
-  options: { ...jsonOption },
-  async run(args, io) {
-    const workflowId = positional(args, 'workflow id', 'status');
-    return withClient(io.env, async (client, target) => {
-      const handle = client.workflow.getHandle(workflowId);
-      let state: DeployState;
-      let startMs: number;
-      try {
-        startMs = (await handle.describe()).startTime.getTime();
-        state = await handle.query(statusQuery);
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError)
-          throw new UserError(`no workflow ${workflowId}`, 'runbook list shows the recent ones');
-        throw new UserError(
-          `cannot read the status of ${workflowId}: ${errorMessage(err)}`,
-          'is a worker running? runbook doctor',
-        );
-      }
-      if (args.values.json) io.out(JSON.stringify(state, null, 2));
-      else
-        for (const line of renderStatus(state, {
-          workflowId,
-          link: workflowLink(target, workflowId),
-          nowMs: Date.now(),
-          startMs,
-        }))
-          io.out(line);
-      return 0;
-    });
-  },
-};
-
-export const watchCommand: Command = {
-  name: 'watch',
-  summary: 'Follow a deploy or rollback live until it ends (redrawn in place on a terminal, plain lines when piped).',
-  usage: 'watch <workflow-id> [--json]',
-  examples: [
-    'runbook watch deploy-shop-production-v2-1a2b3c',
-    'runbook watch deploy-shop-production-v2-1a2b3c | tee deploy.log',
-  ],
-  details: exitCodeHelp,
-  options: { ...jsonOption },
-  async run(args, io) {
-    const workflowId = positional(args, 'workflow id', 'watch');
-    return withClient(io.env, async (client, target) =>
-      follow(client.workflow.getHandle(workflowId), target, io, Boolean(args.values.json)),
-    );
-  },
-};
-
-export const cancelCommand: Command = {
-  name: 'cancel',
-  summary: 'Cancel a deploy or rollback: it rolls back what it changed (non-cancellably), then ends as cancelled.',
-  usage: 'cancel <workflow-id>',
-  examples: ['runbook cancel deploy-shop-production-v2-1a2b3c'],
-  options: {},
-  async run(args, io) {
-    const workflowId = positional(args, 'workflow id', 'cancel');
-    return withClient(io.env, async (client) => {
-      try {
-        await client.workflow.getHandle(workflowId).cancel();
-      } catch (err) {
-        if (err instanceof WorkflowNotFoundError)
-          throw new UserError(`no running workflow ${workflowId}`, 'runbook list shows the running ones');
-        throw err;
-      }
-      io.out(`cancellation requested for ${workflowId}; follow it with: runbook watch ${workflowId}`);
-      return 0;
-    });
-  },
-};
-
-export const listCommand: Command = {
-  name: 'list',
-  summary: 'Recent and running deploys, rollbacks and drills, from Temporal visibility (search attributes).',
-  usage: 'list [--service <s>] [--env <e>] [--kind deploy|rollback|drill] [--running] [--limit <n>] [--json]',
-  examples: ['runbook list --service shop --running', 'runbook list --kind deploy --json | jq -r ".[].workflowId"'],
-  options: {
-    service: { type: 'string', description: 'only this service' },
-    env: { type: 'string', description: 'only this environment' },
-    kind: { type: 'string', description: 'deploy, rollback, drill or stack-check' },
-    running: { type: 'boolean', description: 'only the running ones' },
-    limit: { type: 'string', description: 'how many (default 20)' },
-    ...jsonOption,
-  },
-  async run({ values }, io) {
-    const limit = Number(values.limit ?? 20);
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new UserError(`list: --limit must be a whole number >= 1, got ${String(values.limit)}`);
-    const quote = (flag: string, v: unknown) => {
-      const s = String(v);
-      if (!/^[A-Za-z0-9._-]+$/.test(s))
-        throw new UserError(`list: --${flag} may hold letters, digits, '.', '_' and '-' only`);
-      return `"${s}"`;
-    };
-    const clauses = ['RunbookKind IS NOT NULL'];
-    if (values.service) clauses.push(`RunbookService = ${quote('service', values.service)}`);
-    if (values.env) clauses.push(`RunbookEnvironment = ${quote('env', values.env)}`);
-    if (values.kind) clauses.push(`RunbookKind = ${quote('kind', values.kind)}`);
-    if (values.running) clauses.push('ExecutionStatus = "Running"');
-    return withClient(io.env, async (client) => {
-      const rows: Array<Record<string, string>> = [];
-      for await (const wf of client.workflow.list({ query: clauses.join(' AND '), pageSize: limit })) {
-        const get = (key: typeof RunbookKind) => wf.typedSearchAttributes.get(key) ?? '';
-        rows.push({
-          workflowId: wf.workflowId,
-          kind: get(RunbookKind),
-          service: get(RunbookService),
-          environment: get(RunbookEnvironment),
-          phase: get(RunbookPhase),
-          outcome: get(RunbookOutcome) || (wf.status.name === 'RUNNING' ? 'running' : wf.status.name.toLowerCase()),
-          started: wf.startTime.toISOString(),
-        });
-        if (rows.length >= limit) break;
-      }
-      if (values.json) io.out(JSON.stringify(rows, null, 2));
-      else if (rows.length === 0) io.out('nothing found');
-      else {
-        io.out(
-          `${'STARTED'.padEnd(20)} ${'KIND'.padEnd(11)} ${'SERVICE/ENV'.padEnd(24)} ${'OUTCOME'.padEnd(12)} ${'PHASE'.padEnd(18)} WORKFLOW ID`,
-        );
-        for (const r of rows) {
-          io.out(
-            `${r.started!.slice(0, 19).replace('T', ' ')} ${r.kind!.padEnd(11)} ${`${r.service}/${r.environment}`.padEnd(24)} ${r.outcome!.padEnd(12)} ${r.phase!.padEnd(18)} ${r.workflowId}`,
-          );
-        }
-      }
-      return 0;
-    });
   },
 };

@@ -1,10 +1,5 @@
 import { UserError } from '../errors';
-import {
-  defaultEnvironment,
-  loadRunbookConfig,
-  resolveService,
-  runbookConfigPath,
-} from '../runbook-config';
+import { defaultEnvironment, loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import type { ServicePlan } from '../shared/deploy';
 import type { ResolvedService, SingleHostService } from '../shared/service-plan';
 import type { ParsedArgs } from './command';

@@ -1,5 +1,5 @@
 import type { DeployState, GateState, Outcome } from '../shared/deploy';
-import { formatMs, type DrillState } from '../shared/drill';
+import { formatMs, type DrillResult, type DrillState } from '../shared/drill';
 
 /** Exit codes of `deploy --wait`, `watch` and `rollback --wait`: one per outcome, documented in --help. */
 export const outcomeExitCode: Record<Outcome | 'passed', number> = {
@@ -12,6 +12,9 @@ export const outcomeExitCode: Record<Outcome | 'passed', number> = {
 };
 export const exitCodeHelp =
   'Exit codes: 0 succeeded (a drill: passed), 3 rolled back, 4 rejected (or approval timed out), 5 failed, 6 cancelled, 2 usage error.';
+
+/** Exit codes of `drill --wait`. */
+export const drillExitCode: Record<string, number> = { passed: 0, failed: 5, cancelled: 6 };
 
 const duration = (ms: number) => {
   const s = Math.max(0, Math.round(ms / 1000));
@@ -99,4 +102,35 @@ export function renderStatus(
 /** The timeline entries after the first `seen` ones, as plain lines (for piped output). */
 export function timelineLines(s: DeployState, seen: number): string[] {
   return s.timeline.slice(seen).map((t) => `${new Date(t.atMs).toISOString().slice(11, 19)} [${t.phase}] ${t.message}`);
+}
+
+/** The lines of a finished drill for a person: verdict, RTO vs target, RPO, integrity, phases. */
+export function drillSummary(workflowId: string, r: DrillResult): string[] {
+  const d = r.drill;
+  const lines = [`${workflowId}: ${r.outcome.toUpperCase()}: ${r.reason}`];
+  if (d.rtoMs !== undefined) {
+    lines.push(
+      `  RTO ${formatMs(d.rtoMs)} (target ${formatMs(d.rtoTargetMs)}${d.overTargetByMs !== undefined ? `, OVER by ${formatMs(d.overTargetByMs)}` : ', within'})` +
+        (d.snapshot ? `   snapshot age (RPO) ${formatMs(d.snapshot.ageMs)}: ${d.snapshot.snapshotId}` : ''),
+    );
+  } else if (d.snapshot) {
+    lines.push(`  snapshot ${d.snapshot.snapshotId}, ${formatMs(d.snapshot.ageMs)} old`);
+  }
+  const i = d.integrity;
+  const checks = [
+    i.amcheck ? `amcheck ${i.amcheck.ok ? 'ok' : 'CORRUPTION'}` : undefined,
+    i.manifest
+      ? `manifest ${i.manifest.ok ? `ok (${i.manifest.tables} tables, ${i.manifest.rows} rows)` : 'MISMATCH'}`
+      : undefined,
+    i.schema
+      ? `schema ${i.schema.ok ? 'ok' : i.schema.migrated ? `${i.schema.pending.length} migration(s) behind, migrated` : 'MISMATCH'}`
+      : undefined,
+  ].filter(Boolean);
+  if (checks.length > 0) lines.push(`  integrity: ${checks.join(', ')}`);
+  if (d.phases.length > 0)
+    lines.push(
+      `  phases: ${d.phases.map((p) => `${p.phase} ${p.ms === undefined ? '?' : formatMs(p.ms)}`).join(' · ')}`,
+    );
+  if (d.cleanup.length > 0) lines.push(`  cleanup: ${d.cleanup.join('; ')}`);
+  return lines;
 }

@@ -4,7 +4,8 @@ import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook
 import { doctor, down, up } from '../stack/stack';
 import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
 import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
-import { configOption, homeOption, jsonOption, type Command } from './command';
+import type { Command } from './command';
+import { configOption, homeOption, jsonOption } from './options';
 
 export const upCommand: Command = {
   name: 'up',

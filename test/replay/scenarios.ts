@@ -1,6 +1,6 @@
 import { readFileSync, truncateSync } from 'node:fs';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { startLoad } from '../../src/load';
+import { startLoad } from '../../src/load-generator';
 import { approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
 import type { RollbackInput } from '../../src/shared/deploy';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';

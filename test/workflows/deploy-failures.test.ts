@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { startLoad } from '../../src/load';
+import { startLoad } from '../../src/load-generator';
 import { approveSignal, approveUpdate, rejectSignal, signoffUpdate, statusQuery } from '../../src/shared/messages';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { spawnChildWorker, startWorker, testStack, uniqueName } from '../harness';

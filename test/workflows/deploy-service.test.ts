@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { startLoad } from '../../src/load';
+import { startLoad } from '../../src/load-generator';
 import { approveUpdate, signoffUpdate } from '../../src/shared/messages';
 import { startWorker, uniqueName } from '../harness';
 import {

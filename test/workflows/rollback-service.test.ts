@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync, truncateSync } from 'node:fs';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { startLoad } from '../../src/load';
+import { startLoad } from '../../src/load-generator';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { approveUpdate, rejectSignal } from '../../src/shared/messages';
 import { spawnChildWorker, startWorker, uniqueName } from '../harness';

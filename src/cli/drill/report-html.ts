@@ -1,25 +1,5 @@
-import { DRILL_STEPS, formatMs, RTO_STEPS, type DrillIntegrity } from '../shared/drill';
-
-/**
- * One past drill as the CLI shows it, from either source: the drill_runs table (complete) or Temporal visibility
- * plus each closed drill's result (while Temporal retains it).
- */
-export interface DrillRecordView {
-  workflowId: string;
-  startedAtMs: number;
-  finishedAtMs: number | null;
-  /** passed | failed | cancelled | awaiting-sign-off | running */
-  outcome: string;
-  rtoSeconds: number | null;
-  rtoTargetSeconds: number | null;
-  overTarget: boolean | null;
-  snapshotId: string | null;
-  snapshotAgeSeconds: number | null;
-  phaseTimings: Record<string, number>;
-  integrity: (DrillIntegrity & { failedPhase?: string; version?: string; signoff?: string }) | null;
-  signedOffBy: string | null;
-  reason: string | null;
-}
+import { DRILL_STEPS, formatMs, RTO_STEPS } from '../../shared/drill';
+import type { DrillRecordView } from './records';
 
 export interface DrillReportMeta {
   service: string;

@@ -1,0 +1,34 @@
+/** What `drill` and `drill schedule` both take into the drill's input: the plan and the sign-off timeout. */
+import { UserError } from '../../errors';
+import type { ServicePlan } from '../../shared/deploy';
+import type { ParsedArgs } from '../command';
+import { durationOpt } from '../options';
+
+/**
+ * The service's plan as the drill's input.
+ * @throws UserError for a service without a database: there is nothing to restore.
+ */
+export function drillPlan(plan: ServicePlan): ServicePlan {
+  if (!plan.database) {
+    throw new UserError(
+      `${plan.service}/${plan.environment} has no database in runbook.yaml: there is nothing to restore`,
+      'add a database section to the service',
+    );
+  }
+  return plan;
+}
+
+/**
+ * The --signoff timeout in milliseconds (undefined: the drill ends unsigned).
+ * @throws UserError for a bad duration, or a timeout when the service has no approvers to sign off.
+ */
+export function signoffOf(values: ParsedArgs['values'], approvers: string[]): number | undefined {
+  const timeoutMs = durationOpt(values, 'signoff', 1_000, 'drill');
+  if (timeoutMs !== undefined && approvers.length === 0) {
+    throw new UserError(
+      'drill: --signoff needs approvers, and the service has none',
+      'set approvals.approvers in runbook.yaml',
+    );
+  }
+  return timeoutMs;
+}

@@ -1,0 +1,63 @@
+/** `runbook drill <service>`: start a restore drill now, and with --wait follow it to its verdict. */
+import { randomBytes } from 'node:crypto';
+import { UserError } from '../../errors';
+import type { DrillInput } from '../../shared/drill';
+import { slug } from '../../shared/ids';
+import type { restoreDrill } from '../../workflows';
+import type { Io, ParsedArgs } from '../command';
+import { followDrill } from '../follow';
+import { positional, SNAPSHOT_ID, stringOpt, whoAmI } from '../options';
+import { resolvePlan } from '../plan';
+import { runningRunbooks, withClient, workflowLink } from '../temporal';
+import { drillPlan, signoffOf } from './input';
+
+export async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
+  const service = positional(args, 'service name', 'drill');
+  const { values } = args;
+  const snapshotId = stringOpt(values, 'snapshot');
+  if (snapshotId && values.fresh)
+    throw new UserError('drill: give --snapshot <id> or --fresh, not both', 'runbook drill --help');
+  if (snapshotId && !SNAPSHOT_ID.test(snapshotId))
+    throw new UserError(
+      `drill: --snapshot ${JSON.stringify(snapshotId)} is not a snapshot id`,
+      'runbook drill history lists the snapshots drills used',
+    );
+  const plan = drillPlan(resolvePlan(values, io.env, service, stringOpt(values, 'env')));
+  const signoffTimeoutMs = signoffOf(values, plan.approvals.approvers);
+  const input: DrillInput = {
+    plan,
+    requestedBy: whoAmI(values, io.env),
+    ...(snapshotId ? { snapshotId } : {}),
+    ...(values.fresh ? { fresh: true } : {}),
+    ...(signoffTimeoutMs ? { signoffTimeoutMs } : {}),
+    ...(stringOpt(values, 'version') ? { version: stringOpt(values, 'version') } : {}),
+    ...(stringOpt(values, 'reason') ? { reason: stringOpt(values, 'reason') } : {}),
+  };
+  return withClient(io.env, async (client, target) => {
+    const running = await runningRunbooks(client, plan.service, plan.environment, ['drill']);
+    if (running.length > 0) {
+      throw new UserError(
+        `a drill of ${plan.service}/${plan.environment} is running: ${running.join(', ')}`,
+        `wait for it (runbook watch ${running[0]}) or cancel it (runbook cancel ${running[0]})`,
+      );
+    }
+    const workflowId = `drill-${slug(plan.service)}-${slug(plan.environment)}-${randomBytes(3).toString('hex')}`;
+    const handle = await client.workflow.start<typeof restoreDrill>('restoreDrill', {
+      taskQueue: target.taskQueue,
+      workflowId,
+      args: [input],
+    });
+    if (!values.json) {
+      io.out(
+        `started ${workflowId}: restore drill of ${plan.service}/${plan.environment} (${snapshotId ?? (values.fresh ? 'a fresh snapshot' : 'the newest snapshot')})`,
+      );
+      io.out(`  watch:  runbook watch ${workflowId}`);
+      io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
+    }
+    if (!values.wait) {
+      if (values.json) io.out(JSON.stringify({ workflowId, service: plan.service, environment: plan.environment }));
+      return 0;
+    }
+    return followDrill(handle, io, Boolean(values.json));
+  });
+}

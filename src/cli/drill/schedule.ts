@@ -1,0 +1,144 @@
+/** `runbook drill schedule <service>`: create, update or delete the Temporal Schedule that starts drills. */
+import {
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
+  ScheduleOverlapPolicy,
+  type ScheduleDescription,
+  type ScheduleSpec,
+} from '@temporalio/client';
+import { UserError } from '../../errors';
+import {
+  defaultEnvironment,
+  loadRunbookConfig,
+  resolveService,
+  runbookConfigPath,
+  type RunbookConfig,
+} from '../../runbook-config';
+import { drillScheduleId, formatMs, type DrillInput } from '../../shared/drill';
+import type { Io, ParsedArgs } from '../command';
+import { durationOpt, stringOpt, whoAmI } from '../options';
+import { withClient, type TemporalTarget } from '../temporal';
+import { drillPlan, signoffOf } from './input';
+
+/** How late a missed scheduled drill may still start after a Temporal outage (then it is skipped). */
+export const CATCHUP_WINDOW = '1h';
+
+function loadConfig(values: ParsedArgs['values'], env: NodeJS.ProcessEnv): RunbookConfig {
+  return loadRunbookConfig(runbookConfigPath(values.config as string | undefined, env));
+}
+
+const scheduleLink = (t: TemporalTarget, id: string) =>
+  `${t.uiUrl}/namespaces/${encodeURIComponent(t.namespace)}/schedules/${encodeURIComponent(id)}`;
+
+function describeSchedule(d: ScheduleDescription): Record<string, unknown> {
+  return {
+    scheduleId: d.scheduleId,
+    // Temporal compiles a cron expression into calendars; the note says what was asked for.
+    calendars: d.spec.calendars ?? [],
+    intervals: (d.spec.intervals ?? []).map((i) => formatMs(Number(i.every))),
+    overlap: d.policies.overlap,
+    catchupWindow: formatMs(d.policies.catchupWindow),
+    paused: d.state.paused,
+    note: d.state.note ?? null,
+    nextRuns: d.info.nextActionTimes.slice(0, 3).map((t) => t.toISOString()),
+    recentRuns: d.info.recentActions.map((a) => ({
+      workflowId: a.action.workflow.workflowId,
+      takenAt: a.takenAt.toISOString(),
+    })),
+  };
+}
+
+/**
+ * The schedule's times: --cron, --every, else the service's `drill.schedule` (a cron expression, a shorthand
+ * like @weekly, or @every <duration>, which Temporal turns into an interval).
+ */
+function scheduleSpec(
+  values: ParsedArgs['values'],
+  configured: string | undefined,
+): { spec: ScheduleSpec; what: string } {
+  const cron = stringOpt(values, 'cron');
+  const everyMs = durationOpt(values, 'every', 60_000, 'drill');
+  if (cron && everyMs) throw new UserError('drill schedule: give --cron or --every, not both');
+  if (everyMs) return { spec: { intervals: [{ every: everyMs }] }, what: `every ${formatMs(everyMs)}` };
+  const expression = cron ?? configured;
+  if (!expression) {
+    throw new UserError(
+      'drill schedule: say when: --cron "0 3 * * 1" or --every 7d',
+      'or set drill.schedule for the service in runbook.yaml',
+    );
+  }
+  const fields = expression.split(/\s+/);
+  if (!/^@\w+/.test(expression) && (fields.length !== 5 || !fields.every((f) => /^[0-9A-Za-z*?/,-]+$/.test(f)))) {
+    throw new UserError(
+      `drill schedule: --cron must be a 5-field cron expression like "0 3 * * 1" (minute hour day month weekday), got ${JSON.stringify(expression)}`,
+    );
+  }
+  return { spec: { cronExpressions: [expression] }, what: `cron "${expression}" (UTC)` };
+}
+
+export async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
+  const [, service, ...rest] = args.positionals;
+  if (!service) throw new UserError('drill schedule: give the service name', 'runbook drill --help');
+  if (rest.length > 0) throw new UserError(`drill schedule: unexpected argument(s) ${rest.join(' ')}`);
+  const { values } = args;
+  const config = loadConfig(values, io.env);
+  const environment = stringOpt(values, 'env') ?? defaultEnvironment(config, service);
+  const scheduleId = drillScheduleId(service, environment);
+  if (values.delete) {
+    return withClient(io.env, async (client) => {
+      try {
+        await client.schedule.getHandle(scheduleId).delete();
+      } catch (err) {
+        if (err instanceof ScheduleNotFoundError) throw new UserError(`there is no schedule ${scheduleId}`);
+        throw err;
+      }
+      io.out(values.json ? JSON.stringify({ scheduleId, deleted: true }) : `deleted the schedule ${scheduleId}`);
+      return 0;
+    });
+  }
+  const plan = drillPlan(resolveService(config, service, environment));
+  const { spec, what } = scheduleSpec(values, plan.drill?.schedule);
+  const signoffTimeoutMs = signoffOf(values, plan.approvals.approvers);
+  const by = whoAmI(values, io.env);
+  const input: DrillInput = {
+    plan,
+    requestedBy: `schedule:${scheduleId}`,
+    ...(values.fresh ? { fresh: true } : {}),
+    ...(signoffTimeoutMs ? { signoffTimeoutMs } : {}),
+    reason: `scheduled drill (${what}), set up by ${by}`,
+  };
+  return withClient(io.env, async (client, target) => {
+    const action = {
+      type: 'startWorkflow' as const,
+      workflowType: 'restoreDrill',
+      taskQueue: target.taskQueue,
+      // Temporal appends the scheduled time: drill-shop-production-2025-01-06T03:00:00Z
+      workflowId: scheduleId,
+      args: [input],
+    };
+    const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW, pauseOnFailure: false };
+    const note = `restore drill of ${plan.service}/${plan.environment}, ${what}; set up by ${by} with runbook drill schedule`;
+    let verb: 'created' | 'updated' = 'created';
+    try {
+      await client.schedule.create({ scheduleId, spec, action, policies, state: { note }, memo: { setUpBy: by } });
+    } catch (err) {
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+      verb = 'updated';
+      // A pause set by someone (e.g. in the Web UI) stays: a new plan is not a reason to resume.
+      await client.schedule
+        .getHandle(scheduleId)
+        .update((previous) => ({ ...previous, spec, action, policies, state: { ...previous.state, note } }));
+    }
+    const described = describeSchedule(await client.schedule.getHandle(scheduleId).describe());
+    if (values.json) io.out(JSON.stringify({ ...described, [verb]: true }));
+    else {
+      io.out(
+        `${verb} the schedule ${scheduleId}: ${what}, overlap SKIP, catch-up window ${CATCHUP_WINDOW}${described.paused ? ' (PAUSED)' : ''}`,
+      );
+      io.out(`  next runs: ${(described.nextRuns as string[]).join(', ') || 'none'}`);
+      io.out(`  Web UI:    ${scheduleLink(target, scheduleId)}  (pause, trigger, see its runs)`);
+      io.out(`  its input is the plan as resolved now: run this command again after changing runbook.yaml`);
+    }
+    return 0;
+  });
+}
