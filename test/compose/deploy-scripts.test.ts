@@ -1,7 +1,7 @@
 /**
  * The scripts under deploy/, run for real on a machine without a Docker engine: the search-attribute registration
  * against a Temporal dev server, the database setup against a private PostgreSQL (then the platform's database work
- * as the role it creates), and the image's entrypoint starting HAProxy with the project's code. compose.test.ts
+ * as the role it creates), and the image's entrypoint starting HAProxy with the project's code. compose.unit.test.ts
  * checks the compose file and the Dockerfile themselves.
  */
 import assert from 'node:assert/strict';

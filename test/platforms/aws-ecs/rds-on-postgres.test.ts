@@ -9,9 +9,9 @@ import { migrateOrchestratorDb } from '../../../src/platforms/postgres/orchestra
 import { startPgFixture, type PgFixture } from '../pg-fixture';
 import { harness, instance, snapshot, SNAPSHOT, specWith, takeReq } from './rds-fixture';
 
-/** The part of the RDS snapshot store that needs a database server; the rest is in rds.test.ts (mocks only). */
+/** The part of the RDS snapshot store that needs a database server; the rest is in rds.unit.test.ts (mocks only). */
 describe('RDS snapshot store on a real PostgreSQL (manifests table, fingerprint over an endpoint)', function () {
-  // Every client the store could reach is mocked, as in rds.test.ts, so that nothing goes to AWS.
+  // Every client the store could reach is mocked, as in rds.unit.test.ts, so that nothing goes to AWS.
   const clients = awsClients('us-east-1');
   const rdsMock = mockClient(clients.rds);
   const mocks = [
