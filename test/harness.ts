@@ -13,7 +13,6 @@ import { resolveStackSettings, temporalAddress, type StackSettings } from '../sr
 import { down, up } from '../src/stack/stack';
 import { findTemporalCli } from '../src/stack/tools';
 import { connectClient } from '../src/temporal-connection';
-import type { Activities } from '../src/activities';
 import { createRunbookWorker } from '../src/worker';
 
 /**
@@ -116,11 +115,17 @@ export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }
 
+/** What an in-process worker may take besides the test stack's config (see createRunbookWorker). */
+type WorkerExtras = Omit<
+  NonNullable<Parameters<typeof createRunbookWorker>[1]>,
+  'workflowBundle' | 'shutdownGraceTime' | 'identity'
+>;
+
 /** An in-process worker on the test stack; `stop()` shuts it down and closes its clients. */
 export async function startWorker(
   taskQueue: string,
   identity?: string,
-  extra: { wrapActivities?: (activities: Activities) => Activities } = {},
+  extra: WorkerExtras = {},
 ): Promise<{ stop(): Promise<void> }> {
   const { worker, close } = await createRunbookWorker(testStack().workerConfig(taskQueue), {
     workflowBundle: await workflowBundle(),
@@ -136,6 +141,26 @@ export async function startWorker(
       await close();
     },
   };
+}
+
+/**
+ * One in-process worker for the tests of the enclosing `describe`, on a task queue of its own named after
+ * `prefix`: registers a mocha `before` that starts it and an `after` that stops it (an `after` runs also when an
+ * earlier `before` failed or skipped the suite, and then has nothing to stop). Call it where the worker's start
+ * belongs among the suite's other `before` hooks; `options` is called when the worker starts, so it may use
+ * what earlier hooks set up. Returns the task queue that the suite's workflows run on.
+ */
+export function useWorker(prefix: string, options?: () => WorkerExtras): { readonly taskQueue: string } {
+  const taskQueue = uniqueName(prefix);
+  let worker: { stop(): Promise<void> } | undefined;
+  before(async () => {
+    worker = await startWorker(taskQueue, undefined, options?.());
+  });
+  after(async () => {
+    await worker?.stop();
+    worker = undefined;
+  });
+  return { taskQueue };
 }
 
 /**

@@ -1,18 +1,17 @@
-import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { freePort } from '../src/stack/processes';
 import { setMetricsUrl, startTestStack, stopTestStack } from './harness';
+import { installTestRuntime } from './helpers/runtime';
 
-/** Mocha root hooks: the real servers start once for the whole run and stop after it. */
+/**
+ * Mocha root hooks of the full run (.mocharc.json): the real servers start once for the whole run and stop after
+ * it. The unit profile (.mocharc.unit.json) uses test/unit-hooks.ts instead.
+ */
 export const mochaHooks = {
   async beforeAll(this: Mocha.Context) {
     this.timeout(600_000); // a fresh machine installs the Temporal CLI, PostgreSQL and HAProxy first
     // In-process workers export Prometheus metrics as `runbook up`'s worker does (test/e2e/metrics.test.ts).
     const metricsAddress = `127.0.0.1:${await freePort()}`;
-    Runtime.install({
-      // The SDK's own logs would drown the test report: activity failures that tests provoke are logged as WARN.
-      logger: new DefaultLogger(process.env.RUNBOOK_TEST_VERBOSE ? 'INFO' : 'ERROR'),
-      telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } },
-    });
+    installTestRuntime({ telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } });
     setMetricsUrl(`http://${metricsAddress}/metrics`);
     await startTestStack();
   },

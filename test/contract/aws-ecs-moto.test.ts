@@ -17,8 +17,7 @@ import { stringify } from 'yaml';
 import { siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort, portOpen } from '../../src/stack/processes';
-import { createRunbookWorker } from '../../src/worker';
-import { exportHistory, testStack, uniqueName, workflowBundle } from '../harness';
+import { exportHistory, testStack, uniqueName, useWorker } from '../harness';
 import { runbookCli } from '../helpers/cli';
 import { ensureMoto, motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
 import { createMotoShop, type MotoShop } from './moto-shop';
@@ -48,7 +47,8 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let app: ChildProcess;
-  let worker: { stop(): Promise<void> };
+  let appPort: number;
+  let pgPort: number;
   let databaseUrl: string;
   let clients: { ecs: ECSClient; elb: ElasticLoadBalancingV2Client; rds: RDSClient; ssm: SSMClient };
 
@@ -102,41 +102,19 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     };
 
     const stack = testStack();
-    const taskQueue = uniqueName('aws-moto');
     const database = uniqueName('shopaws').replace(/-/g, '_');
     await ensureDatabase(stack.settings, database);
-    const workerConfig = stack.workerConfig(taskQueue);
-    databaseUrl = siblingDatabaseUrl(workerConfig.DATABASE_URL, database);
+    databaseUrl = siblingDatabaseUrl(stack.workerConfig(taskQueue).DATABASE_URL, database);
 
     // The sample app stands in for the ECS tasks of both colours (moto runs none).
-    const appPort = await freePort();
+    appPort = await freePort();
     app = spawn(process.execPath, ['server.js'], {
       cwd: path.join(__dirname, '../../examples/shop/releases/v1'),
       env: { ...process.env, PORT: String(appPort), DATABASE_URL: databaseUrl, APP_VERSION: 'ecs' },
       stdio: 'ignore',
     });
     for (let i = 0; i < 100 && !(await portOpen(appPort)); i++) await new Promise((r) => setTimeout(r, 100));
-    const pgPort = Number(new URL(databaseUrl).port);
-
-    const { worker: w, close } = await createRunbookWorker(workerConfig, {
-      workflowBundle: await workflowBundle(),
-      shutdownGraceTime: '1s',
-      env: { ...process.env, SHOP_AWS_DATABASE_URL: databaseUrl },
-      resolveAwsAddress: (host, port) =>
-        host.endsWith('.elb.amazonaws.com')
-          ? { host: '127.0.0.1', port: appPort }
-          : host.endsWith('.rds.amazonaws.com')
-            ? { host: '127.0.0.1', port: pgPort }
-            : { host, port },
-    });
-    const running = w.run();
-    worker = {
-      async stop() {
-        if (w.getState() === 'RUNNING') w.shutdown();
-        await running;
-        await close();
-      },
-    };
+    pgPort = Number(new URL(databaseUrl).port);
 
     dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-aws-moto-'));
     const configFile = path.join(dir, 'runbook.yaml');
@@ -207,8 +185,19 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     };
   });
 
+  // After the before hook above, so that the worker starts once moto, the app and the database are up (it
+  // reaches them at their local addresses); its task queue is known from the start.
+  const { taskQueue } = useWorker('aws-moto', () => ({
+    env: { ...process.env, SHOP_AWS_DATABASE_URL: databaseUrl },
+    resolveAwsAddress: (host, port) =>
+      host.endsWith('.elb.amazonaws.com')
+        ? { host: '127.0.0.1', port: appPort }
+        : host.endsWith('.rds.amazonaws.com')
+          ? { host: '127.0.0.1', port: pgPort }
+          : { host, port },
+  }));
+
   after(async () => {
-    await worker?.stop();
     app?.kill('SIGTERM');
     for (const c of Object.values(clients ?? {})) c.destroy();
     await moto?.stop();

@@ -8,7 +8,7 @@ import type { DrillResult } from '../../src/shared/drill';
 import { drillScheduleId } from '../../src/shared/drill';
 import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort } from '../../src/stack/processes';
-import { startWorker, testStack, uniqueName } from '../harness';
+import { testStack, uniqueName, useWorker } from '../harness';
 import { runbookCli } from '../helpers/cli';
 
 const examples = path.join(__dirname, '../../examples');
@@ -51,8 +51,8 @@ describe('runbook drill (the CLI against the test stack)', function () {
   let dir: string;
   let env: NodeJS.ProcessEnv;
   let service: string;
-  let worker: { stop(): Promise<void> };
   const drills: string[] = [];
+  const { taskQueue } = useWorker('drill-cli');
 
   before(async () => {
     const stack = testStack();
@@ -60,8 +60,6 @@ describe('runbook drill (the CLI against the test stack)', function () {
     service = uniqueName('shop').replace(/[^a-z0-9-]/g, '');
     const database = service.replace(/-/g, '_');
     await ensureDatabase(stack.settings, database);
-    const taskQueue = uniqueName('drill-cli');
-    worker = await startWorker(taskQueue);
     env = {
       RUNBOOK_CONFIG: await writeConfig(dir, service, database),
       RUNBOOK_HOME: stack.settings.home,
@@ -77,7 +75,6 @@ describe('runbook drill (the CLI against the test stack)', function () {
 
   after(async () => {
     await runbook(['drill', 'schedule', service, '--env', 'staging', '--delete'], env);
-    await worker.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 

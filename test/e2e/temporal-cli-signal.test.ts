@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { DeployState } from '../../src/shared/deploy';
 import { findTemporalCli, type Tool } from '../../src/stack/tools';
-import { startWorker, testStack, uniqueName } from '../harness';
+import { testStack, useWorker } from '../harness';
 import { serviceWithV1, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';
 
 const run = promisify(execFile);
@@ -15,8 +15,6 @@ const run = promisify(execFile);
 describe('temporal workflow signal / query (the Temporal CLI against a deploy at go-live)', function () {
   this.timeout(180_000);
   let cli: Tool;
-  let taskQueue: string;
-  let worker: { stop(): Promise<void> } | undefined;
 
   /** Runs the Temporal CLI against the test stack; returns its stdout. */
   const temporal = async (args: string[]): Promise<string> => {
@@ -39,10 +37,8 @@ describe('temporal workflow signal / query (the Temporal CLI against a deploy at
     if (!found && process.env.TEMPORAL_ADDRESS) this.skip();
     assert.ok(found, 'no Temporal CLI: `npx runbook setup` installs it (or set TEMPORAL_CLI)');
     cli = found;
-    taskQueue = uniqueName('temporal-cli-signal');
-    worker = await startWorker(taskQueue);
   });
-  after(async () => worker?.stop());
+  const { taskQueue } = useWorker('temporal-cli-signal');
 
   it('signoff by bob with --input: the deploy goes live, decided by bob via signal; a refused one never counts', async () => {
     const plan = await serviceWithV1(taskQueue);

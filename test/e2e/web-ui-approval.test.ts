@@ -5,7 +5,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { signoffUpdate } from '../../src/shared/messages';
-import { startWorker, testStack, uniqueName } from '../harness';
+import { testStack, uniqueName, useWorker } from '../harness';
 import { serviceWithV1, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';
 
 /**
@@ -102,8 +102,6 @@ async function sendSignal(page: Page, name: string, payload: string, shot?: stri
 
 describe('approving a deploy from the Temporal Web UI (headless Chromium)', function () {
   this.timeout(180_000);
-  let taskQueue: string;
-  let worker: { stop(): Promise<void> } | undefined;
   let browser: Browser | undefined;
   let context: BrowserContext | undefined;
   let page: Page;
@@ -116,10 +114,10 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
       `no Chromium at ${chromiumPath}: apt-get install chromium (or set CHROMIUM_PATH)`,
     );
     if (screenshotsDir) mkdirSync(screenshotsDir, { recursive: true });
-    taskQueue = uniqueName('web-ui-approval');
-    worker = await startWorker(taskQueue);
     browser = await chromium.launch({ executablePath: chromiumPath, args: chromiumArgs });
   });
+  after(async () => browser?.close());
+  const { taskQueue } = useWorker('web-ui-approval');
 
   beforeEach(async () => {
     context = await browser!.newContext({ viewport: { width: 1400, height: 900 } });
@@ -136,14 +134,6 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
     }
     await context?.close();
     context = undefined;
-  });
-
-  after(async () => {
-    try {
-      await browser?.close();
-    } finally {
-      await worker?.stop();
-    }
   });
 
   it('alice sends signoff from the Signal dialog: the deploy goes live, decided by alice via signal', async () => {

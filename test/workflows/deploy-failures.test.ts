@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { startLoad } from '../../src/load-generator';
 import { approveSignal, approveUpdate, rejectSignal, signoffUpdate, statusQuery } from '../../src/shared/messages';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
-import { spawnChildWorker, startWorker, testStack, uniqueName } from '../harness';
+import { spawnChildWorker, startWorker, testStack, uniqueName, useWorker } from '../harness';
 import {
   examplesDir,
   queryDb,
@@ -32,14 +32,7 @@ async function runningReleases(plan: ServicePlan): Promise<string[]> {
 
 describe('deployService: gates, failures, cancellation and crashes', function () {
   this.timeout(180_000);
-  let taskQueue: string;
-  let worker: { stop(): Promise<void> };
-
-  before(async () => {
-    taskQueue = uniqueName('deploy-failures');
-    worker = await startWorker(taskQueue);
-  });
-  after(async () => worker.stop());
+  const { taskQueue } = useWorker('deploy-failures');
 
   describe('approval gates', () => {
     it('reject at before-start: rejected, nothing changed (no snapshot, no release, stable untouched)', async () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { startLoad } from '../../src/load-generator';
 import { approveUpdate, signoffUpdate } from '../../src/shared/messages';
-import { startWorker, uniqueName } from '../harness';
+import { useWorker } from '../harness';
 import {
   queryDb,
   releaseHistory,
@@ -16,14 +16,7 @@ import {
 
 describe('deployService on the real stack (Temporal, PostgreSQL, HAProxy, real releases)', function () {
   this.timeout(180_000);
-  let taskQueue: string;
-  let worker: { stop(): Promise<void> };
-
-  before(async () => {
-    taskQueue = uniqueName('deploy');
-    worker = await startWorker(taskQueue);
-  });
-  after(async () => worker.stop());
+  const { taskQueue } = useWorker('deploy');
 
   it('happy path: v1 first, then v2 through every gate under load, with zero failed requests', async () => {
     const plan = await shopPlan();

@@ -18,7 +18,7 @@ import { signoffUpdate } from '../../src/shared/messages';
 import { RunbookRtoSeconds } from '../../src/shared/search-attributes';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import { postgresClientBinDir } from '../../src/stack/tools';
-import { spawnChildWorker, startWorker, testStack, uniqueName, workflowBundle } from '../harness';
+import { spawnChildWorker, startWorker, testStack, uniqueName, useWorker, workflowBundle } from '../harness';
 import { liveV2, queryDb, runner, waitForState, snapshotManifest, snapshotPath } from './deploy-fixture';
 import { liveV1, startDrill } from './drill-fixture';
 
@@ -67,14 +67,7 @@ async function assertCleanedUp(plan: ServicePlan) {
 
 describe('restoreDrill on the real stack', function () {
   this.timeout(180_000);
-  let taskQueue: string;
-  let worker: { stop(): Promise<void> };
-
-  before(async () => {
-    taskQueue = uniqueName('drill');
-    worker = await startWorker(taskQueue);
-  });
-  after(async () => worker.stop());
+  const { taskQueue } = useWorker('drill');
 
   it('passes on a populated database: integrity checked, the live release ready on the copy (not routed), RTO recorded, signed off', async () => {
     // v2's pre-migration snapshot holds 2 000 items and is the newest.

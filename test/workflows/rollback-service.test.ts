@@ -4,7 +4,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { startLoad } from '../../src/load-generator';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { approveUpdate, rejectSignal } from '../../src/shared/messages';
-import { spawnChildWorker, startWorker, uniqueName } from '../harness';
+import { spawnChildWorker, startWorker, uniqueName, useWorker } from '../harness';
 import {
   liveV2,
   queryDb,
@@ -46,14 +46,7 @@ const countItems = async (database: string) =>
 
 describe('rollbackService on the real stack', function () {
   this.timeout(180_000);
-  let taskQueue: string;
-  let worker: { stop(): Promise<void> };
-
-  before(async () => {
-    taskQueue = uniqueName('rollback');
-    worker = await startWorker(taskQueue);
-  });
-  after(async () => worker.stop());
+  const { taskQueue } = useWorker('rollback');
 
   it('after a good deploy: back to the previous release in one switch, under load with zero failed requests', async () => {
     const { plan } = await v1ThenV2(taskQueue);

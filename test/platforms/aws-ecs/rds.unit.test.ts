@@ -20,8 +20,6 @@ import {
   RestoreDBInstanceFromDBSnapshotCommand,
   type DBCluster,
   type DBClusterSnapshot,
-  type DBInstance,
-  type DBSnapshot,
 } from '@aws-sdk/client-rds';
 import { DescribeListenersCommand, DescribeRulesCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
@@ -38,8 +36,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { mockClient } from 'aws-sdk-client-mock';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
-import pg from 'pg';
-import { TAG, type AwsContext } from '../../../src/platforms/aws-ecs/context';
+import { TAG } from '../../../src/platforms/aws-ecs/context';
 import {
   createRdsSnapshotStore,
   createRdsSwap,
@@ -50,12 +47,22 @@ import {
   type FingerprintWithVersion,
 } from '../../../src/platforms/aws-ecs/rds';
 import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
-import { createPgManifestStore, type ManifestStore } from '../../../src/platforms/postgres/manifests';
-import { migrateOrchestratorDb } from '../../../src/platforms/postgres/orchestrator-db';
+import type { ManifestStore } from '../../../src/platforms/postgres/manifests';
 import type { SnapshotManifest, SnapshotProgress } from '../../../src/platforms/types';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../../src/shared/service-plan';
-import { startPgFixture, type PgFixture } from '../pg-fixture';
-import { fakeAwsContext, rejection, testSpec, type FakeAwsContextOptions } from './fixture';
+import { rejection } from './fixture';
+import {
+  harness,
+  instance,
+  LIVE_URL,
+  ourTags,
+  snapshot,
+  SNAPSHOT,
+  SNAPSHOT_ARN,
+  specWith,
+  takeReq,
+  WORKFLOW,
+} from './rds-fixture';
 
 /** The clients fakeAwsContext() hands the code under test: mocked one by one, never the SDK classes, so that
  * other test files (the moto contract test) keep real clients. */
@@ -66,43 +73,6 @@ const ssmMock = mockClient(testClients.ssm);
 const secretsMock = mockClient(testClients.secrets);
 const stsMock = mockClient(testClients.sts);
 const elbMock = mockClient(testClients.elb);
-
-const LIVE_URL = 'postgres://shop:s3cret@shop-prod.abc.us-east-1.rds.amazonaws.com:5432/shop?sslmode=require';
-const SNAPSHOT = 'shop-prod-pre-migrate-1a2b3c4d';
-const SNAPSHOT_ARN = `arn:aws:rds:us-east-1:123456789012:snapshot:${SNAPSHOT}`;
-const WORKFLOW = 'deploy-shop-prod-42';
-
-function specWith(rds: Partial<AwsRdsSpec> = {}): AwsEcsSpec {
-  return testSpec({
-    rds: {
-      instance: 'shop-prod',
-      database: 'shop',
-      urlEnv: 'SHOP_DATABASE_URL',
-      endpoint: { ssmParameter: '/shop/prod/db-host' },
-      drill: { subnetGroup: 'drill-subnets', securityGroups: ['sg-0drill'], instanceClass: 'db.t4g.micro' },
-      pollIntervalMs: 5_000,
-      ...rds,
-    },
-  });
-}
-
-interface Harness {
-  ctx: AwsContext;
-  sleeps: number[];
-  running: Set<string>;
-}
-
-function harness(spec = specWith(), overrides: Pick<FakeAwsContextOptions, 'env' | 'resolveAddress'> = {}): Harness {
-  const running = new Set<string>();
-  const { ctx, sleeps } = fakeAwsContext({
-    spec,
-    env: { SHOP_DATABASE_URL: LIVE_URL },
-    isRunning: async (id) => running.has(id),
-    startMs: 1_700_000_000_000,
-    ...overrides,
-  });
-  return { ctx, sleeps, running };
-}
 
 function memoryManifests(): ManifestStore & { saved: Map<string, SnapshotManifest> } {
   const saved = new Map<string, SnapshotManifest>();
@@ -138,46 +108,6 @@ function fakeFingerprint(log: string[] = []) {
       return structuredClone(FINGERPRINT);
     },
   };
-}
-
-const takeReq = {
-  snapshotId: SNAPSHOT,
-  service: 'shop',
-  environment: 'prod',
-  database: 'shop',
-  workflowId: WORKFLOW,
-};
-
-const ourTags = [
-  { Key: TAG.service, Value: 'shop' },
-  { Key: TAG.environment, Value: 'prod' },
-  { Key: TAG.workflow, Value: WORKFLOW },
-  { Key: TAG.kind, Value: 'pre-migrate' },
-];
-
-function snapshot(status: string, extra: Partial<DBSnapshot> = {}): DBSnapshot {
-  return {
-    DBSnapshotIdentifier: SNAPSHOT,
-    DBInstanceIdentifier: 'shop-prod',
-    DBSnapshotArn: SNAPSHOT_ARN,
-    Status: status,
-    AllocatedStorage: 20,
-    EngineVersion: '16.4',
-    SnapshotCreateTime: new Date('2024-05-01T10:00:00Z'),
-    TagList: ourTags,
-    ...extra,
-  };
-}
-
-function instance(id: string, status: string, tags: Record<string, string> = {}, extra: Partial<DBInstance> = {}) {
-  return {
-    DBInstanceIdentifier: id,
-    DBInstanceArn: `arn:aws:rds:us-east-1:123456789012:db:${id}`,
-    DBInstanceStatus: status,
-    Endpoint: { Address: `${id}.abc.us-east-1.rds.amazonaws.com`, Port: 5432 },
-    TagList: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-    ...extra,
-  } satisfies DBInstance;
 }
 
 const notFound = (id: string) =>
@@ -1141,69 +1071,6 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         { check: 'rds cluster', ok: true, detail: 'shop-aurora: available (aurora-postgresql 16.4)' },
       );
       assert.equal(rdsMock.commandCalls(DescribeDBInstancesCommand).length, 0);
-    });
-  });
-
-  describe('on a real PostgreSQL (manifests table, fingerprint over an endpoint)', function () {
-    let fixture: PgFixture;
-    let pool: pg.Pool;
-    let database: string;
-
-    before(async function () {
-      this.timeout(120_000);
-      fixture = await startPgFixture();
-      pool = new pg.Pool({ connectionString: fixture.urlFor(await fixture.createDatabase('runbook')), max: 2 });
-      database = await fixture.createDatabase('shop');
-      await fixture.query(database, 'CREATE TABLE items (id int PRIMARY KEY, name text)');
-      await fixture.query(database, "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c')");
-    });
-
-    after(async function () {
-      this.timeout(60_000);
-      await pool?.end();
-      await fixture?.stop();
-    });
-
-    it('keeps manifests in snapshot_manifests and compares a restored instance with them', async () => {
-      await migrateOrchestratorDb(pool);
-      await migrateOrchestratorDb(pool);
-      const manifests = createPgManifestStore(pool);
-      const live = new URL(fixture.urlFor(database));
-      const { ctx } = harness(specWith({ database }), {
-        env: { SHOP_DATABASE_URL: live.toString() },
-        // The "restored instance" is the same local database: moto runs no databases.
-        resolveAddress: () => ({ host: live.hostname, port: Number(live.port) }),
-      });
-      rdsMock.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot('creating') });
-      rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('available')] });
-      rdsMock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [instance('shop-drill-1a2b3c4d', 'available')] });
-      const store = createRdsSnapshotStore(ctx, manifests);
-
-      const manifest = await store.take({ ...takeReq, database });
-      assert.deepEqual(
-        manifest.tables.map((t) => [t.table, t.rows]),
-        [['public.items', 3]],
-      );
-      assert.match(manifest.serverVersion, /^\d+/);
-      await manifests.put({ ...manifest, snapshotId: 'older', createdAtMs: manifest.createdAtMs - 1 });
-      await manifests.put(manifest); // a retried activity saves it again
-      assert.deepEqual(await manifests.get(SNAPSHOT), manifest);
-      assert.deepEqual(
-        (await manifests.list('shop', 'prod')).map((m) => m.snapshotId),
-        [SNAPSHOT, 'older'],
-      );
-      assert.deepEqual(await manifests.list('shop', 'staging'), []);
-
-      assert.deepEqual(await store.compare('shop_drill_1a2b3c4d', manifest), {
-        ok: true,
-        differences: [],
-        tables: manifest.tables,
-        migrationVersion: null,
-      });
-      await fixture.query(database, "INSERT INTO items VALUES (4, 'written after the snapshot')");
-      const after = await store.compare('shop_drill_1a2b3c4d', manifest);
-      assert.equal(after.ok, false);
-      assert.deepEqual(after.differences, ['public.items: 4 rows, snapshot has 3']);
     });
   });
 });

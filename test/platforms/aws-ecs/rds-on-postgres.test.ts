@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshotsCommand } from '@aws-sdk/client-rds';
+import { mockClient } from 'aws-sdk-client-mock';
+import pg from 'pg';
+import { awsClients } from '../../../src/platforms/aws-ecs/context';
+import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds';
+import { createPgManifestStore } from '../../../src/platforms/postgres/manifests';
+import { migrateOrchestratorDb } from '../../../src/platforms/postgres/orchestrator-db';
+import { startPgFixture, type PgFixture } from '../pg-fixture';
+import { harness, instance, snapshot, SNAPSHOT, specWith, takeReq } from './rds-fixture';
+
+/** The part of the RDS snapshot store that needs a database server; the rest is in rds.unit.test.ts (mocks only). */
+describe('RDS snapshot store on a real PostgreSQL (manifests table, fingerprint over an endpoint)', function () {
+  // Every client the store could reach is mocked, as in rds.unit.test.ts, so that nothing goes to AWS.
+  const clients = awsClients('us-east-1');
+  const rdsMock = mockClient(clients.rds);
+  const mocks = [
+    rdsMock,
+    mockClient(clients.ecs),
+    mockClient(clients.ssm),
+    mockClient(clients.secrets),
+    mockClient(clients.sts),
+    mockClient(clients.elb),
+  ];
+  let fixture: PgFixture;
+  let pool: pg.Pool;
+  let database: string;
+
+  before(async function () {
+    this.timeout(120_000);
+    fixture = await startPgFixture();
+    pool = new pg.Pool({ connectionString: fixture.urlFor(await fixture.createDatabase('runbook')), max: 2 });
+    database = await fixture.createDatabase('shop');
+    await fixture.query(database, 'CREATE TABLE items (id int PRIMARY KEY, name text)');
+    await fixture.query(database, "INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c')");
+  });
+
+  beforeEach(() => {
+    for (const mock of mocks) mock.reset();
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    for (const mock of mocks) mock.restore();
+    await pool?.end();
+    await fixture?.stop();
+  });
+
+  it('keeps manifests in snapshot_manifests and compares a restored instance with them', async () => {
+    await migrateOrchestratorDb(pool);
+    await migrateOrchestratorDb(pool);
+    const manifests = createPgManifestStore(pool);
+    const live = new URL(fixture.urlFor(database));
+    const { ctx } = harness(specWith({ database }), {
+      env: { SHOP_DATABASE_URL: live.toString() },
+      // The "restored instance" is the same local database: moto runs no databases.
+      resolveAddress: () => ({ host: live.hostname, port: Number(live.port) }),
+    });
+    rdsMock.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot('creating') });
+    rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('available')] });
+    rdsMock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [instance('shop-drill-1a2b3c4d', 'available')] });
+    const store = createRdsSnapshotStore(ctx, manifests);
+
+    const manifest = await store.take({ ...takeReq, database });
+    assert.deepEqual(
+      manifest.tables.map((t) => [t.table, t.rows]),
+      [['public.items', 3]],
+    );
+    assert.match(manifest.serverVersion, /^\d+/);
+    await manifests.put({ ...manifest, snapshotId: 'older', createdAtMs: manifest.createdAtMs - 1 });
+    await manifests.put(manifest); // a retried activity saves it again
+    assert.deepEqual(await manifests.get(SNAPSHOT), manifest);
+    assert.deepEqual(
+      (await manifests.list('shop', 'prod')).map((m) => m.snapshotId),
+      [SNAPSHOT, 'older'],
+    );
+    assert.deepEqual(await manifests.list('shop', 'staging'), []);
+
+    assert.deepEqual(await store.compare('shop_drill_1a2b3c4d', manifest), {
+      ok: true,
+      differences: [],
+      tables: manifest.tables,
+      migrationVersion: null,
+    });
+    await fixture.query(database, "INSERT INTO items VALUES (4, 'written after the snapshot')");
+    const after = await store.compare('shop_drill_1a2b3c4d', manifest);
+    assert.equal(after.ok, false);
+    assert.deepEqual(after.differences, ['public.items: 4 rows, snapshot has 3']);
+  });
+});
