@@ -12,8 +12,8 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import { UserError, errorMessage } from '../errors';
-import { connectPg } from '../platforms/postgres/connect';
-import { listDrillRuns } from '../platforms/postgres/orchestrator-db';
+import { connectPg } from '../pg/connect';
+import { listDrillRuns } from '../orchestrator-store/orchestrator-db';
 import {
   defaultEnvironment,
   loadRunbookConfig,

@@ -1,6 +1,6 @@
 import type { OnPlatform } from '../shared/platform';
 import type { AwsEcsSpec, ReleaseSpec } from '../shared/service-plan';
-import type { DrillChecks } from './postgres/drill-checks';
+import type { DrillChecks } from '../pg/drill-checks';
 
 /**
  * The small interfaces that activities depend on. Each platform (single-host: processes + HAProxy +

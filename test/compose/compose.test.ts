@@ -37,7 +37,7 @@ import draft07 from 'ajv/dist/refs/json-schema-draft-07.json';
 import pg from 'pg';
 import { parse } from 'yaml';
 import { loadConfig, workerConfigSchema } from '../../src/config';
-import { migrateOrchestratorDb } from '../../src/platforms/postgres/orchestrator-db';
+import { migrateOrchestratorDb } from '../../src/orchestrator-store/orchestrator-db';
 import { createHaproxyRuntime } from '../../src/platforms/single-host/haproxy-runtime';
 import { createPgSnapshotStore } from '../../src/platforms/single-host/pg-snapshots';
 import { cliSearchAttributeType, runbookSearchAttributes } from '../../src/shared/search-attributes';
@@ -45,7 +45,7 @@ import { haproxyPaths } from '../../src/stack/haproxy';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import { freePort, livePid, stopProcess } from '../../src/stack/processes';
 import { findTemporalCli, packageRoot, which } from '../../src/stack/tools';
-import { startPgFixture, type PgFixture } from '../platforms/pg-fixture';
+import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 
 const run = promisify(execFile);
 const root = packageRoot;

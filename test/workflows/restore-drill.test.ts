@@ -5,9 +5,9 @@ import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/clie
 import { NativeConnection, Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from '../../src/activities';
-import { createDrillChecks } from '../../src/platforms/postgres/drill-checks';
-import { migrateOrchestratorDb, recordDrillRun } from '../../src/platforms/postgres/orchestrator-db';
-import { createPgRecords } from '../../src/platforms/postgres/records';
+import { createDrillChecks } from '../../src/pg/drill-checks';
+import { migrateOrchestratorDb, recordDrillRun } from '../../src/orchestrator-store/orchestrator-db';
+import { createPgRecords } from '../../src/orchestrator-store/records';
 import { createSingleHostPlatform, siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { SnapshotError } from '../../src/platforms/single-host/pg-snapshots';
 import type { SnapshotStore } from '../../src/platforms/types';

@@ -1,8 +1,8 @@
 import type { Pool } from 'pg';
 import type { AwsEcsSpec } from '../../shared/service-plan';
-import { createPgManifestStore } from '../postgres/manifests';
-import { createDrillChecks } from '../postgres/drill-checks';
-import { createMigrator } from '../postgres/migrator';
+import { createPgManifestStore } from '../../orchestrator-store/manifests';
+import { createDrillChecks } from '../../pg/drill-checks';
+import { createMigrator } from '../../pg/migrator';
 import type { PlatformParts } from '../types';
 import { awsClients, realTime, type AwsContext } from './context';
 import { createEcsReleaseRunner } from './ecs-releases';

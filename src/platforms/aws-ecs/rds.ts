@@ -30,8 +30,8 @@ import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { GetSecretValueCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { rdsLiveId, rdsResourceId } from '../../shared/platform';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../shared/service-plan';
-import { diffFingerprints, fingerprintDatabaseWithVersion, type FingerprintWithVersion } from '../postgres/fingerprint';
-import type { ManifestStore } from '../postgres/manifests';
+import { diffFingerprints, fingerprintDatabaseWithVersion, type FingerprintWithVersion } from '../../pg/fingerprint';
+import type { ManifestStore } from '../../orchestrator-store/manifests';
 import type { RestoreProgress, SnapshotManifest, SnapshotStore, SwapDatabases } from '../types';
 import { TAG, type AwsContext } from './context';
 import { registrationOf } from './ecs-releases';
@@ -502,7 +502,7 @@ export function rdsUrlFor(ctx: AwsContext): (database: string) => Promise<string
   };
 }
 
-export type { FingerprintWithVersion } from '../postgres/fingerprint';
+export type { FingerprintWithVersion } from '../../pg/fingerprint';
 
 export interface RdsSnapshotStoreDeps {
   /** Fingerprints the database at a URL (default: over pg, with the server's version). */

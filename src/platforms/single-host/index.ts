@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { haproxyPaths, reloadHaproxy } from '../../stack/haproxy';
 import { postgresClientBinDir } from '../../stack/tools';
-import { createDrillChecks, type DrillChecks } from '../postgres/drill-checks';
-import { createMigrator } from '../postgres/migrator';
+import { createDrillChecks, type DrillChecks } from '../../pg/drill-checks';
+import { createMigrator } from '../../pg/migrator';
 import type { Migrator, ReleaseRunner, SnapshotStore, TrafficRouter } from '../types';
 import { createHaproxyRouter } from './haproxy-router';
 import { createHaproxyRuntime, type HaproxyRuntime } from './haproxy-runtime';

@@ -4,8 +4,8 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../postgres/fingerprint';
-import { connectPg } from '../postgres/connect';
+import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../../pg/fingerprint';
+import { connectPg } from '../../pg/connect';
 import type { ManifestComparison, SnapshotManifest, SnapshotProgress, SnapshotStore } from '../types';
 
 /** Snapshot ids, service, environment and database names: safe as file names and as PostgreSQL identifiers. */

@@ -50,11 +50,11 @@ import {
   type FingerprintWithVersion,
 } from '../../../src/platforms/aws-ecs/rds';
 import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
-import { createPgManifestStore, type ManifestStore } from '../../../src/platforms/postgres/manifests';
-import { migrateOrchestratorDb } from '../../../src/platforms/postgres/orchestrator-db';
+import { createPgManifestStore, type ManifestStore } from '../../../src/orchestrator-store/manifests';
+import { migrateOrchestratorDb } from '../../../src/orchestrator-store/orchestrator-db';
 import type { SnapshotManifest, SnapshotProgress } from '../../../src/platforms/types';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../../src/shared/service-plan';
-import { startPgFixture, type PgFixture } from '../pg-fixture';
+import { startPgFixture, type PgFixture } from '../../helpers/pg-fixture';
 import { fakeAwsContext, rejection, testSpec, type FakeAwsContextOptions } from './fixture';
 
 /** The clients fakeAwsContext() hands the code under test: mocked one by one, never the SDK classes, so that

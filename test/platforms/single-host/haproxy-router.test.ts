@@ -11,16 +11,16 @@ import {
   latencyFromLog,
   parseStatCsv,
   ROUTE_SLOTS,
-} from '../../src/platforms/single-host/haproxy-router';
+} from '../../../src/platforms/single-host/haproxy-router';
 import {
   createHaproxyRuntime,
   parseShowInfo,
   type HaproxyRuntime,
-} from '../../src/platforms/single-host/haproxy-runtime';
-import type { RouteSpec, TrafficRouter } from '../../src/platforms/types';
-import { haproxyComponent, haproxyPaths, reloadHaproxy } from '../../src/stack/haproxy';
-import { freePort } from '../../src/stack/processes';
-import { resolveStackSettings, type StackSettings } from '../../src/stack/settings';
+} from '../../../src/platforms/single-host/haproxy-runtime';
+import type { RouteSpec, TrafficRouter } from '../../../src/platforms/types';
+import { haproxyComponent, haproxyPaths, reloadHaproxy } from '../../../src/stack/haproxy';
+import { freePort } from '../../../src/stack/processes';
+import { resolveStackSettings, type StackSettings } from '../../../src/stack/settings';
 
 /** A release stand-in: answers with its id; `?sleep=<ms>` delays, `/fail` answers 500 when `failing`. */
 interface Release {

@@ -3,10 +3,10 @@ import { existsSync, mkdirSync, openSync, closeSync, readSync, statSync, truncat
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { createMigrator } from '../../src/platforms/postgres/migrator';
-import { SnapshotError, createPgSnapshotStore, libpqEnv } from '../../src/platforms/single-host/pg-snapshots';
-import type { SnapshotManifest, SnapshotProgress, SnapshotStore } from '../../src/platforms/types';
-import { startPgFixture, type PgFixture } from './pg-fixture';
+import { createMigrator } from '../../../src/pg/migrator';
+import { SnapshotError, createPgSnapshotStore, libpqEnv } from '../../../src/platforms/single-host/pg-snapshots';
+import type { SnapshotManifest, SnapshotProgress, SnapshotStore } from '../../../src/platforms/types';
+import { startPgFixture, type PgFixture } from '../../helpers/pg-fixture';
 
 const SCHEMA = `-- Up Migration
 CREATE TABLE items (

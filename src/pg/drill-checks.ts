@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { libpqEnv } from '../single-host/pg-snapshots';
+import { libpqEnv } from '../platforms/single-host/pg-snapshots';
 import { connectPg } from './connect';
 
 /** What a restore drill asks of the PostgreSQL server a snapshot was restored on. */

@@ -113,7 +113,7 @@ CREATE TABLE IF NOT EXISTS drill_runs (
 CREATE INDEX IF NOT EXISTS drill_runs_service_environment_started_at
   ON drill_runs (service, environment, started_at DESC);
 
--- Manifests of snapshots that are not files (RDS snapshots): src/platforms/postgres/manifests.ts.
+-- Manifests of snapshots that are not files (RDS snapshots): src/orchestrator-store/manifests.ts.
 CREATE TABLE IF NOT EXISTS snapshot_manifests (
   snapshot_id text PRIMARY KEY,
   service text NOT NULL,

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { TableFingerprint } from '../types';
+import type { TableFingerprint } from '../platforms/types';
 import { connectPg } from './connect';
 
 /** The table node-pg-migrate records applied migrations in (its default name, in the `public` schema). */
