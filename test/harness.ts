@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkerConfig } from '../src/config';
 import { databaseUrl } from '../src/stack/postgres';
-import { haproxyPaths } from '../src/stack/haproxy';
+import { haproxyPaths } from '../src/platforms/single-host/haproxy-control';
 import { freePort } from '../src/stack/processes';
 import { resolveStackSettings, temporalAddress, type StackSettings } from '../src/stack/settings';
 import { down, up } from '../src/stack/stack';

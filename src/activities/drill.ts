@@ -1,9 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { DrillChecks } from '../pg/drill-checks';
 import type { DrillRunRecord } from '../orchestrator-store/orchestrator-db';
 import { SnapshotError } from '../platforms/single-host/pg-snapshots';
-import type { PlatformDeps, RouteSpec, SnapshotManifest } from '../platforms/types';
+import type { DrillChecks, PlatformDeps, RouteSpec, SnapshotManifest } from '../platforms/types';
 import { heaviestRelease, type OnPlatform } from '../shared/platform';
 import { isServerAway, ownedSnapshot, permanentSnapshotError, runRestore } from './db';
 import { whileHeartbeating } from './heartbeat';

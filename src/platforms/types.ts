@@ -1,6 +1,5 @@
 import type { OnPlatform } from '../shared/platform';
 import type { AwsEcsSpec, ReleaseSpec } from '../shared/service-plan';
-import type { DrillChecks } from '../pg/drill-checks';
 
 /**
  * The small interfaces that activities depend on. Each platform (single-host: processes + HAProxy +
@@ -229,6 +228,19 @@ export interface Migrator {
    * leaves the database as it was. Running it again applies nothing twice.
    */
   migrate(database: string, dir: string): Promise<MigrationResult>;
+}
+
+/** What a restore drill asks of the PostgreSQL server a snapshot was restored on. */
+export interface DrillChecks {
+  /** Connects to `database` and runs a query; throws the connection error (e.g. 57P03 while it starts up). */
+  ping(database: string): Promise<{ serverVersion: string }>;
+  /**
+   * pg_amcheck on `database`: every heap table and B-tree index (system catalogs and TOAST included), with
+   * --heapallindexed (each heap tuple must have its index entries) and --install-missing (the amcheck extension
+   * is created in the checked database, which is why only scratch copies are checked). `ok: false` means
+   * corruption was found, `detail` says where. Throws when pg_amcheck cannot run or connect.
+   */
+  amcheck(database: string, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
 }
 
 /** Swaps a restored database into the place of the live one; the replaced one is kept under `replacedAs`. */

@@ -6,7 +6,7 @@ import { connectClient } from '../temporal-connection';
 import { fail, pass, type Check, type Component } from './component';
 import { livePid, requireFreePort, spawnDetached, stopProcess, waitFor } from './processes';
 import { databaseUrl } from './postgres';
-import { haproxyPaths } from './haproxy';
+import { haproxyPaths } from '../platforms/single-host/haproxy-control';
 import { settingEnv, temporalAddress, type StackSettings } from './settings';
 import { packageRoot } from './tools';
 

@@ -41,10 +41,11 @@ import { migrateOrchestratorDb } from '../../src/orchestrator-store/orchestrator
 import { createHaproxyRuntime } from '../../src/platforms/single-host/haproxy-runtime';
 import { createPgSnapshotStore } from '../../src/platforms/single-host/pg-snapshots';
 import { cliSearchAttributeType, runbookSearchAttributes } from '../../src/shared/search-attributes';
-import { haproxyPaths } from '../../src/stack/haproxy';
+import { haproxyPaths } from '../../src/platforms/single-host/haproxy-control';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import { freePort, livePid, stopProcess } from '../../src/stack/processes';
-import { findTemporalCli, packageRoot, which } from '../../src/stack/tools';
+import { which } from '../../src/system/executables';
+import { findTemporalCli, packageRoot } from '../../src/stack/tools';
 import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 
 const run = promisify(execFile);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { createDrillChecks, type DrillChecks } from '../../src/pg/drill-checks';
+import { createDrillChecks } from '../../src/pg/drill-checks';
+import type { DrillChecks } from '../../src/platforms/types';
 import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 
 describe("the restore drill's database checks (pg_amcheck; real PostgreSQL)", function () {

@@ -16,7 +16,7 @@ import { drillReleaseEnvironment, scratchDatabaseFor, type DrillState } from '..
 import { signoffUpdate } from '../../src/shared/messages';
 import { RunbookRtoSeconds } from '../../src/shared/search-attributes';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
-import { postgresClientBinDir } from '../../src/stack/tools';
+import { postgresClientBinDir } from '../../src/pg/bin-dir';
 import { spawnChildWorker, startWorker, testStack, uniqueName, workflowBundle } from '../harness';
 import { liveV2, queryDb, runner, waitForState, snapshotManifest, snapshotPath } from './deploy-fixture';
 import { liveV1, startDrill } from './drill-fixture';

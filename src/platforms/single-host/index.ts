@@ -1,9 +1,9 @@
 import path from 'node:path';
-import { haproxyPaths, reloadHaproxy } from '../../stack/haproxy';
-import { postgresClientBinDir } from '../../stack/tools';
-import { createDrillChecks, type DrillChecks } from '../../pg/drill-checks';
+import { postgresClientBinDir } from '../../pg/bin-dir';
+import { createDrillChecks } from '../../pg/drill-checks';
 import { createMigrator } from '../../pg/migrator';
-import type { Migrator, ReleaseRunner, SnapshotStore, TrafficRouter } from '../types';
+import type { DrillChecks, Migrator, ReleaseRunner, SnapshotStore, TrafficRouter } from '../types';
+import { haproxyPaths, reloadHaproxy } from './haproxy-control';
 import { createHaproxyRouter } from './haproxy-router';
 import { createHaproxyRuntime, type HaproxyRuntime } from './haproxy-runtime';
 import { createPgSnapshotStore } from './pg-snapshots';

@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../../pg/fingerprint';
+import { PgToolError, libpqEnv, runTool } from '../../pg/client-tools';
 import { connectPg } from '../../pg/connect';
 import type { ManifestComparison, SnapshotManifest, SnapshotProgress, SnapshotStore } from '../types';
 
@@ -64,7 +64,6 @@ async function userRelationCount(url: string): Promise<number> {
  */
 const restoringMarker = (snapshotId: string) => `runbook: restoring snapshot ${snapshotId}`;
 const restoredMarker = (snapshotId: string) => `runbook: restored from snapshot ${snapshotId}`;
-const STDERR_TAIL_CHARS = 2_000;
 
 function checkName(what: string, value: string): void {
   if (!SNAPSHOT_NAME_PATTERN.test(value)) {
@@ -76,78 +75,6 @@ function checkName(what: string, value: string): void {
 }
 
 const quote = (name: string) => pg.escapeIdentifier(name);
-
-/**
- * The environment for a PostgreSQL client tool: libpq variables for a postgres:// URL, so that no password
- * appears on a command line (where `ps` shows it to every user). Other PG* variables of this process are
- * dropped so they cannot redirect the tools. Throws TypeError on a malformed URL.
- */
-export function libpqEnv(url?: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG')));
-  if (url === undefined) return env;
-  const u = new URL(url);
-  const host = u.searchParams.get('host') ?? u.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (host) env.PGHOST = decodeURIComponent(host);
-  if (u.port) env.PGPORT = u.port;
-  if (u.username) env.PGUSER = decodeURIComponent(u.username);
-  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  if (database) env.PGDATABASE = database;
-  const sslmode = u.searchParams.get('sslmode');
-  if (sslmode) env.PGSSLMODE = sslmode;
-  env.PGCONNECT_TIMEOUT = '10';
-  env.PGAPPNAME = 'runbook-snapshots';
-  return env;
-}
-
-function tail(text: string): string {
-  const t = text.trim();
-  return t.length > STDERR_TAIL_CHARS ? `...${t.slice(-STDERR_TAIL_CHARS)}` : t;
-}
-
-/**
- * Runs a PostgreSQL client tool; resolves with its stdout (when `collectStdout`), rejects with a SnapshotError
- * holding the tail of its stderr. Aborting `signal` sends SIGTERM (SIGKILL 5 s later) and rejects once the
- * process is gone, so its files are closed before the caller cleans up.
- */
-function runTool(
-  file: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  signal?: AbortSignal,
-  collectStdout = false,
-): Promise<string> {
-  const name = path.basename(file);
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new SnapshotError(`${name} was cancelled`, 'aborted'));
-    const child = spawn(file, args, { env, stdio: ['ignore', collectStdout ? 'pipe' : 'ignore', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let killTimer: NodeJS.Timeout | undefined;
-    let settled = false;
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4 * STDERR_TAIL_CHARS)));
-    const onAbort = () => {
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const settle = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      clearTimeout(killTimer);
-      if (err) reject(err);
-      else resolve(stdout);
-    };
-    child.once('error', (err) => settle(new SnapshotError(`cannot run ${file}: ${err.message}`, 'failed')));
-    child.once('close', (code, sig) => {
-      if (signal?.aborted) settle(new SnapshotError(`${name} was cancelled`, 'aborted'));
-      else if (code === 0) settle();
-      else settle(new SnapshotError(`${name} failed (${code ?? sig}): ${tail(stderr) || 'no error output'}`, 'failed'));
-    });
-  });
-}
 
 async function fileSize(file: string): Promise<number | undefined> {
   return (await stat(file).catch(() => undefined))?.size;
@@ -387,7 +314,9 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
           stopDump.abort();
           await dump.catch(() => undefined);
           await rm(files.partial, { force: true });
-          if (err instanceof SnapshotError) throw new SnapshotError(`${what}: ${err.message}`, err.code);
+          if (err instanceof PgToolError) {
+            throw new SnapshotError(`${what}: ${err.message}`, err.cancelled ? 'aborted' : 'failed');
+          }
           if (signal?.aborted) throw new SnapshotError(`${what} was cancelled`, 'aborted');
           throw err;
         } finally {
@@ -511,10 +440,9 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
         } catch (err) {
           stopTicking();
           await dropWithForce(admin, target).catch(() => undefined);
-          const e = err as SnapshotError;
           throw new SnapshotError(
-            `restore of snapshot ${snapshotId} into "${target}": ${e.message}; the half-restored database was dropped`,
-            e.code ?? 'failed',
+            `restore of snapshot ${snapshotId} into "${target}": ${(err as Error).message}; the half-restored database was dropped`,
+            err instanceof PgToolError && err.cancelled ? 'aborted' : 'failed',
           );
         }
         stopTicking();

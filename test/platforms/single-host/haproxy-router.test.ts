@@ -18,7 +18,8 @@ import {
   type HaproxyRuntime,
 } from '../../../src/platforms/single-host/haproxy-runtime';
 import type { RouteSpec, TrafficRouter } from '../../../src/platforms/types';
-import { haproxyComponent, haproxyPaths, reloadHaproxy } from '../../../src/stack/haproxy';
+import { haproxyPaths, reloadHaproxy } from '../../../src/platforms/single-host/haproxy-control';
+import { haproxyComponent } from '../../../src/stack/haproxy';
 import { freePort } from '../../../src/stack/processes';
 import { resolveStackSettings, type StackSettings } from '../../../src/stack/settings';
 

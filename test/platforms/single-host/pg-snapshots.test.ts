@@ -4,7 +4,8 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { createMigrator } from '../../../src/pg/migrator';
-import { SnapshotError, createPgSnapshotStore, libpqEnv } from '../../../src/platforms/single-host/pg-snapshots';
+import { libpqEnv } from '../../../src/pg/client-tools';
+import { SnapshotError, createPgSnapshotStore } from '../../../src/platforms/single-host/pg-snapshots';
 import type { SnapshotManifest, SnapshotProgress, SnapshotStore } from '../../../src/platforms/types';
 import { startPgFixture, type PgFixture } from '../../helpers/pg-fixture';
 
