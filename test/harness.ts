@@ -8,7 +8,7 @@ import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporali
 import type { WorkerConfig } from '../src/config';
 import { databaseUrl } from '../src/stack/postgres';
 import { haproxyPaths } from '../src/platforms/single-host/haproxy-control';
-import { freePort } from '../src/stack/processes';
+import { freePort } from '../src/system/processes';
 import { resolveStackSettings, temporalAddress, type StackSettings } from '../src/stack/settings';
 import { down, up } from '../src/stack/stack';
 import { findTemporalCli } from '../src/stack/tools';

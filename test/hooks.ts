@@ -1,5 +1,5 @@
 import { Runtime, DefaultLogger } from '@temporalio/worker';
-import { freePort } from '../src/stack/processes';
+import { freePort } from '../src/system/processes';
 import { setMetricsUrl, startTestStack, stopTestStack } from './harness';
 
 /** Mocha root hooks: the real servers start once for the whole run and stop after it. */

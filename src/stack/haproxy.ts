@@ -10,7 +10,7 @@ import {
 } from '../platforms/single-host/haproxy-control';
 import { createHaproxyRuntime, parseShowInfo } from '../platforms/single-host/haproxy-runtime';
 import { fail, pass, type Check, type Component } from './component';
-import { livePid, requireFreePort, stopProcess, waitFor } from './processes';
+import { livePid, requireFreePort, stopProcess, waitFor } from '../system/processes';
 import { settingEnv, type StackSettings } from './settings';
 import { haproxyTool } from './tools';
 

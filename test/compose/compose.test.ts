@@ -43,7 +43,7 @@ import { createPgSnapshotStore } from '../../src/platforms/single-host/pg-snapsh
 import { cliSearchAttributeType, runbookSearchAttributes } from '../../src/shared/search-attributes';
 import { haproxyPaths } from '../../src/platforms/single-host/haproxy-control';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
-import { freePort, livePid, stopProcess } from '../../src/stack/processes';
+import { freePort, livePid, stopProcess } from '../../src/system/processes';
 import { which } from '../../src/system/executables';
 import { findTemporalCli, packageRoot } from '../../src/stack/tools';
 import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';

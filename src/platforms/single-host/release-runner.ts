@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../stack/processes';
+import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../system/processes';
 import { renderRelease } from '../../runbook-config';
 import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
 

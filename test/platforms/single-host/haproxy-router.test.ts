@@ -20,7 +20,7 @@ import {
 import type { RouteSpec, TrafficRouter } from '../../../src/platforms/types';
 import { haproxyPaths, reloadHaproxy } from '../../../src/platforms/single-host/haproxy-control';
 import { haproxyComponent } from '../../../src/stack/haproxy';
-import { freePort } from '../../../src/stack/processes';
+import { freePort } from '../../../src/system/processes';
 import { resolveStackSettings, type StackSettings } from '../../../src/stack/settings';
 
 /** A release stand-in: answers with its id; `?sleep=<ms>` delays, `/fail` answers 500 when `failing`. */
