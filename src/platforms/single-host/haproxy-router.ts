@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { writeFileAtomically } from '../../system/atomic-write';
 import {
   InvalidSplitError,
   type LatencySample,
@@ -241,7 +241,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
   /** Persists the state of record, then renders it for HAProxy's next reload (without reloading). */
   async function persist(p: RoutePaths, state: RouteState): Promise<void> {
     await mkdir(stateDir, { recursive: true });
-    await writeAtomic(p.state, `${JSON.stringify(state, null, 2)}\n`);
+    await writeFileAtomically(p.state, `${JSON.stringify(state, null, 2)}\n`);
     await render(p, state);
   }
 
@@ -374,7 +374,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
         // An unchanged file that HAProxy does not run (an earlier reload failed) is loaded again.
         const loaded = parseServersState(await send(`show servers state ${p.names.backend}`)) !== undefined;
         if (previous !== text || !loaded) {
-          await writeAtomic(p.config, text);
+          await writeFileAtomically(p.config, text);
           try {
             await reloadAndWait(p, route);
           } catch (err) {
@@ -382,7 +382,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
             if (previous === undefined || !loaded) {
               await rm(p.config, { force: true });
               await rm(p.map, { force: true });
-            } else await writeAtomic(p.config, previous);
+            } else await writeFileAtomically(p.config, previous);
             throw err;
           }
         }
@@ -836,21 +836,6 @@ async function readText(file: string): Promise<string | undefined> {
   }
 }
 
-/** Write to a hidden temporary file and rename it, so HAProxy and readers never see half a file. */
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
-  );
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
 async function writeIfChanged(file: string, text: string): Promise<void> {
-  if ((await readText(file)) !== text) await writeAtomic(file, text);
+  if ((await readText(file)) !== text) await writeFileAtomically(file, text);
 }

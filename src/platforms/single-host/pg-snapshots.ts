@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../../pg/fingerprint';
 import { PgToolError, libpqEnv, runTool } from '../../pg/client-tools';
 import { connectPg } from '../../pg/connect';
+import { fsync, writeFileAtomically } from '../../system/atomic-write';
 import type { ManifestComparison, SnapshotManifest, SnapshotProgress, SnapshotStore } from '../types';
 
 /** Snapshot ids, service, environment and database names: safe as file names and as PostgreSQL identifiers. */
@@ -84,24 +85,6 @@ async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-/** Flushes a file or folder to disk, so that a rename that marks it complete survives a power cut. */
-async function fsync(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function writeFileAtomically(file: string, content: string): Promise<void> {
-  const tmp = `${file}.partial`;
-  await writeFile(tmp, content);
-  await fsync(tmp);
-  await rename(tmp, file);
-  await fsync(path.dirname(file));
 }
 
 async function tryLock(client: pg.Client, key: string): Promise<boolean> {

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../system/processes';
 import { renderRelease } from '../../runbook-config';
+import { writeFileAtomically } from '../../system/atomic-write';
 import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
 
 /** The environment variable that marks a release process as ours (read back from /proc/<pid>/environ). */
@@ -134,8 +135,7 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
         startedAtMs: Date.now(),
         logFile: f.log,
       };
-      writeFileSync(`${f.state}.tmp`, JSON.stringify(running, null, 2));
-      renameSync(`${f.state}.tmp`, f.state);
+      await writeFileAtomically(f.state, JSON.stringify(running, null, 2));
       return running;
     },
 
