@@ -7,7 +7,7 @@ import type { PlatformParts } from '../types';
 import { awsClients, realTime, type AwsContext } from './context';
 import { createEcsReleaseRunner } from './ecs-releases';
 import { createElbRouter } from './elb-router';
-import { createRdsSnapshotStore, createRdsSwap, rdsUrlFor } from './rds';
+import { createRdsSnapshotStore, createRdsSwap, rdsUrlFor } from './rds-snapshot-store';
 
 export interface AwsPlatformOptions {
   /** The orchestrator's database: snapshot manifests are kept there (RDS snapshots have no room for them). */

@@ -48,7 +48,7 @@ import {
   rdsUrlFor,
   writerOf,
   type FingerprintWithVersion,
-} from '../../../src/platforms/aws-ecs/rds';
+} from '../../../src/platforms/aws-ecs/rds-snapshot-store';
 import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
 import { createPgManifestStore, type ManifestStore } from '../../../src/orchestrator-store/manifests';
 import { migrateOrchestratorDb } from '../../../src/orchestrator-store/orchestrator-db';
