@@ -7,7 +7,9 @@ import type { PlatformParts } from '../types';
 import { awsClients, realTime, type AwsContext } from './context';
 import { createEcsReleaseRunner } from './ecs-releases';
 import { createElbRouter } from './elb-router';
-import { createRdsSnapshotStore, createRdsSwap, rdsUrlFor } from './rds-snapshot-store';
+import { createRdsSnapshotStore } from './rds-snapshot-store';
+import { createRdsSwap } from './rds-swap';
+import { rdsUrlFor } from './rds-urls';
 
 export interface AwsPlatformOptions {
   /** The orchestrator's database: snapshot manifests are kept there (RDS snapshots have no room for them). */

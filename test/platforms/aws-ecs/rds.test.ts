@@ -40,15 +40,11 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import pg from 'pg';
 import { TAG, type AwsContext } from '../../../src/platforms/aws-ecs/context';
-import {
-  createRdsSnapshotStore,
-  createRdsSwap,
-  instanceFor,
-  RDS_TAG,
-  rdsUrlFor,
-  writerOf,
-  type FingerprintWithVersion,
-} from '../../../src/platforms/aws-ecs/rds-snapshot-store';
+import { instanceFor, RDS_TAG, writerOf } from '../../../src/platforms/aws-ecs/rds-kinds';
+import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds-snapshot-store';
+import { createRdsSwap } from '../../../src/platforms/aws-ecs/rds-swap';
+import { rdsUrlFor } from '../../../src/platforms/aws-ecs/rds-urls';
+import type { FingerprintWithVersion } from '../../../src/pg/fingerprint';
 import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
 import { createPgManifestStore, type ManifestStore } from '../../../src/orchestrator-store/manifests';
 import { migrateOrchestratorDb } from '../../../src/orchestrator-store/orchestrator-db';
