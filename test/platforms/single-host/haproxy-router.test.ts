@@ -5,13 +5,9 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  createHaproxyRouter,
-  haproxyRouteNames,
-  latencyFromLog,
-  parseStatCsv,
-  ROUTE_SLOTS,
-} from '../../../src/platforms/single-host/haproxy-router';
+import { createHaproxyRouter } from '../../../src/platforms/single-host/haproxy-router';
+import { haproxyRouteNames, ROUTE_SLOTS } from '../../../src/platforms/single-host/haproxy-route-config';
+import { latencyFromLog, parseStatCsv } from '../../../src/platforms/single-host/haproxy-stats';
 import {
   createHaproxyRuntime,
   parseShowInfo,
