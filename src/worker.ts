@@ -2,6 +2,7 @@ import type { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from './activities';
+import { currentActivityScope } from './activities/scope';
 import { loadConfig, type WorkerConfig } from './config';
 import { UserError, errorMessage } from './errors';
 import { jsonLogger } from './logging';
@@ -68,6 +69,7 @@ export async function createRunbookWorker(
       env: extra.env ?? process.env,
       pgBinDir: platform.binDir,
       isRunning,
+      activity: currentActivityScope,
       ...(extra.resolveAwsAddress ? { resolveAddress: extra.resolveAwsAddress } : {}),
     };
     const activities = createActivities({

@@ -7,6 +7,35 @@ import type { AwsEcsSpec, ReleaseSpec } from '../shared/service-plan';
  * Nothing here is workflow code; results are plain JSON so activities can return them.
  */
 
+/**
+ * What a platform throws: the failure type activities report, whether retrying can help, and what to do.
+ * Activities turn it into an ApplicationFailure of this `type` (non-retryable when `permanent`) with this
+ * message and `details` (src/activities/failures.ts); platform code never imports Temporal. Anything else a
+ * platform throws (a pg or network error, a plain Error for a state that passes) is retried as it is.
+ */
+export class PlatformError extends Error {
+  /** The failure type workflows and operators see, e.g. SnapshotCorrupt or AwsAccessDenied. */
+  readonly type: string;
+  /** True when the same request can never succeed (invalid, not found, refused): no retry. */
+  readonly permanent: boolean;
+  /** What the operator should do about it; it also ends the message ("...; fix: <fix>"). */
+  readonly fix?: string;
+  /** Structured facts for the failure's details (e.g. the AWS error code, action and resource). */
+  readonly details?: unknown[];
+
+  constructor(
+    message: string,
+    opts: { type: string; permanent: boolean; fix?: string; details?: unknown[]; cause?: unknown },
+  ) {
+    super(opts.fix ? `${message}; fix: ${opts.fix}` : message, opts.cause === undefined ? {} : { cause: opts.cause });
+    this.name = 'PlatformError';
+    this.type = opts.type;
+    this.permanent = opts.permanent;
+    this.fix = opts.fix;
+    this.details = opts.details;
+  }
+}
+
 /** Where a service's traffic is routed: one route per service and environment. */
 export interface RouteSpec extends OnPlatform {
   service: string;
@@ -39,18 +68,6 @@ export interface LatencySample {
   /** The 95th percentile of the release's response times in the window, ms; null with no sample. */
   p95Ms: number | null;
   samples: number;
-}
-
-/**
- * A traffic split or member a router refuses (a release that is not a member of the route, a percent outside
- * 0..100, percentages that do not sum to 100): the same request can never succeed, so the traffic activities turn it
- * into a non-retryable InvalidTrafficSplit failure.
- */
-export class InvalidSplitError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidSplitError';
-  }
 }
 
 export interface TrafficRouter {

@@ -9,8 +9,7 @@ import { createDrillChecks } from '../../src/pg/drill-checks';
 import { migrateOrchestratorDb, recordDrillRun } from '../../src/orchestrator-store/orchestrator-db';
 import { createPgRecords } from '../../src/orchestrator-store/records';
 import { createSingleHostPlatform, siblingDatabaseUrl } from '../../src/platforms/single-host';
-import { SnapshotError } from '../../src/platforms/single-host/pg-snapshots';
-import type { SnapshotStore } from '../../src/platforms/types';
+import { PlatformError, type SnapshotStore } from '../../src/platforms/types';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { drillReleaseEnvironment, scratchDatabaseFor, type DrillState } from '../../src/shared/drill';
 import { signoffUpdate } from '../../src/shared/messages';
@@ -267,10 +266,10 @@ describe('restoreDrill on the real stack', function () {
       ...platform.snapshots,
       async restore(snapshotId, target) {
         await queryDb('postgres', `CREATE DATABASE ${target}`);
-        throw new SnapshotError(
+        throw new PlatformError(
           `restore of snapshot ${snapshotId} into "${target}": pg_restore failed (1): pg_restore: error: could not execute query: ` +
             `ERROR:  could not extend file "base/16384/16391": No space left on device\nHINT:  Check free disk space.`,
-          'failed',
+          { type: 'SnapshotError', permanent: false },
         );
       },
     };

@@ -1,5 +1,4 @@
 /** The aws-ecs platform's SnapshotStore: RDS (cluster) snapshots, their manifests, and restores into new instances. */
-import { Context } from '@temporalio/activity';
 import { CreateDBInstanceCommand } from '@aws-sdk/client-rds';
 import { rdsLiveId } from '../../shared/platform';
 import type { AwsRdsSpec } from '../../shared/service-plan';
@@ -31,23 +30,6 @@ const OWN_INSTANCE_KINDS = new Set(['drill', 'restore']);
 /** Workflow steps that take snapshots (see snapshotIdFor), recognised in a snapshot id for its kind tag. */
 const SNAPSHOT_KIND = /-(pre-migrate|pre-restore|drill)-[0-9a-f]{8}$/;
 
-/** The workflow of the activity this runs in; undefined outside an activity (tests, the CLI). */
-function currentWorkflowId(): string | undefined {
-  try {
-    return Context.current().info.workflowExecution?.workflowId;
-  } catch {
-    return undefined;
-  }
-}
-
-function note(message: string): void {
-  try {
-    Context.current().log.info(message);
-  } catch {
-    // not in an activity: nobody to tell
-  }
-}
-
 export interface RdsSnapshotStoreDeps {
   /** Fingerprints the database at a URL (default: over pg, with the server's version). */
   fingerprint?(url: string): Promise<FingerprintWithVersion>;
@@ -64,7 +46,7 @@ export interface RdsSnapshotStoreDeps {
  * workflow is adopted (recognised by its tags), one that belongs to something else is refused (SnapshotConflict,
  * RestoreTargetExists). The service's own instance is never restored over or deleted.
  *
- * Failures are non-retryable ApplicationFailures: the awsCall ones (AwsAccessDenied, AwsNotFound, ...) and
+ * Failures are permanent PlatformErrors: the awsCall ones (AwsAccessDenied, AwsNotFound, ...) and
  * NoRdsSettings, NoDatabaseUrl, SnapshotConflict, SnapshotFailed, SnapshotNotFound, RestoreTargetExists,
  * RestoreFailed, RefusedToDelete; throttling, network errors and instances in passing states are retryable.
  */
@@ -326,7 +308,7 @@ export function createRdsSnapshotStore(
           [RDS_TAG.snapshot]: snapshotId,
           [RDS_TAG.sourceInstance]: rdsLiveId(rds),
           [TAG.kind]: target.includes('_drill') ? 'drill' : 'restore',
-          [TAG.workflow]: currentWorkflowId(),
+          [TAG.workflow]: ctx.activity()?.workflowId,
         });
         try {
           restored = await kind.restore({ id, snapshotId, drill: rds.drill, tags });
@@ -407,7 +389,7 @@ export function createRdsSnapshotStore(
       }
 
       // Drill instances of workflows that ended without cleaning up (terminated, or a worker lost): delete them.
-      const current = currentWorkflowId();
+      const current = ctx.activity()?.workflowId;
       for (const leftover of await kind.all()) {
         const other = leftover.id;
         const { tags } = leftover;
@@ -423,10 +405,10 @@ export function createRdsSnapshotStore(
         if (!sameService || (await ctx.isRunning(workflow))) continue;
         try {
           await kind.remove(leftover);
-          note(`deleted the leftover drill ${kind.noun} ${other} of the finished workflow ${workflow}`);
+          ctx.activity()?.log(`deleted the leftover drill ${kind.noun} ${other} of the finished workflow ${workflow}`);
         } catch (err) {
           // The requested instance is gone; a leftover that cannot be deleted now is tried again by the next drill.
-          note(`could not delete the leftover drill ${kind.noun} ${other}: ${(err as Error).message}`);
+          ctx.activity()?.log(`could not delete the leftover drill ${kind.noun} ${other}: ${(err as Error).message}`);
         }
       }
     },

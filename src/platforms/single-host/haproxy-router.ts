@@ -4,13 +4,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomically } from '../../system/atomic-write';
-import {
-  InvalidSplitError,
-  type RouteMember,
-  type RouteSpec,
-  type TrafficCounters,
-  type TrafficRouter,
-} from '../types';
+import { PlatformError, type RouteMember, type RouteSpec, type TrafficCounters, type TrafficRouter } from '../types';
 import {
   emptyState,
   haproxyRouteNames,
@@ -77,7 +71,7 @@ const label = (route: Pick<RouteSpec, 'service' | 'environment'>) => `${route.se
  * Every method throws an Error saying "HAProxy runtime API at <socket> is not answering: run `runbook up`" when
  * HAProxy is not running (retryable), and an Error with the reason for invalid input or a route that does not
  * exist (permanent); setWeights's refusals of a split (a stranger, a percent outside 0..100, a sum other than 100)
- * are InvalidSplitError. Throws at once when a folder's path cannot be written into HAProxy's configuration.
+ * are InvalidTrafficSplit PlatformErrors (permanent). Throws at once when a folder's path cannot be written into HAProxy's configuration.
  */
 export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
   const servicesDir = path.resolve(opts.servicesDir);
@@ -391,13 +385,11 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           const found = state.slots.find((s) => s?.releaseId === releaseId);
           if (!found) {
             const members = active.map((a) => a.slot.releaseId).join(', ') || 'none';
-            throw new InvalidSplitError(`${where}: "${releaseId}" is not a member (members: ${members})`);
+            throw invalidSplit(`${where}: "${releaseId}" is not a member (members: ${members})`);
           }
           if (found.draining) throw new Error(`${where}: "${releaseId}" is being removed`);
           if (!Number.isInteger(value) || value < 0 || value > 100) {
-            throw new InvalidSplitError(
-              `${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`,
-            );
+            throw invalidSplit(`${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`);
           }
         }
         const sum = Object.values(percent).reduce((a, b) => a + b, 0);
@@ -405,9 +397,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           const split = Object.entries(percent)
             .map(([k, v]) => `${k}=${v}`)
             .join(', ');
-          throw new InvalidSplitError(
-            `${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`,
-          );
+          throw invalidSplit(`${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`);
         }
         const changes = active.map(({ slot, i }) => ({
           slot: i,
@@ -541,6 +531,9 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
   };
   return router;
 }
+
+/** A split or member the router refuses: the same request can never succeed. */
+const invalidSplit = (message: string) => new PlatformError(message, { type: 'InvalidTrafficSplit', permanent: true });
 
 function checkRoute(route: RouteSpec): void {
   for (const [key, value] of [

@@ -7,28 +7,36 @@ import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from 
 import { PgToolError, libpqEnv, runTool } from '../../pg/client-tools';
 import { connectPg } from '../../pg/connect';
 import { fsync, writeFileAtomically } from '../../system/atomic-write';
-import type { ManifestComparison, SnapshotManifest, SnapshotProgress, SnapshotStore } from '../types';
+import {
+  PlatformError,
+  type ManifestComparison,
+  type SnapshotManifest,
+  type SnapshotProgress,
+  type SnapshotStore,
+} from '../types';
 
 /** Snapshot ids, service, environment and database names: safe as file names and as PostgreSQL identifiers. */
 export const SNAPSHOT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
-export type SnapshotErrorCode = 'invalid' | 'not-found' | 'conflict' | 'corrupt' | 'busy' | 'failed' | 'aborted';
+/** What went wrong with a snapshot operation. */
+type SnapshotErrorCode = 'invalid' | 'not-found' | 'conflict' | 'corrupt' | 'busy' | 'failed' | 'aborted';
 
-/** What went wrong with a snapshot operation; `permanent` tells activities whether a retry can help. */
-export class SnapshotError extends Error {
-  constructor(
-    message: string,
-    readonly code: SnapshotErrorCode,
-  ) {
-    super(message);
-    this.name = 'SnapshotError';
-  }
+/**
+ * The failure of each: invalid names, missing or corrupt snapshots and name conflicts stay so however often one
+ * retries (permanent); a snapshot or restore another worker holds, and a failed or cancelled pg_dump/pg_restore, are
+ * retried (SnapshotError).
+ */
+const SNAPSHOT_FAILURES: Record<SnapshotErrorCode, { type: string; permanent: boolean }> = {
+  invalid: { type: 'Snapshot_invalid', permanent: true },
+  'not-found': { type: 'SnapshotNotFound', permanent: true },
+  conflict: { type: 'Snapshot_conflict', permanent: true },
+  corrupt: { type: 'SnapshotCorrupt', permanent: true },
+  busy: { type: 'SnapshotError', permanent: false },
+  failed: { type: 'SnapshotError', permanent: false },
+  aborted: { type: 'SnapshotError', permanent: false },
+};
 
-  /** Invalid names, missing or corrupt snapshots and name conflicts stay so however often one retries. */
-  get permanent(): boolean {
-    return this.code === 'invalid' || this.code === 'not-found' || this.code === 'conflict' || this.code === 'corrupt';
-  }
-}
+const snapshotError = (message: string, code: SnapshotErrorCode) => new PlatformError(message, SNAPSHOT_FAILURES[code]);
 
 export interface PgSnapshotStoreOptions {
   /** Where dumps and manifests live: `<dir>/<service>-<environment>/<snapshotId>.{dump,json}`. */
@@ -68,7 +76,7 @@ const restoredMarker = (snapshotId: string) => `runbook: restored from snapshot 
 
 function checkName(what: string, value: string): void {
   if (!SNAPSHOT_NAME_PATTERN.test(value)) {
-    throw new SnapshotError(
+    throw snapshotError(
       `invalid ${what} ${JSON.stringify(value)}: use 1 to 63 lowercase letters, digits, "_" or "-", starting with a letter or digit`,
       'invalid',
     );
@@ -117,7 +125,7 @@ function every(ms: number, measure: () => Promise<number | undefined>, report: (
 }
 
 const aborted = (signal: AbortSignal | undefined, what: string) => {
-  if (signal?.aborted) throw new SnapshotError(`${what} was cancelled`, 'aborted');
+  if (signal?.aborted) throw snapshotError(`${what} was cancelled`, 'aborted');
 };
 
 /**
@@ -130,10 +138,12 @@ const aborted = (signal: AbortSignal | undefined, what: string) => {
  * which it marks with a comment while restoring ("runbook: restoring snapshot <id>") and after ("runbook: restored
  * from snapshot <id>"): an existing target is dropped and restored again only when marked as an unfinished
  * restore, adopted when restored from the same snapshot, and refused otherwise, so no live database is dropped.
- * Concurrent takes of one id, or restores into one target, are kept apart by advisory locks (code 'busy').
+ * Concurrent takes of one id, or restores into one target, are kept apart by advisory locks (SnapshotError, retried).
  *
- * Errors are {@link SnapshotError}s (see its `code` and `permanent`), except pg errors when a database cannot be
- * reached or read.
+ * Errors are {@link PlatformError}s: Snapshot_invalid (a name, a target or jobs refused), SnapshotNotFound,
+ * Snapshot_conflict (an id or a target that belongs to something else) and SnapshotCorrupt (a dump or manifest that
+ * does not check out) are permanent; SnapshotError (busy, or pg_dump/pg_restore failed or was cancelled) is retried.
+ * pg errors, when a database cannot be reached or read, are thrown as they are.
  */
 export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotStore {
   const dir = path.resolve(opts.dir);
@@ -156,7 +166,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
     try {
       return JSON.parse(await readFile(file, 'utf8')) as SnapshotManifest;
     } catch (err) {
-      throw new SnapshotError(`the snapshot manifest ${file} is unreadable: ${(err as Error).message}`, 'corrupt');
+      throw snapshotError(`the snapshot manifest ${file} is unreadable: ${(err as Error).message}`, 'corrupt');
     }
   }
 
@@ -185,7 +195,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       existing.environment !== req.environment ||
       existing.database !== req.database
     ) {
-      throw new SnapshotError(
+      throw snapshotError(
         `snapshot id ${req.snapshotId} is already taken by a snapshot of database "${existing.database}" ` +
           `(${existing.service}/${existing.environment}); choose another id`,
         'conflict',
@@ -248,7 +258,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       const client = await connectPg(url);
       try {
         if (!(await tryLock(client, `snapshot:${req.snapshotId}`))) {
-          throw new SnapshotError(`${what} is being taken by another worker right now`, 'busy');
+          throw snapshotError(`${what} is being taken by another worker right now`, 'busy');
         }
         const finished = await adoptable(req); // by the worker that held the lock before us
         if (finished) {
@@ -266,7 +276,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
           `SELECT pg_export_snapshot() AS snapshot, current_setting('server_version') AS version`,
         );
         const exported = rows[0];
-        if (!exported) throw new SnapshotError(`${what}: pg_export_snapshot returned nothing`, 'failed');
+        if (!exported) throw snapshotError(`${what}: pg_export_snapshot returned nothing`, 'failed');
         progress?.({ phase: 'dump', bytes: 0 });
         const stopDump = new AbortController();
         const onAbort = () => stopDump.abort();
@@ -298,9 +308,9 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
           await dump.catch(() => undefined);
           await rm(files.partial, { force: true });
           if (err instanceof PgToolError) {
-            throw new SnapshotError(`${what}: ${err.message}`, err.cancelled ? 'aborted' : 'failed');
+            throw snapshotError(`${what}: ${err.message}`, err.cancelled ? 'aborted' : 'failed');
           }
-          if (signal?.aborted) throw new SnapshotError(`${what} was cancelled`, 'aborted');
+          if (signal?.aborted) throw snapshotError(`${what} was cancelled`, 'aborted');
           throw err;
         } finally {
           stopTicking();
@@ -351,15 +361,15 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       checkName('snapshot id', snapshotId);
       checkName('target database', target);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
-        throw new SnapshotError(`invalid jobs ${jobs}: use a whole number from 1 to 64`, 'invalid');
+        throw snapshotError(`invalid jobs ${jobs}: use a whole number from 1 to 64`, 'invalid');
       }
       if (SYSTEM_DATABASES.has(target)) {
-        throw new SnapshotError(`refusing to restore into the system database "${target}"`, 'invalid');
+        throw snapshotError(`refusing to restore into the system database "${target}"`, 'invalid');
       }
       const manifest = await get(snapshotId);
-      if (!manifest) throw new SnapshotError(`there is no snapshot ${snapshotId} in ${dir}`, 'not-found');
+      if (!manifest) throw snapshotError(`there is no snapshot ${snapshotId} in ${dir}`, 'not-found');
       if (target === manifest.database) {
-        throw new SnapshotError(
+        throw snapshotError(
           `refusing to restore snapshot ${snapshotId} into "${target}", the database it was taken from: restore into a new database`,
           'invalid',
         );
@@ -367,7 +377,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       progress?.({ phase: 'verify', bytes: manifest.bytes });
       const verified = await verify(snapshotId);
       if (!verified.ok) {
-        throw new SnapshotError(`snapshot ${snapshotId} cannot be restored: ${verified.reason}`, 'corrupt');
+        throw snapshotError(`snapshot ${snapshotId} cannot be restored: ${verified.reason}`, 'corrupt');
       }
       aborted(signal, `restore of snapshot ${snapshotId}`);
 
@@ -375,7 +385,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       const admin = await connectPg(urlFor('postgres'));
       try {
         if (!(await tryLock(admin, `restore:${target}`))) {
-          throw new SnapshotError(`another restore into "${target}" is running right now`, 'busy');
+          throw snapshotError(`another restore into "${target}" is running right now`, 'busy');
         }
         const { rows } = await admin.query<{ comment: string | null }>(
           `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`,
@@ -391,7 +401,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
           // database. Empty means nothing to lose, so it counts as a leftover too.
           const unmarkedAndEmpty = !existing.comment && (await userRelationCount(urlFor(target))) === 0;
           if (!unmarkedAndEmpty && !existing.comment?.startsWith(restoringMarker(''))) {
-            throw new SnapshotError(
+            throw snapshotError(
               `database "${target}" already exists and is not left over from a restore` +
                 (existing.comment ? ` (its comment: ${existing.comment})` : '') +
                 ': choose another target, or drop it if nothing needs it',
@@ -423,7 +433,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
         } catch (err) {
           stopTicking();
           await dropWithForce(admin, target).catch(() => undefined);
-          throw new SnapshotError(
+          throw snapshotError(
             `restore of snapshot ${snapshotId} into "${target}": ${(err as Error).message}; the half-restored database was dropped`,
             err instanceof PgToolError && err.cancelled ? 'aborted' : 'failed',
           );
@@ -450,8 +460,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
 
     async dropDatabase(name: string) {
       checkName('database', name);
-      if (SYSTEM_DATABASES.has(name))
-        throw new SnapshotError(`refusing to drop the system database "${name}"`, 'invalid');
+      if (SYSTEM_DATABASES.has(name)) throw snapshotError(`refusing to drop the system database "${name}"`, 'invalid');
       const admin = await connectPg(urlFor('postgres'));
       try {
         await dropWithForce(admin, name);
