@@ -1,3 +1,4 @@
+/** Snapshot manifests in the orchestrator's database, for snapshots that are not files (RDS snapshots). */
 import type pg from 'pg';
 import type { SnapshotManifest } from '../platforms/types';
 

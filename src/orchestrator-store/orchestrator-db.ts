@@ -1,9 +1,9 @@
-import type pg from 'pg';
-
 /**
  * The orchestrator's own tables in its database (`runbook`): release history (what to roll back to), the
- * per-service runbook locks (one deploy, rollback or restore at a time), and restore-drill records.
+ * per-service runbook locks (one deploy, rollback or restore at a time), restore-drill records, and the schema of
+ * all of them (with snapshot_manifests, whose queries are in manifests.ts).
  */
+import type pg from 'pg';
 
 /** Anything that runs a query: a Pool, a PoolClient or a Client. */
 type Db = Pick<pg.Pool, 'query'>;

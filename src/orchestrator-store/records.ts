@@ -1,3 +1,4 @@
+/** The activities' RunbookRecords (locks, release history) on the orchestrator's tables. */
 import type { Pool } from 'pg';
 import type { ReleaseRecord, RunbookRecords } from '../activities/history';
 import { acquireLock, lastSucceededReleases, recordRelease, releaseLock, type ReleaseRow } from './orchestrator-db';

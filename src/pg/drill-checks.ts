@@ -1,3 +1,4 @@
+/** The restore drill's checks of a restored database: it answers (ping) and pg_amcheck finds no corruption. */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import type { DrillChecks } from '../platforms/types';

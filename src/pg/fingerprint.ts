@@ -1,3 +1,4 @@
+/** What a database holds, as snapshot manifests record it: rows and checksum per table, the migration version. */
 import pg from 'pg';
 import type { TableFingerprint } from '../platforms/types';
 import { connectPg } from './connect';

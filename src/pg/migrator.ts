@@ -1,3 +1,4 @@
+/** The Migrator on node-pg-migrate: pending migrations of a folder, and applying them in one transaction. */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
