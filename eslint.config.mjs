@@ -47,4 +47,22 @@ export default tseslint.config(
     ],
     rules: { 'no-restricted-imports': ['error', workflowForbidden] },
   },
+  {
+    // Platforms throw PlatformError (src/platforms/types.ts); activities translate it into Temporal's failures.
+    files: ['src/platforms/**/*.ts', 'src/pg/**/*.ts', 'src/orchestrator-store/**/*.ts', 'src/system/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@temporalio/*'],
+              message:
+                'Platform code knows nothing of Temporal: throw PlatformError, take what an activity knows as a dependency.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

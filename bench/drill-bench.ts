@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { diffFingerprints, fingerprintDatabase } from '../src/platforms/postgres/fingerprint';
+import { diffFingerprints, fingerprintDatabase } from '../src/pg/fingerprint';
 import type { SnapshotManifest } from '../src/platforms/types';
 import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
 import { drillReleaseEnvironment } from '../src/shared/drill';
@@ -353,7 +353,7 @@ async function summarize({
     commands: {
       restore: `CREATE DATABASE <db> TEMPLATE template0; ${pgBin('pg_restore')} --jobs=2 --no-owner --exit-on-error --no-password --dbname=<db> <dump>`,
       amcheck: `${pgBin('pg_amcheck')} --install-missing --heapallindexed --no-password --jobs=2 <db>`,
-      manifest: 'fingerprintDatabase(<db url>) + diffFingerprints(manifest, …) (src/platforms/postgres/fingerprint.ts)',
+      manifest: 'fingerprintDatabase(<db url>) + diffFingerprints(manifest, …) (src/pg/fingerprint.ts)',
       release:
         "runner().start({ service, environment: '<env>-drill', version: 'v1', database: { name: <db> } }), then GET /health/ready every 100 ms until 200",
       generate: `${pgBin('pgbench')} -i -s ${settings.scale} -q; INSERT INTO items (name) SELECT 'item-' || g FROM generate_series(1, ${settings.items}) g`,

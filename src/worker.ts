@@ -2,11 +2,12 @@ import type { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from './activities';
+import { currentActivityScope } from './activities/scope';
 import { loadConfig, type WorkerConfig } from './config';
 import { UserError, errorMessage } from './errors';
 import { jsonLogger } from './logging';
-import { migrateOrchestratorDb, recordDrillRun } from './platforms/postgres/orchestrator-db';
-import { createPgRecords } from './platforms/postgres/records';
+import { migrateOrchestratorDb, recordDrillRun } from './orchestrator-store/orchestrator-db';
+import { createPgRecords } from './orchestrator-store/records';
 import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
 import { siblingDatabaseUrl } from './platforms/single-host';
 import { connectClient } from './temporal-connection';
@@ -61,6 +62,7 @@ export async function createRunbookWorker(
       db: pool,
       env: extra.env ?? process.env,
       isRunning,
+      activity: currentActivityScope,
       ...(extra.resolveAwsAddress ? { resolveAwsAddress: extra.resolveAwsAddress } : {}),
     });
     const activities = createActivities({

@@ -1,4 +1,4 @@
-import { freePort } from '../src/stack/processes';
+import { freePort } from '../src/system/processes';
 import { setMetricsUrl, startTestStack, stopTestStack } from './harness';
 import { installTestRuntime } from './helpers/runtime';
 

@@ -1,5 +1,4 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { SnapshotError } from '../platforms/single-host/pg-snapshots';
 import type {
   MigrationResult,
   PlatformDeps,
@@ -9,6 +8,7 @@ import type {
   SnapshotStore,
 } from '../platforms/types';
 import type { Targeted } from '../shared/target';
+import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { platformPicker } from './platform';
 
@@ -63,7 +63,7 @@ export async function ownedSnapshot(
   req: { snapshotId: string; service: string; environment: string; database: string },
 ): Promise<SnapshotManifest> {
   const manifest = await snapshots.get(req.snapshotId).catch((err: unknown) => {
-    throw permanentSnapshotError(err);
+    throw toActivityFailure(err);
   });
   if (!manifest) {
     throw ApplicationFailure.nonRetryable(
@@ -88,20 +88,6 @@ export async function ownedSnapshot(
 export function isServerAway(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   return code === 'ECONNREFUSED' || code === '57P01' || code === '53300';
-}
-
-/** A snapshot error that retrying cannot fix (invalid name, corrupt file, conflict) becomes non-retryable. */
-export function permanentSnapshotError(err: unknown): unknown {
-  if (err instanceof SnapshotError && err.permanent) {
-    const type =
-      err.code === 'corrupt'
-        ? dbFailure.snapshotCorrupt
-        : err.code === 'not-found'
-          ? dbFailure.snapshotMissing
-          : `Snapshot_${err.code}`;
-    return ApplicationFailure.nonRetryable(err.message, type);
-  }
-  return err;
 }
 
 /** Activities on the service's database: snapshots with manifests, and migrations. */
@@ -148,7 +134,7 @@ export function createDbActivities(deps: DbActivityDeps) {
         const pollMs = snapshots.restorePollMs ?? RESTORE_POLL_MS;
         await whileHeartbeating(() => untilRestored(snapshots, req.target, started, pollMs));
       } catch (err) {
-        throw permanentSnapshotError(err);
+        throw toActivityFailure(err);
       }
     },
 
@@ -187,7 +173,7 @@ export function createDbActivities(deps: DbActivityDeps) {
       try {
         return await whileHeartbeating(() => snapshots.take(req, (p) => ctx.heartbeat(p), ctx.cancellationSignal));
       } catch (err) {
-        throw permanentSnapshotError(err);
+        throw toActivityFailure(err);
       }
     },
 

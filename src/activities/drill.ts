@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import type { DrillRunRecord } from '../platforms/postgres/orchestrator-db';
-import { SnapshotError } from '../platforms/single-host/pg-snapshots';
-import type { PlatformDeps, RouteSpec, SnapshotManifest } from '../platforms/types';
+import type { DrillRunRecord } from '../orchestrator-store/orchestrator-db';
+import { PlatformError, type PlatformDeps, type RouteSpec, type SnapshotManifest } from '../platforms/types';
 import { heaviestRelease } from '../shared/traffic';
 import type { Targeted } from '../shared/target';
-import { isServerAway, ownedSnapshot, permanentSnapshotError, runRestore } from './db';
+import { isServerAway, ownedSnapshot, runRestore } from './db';
+import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { platformPicker } from './platform';
 import type { RunbookRecords } from './history';
@@ -77,7 +77,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
         }
         return newest;
       } catch (err) {
-        throw permanentSnapshotError(err);
+        throw toActivityFailure(err);
       }
     },
 
@@ -128,10 +128,11 @@ export function createDrillActivities(deps: DrillActivityDeps) {
         });
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw cancelledOr(ctx, err);
-        if (err instanceof SnapshotError && DISK_FULL.test(err.message)) {
+        // A restore that failed (retryable) because the disk is full fails the drill at once.
+        if (err instanceof PlatformError && !err.permanent && DISK_FULL.test(err.message)) {
           throw ApplicationFailure.nonRetryable(`the disk is full: ${err.message}`, drillFailure.diskFull);
         }
-        throw permanentSnapshotError(err);
+        throw toActivityFailure(err);
       }
       return {
         adopted: seen.has('adopted'),
@@ -147,7 +148,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
       try {
         return await snapshots.restoreStatus(req.target);
       } catch (err) {
-        throw permanentSnapshotError(err);
+        throw toActivityFailure(err);
       }
     },
 

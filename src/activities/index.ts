@@ -1,5 +1,6 @@
 import { createDbActivities, type DbActivityDeps } from './db';
 import { createDrillActivities, type DrillActivityDeps } from './drill';
+import { withActivityFailures } from './failures';
 import { createHistoryActivities, type HistoryActivityDeps } from './history';
 import { createReleaseActivities, type ReleaseActivityDeps } from './releases';
 import { createStackActivities, type StackActivityDeps } from './stack';
@@ -12,16 +13,19 @@ export type ActivityDeps = StackActivityDeps &
   HistoryActivityDeps &
   DrillActivityDeps;
 
-/** All activities of the worker, built from their dependencies (the composition root supplies real clients). */
+/**
+ * All activities of the worker, built from their dependencies (the composition root supplies real clients). What a
+ * platform throws leaves every one of them as an ApplicationFailure of its type (withActivityFailures).
+ */
 export function createActivities(deps: ActivityDeps) {
-  return {
+  return withActivityFailures({
     ...createStackActivities(deps),
     ...createTrafficActivities(deps),
     ...createReleaseActivities(deps),
     ...createDbActivities(deps),
     ...createHistoryActivities(deps),
     ...createDrillActivities(deps),
-  };
+  });
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -2,9 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
 import type { HealthSpec, SmokeCheck } from '../shared/service-plan';
-import { ReleaseStartError } from '../platforms/single-host/release-runner';
 import type { PlatformDeps, RunningRelease, StartReleaseRequest } from '../platforms/types';
 import type { Targeted } from '../shared/target';
+import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { httpCheck, releaseUrl, type HttpOutcome } from './http-checks';
 import { platformPicker } from './platform';
@@ -54,10 +54,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
         const { releases } = pick(spec);
         return refOf(await whileHeartbeating(() => releases.start(spec, Context.current().cancellationSignal)));
       } catch (err) {
-        if (err instanceof ReleaseStartError && err.permanent) {
-          throw ApplicationFailure.nonRetryable(err.message, releaseFailure.startFailed);
-        }
-        throw err;
+        throw toActivityFailure(err);
       }
     },
 

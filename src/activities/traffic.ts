@@ -1,6 +1,7 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
-import { InvalidSplitError, type PlatformDeps, type RouteSpec, type TrafficCounters } from '../platforms/types';
+import type { PlatformDeps, RouteSpec, TrafficCounters } from '../platforms/types';
+import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { httpCheck, releaseUrl } from './http-checks';
 import { platformPicker } from './platform';
@@ -25,9 +26,6 @@ export interface MeasuredWindow {
 export function createTrafficActivities(deps: TrafficActivityDeps) {
   const pick = platformPicker(deps.platforms);
   const routerFor = (route: RouteSpec) => pick(route).router;
-  /** A split or member the router refuses stays refused: non-retryable InvalidTrafficSplit; anything else as it is. */
-  const splitFailure = (err: unknown) =>
-    err instanceof InvalidSplitError ? ApplicationFailure.nonRetryable(err.message, 'InvalidTrafficSplit') : err;
   return {
     async ensureRoute(route: RouteSpec): Promise<void> {
       await routerFor(route).ensureRoute(route);
@@ -42,20 +40,20 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
           port: release.port,
         });
       } catch (err) {
-        throw splitFailure(err);
+        throw toActivityFailure(err);
       }
     },
 
     /**
      * Sets the split in percent per releaseId at once. This is the one implementation of "put traffic back"
      * that deploy's automatic rollback and the rollback workflow share. Throws InvalidTrafficSplit (non-retryable)
-     * for a split the router refuses (InvalidSplitError).
+     * for a split the router refuses.
      */
     async setTraffic(route: RouteSpec, percent: Record<string, number>): Promise<Record<string, number>> {
       try {
         await routerFor(route).setWeights(route, percent);
       } catch (err) {
-        throw splitFailure(err);
+        throw toActivityFailure(err);
       }
       return percent;
     },

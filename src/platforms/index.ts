@@ -16,6 +16,8 @@ export interface WorkerPlatformOptions {
   isRunning(workflowId: string): Promise<boolean>;
   /** Where AWS addresses are reached (tests against moto map them to local servers). */
   resolveAwsAddress?: AwsPlatformOptions['resolveAddress'];
+  /** The activity a platform call runs in (the worker passes Temporal's). */
+  activity?: AwsPlatformOptions['activity'];
 }
 
 /**
@@ -37,6 +39,7 @@ export function createWorkerPlatforms(opts: WorkerPlatformOptions): {
     env: opts.env,
     pgBinDir: singleHost.binDir,
     isRunning: opts.isRunning,
+    ...(opts.activity ? { activity: opts.activity } : {}),
     ...(opts.resolveAwsAddress ? { resolveAddress: opts.resolveAwsAddress } : {}),
   };
   const registry = createPlatformRegistry({

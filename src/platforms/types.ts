@@ -1,12 +1,40 @@
 import type { Platform, ReleaseSpec } from '../shared/service-plan';
 import type { PlatformTarget, Targeted } from '../shared/target';
-import type { DrillChecks } from './postgres/drill-checks';
 
 /**
  * The small interfaces that activities depend on. Each platform (single-host: processes + HAProxy +
  * pg_dump; aws-ecs: ECS + ELBv2 + RDS) implements them, so workflows never special-case a platform.
  * Nothing here is workflow code; results are plain JSON so activities can return them.
  */
+
+/**
+ * What a platform throws: the failure type activities report, whether retrying can help, and what to do.
+ * Activities turn it into an ApplicationFailure of this `type` (non-retryable when `permanent`) with this
+ * message and `details` (src/activities/failures.ts); platform code never imports Temporal. Anything else a
+ * platform throws (a pg or network error, a plain Error for a state that passes) is retried as it is.
+ */
+export class PlatformError extends Error {
+  /** The failure type workflows and operators see, e.g. SnapshotCorrupt or AwsAccessDenied. */
+  readonly type: string;
+  /** True when the same request can never succeed (invalid, not found, refused): no retry. */
+  readonly permanent: boolean;
+  /** What the operator should do about it; it also ends the message ("...; fix: <fix>"). */
+  readonly fix?: string;
+  /** Structured facts for the failure's details (e.g. the AWS error code, action and resource). */
+  readonly details?: unknown[];
+
+  constructor(
+    message: string,
+    opts: { type: string; permanent: boolean; fix?: string; details?: unknown[]; cause?: unknown },
+  ) {
+    super(opts.fix ? `${message}; fix: ${opts.fix}` : message, opts.cause === undefined ? {} : { cause: opts.cause });
+    this.name = 'PlatformError';
+    this.type = opts.type;
+    this.permanent = opts.permanent;
+    this.fix = opts.fix;
+    this.details = opts.details;
+  }
+}
 
 /** Where a service's traffic is routed: one route per service and environment. */
 export interface RouteSpec extends Targeted {
@@ -40,18 +68,6 @@ export interface LatencySample {
   /** The 95th percentile of the release's response times in the window, ms; null with no sample. */
   p95Ms: number | null;
   samples: number;
-}
-
-/**
- * A traffic split or member a router refuses (a release that is not a member of the route, a percent outside
- * 0..100, percentages that do not sum to 100): the same request can never succeed, so the traffic activities turn it
- * into a non-retryable InvalidTrafficSplit failure.
- */
-export class InvalidSplitError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidSplitError';
-  }
 }
 
 export interface TrafficRouter {
@@ -236,6 +252,19 @@ export interface Migrator {
    * leaves the database as it was. Running it again applies nothing twice.
    */
   migrate(database: string, dir: string): Promise<MigrationResult>;
+}
+
+/** What a restore drill asks of the PostgreSQL server a snapshot was restored on. */
+export interface DrillChecks {
+  /** Connects to `database` and runs a query; throws the connection error (e.g. 57P03 while it starts up). */
+  ping(database: string): Promise<{ serverVersion: string }>;
+  /**
+   * pg_amcheck on `database`: every heap table and B-tree index (system catalogs and TOAST included), with
+   * --heapallindexed (each heap tuple must have its index entries) and --install-missing (the amcheck extension
+   * is created in the checked database, which is why only scratch copies are checked). `ok: false` means
+   * corruption was found, `detail` says where. Throws when pg_amcheck cannot run or connect.
+   */
+  amcheck(database: string, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
 }
 
 /** Swaps a restored database into the place of the live one; the replaced one is kept under `replacedAs`. */

@@ -1,29 +1,20 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { promisify } from 'node:util';
 import { UserError, errorMessage } from '../errors';
+import {
+  haproxyArgs,
+  haproxyPaths,
+  reloadHaproxy,
+  validateHaproxyConfig,
+} from '../platforms/single-host/haproxy-control';
 import { createHaproxyRuntime, parseShowInfo } from '../platforms/single-host/haproxy-runtime';
 import { fail, pass, type Check, type Component } from './component';
-import { livePid, requireFreePort, stopProcess, waitFor } from './processes';
+import { livePid, requireFreePort, stopProcess, waitFor } from '../system/processes';
 import { settingEnv, type StackSettings } from './settings';
 import { haproxyTool } from './tools';
 
 const run = promisify(execFile);
-
-export function haproxyPaths(home: string) {
-  const dir = path.join(home, 'haproxy');
-  return {
-    dir,
-    config: path.join(dir, 'haproxy.cfg'),
-    /** One file per service frontend/backend, written by the single-host platform; loaded after haproxy.cfg. */
-    servicesDir: path.join(dir, 'services.d'),
-    adminSocket: path.join(dir, 'admin.sock'),
-    masterSocket: path.join(dir, 'master.sock'),
-    pidFile: path.join(dir, 'haproxy.pid'),
-    log: path.join(dir, 'haproxy.log'),
-  };
-}
 
 /** The global part of the configuration: runtime API socket, defaults, and a stats/metrics frontend. */
 export function renderBaseConfig(settings: StackSettings): string {
@@ -54,32 +45,6 @@ frontend runbook-stats
 `;
 }
 
-function haproxyArgs(home: string): string[] {
-  const p = haproxyPaths(home);
-  return ['-f', p.config, '-f', p.servicesDir];
-}
-
-async function validate(binary: string, home: string): Promise<void> {
-  try {
-    await run(binary, ['-c', '-q', ...haproxyArgs(home)], { timeout: 30_000 });
-  } catch (err) {
-    const e = err as { stderr?: string; stdout?: string };
-    throw new UserError(`the HAProxy configuration is invalid: ${(e.stderr || e.stdout || errorMessage(err)).trim()}`);
-  }
-}
-
-/**
- * Applies a changed configuration without dropping connections: validate, then the master process's
- * `reload` (new workers take the listening sockets, old ones finish their requests).
- */
-export async function reloadHaproxy(home: string): Promise<void> {
-  const tool = await haproxyTool();
-  if (!tool) throw new UserError('haproxy not found', 'sudo apt-get install -y haproxy');
-  await validate(tool.path, home);
-  const master = createHaproxyRuntime(haproxyPaths(home).masterSocket);
-  await master.command('reload');
-}
-
 export const haproxyComponent: Component = {
   name: 'haproxy',
 
@@ -104,7 +69,7 @@ export const haproxyComponent: Component = {
       return address;
     }
     await haproxyComponent.preflight(ctx);
-    await validate(tool.path, settings.home);
+    await validateHaproxyConfig(tool.path, settings.home);
     ctx.log(`haproxy: starting (stats on 127.0.0.1:${settings.haproxyStatsPort})`);
     try {
       await run(

@@ -6,9 +6,10 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { UserError, errorMessage } from '../errors';
 import { fail, pass, type Check, type Component, type StackContext } from './component';
-import { portOpen, requireFreePort } from './processes';
+import { portOpen, requireFreePort } from '../system/processes';
 import { settingEnv, type StackSettings } from './settings';
-import { postgresBinDir, postgresTool } from './tools';
+import { postgresBinDir } from '../pg/bin-dir';
+import { postgresTool } from './tools';
 
 const run = promisify(execFile);
 

@@ -5,7 +5,7 @@ import { UserError, errorMessage } from '../errors';
 import { cliSearchAttributeType, runbookSearchAttributes } from '../shared/search-attributes';
 import { connectClient } from '../temporal-connection';
 import { fail, pass, type Check, type Component } from './component';
-import { livePid, portOpen, requireFreePort, spawnDetached, stopProcess, waitFor } from './processes';
+import { livePid, portOpen, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
 import { settingEnv, temporalAddress, uiUrl, type StackSettings } from './settings';
 import { ensureTemporalCli, findTemporalCli } from './tools';
 

@@ -1,8 +1,11 @@
 import { execFile } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../errors';
+import { isExecutable, which } from '../system/executables';
+import { postgresBinDir } from '../pg/bin-dir';
+import { findHaproxy } from '../platforms/single-host/haproxy-control';
 
 const run = promisify(execFile);
 
@@ -22,25 +25,6 @@ export interface Tool {
   route: string;
 }
 
-function executable(file: string): boolean {
-  try {
-    accessSync(file, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Finds an executable on PATH (like `which`). */
-export function which(name: string, extraDirs: string[] = []): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), ...extraDirs].filter(Boolean);
-  for (const dir of dirs) {
-    const candidate = path.join(dir, name);
-    if (executable(candidate)) return candidate;
-  }
-  return undefined;
-}
-
 async function versionOf(binary: string, args: string[]): Promise<string> {
   const { stdout } = await run(binary, args, { timeout: 15_000 });
   return stdout.trim().split('\n')[0] ?? '';
@@ -54,7 +38,7 @@ function downloadedCli(): string | undefined {
   const files = readdirSync(downloadDir(), { recursive: true, encoding: 'utf8' });
   const found = files
     .map((f) => path.join(downloadDir(), f))
-    .find((f) => /temporal[^/]*$/.test(f) && !f.endsWith('.tar.gz') && !f.endsWith('.zip') && executable(f));
+    .find((f) => /temporal[^/]*$/.test(f) && !f.endsWith('.tar.gz') && !f.endsWith('.zip') && isExecutable(f));
   return found;
 }
 
@@ -83,7 +67,7 @@ const temporalLocalCandidates = () => [
 export async function findTemporalCli(): Promise<Tool | undefined> {
   const fromEnv = process.env.TEMPORAL_CLI;
   if (fromEnv) {
-    if (!executable(fromEnv)) {
+    if (!isExecutable(fromEnv)) {
       throw new UserError(
         `TEMPORAL_CLI=${fromEnv} is not an executable file`,
         'point TEMPORAL_CLI at the temporal binary, or unset it',
@@ -94,7 +78,7 @@ export async function findTemporalCli(): Promise<Tool | undefined> {
   const onPath = which('temporal');
   if (onPath) return { path: onPath, version: await versionOf(onPath, ['--version']), route: 'PATH' };
   for (const { file, route } of temporalLocalCandidates()) {
-    if (executable(file)) return { path: file, version: await versionOf(file, ['--version']), route };
+    if (isExecutable(file)) return { path: file, version: await versionOf(file, ['--version']), route };
   }
   return undefined;
 }
@@ -173,28 +157,6 @@ export async function ensureTemporalCli(log: (line: string) => void = () => {}):
   );
 }
 
-/** The first PostgreSQL bin folder (15 or later; PG_BIN_DIR first) that holds all of `binaries`. */
-function pgBinDirWith(binaries: string[]): string | undefined {
-  const fromPath = which(binaries[0] ?? 'pg_ctl');
-  const candidates = [
-    process.env.PG_BIN_DIR,
-    '/usr/lib/postgresql/15/bin',
-    '/usr/lib/postgresql/16/bin',
-    '/usr/lib/postgresql/17/bin',
-    fromPath ? path.dirname(fromPath) : undefined,
-  ];
-  return candidates.find((dir): dir is string => !!dir && binaries.every((b) => executable(path.join(dir, b))));
-}
-
-/** PostgreSQL server binaries (initdb, pg_ctl, pg_dump...) of major version 15 or later. */
-export const postgresBinDir = () => pgBinDirWith(['pg_ctl', 'initdb']);
-
-/**
- * PostgreSQL client binaries (pg_dump, pg_restore, pg_amcheck) of major version 15 or later: the worker needs
- * only these (a worker image has the client package, not the server).
- */
-export const postgresClientBinDir = () => pgBinDirWith(['pg_dump', 'pg_restore']);
-
 export async function postgresTool(): Promise<Tool | undefined> {
   const dir = postgresBinDir();
   if (!dir) return undefined;
@@ -203,7 +165,7 @@ export async function postgresTool(): Promise<Tool | undefined> {
 }
 
 export async function haproxyTool(): Promise<Tool | undefined> {
-  const bin = which('haproxy', ['/usr/sbin', '/usr/local/sbin']);
+  const bin = findHaproxy();
   if (!bin) return undefined;
   return { path: bin, version: await versionOf(bin, ['-v']), route: bin };
 }

@@ -4,9 +4,9 @@ import { temporal } from '@temporalio/proto';
 import { UserError, errorMessage } from '../errors';
 import { connectClient } from '../temporal-connection';
 import { fail, pass, type Check, type Component } from './component';
-import { livePid, requireFreePort, spawnDetached, stopProcess, waitFor } from './processes';
+import { livePid, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
 import { databaseUrl } from './postgres';
-import { haproxyPaths } from './haproxy';
+import { haproxyPaths } from '../platforms/single-host/haproxy-control';
 import { settingEnv, temporalAddress, type StackSettings } from './settings';
 import { packageRoot } from './tools';
 

@@ -22,9 +22,9 @@ import Ajv from 'ajv';
 import draft07 from 'ajv/dist/refs/json-schema-draft-07.json';
 import { loadConfig, workerConfigSchema } from '../../src/config';
 import { cliSearchAttributeType, runbookSearchAttributes } from '../../src/shared/search-attributes';
-import { haproxyPaths } from '../../src/stack/haproxy';
+import { haproxyPaths } from '../../src/platforms/single-host/haproxy-control';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
-import { which } from '../../src/stack/tools';
+import { which } from '../../src/system/executables';
 import { cleanEnv, compose, composeFile, composeText, requireTool, root, run, service } from './compose-fixture';
 
 const dockerfileText = readFileSync(path.join(root, 'Dockerfile'), 'utf8');

@@ -10,14 +10,15 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, 
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { migrateOrchestratorDb } from '../../src/platforms/postgres/orchestrator-db';
+import { migrateOrchestratorDb } from '../../src/orchestrator-store/orchestrator-db';
 import { createHaproxyRuntime } from '../../src/platforms/single-host/haproxy-runtime';
 import { createPgSnapshotStore } from '../../src/platforms/single-host/pg-snapshots';
 import { runbookSearchAttributes } from '../../src/shared/search-attributes';
-import { haproxyPaths } from '../../src/stack/haproxy';
-import { freePort, livePid, stopProcess } from '../../src/stack/processes';
-import { findTemporalCli, which } from '../../src/stack/tools';
-import { startPgFixture, type PgFixture } from '../platforms/pg-fixture';
+import { haproxyPaths } from '../../src/platforms/single-host/haproxy-control';
+import { freePort, livePid, stopProcess } from '../../src/system/processes';
+import { findTemporalCli } from '../../src/stack/tools';
+import { which } from '../../src/system/executables';
+import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 import { cleanEnv, requireTool, root, run, service } from './compose-fixture';
 
 describe('deploy/ scripts, run for real', function () {

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { stringify } from 'yaml';
 import { siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { ensureDatabase } from '../../src/stack/postgres';
-import { freePort, portOpen } from '../../src/stack/processes';
+import { freePort, portOpen } from '../../src/system/processes';
 import { exportHistory, testStack, uniqueName, useWorker } from '../harness';
 import { runbookCli } from '../helpers/cli';
 import { ensureMoto, motoCredentials, startMoto, type MotoServer } from '../helpers/moto';

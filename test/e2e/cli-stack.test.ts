@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
-import { freePort, isAlive, portOpen } from '../../src/stack/processes';
+import { freePort, isAlive, portOpen } from '../../src/system/processes';
 import { sample } from './metrics.test';
 import { runbookCli, type CliResult } from '../helpers/cli';
 

@@ -7,7 +7,7 @@ import { parse, stringify } from 'yaml';
 import type { DrillResult } from '../../src/shared/drill';
 import { drillScheduleId } from '../../src/shared/drill';
 import { ensureDatabase } from '../../src/stack/postgres';
-import { freePort } from '../../src/stack/processes';
+import { freePort } from '../../src/system/processes';
 import { testStack, uniqueName, useWorker } from '../harness';
 import { runbookCli } from '../helpers/cli';
 

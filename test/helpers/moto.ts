@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { freePort, isAlive } from '../../src/stack/processes';
-import { toolsDir, which } from '../../src/stack/tools';
+import { freePort, isAlive } from '../../src/system/processes';
+import { which } from '../../src/system/executables';
+import { toolsDir } from '../../src/stack/tools';
 
 const run = promisify(execFile);
 

@@ -10,7 +10,7 @@ import type { SingleHostService as ServicePlan } from '../../src/shared/service-
 import type { ApprovalGate } from '../../src/shared/service-plan';
 import { statusQuery } from '../../src/shared/messages';
 import { databaseUrl, ensureDatabase, ORCHESTRATOR_DB } from '../../src/stack/postgres';
-import { freePort } from '../../src/stack/processes';
+import { freePort } from '../../src/system/processes';
 import type { deployService, rollbackService } from '../../src/workflows';
 import { testStack, uniqueName } from '../harness';
 

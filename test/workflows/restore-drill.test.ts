@@ -6,18 +6,17 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from '../../src/activities';
 import { createPlatformRegistry } from '../../src/platforms/registry';
-import { createDrillChecks } from '../../src/platforms/postgres/drill-checks';
-import { migrateOrchestratorDb, recordDrillRun } from '../../src/platforms/postgres/orchestrator-db';
-import { createPgRecords } from '../../src/platforms/postgres/records';
+import { createDrillChecks } from '../../src/pg/drill-checks';
+import { migrateOrchestratorDb, recordDrillRun } from '../../src/orchestrator-store/orchestrator-db';
+import { createPgRecords } from '../../src/orchestrator-store/records';
 import { createSingleHostPlatform, siblingDatabaseUrl } from '../../src/platforms/single-host';
-import { SnapshotError } from '../../src/platforms/single-host/pg-snapshots';
-import type { SnapshotStore } from '../../src/platforms/types';
+import { PlatformError, type SnapshotStore } from '../../src/platforms/types';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import { drillReleaseEnvironment, scratchDatabaseFor, type DrillState } from '../../src/shared/drill';
 import { signoffUpdate } from '../../src/shared/messages';
 import { RunbookRtoSeconds } from '../../src/shared/search-attributes';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
-import { postgresClientBinDir } from '../../src/stack/tools';
+import { postgresClientBinDir } from '../../src/pg/bin-dir';
 import { spawnChildWorker, startWorker, testStack, uniqueName, useWorker, workflowBundle } from '../harness';
 import { liveV2, queryDb, runner, waitForState, snapshotManifest, snapshotPath } from './deploy-fixture';
 import { liveV1, startDrill } from './drill-fixture';
@@ -261,10 +260,10 @@ describe('restoreDrill on the real stack', function () {
       ...platform.snapshots,
       async restore(snapshotId, target) {
         await queryDb('postgres', `CREATE DATABASE ${target}`);
-        throw new SnapshotError(
+        throw new PlatformError(
           `restore of snapshot ${snapshotId} into "${target}": pg_restore failed (1): pg_restore: error: could not execute query: ` +
             `ERROR:  could not extend file "base/16384/16391": No space left on device\nHINT:  Check free disk space.`,
-          'failed',
+          { type: 'SnapshotError', permanent: false },
         );
       },
     };

@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import type { Client } from '@temporalio/client';
 import { UserError, errorMessage } from '../../errors';
-import { connectPg } from '../../platforms/postgres/connect';
-import { listDrillRuns } from '../../platforms/postgres/orchestrator-db';
+import { connectPg } from '../../pg/connect';
+import { listDrillRuns } from '../../orchestrator-store/orchestrator-db';
 import { defaultEnvironment, loadRunbookConfig, resolveService, runbookConfigPath } from '../../runbook-config';
 import type { DrillIntegrity, DrillResult } from '../../shared/drill';
 import { RunbookOutcome, RunbookRtoSeconds } from '../../shared/search-attributes';

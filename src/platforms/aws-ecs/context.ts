@@ -41,6 +41,16 @@ export function awsClients(region: string, endpoint?: string): AwsClients {
   return clients;
 }
 
+/** The activity a platform call runs in, as far as the platform needs to know it (the worker reads Temporal's). */
+export interface ActivityScope {
+  /** The workflow of the activity. */
+  workflowId?: string;
+  /** When the activity was first scheduled (ms since epoch): the same for every retry of it. */
+  scheduledTimestampMs?: number;
+  /** Writes a line to the activity's log. */
+  log(message: string): void;
+}
+
 /** What every part of the aws-ecs platform works with: the service's settings and the worker's side of things. */
 export interface AwsContext {
   spec: AwsEcsSpec;
@@ -59,6 +69,8 @@ export interface AwsContext {
   isRunning(workflowId: string): Promise<boolean>;
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
   now(): number;
+  /** The activity this call runs in; undefined outside one (a script, a unit test). */
+  activity(): ActivityScope | undefined;
 }
 
 export const realTime = {

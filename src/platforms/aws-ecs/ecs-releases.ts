@@ -9,7 +9,6 @@ import {
   type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { Context } from '@temporalio/activity';
 import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
 import {
   addressBook,
@@ -88,7 +87,7 @@ const ECS_TAG_LIMIT = 50;
  * (the update never happened, or the circuit breaker rolled it back); it registers nothing. The rollout deadline is
  * aws.rolloutTimeoutMs from the first attempt's scheduling (the activity's), not from each attempt.
  *
- * Failures (non-retryable ApplicationFailures): EcsNoIdleService (both colours take traffic), EcsContainerNotFound,
+ * Failures (permanent PlatformErrors): EcsNoIdleService (both colours take traffic), EcsContainerNotFound,
  * EcsTooManyTags (the base task definition's tags and the runbook's exceed ECS's 50),
  * EcsRolloutFailed (the deployment circuit breaker rolled back), EcsRolloutTimeout (not stable, or targets not
  * healthy, within aws.rolloutTimeoutMs), InvalidReleaseId, and the AWS failures of awsCall; throttling, 5xx and
@@ -193,12 +192,8 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
    * instant across retries, so a retried start does not get a fresh timeout), or from now outside an activity.
    */
   function rolloutDeadline(): number {
-    let scheduledMs: number | undefined;
-    try {
-      scheduledMs = Context.current().info.scheduledTimestampMs;
-    } catch {
-      // not inside an activity (a script or a unit test): the deadline counts from now
-    }
+    // Outside an activity (a script or a unit test) the deadline counts from now.
+    const scheduledMs = ctx.activity()?.scheduledTimestampMs;
     return (scheduledMs !== undefined && scheduledMs > 0 ? scheduledMs : ctx.now()) + spec.rolloutTimeoutMs;
   }
 

@@ -1,6 +1,6 @@
 import { GetMetricDataCommand, type MetricDataQuery, type MetricDataResult } from '@aws-sdk/client-cloudwatch';
 import { DescribeTargetGroupsCommand, RemoveTagsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { InvalidSplitError, type RouteMember, type RouteSpec, type TrafficRouter, type WindowFigures } from '../types';
+import { PlatformError, type RouteMember, type RouteSpec, type TrafficRouter, type WindowFigures } from '../types';
 import {
   addressBook,
   applyWeights,
@@ -21,13 +21,15 @@ import {
   WEIGHTS_TAG,
   writeTerminal,
   type Colour,
-  type ColourServices,
   type Weights,
 } from './blue-green';
 import type { AwsContext } from './context';
 import { awsCall, awsPermanent } from './errors';
 
 const MINUTE_MS = 60_000;
+
+/** A split or member the router refuses: the same request can never succeed. */
+const INVALID_SPLIT = { type: 'InvalidTrafficSplit', permanent: true };
 
 const label = (route: RouteSpec) => `${route.service}/${route.environment}`;
 
@@ -42,18 +44,25 @@ const label = (route: RouteSpec) => `${route.service}/${route.environment}`;
  * per-minute figures of the colour's target group, read aws.metricsDelay late (they arrive a minute or more late).
  *
  * Invalid input (a release that is not a member, a percent out of range, a split that does not sum to 100) throws
- * InvalidSplitError, which the traffic activities make non-retryable; AWS failures are those of awsCall, and ElbUnexpectedAction (non-retryable)
+ * a permanent InvalidTrafficSplit PlatformError (the window figures of a release that is not a member: a retryable
+ * InvalidSplitError, asked again while the colour may still come up); AWS failures are those of awsCall, and ElbUnexpectedAction (non-retryable)
  * when the rule's action is neither a forward to the two target groups nor the runbook's maintenance response.
  */
 export function createElbRouter(ctx: AwsContext): TrafficRouter {
   const { spec } = ctx;
 
-  async function memberColour(route: RouteSpec, releaseId: string, services?: ColourServices): Promise<Colour> {
-    const found = colourOf(services ?? (await describeColours(ctx)), releaseId);
+  /** The colour that carries the release; `refusal` says what its absence is (permanent or not). */
+  async function memberColour(
+    route: RouteSpec,
+    releaseId: string,
+    refusal: { type: string; permanent: boolean },
+  ): Promise<Colour> {
+    const found = colourOf(await describeColours(ctx), releaseId);
     if (!found) {
-      throw new InvalidSplitError(
+      throw new PlatformError(
         `release "${releaseId}" is not a member of route ${label(route)}: neither ECS service ` +
           `${spec.services.blue} nor ${spec.services.green} carries it (with tasks desired)`,
+        refusal,
       );
     }
     return found.colour;
@@ -67,7 +76,7 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
     const start = Math.floor((fromMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
     const end = Math.floor((toMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
     if (end <= start) return { requests: 0, errors5xx: 0, connectionErrors: 0, p95Ms: null, samples: 0 };
-    const colour = await memberColour(route, releaseId);
+    const colour = await memberColour(route, releaseId, { type: 'InvalidSplitError', permanent: false });
     const tgArn = spec.targetGroups[colour];
     const lbs = await targetGroupLoadBalancerArns(ctx, tgArn);
     const production = loadBalancerOfListener(productionListenerArn(ctx));
@@ -144,7 +153,7 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
 
     /** Makes sure both target groups are in the forward action (a missing one at weight 0); the address is ALB's. */
     async addMember(route, member) {
-      await memberColour(route, member.releaseId);
+      await memberColour(route, member.releaseId, INVALID_SPLIT);
       const traffic = await readTraffic(ctx);
       if (traffic.maintenance || (traffic.present.blue && traffic.present.green)) return;
       await applyWeights(ctx, traffic, traffic.weights ?? { blue: 0, green: 0 });
@@ -159,11 +168,12 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
         if (!colour) {
           const members =
             COLOURS.flatMap((c) => (carries(services[c]) ? [services[c].releaseId] : [])).join(', ') || 'none';
-          throw new InvalidSplitError(`${where}: unknown member "${releaseId}" (members: ${members})`);
+          throw new PlatformError(`${where}: unknown member "${releaseId}" (members: ${members})`, INVALID_SPLIT);
         }
         if (!Number.isInteger(value) || value < 0 || value > 100) {
-          throw new InvalidSplitError(
+          throw new PlatformError(
             `${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`,
+            INVALID_SPLIT,
           );
         }
         weights[colour] = value;
@@ -173,8 +183,9 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
         const split = Object.entries(percent)
           .map(([k, v]) => `${k}=${v}`)
           .join(', ');
-        throw new InvalidSplitError(
+        throw new PlatformError(
           `${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`,
+          INVALID_SPLIT,
         );
       }
       await applyWeights(ctx, await readTraffic(ctx), weights);

@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/common';
+import { PlatformError } from '../types';
 
 /**
  * How an AWS error is handled. Throttling (including ECS's "Too many concurrent attempts" ClientException), 5xx,
@@ -85,7 +85,7 @@ const awsFailureType = (kind: AwsErrorKind) =>
 
 /**
  * Runs one AWS call. A transient error is rethrown as it is (the activity retries with backoff); any other
- * becomes a non-retryable ApplicationFailure: "<action> on <resource>: <Code>: <message>; fix: <what to do>".
+ * becomes a permanent PlatformError: "<action> on <resource>: <Code>: <message>; fix: <what to do>".
  * `allow` lists error kinds the caller handles itself (e.g. 'conflict' to adopt a snapshot that already exists).
  */
 export async function awsCall<T>(
@@ -103,29 +103,24 @@ export async function awsCall<T>(
   }
 }
 
-/** The ApplicationFailure of a failed AWS call (see awsCall), typed by its kind and naming the fix. */
-function awsFailure(action: string, resource: string, err: unknown, kind = classifyAwsError(err)) {
+/** The PlatformError of a failed AWS call that retrying cannot fix (see awsCall), typed by its kind, naming the fix. */
+function awsFailure(action: string, resource: string, err: unknown, kind: Exclude<AwsErrorKind, 'retry'>) {
   const code = awsErrorCode(err);
   const message = (err as Error)?.message ?? String(err);
   const passRole = kind === 'access' && PASS_ROLE.test(message);
-  const fix =
-    kind === 'retry'
-      ? ''
-      : `; fix: ${
-          passRole
-            ? "grant the worker's IAM role iam:PassRole on the task definition's task and execution roles " +
-              '(condition iam:PassedToService ecs-tasks.amazonaws.com; docs/aws-ecs.md lists the policy)'
-            : FIX[kind](action)
-        }`;
-  return ApplicationFailure.create({
+  const fix = passRole
+    ? "grant the worker's IAM role iam:PassRole on the task definition's task and execution roles " +
+      '(condition iam:PassedToService ecs-tasks.amazonaws.com; docs/aws-ecs.md lists the policy)'
+    : FIX[kind](action);
+  return new PlatformError(`${action} on ${resource}: ${code}: ${message}`, {
     type: awsFailureType(kind),
-    message: `${action} on ${resource}: ${code}: ${message}${fix}`,
-    nonRetryable: kind !== 'retry',
+    permanent: true,
+    fix,
     details: [{ code, resource, action }],
   });
 }
 
 /** A failure that is not an AWS error but has the same meaning (e.g. an ECS deployment the circuit breaker failed). */
-export function awsPermanent(type: string, message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable: true });
+export function awsPermanent(type: string, message: string): PlatformError {
+  return new PlatformError(message, { type, permanent: true });
 }

@@ -1,13 +1,15 @@
 import type { Pool } from 'pg';
 import type { AwsEcsSpec } from '../../shared/service-plan';
-import { createPgManifestStore } from '../postgres/manifests';
-import { createDrillChecks } from '../postgres/drill-checks';
-import { createMigrator } from '../postgres/migrator';
+import { createPgManifestStore } from '../../orchestrator-store/manifests';
+import { createDrillChecks } from '../../pg/drill-checks';
+import { createMigrator } from '../../pg/migrator';
 import type { PlatformParts } from '../types';
-import { awsClients, realTime, type AwsContext } from './context';
+import { awsClients, realTime, type ActivityScope, type AwsContext } from './context';
 import { createEcsReleaseRunner } from './ecs-releases';
 import { createElbRouter } from './elb-router';
-import { createRdsSnapshotStore, createRdsSwap, rdsUrlFor } from './rds';
+import { createRdsSnapshotStore } from './rds-snapshot-store';
+import { createRdsSwap } from './rds-swap';
+import { rdsUrlFor } from './rds-urls';
 
 export interface AwsPlatformOptions {
   /** The orchestrator's database: snapshot manifests are kept there (RDS snapshots have no room for them). */
@@ -17,6 +19,8 @@ export interface AwsPlatformOptions {
   isRunning(workflowId: string): Promise<boolean>;
   /** See AwsContext.resolveAddress; the identity unless a test maps AWS addresses to local servers. */
   resolveAddress?: (host: string, port: number) => { host: string; port: number };
+  /** The activity a call runs in (the worker passes Temporal's); without it, calls run as outside an activity. */
+  activity?: () => ActivityScope | undefined;
 }
 
 /**
@@ -33,6 +37,7 @@ export function createAwsPlatform(spec: AwsEcsSpec, opts: AwsPlatformOptions): P
     pgBinDir: opts.pgBinDir,
     isRunning: opts.isRunning,
     ...realTime,
+    activity: opts.activity ?? (() => undefined),
   };
   const urlFor = rdsUrlFor(ctx);
   return {

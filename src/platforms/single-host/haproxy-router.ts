@@ -1,96 +1,52 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+/** The single-host TrafficRouter on HAProxy 2.6: routes, weights, drains and maintenance via the runtime API. */
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { z } from 'zod';
+import { writeFileAtomically } from '../../system/atomic-write';
+import { PlatformError, type RouteMember, type RouteSpec, type TrafficCounters, type TrafficRouter } from '../types';
 import {
-  InvalidSplitError,
-  type LatencySample,
-  type RouteMember,
-  type RouteSpec,
-  type TrafficCounters,
-  type TrafficRouter,
-} from '../types';
+  emptyState,
+  haproxyRouteNames,
+  renderConfig,
+  renderMap,
+  routeStateSchema,
+  slotName,
+  ROUTE_SLOTS,
+  type RoutePaths,
+  type RouteState,
+  type Slot,
+} from './haproxy-route-config';
 import { parseShowInfo, type HaproxyRuntime } from './haproxy-runtime';
+import {
+  countersFromStat,
+  latencyFromLog,
+  num,
+  parseServersState,
+  parseStatCsv,
+  type RuntimeServer,
+} from './haproxy-stats';
 
-/** Server slots per route: a release takes a free slot at runtime, so adding one never needs a reload. */
-export const ROUTE_SLOTS = 6;
-
-/**
- * Bytes of per-request log that HAProxy keeps per route for `latency()`: about 90 000 requests (~45 bytes a line,
- * measured on 2.6.12; longer route names mean fewer). Older lines are overwritten, and every reload starts empty.
- */
-export const LOG_RING_BYTES = 4 * 1024 * 1024;
-
-/** Marks the router's own lines in the ring (and versions their layout). */
-const LOG_TAG = 'rbl1';
 const RELOAD_TIMEOUT_MS = 10_000;
 const DRAIN_POLL_MS = 200;
 /** `hard-stop-after` of the base configuration (src/stack/haproxy.ts): an old worker lives at most this long. */
 const OLD_WORKER_GRACE_MS = 30_000;
-const DEFAULT_RETRY_AFTER_SECONDS = 30;
 /** srv_admin_state bits (HAProxy's SRV_ADMF_MAINT and SRV_ADMF_DRAIN masks); 0x04 only records `disabled`. */
 const ADMIN_MAINT = 0x23;
 const ADMIN_DRAIN = 0x18;
 
-/** What the router needs from the embedded stack (see src/stack/haproxy.ts). */
+/** What the router needs of the running HAProxy (see haproxy-control.ts). */
 export interface HaproxyRouterOptions {
   /** The folder HAProxy loads after haproxy.cfg (`haproxyPaths(home).servicesDir`); the route files go here. */
   servicesDir: string;
   /** The admin-level runtime API of the running HAProxy. */
   runtime: HaproxyRuntime;
-  /** Validates and reloads HAProxy (`() => reloadHaproxy(settings)`); called only for a new or changed route file. */
+  /** Validates and reloads HAProxy (`() => reloadHaproxy(home)`); called only for a new or changed route file. */
   reload: () => Promise<void>;
   /** Where each route's state of record is kept as JSON (which release is in which slot, weights, maintenance). */
   stateDir: string;
 }
 
-/** The names a route has in HAProxy, for tools that read its stats or logs. */
-export interface HaproxyRouteNames {
-  /** `<service>-<environment>`: the route files are `<name>.cfg` (and `<name>.map`, the maintenance map). */
-  name: string;
-  frontend: string;
-  backend: string;
-  /** The ring holding the route's per-request log lines (`show events <ring>`). */
-  ring: string;
-}
-
-/** The HAProxy names of a route's frontend, backend and log ring. */
-export function haproxyRouteNames(route: Pick<RouteSpec, 'service' | 'environment'>): HaproxyRouteNames {
-  const name = `${route.service}-${route.environment}`;
-  return { name, frontend: `fe_${name}`, backend: `be_${name}`, ring: `log_${name}` };
-}
-
-const baselineSchema = z.object({
-  responses: z.number(),
-  errors5xx: z.number(),
-  connectionErrors: z.number(),
-  workerPid: z.number().int(),
-  workerStartSec: z.number(),
-});
-
-const slotSchema = z.object({
-  releaseId: z.string(),
-  host: z.string(),
-  port: z.number().int(),
-  percent: z.number().int().min(0).max(100),
-  /** Set by removeMember: weight 0, state drain, no longer listed by getWeights. */
-  draining: z.boolean(),
-  addedAtMs: z.number(),
-  /** The slot's HAProxy counters when the release took it, so a reused slot does not inherit its predecessor's. */
-  baseline: baselineSchema.nullable(),
-});
-
-const routeStateSchema = z.object({
-  version: z.literal(1),
-  route: z.object({ service: z.string(), environment: z.string(), listenPort: z.number().int() }),
-  maintenance: z.object({ on: z.boolean(), retryAfterSeconds: z.number().int().min(0) }),
-  slots: z.array(slotSchema.nullable()).length(ROUTE_SLOTS),
-});
-
-type RouteState = z.infer<typeof routeStateSchema>;
-type Slot = z.infer<typeof slotSchema>;
 type Counts = Omit<TrafficCounters, 'atMs'>;
 
 interface Worker {
@@ -98,26 +54,11 @@ interface Worker {
   startSec: number;
 }
 
-interface RuntimeServer {
-  addr: string;
-  port: number;
-  uweight: number;
-  admin: number;
-}
-
-interface RoutePaths {
-  names: HaproxyRouteNames;
-  config: string;
-  map: string;
-  state: string;
-}
-
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const RELEASE_ID = /^[a-z0-9-]{1,40}$/;
 /** Characters that HAProxy's configuration and sample expressions take unquoted in a file path. */
 const SAFE_PATH = /^[A-Za-z0-9_./+@=:-]+$/;
 
-const slotName = (i: number) => `s${i + 1}`;
 const label = (route: Pick<RouteSpec, 'service' | 'environment'>) => `${route.service}/${route.environment}`;
 
 /**
@@ -130,7 +71,7 @@ const label = (route: Pick<RouteSpec, 'service' | 'environment'>) => `${route.se
  * Every method throws an Error saying "HAProxy runtime API at <socket> is not answering: run `runbook up`" when
  * HAProxy is not running (retryable), and an Error with the reason for invalid input or a route that does not
  * exist (permanent); setWeights's refusals of a split (a stranger, a percent outside 0..100, a sum other than 100)
- * are InvalidSplitError. Throws at once when a folder's path cannot be written into HAProxy's configuration.
+ * are InvalidTrafficSplit PlatformErrors (permanent). Throws at once when a folder's path cannot be written into HAProxy's configuration.
  */
 export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
   const servicesDir = path.resolve(opts.servicesDir);
@@ -241,7 +182,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
   /** Persists the state of record, then renders it for HAProxy's next reload (without reloading). */
   async function persist(p: RoutePaths, state: RouteState): Promise<void> {
     await mkdir(stateDir, { recursive: true });
-    await writeAtomic(p.state, `${JSON.stringify(state, null, 2)}\n`);
+    await writeFileAtomically(p.state, `${JSON.stringify(state, null, 2)}\n`);
     await render(p, state);
   }
 
@@ -374,7 +315,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
         // An unchanged file that HAProxy does not run (an earlier reload failed) is loaded again.
         const loaded = parseServersState(await send(`show servers state ${p.names.backend}`)) !== undefined;
         if (previous !== text || !loaded) {
-          await writeAtomic(p.config, text);
+          await writeFileAtomically(p.config, text);
           try {
             await reloadAndWait(p, route);
           } catch (err) {
@@ -382,7 +323,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
             if (previous === undefined || !loaded) {
               await rm(p.config, { force: true });
               await rm(p.map, { force: true });
-            } else await writeAtomic(p.config, previous);
+            } else await writeFileAtomically(p.config, previous);
             throw err;
           }
         }
@@ -444,13 +385,11 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           const found = state.slots.find((s) => s?.releaseId === releaseId);
           if (!found) {
             const members = active.map((a) => a.slot.releaseId).join(', ') || 'none';
-            throw new InvalidSplitError(`${where}: "${releaseId}" is not a member (members: ${members})`);
+            throw invalidSplit(`${where}: "${releaseId}" is not a member (members: ${members})`);
           }
           if (found.draining) throw new Error(`${where}: "${releaseId}" is being removed`);
           if (!Number.isInteger(value) || value < 0 || value > 100) {
-            throw new InvalidSplitError(
-              `${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`,
-            );
+            throw invalidSplit(`${where}: "${releaseId}" must be an integer percent from 0 to 100, got ${value}`);
           }
         }
         const sum = Object.values(percent).reduce((a, b) => a + b, 0);
@@ -458,9 +397,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           const split = Object.entries(percent)
             .map(([k, v]) => `${k}=${v}`)
             .join(', ');
-          throw new InvalidSplitError(
-            `${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`,
-          );
+          throw invalidSplit(`${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`);
         }
         const changes = active.map(({ slot, i }) => ({
           slot: i,
@@ -595,6 +532,9 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
   return router;
 }
 
+/** A split or member the router refuses: the same request can never succeed. */
+const invalidSplit = (message: string) => new PlatformError(message, { type: 'InvalidTrafficSplit', permanent: true });
+
 function checkRoute(route: RouteSpec): void {
   for (const [key, value] of [
     ['service', route.service],
@@ -618,181 +558,6 @@ function checkMember(member: RouteMember): void {
   if (!Number.isInteger(member.port) || member.port < 1 || member.port > 65_535) {
     throw new Error(`release "${member.releaseId}": port must be a TCP port, got ${member.port}`);
   }
-}
-
-function emptyState(route: RouteSpec): RouteState {
-  return {
-    version: 1,
-    route: { service: route.service, environment: route.environment, listenPort: route.listenPort },
-    maintenance: { on: false, retryAfterSeconds: DEFAULT_RETRY_AFTER_SECONDS },
-    slots: Array.from({ length: ROUTE_SLOTS }, () => null),
-  };
-}
-
-function renderMap(state: RouteState): string {
-  const header = '# Maintenance of this route, written by durable-runbooks: "on <Retry-After seconds>" while on.\n';
-  return state.maintenance.on ? `${header}on ${state.maintenance.retryAfterSeconds}\n` : header;
-}
-
-/**
- * The route file. Free slots are `disabled` (maintenance) at a placeholder address; used ones carry the release's
- * address and weight, so that a reload starts with the split of record.
- */
-function renderConfig(state: RouteState, p: RoutePaths): string {
-  const { service, environment, listenPort } = state.route;
-  const { names } = p;
-  const servers = state.slots.map((slot, i) =>
-    slot
-      ? `  server ${slotName(i)} ${slot.host}:${slot.port} weight ${slot.draining ? 0 : slot.percent}`
-      : `  server ${slotName(i)} 127.0.0.1:1 weight 0 disabled`,
-  );
-  const inMaintenance = `str(on),map(${p.map})`;
-  return `# Route ${service}/${environment}, written by durable-runbooks. Do not edit: releases and weights change at
-# runtime and are rewritten here from ${p.state}.
-
-ring ${names.ring}
-  format raw
-  maxlen 1024
-  size ${LOG_RING_BYTES}
-
-frontend ${names.frontend}
-  mode http
-  bind 127.0.0.1:${listenPort}
-  log ring@${names.ring} format raw local0 info
-  log-format "${LOG_TAG} %[date(0,ms)] %b %s %sp %ST %Tr %Ta"
-  # maintenance is a runtime-settable map entry, so switching it needs no reload
-  http-request return status 503 content-type text/plain string "${service} is in maintenance, retry later\\n" hdr Retry-After "%[${inMaintenance}]" if { ${inMaintenance} -m found }
-  default_backend ${names.backend}
-
-backend ${names.backend}
-  mode http
-  balance roundrobin
-  option redispatch
-  retries 3
-  retry-on conn-failure empty-response response-timeout
-  # a request that may have reached the release is replayed only when replaying it is harmless
-  http-request disable-l7-retry unless { method GET HEAD OPTIONS PUT DELETE }
-  option httpchk GET /health
-  http-reuse safe
-  default-server check inter 1s fall 2 rise 1
-${servers.join('\n')}
-`;
-}
-
-/** `show servers state <backend>`, by server name; undefined when HAProxy has no such backend. */
-function parseServersState(text: string): Map<string, RuntimeServer> | undefined {
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
-  const header = lines.find((l) => l.startsWith('# '));
-  if (!header) return undefined;
-  const columns = header.slice(2).trim().split(/\s+/);
-  const col = (fields: string[], name: string) => fields[columns.indexOf(name)] ?? '';
-  const servers = new Map<string, RuntimeServer>();
-  for (const line of lines) {
-    if (line.startsWith('#') || !line.includes(' ')) continue;
-    const f = line.trim().split(/\s+/);
-    servers.set(col(f, 'srv_name'), {
-      addr: col(f, 'srv_addr'),
-      port: num(col(f, 'srv_port')),
-      uweight: num(col(f, 'srv_uweight')),
-      admin: num(col(f, 'srv_admin_state')),
-    });
-  }
-  return servers;
-}
-
-/** `show stat` CSV as one record per row, keyed by the header's column names. */
-export function parseStatCsv(text: string): Array<Record<string, string>> {
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
-  const header = lines.find((l) => l.startsWith('# '));
-  if (!header) return [];
-  const columns = splitCsv(header.slice(2));
-  return lines
-    .filter((l) => !l.startsWith('#'))
-    .map((line) => {
-      const fields = splitCsv(line);
-      const row: Record<string, string> = {};
-      columns.forEach((name, i) => {
-        if (name) row[name] = fields[i] ?? '';
-      });
-      return row;
-    });
-}
-
-function splitCsv(line: string): string[] {
-  const fields: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i];
-    if (quoted) {
-      if (c === '"' && line[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      fields.push(field);
-      field = '';
-    } else field += c;
-  }
-  fields.push(field);
-  return fields;
-}
-
-/**
- * A server's counters from its `show stat` row. A failed attempt that HAProxy retried on the same server (wretr) or
- * on another one (wredis) is counted on the server that failed, while econ/eresp only count requests whose last
- * attempt failed, so connection errors are the sum of the four: each failed attempt counts once.
- */
-export function countersFromStat(row: Record<string, string>): Omit<TrafficCounters, 'atMs'> {
-  const hrsp = ['hrsp_1xx', 'hrsp_2xx', 'hrsp_3xx', 'hrsp_4xx', 'hrsp_5xx', 'hrsp_other'];
-  return {
-    responses: hrsp.reduce((sum, k) => sum + num(row[k]), 0),
-    errors5xx: num(row.hrsp_5xx),
-    connectionErrors: num(row.econ) + num(row.eresp) + num(row.wretr) + num(row.wredis),
-  };
-}
-
-/**
- * The p95 of one server's response times in [fromMs, toMs), from the route's ring lines
- * `rbl1 <log time ms> <backend> <server> <server port> <status> <Tr> <Ta>`.
- *
- * %Tr (connection established to the server -> its complete response headers) is used rather than %Ta (the whole
- * request): %Ta also counts the client's upload and download, queueing and connect retries, which say more about the
- * client and the network than about the release, so two releases of the same service would not compare fairly.
- * The cost: time a release spends streaming its body after the headers is not seen. Requests with no response
- * (%Tr = -1) have no latency; they are counted as errors by readCounters. A line's time is when HAProxy logged it,
- * i.e. when the response ended.
- *
- * The ring is bounded ({@link LOG_RING_BYTES}) and starts empty at every reload: when it wrapped or HAProxy reloaded
- * after `fromMs`, the p95 is computed from the lines that remain, and `samples` says how many that was.
- */
-export function latencyFromLog(
-  text: string,
-  filter: { backend: string; server: string; port: number; fromMs: number; toMs: number },
-): LatencySample {
-  const times: number[] = [];
-  for (const line of text.split('\n')) {
-    const f = line.trim().split(' ');
-    if (f[0] !== LOG_TAG || f.length < 8) continue;
-    const [, at, backend, server, port, , tr] = f;
-    const atMs = Number(at);
-    const trMs = Number(tr);
-    if (backend !== filter.backend || server !== filter.server || Number(port) !== filter.port) continue;
-    if (!(atMs >= filter.fromMs && atMs < filter.toMs) || !Number.isFinite(trMs) || trMs < 0) continue;
-    times.push(trMs);
-  }
-  if (times.length === 0) return { p95Ms: null, samples: 0 };
-  times.sort((a, b) => a - b);
-  // nearest rank: the smallest value with at least 95% of the samples at or below it
-  const p95Ms = times[Math.ceil(0.95 * times.length) - 1] ?? null;
-  return { p95Ms, samples: times.length };
-}
-
-function num(value: string | undefined): number {
-  const n = Number(value);
-  return value === undefined || value === '' || !Number.isFinite(n) ? 0 : n;
 }
 
 function sameWorker(a: Worker, b: Worker): boolean {
@@ -836,21 +601,6 @@ async function readText(file: string): Promise<string | undefined> {
   }
 }
 
-/** Write to a hidden temporary file and rename it, so HAProxy and readers never see half a file. */
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
-  );
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
 async function writeIfChanged(file: string, text: string): Promise<void> {
-  if ((await readText(file)) !== text) await writeAtomic(file, text);
+  if ((await readText(file)) !== text) await writeFileAtomically(file, text);
 }

@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { haproxyPaths, reloadHaproxy } from '../../stack/haproxy';
-import { postgresClientBinDir } from '../../stack/tools';
-import { createDrillChecks } from '../postgres/drill-checks';
-import { createMigrator } from '../postgres/migrator';
-import { swapDatabases } from '../postgres/swap';
+import { postgresClientBinDir } from '../../pg/bin-dir';
+import { createDrillChecks } from '../../pg/drill-checks';
+import { createMigrator } from '../../pg/migrator';
 import type { PlatformParts } from '../types';
+import { swapDatabases } from './database-swap';
+import { haproxyPaths, reloadHaproxy } from './haproxy-control';
 import { createHaproxyRouter } from './haproxy-router';
 import { createHaproxyRuntime, type HaproxyRuntime } from './haproxy-runtime';
 import { createPgSnapshotStore } from './pg-snapshots';

@@ -1,33 +1,42 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../postgres/fingerprint';
-import { connectPg } from '../postgres/connect';
-import type { ManifestComparison, SnapshotManifest, SnapshotProgress, SnapshotStore } from '../types';
+import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../../pg/fingerprint';
+import { PgToolError, libpqEnv, runTool } from '../../pg/client-tools';
+import { connectPg } from '../../pg/connect';
+import { fsync, writeFileAtomically } from '../../system/atomic-write';
+import {
+  PlatformError,
+  type ManifestComparison,
+  type SnapshotManifest,
+  type SnapshotProgress,
+  type SnapshotStore,
+} from '../types';
 
 /** Snapshot ids, service, environment and database names: safe as file names and as PostgreSQL identifiers. */
 export const SNAPSHOT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
-export type SnapshotErrorCode = 'invalid' | 'not-found' | 'conflict' | 'corrupt' | 'busy' | 'failed' | 'aborted';
+/** What went wrong with a snapshot operation. */
+type SnapshotErrorCode = 'invalid' | 'not-found' | 'conflict' | 'corrupt' | 'busy' | 'failed' | 'aborted';
 
-/** What went wrong with a snapshot operation; `permanent` tells activities whether a retry can help. */
-export class SnapshotError extends Error {
-  constructor(
-    message: string,
-    readonly code: SnapshotErrorCode,
-  ) {
-    super(message);
-    this.name = 'SnapshotError';
-  }
+/**
+ * The failure of each: invalid names, missing or corrupt snapshots and name conflicts stay so however often one
+ * retries (permanent); a snapshot or restore another worker holds, and a failed or cancelled pg_dump/pg_restore, are
+ * retried (SnapshotError).
+ */
+const SNAPSHOT_FAILURES: Record<SnapshotErrorCode, { type: string; permanent: boolean }> = {
+  invalid: { type: 'Snapshot_invalid', permanent: true },
+  'not-found': { type: 'SnapshotNotFound', permanent: true },
+  conflict: { type: 'Snapshot_conflict', permanent: true },
+  corrupt: { type: 'SnapshotCorrupt', permanent: true },
+  busy: { type: 'SnapshotError', permanent: false },
+  failed: { type: 'SnapshotError', permanent: false },
+  aborted: { type: 'SnapshotError', permanent: false },
+};
 
-  /** Invalid names, missing or corrupt snapshots and name conflicts stay so however often one retries. */
-  get permanent(): boolean {
-    return this.code === 'invalid' || this.code === 'not-found' || this.code === 'conflict' || this.code === 'corrupt';
-  }
-}
+const snapshotError = (message: string, code: SnapshotErrorCode) => new PlatformError(message, SNAPSHOT_FAILURES[code]);
 
 export interface PgSnapshotStoreOptions {
   /** Where dumps and manifests live: `<dir>/<service>-<environment>/<snapshotId>.{dump,json}`. */
@@ -64,11 +73,10 @@ async function userRelationCount(url: string): Promise<number> {
  */
 const restoringMarker = (snapshotId: string) => `runbook: restoring snapshot ${snapshotId}`;
 const restoredMarker = (snapshotId: string) => `runbook: restored from snapshot ${snapshotId}`;
-const STDERR_TAIL_CHARS = 2_000;
 
 function checkName(what: string, value: string): void {
   if (!SNAPSHOT_NAME_PATTERN.test(value)) {
-    throw new SnapshotError(
+    throw snapshotError(
       `invalid ${what} ${JSON.stringify(value)}: use 1 to 63 lowercase letters, digits, "_" or "-", starting with a letter or digit`,
       'invalid',
     );
@@ -76,78 +84,6 @@ function checkName(what: string, value: string): void {
 }
 
 const quote = (name: string) => pg.escapeIdentifier(name);
-
-/**
- * The environment for a PostgreSQL client tool: libpq variables for a postgres:// URL, so that no password
- * appears on a command line (where `ps` shows it to every user). Other PG* variables of this process are
- * dropped so they cannot redirect the tools. Throws TypeError on a malformed URL.
- */
-export function libpqEnv(url?: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('PG')));
-  if (url === undefined) return env;
-  const u = new URL(url);
-  const host = u.searchParams.get('host') ?? u.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (host) env.PGHOST = decodeURIComponent(host);
-  if (u.port) env.PGPORT = u.port;
-  if (u.username) env.PGUSER = decodeURIComponent(u.username);
-  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
-  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-  if (database) env.PGDATABASE = database;
-  const sslmode = u.searchParams.get('sslmode');
-  if (sslmode) env.PGSSLMODE = sslmode;
-  env.PGCONNECT_TIMEOUT = '10';
-  env.PGAPPNAME = 'runbook-snapshots';
-  return env;
-}
-
-function tail(text: string): string {
-  const t = text.trim();
-  return t.length > STDERR_TAIL_CHARS ? `...${t.slice(-STDERR_TAIL_CHARS)}` : t;
-}
-
-/**
- * Runs a PostgreSQL client tool; resolves with its stdout (when `collectStdout`), rejects with a SnapshotError
- * holding the tail of its stderr. Aborting `signal` sends SIGTERM (SIGKILL 5 s later) and rejects once the
- * process is gone, so its files are closed before the caller cleans up.
- */
-function runTool(
-  file: string,
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  signal?: AbortSignal,
-  collectStdout = false,
-): Promise<string> {
-  const name = path.basename(file);
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new SnapshotError(`${name} was cancelled`, 'aborted'));
-    const child = spawn(file, args, { env, stdio: ['ignore', collectStdout ? 'pipe' : 'ignore', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let killTimer: NodeJS.Timeout | undefined;
-    let settled = false;
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4 * STDERR_TAIL_CHARS)));
-    const onAbort = () => {
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const settle = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      signal?.removeEventListener('abort', onAbort);
-      clearTimeout(killTimer);
-      if (err) reject(err);
-      else resolve(stdout);
-    };
-    child.once('error', (err) => settle(new SnapshotError(`cannot run ${file}: ${err.message}`, 'failed')));
-    child.once('close', (code, sig) => {
-      if (signal?.aborted) settle(new SnapshotError(`${name} was cancelled`, 'aborted'));
-      else if (code === 0) settle();
-      else settle(new SnapshotError(`${name} failed (${code ?? sig}): ${tail(stderr) || 'no error output'}`, 'failed'));
-    });
-  });
-}
 
 async function fileSize(file: string): Promise<number | undefined> {
   return (await stat(file).catch(() => undefined))?.size;
@@ -157,24 +93,6 @@ async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   return hash.digest('hex');
-}
-
-/** Flushes a file or folder to disk, so that a rename that marks it complete survives a power cut. */
-async function fsync(file: string): Promise<void> {
-  const handle = await open(file, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function writeFileAtomically(file: string, content: string): Promise<void> {
-  const tmp = `${file}.partial`;
-  await writeFile(tmp, content);
-  await fsync(tmp);
-  await rename(tmp, file);
-  await fsync(path.dirname(file));
 }
 
 async function tryLock(client: pg.Client, key: string): Promise<boolean> {
@@ -207,7 +125,7 @@ function every(ms: number, measure: () => Promise<number | undefined>, report: (
 }
 
 const aborted = (signal: AbortSignal | undefined, what: string) => {
-  if (signal?.aborted) throw new SnapshotError(`${what} was cancelled`, 'aborted');
+  if (signal?.aborted) throw snapshotError(`${what} was cancelled`, 'aborted');
 };
 
 /**
@@ -220,10 +138,12 @@ const aborted = (signal: AbortSignal | undefined, what: string) => {
  * which it marks with a comment while restoring ("runbook: restoring snapshot <id>") and after ("runbook: restored
  * from snapshot <id>"): an existing target is dropped and restored again only when marked as an unfinished
  * restore, adopted when restored from the same snapshot, and refused otherwise, so no live database is dropped.
- * Concurrent takes of one id, or restores into one target, are kept apart by advisory locks (code 'busy').
+ * Concurrent takes of one id, or restores into one target, are kept apart by advisory locks (SnapshotError, retried).
  *
- * Errors are {@link SnapshotError}s (see its `code` and `permanent`), except pg errors when a database cannot be
- * reached or read.
+ * Errors are {@link PlatformError}s: Snapshot_invalid (a name, a target or jobs refused), SnapshotNotFound,
+ * Snapshot_conflict (an id or a target that belongs to something else) and SnapshotCorrupt (a dump or manifest that
+ * does not check out) are permanent; SnapshotError (busy, or pg_dump/pg_restore failed or was cancelled) is retried.
+ * pg errors, when a database cannot be reached or read, are thrown as they are.
  */
 export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotStore {
   const dir = path.resolve(opts.dir);
@@ -246,7 +166,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
     try {
       return JSON.parse(await readFile(file, 'utf8')) as SnapshotManifest;
     } catch (err) {
-      throw new SnapshotError(`the snapshot manifest ${file} is unreadable: ${(err as Error).message}`, 'corrupt');
+      throw snapshotError(`the snapshot manifest ${file} is unreadable: ${(err as Error).message}`, 'corrupt');
     }
   }
 
@@ -275,7 +195,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       existing.environment !== req.environment ||
       existing.database !== req.database
     ) {
-      throw new SnapshotError(
+      throw snapshotError(
         `snapshot id ${req.snapshotId} is already taken by a snapshot of database "${existing.database}" ` +
           `(${existing.service}/${existing.environment}); choose another id`,
         'conflict',
@@ -338,7 +258,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       const client = await connectPg(url);
       try {
         if (!(await tryLock(client, `snapshot:${req.snapshotId}`))) {
-          throw new SnapshotError(`${what} is being taken by another worker right now`, 'busy');
+          throw snapshotError(`${what} is being taken by another worker right now`, 'busy');
         }
         const finished = await adoptable(req); // by the worker that held the lock before us
         if (finished) {
@@ -356,7 +276,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
           `SELECT pg_export_snapshot() AS snapshot, current_setting('server_version') AS version`,
         );
         const exported = rows[0];
-        if (!exported) throw new SnapshotError(`${what}: pg_export_snapshot returned nothing`, 'failed');
+        if (!exported) throw snapshotError(`${what}: pg_export_snapshot returned nothing`, 'failed');
         progress?.({ phase: 'dump', bytes: 0 });
         const stopDump = new AbortController();
         const onAbort = () => stopDump.abort();
@@ -387,8 +307,10 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
           stopDump.abort();
           await dump.catch(() => undefined);
           await rm(files.partial, { force: true });
-          if (err instanceof SnapshotError) throw new SnapshotError(`${what}: ${err.message}`, err.code);
-          if (signal?.aborted) throw new SnapshotError(`${what} was cancelled`, 'aborted');
+          if (err instanceof PgToolError) {
+            throw snapshotError(`${what}: ${err.message}`, err.cancelled ? 'aborted' : 'failed');
+          }
+          if (signal?.aborted) throw snapshotError(`${what} was cancelled`, 'aborted');
           throw err;
         } finally {
           stopTicking();
@@ -439,15 +361,15 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       checkName('snapshot id', snapshotId);
       checkName('target database', target);
       if (!Number.isInteger(jobs) || jobs < 1 || jobs > 64) {
-        throw new SnapshotError(`invalid jobs ${jobs}: use a whole number from 1 to 64`, 'invalid');
+        throw snapshotError(`invalid jobs ${jobs}: use a whole number from 1 to 64`, 'invalid');
       }
       if (SYSTEM_DATABASES.has(target)) {
-        throw new SnapshotError(`refusing to restore into the system database "${target}"`, 'invalid');
+        throw snapshotError(`refusing to restore into the system database "${target}"`, 'invalid');
       }
       const manifest = await get(snapshotId);
-      if (!manifest) throw new SnapshotError(`there is no snapshot ${snapshotId} in ${dir}`, 'not-found');
+      if (!manifest) throw snapshotError(`there is no snapshot ${snapshotId} in ${dir}`, 'not-found');
       if (target === manifest.database) {
-        throw new SnapshotError(
+        throw snapshotError(
           `refusing to restore snapshot ${snapshotId} into "${target}", the database it was taken from: restore into a new database`,
           'invalid',
         );
@@ -455,7 +377,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       progress?.({ phase: 'verify', bytes: manifest.bytes });
       const verified = await verify(snapshotId);
       if (!verified.ok) {
-        throw new SnapshotError(`snapshot ${snapshotId} cannot be restored: ${verified.reason}`, 'corrupt');
+        throw snapshotError(`snapshot ${snapshotId} cannot be restored: ${verified.reason}`, 'corrupt');
       }
       aborted(signal, `restore of snapshot ${snapshotId}`);
 
@@ -463,7 +385,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       const admin = await connectPg(urlFor('postgres'));
       try {
         if (!(await tryLock(admin, `restore:${target}`))) {
-          throw new SnapshotError(`another restore into "${target}" is running right now`, 'busy');
+          throw snapshotError(`another restore into "${target}" is running right now`, 'busy');
         }
         const { rows } = await admin.query<{ comment: string | null }>(
           `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`,
@@ -479,7 +401,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
           // database. Empty means nothing to lose, so it counts as a leftover too.
           const unmarkedAndEmpty = !existing.comment && (await userRelationCount(urlFor(target))) === 0;
           if (!unmarkedAndEmpty && !existing.comment?.startsWith(restoringMarker(''))) {
-            throw new SnapshotError(
+            throw snapshotError(
               `database "${target}" already exists and is not left over from a restore` +
                 (existing.comment ? ` (its comment: ${existing.comment})` : '') +
                 ': choose another target, or drop it if nothing needs it',
@@ -511,10 +433,9 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
         } catch (err) {
           stopTicking();
           await dropWithForce(admin, target).catch(() => undefined);
-          const e = err as SnapshotError;
-          throw new SnapshotError(
-            `restore of snapshot ${snapshotId} into "${target}": ${e.message}; the half-restored database was dropped`,
-            e.code ?? 'failed',
+          throw snapshotError(
+            `restore of snapshot ${snapshotId} into "${target}": ${(err as Error).message}; the half-restored database was dropped`,
+            err instanceof PgToolError && err.cancelled ? 'aborted' : 'failed',
           );
         }
         stopTicking();
@@ -539,8 +460,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
 
     async dropDatabase(name: string) {
       checkName('database', name);
-      if (SYSTEM_DATABASES.has(name))
-        throw new SnapshotError(`refusing to drop the system database "${name}"`, 'invalid');
+      if (SYSTEM_DATABASES.has(name)) throw snapshotError(`refusing to drop the system database "${name}"`, 'invalid');
       const admin = await connectPg(urlFor('postgres'));
       try {
         await dropWithForce(admin, name);

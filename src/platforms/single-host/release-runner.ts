@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../stack/processes';
+import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../system/processes';
 import { renderRelease } from '../../runbook-config';
-import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
+import { writeFileAtomically } from '../../system/atomic-write';
+import { PlatformError, type ReleaseRunner, type RunningRelease, type StartReleaseRequest } from '../types';
 
 /** The environment variable that marks a release process as ours (read back from /proc/<pid>/environ). */
 const RELEASE_MARKER = 'RUNBOOK_RELEASE_ID';
@@ -15,14 +16,12 @@ export interface ReleaseRunnerOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-export class ReleaseStartError extends Error {
-  constructor(
-    message: string,
-    readonly permanent: boolean,
-  ) {
-    super(message);
-    this.name = 'ReleaseStartError';
-  }
+/**
+ * A release that cannot start: ReleaseStartFailed when the same request never can (no release settings, an unknown
+ * version, an empty command, a missing variable), ReleaseStartError (retried) when no port is free right now.
+ */
+function startError(message: string, permanent: boolean): PlatformError {
+  return new PlatformError(message, { type: permanent ? 'ReleaseStartFailed' : 'ReleaseStartError', permanent });
 }
 
 function environOf(pid: number): string {
@@ -36,7 +35,8 @@ function environOf(pid: number): string {
 /**
  * Runs releases as real, detached processes on this host (the single-host platform). A release outlives the
  * worker that started it: a new worker adopts it through its pid file, checked against the process's
- * environment so that a reused pid is never mistaken for a release.
+ * environment so that a reused pid is never mistaken for a release. start() throws ReleaseStartFailed (permanent)
+ * or ReleaseStartError (retried), see startError.
  */
 export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
   const env = opts.env ?? process.env;
@@ -77,15 +77,14 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
     for (let port = low; port <= high; port++) {
       if (!used.has(port) && !(await portOpen(port))) return port;
     }
-    throw new ReleaseStartError(`no free port in the release port range ${low}-${high}`, false);
+    throw startError(`no free port in the release port range ${low}-${high}`, false);
   }
 
   return {
     async start(spec: StartReleaseRequest) {
       const existing = alive(spec.service, spec.environment, spec.releaseId);
       if (existing) return existing;
-      if (!spec.release)
-        throw new ReleaseStartError(`${spec.service}: no release settings (platform single-host)`, true);
+      if (!spec.release) throw startError(`${spec.service}: no release settings (platform single-host)`, true);
       const release = spec.release;
       const dir = releaseDir(spec.service, spec.environment, spec.releaseId);
       mkdirSync(dir, { recursive: true });
@@ -95,17 +94,14 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       try {
         rendered = renderRelease(release, { version: spec.version, port });
       } catch (err) {
-        throw new ReleaseStartError((err as Error).message, true);
+        throw startError((err as Error).message, true);
       }
       const { cwd } = rendered;
       if (!existsSync(cwd)) {
-        throw new ReleaseStartError(
-          `unknown version ${spec.version} of ${spec.service}: folder ${cwd} does not exist`,
-          true,
-        );
+        throw startError(`unknown version ${spec.version} of ${spec.service}: folder ${cwd} does not exist`, true);
       }
       const [command, ...args] = rendered.command;
-      if (!command) throw new ReleaseStartError(`release command of ${spec.service} is empty`, true);
+      if (!command) throw startError(`release command of ${spec.service} is empty`, true);
       const releaseEnv: NodeJS.ProcessEnv = {
         PATH: env.PATH,
         HOME: env.HOME,
@@ -115,7 +111,7 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       if (spec.database) {
         const fromWorker = spec.database.urlEnv ? env[spec.database.urlEnv] : undefined;
         if (spec.database.urlEnv && !fromWorker) {
-          throw new ReleaseStartError(
+          throw startError(
             `the worker has no ${spec.database.urlEnv} set (the database URL of ${spec.service}); set it in the worker's environment`,
             true,
           );
@@ -134,8 +130,7 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
         startedAtMs: Date.now(),
         logFile: f.log,
       };
-      writeFileSync(`${f.state}.tmp`, JSON.stringify(running, null, 2));
-      renameSync(`${f.state}.tmp`, f.state);
+      await writeFileAtomically(f.state, JSON.stringify(running, null, 2));
       return running;
     },
 

@@ -20,7 +20,6 @@ import {
   ModifyRuleCommand,
   type TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -28,7 +27,7 @@ import { clearAwsCaches } from '../../../src/platforms/aws-ecs/blue-green';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createEcsReleaseRunner, TASK_DEFINITION_TAG } from '../../../src/platforms/aws-ecs/ecs-releases';
-import type { StartReleaseRequest } from '../../../src/platforms/types';
+import { PlatformError, type StartReleaseRequest } from '../../../src/platforms/types';
 import { ECS_ARN, fakeAwsContext, LB, PROD_LISTENER, rejection, TEST_LISTENER, testSpec } from './fixture';
 
 /** The clients fakeAwsContext() hands the code under test: mocked one by one, never the SDK classes, so that
@@ -337,9 +336,9 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, failed));
 
     const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
-    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.ok(err instanceof PlatformError, String(err));
     assert.equal(err.type, 'EcsRolloutFailed');
-    assert.equal(err.nonRetryable, true);
+    assert.equal(err.permanent, true);
     assert.match(err.message, /^shop-green: ECS rolled back the deployment: ECS deployment circuit breaker/);
     assert.equal(elb.commandCalls(DescribeTargetHealthCommand).length, 0);
   });
@@ -359,7 +358,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, stuck));
 
     const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
-    assert.ok(err instanceof ApplicationFailure);
+    assert.ok(err instanceof PlatformError);
     assert.equal(err.type, 'EcsRolloutTimeout');
     assert.match(err.message, /1\/2 tasks running; deployments: PRIMARY shop:8 IN_PROGRESS 1\/2 running/);
     assert.match(err.message, /unable to consistently start tasks/);
@@ -403,9 +402,9 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     const greenCanary = service('green', { td: TD_NEW, desired: 2, release: 'shop-1-1-0-cccc' });
     ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenCanary));
     const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
-    assert.ok(err instanceof ApplicationFailure);
+    assert.ok(err instanceof PlatformError);
     assert.equal(err.type, 'EcsNoIdleService');
-    assert.equal(err.nonRetryable, true);
+    assert.equal(err.permanent, true);
     assert.match(err.message, /shop-1-1-0-cccc, weight 10/);
     assert.equal(ecs.commandCalls(UpdateServiceCommand).length, 0);
   });
@@ -417,7 +416,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenIdle));
     const runner = createEcsReleaseRunner({ ...f.ctx, spec: { ...spec, container: 'web' } });
     const err = await rejection(runner.start(request));
-    assert.ok(err instanceof ApplicationFailure);
+    assert.ok(err instanceof PlatformError);
     assert.equal(err.type, 'EcsContainerNotFound');
     assert.match(err.message, /has no container "web" \(it has "app", "log-router"\); fix aws\.container/);
     assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
@@ -434,7 +433,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     ecs.on(DescribeServicesCommand).rejects(throttled);
     const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
     assert.equal(err, throttled);
-    assert.ok(!(err instanceof ApplicationFailure));
+    assert.ok(!(err instanceof PlatformError));
 
     ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenIdle));
     ecs.on(UpdateServiceCommand).rejects(
@@ -444,9 +443,9 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
       }),
     );
     const denied = await rejection(createEcsReleaseRunner(f.ctx).start(request));
-    assert.ok(denied instanceof ApplicationFailure);
+    assert.ok(denied instanceof PlatformError);
     assert.equal(denied.type, 'AwsAccessDenied');
-    assert.equal(denied.nonRetryable, true);
+    assert.equal(denied.permanent, true);
     assert.match(
       denied.message,
       /^ecs:UpdateService on ECS service shop-green in cluster prod: AccessDeniedException: /,
@@ -570,9 +569,9 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
       .resolves(services(blueLive, trippedAgain));
 
     const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
-    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.ok(err instanceof PlatformError, String(err));
     assert.equal(err.type, 'EcsRolloutFailed');
-    assert.equal(err.nonRetryable, true);
+    assert.equal(err.permanent, true);
     assert.match(err.message, /circuit breaker/);
     assert.equal(ecs.commandCalls(UpdateServiceCommand).length, 1);
     assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
@@ -583,7 +582,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     const backOnOld = service('green', { td: TD_OLD, desired: 2, release: request.releaseId, tdTag: TD_NEW });
     ecs.on(DescribeServicesCommand).resolves(services(blueLive, backOnOld));
     const again = await rejection(createEcsReleaseRunner(f.ctx).start(request));
-    assert.ok(again instanceof ApplicationFailure, String(again));
+    assert.ok(again instanceof PlatformError, String(again));
     assert.equal(again.type, 'EcsRolloutFailed');
     assert.match(again.message, /runs .*shop:7 again instead of .*shop:8/);
     assert.equal(elb.commandCalls(DescribeTargetHealthCommand).length, 0);
@@ -693,7 +692,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
       { logger: new DefaultLogger('ERROR', () => {}) },
     );
     const err = await rejection(env.run(() => createEcsReleaseRunner(f.ctx).start(request)));
-    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.ok(err instanceof PlatformError, String(err));
     assert.equal(err.type, 'EcsRolloutTimeout');
     assert.deepEqual(f.sleeps, [5_000, 5_000]);
   });
@@ -735,9 +734,9 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     ecs.on(DescribeTaskDefinitionCommand).resolves(withTags(47));
     ecs.on(DescribeServicesCommand).resolves(services(blueLive, greenIdle));
     const err = await rejection(createEcsReleaseRunner(f.ctx).start(request));
-    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.ok(err instanceof PlatformError, String(err));
     assert.equal(err.type, 'EcsTooManyTags');
-    assert.equal(err.nonRetryable, true);
+    assert.equal(err.permanent, true);
     assert.match(
       err.message,
       /has 47 tags of its own; with the runbook's 4 the new revision would have 51, over ECS's limit of 50/,

@@ -22,12 +22,7 @@ import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createElbRouter } from '../../../src/platforms/aws-ecs/elb-router';
 import { createPlatformRegistry } from '../../../src/platforms/registry';
-import {
-  InvalidSplitError,
-  type PlatformParts,
-  type RouteSpec,
-  type TrafficRouter,
-} from '../../../src/platforms/types';
+import { PlatformError, type PlatformParts, type RouteSpec, type TrafficRouter } from '../../../src/platforms/types';
 import {
   BLUE_TG,
   ECS_ARN,
@@ -155,7 +150,7 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
 
     elb.on(DescribeTargetGroupsCommand).resolves({ TargetGroups: [{ TargetGroupArn: BLUE_TG }] });
     const err = await rejection(createElbRouter(fakeContext().ctx).ensureRoute(route));
-    assert.ok(err instanceof ApplicationFailure);
+    assert.ok(err instanceof PlatformError);
     assert.equal(err.type, 'AwsNotFound');
     assert.match(err.message, /shop-green/);
   });
@@ -363,7 +358,7 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
   it('refuses a rule that forwards to a target group of neither colour', async () => {
     fakeAlb([{ Type: 'forward', TargetGroupArn: `${ELB}:targetgroup/other/cccc3333cccc3333` }]);
     const err = await rejection(createElbRouter(fakeContext().ctx).setWeights(route, { [OLD]: 100 }));
-    assert.ok(err instanceof ApplicationFailure);
+    assert.ok(err instanceof PlatformError);
     assert.equal(err.type, 'ElbUnexpectedAction');
     assert.match(err.message, /targetgroup\/other\/.* neither aws\.targetGroups\.blue nor green/);
     assert.equal(modifiedRules().length, 0);
@@ -414,9 +409,9 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     fakeAlb([forward(100, 0)]);
     elb.on(DescribeRulesCommand).resolves({ Rules: [{ RuleArn: RULE, IsDefault: true, Actions: [forward(100, 0)] }] });
     const err = await rejection(createElbRouter(fakeContext().ctx).setWeights(route, { [OLD]: 90, [NEW]: 10 }));
-    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.ok(err instanceof PlatformError, String(err));
     assert.equal(err.type, 'ElbDefaultRule');
-    assert.equal(err.nonRetryable, true);
+    assert.equal(err.permanent, true);
     assert.equal(
       err.message,
       `listener rule ${RULE} is the default rule of listener ${PROD_LISTENER}: set aws.listener: ${PROD_LISTENER} ` +
@@ -438,10 +433,12 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     );
 
     const unknown = await rejection(router.setWeights(route, { [OLD]: 0, [NEW]: 100 }));
-    assert.ok(unknown instanceof InvalidSplitError, String(unknown));
+    assert.ok(unknown instanceof PlatformError, String(unknown));
+    assert.equal(unknown.type, 'InvalidTrafficSplit');
     assert.match(unknown.message, new RegExp(`unknown member "${NEW}" \\(members: ${OLD}\\)`));
     const stranger = await rejection(router.addMember(route, { releaseId: NEW, host: 'x', port: 1 }));
-    assert.ok(stranger instanceof InvalidSplitError, String(stranger));
+    assert.ok(stranger instanceof PlatformError, String(stranger));
+    assert.equal(stranger.type, 'InvalidTrafficSplit');
     assert.equal(modifiedRules().length, 0);
 
     // Maintenance without the weights tag: the stale tag on green, deployed first, must not become the stable one.
@@ -490,13 +487,13 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
       .resolves({ TargetGroups: [{ TargetGroupArn: GREEN_TG, LoadBalancerArns: [] }] });
     for (let i = 0; i < 2; i++) {
       const err = await rejection(router.windowFigures!(route, NEW, from, from + 120_000));
-      assert.ok(err instanceof ApplicationFailure);
+      assert.ok(err instanceof PlatformError);
       assert.equal(err.type, 'ElbTargetGroupUnused');
     }
     assert.equal(elb.commandCalls(DescribeTargetGroupsCommand).length, 3);
   });
 
-  it('throws InvalidSplitError for refused splits, which the traffic activities make non-retryable InvalidTrafficSplit', async () => {
+  it('throws a permanent InvalidTrafficSplit for refused splits, which the traffic activities report as non-retryable', async () => {
     fakeAlb([forward(100, 0)]);
     const router = createElbRouter(fakeContext().ctx);
     for (const [split, message] of [
@@ -505,9 +502,18 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
       [{ [OLD]: 150, [NEW]: -50 }, /must be an integer percent from 0 to 100, got 150/],
     ] as const) {
       const err = await rejection(router.setWeights(route, split));
-      assert.ok(err instanceof InvalidSplitError, String(err));
+      assert.ok(err instanceof PlatformError, String(err));
+      assert.equal(err.type, 'InvalidTrafficSplit');
+      assert.equal(err.permanent, true);
       assert.match(err.message, message);
     }
+
+    // The window figures of a release no colour carries are asked again (retryable), not refused.
+    const from = Date.UTC(2025, 0, 1, 12, 2, 30);
+    const figures = await rejection(router.windowFigures!(route, 'shop-3-0-0-cccc', from, from + 120_000));
+    assert.ok(figures instanceof PlatformError, String(figures));
+    assert.equal(figures.type, 'InvalidSplitError');
+    assert.equal(figures.permanent, false);
 
     const activities = (r: TrafficRouter) =>
       createTrafficActivities({

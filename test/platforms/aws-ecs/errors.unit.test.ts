@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-ecs';
 import { DuplicateListenerException } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { DBSnapshotAlreadyExistsFault, SnapshotQuotaExceededFault } from '@aws-sdk/client-rds';
-import { ApplicationFailure } from '@temporalio/common';
+import { PlatformError } from '../../../src/platforms/types';
 import { awsCall, classifyAwsError, type AwsErrorKind } from '../../../src/platforms/aws-ecs/errors';
 import { rejection } from './fixture';
 
@@ -80,7 +80,7 @@ describe('AWS error classification (classifyAwsError, awsCall)', () => {
     for (const [what, err, kind] of cases.filter(([, , k]) => k === 'retry')) {
       const thrown = await rejection(awsCall('ecs:UpdateService', 'ECS service shop-green', () => Promise.reject(err)));
       assert.equal(thrown, err, `${what} (${kind})`);
-      assert.ok(!(thrown instanceof ApplicationFailure));
+      assert.ok(!(thrown instanceof PlatformError));
     }
   });
 
@@ -92,9 +92,9 @@ describe('AWS error classification (classifyAwsError, awsCall)', () => {
     const err = await rejection(
       awsCall('ecs:UpdateService', 'ECS service shop-green in cluster prod', () => Promise.reject(denied)),
     );
-    assert.ok(err instanceof ApplicationFailure, String(err));
+    assert.ok(err instanceof PlatformError, String(err));
     assert.equal(err.type, 'AwsAccessDenied');
-    assert.equal(err.nonRetryable, true);
+    assert.equal(err.permanent, true);
     assert.equal(
       err.message,
       'ecs:UpdateService on ECS service shop-green in cluster prod: AccessDeniedException: User: ' +
@@ -119,9 +119,9 @@ describe('AWS error classification (classifyAwsError, awsCall)', () => {
       const err = await rejection(
         awsCall('ecs:RegisterTaskDefinition', 'task definition family shop', () => Promise.reject(refusal)),
       );
-      assert.ok(err instanceof ApplicationFailure, String(err));
+      assert.ok(err instanceof PlatformError, String(err));
       assert.equal(err.type, 'AwsAccessDenied');
-      assert.equal(err.nonRetryable, true);
+      assert.equal(err.permanent, true);
       assert.match(err.message, /^ecs:RegisterTaskDefinition on task definition family shop: \w+: User: /);
       assert.match(err.message, /; fix: grant the worker's IAM role iam:PassRole on the task definition's task and/);
       assert.doesNotMatch(err.message, /IAM role ecs:RegisterTaskDefinition/);
@@ -138,9 +138,9 @@ describe('AWS error classification (classifyAwsError, awsCall)', () => {
     for (const [kind, type, fix] of expected) {
       const [what, source] = cases.find(([, , k]) => k === kind)!;
       const err = await rejection(awsCall('ecs:Action', 'resource r-1', () => Promise.reject(source)));
-      assert.ok(err instanceof ApplicationFailure, `${what}: ${String(err)}`);
+      assert.ok(err instanceof PlatformError, `${what}: ${String(err)}`);
       assert.equal(err.type, type, what);
-      assert.equal(err.nonRetryable, true, what);
+      assert.equal(err.permanent, true, what);
       assert.match(err.message, /^ecs:Action on resource r-1: \w+: /, what);
       assert.match(err.message, fix, what);
     }

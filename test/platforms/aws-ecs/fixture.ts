@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { currentActivityScope } from '../../../src/activities/scope';
 import { awsClients, type AwsContext } from '../../../src/platforms/aws-ecs/context';
 import type { AwsEcsSpec } from '../../../src/shared/service-plan';
 
@@ -79,6 +80,8 @@ export function fakeAwsContext(opts: FakeAwsContextOptions = {}): FakeAwsContext
       if (opts.sleepAdvancesClock) now += ms;
     },
     now: () => now,
+    // As the worker wires it: tests that run the code in a MockActivityEnvironment give it an activity.
+    activity: currentActivityScope,
   };
   return { ctx, sleeps, resolved, now: () => now };
 }

@@ -3,10 +3,10 @@ import { CreateDBSnapshotCommand, DescribeDBInstancesCommand, DescribeDBSnapshot
 import { mockClient } from 'aws-sdk-client-mock';
 import pg from 'pg';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
-import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds';
-import { createPgManifestStore } from '../../../src/platforms/postgres/manifests';
-import { migrateOrchestratorDb } from '../../../src/platforms/postgres/orchestrator-db';
-import { startPgFixture, type PgFixture } from '../pg-fixture';
+import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds-snapshot-store';
+import { createPgManifestStore } from '../../../src/orchestrator-store/manifests';
+import { migrateOrchestratorDb } from '../../../src/orchestrator-store/orchestrator-db';
+import { startPgFixture, type PgFixture } from '../../helpers/pg-fixture';
 import { harness, instance, snapshot, SNAPSHOT, specWith, takeReq } from './rds-fixture';
 
 /** The part of the RDS snapshot store that needs a database server; the rest is in rds.unit.test.ts (mocks only). */

@@ -31,24 +31,19 @@ import {
 } from '@aws-sdk/client-ecs';
 import { GetSecretValueCommand, PutSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { GetParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { mockClient } from 'aws-sdk-client-mock';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
-import {
-  createRdsSnapshotStore,
-  createRdsSwap,
-  instanceFor,
-  RDS_TAG,
-  rdsUrlFor,
-  writerOf,
-  type FingerprintWithVersion,
-} from '../../../src/platforms/aws-ecs/rds';
+import { instanceFor, RDS_TAG, writerOf } from '../../../src/platforms/aws-ecs/rds-kinds';
+import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds-snapshot-store';
+import { createRdsSwap } from '../../../src/platforms/aws-ecs/rds-swap';
+import { rdsUrlFor } from '../../../src/platforms/aws-ecs/rds-urls';
+import type { FingerprintWithVersion } from '../../../src/pg/fingerprint';
 import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
-import type { ManifestStore } from '../../../src/platforms/postgres/manifests';
-import type { SnapshotManifest, SnapshotProgress } from '../../../src/platforms/types';
+import type { ManifestStore } from '../../../src/orchestrator-store/manifests';
+import { PlatformError, type SnapshotManifest, type SnapshotProgress } from '../../../src/platforms/types';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../../src/shared/service-plan';
 import { rejection } from './fixture';
 import {
@@ -113,12 +108,12 @@ function fakeFingerprint(log: string[] = []) {
 const notFound = (id: string) =>
   new DBInstanceNotFoundFault({ message: `DBInstance ${id} not found.`, $metadata: { httpStatusCode: 404 } });
 
-/** Awaits a rejection and returns it as the ApplicationFailure the activity would throw. */
-async function failure(promise: Promise<unknown>): Promise<ApplicationFailure> {
+/** Awaits a rejection and returns it as the PlatformError the store throws (activities report its type). */
+async function failure(promise: Promise<unknown>): Promise<PlatformError> {
   try {
     await promise;
   } catch (err) {
-    assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
+    assert.ok(err instanceof PlatformError, `expected a PlatformError, got ${String(err)}`);
     return err;
   }
   assert.fail('expected a failure');
@@ -176,7 +171,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       const missing = await failure(rdsUrlFor(bare.ctx)('shop'));
       assert.equal(missing.type, 'NoDatabaseUrl');
       assert.match(missing.message, /SHOP_DATABASE_URL/);
-      assert.equal(missing.nonRetryable, true);
+      assert.equal(missing.permanent, true);
     });
   });
 
@@ -264,7 +259,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       const err = await failure(createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint()).take(takeReq));
 
       assert.equal(err.type, 'SnapshotConflict');
-      assert.equal(err.nonRetryable, true);
+      assert.equal(err.permanent, true);
       assert.match(err.message, /deploy-shop-prod-41/);
       assert.equal(manifests.saved.size, 0, 'no manifest for a snapshot that is not ours');
     });
@@ -282,7 +277,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       const err = await failure(createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint()).take(takeReq));
 
       assert.equal(err.type, 'AwsAccessDenied');
-      assert.equal(err.nonRetryable, true);
+      assert.equal(err.permanent, true);
       assert.match(err.message, /rds:CreateDBSnapshot on RDS instance shop-prod/);
       assert.match(err.message, /fix: grant the worker's IAM role/);
       assert.equal(manifests.saved.size, 0);
@@ -296,7 +291,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         createRdsSnapshotStore(harness().ctx, memoryManifests(), fakeFingerprint()).take(takeReq),
       );
       assert.equal(err.type, 'SnapshotFailed');
-      assert.equal(err.nonRetryable, true);
+      assert.equal(err.permanent, true);
     });
   });
 
@@ -406,7 +401,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       assert.deepEqual(phases, ['adopted']);
       const err = await failure(store.restore(SNAPSHOT, 'shop_restore-9f8e7d6c', { jobs: 2 }));
       assert.equal(err.type, 'RestoreTargetExists');
-      assert.equal(err.nonRetryable, true);
+      assert.equal(err.permanent, true);
       assert.equal(rdsMock.commandCalls(RestoreDBInstanceFromDBSnapshotCommand).length, 0);
     });
 
@@ -416,7 +411,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         .resolves({ DBInstances: [instance(drillInstance, 'incompatible-restore')] });
       const err = await failure((await storeWithManifest()).restoreStatus!(drillTarget));
       assert.equal(err.type, 'RestoreFailed');
-      assert.equal(err.nonRetryable, true);
+      assert.equal(err.permanent, true);
     });
   });
 
@@ -490,7 +485,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       for (const name of ['shop', 'reports_db', 'other_drill_1']) {
         const err = await failure(store.dropDatabase(name));
         assert.equal(err.type, 'RefusedToDelete', name);
-        assert.equal(err.nonRetryable, true);
+        assert.equal(err.permanent, true);
       }
       const live = await failure(
         createRdsSnapshotStore(
@@ -938,7 +933,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         .rejects(notFound(writerOf(drillCluster)));
       rdsMock.on(CreateDBInstanceCommand).rejects(clusterBusy());
       const err = await rejection((await clusterStoreWithManifest()).restore(SNAPSHOT, drillTarget, { jobs: 2 }));
-      assert.ok(!(err instanceof ApplicationFailure), 'retryable');
+      assert.ok(!(err instanceof PlatformError), 'retryable');
       assert.match(err.message, /does not take its writer instance shop-drill-1a2b3c4d-1 yet/);
     });
 
@@ -1003,7 +998,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       rdsMock.on(DeleteDBInstanceCommand).rejects(notFound(writerOf(drillCluster))); // gone already: fine
       rdsMock.on(DeleteDBClusterCommand).rejects(clusterBusy());
       const busy = await rejection(store.dropDatabase(drillTarget));
-      assert.ok(!(busy instanceof ApplicationFailure), 'retryable');
+      assert.ok(!(busy instanceof PlatformError), 'retryable');
       assert.match(busy.message, /RDS cluster shop-drill-1a2b3c4d cannot be deleted yet/);
     });
 
@@ -1032,7 +1027,7 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       const swap = createRdsSwap(harness(clusterSpec()).ctx);
 
       const early = await rejection(swap('shop', 'shop_restore-9f8e7d6c', 'x'));
-      assert.ok(!(early instanceof ApplicationFailure), 'retryable while the writer is not available');
+      assert.ok(!(early instanceof PlatformError), 'retryable while the writer is not available');
       assert.equal(ssmMock.commandCalls(PutParameterCommand).length, 0);
 
       assert.equal(await swap('shop', 'shop_restore-9f8e7d6c', 'x'), 'swapped');

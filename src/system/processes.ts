@@ -1,3 +1,4 @@
+/** Local processes and ports: pid files, detached spawns, stopping, port probes, waiting for a server to answer. */
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';

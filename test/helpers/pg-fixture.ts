@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { databaseUrl, ensureDatabase, postgresComponent } from '../../src/stack/postgres';
-import { freePort } from '../../src/stack/processes';
+import { freePort } from '../../src/system/processes';
 import { resolveStackSettings, type StackSettings } from '../../src/stack/settings';
-import { postgresBinDir } from '../../src/stack/tools';
+import { postgresBinDir } from '../../src/pg/bin-dir';
 
 /** A private PostgreSQL cluster for one test file, in its own temporary folder on a free port. */
 export interface PgFixture {

@@ -5,22 +5,19 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  createHaproxyRouter,
-  haproxyRouteNames,
-  latencyFromLog,
-  parseStatCsv,
-  ROUTE_SLOTS,
-} from '../../src/platforms/single-host/haproxy-router';
+import { createHaproxyRouter } from '../../../src/platforms/single-host/haproxy-router';
+import { haproxyRouteNames, ROUTE_SLOTS } from '../../../src/platforms/single-host/haproxy-route-config';
+import { latencyFromLog, parseStatCsv } from '../../../src/platforms/single-host/haproxy-stats';
 import {
   createHaproxyRuntime,
   parseShowInfo,
   type HaproxyRuntime,
-} from '../../src/platforms/single-host/haproxy-runtime';
-import type { RouteSpec, TrafficRouter } from '../../src/platforms/types';
-import { haproxyComponent, haproxyPaths, reloadHaproxy } from '../../src/stack/haproxy';
-import { freePort } from '../../src/stack/processes';
-import { resolveStackSettings, type StackSettings } from '../../src/stack/settings';
+} from '../../../src/platforms/single-host/haproxy-runtime';
+import type { RouteSpec, TrafficRouter } from '../../../src/platforms/types';
+import { haproxyPaths, reloadHaproxy } from '../../../src/platforms/single-host/haproxy-control';
+import { haproxyComponent } from '../../../src/stack/haproxy';
+import { freePort } from '../../../src/system/processes';
+import { resolveStackSettings, type StackSettings } from '../../../src/stack/settings';
 
 /** A release stand-in: answers with its id; `?sleep=<ms>` delays, `/fail` answers 500 when `failing`. */
 interface Release {

@@ -1,5 +1,6 @@
+/** What a database holds, as snapshot manifests record it: rows and checksum per table, the migration version. */
 import pg from 'pg';
-import type { TableFingerprint } from '../types';
+import type { TableFingerprint } from '../platforms/types';
 import { connectPg } from './connect';
 
 /** The table node-pg-migrate records applied migrations in (its default name, in the `public` schema). */

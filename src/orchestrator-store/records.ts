@@ -1,5 +1,6 @@
+/** The activities' RunbookRecords (locks, release history) on the orchestrator's tables. */
 import type { Pool } from 'pg';
-import type { ReleaseRecord, RunbookRecords } from '../../activities/history';
+import type { ReleaseRecord, RunbookRecords } from '../activities/history';
 import { acquireLock, lastSucceededReleases, recordRelease, releaseLock, type ReleaseRow } from './orchestrator-db';
 
 /** The orchestrator's records on its PostgreSQL database; `isRunning` asks Temporal whether a lock holder still runs. */

@@ -1,20 +1,9 @@
+/** The restore drill's checks of a restored database: it answers (ping) and pg_amcheck finds no corruption. */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { libpqEnv } from '../single-host/pg-snapshots';
+import type { DrillChecks } from '../platforms/types';
+import { libpqEnv } from './client-tools';
 import { connectPg } from './connect';
-
-/** What a restore drill asks of the PostgreSQL server a snapshot was restored on. */
-export interface DrillChecks {
-  /** Connects to `database` and runs a query; throws the connection error (e.g. 57P03 while it starts up). */
-  ping(database: string): Promise<{ serverVersion: string }>;
-  /**
-   * pg_amcheck on `database`: every heap table and B-tree index (system catalogs and TOAST included), with
-   * --heapallindexed (each heap tuple must have its index entries) and --install-missing (the amcheck extension
-   * is created in the checked database, which is why only scratch copies are checked). `ok: false` means
-   * corruption was found, `detail` says where. Throws when pg_amcheck cannot run or connect.
-   */
-  amcheck(database: string, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
-}
 
 const OUTPUT_TAIL = 3_000;
 

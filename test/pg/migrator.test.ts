@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { MigrationError, createMigrator } from '../../src/platforms/postgres/migrator';
+import { MigrationError, createMigrator } from '../../src/pg/migrator';
 import type { Migrator } from '../../src/platforms/types';
-import { startPgFixture, type PgFixture } from './pg-fixture';
+import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 
 const sql = (up: string, down = '') => `-- Up Migration\n${up}\n\n-- Down Migration\n${down}\n`;
 

@@ -1,3 +1,4 @@
+/** The single-host SwapDatabases: renames a restored database into the place of the live one on the same server. */
 import pg from 'pg';
 
 const quote = (name: string) => pg.escapeIdentifier(name);

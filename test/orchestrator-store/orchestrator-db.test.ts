@@ -9,8 +9,8 @@ import {
   recordRelease,
   releaseLock,
   type ReleaseRecord,
-} from '../../src/platforms/postgres/orchestrator-db';
-import { startPgFixture, type PgFixture } from './pg-fixture';
+} from '../../src/orchestrator-store/orchestrator-db';
+import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 
 describe('orchestrator database (releases, runbook locks, drills; real PostgreSQL)', function () {
   let fixture: PgFixture;

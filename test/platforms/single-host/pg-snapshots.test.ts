@@ -3,10 +3,12 @@ import { existsSync, mkdirSync, openSync, closeSync, readSync, statSync, truncat
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { createMigrator } from '../../src/platforms/postgres/migrator';
-import { SnapshotError, createPgSnapshotStore, libpqEnv } from '../../src/platforms/single-host/pg-snapshots';
-import type { SnapshotManifest, SnapshotProgress, SnapshotStore } from '../../src/platforms/types';
-import { startPgFixture, type PgFixture } from './pg-fixture';
+import { createMigrator } from '../../../src/pg/migrator';
+import { libpqEnv } from '../../../src/pg/client-tools';
+import { createPgSnapshotStore } from '../../../src/platforms/single-host/pg-snapshots';
+import { PlatformError } from '../../../src/platforms/types';
+import type { SnapshotManifest, SnapshotProgress, SnapshotStore } from '../../../src/platforms/types';
+import { startPgFixture, type PgFixture } from '../../helpers/pg-fixture';
 
 const SCHEMA = `-- Up Migration
 CREATE TABLE items (
@@ -29,9 +31,11 @@ const POPULATE = [
   `INSERT INTO audit.events (what) SELECT 'event ' || i FROM generate_series(1, 1000) i`,
 ];
 
-const isSnapshotError = (code: string, message: RegExp) => (err: unknown) => {
-  assert.ok(err instanceof SnapshotError, `expected a SnapshotError, got ${String(err)}`);
-  assert.equal(err.code, code);
+/** A PlatformError of the snapshot store: only SnapshotError (busy, a failed or cancelled tool) is retried. */
+const isSnapshotError = (type: string, message: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof PlatformError, `expected a PlatformError, got ${String(err)}`);
+  assert.equal(err.type, type);
+  assert.equal(err.permanent, type !== 'SnapshotError');
   assert.match(err.message, message);
   return true;
 };
@@ -190,7 +194,7 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
 
     await assert.rejects(
       store.take({ ...req(id), database: 'postgres' }),
-      isSnapshotError('conflict', /snapshot id .* is already taken by a snapshot of database "shop_/),
+      isSnapshotError('Snapshot_conflict', /snapshot id .* is already taken by a snapshot of database "shop_/),
     );
   });
 
@@ -219,7 +223,10 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
       const target = `${source}_bad`;
       await assert.rejects(
         store.restore(m.snapshotId, target, { jobs: 1 }),
-        isSnapshotError('corrupt', new RegExp(`snapshot ${m.snapshotId} cannot be restored: .*${reason.source}`)),
+        isSnapshotError(
+          'SnapshotCorrupt',
+          new RegExp(`snapshot ${m.snapshotId} cannot be restored: .*${reason.source}`),
+        ),
       );
       assert.equal(await exists(target), false, 'nothing was created');
     }
@@ -266,17 +273,20 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
     const other = await store.take(req(snapshotId()));
     await assert.rejects(
       store.restore(other.snapshotId, target, { jobs: 1 }),
-      isSnapshotError('conflict', /database ".*_crashed" already exists and is not left over from a restore/),
+      isSnapshotError('Snapshot_conflict', /database ".*_crashed" already exists and is not left over from a restore/),
     );
     const foreign = await pg0.createDatabase('foreign');
     await pg0.query(foreign, 'CREATE TABLE precious (id int)'); // someone's live database
     await assert.rejects(
       store.restore(other.snapshotId, foreign, { jobs: 1 }),
-      isSnapshotError('conflict', /already exists and is not left over from a restore: choose another target/),
+      isSnapshotError('Snapshot_conflict', /already exists and is not left over from a restore: choose another target/),
     );
     await assert.rejects(
       store.restore(other.snapshotId, source, { jobs: 1 }),
-      isSnapshotError('invalid', /refusing to restore snapshot .* into "shop_.*", the database it was taken from/),
+      isSnapshotError(
+        'Snapshot_invalid',
+        /refusing to restore snapshot .* into "shop_.*", the database it was taken from/,
+      ),
     );
     await store.dropDatabase(target);
   });
@@ -295,7 +305,7 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
     await assert.rejects(
       store.restore(manifest.snapshotId, target, { jobs: 1 }),
       isSnapshotError(
-        'failed',
+        'SnapshotError',
         new RegExp(
           `pg_restore failed \\(1\\): .*role "${role}" does not exist.*the half-restored database was dropped`,
           's',
@@ -314,7 +324,7 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
         (p) => p.phase === 'restore' && setTimeout(() => abort.abort(), 50),
         abort.signal,
       ),
-      isSnapshotError('aborted', /pg_restore was cancelled; the half-restored database was dropped/),
+      isSnapshotError('SnapshotError', /pg_restore was cancelled; the half-restored database was dropped/),
     );
     assert.equal(await exists(target), false);
   });
@@ -324,7 +334,7 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
     const abort = new AbortController();
     await assert.rejects(
       store.take(req(id), (p) => p.phase === 'dump' && abort.abort(), abort.signal),
-      isSnapshotError('aborted', /was cancelled/),
+      isSnapshotError('SnapshotError', /was cancelled/),
     );
     const folder = path.join(dir, 'shop-test');
     assert.ok(!existsSync(path.join(folder, `${id}.dump.partial`)));
@@ -343,18 +353,24 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
 
     await assert.rejects(
       store.take(req('../escape')),
-      isSnapshotError('invalid', /invalid snapshot id "\.\.\/escape"/),
+      isSnapshotError('Snapshot_invalid', /invalid snapshot id "\.\.\/escape"/),
     );
-    await assert.rejects(store.get('Upper'), isSnapshotError('invalid', /invalid snapshot id "Upper": use 1 to 63/));
+    await assert.rejects(
+      store.get('Upper'),
+      isSnapshotError('Snapshot_invalid', /invalid snapshot id "Upper": use 1 to 63/),
+    );
     await assert.rejects(
       store.restore(listed[0]!.snapshotId, 'a"; DROP DATABASE x; --', { jobs: 1 }),
-      isSnapshotError('invalid', /invalid target database/),
+      isSnapshotError('Snapshot_invalid', /invalid target database/),
     );
     await assert.rejects(
       store.dropDatabase('template1'),
-      isSnapshotError('invalid', /refusing to drop the system database/),
+      isSnapshotError('Snapshot_invalid', /refusing to drop the system database/),
     );
-    await assert.rejects(store.restore(listed[0]!.snapshotId, 'x', { jobs: 0 }), isSnapshotError('invalid', /jobs/));
+    await assert.rejects(
+      store.restore(listed[0]!.snapshotId, 'x', { jobs: 0 }),
+      isSnapshotError('Snapshot_invalid', /jobs/),
+    );
   });
 
   it('passes credentials to pg_dump/pg_restore through the environment', () => {

@@ -1,7 +1,8 @@
+/** The Migrator on node-pg-migrate: pending migrations of a folder, and applying them in one transaction. */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import type { MigrationResult, Migrator } from '../types';
+import type { MigrationResult, Migrator } from '../platforms/types';
 import { connectPg } from './connect';
 import { MIGRATIONS_TABLE, readMigrationVersion } from './fingerprint';
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { createDrillChecks, type DrillChecks } from '../../src/platforms/postgres/drill-checks';
-import { startPgFixture, type PgFixture } from './pg-fixture';
+import { createDrillChecks } from '../../src/pg/drill-checks';
+import type { DrillChecks } from '../../src/platforms/types';
+import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 
 describe("the restore drill's database checks (pg_amcheck; real PostgreSQL)", function () {
   this.timeout(120_000);

@@ -1,9 +1,9 @@
-import type pg from 'pg';
-
 /**
  * The orchestrator's own tables in its database (`runbook`): release history (what to roll back to), the
- * per-service runbook locks (one deploy, rollback or restore at a time), and restore-drill records.
+ * per-service runbook locks (one deploy, rollback or restore at a time), restore-drill records, and the schema of
+ * all of them (with snapshot_manifests, whose queries are in manifests.ts).
  */
+import type pg from 'pg';
 
 /** Anything that runs a query: a Pool, a PoolClient or a Client. */
 type Db = Pick<pg.Pool, 'query'>;
@@ -113,7 +113,7 @@ CREATE TABLE IF NOT EXISTS drill_runs (
 CREATE INDEX IF NOT EXISTS drill_runs_service_environment_started_at
   ON drill_runs (service, environment, started_at DESC);
 
--- Manifests of snapshots that are not files (RDS snapshots): src/platforms/postgres/manifests.ts.
+-- Manifests of snapshots that are not files (RDS snapshots): src/orchestrator-store/manifests.ts.
 CREATE TABLE IF NOT EXISTS snapshot_manifests (
   snapshot_id text PRIMARY KEY,
   service text NOT NULL,

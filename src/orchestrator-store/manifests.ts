@@ -1,5 +1,6 @@
+/** Snapshot manifests in the orchestrator's database, for snapshots that are not files (RDS snapshots). */
 import type pg from 'pg';
-import type { SnapshotManifest } from '../types';
+import type { SnapshotManifest } from '../platforms/types';
 
 /**
  * Where snapshot manifests live when the snapshot itself is not a file next to them (an RDS snapshot): the

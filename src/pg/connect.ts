@@ -1,3 +1,4 @@
+/** Connecting to PostgreSQL: one pg Client for a URL, with a connection timeout. */
 import pg from 'pg';
 
 /**

@@ -1,0 +1,18 @@
+/** The activity a platform call runs in, read from Temporal's Context for platforms, which import nothing of it. */
+import { Context } from '@temporalio/activity';
+
+/** The current activity's workflow id, first scheduling time and log; undefined outside an activity. */
+export function currentActivityScope():
+  { workflowId?: string; scheduledTimestampMs?: number; log(message: string): void } | undefined {
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return undefined; // not in an activity (a script, the CLI, a unit test)
+  }
+  return {
+    workflowId: ctx.info.workflowExecution?.workflowId,
+    scheduledTimestampMs: ctx.info.scheduledTimestampMs,
+    log: (message) => ctx.log.info(message),
+  };
+}
