@@ -1,6 +1,7 @@
 import { createDbActivities, type DbActivityDeps } from './db';
 import { createDrillActivities, type DrillActivityDeps } from './drill';
 import { createHistoryActivities, type HistoryActivityDeps } from './history';
+import { createPlanActivities, type PlanActivityDeps } from './plan';
 import { createReleaseActivities, type ReleaseActivityDeps } from './releases';
 import { createStackActivities, type StackActivityDeps } from './stack';
 import { createTrafficActivities, type TrafficActivityDeps } from './traffic';
@@ -10,11 +11,13 @@ export type ActivityDeps = StackActivityDeps &
   ReleaseActivityDeps &
   DbActivityDeps &
   HistoryActivityDeps &
-  DrillActivityDeps;
+  DrillActivityDeps &
+  PlanActivityDeps;
 
 /** All activities of the worker, built from their dependencies (the composition root supplies real clients). */
 export function createActivities(deps: ActivityDeps) {
   return {
+    ...createPlanActivities(deps),
     ...createStackActivities(deps),
     ...createTrafficActivities(deps),
     ...createReleaseActivities(deps),
