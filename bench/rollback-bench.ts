@@ -23,7 +23,8 @@ import { parseArgs } from 'node:util';
 import type { WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
 import type { RunningRelease } from '../src/platforms/types';
-import type { DeployResult, RollbackInput } from '../src/shared/deploy';
+import type { DeployResult } from '../src/shared/deploy';
+import type { RollbackRequest } from '../src/shared/request';
 import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
 import { releaseIdFor } from '../src/shared/ids';
 import { approveUpdate } from '../src/shared/messages';
@@ -138,7 +139,7 @@ async function deploy(taskQueue: string, plan: ServicePlan, version: string) {
 }
 
 /** A rollback requested by the bench's requester, its workflow id prefixed rollback-bench. */
-const startBenchRollback = (taskQueue: string, plan: ServicePlan, extra: Partial<RollbackInput> = {}) =>
+const startBenchRollback = (taskQueue: string, plan: ServicePlan, extra: Partial<RollbackRequest> = {}) =>
   startRollback(
     taskQueue,
     plan,

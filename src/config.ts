@@ -13,6 +13,11 @@ export const workerConfigSchema = z.object({
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   HAPROXY_SOCKET: z.string().min(1, "must be the path of HAProxy's admin runtime API socket"),
   RUNBOOK_HOME: z.string().min(1),
+  /**
+   * The runbook config this worker trusts: every deploy, rollback and drill runs the plan resolved from this file,
+   * never one from a request (docs/deploy.md). Unset: the worker refuses them (and still finishes running ones).
+   */
+  RUNBOOK_CONFIG: z.string().optional(),
   /** Prometheus metrics (the SDK's and the runbooks' own) on http://<host>:<port>/metrics; off when unset. */
   RUNBOOK_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** 0.0.0.0 in a container, so that the published port reaches it. */

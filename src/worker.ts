@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
@@ -6,6 +7,7 @@ import { currentActivityScope } from './activities/scope';
 import { loadConfig, type WorkerConfig } from './config';
 import { UserError, errorMessage } from './errors';
 import { jsonLogger } from './logging';
+import { loadRunbookConfig } from './runbook-config';
 import { migrateOrchestratorDb, recordDrillRun } from './orchestrator-store/orchestrator-db';
 import { createPgRecords } from './orchestrator-store/records';
 import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
@@ -66,6 +68,7 @@ export async function createRunbookWorker(
       ...(extra.resolveAwsAddress ? { resolveAwsAddress: extra.resolveAwsAddress } : {}),
     });
     const activities = createActivities({
+      runbookConfig: runbookConfigOf(config),
       db: pool,
       haproxy: singleHost.runtime,
       platforms: registry,
@@ -92,6 +95,27 @@ export async function createRunbookWorker(
   }
 }
 
+/** The worker's runbook config, absolute; undefined when it has none. */
+export function runbookConfigOf(config: Pick<WorkerConfig, 'RUNBOOK_CONFIG'>): string | undefined {
+  return config.RUNBOOK_CONFIG ? path.resolve(config.RUNBOOK_CONFIG) : undefined;
+}
+
+/**
+ * Whether the worker's runbook config can be used now, in words for its log. A bad config does not stop the worker:
+ * the runbooks already running have their plans in their histories and must be able to finish (or roll back).
+ */
+function runbookConfigStatus(config: WorkerConfig): { ok: boolean; detail: string } {
+  const file = runbookConfigOf(config);
+  if (!file)
+    return { ok: false, detail: 'none (RUNBOOK_CONFIG is not set): deploys, rollbacks and drills are refused' };
+  try {
+    const services = Object.keys(loadRunbookConfig(file).services);
+    return { ok: true, detail: `${file} (${services.join(', ')})` };
+  } catch (err) {
+    return { ok: false, detail: `${file}: ${errorMessage(err)}; runbooks are refused until it is fixed` };
+  }
+}
+
 /** Runs a worker until SIGINT/SIGTERM (the SDK's runtime handles both and drains in-flight tasks). */
 export async function main(): Promise<void> {
   const config = loadConfig();
@@ -104,12 +128,15 @@ export async function main(): Promise<void> {
     ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
   });
   const { worker, close } = await createRunbookWorker(config);
+  const runbookConfig = runbookConfigStatus(config);
   logger.info('worker started', {
     taskQueue: config.RUNBOOK_TASK_QUEUE,
     temporal: config.TEMPORAL_ADDRESS,
     pid: process.pid,
     metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
+    runbookConfig: runbookConfig.detail,
   });
+  if (!runbookConfig.ok) logger.warn(`runbook config: ${runbookConfig.detail}`);
   try {
     await worker.run();
   } finally {

@@ -25,6 +25,7 @@ export interface TestStack {
   temporalAddress: string;
   namespace: string;
   client: Client;
+  /** The config of an in-process worker on `taskQueue`; its runbook config is runbookConfigFor(taskQueue). */
   workerConfig(taskQueue: string): WorkerConfig;
 }
 
@@ -89,6 +90,7 @@ export async function startTestStack(): Promise<TestStack> {
       RUNBOOK_MAX_ACTIVITIES: 20,
       RUNBOOK_METRICS_HOST: '127.0.0.1',
       RUNBOOK_LOG_LEVEL: 'WARN',
+      RUNBOOK_CONFIG: runbookConfigFor(taskQueue, settings.home),
     }),
   };
   return current;
@@ -110,6 +112,16 @@ export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
 
 const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} };
 
+/**
+ * The runbook config that the test workers of `taskQueue` trust (they resolve every plan from it): one file per task
+ * queue in the test stack's folder. The fixtures put each plan a test composes into it before they start a runbook
+ * (test/helpers/worker-config.ts), as a team puts a service into its reviewed runbook.yaml; a test may instead give
+ * its worker a file of its own (`useWorker(prefix, () => ({ runbookConfig }))`).
+ */
+export function runbookConfigFor(taskQueue: string, home = testStack().settings.home): string {
+  return path.join(home, 'runbook-configs', `${taskQueue}.yaml`);
+}
+
 /** A unique task queue (and id prefix) per test, so tests never pick up each other's tasks. */
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -119,7 +131,10 @@ export function uniqueName(prefix: string): string {
 type WorkerExtras = Omit<
   NonNullable<Parameters<typeof createRunbookWorker>[1]>,
   'workflowBundle' | 'shutdownGraceTime' | 'identity'
->;
+> & {
+  /** The runbook config it trusts, instead of runbookConfigFor(taskQueue). */
+  runbookConfig?: string;
+};
 
 /** An in-process worker on the test stack; `stop()` shuts it down and closes its clients. */
 export async function startWorker(
@@ -127,12 +142,17 @@ export async function startWorker(
   identity?: string,
   extra: WorkerExtras = {},
 ): Promise<{ stop(): Promise<void> }> {
-  const { worker, close } = await createRunbookWorker(testStack().workerConfig(taskQueue), {
-    workflowBundle: await workflowBundle(),
-    shutdownGraceTime: '1s',
-    ...(identity ? { identity } : {}),
-    ...extra,
-  });
+  const { runbookConfig, ...options } = extra;
+  const config = testStack().workerConfig(taskQueue);
+  const { worker, close } = await createRunbookWorker(
+    runbookConfig ? { ...config, RUNBOOK_CONFIG: runbookConfig } : config,
+    {
+      workflowBundle: await workflowBundle(),
+      shutdownGraceTime: '1s',
+      ...(identity ? { identity } : {}),
+      ...options,
+    },
+  );
   const running = worker.run();
   return {
     async stop() {
@@ -165,7 +185,8 @@ export function useWorker(prefix: string, options?: () => WorkerExtras): { reado
 
 /**
  * A worker in a child process (the real entry point, src/worker.ts) that a test can SIGKILL to simulate a
- * crashed machine. `kill()` resolves once the process is gone.
+ * crashed machine; it trusts the same runbook config as the in-process workers of `taskQueue`. `kill()` resolves once
+ * the process is gone.
  */
 export function spawnChildWorker(taskQueue: string): { process: ChildProcess; kill(): Promise<void> } {
   const config = testStack().workerConfig(taskQueue);

@@ -2,6 +2,7 @@ import { createDbActivities, type DbActivityDeps } from './db';
 import { createDrillActivities, type DrillActivityDeps } from './drill';
 import { withActivityFailures } from './failures';
 import { createHistoryActivities, type HistoryActivityDeps } from './history';
+import { createPlanActivities, type PlanActivityDeps } from './plan';
 import { createReleaseActivities, type ReleaseActivityDeps } from './releases';
 import { createStackActivities, type StackActivityDeps } from './stack';
 import { createTrafficActivities, type TrafficActivityDeps } from './traffic';
@@ -11,7 +12,8 @@ export type ActivityDeps = StackActivityDeps &
   ReleaseActivityDeps &
   DbActivityDeps &
   HistoryActivityDeps &
-  DrillActivityDeps;
+  DrillActivityDeps &
+  PlanActivityDeps;
 
 /**
  * All activities of the worker, built from their dependencies (the composition root supplies real clients). What a
@@ -19,6 +21,7 @@ export type ActivityDeps = StackActivityDeps &
  */
 export function createActivities(deps: ActivityDeps) {
   return withActivityFailures({
+    ...createPlanActivities(deps),
     ...createStackActivities(deps),
     ...createTrafficActivities(deps),
     ...createReleaseActivities(deps),

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { UserError } from '../errors';
 import { startLoad, type LoadReport } from '../load-generator';
 import { loadRunbookConfig, resolveService } from '../runbook-config';
-import type { DeployInput, DeployState } from '../shared/deploy';
+import type { DeployState } from '../shared/deploy';
+import { deployRequestSchema, type DeployRequest } from '../shared/request';
 import { signoffUpdate } from '../shared/messages';
 import { ensureDatabase } from '../stack/postgres';
 import { resolveStackSettings, uiUrl } from '../stack/settings';
@@ -14,7 +14,7 @@ import type { deployService } from '../workflows';
 import type { Command, Io } from './command';
 import { follow } from './follow';
 import { homeOption } from './options';
-import { singleHostPlan } from './plan';
+import { checkedRequest, previewed, singleHostPlan } from './plan';
 import { outcomeExitCode } from './render';
 import { withClient, workflowLink, type TemporalTarget } from './temporal';
 
@@ -63,7 +63,7 @@ async function deploy(
   client: Client,
   target: TemporalTarget,
   io: Io,
-  input: DeployInput,
+  input: DeployRequest,
   interactive: boolean,
 ): Promise<number> {
   const workflowId = `deploy-${SERVICE}-${ENVIRONMENT}-${input.version}-${Date.now().toString(36)}`;
@@ -84,58 +84,54 @@ export const demoCommand: Command = {
   summary:
     'The deploy story on the embedded stack: deploy the sample service v1, then v2 through canary steps and a\n' +
     'go-live sign-off, then a faulty v3 that the analysis rolls back by itself, all under a steady load.',
-  usage: 'demo [--interactive] [--rps <n>] [--home <dir>]',
+  usage: 'demo [--interactive] [--rps <n>] [--config <runbook.yaml>] [--home <dir>]',
   examples: ['npm run demo', 'npx runbook demo --interactive   # give the sign-off yourself (CLI or Web UI)'],
-  details: 'The stack keeps running afterwards: explore it in the Web UI, then `npx runbook down`.',
+  details:
+    "It deploys service shop, environment demo, of examples/runbook.yaml (or of --config); the stack's worker runs\n" +
+    'with that config (a worker running with another one is restarted). The stack keeps running afterwards: explore\n' +
+    'it in the Web UI, then `npx runbook down`.',
   options: {
     interactive: { type: 'boolean', description: 'wait for you to give the go-live sign-off' },
     rps: { type: 'string', description: 'requests per second of the demo load (default 50)' },
-    'listen-port': {
+    config: {
       type: 'string',
-      description: "the sample service's frontend port (default from examples/runbook.yaml)",
+      description: 'the runbook config with the shop service and its demo environment (default examples/runbook.yaml)',
     },
-    'release-ports': { type: 'string', description: 'the release port range, e.g. 18300-18399' },
     ...homeOption,
   },
   async run({ values }, io) {
-    const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
+    const configFile = path.resolve(
+      values.config ? String(values.config) : path.join(packageRoot, 'examples', 'runbook.yaml'),
+    );
+    const settings = resolveStackSettings(io.env, {
+      ...(values.home ? { home: String(values.home) } : {}),
+      runbookConfig: configFile,
+    });
     const env = { ...io.env, RUNBOOK_HOME: settings.home, TEMPORAL_ADDRESS: '' };
     const rps = Number(values.rps ?? 50);
+    // The worker runs this config's plan: the demo sends the digest of the same plan.
+    const plan = singleHostPlan(resolveService(loadRunbookConfig(configFile), SERVICE, ENVIRONMENT), 'demo');
     io.out('== 1. the stack: PostgreSQL, HAProxy, Temporal + Web UI, a worker');
     await up(settings, (line) => io.out(`   ${line}`));
     io.out(`   Temporal Web UI: ${uiUrl(settings)}`);
 
-    const config = loadRunbookConfig(path.join(packageRoot, 'examples', 'runbook.yaml'));
-    const configured = singleHostPlan(resolveService(config, SERVICE, ENVIRONMENT), 'demo');
-    const ports = values['release-ports'] ? String(values['release-ports']).split('-').map(Number) : [];
-    if (
-      values['release-ports'] &&
-      (ports.length !== 2 || ports.some((p) => !Number.isInteger(p) || p < 1024 || p > 65535))
-    ) {
-      throw new UserError(`demo: --release-ports must look like 18300-18399, got ${String(values['release-ports'])}`);
-    }
-    const plan = {
-      ...configured,
-      listen: { port: values['listen-port'] ? Number(values['listen-port']) : configured.listen.port },
-      release: {
-        ...configured.release,
-        portRange: ports.length === 2 ? { min: ports[0]!, max: ports[1]! } : configured.release.portRange,
-      },
-    };
     if (plan.database) await ensureDatabase(settings, plan.database.name);
     const url = `http://127.0.0.1:${plan.listen.port}/api/items`;
+    const request = (version: string): DeployRequest =>
+      checkedRequest(deployRequestSchema, 'demo', {
+        service: SERVICE,
+        environment: ENVIRONMENT,
+        version,
+        requestedBy: REQUESTER,
+        reason: 'npm run demo',
+        ...previewed(plan),
+      });
 
     return withClient(env, async (client, target) => {
       const codes: Record<string, number> = {};
       const interactive = Boolean(values.interactive);
       io.out('\n== 2. deploy v1: the first release (or a redeploy): snapshot, migrations, health, smoke, traffic');
-      codes.v1 = await deploy(
-        client,
-        target,
-        io,
-        { plan, version: 'v1', requestedBy: REQUESTER, reason: 'npm run demo' },
-        interactive,
-      );
+      codes.v1 = await deploy(client, target, io, request('v1'), interactive);
       io.out(`\n== 3. a steady load of ${rps} requests/s on ${url} (through HAProxy) from now on`);
       const load = startLoad(url, { rps, maxSeconds: 600 });
       const steps: Array<[string, string, string]> = [
@@ -154,13 +150,7 @@ export const demoCommand: Command = {
         for (const [version, title, what] of steps) {
           io.out(`\n== ${title}: ${what}`);
           const before = load.snapshot();
-          codes[version] = await deploy(
-            client,
-            target,
-            io,
-            { plan, version, requestedBy: REQUESTER, reason: 'npm run demo' },
-            interactive,
-          );
+          codes[version] = await deploy(client, target, io, request(version), interactive);
           const d = diff(before, load.snapshot());
           io.out(`   load during this deploy: ${d.sent} requests, ${d.failed} failed`);
         }

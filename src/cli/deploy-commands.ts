@@ -5,24 +5,31 @@
 import { randomBytes } from 'node:crypto';
 import { WorkflowExecutionAlreadyStartedError, type WorkflowHandle } from '@temporalio/client';
 import { UserError } from '../errors';
-import type { DeployInput, RollbackInput } from '../shared/deploy';
 import { slug } from '../shared/ids';
+import {
+  deployRequestSchema,
+  rollbackRequestSchema,
+  SNAPSHOT_ID,
+  type DeployRequest,
+  type RollbackRequest,
+} from '../shared/request';
 import type { deployService, rollbackService } from '../workflows';
 import type { Command, Io, ParsedArgs } from './command';
 import { follow } from './follow';
 import {
   asOption,
   configOption,
+  dryRunOption,
   envOption,
   jsonOption,
   positional,
   reasonOption,
   required,
-  SNAPSHOT_ID,
   whoAmI,
 } from './options';
 import { checkVersion } from '../platforms/preflight';
-import { resolvePlan } from './plan';
+import { dryRun } from './dry-run';
+import { checkedRequest, previewed, resolvePlan } from './plan';
 import { exitCodeHelp } from './render';
 import { runningRunbooks, withClient, workflowLink } from './temporal';
 
@@ -37,7 +44,7 @@ async function startRunbook(
   start: {
     workflowType: 'deployService' | 'rollbackService';
     workflowId: string;
-    input: DeployInput | RollbackInput;
+    input: DeployRequest | RollbackRequest;
     service: string;
     environment: string;
   },
@@ -81,12 +88,18 @@ export const deployCommand: Command = {
   name: 'deploy',
   summary: 'Start a deploy of a service version: snapshot, migrate, canary traffic with analysis, approvals, sign-off.',
   usage:
-    'deploy <service> --version <v> [--env <e>] [--config <file>] [--as <name>] [--reason <text>] [--wait] [--json]',
+    'deploy <service> --version <v> [--env <e>] [--config <file>] [--as <name>] [--reason <text>] [--wait | --dry-run] [--json]',
   examples: [
+    'runbook deploy shop --version v2 --env production --dry-run',
     'runbook deploy shop --version v2 --env production --as dave --wait',
     'RUNBOOK_CONFIG=examples/runbook.yaml runbook deploy shop --version v2 --env staging',
   ],
-  details: `The config is validated first: a bad file lists every problem and starts nothing.\n${exitCodeHelp} (with --wait)`,
+  details:
+    'The config is validated first: a bad file lists every problem and starts nothing. The worker runs the plan of\n' +
+    'ITS runbook config (RUNBOOK_CONFIG on the worker): the deploy sends the digest of the plan you see, and the worker\n' +
+    "refuses it (PlanDigestMismatch, naming the fields) when its plan differs. --dry-run shows the worker's plan\n" +
+    '(gates, approvers, traffic, commands, database, platform) and whether it is yours: exit 0 when it is, 1 otherwise.\n' +
+    `${exitCodeHelp} (with --wait)`,
   options: {
     version: {
       type: 'string',
@@ -97,20 +110,34 @@ export const deployCommand: Command = {
     ...asOption,
     ...reasonOption,
     wait: { type: 'boolean', description: 'follow the deploy live until it ends' },
+    ...dryRunOption,
     ...jsonOption,
   },
   async run(args, io) {
     const service = positional(args, 'service name', 'deploy');
     const version = required(args.values, 'version', 'deploy');
+    const requestedBy = whoAmI(args.values, io.env);
+    if (args.values['dry-run']) {
+      return dryRun(
+        io,
+        args,
+        'deploy',
+        service,
+        (environment) => `deploy ${service} ${version} to ${environment}, requested by ${requestedBy}`,
+        (plan) => checkVersion(plan, version, '--version'),
+      );
+    }
     const plan = resolvePlan(args.values, io.env, service);
     const { environment } = plan;
     checkVersion(plan, version, '--version');
-    const input: DeployInput = {
-      plan,
+    const input = checkedRequest(deployRequestSchema, 'deploy', {
+      service,
+      environment,
       version,
-      requestedBy: whoAmI(args.values, io.env),
+      requestedBy,
       ...(args.values.reason ? { reason: String(args.values.reason) } : {}),
-    };
+      ...previewed(plan),
+    });
     const workflowId = `deploy-${slug(service)}-${slug(environment)}-${slug(version)}-${randomBytes(3).toString('hex')}`;
     return startRunbook(
       io,
@@ -126,8 +153,9 @@ export const rollbackCommand: Command = {
   summary:
     'Roll a service back to the previous release that went live (or --to), and with --restore-db its database too.',
   usage:
-    'rollback <service> [--env <e>] [--to <version>] [--restore-db <snapshot-id>] [--reason <text>] [--as <name>] [--wait] [--json]',
+    'rollback <service> [--env <e>] [--to <version>] [--restore-db <snapshot-id>] [--reason <text>] [--as <name>] [--wait | --dry-run] [--json]',
   examples: [
+    'runbook rollback shop --env production --dry-run',
     'runbook rollback shop --env production --reason "checkout errors" --wait',
     'runbook rollback shop --env production --to v1 --restore-db shop-production-pre-migrate-1a2b3c4d --as dave --wait',
   ],
@@ -135,7 +163,9 @@ export const rollbackCommand: Command = {
     'The plan (from, to, what happens to the database) is the first line it prints. A database restore loses the\n' +
     'writes since the snapshot: it is checked first (exists, belongs to the service, file whole), needs the\n' +
     'restore-database approval (rollback.dbRestoreApprovers, four-eyes), takes a safety snapshot, and runs in\n' +
-    `maintenance (503 + Retry-After). ${exitCodeHelp} (with --wait)`,
+    'maintenance (503 + Retry-After). As for deploy, the worker runs the plan of its own runbook config, refuses the\n' +
+    'rollback when it differs from yours, and --dry-run shows it (exit 0 when it is yours, 1 otherwise).\n' +
+    `${exitCodeHelp} (with --wait)`,
   options: {
     ...envOption,
     to: { type: 'string', description: 'the version to go back to (default: the previous one that went live)' },
@@ -144,14 +174,12 @@ export const rollbackCommand: Command = {
     ...asOption,
     ...reasonOption,
     wait: { type: 'boolean', description: 'follow the rollback live until it ends' },
+    ...dryRunOption,
     ...jsonOption,
   },
   async run(args, io) {
     const service = positional(args, 'service name', 'rollback');
-    const plan = resolvePlan(args.values, io.env, service);
-    const { environment } = plan;
     const toVersion = args.values.to as string | undefined;
-    if (toVersion) checkVersion(plan, toVersion, '--to');
     const snapshotId = args.values['restore-db'] as string | undefined;
     if (snapshotId !== undefined && !SNAPSHOT_ID.test(snapshotId)) {
       throw new UserError(
@@ -159,15 +187,35 @@ export const rollbackCommand: Command = {
         'snapshot ids look like shop-production-pre-migrate-1a2b3c4d (see the deploy result)',
       );
     }
-    const input: RollbackInput = {
-      plan,
-      requestedBy: whoAmI(args.values, io.env),
+    const requestedBy = whoAmI(args.values, io.env);
+    const back = (environment: string) =>
+      `roll ${service}/${environment} back to ${toVersion ?? 'the previous release'}${snapshotId ? `, restoring the database from ${snapshotId}` : ''}`;
+    if (args.values['dry-run']) {
+      return dryRun(
+        io,
+        args,
+        'rollback',
+        service,
+        (environment) => `${back(environment)}, requested by ${requestedBy}`,
+        (plan) => {
+          if (toVersion) checkVersion(plan, toVersion, '--to');
+        },
+      );
+    }
+    const plan = resolvePlan(args.values, io.env, service);
+    const { environment } = plan;
+    if (toVersion) checkVersion(plan, toVersion, '--to');
+    const input = checkedRequest(rollbackRequestSchema, 'rollback', {
+      service,
+      environment,
+      requestedBy,
       ...(toVersion ? { toVersion } : {}),
       ...(snapshotId ? { restoreSnapshotId: snapshotId } : {}),
       ...(args.values.reason ? { reason: String(args.values.reason) } : {}),
-    };
+      ...previewed(plan),
+    });
     const workflowId = `rollback-${slug(service)}-${slug(environment)}-${randomBytes(3).toString('hex')}`;
-    const what = `roll ${service}/${environment} back to ${toVersion ?? 'the previous release'}${snapshotId ? `, restoring the database from ${snapshotId}` : ''}`;
+    const what = back(environment);
     return startRunbook(io, args, { workflowType: 'rollbackService', workflowId, input, service, environment }, what);
   },
 };

@@ -55,16 +55,17 @@ export async function follow(
       const finalState = await handle.query(statusQuery).catch(() => undefined);
       if (finalState && !json && !tty) for (const line of timelineLines(finalState, seen)) io.out(line);
       const cancelled = /cancel/i.test(errorMessage(done.e));
+      const error = failureMessage(done.e);
       if (json)
         io.out(
           JSON.stringify({
             workflowId: handle.workflowId,
             outcome: cancelled ? 'cancelled' : 'failed',
-            error: errorMessage(done.e),
+            error,
             state: finalState,
           }),
         );
-      else io.out(`${handle.workflowId}: ${cancelled ? 'CANCELLED' : 'FAILED'}: ${errorMessage(done.e)}`);
+      else io.out(`${handle.workflowId}: ${cancelled ? 'CANCELLED' : 'FAILED'}: ${error}`);
       return cancelled ? outcomeExitCode.cancelled : outcomeExitCode.failed;
     }
     const r = done.r;
@@ -85,6 +86,12 @@ export async function follow(
     }
     return outcomeExitCode[r.outcome];
   }
+}
+
+/** Why a workflow failed: its failure's message (a refused request's reason), not the client's "execution failed". */
+function failureMessage(err: unknown): string {
+  if (err instanceof WorkflowFailedError && err.cause) return err.cause.message;
+  return errorMessage(err);
 }
 
 /** Follows a drill until it ends, printing its timeline; returns the exit code of its verdict. */
@@ -117,12 +124,12 @@ export async function followDrill(handle: WorkflowHandle, io: Io, json: boolean)
         JSON.stringify({
           workflowId: handle.workflowId,
           outcome: cancelled ? 'cancelled' : 'failed',
-          reason: state?.reason ?? errorMessage(done.e),
+          reason: state?.reason ?? failureMessage(done.e),
           state,
         }),
       );
     } else {
-      io.out(`${handle.workflowId}: ${cancelled ? 'CANCELLED' : 'FAILED'}: ${state?.reason ?? errorMessage(done.e)}`);
+      io.out(`${handle.workflowId}: ${cancelled ? 'CANCELLED' : 'FAILED'}: ${state?.reason ?? failureMessage(done.e)}`);
       if (state?.drill.cleanup.length) io.out(`  cleanup: ${state.drill.cleanup.join('; ')}`);
     }
     return cancelled ? drillExitCode.cancelled! : drillExitCode.failed!;

@@ -21,12 +21,15 @@ export const asOption = {
 export const homeOption = {
   home: { type: 'string', description: 'data folder of the embedded stack', env: 'RUNBOOK_HOME' },
 } satisfies Options;
+export const dryRunOption = {
+  'dry-run': {
+    type: 'boolean',
+    description: 'show the plan the worker would run and whether it is yours (starts nothing; exit 0: it is)',
+  },
+} satisfies Options;
 export const reasonOption = {
   reason: { type: 'string', description: 'why (recorded in the release history)' },
 } satisfies Options;
-
-/** What --restore-db and `drill --snapshot` accept as a snapshot id (checked before anything starts). */
-export const SNAPSHOT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** The operator: --as, else RUNBOOK_USER, else the login name. */
 export function whoAmI(values: ParsedArgs['values'], env: NodeJS.ProcessEnv): string {

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { platformDoctorChecks } from '../platforms/preflight';
 import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import { doctor, down, up } from '../stack/stack';
@@ -13,20 +14,32 @@ export const upCommand: Command = {
     'Start the embedded stack: PostgreSQL 15, HAProxy, the Temporal dev server with its Web UI, and a worker.\n' +
     'Missing tools are installed first (the Temporal CLI into .tools/, apt packages when run as root).\n' +
     'Running it again is harmless: components already running are adopted.',
-  usage: 'up [--detach] [--home <dir>] [--no-worker]',
-  examples: ['runbook up --detach', 'RUNBOOK_TEMPORAL_PORT=7300 RUNBOOK_UI_PORT=8300 runbook up'],
+  usage: 'up [--detach] [--config <runbook.yaml>] [--home <dir>] [--no-worker]',
+  examples: [
+    'runbook up --detach --config examples/runbook.yaml',
+    'RUNBOOK_TEMPORAL_PORT=7300 RUNBOOK_UI_PORT=8300 runbook up',
+  ],
   details:
+    'The worker runs the plans of the runbook config it is started with (--config, else RUNBOOK_CONFIG, else the one\n' +
+    'of the last `up`, else ./runbook.yaml when there is one): keep it in a reviewed checkout. A worker running with\n' +
+    'another config is restarted (running runbooks carry on); without one it refuses deploys, rollbacks and drills.\n' +
     'Ports: RUNBOOK_TEMPORAL_PORT (7233), RUNBOOK_UI_PORT (8233), RUNBOOK_PG_PORT (55432), RUNBOOK_HAPROXY_STATS_PORT (8404), RUNBOOK_METRICS_PORT (9464).\n' +
     'DATABASE_URL: use your own PostgreSQL instead of starting one. Logs and pid files live in the data folder.\n' +
     'Without --detach it stays in the foreground and stops everything on Ctrl-C.',
   options: {
     detach: { type: 'boolean', short: 'd', description: 'return once everything is up and leave it running' },
     'no-worker': { type: 'boolean', description: 'do not start a worker (run your own with node dist/worker.js)' },
+    config: { ...configOption.config, description: "the worker's runbook config: the plans it runs" },
     ...homeOption,
     ...jsonOption,
   },
   async run({ values }, io) {
-    const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
+    let settings = resolveStackSettings(io.env, {
+      ...(values.home ? { home: String(values.home) } : {}),
+      ...(values.config ? { runbookConfig: path.resolve(String(values.config)) } : {}),
+    });
+    if (!settings.runbookConfig && existsSync('runbook.yaml'))
+      settings = { ...settings, runbookConfig: path.resolve('runbook.yaml') };
     const started = Date.now();
     const addresses = await up(settings, values.json ? () => {} : io.out, { worker: !values['no-worker'] });
     const seconds = (Date.now() - started) / 1000;

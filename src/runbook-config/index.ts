@@ -14,3 +14,4 @@ export {
 export { defaultEnvironment, renderRelease, resolveService, type RenderedRelease } from './resolve';
 export { RunbookConfigError } from './problems';
 export { parseDuration } from './durations';
+export { canonicalJson, canonicalPlan, differingFields, planDifferences, planDigest } from './digest';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { UserError } from '../errors';
-import type { JsonObject } from '../shared/service-plan';
+import { NAME_HINT, NAME_PATTERN, type JsonObject } from '../shared/service-plan';
 import { validateService } from './cross-checks';
 import { isPlainObject, mergePatch, writtenIn, type Path } from './json';
 import {
@@ -20,7 +20,6 @@ import {
   type Problem,
 } from './problems';
 import { fileSchema, serviceSchema } from './schema';
-import { NAME, NAME_HINT } from './values';
 
 /** Environment variable naming the runbook.yaml to use when `--config` is not given. */
 const RUNBOOK_CONFIG_ENV = 'RUNBOOK_CONFIG';
@@ -136,7 +135,7 @@ export function parseRunbookConfig(text: string, source: string): RunbookConfig 
 /** Validates one service block in every environment it lists; returns its definition when its shape is usable. */
 function checkService(name: string, block: unknown, problems: Problems): ServiceDefinition | undefined {
   const at: Path = ['services', name];
-  if (!NAME.test(name)) {
+  if (!NAME_PATTERN.test(name)) {
     problems.add(at, `service names must be ${NAME_HINT}, got ${JSON.stringify(name)}`);
   }
   if (!isPlainObject(block)) {
@@ -161,7 +160,8 @@ function checkService(name: string, block: unknown, problems: Problems): Service
   } else {
     for (const [env, overrides] of Object.entries(rawEnvironments)) {
       const envPath = [...at, 'environments', env];
-      if (!NAME.test(env)) problems.add(envPath, `environment names must be ${NAME_HINT}, got ${JSON.stringify(env)}`);
+      if (!NAME_PATTERN.test(env))
+        problems.add(envPath, `environment names must be ${NAME_HINT}, got ${JSON.stringify(env)}`);
       if (overrides === null) {
         environments[env] = {};
       } else if (!isPlainObject(overrides)) {

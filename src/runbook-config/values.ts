@@ -70,9 +70,6 @@ export const portSchema = intIn(1024, 65535, ' (an unprivileged TCP port)');
 export const weightSchema = intIn(1, 100, '');
 export const statusSchema = intIn(100, 599, ' (an HTTP status)').default(200);
 
-/** Service and environment names. */
-export const NAME = /^[a-z][a-z0-9-]{0,62}$/;
-export const NAME_HINT = "lowercase letters, digits and '-', starting with a letter, at most 63 characters";
 export const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
 

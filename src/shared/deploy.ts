@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { DeployRequest, RollbackRequest } from './request';
 import { APPROVAL_GATES, type ApprovalGate, type ApprovalPolicy, type ResolvedService } from './service-plan';
 
 /**
@@ -20,7 +21,15 @@ export type GatePolicy = Omit<ApprovalPolicy, 'gates'> & { gates: GateName[] };
 /** The plan a deploy or rollback runs: the service's resolved settings for one environment. */
 export type ServicePlan = ResolvedService;
 
-export interface DeployInput {
+/**
+ * The deploy workflow's input: a request (the worker resolves its plan). `PlanInDeployInput` is the shape of the
+ * histories recorded before the `worker-resolves-plan` patch, which replay with their own plan; a new execution
+ * refuses it.
+ */
+export type DeployInput = DeployRequest | PlanInDeployInput;
+
+/** @deprecated the input of deploys started before `worker-resolves-plan`: replays only. */
+export interface PlanInDeployInput {
   plan: ServicePlan;
   version: string;
   /** Who asked for the deploy (the CLI's --as, or RUNBOOK_USER); under four-eyes they may not approve. */
@@ -105,6 +114,11 @@ export interface DeployState {
   environment: string;
   version: string;
   requestedBy: string;
+  /**
+   * Where the plan came from: the worker's runbook config and the digest of the plan resolved from it (absent until
+   * it is resolved, and in runbooks started before the worker resolved plans).
+   */
+  config?: { source: string; digest: string };
   phase: DeployPhase;
   /** What is happening now, in words. */
   step: string;
@@ -142,7 +156,11 @@ export interface RestoreState {
   maintenanceMs?: number;
 }
 
-export interface RollbackInput {
+/** The rollback workflow's input: a request; `PlanInRollbackInput` as for {@link DeployInput}. */
+export type RollbackInput = RollbackRequest | PlanInRollbackInput;
+
+/** @deprecated the input of rollbacks started before `worker-resolves-plan`: replays only. */
+export interface PlanInRollbackInput {
   plan: ServicePlan;
   requestedBy: string;
   /** The version to go back to; default: the newest release that went live before the current one. */

@@ -1,5 +1,6 @@
 import type { DeployState, ServicePlan } from './deploy';
 import { databaseNameFor, slug } from './ids';
+import type { DrillRequest } from './request';
 
 /**
  * Types and names of the restore drill (the `restoreDrill` workflow): prove that the latest backup restores, that
@@ -32,7 +33,11 @@ export const RTO_STEPS: readonly DrillStep[] = DRILL_STEPS.slice(
   DRILL_STEPS.indexOf('smoke') + 1,
 );
 
-export interface DrillInput {
+/** The drill workflow's input: a request; `PlanInDrillInput` as for DeployInput (src/shared/deploy.ts). */
+export type DrillInput = DrillRequest | PlanInDrillInput;
+
+/** @deprecated the input of drills started before `worker-resolves-plan`: replays only. */
+export interface PlanInDrillInput {
   plan: ServicePlan;
   /** Who started it (`runbook drill --as`), or the schedule (`schedule:<id>`); under four-eyes they may not sign off. */
   requestedBy: string;

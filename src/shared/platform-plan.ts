@@ -5,8 +5,8 @@ import type { PlatformTarget } from './target';
  * What a runbook needs to know of the platform a service runs on, worked out once from the plan by that platform's
  * descriptor (src/platforms/<name>/descriptor.ts, looked up in src/platforms/descriptors.ts): workflows read these
  * values and never ask which platform it is. Derived at the start of each run rather than copied into the plan, so
- * that a plan adjusted after it was resolved (the demo's ports, a test's shorter deadline) and the plans of
- * histories recorded before this existed mean the same. Workflow-safe: plain values and pure functions.
+ * that the plans of histories recorded before this existed mean the same. Workflow-safe: plain values and pure
+ * functions.
  */
 export interface PlatformPlan {
   /** The platform's name, for people (the timeline's plan line). */

@@ -4,6 +4,10 @@
  * src/runbook-config.ts produces these; workflows and activities consume them.
  */
 
+/** Service and environment names (runbook.yaml's keys, and the names a request carries). */
+export const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
+export const NAME_HINT = "lowercase letters, digits and '-', starting with a letter, at most 63 characters";
+
 /** Where a service runs. `single-host`: processes behind the stack's HAProxy. `aws-ecs`: an ECS service. */
 export const PLATFORMS = ['single-host', 'aws-ecs'] as const;
 export type Platform = (typeof PLATFORMS)[number];

@@ -19,6 +19,15 @@ export const stackSettingsSchema = z.object({
   haproxyStatsPort: port.default(8404),
   /** The worker's Prometheus endpoint. */
   metricsPort: port.default(9464),
+  /**
+   * The runbook config the stack's worker trusts (its RUNBOOK_CONFIG): the plans of every deploy, rollback and drill
+   * come from it. Absolute; unset: the worker refuses runbooks.
+   */
+  runbookConfig: z
+    .string()
+    .min(1)
+    .transform((file) => path.resolve(file))
+    .optional(),
 });
 export type StackSettings = z.infer<typeof stackSettingsSchema>;
 
@@ -33,6 +42,7 @@ export const settingEnv = {
   externalDatabaseUrl: 'DATABASE_URL',
   haproxyStatsPort: 'RUNBOOK_HAPROXY_STATS_PORT',
   metricsPort: 'RUNBOOK_METRICS_PORT',
+  runbookConfig: 'RUNBOOK_CONFIG',
 } as const satisfies Record<keyof StackSettings, string>;
 
 export function defaultHome(env: NodeJS.ProcessEnv = process.env): string {

@@ -1,7 +1,8 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { UserError, errorMessage } from '../errors';
+import { loadRunbookConfig } from '../runbook-config';
 import { connectClient } from '../temporal-connection';
 import { fail, pass, type Check, type Component } from './component';
 import { livePid, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
@@ -12,7 +13,23 @@ import { packageRoot } from './tools';
 
 export function workerPaths(home: string) {
   const dir = path.join(home, 'worker');
-  return { dir, pidFile: path.join(dir, 'worker.pid'), log: path.join(dir, 'worker.log') };
+  return {
+    dir,
+    pidFile: path.join(dir, 'worker.pid'),
+    log: path.join(dir, 'worker.log'),
+    /** What the running worker was started with: { runbookConfig }. */
+    started: path.join(dir, 'worker.json'),
+  };
+}
+
+/** The runbook config the stack's running worker was started with (undefined: none, or not known). */
+export function workerRunbookConfig(home: string): string | undefined {
+  try {
+    const started = JSON.parse(readFileSync(workerPaths(home).started, 'utf8')) as { runbookConfig?: unknown };
+    return typeof started.runbookConfig === 'string' ? started.runbookConfig : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The compiled worker entry point that `runbook up` runs. */
@@ -30,6 +47,7 @@ export function workerEnv(settings: StackSettings): NodeJS.ProcessEnv {
     HAPROXY_SOCKET: haproxyPaths(settings.home).adminSocket,
     RUNBOOK_METRICS_PORT: String(settings.metricsPort),
     RUNBOOK_METRICS_HOST: '127.0.0.1',
+    RUNBOOK_CONFIG: settings.runbookConfig ?? '',
   };
 }
 
@@ -59,6 +77,8 @@ export const workerComponent: Component = {
 
   async preflight(ctx) {
     if (!existsSync(workerScript)) throw new UserError(`${workerScript} is missing`, 'npm run build');
+    // A config the worker could not use is reported now, before anything starts.
+    if (ctx.settings.runbookConfig) loadRunbookConfig(ctx.settings.runbookConfig);
     if (livePid(workerPaths(ctx.settings.home).pidFile, workerScript)) return;
     await requireFreePort(ctx.settings.metricsPort, 'worker metrics', settingEnv.metricsPort);
   },
@@ -67,23 +87,37 @@ export const workerComponent: Component = {
     const { settings } = ctx;
     const p = workerPaths(settings.home);
     if (!existsSync(workerScript)) throw new UserError(`${workerScript} is missing`, 'npm run build');
-    const running = livePid(p.pidFile, workerScript);
+    let running = livePid(p.pidFile, workerScript);
+    const had = workerRunbookConfig(settings.home);
+    if (running && had !== settings.runbookConfig) {
+      // Its runbook config is read from its environment: a new one needs a new process. Running runbooks carry on.
+      ctx.log(
+        `worker: restarting (pid ${running}): its runbook config changes from ${had ?? 'none'} to ${settings.runbookConfig ?? 'none'}`,
+      );
+      await stopProcess(running, 20_000);
+      running = undefined;
+    }
     if (running) {
       ctx.log(`worker: already running (pid ${running}), adopted`);
     } else {
       ctx.log(`worker: starting on task queue ${settings.taskQueue}`);
+      if (!settings.runbookConfig)
+        ctx.log(
+          'worker: it has no runbook config, so it refuses deploys, rollbacks and drills: runbook up --config <runbook.yaml>',
+        );
       const proc = spawnDetached(process.execPath, [workerScript], {
         pidFile: p.pidFile,
         logFile: p.log,
         env: workerEnv(settings),
       });
+      writeFileSync(p.started, `${JSON.stringify({ pid: proc.pid, runbookConfig: settings.runbookConfig ?? null })}\n`);
       await waitFor(
         'the worker',
         async () => (await workflowPollers(settings)).some((id) => id.startsWith(`${proc.pid}@`)),
         { timeoutMs: 60_000, pid: proc.pid, logFile: p.log, intervalMs: 500 },
       );
     }
-    return `task queue ${settings.taskQueue}, metrics http://127.0.0.1:${settings.metricsPort}/metrics (log ${p.log})`;
+    return `task queue ${settings.taskQueue}, runbook config ${settings.runbookConfig ?? 'none'}, metrics http://127.0.0.1:${settings.metricsPort}/metrics (log ${p.log})`;
   },
 
   async stop(ctx) {
@@ -114,6 +148,19 @@ export const workerComponent: Component = {
         );
     } catch (err) {
       checks.push(fail('worker', 'polling', errorMessage(err), 'start Temporal first: runbook up'));
+    }
+    if (pid) {
+      const file = workerRunbookConfig(settings.home);
+      const fix = 'runbook up --config <the reviewed runbook.yaml>';
+      if (!file) checks.push(fail('worker', 'runbook config', 'none: it refuses deploys, rollbacks and drills', fix));
+      else {
+        try {
+          const services = Object.keys(loadRunbookConfig(file).services);
+          checks.push(pass('worker', 'runbook config', `${file} (${services.join(', ')})`));
+        } catch (err) {
+          checks.push(fail('worker', 'runbook config', errorMessage(err).split('\n')[0] ?? '', `fix ${file}`));
+        }
+      }
     }
     const metricsUrl = `http://127.0.0.1:${settings.metricsPort}/metrics`;
     const metrics = await fetch(metricsUrl, { signal: AbortSignal.timeout(2_000) }).then(

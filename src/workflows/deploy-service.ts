@@ -2,12 +2,14 @@ import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } fro
 import type { Activities } from '../activities';
 import { platformPlanOf } from '../platforms/descriptors';
 import type { DeployInput, DeployResult, Outcome, ReleaseRef } from '../shared/deploy';
+import { deployRequestSchema } from '../shared/request';
 import { releaseIdFor } from '../shared/ids';
 import { APPROVAL_GATES } from '../shared/service-plan';
 import { heaviestRelease } from '../shared/traffic';
 import { act, releaseStart, safe, slow } from './activity-options';
 import { createCanary } from './canary';
 import { metrics } from './metrics';
+import { takeRequest } from './request';
 import { beginRunbook, describeFailure, outcomeOf } from './runbook';
 import { bringUpRelease, releaseKey, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
 import { say } from './wording';
@@ -20,22 +22,27 @@ import { say } from './wording';
  * non-cancellable scope) and stops the new one; the database is not restored (migrations are expand/contract;
  * the snapshot id is in the result for the rollback workflow).
  *
+ * The input is a request (service, environment, version, who, why, the digest of the previewed plan): the plan comes
+ * from the worker's runbook config (see planOf). A malformed request, one that carries a plan, or one whose digest is
+ * not the worker's plan's fails the workflow before anything is touched.
+ *
  * Business outcomes (succeeded, rolled-back, failed, rejected) are results, reported by the CLI and the
  * RunbookOutcome search attribute; a cancelled deploy rolls back and then ends as Cancelled.
  */
 export async function deployService(input: DeployInput): Promise<DeployResult> {
-  const { plan, version, requestedBy } = input;
+  const taken = takeRequest(deployRequestSchema, 'deploy', input);
+  const { version, requestedBy } = taken.request;
   const { workflowId } = workflowInfo();
-  const platform = platformPlanOf(plan);
-  const route = routeOf(plan, platform);
   const rb = beginRunbook({
     kind: 'deploy',
-    plan,
+    taken,
     version,
-    requestedBy,
     gates: APPROVAL_GATES,
-    policyFor: () => plan.approvals,
+    policyFor: (plan) => plan.approvals,
   });
+  const plan = await rb.plan();
+  const platform = platformPlanOf(plan);
+  const route = routeOf(plan, platform);
   const { state, enter, note, step, approval, showWeights, compensations } = rb;
   const canary = createCanary(rb, plan, route, platform.drainMs);
   note(say.deployPlan(plan, platform, version, requestedBy));

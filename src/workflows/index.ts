@@ -2,3 +2,4 @@ export { stackCheck } from './stack-check';
 export { deployService } from './deploy-service';
 export { rollbackService } from './rollback-service';
 export { restoreDrill } from './restore-drill';
+export { planPreview } from './plan-preview';

@@ -29,19 +29,14 @@ import {
   type PhaseTiming,
 } from '../shared/drill';
 import { releaseIdFor } from '../shared/ids';
+import { drillRequestSchema } from '../shared/request';
 import { platformPlanOf } from '../platforms/descriptors';
 import { statusQuery } from '../shared/messages';
-import {
-  RunbookEnvironment,
-  RunbookKind,
-  RunbookOutcome,
-  RunbookPhase,
-  RunbookRtoSeconds,
-  RunbookService,
-} from '../shared/search-attributes';
+import { RunbookOutcome, RunbookPhase, RunbookRtoSeconds } from '../shared/search-attributes';
 import { act, longWithHeartbeat, quick, safe, slow } from './activity-options';
 import { metrics } from './metrics';
 import { installGates, REJECTED } from './gates';
+import { planOf, takeRequest } from './request';
 import { describeFailure } from './runbook';
 import { bringUpRelease, releaseKey as releaseKeyOf, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
 import { say } from './wording';
@@ -82,48 +77,54 @@ const CONNECT_DEADLINE_MS = 60_000;
  * ends as Cancelled. It takes no service lock: it changes nothing the service uses.
  */
 export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
-  const { plan, requestedBy } = input;
-  const { service, environment } = plan;
+  const taken = takeRequest(drillRequestSchema, 'drill', input);
+  const request = taken.request;
+  const { service, environment, requestedBy } = request;
   const { workflowId, startTime } = workflowInfo();
-  const rtoTargetMs = plan.drill?.rtoTargetMs ?? DEFAULT_RTO_TARGET_MS;
-  const scratch = scratchDatabaseFor(plan.database?.name ?? service.replace(/-/g, '_'), workflowId);
+  // Until the plan is resolved, the scratch database and the RTO target are not known yet.
   const drill: DrillProgress = {
-    scratchDatabase: scratch,
+    scratchDatabase: '',
     phases: [],
-    rtoTargetMs,
+    rtoTargetMs: DEFAULT_RTO_TARGET_MS,
     integrity: {},
-    signoff: input.signoffTimeoutMs ? 'pending' : 'not-requested',
+    signoff: request.signoffTimeoutMs ? 'pending' : 'not-requested',
     cleanup: [],
   };
   const state: DrillState = {
     kind: 'drill',
     service,
     environment,
-    version: input.version ?? '(live)',
+    version: request.version ?? '(live)',
     requestedBy,
     phase: 'plan',
     step: 'resolving the plan',
     weights: {},
     analysis: [],
-    gates: input.signoffTimeoutMs ? [{ gate: 'drill-signoff', status: 'pending', refused: [] }] : [],
+    gates: request.signoffTimeoutMs ? [{ gate: 'drill-signoff', status: 'pending', refused: [] }] : [],
     timeline: [],
     drill,
   };
   setHandler(statusQuery, () => state);
-  const signoffPolicy: GatePolicy = {
-    gates: input.signoffTimeoutMs ? ['drill-signoff'] : [],
-    approvers: plan.approvals.approvers,
-    fourEyes: plan.approvals.fourEyes,
-    timeoutMs: input.signoffTimeoutMs ?? 0,
+  let signoffPolicy: GatePolicy = {
+    gates: [],
+    approvers: [],
+    fourEyes: true,
+    timeoutMs: request.signoffTimeoutMs ?? 0,
     onTimeout: 'proceed',
   };
   const { gate } = installGates(state, () => signoffPolicy, requestedBy, `the drill of ${service} in ${environment}`);
-  upsertSearchAttributes([
-    { key: RunbookService, value: service },
-    { key: RunbookEnvironment, value: environment },
-    { key: RunbookKind, value: 'drill' },
-    { key: RunbookPhase, value: 'plan' },
-  ]);
+  const plan = await planOf(taken, 'drill', state);
+  const rtoTargetMs = plan.drill?.rtoTargetMs ?? DEFAULT_RTO_TARGET_MS;
+  const scratch = scratchDatabaseFor(plan.database?.name ?? service.replace(/-/g, '_'), workflowId);
+  drill.scratchDatabase = scratch;
+  drill.rtoTargetMs = rtoTargetMs;
+  signoffPolicy = {
+    gates: request.signoffTimeoutMs ? ['drill-signoff'] : [],
+    approvers: plan.approvals.approvers,
+    fourEyes: plan.approvals.fourEyes,
+    timeoutMs: request.signoffTimeoutMs ?? 0,
+    onTimeout: 'proceed',
+  };
 
   const note = (message: string, phase: DeployPhase = state.phase) =>
     state.timeline.push({ atMs: Date.now(), phase, message });
@@ -175,13 +176,13 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     }
     const db = plan.database;
     note(
-      `plan: restore ${input.fresh ? 'a fresh snapshot' : (input.snapshotId ?? 'the newest snapshot')} of ${db.name} ` +
-        `into ${scratch}, ${platform.drillStartsApp ? `start ${input.version ?? 'the live release'} on it (not routed)` : 'check it over its endpoint'}; RTO target ` +
-        `${formatMs(rtoTargetMs)}; sign-off ${input.signoffTimeoutMs ? `by ${signoffPolicy.approvers.join(' or ')} within ${formatMs(input.signoffTimeoutMs)}` : 'not asked'}; ` +
-        `requested by ${requestedBy}${input.reason ? `: ${input.reason}` : ''}`,
+      `plan: restore ${request.fresh ? 'a fresh snapshot' : (request.snapshotId ?? 'the newest snapshot')} of ${db.name} ` +
+        `into ${scratch}, ${platform.drillStartsApp ? `start ${request.version ?? 'the live release'} on it (not routed)` : 'check it over its endpoint'}; RTO target ` +
+        `${formatMs(rtoTargetMs)}; sign-off ${request.signoffTimeoutMs ? `by ${signoffPolicy.approvers.join(' or ')} within ${formatMs(request.signoffTimeoutMs)}` : 'not asked'}; ` +
+        `requested by ${requestedBy}${request.reason ? `: ${request.reason}` : ''}`,
     );
 
-    let version = input.version;
+    let version = request.version;
     if (version) drill.versionSource = 'input';
     else {
       const live = await act.findLiveVersion(routeOf(plan, platform));
@@ -198,7 +199,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     state.version = version;
 
     let manifest: SnapshotManifest;
-    if (input.fresh) {
+    if (request.fresh) {
       const snapshotId = snapshotName(plan, workflowId, 'drill');
       manifest = await step('snapshot', `taking a fresh snapshot of ${db.name} (${snapshotId})`, () =>
         takeSnapshot(plan, platform, workflowId, 'drill', db.name),
@@ -206,13 +207,13 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     } else {
       manifest = await step(
         'pick-snapshot',
-        input.snapshotId ? `checking snapshot ${input.snapshotId}` : `finding the newest snapshot of ${db.name}`,
+        request.snapshotId ? `checking snapshot ${request.snapshotId}` : `finding the newest snapshot of ${db.name}`,
         () =>
           act.findDrillSnapshot({
             service,
             environment,
             database: db.name,
-            ...(input.snapshotId ? { snapshotId: input.snapshotId } : {}),
+            ...(request.snapshotId ? { snapshotId: request.snapshotId } : {}),
             ...on,
           }),
       );
@@ -221,7 +222,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     const rows = manifest.tables.reduce((n, t) => n + t.rows, 0);
     drill.snapshot = {
       snapshotId,
-      source: input.fresh ? 'fresh' : input.snapshotId ? 'given' : 'latest',
+      source: request.fresh ? 'fresh' : request.snapshotId ? 'given' : 'latest',
       createdAtMs: manifest.createdAtMs,
       ageMs: Math.max(0, Date.now() - manifest.createdAtMs),
       bytes: manifest.bytes,
@@ -351,7 +352,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     );
     reason = `restored ${snapshotId} (${formatMs(drill.snapshot.ageMs)} old) and ${platform.drillStartsApp ? version : 'the copy'} was ready in ${formatMs(rtoMs)}, ${verdict}`;
 
-    if (input.signoffTimeoutMs) {
+    if (request.signoffTimeoutMs) {
       await safe.recordDrillRun(record('awaiting-sign-off', `${reason}; waiting for the sign-off`, false));
       drill.signoff = 'waiting';
       await step(
@@ -366,7 +367,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
         reason += `; signed off by ${decided.decidedBy}`;
       } else {
         drill.signoff = 'unsigned';
-        reason += `; unsigned (no sign-off within ${formatMs(input.signoffTimeoutMs)})`;
+        reason += `; unsigned (no sign-off within ${formatMs(request.signoffTimeoutMs)})`;
       }
     }
   } catch (err) {

@@ -1,12 +1,14 @@
 import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { platformPlanOf } from '../platforms/descriptors';
-import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } from '../shared/deploy';
+import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput, ServicePlan } from '../shared/deploy';
 import { databaseNameFor, releaseIdFor } from '../shared/ids';
+import { rollbackRequestSchema } from '../shared/request';
 import { APPROVAL_GATES } from '../shared/service-plan';
 import { heaviestRelease } from '../shared/traffic';
 import { act, releaseStart, safe, slow } from './activity-options';
 import { metrics } from './metrics';
+import { takeRequest } from './request';
 import { beginRunbook, describeFailure, outcomeOf } from './runbook';
 import { bringUpRelease, releaseKey, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
 
@@ -25,27 +27,29 @@ const RESTORE_JOBS = 2;
  * the snapshot's manifest, and only then swaps it in; the replaced database is kept, never dropped.
  */
 export async function rollbackService(input: RollbackInput): Promise<DeployResult> {
-  const { plan, requestedBy } = input;
+  const taken = takeRequest(rollbackRequestSchema, 'rollback', input);
+  const request = taken.request;
+  const { requestedBy } = request;
   const { workflowId } = workflowInfo();
-  const platform = platformPlanOf(plan);
-  const route = routeOf(plan, platform);
-  const { drainMs, words } = platform;
-  const on = { platform: platform.target };
-  const restorePolicy: GatePolicy = {
+  const restorePolicy = (plan: ServicePlan): GatePolicy => ({
     gates: ['restore-database'],
     approvers: plan.rollback.dbRestoreApprovers,
     fourEyes: true,
     timeoutMs: plan.rollback.approvals.timeoutMs,
     onTimeout: 'abort',
-  };
+  });
   const rb = beginRunbook({
     kind: 'rollback',
-    plan,
-    version: input.toVersion ?? '(previous)',
-    requestedBy,
+    taken,
+    version: request.toVersion ?? '(previous)',
     gates: [...APPROVAL_GATES.filter((g) => g === 'before-start'), 'restore-database'],
-    policyFor: (gate) => (gate === 'restore-database' ? restorePolicy : plan.rollback.approvals),
+    policyFor: (plan, gate) => (gate === 'restore-database' ? restorePolicy(plan) : plan.rollback.approvals),
   });
+  const plan = await rb.plan();
+  const platform = platformPlanOf(plan);
+  const route = routeOf(plan, platform);
+  const { drainMs, words } = platform;
+  const on = { platform: platform.target };
   const { state, enter, note, step, approval, showWeights, compensations } = rb;
   const key = (releaseId: string) => releaseKey(plan, platform, releaseId);
   let trafficMoved = false;
@@ -69,7 +73,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
         : undefined);
     state.stable = from;
 
-    let toVersion = input.toVersion;
+    let toVersion = request.toVersion;
     if (!toVersion) {
       // A live release whose process died is restarted as it is; a running one is replaced by the one before.
       toVersion = live
@@ -92,7 +96,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       });
     }
 
-    if (input.restoreSnapshotId) {
+    if (request.restoreSnapshotId) {
       if (!plan.database) {
         throw ApplicationFailure.create({
           type: 'NoDatabase',
@@ -101,14 +105,14 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
         });
       }
       const inspected = await slow.inspectSnapshot({
-        snapshotId: input.restoreSnapshotId,
+        snapshotId: request.restoreSnapshotId,
         service: plan.service,
         environment: plan.environment,
         database: plan.database.name,
         ...on,
       });
       state.restore = {
-        snapshotId: input.restoreSnapshotId,
+        snapshotId: request.restoreSnapshotId,
         snapshotTakenAtMs: inspected.manifest.createdAtMs,
         lost: inspected.lost,
       };
@@ -120,7 +124,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
           ? `restore snapshot ${state.restore.snapshotId} taken ${Math.round((Date.now() - state.restore.snapshotTakenAtMs) / 60_000)} min ago ` +
             `(loses ${lostRows} row(s) written since: ${state.restore.lost.map((t) => `${t.table} ${t.rowsNow} -> ${t.rowsInSnapshot}`).join(', ')})`
           : 'untouched') +
-        `; requested by ${requestedBy}${input.reason ? `: ${input.reason}` : ''}`,
+        `; requested by ${requestedBy}${request.reason ? `: ${request.reason}` : ''}`,
       'plan',
     );
 

@@ -20,37 +20,38 @@ import type {
   ServicePlan,
 } from '../shared/deploy';
 import { statusQuery } from '../shared/messages';
-import {
-  RunbookEnvironment,
-  RunbookKind,
-  RunbookOutcome,
-  RunbookPhase,
-  RunbookService,
-} from '../shared/search-attributes';
+import { RunbookOutcome, RunbookPhase } from '../shared/search-attributes';
 import { act, safe } from './activity-options';
 import { installGates, REJECTED } from './gates';
 import { metrics } from './metrics';
+import { planOf, type Taken } from './request';
 import type { StepRunner } from './steps';
+
+/** Before the plan is resolved nobody may decide anything: no gate, no approver. */
+const NO_POLICY: GatePolicy = { gates: [], approvers: [], fourEyes: true, timeoutMs: 0, onTimeout: 'abort' };
 
 /**
  * What deploy and rollback share: the state the `status` query returns, the gates, phases upserted as search
  * attributes, a compensation stack run non-cancellably, and the ending (release history, lock released).
- * Call before the first await: it registers the handlers.
+ * Call before the first await: it registers the handlers; `plan()` then resolves the plan (the first command), and the
+ * gates read their policies from it (until then, nothing can be decided).
  */
-export function beginRunbook(args: {
+export function beginRunbook<
+  R extends { service: string; environment: string; requestedBy: string; configDigest: string },
+>(args: {
   kind: 'deploy' | 'rollback';
-  plan: ServicePlan;
+  taken: Taken<R>;
   version: string;
-  requestedBy: string;
   gates: readonly GateName[];
-  policyFor: (gate: GateName) => GatePolicy;
+  policyFor: (plan: ServicePlan, gate: GateName) => GatePolicy;
 }) {
-  const { kind, plan, version, requestedBy } = args;
-  const what = `the ${kind} of ${plan.service} ${kind === 'deploy' ? `${version} to` : 'in'} ${plan.environment}`;
+  const { kind, version, taken } = args;
+  const { service, environment, requestedBy } = taken.request;
+  const what = `the ${kind} of ${service} ${kind === 'deploy' ? `${version} to` : 'in'} ${environment}`;
   const state: DeployState = {
     kind,
-    service: plan.service,
-    environment: plan.environment,
+    service,
+    environment,
     version,
     requestedBy,
     phase: 'plan',
@@ -60,8 +61,10 @@ export function beginRunbook(args: {
     gates: args.gates.map((gate) => ({ gate, status: 'pending', refused: [] })),
     timeline: [],
   };
+  let resolved: ServicePlan | undefined;
+  const policyFor = (gate: GateName) => (resolved ? args.policyFor(resolved, gate) : NO_POLICY);
   setHandler(statusQuery, () => state);
-  const { gate } = installGates(state, args.policyFor, requestedBy, what);
+  const { gate } = installGates(state, policyFor, requestedBy, what);
   const compensations: Array<{ what: string; run: () => Promise<unknown> }> = [];
   let lockHeld = false;
 
@@ -71,15 +74,9 @@ export function beginRunbook(args: {
     state.phase = phase;
     state.step = step;
     note(step, phase);
-    log.info(step, { phase, service: plan.service, environment: plan.environment });
+    log.info(step, { phase, service, environment });
     upsertSearchAttributes([{ key: RunbookPhase, value: phase }]);
   };
-  upsertSearchAttributes([
-    { key: RunbookService, value: plan.service },
-    { key: RunbookEnvironment, value: plan.environment },
-    { key: RunbookKind, value: kind },
-    { key: RunbookPhase, value: 'plan' },
-  ]);
 
   const step: StepRunner = (phase, what, work) => {
     enter(phase, what);
@@ -90,6 +87,11 @@ export function beginRunbook(args: {
     state,
     what,
     gate,
+    /** The plan to run (see planOf): call once, first. */
+    async plan(): Promise<ServicePlan> {
+      resolved = await planOf(taken, kind, state);
+      return resolved;
+    },
     enter,
     note,
     step,
@@ -97,12 +99,12 @@ export function beginRunbook(args: {
     /** Takes the service's lock (one runbook per service and environment); `finish` releases it. */
     async lock() {
       const { workflowId } = workflowInfo();
-      await act.acquireServiceLock({ service: plan.service, environment: plan.environment, workflowId, kind });
+      await act.acquireServiceLock({ service, environment, workflowId, kind });
       lockHeld = true;
     },
     /** Approval at a gate, shown as a phase only when the policy lists the gate. */
     async approval(name: GateName) {
-      if (args.policyFor(name).gates.includes(name)) enter('awaiting-approval', `${name} approval`);
+      if (policyFor(name).gates.includes(name)) enter('awaiting-approval', `${name} approval`);
       await gate(name);
     },
     /** The traffic split by version, for people, from the router's split by release id. */
@@ -157,16 +159,16 @@ export function beginRunbook(args: {
         state.phase = 'done';
         state.step = `${outcome}: ${reason}`;
         note(state.step, 'done');
-        log.info(state.step, { phase: 'done', outcome, service: plan.service, environment: plan.environment });
-        metrics.outcome(kind, plan.service, plan.environment, outcome);
+        log.info(state.step, { phase: 'done', outcome, service, environment });
+        metrics.outcome(kind, service, environment, outcome);
         upsertSearchAttributes([
           { key: RunbookPhase, value: 'done' },
           { key: RunbookOutcome, value: outcome },
         ]);
         const { workflowId, startTime } = workflowInfo();
         await safe.recordRelease({
-          service: plan.service,
-          environment: plan.environment,
+          service,
+          environment,
           version: record.version,
           releaseId: record.releaseId,
           workflowId,
@@ -178,13 +180,12 @@ export function beginRunbook(args: {
           reason,
           details: record.details,
         });
-        if (lockHeld)
-          await safe.releaseServiceLock({ service: plan.service, environment: plan.environment, workflowId });
+        if (lockHeld) await safe.releaseServiceLock({ service, environment, workflowId });
       });
       return {
         outcome,
-        service: plan.service,
-        environment: plan.environment,
+        service,
+        environment,
         version: record.version,
         reason,
         ...(record.snapshotId ? { snapshotId: record.snapshotId } : {}),

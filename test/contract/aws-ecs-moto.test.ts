@@ -56,12 +56,14 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
 
   /**
    * With RUNBOOK_RECORD_AWS_HISTORIES=1, the histories of this test's workflows are written to
-   * test/replay/histories/aws-ecs-<name>.json, which the replay test replays on every run: the aws-ecs paths of the
-   * workflows are then guarded against non-deterministic changes like the single-host ones.
+   * test/replay/histories/aws-ecs-worker-plan-<name>.json, which the replay test replays on every run: the aws-ecs
+   * paths of the workflows are then guarded against non-deterministic changes like the single-host ones. (The
+   * aws-ecs-<name>.json ones were recorded before the worker resolved plans; they stay, and keep replaying.)
    */
   async function record(workflowId: string, name: string): Promise<void> {
     if (process.env.RUNBOOK_RECORD_AWS_HISTORIES !== '1') return;
-    await exportHistory(testStack(), workflowId, path.join(__dirname, '../replay/histories', `aws-ecs-${name}.json`));
+    const file = path.join(__dirname, '../replay/histories', `aws-ecs-worker-plan-${name}.json`);
+    await exportHistory(testStack(), workflowId, file);
   }
 
   /** The production listener's split, by colour. */
@@ -188,6 +190,8 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   // After the before hook above, so that the worker starts once moto, the app and the database are up (it
   // reaches them at their local addresses); its task queue is known from the start.
   const { taskQueue } = useWorker('aws-moto', () => ({
+    // The worker trusts the runbook.yaml the CLI uses: the plans come from it.
+    runbookConfig: path.join(dir, 'runbook.yaml'),
     env: { ...process.env, SHOP_AWS_DATABASE_URL: databaseUrl },
     resolveAwsAddress: (host, port) =>
       host.endsWith('.elb.amazonaws.com')
@@ -211,6 +215,17 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   let v2Snapshot: string;
 
   it('deploy: the first release goes to the idle colour with a new task definition; snapshot and migrations first', async () => {
+    const preview = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v1', '--dry-run']);
+    assert.equal(preview.code, 0, `${preview.stdout}\n${preview.stderr}`);
+    assert.match(
+      preview.stdout,
+      new RegExp(`\\n  platform +aws-ecs: region ${region} \\(endpoint ${moto.endpoint}\\), cluster `),
+    );
+    assert.match(
+      preview.stdout,
+      /\n {2}database +\S+ \(URL from the worker's SHOP_AWS_DATABASE_URL\) on RDS instance /,
+    );
+    assert.match(preview.stdout, /has the same plan: the worker runs what you see/);
     const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v1', '--wait']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     const green = await service('green');

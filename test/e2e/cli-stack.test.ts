@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { parse, stringify } from 'yaml';
 import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
 import { freePort, isAlive, portOpen } from '../../src/system/processes';
 import { sample } from './metrics.test';
@@ -11,6 +12,29 @@ import { runbookCli, type CliResult } from '../helpers/cli';
 /** The CLI on this test's own stack (never a TEMPORAL_ADDRESS from the environment). */
 const runbook = (args: string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliResult> =>
   runbookCli(args, { TEMPORAL_ADDRESS: '', ...env }, timeoutMs);
+
+/**
+ * examples/runbook.yaml with the demo environment on free ports (the test may share the machine with another stack),
+ * its folders absolute: the config the stack's worker and the demo both use.
+ */
+async function demoConfig(dir: string): Promise<string> {
+  const examples = path.join(__dirname, '../../examples');
+  const doc = parse(readFileSync(path.join(examples, 'runbook.yaml'), 'utf8')) as {
+    services: { shop: Record<string, Record<string, unknown>> & { environments: Record<string, object> } };
+  };
+  const shop = doc.services.shop;
+  shop.release!.cwd = path.join(examples, 'shop/releases/{version}');
+  shop.database!.migrations = path.join(examples, 'shop/migrations');
+  const low = 23000 + (process.pid % 50) * 20;
+  shop.environments.demo = {
+    ...shop.environments.demo,
+    listen: { port: await freePort() },
+    release: { portRange: [low, low + 19] },
+  };
+  const file = path.join(dir, 'runbook.yaml');
+  writeFileSync(file, stringify(doc));
+  return file;
+}
 
 interface DoctorReport {
   ok: boolean;
@@ -22,9 +46,11 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
   let home: string;
   let env: NodeJS.ProcessEnv;
   let ports: number[];
+  let config: string;
 
   before(async () => {
     home = mkdtempSync(path.join(os.tmpdir(), 'runbook-e2e-'));
+    config = await demoConfig(mkdtempSync(path.join(os.tmpdir(), 'runbook-e2e-config-')));
     ports = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     env = {
       RUNBOOK_HOME: home,
@@ -40,13 +66,15 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
   after(async () => {
     await runbook(['down'], env);
     rmSync(home, { recursive: true, force: true });
+    rmSync(path.dirname(config), { recursive: true, force: true });
   });
 
   it('up --detach starts every component, doctor is all green, and the demo (README command 1) runs its deploy story', async () => {
-    const up = await runbook(['up', '--detach', '--json'], env);
+    const up = await runbook(['up', '--detach', '--json', '--config', config], env);
     assert.equal(up.code, 0, up.stderr);
     const { addresses } = JSON.parse(up.stdout) as { addresses: Record<string, string> };
     assert.deepEqual(Object.keys(addresses), ['postgres', 'releases', 'haproxy', 'temporal', 'worker']);
+    assert.match(addresses.worker ?? '', new RegExp(`runbook config ${config}`));
 
     const doctor = await runbook(['doctor', '--json'], env);
     const report = JSON.parse(doctor.stdout) as DoctorReport;
@@ -60,6 +88,7 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
       'web ui',
       'search attributes',
       'polling',
+      'runbook config',
       'metrics',
     ]) {
       assert.ok(
@@ -70,14 +99,7 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     const ui = await fetch(`http://127.0.0.1:${ports[1]}/`);
     assert.equal(ui.status, 200, 'the Temporal Web UI answers');
 
-    const releasePorts = 23000 + (process.pid % 50) * 20;
-    const demoArgs = [
-      'demo',
-      '--listen-port',
-      String(await freePort()),
-      '--release-ports',
-      `${releasePorts}-${releasePorts + 19}`,
-    ];
+    const demoArgs = ['demo', '--config', config];
     const demo = await runbook(demoArgs, env);
     assert.equal(demo.code, 0, `${demo.stdout}\n${demo.stderr}`);
     assert.match(demo.stdout, /deploy-shop-demo-v2-\S+: SUCCEEDED: v2 is live/);
@@ -111,6 +133,21 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     assert.equal(again.code, 0, again.stderr);
     for (const name of ['postgres', 'haproxy', 'temporal', 'worker'])
       assert.match(again.stdout, new RegExp(`${name}: already running`));
+  });
+
+  it('up with another runbook config restarts the worker with it (the plans come from its config)', async () => {
+    const other = path.join(path.dirname(config), 'other.yaml');
+    copyFileSync(config, other);
+    const up = await runbook(['up', '--detach', '--config', other], env);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(
+      up.stdout,
+      new RegExp(`worker: restarting \\(pid \\d+\\): its runbook config changes from ${config} to ${other}`),
+    );
+    const doctor = JSON.parse((await runbook(['doctor', '--json'], env)).stdout) as DoctorReport;
+    const check = doctor.checks.find((c) => c.check === 'runbook config');
+    assert.ok(check?.ok, JSON.stringify(check));
+    assert.match(check.detail, new RegExp(`^${other} \\(shop\\)$`));
   });
 
   it('down stops everything and frees the ports; doctor then names each problem and its fix', async () => {

@@ -48,15 +48,15 @@ async function writeConfig(dir: string, service: string, database: string): Prom
 
 describe('runbook drill (the CLI against the test stack)', function () {
   this.timeout(180_000);
-  let dir: string;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-drill-e2e-'));
   let env: NodeJS.ProcessEnv;
   let service: string;
   const drills: string[] = [];
-  const { taskQueue } = useWorker('drill-cli');
+  // The worker trusts the same runbook.yaml as the CLI (written below; it is read on every request).
+  const { taskQueue } = useWorker('drill-cli', () => ({ runbookConfig: path.join(dir, 'runbook.yaml') }));
 
   before(async () => {
     const stack = testStack();
-    dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-drill-e2e-'));
     service = uniqueName('shop').replace(/[^a-z0-9-]/g, '');
     const database = service.replace(/-/g, '_');
     await ensureDatabase(stack.settings, database);
@@ -117,8 +117,11 @@ describe('runbook drill (the CLI against the test stack)', function () {
     assert.equal(d.policies.catchupWindow, 3_600_000);
     assert.equal(d.spec.intervals?.[0]?.every, 7 * 24 * 3_600_000);
     assert.equal(d.action.workflowType, 'restoreDrill');
-    const input = d.action.args?.[0] as { plan: { service: string }; requestedBy: string };
-    assert.equal(input.plan.service, service, 'the action input is the resolved plan');
+    const input = d.action.args?.[0] as Record<string, unknown>;
+    assert.equal(input.service, service, 'the action input is the request');
+    assert.equal(input.environment, 'staging');
+    assert.match(String(input.configDigest), /^sha256:[0-9a-f]{64}$/, 'with the digest of the plan as it is now');
+    assert.equal(input.plan, undefined, 'no plan: the worker resolves it');
     assert.equal(input.requestedBy, `schedule:${scheduleId}`);
 
     // Paused in the UI meanwhile: an update of the plan keeps it paused.

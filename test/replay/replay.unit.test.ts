@@ -21,6 +21,30 @@ describe('replay of committed histories', () => {
       assert.ok(names.includes(scenario.name), `record ${scenario.name}: npm run record-histories`);
   });
 
+  it('keeps the histories recorded with the plan in the input (before worker-resolves-plan): they must still replay', () => {
+    const legacy = [
+      'deploy-happy',
+      'deploy-auto-rollback',
+      'deploy-rejected',
+      'deploy-approval-timeout',
+      'rollback-app-only',
+      'rollback-db-restore',
+      'drill-passed',
+      'drill-failed-corrupt-snapshot',
+      'drill-cancelled',
+      'aws-ecs-deploy-canary',
+      'aws-ecs-rollback-db-restore',
+      'aws-ecs-drill-passed',
+    ];
+    for (const name of legacy) {
+      const history = historyFromJSON(JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8')));
+      const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+      assert.ok(input, `${name} has an input`);
+      const decoded = JSON.parse(Buffer.from(input).toString('utf8')) as { plan?: { service?: string } };
+      assert.ok(decoded.plan?.service, `${name}'s input carries its plan`);
+    }
+  });
+
   it('holds no secret: workflows name targets, workers hold the credentials', () => {
     for (const file of files) {
       const payloads = [...readFileSync(path.join(dir, file), 'utf8').matchAll(/"data": "([A-Za-z0-9+/=]+)"/g)].map(

@@ -1,11 +1,9 @@
-import { readFileSync, truncateSync } from 'node:fs';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { startLoad } from '../../src/load-generator';
+import { planDigest } from '../../src/runbook-config';
 import { approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
-import type { RollbackInput } from '../../src/shared/deploy';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
-import type { rollbackService, stackCheck } from '../../src/workflows';
-import { shopPlan, startDeploy, waitingAt, withGates, snapshotPath } from '../workflows/deploy-fixture';
+import type { deployService, stackCheck } from '../../src/workflows';
+import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
 import { liveV1, startDrill } from '../workflows/drill-fixture';
 
 /** v1 then v2 live; returns the plan (restores approved by alice and bob) and v2's pre-migration snapshot. */
@@ -15,10 +13,6 @@ async function v1ThenV2(taskQueue: string): Promise<{ plan: ServicePlan; snapsho
   await (await startDeploy(taskQueue, plan, 'v1')).result();
   const v2 = await (await startDeploy(taskQueue, plan, 'v2')).result();
   return { plan, snapshotId: v2.snapshotId! };
-}
-
-function startRollback(client: Client, taskQueue: string, workflowId: string, input: RollbackInput) {
-  return client.workflow.start<typeof rollbackService>('rollbackService', { taskQueue, workflowId, args: [input] });
 }
 
 /**
@@ -48,8 +42,13 @@ export const scenarios: ReplayScenario[] = [
       return handle;
     },
   },
+  // The histories recorded before the `worker-resolves-plan` patch (deploy-happy, deploy-auto-rollback,
+  // deploy-rejected, deploy-approval-timeout, rollback-app-only, rollback-db-restore, drill-passed,
+  // drill-failed-corrupt-snapshot, drill-cancelled: their input carries the plan) stay committed and replay with
+  // their own plan; their scenarios cannot run any more (a new execution refuses a plan in its input) and are in
+  // the git history of this file (commit 2a0067c). The ones below are the same paths with the worker-resolved plan.
   {
-    name: 'deploy-happy',
+    name: 'worker-plan-deploy-happy',
     run: async (_client, taskQueue) => {
       const plan = await shopPlan();
       await (await startDeploy(taskQueue, plan, 'v1')).result();
@@ -65,26 +64,7 @@ export const scenarios: ReplayScenario[] = [
     },
   },
   {
-    name: 'deploy-auto-rollback',
-    run: async (_client, taskQueue) => {
-      const plan = await shopPlan({
-        traffic: {
-          steps: [
-            { weight: 50, bakeMs: 10_000 },
-            { weight: 100, bakeMs: 0 },
-          ],
-        },
-      });
-      await (await startDeploy(taskQueue, plan, 'v1')).result();
-      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
-      const handle = await startDeploy(taskQueue, plan, 'v3');
-      await handle.result();
-      await load.stop();
-      return handle;
-    },
-  },
-  {
-    name: 'deploy-rejected',
+    name: 'worker-plan-deploy-rejected',
     run: async (_client, taskQueue) => {
       const plan = await shopPlan();
       await (await startDeploy(taskQueue, plan, 'v1')).result();
@@ -97,38 +77,52 @@ export const scenarios: ReplayScenario[] = [
     },
   },
   {
-    name: 'deploy-approval-timeout',
-    run: async (_client, taskQueue) => {
+    // The caller previewed a plan without gates; the worker's plan has them: refused, nothing started.
+    name: 'worker-plan-deploy-digest-mismatch',
+    run: async (client, taskQueue, workflowId) => {
+      const plan = withGates(await shopPlan(), ['before-start']);
+      const previewed = planDigest(withGates(plan, []));
+      const handle = await client.workflow.start<typeof deployService>('deployService', {
+        taskQueue,
+        workflowId,
+        args: [
+          {
+            ...requestFor(taskQueue, plan),
+            version: 'v1',
+            requestedBy: 'dave',
+            configDigest: previewed.digest,
+            fieldDigests: previewed.fieldDigests,
+          },
+        ],
+      });
+      await handle.result().catch(() => undefined);
+      return handle;
+    },
+  },
+  {
+    // A raw start with a plan in its input: refused before any command.
+    name: 'worker-plan-deploy-plan-in-request',
+    run: async (client, taskQueue, workflowId) => {
       const plan = await shopPlan();
-      await (await startDeploy(taskQueue, plan, 'v1')).result();
-      const handle = await startDeploy(taskQueue, withGates(plan, ['before-traffic'], { timeoutMs: 1_000 }), 'v2');
-      await handle.result();
-      return handle;
-    },
-  },
-  {
-    name: 'rollback-app-only',
-    run: async (client, taskQueue, workflowId) => {
-      const { plan } = await v1ThenV2(taskQueue);
-      const handle = await startRollback(client, taskQueue, workflowId, {
-        plan,
-        requestedBy: 'dave',
-        reason: 'errors after go-live',
+      const handle = await client.workflow.start('deployService', {
+        taskQueue,
+        workflowId,
+        args: [{ ...requestFor(taskQueue, plan), version: 'v1', requestedBy: 'dave', plan: withGates(plan, []) }],
       });
-      await handle.result();
+      await handle.result().catch(() => undefined);
       return handle;
     },
   },
   {
-    name: 'rollback-db-restore',
-    run: async (client, taskQueue, workflowId) => {
+    name: 'worker-plan-rollback-db-restore',
+    run: async (_client, taskQueue, workflowId) => {
       const { plan, snapshotId } = await v1ThenV2(taskQueue);
-      const handle = await startRollback(client, taskQueue, workflowId, {
+      const handle = await startRollback(
+        taskQueue,
         plan,
-        requestedBy: 'dave',
-        toVersion: 'v1',
-        restoreSnapshotId: snapshotId,
-      });
+        { toVersion: 'v1', restoreSnapshotId: snapshotId, reason: 'bad data' },
+        workflowId,
+      );
       await waitingAt(handle, 'restore-database');
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice', note: 'restore approved' }] });
       await handle.result();
@@ -136,7 +130,7 @@ export const scenarios: ReplayScenario[] = [
     },
   },
   {
-    name: 'drill-passed',
+    name: 'worker-plan-drill-passed',
     run: async (_client, taskQueue, workflowId) => {
       const { plan } = await liveV1(taskQueue);
       const handle = await startDrill(taskQueue, plan, { signoffTimeoutMs: 60_000 }, workflowId);
@@ -144,28 +138,6 @@ export const scenarios: ReplayScenario[] = [
       await handle.signal(signoffSignal, { by: 'mallory' }); // refused: not an approver
       await handle.signal(signoffSignal, { by: 'bob', note: 'restored copy checked' });
       await handle.result();
-      return handle;
-    },
-  },
-  {
-    name: 'drill-failed-corrupt-snapshot',
-    run: async (_client, taskQueue, workflowId) => {
-      const { plan, snapshotId } = await liveV1(taskQueue);
-      const dump = snapshotPath(plan, snapshotId);
-      truncateSync(dump, Math.floor(readFileSync(dump).length / 2));
-      const handle = await startDrill(taskQueue, plan, {}, workflowId);
-      await handle.result();
-      return handle;
-    },
-  },
-  {
-    name: 'drill-cancelled',
-    run: async (_client, taskQueue, workflowId) => {
-      const { plan } = await liveV1(taskQueue);
-      const handle = await startDrill(taskQueue, plan, { signoffTimeoutMs: 60_000 }, workflowId);
-      await waitingAt(handle, 'drill-signoff');
-      await handle.cancel();
-      await handle.result().catch(() => undefined);
       return handle;
     },
   },

@@ -5,14 +5,16 @@ import type { WorkflowHandle } from '@temporalio/client';
 import pg from 'pg';
 import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
 import { loadRunbookConfig, resolveService } from '../../src/runbook-config';
-import type { DeployInput, DeployState, GateName, RollbackInput } from '../../src/shared/deploy';
+import type { DeployState, GateName } from '../../src/shared/deploy';
+import type { DeployRequest, RollbackRequest } from '../../src/shared/request';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import type { ApprovalGate } from '../../src/shared/service-plan';
 import { statusQuery } from '../../src/shared/messages';
 import { databaseUrl, ensureDatabase, ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import { freePort } from '../../src/system/processes';
 import type { deployService, rollbackService } from '../../src/workflows';
-import { testStack, uniqueName } from '../harness';
+import { runbookConfigFor, testStack, uniqueName } from '../harness';
+import { putPlan } from '../helpers/worker-config';
 
 /** The single-host release runner on the test stack's folder, to look at release processes. */
 export const runner = () =>
@@ -77,8 +79,18 @@ export const withGates = (
   approvals: { ...plan.approvals, gates, ...extra },
 });
 
+/**
+ * What a request for `plan` carries, once the plan is in the runbook config of the workers of `taskQueue` (they run
+ * the plan of their config, never one from a request): the service, the environment and the plan's digests.
+ */
+export function requestFor(taskQueue: string, plan: ServicePlan) {
+  const { configDigest, fieldDigests } = putPlan(runbookConfigFor(taskQueue), plan);
+  return { service: plan.service, environment: plan.environment, configDigest, fieldDigests };
+}
+
+/** Starts a deploy of `version` with `plan`: the plan goes into the worker's runbook config, the request names it. */
 export async function startDeploy(taskQueue: string, plan: ServicePlan, version: string, requestedBy = 'dave') {
-  const input: DeployInput = { plan, version, requestedBy };
+  const input: DeployRequest = { ...requestFor(taskQueue, plan), version, requestedBy };
   return testStack().client.workflow.start<typeof deployService>('deployService', {
     taskQueue,
     workflowId: uniqueName(`deploy-${version}`),
@@ -117,10 +129,10 @@ export async function liveV2(
 export function startRollback(
   taskQueue: string,
   plan: ServicePlan,
-  extra: Partial<RollbackInput> = {},
+  extra: Partial<RollbackRequest> = {},
   workflowId = uniqueName('rollback'),
 ) {
-  const input: RollbackInput = { plan, requestedBy: 'dave', reason: 'test', ...extra };
+  const input: RollbackRequest = { ...requestFor(taskQueue, plan), requestedBy: 'dave', reason: 'test', ...extra };
   return testStack().client.workflow.start<typeof rollbackService>('rollbackService', {
     taskQueue,
     workflowId,

@@ -1,17 +1,18 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
-import type { DrillInput } from '../../src/shared/drill';
+import type { DrillRequest } from '../../src/shared/request';
 import type { restoreDrill } from '../../src/workflows';
 import { testStack, uniqueName } from '../harness';
+import { requestFor } from './deploy-fixture';
 
-/** Starts a restore drill of `plan` (requested by dave unless `extra` says otherwise). */
+/** Starts a restore drill of `plan` (put into the worker's runbook config; requested by dave unless `extra` says otherwise). */
 export function startDrill(
   taskQueue: string,
   plan: ServicePlan,
-  extra: Partial<DrillInput> = {},
+  extra: Partial<DrillRequest> = {},
   workflowId = uniqueName('drill'),
 ): Promise<WorkflowHandle<typeof restoreDrill>> {
-  const input: DrillInput = { plan, requestedBy: 'dave', ...extra };
+  const input: DrillRequest = { ...requestFor(taskQueue, plan), requestedBy: 'dave', ...extra };
   return testStack().client.workflow.start<typeof restoreDrill>('restoreDrill', {
     taskQueue,
     workflowId,

@@ -17,7 +17,15 @@ import { signoffUpdate } from '../../src/shared/messages';
 import { RunbookRtoSeconds } from '../../src/shared/search-attributes';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import { postgresClientBinDir } from '../../src/pg/bin-dir';
-import { spawnChildWorker, startWorker, testStack, uniqueName, useWorker, workflowBundle } from '../harness';
+import {
+  runbookConfigFor,
+  spawnChildWorker,
+  startWorker,
+  testStack,
+  uniqueName,
+  useWorker,
+  workflowBundle,
+} from '../harness';
 import { liveV2, queryDb, runner, waitForState, snapshotManifest, snapshotPath } from './deploy-fixture';
 import { liveV1, startDrill } from './drill-fixture';
 
@@ -276,6 +284,7 @@ describe('restoreDrill on the real stack', function () {
       taskQueue: queue,
       workflowBundle: await workflowBundle(),
       activities: createActivities({
+        runbookConfig: runbookConfigFor(queue),
         db: pool,
         haproxy: platform.runtime,
         platforms: createPlatformRegistry({

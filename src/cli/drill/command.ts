@@ -4,7 +4,7 @@
  */
 import { UserError } from '../../errors';
 import type { Command } from '../command';
-import { asOption, configOption, envOption, jsonOption } from '../options';
+import { asOption, configOption, dryRunOption, envOption, jsonOption } from '../options';
 import { drillHistory } from './history';
 import { drillReport } from './report';
 import { runDrill } from './run';
@@ -15,7 +15,7 @@ type Sub = (typeof SUBCOMMANDS)[number] | 'run';
 
 /** Which options each form of `drill` takes (all are parsed together; the others are refused by name). */
 const OPTIONS_OF: Record<Sub, string[]> = {
-  run: ['env', 'config', 'as', 'snapshot', 'fresh', 'signoff', 'version', 'reason', 'wait', 'json'],
+  run: ['env', 'config', 'as', 'snapshot', 'fresh', 'signoff', 'version', 'reason', 'wait', 'dry-run', 'json'],
   schedule: ['env', 'config', 'as', 'cron', 'every', 'fresh', 'signoff', 'delete', 'json'],
   history: ['env', 'config', 'limit', 'json'],
   report: ['env', 'config', 'limit', 'out'],
@@ -27,12 +27,13 @@ export const drillCommand: Command = {
     'Restore drill: restore a snapshot into a scratch database, check it, start the live release on it, time it (RTO).\n' +
     'Also: drill schedule (a Temporal Schedule), drill history, drill report (HTML).',
   usage:
-    'drill <service> [--env <e>] [--snapshot <id> | --fresh] [--signoff <timeout>] [--version <v>] [--as <name>] [--wait] [--json]\n' +
+    'drill <service> [--env <e>] [--snapshot <id> | --fresh] [--signoff <timeout>] [--version <v>] [--as <name>] [--wait | --dry-run] [--json]\n' +
     '       runbook drill schedule <service> [--env <e>] (--cron "<expr>" | --every <duration>) [--fresh] [--signoff <timeout>] [--delete]\n' +
     '       runbook drill history <service> [--env <e>] [--limit <n>] [--json]\n' +
     '       runbook drill report <service> [--env <e>] [--out <file.html>] [--limit <n>]',
   examples: [
     'runbook drill shop --env production --wait',
+    'runbook drill shop --env production --dry-run',
     'runbook drill shop --env production --fresh --signoff 4h --as dave',
     'runbook drill schedule shop --env production --cron "0 3 * * 1"',
     'runbook drill history shop --env production',
@@ -42,8 +43,10 @@ export const drillCommand: Command = {
     'A drill never touches the service: the copy is a new database named after the drill, the app runs on a spare\n' +
     'port outside the route, and both are removed at the end (also on failure and cancel). The RTO counts from the\n' +
     "restore's start to the app answering ready and passing its smoke checks; drill.rtoTarget in runbook.yaml is the\n" +
-    'target. A schedule starts the drill with the plan as resolved when the schedule was set (overlap SKIP, catch-up\n' +
-    `window ${CATCHUP_WINDOW}); pause or trigger it in the Temporal Web UI. history and report read the drill_runs table when\n` +
+    'target. The worker runs the plan of its own runbook config and refuses a drill whose plan differs from yours;\n' +
+    "--dry-run shows the worker's plan (exit 0 when it is yours, 1 otherwise). A schedule starts drills with the request\n" +
+    'and the digest of the plan when it was set: after the config changes, run `drill schedule` again (overlap SKIP,\n' +
+    `catch-up window ${CATCHUP_WINDOW}); pause or trigger it in the Temporal Web UI. history and report read the drill_runs table when\n` +
     'DATABASE_URL or the embedded stack is available, else Temporal visibility; they say which.\n' +
     'Exit codes (with --wait): 0 passed, 5 failed, 6 cancelled, 2 usage error.',
   options: {
@@ -56,6 +59,7 @@ export const drillCommand: Command = {
     version: { type: 'string', description: 'the release to start on the copy (default: the live one)' },
     reason: { type: 'string', description: 'why (recorded)' },
     wait: { type: 'boolean', description: 'follow the drill until it ends' },
+    ...dryRunOption,
     cron: { type: 'string', description: 'schedule: a 5-field cron expression (UTC), e.g. "0 3 * * 1"' },
     every: { type: 'string', description: 'schedule: an interval, e.g. 7d' },
     delete: { type: 'boolean', description: 'schedule: delete the schedule' },

@@ -1,11 +1,11 @@
-/** What `drill` and `drill schedule` both take into the drill's input: the plan and the sign-off timeout. */
+/** What `drill` and `drill schedule` both check of the plan, and the sign-off timeout they put into the request. */
 import { UserError } from '../../errors';
 import type { ServicePlan } from '../../shared/deploy';
 import type { ParsedArgs } from '../command';
 import { durationOpt } from '../options';
 
 /**
- * The service's plan as the drill's input.
+ * The service's plan, when a drill can run on it.
  * @throws UserError for a service without a database: there is nothing to restore.
  */
 export function drillPlan(plan: ServicePlan): ServicePlan {

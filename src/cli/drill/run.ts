@@ -1,13 +1,14 @@
 /** `runbook drill <service>`: start a restore drill now, and with --wait follow it to its verdict. */
 import { randomBytes } from 'node:crypto';
 import { UserError } from '../../errors';
-import type { DrillInput } from '../../shared/drill';
 import { slug } from '../../shared/ids';
+import { drillRequestSchema, SNAPSHOT_ID } from '../../shared/request';
 import type { restoreDrill } from '../../workflows';
 import type { Io, ParsedArgs } from '../command';
+import { dryRun } from '../dry-run';
 import { followDrill } from '../follow';
-import { positional, SNAPSHOT_ID, stringOpt, whoAmI } from '../options';
-import { resolvePlan } from '../plan';
+import { positional, stringOpt, whoAmI } from '../options';
+import { checkedRequest, previewed, resolvePlan } from '../plan';
 import { runningRunbooks, withClient, workflowLink } from '../temporal';
 import { drillPlan, signoffOf } from './input';
 
@@ -22,17 +23,31 @@ export async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
       `drill: --snapshot ${JSON.stringify(snapshotId)} is not a snapshot id`,
       'runbook drill history lists the snapshots drills used',
     );
+  const requestedBy = whoAmI(values, io.env);
+  const what = snapshotId ?? (values.fresh ? 'a fresh snapshot' : 'the newest snapshot');
+  if (values['dry-run']) {
+    return dryRun(
+      io,
+      args,
+      'drill',
+      service,
+      (environment) => `restore drill of ${service}/${environment} (${what}), requested by ${requestedBy}`,
+      (plan) => signoffOf(values, drillPlan(plan).approvals.approvers),
+    );
+  }
   const plan = drillPlan(resolvePlan(values, io.env, service, stringOpt(values, 'env')));
   const signoffTimeoutMs = signoffOf(values, plan.approvals.approvers);
-  const input: DrillInput = {
-    plan,
-    requestedBy: whoAmI(values, io.env),
+  const input = checkedRequest(drillRequestSchema, 'drill', {
+    service: plan.service,
+    environment: plan.environment,
+    requestedBy,
     ...(snapshotId ? { snapshotId } : {}),
     ...(values.fresh ? { fresh: true } : {}),
     ...(signoffTimeoutMs ? { signoffTimeoutMs } : {}),
     ...(stringOpt(values, 'version') ? { version: stringOpt(values, 'version') } : {}),
     ...(stringOpt(values, 'reason') ? { reason: stringOpt(values, 'reason') } : {}),
-  };
+    ...previewed(plan),
+  });
   return withClient(io.env, async (client, target) => {
     const running = await runningRunbooks(client, plan.service, plan.environment, ['drill']);
     if (running.length > 0) {
@@ -48,9 +63,7 @@ export async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
       args: [input],
     });
     if (!values.json) {
-      io.out(
-        `started ${workflowId}: restore drill of ${plan.service}/${plan.environment} (${snapshotId ?? (values.fresh ? 'a fresh snapshot' : 'the newest snapshot')})`,
-      );
+      io.out(`started ${workflowId}: restore drill of ${plan.service}/${plan.environment} (${what})`);
       io.out(`  watch:  runbook watch ${workflowId}`);
       io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
     }

@@ -14,9 +14,11 @@ import {
   runbookConfigPath,
   type RunbookConfig,
 } from '../../runbook-config';
-import { drillScheduleId, formatMs, type DrillInput } from '../../shared/drill';
+import { drillScheduleId, formatMs } from '../../shared/drill';
+import { drillRequestSchema } from '../../shared/request';
 import type { Io, ParsedArgs } from '../command';
 import { durationOpt, stringOpt, whoAmI } from '../options';
+import { checkedRequest, previewed } from '../plan';
 import { withClient, type TemporalTarget } from '../temporal';
 import { drillPlan, signoffOf } from './input';
 
@@ -100,13 +102,16 @@ export async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
   const { spec, what } = scheduleSpec(values, plan.drill?.schedule);
   const signoffTimeoutMs = signoffOf(values, plan.approvals.approvers);
   const by = whoAmI(values, io.env);
-  const input: DrillInput = {
-    plan,
-    requestedBy: `schedule:${scheduleId}`,
+  // The request, with the digest of the plan as it is now: a scheduled run is refused once the worker's plan changes.
+  const input = checkedRequest(drillRequestSchema, 'drill schedule', {
+    service: plan.service,
+    environment: plan.environment,
+    requestedBy: `schedule:${scheduleId}`.slice(0, 64),
     ...(values.fresh ? { fresh: true } : {}),
     ...(signoffTimeoutMs ? { signoffTimeoutMs } : {}),
     reason: `scheduled drill (${what}), set up by ${by}`,
-  };
+    ...previewed(plan),
+  });
   return withClient(io.env, async (client, target) => {
     const action = {
       type: 'startWorkflow' as const,
@@ -137,7 +142,9 @@ export async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
       );
       io.out(`  next runs: ${(described.nextRuns as string[]).join(', ') || 'none'}`);
       io.out(`  Web UI:    ${scheduleLink(target, scheduleId)}  (pause, trigger, see its runs)`);
-      io.out(`  its input is the plan as resolved now: run this command again after changing runbook.yaml`);
+      io.out(
+        `  its runs send the digest of the plan as it is now: after the worker's runbook.yaml changes, they are refused until you run this command again`,
+      );
     }
     return 0;
   });

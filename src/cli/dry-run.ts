@@ -1,0 +1,209 @@
+/**
+ * `--dry-run` of deploy, rollback and drill: the plan the WORKER would run, asked of the worker (the planPreview
+ * workflow, which runs the resolvePlan activity and starts nothing), printed for people, and compared with the plan
+ * of the operator's own runbook.yaml by digest.
+ */
+import { randomBytes } from 'node:crypto';
+import { TimeoutFailure, WorkflowFailedError, type Client } from '@temporalio/client';
+import { UserError, errorMessage } from '../errors';
+import { planDifferences, planDigest } from '../runbook-config';
+import { formatDuration } from '../runbook-config/durations';
+import type { ServicePlan } from '../shared/deploy';
+import { slug } from '../shared/ids';
+import type { ResolvedPlan } from '../shared/request';
+import type { ApprovalPolicy, HttpProbe } from '../shared/service-plan';
+import type { planPreview } from '../workflows';
+import type { Io, ParsedArgs } from './command';
+import { localPlanFor, type LocalPlan } from './plan';
+import { withClient, type TemporalTarget } from './temporal';
+
+/** How long the CLI waits for a worker to answer a preview. */
+const PREVIEW_TIMEOUT_MS = 20_000;
+
+/**
+ * The plan the worker resolves for `service` in `environment` from its own runbook config.
+ * @throws UserError when no worker answers in time, or the worker refuses (unknown service, no usable config).
+ */
+export async function previewPlan(
+  client: Client,
+  target: TemporalTarget,
+  service: string,
+  environment: string,
+): Promise<ResolvedPlan> {
+  const workflowId = `plan-preview-${slug(service)}-${slug(environment)}-${randomBytes(3).toString('hex')}`;
+  try {
+    return await client.workflow.execute<typeof planPreview>('planPreview', {
+      taskQueue: target.taskQueue,
+      workflowId,
+      args: [{ service, environment }],
+      workflowExecutionTimeout: PREVIEW_TIMEOUT_MS,
+    });
+  } catch (err) {
+    if (err instanceof WorkflowFailedError) {
+      if (err.cause instanceof TimeoutFailure) {
+        throw new UserError(
+          `no worker on task queue ${target.taskQueue} answered within ${PREVIEW_TIMEOUT_MS / 1000} s`,
+          'is a worker running? runbook doctor',
+        );
+      }
+      // The activity's refusal (ActivityFailure -> ApplicationFailure), or the workflow's own.
+      const why = err.cause?.cause instanceof Error ? err.cause.cause : err.cause;
+      throw new UserError(`the worker refused: ${why?.message ?? errorMessage(err)}`);
+    }
+    throw err;
+  }
+}
+
+const probe = (p: HttpProbe) => `GET ${p.path} -> ${p.expectStatus}`;
+const list = (items: string[]) => (items.length > 0 ? items.join(', ') : 'none');
+const policy = (a: ApprovalPolicy) =>
+  `gates ${list(a.gates)}; approvers ${list(a.approvers)}${a.fourEyes ? ' (four-eyes)' : ''}; ` +
+  `timeout ${formatDuration(a.timeoutMs)}, then ${a.onTimeout}`;
+const env = (e: Record<string, string>) =>
+  Object.entries(e)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+
+/** A resolved plan for people: one line per part (platform, release, checks, database, traffic, approvals). */
+export function planLines(plan: ServicePlan): string[] {
+  const rows: Array<[string, string]> = [];
+  if (plan.platform === 'single-host') {
+    const r = plan.release;
+    rows.push(
+      [
+        'platform',
+        `single-host: frontend port ${plan.listen.port}, releases on ports ${r.portRange.min}-${r.portRange.max}`,
+      ],
+      [
+        'release',
+        `${r.command.join(' ')} in ${r.cwd}${Object.keys(r.env).length > 0 ? `; env ${env(r.env)}` : ''}; drain ${formatDuration(r.drainMs)}`,
+      ],
+    );
+  } else {
+    const a = plan.aws;
+    rows.push(
+      [
+        'platform',
+        `aws-ecs: region ${a.region}${a.endpoint ? ` (endpoint ${a.endpoint})` : ''}, cluster ${a.cluster}, services ${a.services.blue} / ${a.services.green}`,
+      ],
+      [
+        'release',
+        `image ${a.image} in container ${a.container}${Object.keys(a.env).length > 0 ? `; env ${env(a.env)}` : ''}; ` +
+          `traffic by ${a.listenerRule ?? a.listener}, checks through ${a.testListener}; rollout timeout ${formatDuration(a.rolloutTimeoutMs)}, drain ${formatDuration(a.drainMs)}`,
+      ],
+    );
+  }
+  const h = plan.health;
+  rows.push([
+    'health',
+    `${probe(h.liveness)} and ${probe(h.readiness)} within ${formatDuration(h.deadlineMs)} (each ${formatDuration(h.timeoutMs)})`,
+  ]);
+  rows.push([
+    'smoke',
+    list(
+      plan.smoke.map(
+        (c) =>
+          `${c.name}: ${c.method} ${c.path} -> ${c.expectStatus}${c.bodyMatches ? ` matching /${c.bodyMatches}/` : ''}`,
+      ),
+    ),
+  ]);
+  const db = plan.database;
+  rows.push([
+    'database',
+    db
+      ? `${db.name} (URL ${db.urlEnv ? `from the worker's ${db.urlEnv}` : 'derived by the worker from its stack'})` +
+        (plan.platform === 'aws-ecs' && plan.aws.rds
+          ? ` on RDS ${plan.aws.rds.instance ? `instance ${plan.aws.rds.instance}` : `cluster ${plan.aws.rds.cluster}`}`
+          : '') +
+        `; migrations ${db.migrationsDir ?? 'none'}`
+      : 'none',
+  ]);
+  rows.push([
+    'traffic',
+    plan.traffic.steps.map((s) => `${s.weight}%${s.bakeMs > 0 ? ` for ${formatDuration(s.bakeMs)}` : ''}`).join(' -> '),
+  ]);
+  const an = plan.analysis;
+  rows.push([
+    'analysis',
+    `each ${formatDuration(an.intervalMs)} window fails over ${an.max5xxRate * 100}% 5xx or p95 over ${an.maxP95LatencyMs} ms ` +
+      `(at least ${an.minRequests} requests); ${an.failuresTolerated} failed window(s) tolerated`,
+  ]);
+  rows.push(['approvals', policy(plan.approvals)]);
+  rows.push([
+    'rollback',
+    `${policy(plan.rollback.approvals)}; database restore approved by ${list(plan.rollback.dbRestoreApprovers)} (four-eyes)`,
+  ]);
+  if (plan.drill)
+    rows.push([
+      'drill',
+      `RTO target ${formatDuration(plan.drill.rtoTargetMs)}${plan.drill.schedule ? `; schedule "${plan.drill.schedule}"` : ''}`,
+    ]);
+  return rows.map(([k, v]) => `  ${k.padEnd(10)} ${v}`);
+}
+
+/**
+ * Prints the plan the worker would run (or JSON with --json) and whether it is the one of the local runbook.yaml.
+ * Returns 0 when the digests match, 1 when they differ or there is no local plan to compare.
+ */
+export function printDryRun(io: Io, json: boolean, headline: string, worker: ResolvedPlan, local: LocalPlan): number {
+  const ours = 'plan' in local ? { ...planDigest(local.plan), source: local.plan.source } : undefined;
+  const localError = 'error' in local ? local.error.message : undefined;
+  const matches = ours?.digest === worker.digest;
+  const differences = 'plan' in local ? planDifferences(worker.plan, local.plan) : [];
+  if (json) {
+    io.out(
+      JSON.stringify(
+        {
+          matches,
+          worker: { source: worker.source, digest: worker.digest, plan: worker.plan },
+          local: ours ? { source: ours.source, digest: ours.digest } : { error: localError },
+          differences: differences.map((d) => ({ field: d.field, worker: d.ours, yours: d.theirs })),
+        },
+        null,
+        2,
+      ),
+    );
+    return matches ? 0 : 1;
+  }
+  io.out(`dry run: ${headline}; nothing is started`);
+  io.out(`the plan the worker runs, from its runbook config ${worker.source}:`);
+  for (const line of planLines(worker.plan)) io.out(line);
+  io.out(`  ${'digest'.padEnd(10)} ${worker.digest}`);
+  if (!ours) {
+    io.out(`your runbook.yaml: ${localError}: nothing to compare with`);
+    return 1;
+  }
+  if (matches) {
+    io.out(`your runbook.yaml (${ours.source}) has the same plan: the worker runs what you see`);
+    return 0;
+  }
+  io.out(`your runbook.yaml (${ours.source}, ${ours.digest}) DIFFERS from the worker's:`);
+  const cut = (v: string | undefined) => (v === undefined ? '(none)' : v.length > 100 ? `${v.slice(0, 99)}…` : v);
+  for (const d of differences) io.out(`  ${d.field}: the worker's ${cut(d.ours)}, yours ${cut(d.theirs)}`);
+  io.out(
+    'a runbook started now would be refused (PlanDigestMismatch): update your runbook.yaml to the reviewed config the ' +
+      'worker runs (pull it), or have the change reviewed and deployed to the worker first',
+  );
+  return 1;
+}
+
+/**
+ * A command's --dry-run: asks the worker for its plan of the service (in --env, else the local config's default
+ * environment), lets `check` refuse what the command could not run on it (a version the platform cannot use), and
+ * prints it with the comparison. Returns the exit code of printDryRun.
+ */
+export async function dryRun(
+  io: Io,
+  args: ParsedArgs,
+  command: string,
+  service: string,
+  headline: (environment: string) => string,
+  check: (plan: ServicePlan) => void = () => {},
+): Promise<number> {
+  const { local, environment } = localPlanFor(args.values, io.env, service, command);
+  return withClient(io.env, async (client, target) => {
+    const worker = await previewPlan(client, target, service, environment);
+    check(worker.plan);
+    return printDryRun(io, Boolean(args.values.json), headline(environment), worker, local);
+  });
+}

@@ -1,0 +1,129 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  isCancellation,
+  patched,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { z } from 'zod';
+import type { DeployState, ServicePlan } from '../shared/deploy';
+import {
+  INVALID_REQUEST,
+  RUNBOOK_CONFIG_UNUSABLE,
+  parseRequest,
+  type PlanRequest,
+  type ResolvedPlan,
+} from '../shared/request';
+import {
+  RunbookEnvironment,
+  RunbookKind,
+  RunbookOutcome,
+  RunbookPhase,
+  RunbookService,
+} from '../shared/search-attributes';
+import { act } from './activity-options';
+
+/**
+ * The patch that moved the plan to the worker's side. With it (every new execution) a runbook's input is a request
+ * and its first command resolves the plan from the worker's runbook config; without it (replaying a history recorded
+ * before) the runbook runs the plan its input carried, as it did then.
+ */
+export const WORKER_RESOLVES_PLAN = 'worker-resolves-plan';
+
+/** What every runbook request has. */
+interface RequestBase {
+  service: string;
+  environment: string;
+  requestedBy: string;
+  reason?: string;
+  configDigest: string;
+  fieldDigests?: Record<string, string>;
+}
+
+/** A runbook's validated request; `inputPlan` only when replaying a history from before WORKER_RESOLVES_PLAN. */
+export interface Taken<R extends RequestBase> {
+  request: R;
+  inputPlan?: ServicePlan;
+}
+
+/**
+ * The request of a runbook, validated before anything happens (call it first: it decides the patch). A request that
+ * is malformed, or that carries a plan of any shape, fails the workflow with InvalidRequest (non-retryable) before
+ * any command: nothing changes.
+ */
+export function takeRequest<S extends z.ZodType<RequestBase>>(
+  schema: S,
+  what: string,
+  input: unknown,
+): Taken<z.output<S>> {
+  if (!patched(WORKER_RESOLVES_PLAN)) {
+    const { plan } = input as { plan: ServicePlan };
+    const request = { ...(input as object), service: plan.service, environment: plan.environment, configDigest: '' };
+    return { request: request as z.output<S>, inputPlan: plan };
+  }
+  const parsed = parseRequest(schema, what, input);
+  if (!parsed.ok)
+    throw ApplicationFailure.create({ type: INVALID_REQUEST, message: parsed.message, nonRetryable: true });
+  return { request: parsed.request };
+}
+
+/**
+ * The plan the runbook runs: resolved by the worker from its runbook config (the resolvePlan activity, whose result
+ * records the plan and its digest in the history; `state.config` shows where it came from), or the input's when
+ * replaying an old history. Then the runbook's search attributes, from the plan. A refused request (wrong digest,
+ * unknown service or environment, no usable config) ends the runbook as failed with the refusal, before anything
+ * was touched: the search attributes say so (from the request), and the workflow fails non-retryably with the
+ * refusal's type.
+ */
+export async function planOf<R extends RequestBase>(
+  taken: Taken<R>,
+  kind: 'deploy' | 'rollback' | 'drill',
+  state: DeployState,
+): Promise<ServicePlan> {
+  const { request } = taken;
+  let plan = taken.inputPlan;
+  if (!plan) {
+    let resolved: ResolvedPlan;
+    try {
+      const ask: PlanRequest = {
+        service: request.service,
+        environment: request.environment,
+        kind,
+        configDigest: request.configDigest,
+        ...(request.fieldDigests ? { fieldDigests: request.fieldDigests } : {}),
+      };
+      resolved = await act.resolvePlan(ask);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
+      const message = cause?.message ?? (err instanceof Error ? err.message : String(err));
+      state.outcome = 'failed';
+      state.reason = message;
+      state.phase = 'done';
+      state.step = `refused: ${message}`;
+      state.timeline.push({ atMs: Date.now(), phase: 'done', message: state.step });
+      upsertSearchAttributes([
+        { key: RunbookService, value: request.service },
+        { key: RunbookEnvironment, value: request.environment },
+        { key: RunbookKind, value: kind },
+        { key: RunbookPhase, value: 'done' },
+        { key: RunbookOutcome, value: 'failed' },
+      ]);
+      throw ApplicationFailure.create({ type: cause?.type ?? RUNBOOK_CONFIG_UNUSABLE, message, nonRetryable: true });
+    }
+    plan = resolved.plan;
+    state.config = { source: resolved.source, digest: resolved.digest };
+    state.timeline.push({
+      atMs: Date.now(),
+      phase: 'plan',
+      message: `the worker resolved the plan from ${resolved.source} (${resolved.digest.slice(0, 19)}…)`,
+    });
+  }
+  upsertSearchAttributes([
+    { key: RunbookService, value: plan.service },
+    { key: RunbookEnvironment, value: plan.environment },
+    { key: RunbookKind, value: kind },
+    { key: RunbookPhase, value: 'plan' },
+  ]);
+  return plan;
+}
