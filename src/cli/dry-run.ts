@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { TimeoutFailure, WorkflowFailedError, type Client } from '@temporalio/client';
 import { UserError, errorMessage } from '../errors';
+import { platformDatabaseWhere, platformPlanRows } from '../platforms/preflight';
 import { planDifferences, planDigest } from '../runbook-config';
 import { formatDuration } from '../runbook-config/durations';
 import type { ServicePlan } from '../shared/deploy';
@@ -59,40 +60,11 @@ const list = (items: string[]) => (items.length > 0 ? items.join(', ') : 'none')
 const policy = (a: ApprovalPolicy) =>
   `gates ${list(a.gates)}; approvers ${list(a.approvers)}${a.fourEyes ? ' (four-eyes)' : ''}; ` +
   `timeout ${formatDuration(a.timeoutMs)}, then ${a.onTimeout}`;
-const env = (e: Record<string, string>) =>
-  Object.entries(e)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(' ');
 
 /** A resolved plan for people: one line per part (platform, release, checks, database, traffic, approvals). */
 export function planLines(plan: ServicePlan): string[] {
   const rows: Array<[string, string]> = [];
-  if (plan.platform === 'single-host') {
-    const r = plan.release;
-    rows.push(
-      [
-        'platform',
-        `single-host: frontend port ${plan.listen.port}, releases on ports ${r.portRange.min}-${r.portRange.max}`,
-      ],
-      [
-        'release',
-        `${r.command.join(' ')} in ${r.cwd}${Object.keys(r.env).length > 0 ? `; env ${env(r.env)}` : ''}; drain ${formatDuration(r.drainMs)}`,
-      ],
-    );
-  } else {
-    const a = plan.aws;
-    rows.push(
-      [
-        'platform',
-        `aws-ecs: region ${a.region}${a.endpoint ? ` (endpoint ${a.endpoint})` : ''}, cluster ${a.cluster}, services ${a.services.blue} / ${a.services.green}`,
-      ],
-      [
-        'release',
-        `image ${a.image} in container ${a.container}${Object.keys(a.env).length > 0 ? `; env ${env(a.env)}` : ''}; ` +
-          `traffic by ${a.listenerRule ?? a.listener}, checks through ${a.testListener}; rollout timeout ${formatDuration(a.rolloutTimeoutMs)}, drain ${formatDuration(a.drainMs)}`,
-      ],
-    );
-  }
+  rows.push(...platformPlanRows(plan));
   const h = plan.health;
   rows.push([
     'health',
@@ -112,9 +84,7 @@ export function planLines(plan: ServicePlan): string[] {
     'database',
     db
       ? `${db.name} (URL ${db.urlEnv ? `from the worker's ${db.urlEnv}` : 'derived by the worker from its stack'})` +
-        (plan.platform === 'aws-ecs' && plan.aws.rds
-          ? ` on RDS ${plan.aws.rds.instance ? `instance ${plan.aws.rds.instance}` : `cluster ${plan.aws.rds.cluster}`}`
-          : '') +
+        platformDatabaseWhere(plan) +
         `; migrations ${db.migrationsDir ?? 'none'}`
       : 'none',
   ]);
