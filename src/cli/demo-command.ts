@@ -9,6 +9,7 @@ import { signoffUpdate } from '../shared/messages';
 import { ensureDatabase } from '../stack/postgres';
 import { resolveStackSettings, uiUrl } from '../stack/settings';
 import { up } from '../stack/stack';
+import { embeddedProfileEnv, workerPaths } from '../stack/worker-process';
 import { packageRoot } from '../stack/tools';
 import type { deployService } from '../workflows';
 import type { Command, Io } from './command';
@@ -99,7 +100,11 @@ export const demoCommand: Command = {
   },
   async run({ values }, io) {
     const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
-    const env = { ...io.env, RUNBOOK_HOME: settings.home, TEMPORAL_ADDRESS: '' };
+    // The demo runs on the embedded stack, whatever Temporal the environment or a profile names for other commands.
+    const env = {
+      ...embeddedProfileEnv(io.env, settings, workerPaths(settings.home).profile),
+      RUNBOOK_HOME: settings.home,
+    };
     const rps = Number(values.rps ?? 50);
     io.out('== 1. the stack: PostgreSQL, HAProxy, Temporal + Web UI, a worker');
     await up(settings, (line) => io.out(`   ${line}`));

@@ -3,7 +3,11 @@ import { platformDoctorChecks } from '../platforms/preflight';
 import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import { doctor, down, up } from '../stack/stack';
 import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
-import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
+import { resolveStackSettings, temporalAddress, uiUrl, type StackSettings } from '../stack/settings';
+import type { Check } from '../stack/component';
+import type { TemporalConnection } from '../temporal-connection';
+import { UserError } from '../errors';
+import { temporalTarget } from './temporal';
 import type { Command } from './command';
 import { configOption, homeOption, jsonOption } from './options';
 
@@ -68,8 +72,33 @@ export const downCommand: Command = {
   },
 };
 
+/**
+ * The connection the CLI would use, for doctor, and whether it is the embedded dev server (plain, its address
+ * and namespace); a configuration that does not load is a failed check.
+ */
+function cliConnection(
+  env: NodeJS.ProcessEnv,
+  settings: StackSettings,
+): { connection?: { connection: TemporalConnection; embedded: boolean }; problem?: Check } {
+  try {
+    const { connection } = temporalTarget(env);
+    const port = String(settings.temporalPort);
+    const embedded =
+      connection.mode === 'plain' &&
+      [temporalAddress(settings), `localhost:${port}`].includes(connection.address) &&
+      connection.namespace === settings.namespace;
+    return { connection: { connection, embedded } };
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    return {
+      problem: { component: 'temporal', check: 'connection', ok: false, detail: err.message, fix: err.fix ?? '' },
+    };
+  }
+}
+
 export const doctorCommand: Command = {
   name: 'doctor',
+  connectsToTemporal: true,
   summary: 'Check each component of the stack and print what is wrong with the exact fix. Changes nothing.',
   usage: 'doctor [--json] [--home <dir>] [--config <runbook.yaml>]',
   examples: [
@@ -87,7 +116,8 @@ export const doctorCommand: Command = {
   },
   async run({ values }, io) {
     const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
-    const checks = await doctor(settings);
+    const { connection, problem } = cliConnection(io.env, settings);
+    const checks = [...(problem ? [problem] : []), ...(await doctor(settings, connection))];
     const configFile = runbookConfigPath(values.config as string | undefined, io.env);
     if (values.config || existsSync(configFile)) {
       const config = loadRunbookConfig(configFile);

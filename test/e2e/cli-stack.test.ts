@@ -8,9 +8,13 @@ import { freePort, isAlive, portOpen } from '../../src/stack/processes';
 import { sample } from './metrics.test';
 import { runbookCli, type CliResult } from '../helpers/cli';
 
-/** The CLI on this test's own stack (never a TEMPORAL_ADDRESS from the environment). */
+/** The CLI on this test's own stack (never a TEMPORAL_ADDRESS or a profile file from the environment). */
 const runbook = (args: string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliResult> =>
-  runbookCli(args, { TEMPORAL_ADDRESS: '', ...env }, timeoutMs);
+  runbookCli(
+    args,
+    { TEMPORAL_ADDRESS: '', TEMPORAL_PROFILE: '', TEMPORAL_CONFIG_FILE: '/dev/null', ...env },
+    timeoutMs,
+  );
 
 interface DoctorReport {
   ok: boolean;
