@@ -25,6 +25,16 @@ export function explainError(err: unknown, c: TemporalConnection): ConnectionPro
   const text = `${errorMessage(err)} ${(err as { code?: unknown }).code ?? ''} ${errorMessage((err as { cause?: unknown }).cause ?? '')}`;
   const grpcCode = (err as { code?: unknown }).code;
   const has = (re: RegExp) => re.test(text);
+  if (has(/Namespace .* (is )?not found|namespace not found/i) || (grpcCode === 5 && has(/namespace/i)))
+    return {
+      problem: `namespace ${c.namespace} does not exist on ${c.address} (wrong namespace)`,
+      fix: 'set TEMPORAL_NAMESPACE (or namespace in the profile) to your namespace, e.g. <name>.<account-id> on Temporal Cloud',
+    };
+  if (has(/key values mismatch|KEY_VALUES_MISMATCH/i))
+    return {
+      problem: `the client key ${c.files.clientKey ?? ''} is not the key of the client certificate ${c.files.clientCert ?? ''}`,
+      fix: 'point TEMPORAL_TLS_CLIENT_KEY_PATH (or client_key_path) at the key the certificate was made for',
+    };
   const sentCert = c.tls !== false && !!c.tls.clientCertPair;
   if (has(/CertificateRequired|ALERT_CERTIFICATE_REQUIRED/i) || (!sentCert && has(/ALERT_HANDSHAKE_FAILURE/i)))
     return {
@@ -72,17 +82,12 @@ export function explainError(err: unknown, c: TemporalConnection): ConnectionPro
       problem: `the server at ${c.address} does not speak TLS`,
       fix: 'connect without TLS: TEMPORAL_TLS=false, or remove the tls settings of the profile',
     };
-  if (has(/ECONNREFUSED|Connection refused/i))
+  if (has(/ECONNREFUSED|Connection refused/))
     return { problem: `nothing listens at ${c.address}`, fix: 'check TEMPORAL_ADDRESS (or the profile address)' };
-  if (has(/ENOTFOUND|EAI_AGAIN|failed to lookup address|dns error/i))
+  if (has(/ENOTFOUND|EAI_AGAIN|failed to lookup address|dns error/))
     return {
       problem: `the host of ${c.address} cannot be resolved`,
       fix: 'check TEMPORAL_ADDRESS (or the profile address)',
-    };
-  if (has(/Namespace .* (is )?not found|namespace not found/i) || (grpcCode === 5 && has(/namespace/i)))
-    return {
-      problem: `namespace ${c.namespace} does not exist on ${c.address} (wrong namespace)`,
-      fix: 'set TEMPORAL_NAMESPACE (or namespace in the profile) to your namespace, e.g. <name>.<account-id> on Temporal Cloud',
     };
   if (grpcCode === 16 || has(/UNAUTHENTICATED|Request unauthorized|invalid API key|\bUnauthenticated\b/i))
     return {
@@ -125,19 +130,26 @@ export function probeTransport(c: TemporalConnection, timeoutMs = 4_000): Promis
       done(
         explainError(err, c) ?? { problem: `cannot connect to ${c.address}: ${err.message}`, fix: 'check the address' },
       );
-    const socket: net.Socket =
-      c.tls === false
-        ? net.connect({ host, port })
-        : tls.connect({
-            host,
-            port,
-            ...(c.serverName || !net.isIP(host) ? { servername: c.serverName ?? host } : {}),
-            ALPNProtocols: ['h2'],
-            ...(c.tls.serverRootCACertificate ? { ca: Buffer.from(c.tls.serverRootCACertificate) } : {}),
-            ...(c.tls.clientCertPair
-              ? { cert: Buffer.from(c.tls.clientCertPair.crt), key: Buffer.from(c.tls.clientCertPair.key) }
-              : {}),
-          });
+    let socket: net.Socket;
+    try {
+      socket =
+        c.tls === false
+          ? net.connect({ host, port })
+          : tls.connect({
+              host,
+              port,
+              ...(c.serverName || !net.isIP(host) ? { servername: c.serverName ?? host } : {}),
+              ALPNProtocols: ['h2'],
+              ...(c.tls.serverRootCACertificate ? { ca: Buffer.from(c.tls.serverRootCACertificate) } : {}),
+              ...(c.tls.clientCertPair
+                ? { cert: Buffer.from(c.tls.clientCertPair.crt), key: Buffer.from(c.tls.clientCertPair.key) }
+                : {}),
+            });
+    } catch (err) {
+      // bad TLS material (a key that does not match its certificate) fails before any connection
+      resolve(explainError(err, c) ?? { problem: errorMessage(err), fix: 'check the TLS files of the connection' });
+      return;
+    }
     const timer = setTimeout(
       () =>
         done({

@@ -10,7 +10,7 @@ import { createPgRecords } from './platforms/postgres/records';
 import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
 import { siblingDatabaseUrl } from './platforms/single-host';
 import { connectClient, connectNative, dataConverter, describeConnection } from './temporal-connection';
-import { connectionFailure } from './temporal-diagnosis';
+import { connectionFailure, explainError } from './temporal-diagnosis';
 
 export interface RunbookWorker {
   worker: Worker;
@@ -89,6 +89,9 @@ export async function createRunbookWorker(
       maxConcurrentActivityTaskExecutions: config.RUNBOOK_MAX_ACTIVITIES,
       ...(extra.identity ? { identity: extra.identity } : {}),
       shutdownGraceTime: extra.shutdownGraceTime ?? '10s',
+    }).catch(async (err: unknown) => {
+      // a namespace that does not exist, refused credentials: said in words
+      throw explainError(err, config.temporal) ? await connectionFailure(err, config.temporal) : err;
     });
     return { worker, close };
   } catch (err) {
