@@ -1,5 +1,6 @@
 import type { Client } from '@temporalio/client';
-import { UserError } from '../errors';
+import { CODEC_KEYS_ENV, PayloadDecryptionError } from '../codec/aes-gcm-codec';
+import { UserError, errorMessage } from '../errors';
 import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
 import { connectClient, loadTemporalConnection, type TemporalConnection } from '../temporal-connection';
 import { connectionFailure, explainError } from '../temporal-diagnosis';
@@ -65,6 +66,13 @@ export async function withClient<T>(
     if (err instanceof UserError) throw err;
     const known = explainError(err, target.connection);
     if (known) throw new UserError(known.problem, known.fix);
+    if (err instanceof PayloadDecryptionError) throw new UserError(err.message, `runbook doctor names the keys in use`);
+    if (/Unknown encoding: binary\/encrypted/.test(errorMessage(err))) {
+      throw new UserError(
+        `the workflow's payloads are encrypted and ${CODEC_KEYS_ENV} is not set here`,
+        `set ${CODEC_KEYS_ENV} to the worker's value (the keys stay with who may read the payloads)`,
+      );
+    }
     throw err;
   } finally {
     await client.connection.close();

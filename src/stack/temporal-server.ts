@@ -114,6 +114,10 @@ export const temporalComponent: Component = {
         settings.namespace,
         '--log-level',
         'warn',
+        // the Web UI decodes encrypted payloads through `runbook codec-server` (docs/temporal-connection.md)
+        ...(process.env.RUNBOOK_UI_CODEC_ENDPOINT
+          ? ['--ui-codec-endpoint', process.env.RUNBOOK_UI_CODEC_ENDPOINT]
+          : []),
         ...runbookSearchAttributes.flatMap((k) => [
           '--search-attribute',
           `${k.name}=${cliSearchAttributeType[k.type]}`,
