@@ -230,7 +230,7 @@ function clientCertificateCheck(c: TemporalConnection): Check | undefined {
     const days = Math.floor((validTo.getTime() - now) / day);
     return pass(
       'client certificate',
-      `${file}: ${cert.subject.replace(/\n/g, ', ')}, issued by ${cert.issuer.replace(/\n/g, ', ')}, valid until ${validTo.toISOString()} (${days} days)`,
+      `${file}: ${cert.subject.replace(/\n/g, ', ')}, issued by ${cert.issuer.replace(/\n/g, ', ')}, valid until ${validTo.toISOString()} (${days} day${days === 1 ? '' : 's'})`,
     );
   } catch (err) {
     return fail('client certificate', `cannot read ${file}: ${errorMessage(err)}`, 'it must be a PEM certificate');

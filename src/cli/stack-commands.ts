@@ -22,6 +22,8 @@ export const upCommand: Command = {
   details:
     'Ports: RUNBOOK_TEMPORAL_PORT (7233), RUNBOOK_UI_PORT (8233), RUNBOOK_PG_PORT (55432), RUNBOOK_HAPROXY_STATS_PORT (8404), RUNBOOK_METRICS_PORT (9464).\n' +
     'DATABASE_URL: use your own PostgreSQL instead of starting one. Logs and pid files live in the data folder.\n' +
+    "Payload encryption: the stack's worker inherits RUNBOOK_CODEC_KEYS (off when unset); RUNBOOK_UI_CODEC_ENDPOINT\n" +
+    "makes the Web UI decode through `runbook codec-server` (the dev server's --ui-codec-endpoint).\n" +
     'Without --detach it stays in the foreground and stops everything on Ctrl-C.',
   options: {
     detach: { type: 'boolean', short: 'd', description: 'return once everything is up and leave it running' },

@@ -42,8 +42,8 @@ function sameToken(given: string, expected: string): boolean {
 }
 
 /**
- * Temporal's remote codec endpoints (POST /encode and /decode with `{"payloads": [...]}`), which the Web UI
- * and the `temporal` CLI (`--codec-endpoint`) call to show decoded payloads. CORS answers the listed UI origins
+ * Temporal's remote codec endpoints (POST /encode and /decode with `{"payloads": [...]}`, also under
+ * /<namespace>/), which the Web UI and the `temporal` CLI (`--codec-endpoint`) call to show decoded payloads. CORS answers the listed UI origins
  * (with credentials, for the UI's "include cross-origin credentials" setting); an optional bearer token and
  * namespace list guard it. Listen on it with `.listen(port, host)`.
  */
@@ -65,14 +65,15 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
       log(`codec-server: ${req.method} ${req.url} refused (${status}): ${message}`);
       send(status, { message });
     };
-    const url = (req.url ?? '').split('?')[0];
+    // /encode and /decode, also under a namespace segment (/<namespace>/decode: the CLI's {namespace} template)
+    const route = /^(?:\/([^/]+))?\/(encode|decode)$/.exec((req.url ?? '').split('?')[0] ?? '');
     if (req.method === 'OPTIONS') {
       res.setHeader('Access-Control-Allow-Methods', 'POST, OPTIONS');
       res.setHeader('Access-Control-Allow-Headers', 'Content-Type, X-Namespace, Authorization');
       res.setHeader('Access-Control-Max-Age', '600');
       return send(204);
     }
-    if (req.method !== 'POST' || (url !== '/encode' && url !== '/decode')) {
+    if (req.method !== 'POST' || !route) {
       return refuse(404, 'the codec server answers POST /encode and POST /decode');
     }
     if (options.token !== undefined) {
@@ -80,7 +81,7 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
       const given = auth.startsWith('Bearer ') ? auth.slice('Bearer '.length) : '';
       if (!sameToken(given, options.token)) return refuse(401, 'a valid Authorization: Bearer <token> is required');
     }
-    const namespace = req.headers['x-namespace'];
+    const namespace = req.headers['x-namespace'] || (route[1] ? decodeURIComponent(route[1]) : undefined);
     if (options.namespaces && !options.namespaces.includes(String(namespace ?? ''))) {
       return refuse(403, `namespace "${String(namespace ?? '')}" is not served here`);
     }
@@ -102,7 +103,7 @@ export function createCodecServer(options: CodecServerOptions): http.Server {
       } catch {
         return refuse(400, 'the body must be JSON: {"payloads": [{"metadata": {...}, "data": "<base64>"}]}');
       }
-      const work = url === '/encode' ? options.codec.encode(payloads) : options.codec.decode(payloads);
+      const work = route[2] === 'encode' ? options.codec.encode(payloads) : options.codec.decode(payloads);
       work.then(
         (out) => send(200, { payloads: out.map(toJson) }),
         (err: unknown) => refuse(400, err instanceof Error ? err.message : String(err)),

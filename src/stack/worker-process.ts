@@ -147,7 +147,16 @@ export const workerComponent: Component = {
           ),
         );
     } catch (err) {
-      checks.push(fail('worker', 'polling', errorMessage(err), 'start Temporal first: runbook up'));
+      checks.push(
+        fail(
+          'worker',
+          'polling',
+          errorMessage(err),
+          ctx.temporal?.embedded === false
+            ? 'fix the Temporal connection first (the temporal checks above)'
+            : 'start Temporal first: runbook up',
+        ),
+      );
     }
     const metricsUrl = `http://127.0.0.1:${settings.metricsPort}/metrics`;
     const metrics = await fetch(metricsUrl, { signal: AbortSignal.timeout(2_000) }).then(

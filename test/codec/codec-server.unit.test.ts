@@ -64,6 +64,8 @@ describe('runbook codec-server (the remote codec endpoints the Web UI and the te
     const [decodedByCodec] = await codec.decode([fromJson(payloads[0]!)]);
     assert.deepEqual(defaultPayloadConverter.fromPayload(decodedByCodec!), { plan: 'secret-plan-marker' });
 
+    const underNamespace = await post('/default/decode', { payloads: [] }, { 'X-Namespace': '' });
+    assert.deepEqual(await underNamespace.json(), { payloads: [] }, 'the CLI template http://host/{namespace}');
     const [workerEncoded] = await codec.encode([plain]);
     const decoded = await post('/decode', { payloads: [toJson(workerEncoded!)] });
     const body = (await decoded.json()) as { payloads: Array<{ metadata: Record<string, string>; data: string }> };
@@ -98,6 +100,7 @@ describe('runbook codec-server (the remote codec endpoints the Web UI and the te
         /key id "other", which RUNBOOK_CODEC_KEYS does not hold/,
       ],
       [await post('/other', {}), 404, /POST \/encode and POST \/decode/],
+      [await post('/prod/decode', { payloads: [] }, { 'X-Namespace': '' }), 403, /namespace "prod" is not served/],
     ];
     for (const [res, status, message] of cases) {
       assert.equal(res.status, status);
