@@ -1,3 +1,4 @@
+import { codecServerCommand } from './cli/codec-command';
 import { commandHelp, parseCommandArgs, type Command, type Io } from './cli/command';
 import { approveCommand, rejectCommand, signoffCommand } from './cli/decision-commands';
 import { demoCommand } from './cli/demo-command';
@@ -23,6 +24,7 @@ const commands: Command[] = [
   listCommand,
   rollbackCommand,
   drillCommand,
+  codecServerCommand,
   demoCommand,
 ];
 

@@ -1,14 +1,15 @@
 import { z } from 'zod';
 import { UserError } from './errors';
 import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from './shared/constants';
+import { loadTemporalConnection, type TemporalConnection } from './temporal-connection';
 
 /**
  * The worker's configuration, from its environment. Credentials (DATABASE_URL) live here, on the worker,
- * never in workflow inputs or histories: workflows name targets, workers hold the secrets.
+ * never in workflow inputs or histories: workflows name targets, workers hold the secrets. The Temporal
+ * connection (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, a profile, TLS, API key, RUNBOOK_CODEC_KEYS) is loaded by
+ * loadTemporalConnection, into `temporal`.
  */
 export const workerConfigSchema = z.object({
-  TEMPORAL_ADDRESS: z.string().min(1).default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default(DEFAULT_NAMESPACE),
   RUNBOOK_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   HAPROXY_SOCKET: z.string().min(1, "must be the path of HAProxy's admin runtime API socket"),
@@ -26,16 +27,28 @@ export const workerConfigSchema = z.object({
   /** Largest number of activities this worker runs at once. */
   RUNBOOK_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(50),
 });
-export type WorkerConfig = z.infer<typeof workerConfigSchema>;
+export type WorkerConfig = z.infer<typeof workerConfigSchema> & { temporal: TemporalConnection };
+
+/** Where a worker connects when nothing is configured. */
+export const DEFAULT_TEMPORAL = { address: '127.0.0.1:7233', namespace: DEFAULT_NAMESPACE, what: 'the defaults' };
 
 /** Validates the environment once; every problem is reported together, by variable name. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const parsed = workerConfigSchema.safeParse(env);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map(
-    (i) =>
-      `${String(i.path[0])}: ${i.code === 'invalid_type' && env[String(i.path[0])] === undefined ? 'is not set' : i.message}`,
-  );
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map(
+        (i) =>
+          `${String(i.path[0])}: ${i.code === 'invalid_type' && env[String(i.path[0])] === undefined ? 'is not set' : i.message}`,
+      );
+  let temporal: TemporalConnection | undefined;
+  try {
+    temporal = loadTemporalConnection(env, DEFAULT_TEMPORAL);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    problems.push(`${err.message}${err.fix ? ` (${err.fix})` : ''}`);
+  }
+  if (parsed.success && temporal) return { ...parsed.data, temporal };
   throw new UserError(
     `invalid worker configuration:\n  ${problems.join('\n  ')}`,
     'set these environment variables (runbook up sets them for the worker it starts)',

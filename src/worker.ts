@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, type WorkerOptions } from '@temporalio/worker';
+import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from './activities';
 import { currentActivityScope } from './activities/scope';
@@ -12,7 +12,8 @@ import { migrateOrchestratorDb, recordDrillRun } from './orchestrator-store/orch
 import { createPgRecords } from './orchestrator-store/records';
 import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
 import { siblingDatabaseUrl } from './platforms/single-host';
-import { connectClient } from './temporal-connection';
+import { connectClient, connectNative, dataConverter, describeConnection } from './temporal-connection';
+import { connectionFailure, explainError } from './temporal-diagnosis';
 
 export interface RunbookWorker {
   worker: Worker;
@@ -45,10 +46,14 @@ export async function createRunbookWorker(
     await pool.end();
   };
   try {
-    connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-    // A client for activities that ask Temporal about other workflows (is a lock holder still running?).
-    const temporal = await connectClient(config.TEMPORAL_ADDRESS, config.TEMPORAL_NAMESPACE, 10_000);
-    client = temporal;
+    try {
+      connection = await connectNative(config.temporal);
+      // A client for activities that ask Temporal about other workflows (is a lock holder still running?).
+      client = await connectClient(config.temporal, 10_000);
+    } catch (err) {
+      throw await connectionFailure(err, config.temporal);
+    }
+    const temporal = client;
     const isRunning = async (workflowId: string) => {
       try {
         return (await temporal.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
@@ -78,7 +83,9 @@ export async function createRunbookWorker(
     const registered = extra.wrapActivities ? extra.wrapActivities(activities) : activities;
     const worker = await Worker.create({
       connection,
-      namespace: config.TEMPORAL_NAMESPACE,
+      namespace: config.temporal.namespace,
+      // The payload codec (RUNBOOK_CODEC_KEYS) runs here, outside the workflow sandbox; the converter is the default.
+      dataConverter: dataConverter(config.temporal),
       taskQueue: config.RUNBOOK_TASK_QUEUE,
       ...(extra.workflowBundle
         ? { workflowBundle: extra.workflowBundle }
@@ -87,6 +94,9 @@ export async function createRunbookWorker(
       maxConcurrentActivityTaskExecutions: config.RUNBOOK_MAX_ACTIVITIES,
       ...(extra.identity ? { identity: extra.identity } : {}),
       shutdownGraceTime: extra.shutdownGraceTime ?? '10s',
+    }).catch(async (err: unknown) => {
+      // a namespace that does not exist, refused credentials: said in words
+      throw explainError(err, config.temporal) ? await connectionFailure(err, config.temporal) : err;
     });
     return { worker, close };
   } catch (err) {
@@ -131,7 +141,7 @@ export async function main(): Promise<void> {
   const runbookConfig = runbookConfigStatus(config);
   logger.info('worker started', {
     taskQueue: config.RUNBOOK_TASK_QUEUE,
-    temporal: config.TEMPORAL_ADDRESS,
+    temporal: describeConnection(config.temporal),
     pid: process.pid,
     metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
     runbookConfig: runbookConfig.detail,

@@ -9,10 +9,11 @@ import type { WorkerConfig } from '../src/config';
 import { databaseUrl } from '../src/stack/postgres';
 import { haproxyPaths } from '../src/platforms/single-host/haproxy-control';
 import { freePort } from '../src/system/processes';
-import { resolveStackSettings, temporalAddress, type StackSettings } from '../src/stack/settings';
+import { embeddedConnection, resolveStackSettings, type StackSettings } from '../src/stack/settings';
 import { down, up } from '../src/stack/stack';
 import { findTemporalCli } from '../src/stack/tools';
-import { connectClient } from '../src/temporal-connection';
+import { embeddedProfileEnv } from '../src/stack/worker-process';
+import { connectClient, loadTemporalConnection, type TemporalConnection } from '../src/temporal-connection';
 import { createRunbookWorker } from '../src/worker';
 
 /**
@@ -24,6 +25,10 @@ export interface TestStack {
   settings: StackSettings;
   temporalAddress: string;
   namespace: string;
+  /** How the tests' clients and workers connect: the test stack's dev server, or TEMPORAL_ADDRESS's (a profile). */
+  connection: TemporalConnection;
+  /** Whether Temporal is the operator's (TEMPORAL_ADDRESS) rather than the test stack's dev server. */
+  externalTemporal: boolean;
   client: Client;
   /** The config of an in-process worker on `taskQueue`; its runbook config is runbookConfigFor(taskQueue). */
   workerConfig(taskQueue: string): WorkerConfig;
@@ -69,9 +74,12 @@ export async function startTestStack(): Promise<TestStack> {
     worker: false,
     temporal: !externalTemporal,
   });
-  const address = externalTemporal ?? temporalAddress(settings);
-  const namespace = process.env.TEMPORAL_NAMESPACE ?? settings.namespace;
-  const client = await connectClient(address, namespace);
+  // An external server is reached as the CLI would (TEMPORAL_* variables, a profile: TLS, API keys work).
+  const connection = externalTemporal
+    ? loadTemporalConnection(process.env, { address: externalTemporal, namespace: settings.namespace, what: 'tests' })
+    : embeddedConnection(settings);
+  const { address, namespace } = connection;
+  const client = await connectClient(connection);
   console.log(
     `    test stack up in ${((Date.now() - started) / 1000).toFixed(1)} s: Temporal ${address}, data ${home}`,
   );
@@ -79,10 +87,11 @@ export async function startTestStack(): Promise<TestStack> {
     settings,
     temporalAddress: address,
     namespace,
+    connection,
+    externalTemporal: !!externalTemporal,
     client,
     workerConfig: (taskQueue) => ({
-      TEMPORAL_ADDRESS: address,
-      TEMPORAL_NAMESPACE: namespace,
+      temporal: connection,
       RUNBOOK_TASK_QUEUE: taskQueue,
       DATABASE_URL: databaseUrl(settings),
       HAPROXY_SOCKET: haproxyPaths(settings.home).adminSocket,
@@ -189,9 +198,13 @@ export function useWorker(prefix: string, options?: () => WorkerExtras): { reado
  * the process is gone.
  */
 export function spawnChildWorker(taskQueue: string): { process: ChildProcess; kill(): Promise<void> } {
-  const config = testStack().workerConfig(taskQueue);
+  const stack = testStack();
+  const { temporal: _connection, ...config } = stack.workerConfig(taskQueue);
+  const connectionEnv = stack.externalTemporal
+    ? process.env
+    : embeddedProfileEnv(process.env, stack.settings, path.join(stack.settings.home, 'worker', 'temporal.toml'));
   const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../src/worker.ts')], {
-    env: { ...process.env, ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])) },
+    env: { ...connectionEnv, ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])) },
     stdio: 'ignore',
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

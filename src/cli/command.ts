@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors';
+import { CONNECTION_ENV_HELP } from '../temporal-connection';
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -32,6 +33,8 @@ export interface Command {
   examples: string[];
   /** Longer help: environment variables, what it starts, exit codes. */
   details?: string;
+  /** It talks to Temporal: --help lists the connection's environment variables (profiles, TLS, API key, codec). */
+  connectsToTemporal?: boolean;
   options: Options;
   run(args: ParsedArgs, io: Io): Promise<number>;
 }
@@ -71,6 +74,7 @@ export function commandHelp(command: Command): string {
     }
   }
   if (command.details) lines.push('', command.details);
+  if (command.connectsToTemporal) lines.push('', CONNECTION_ENV_HELP);
   lines.push('', 'Examples:', ...command.examples.map((e) => `  ${e}`));
   return lines.join('\n');
 }

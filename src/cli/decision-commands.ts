@@ -20,6 +20,7 @@ function decisionCommand(kind: DecisionKind): Command {
   }[kind];
   return {
     name: kind,
+    connectsToTemporal: true,
     summary,
     usage: `${kind} <workflow-id> --as <name> [--gate <gate>] [--note <text>]`,
     examples: [`runbook ${kind} deploy-shop-production-v2-1a2b3c --as alice --note "checked the dashboards"`],

@@ -9,6 +9,7 @@ import { signoffUpdate } from '../shared/messages';
 import { ensureDatabase } from '../stack/postgres';
 import { resolveStackSettings, uiUrl } from '../stack/settings';
 import { up } from '../stack/stack';
+import { embeddedProfileEnv, workerPaths } from '../stack/worker-process';
 import { packageRoot } from '../stack/tools';
 import type { deployService } from '../workflows';
 import type { Command, Io } from './command';
@@ -107,7 +108,11 @@ export const demoCommand: Command = {
       ...(values.home ? { home: String(values.home) } : {}),
       runbookConfig: configFile,
     });
-    const env = { ...io.env, RUNBOOK_HOME: settings.home, TEMPORAL_ADDRESS: '' };
+    // The demo runs on the embedded stack, whatever Temporal the environment or a profile names for other commands.
+    const env = {
+      ...embeddedProfileEnv(io.env, settings, workerPaths(settings.home).profile),
+      RUNBOOK_HOME: settings.home,
+    };
     const rps = Number(values.rps ?? 50);
     // The worker runs this config's plan: the demo sends the digest of the same plan.
     const plan = singleHostPlan(resolveService(loadRunbookConfig(configFile), SERVICE, ENVIRONMENT), 'demo');

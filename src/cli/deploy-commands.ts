@@ -86,6 +86,7 @@ async function startRunbook(
 
 export const deployCommand: Command = {
   name: 'deploy',
+  connectsToTemporal: true,
   summary: 'Start a deploy of a service version: snapshot, migrate, canary traffic with analysis, approvals, sign-off.',
   usage:
     'deploy <service> --version <v> [--env <e>] [--config <file>] [--as <name>] [--reason <text>] [--wait | --dry-run] [--json]',
@@ -150,6 +151,7 @@ export const deployCommand: Command = {
 
 export const rollbackCommand: Command = {
   name: 'rollback',
+  connectsToTemporal: true,
   summary:
     'Roll a service back to the previous release that went live (or --to), and with --restore-db its database too.',
   usage:

@@ -4,7 +4,11 @@ import { platformDoctorChecks } from '../platforms/preflight';
 import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import { doctor, down, up } from '../stack/stack';
 import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
-import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
+import { resolveStackSettings, temporalAddress, uiUrl, type StackSettings } from '../stack/settings';
+import type { Check } from '../stack/component';
+import type { TemporalConnection } from '../temporal-connection';
+import { UserError } from '../errors';
+import { temporalTarget } from './temporal';
 import type { Command } from './command';
 import { configOption, homeOption, jsonOption } from './options';
 
@@ -25,6 +29,8 @@ export const upCommand: Command = {
     'another config is restarted (running runbooks carry on); without one it refuses deploys, rollbacks and drills.\n' +
     'Ports: RUNBOOK_TEMPORAL_PORT (7233), RUNBOOK_UI_PORT (8233), RUNBOOK_PG_PORT (55432), RUNBOOK_HAPROXY_STATS_PORT (8404), RUNBOOK_METRICS_PORT (9464).\n' +
     'DATABASE_URL: use your own PostgreSQL instead of starting one. Logs and pid files live in the data folder.\n' +
+    "Payload encryption: the stack's worker inherits RUNBOOK_CODEC_KEYS (off when unset); RUNBOOK_UI_CODEC_ENDPOINT\n" +
+    "makes the Web UI decode through `runbook codec-server` (the dev server's --ui-codec-endpoint).\n" +
     'Without --detach it stays in the foreground and stops everything on Ctrl-C.',
   options: {
     detach: { type: 'boolean', short: 'd', description: 'return once everything is up and leave it running' },
@@ -81,8 +87,33 @@ export const downCommand: Command = {
   },
 };
 
+/**
+ * The connection the CLI would use, for doctor, and whether it is the embedded dev server (plain, its address
+ * and namespace); a configuration that does not load is a failed check.
+ */
+function cliConnection(
+  env: NodeJS.ProcessEnv,
+  settings: StackSettings,
+): { connection?: { connection: TemporalConnection; embedded: boolean }; problem?: Check } {
+  try {
+    const { connection } = temporalTarget(env);
+    const port = String(settings.temporalPort);
+    const embedded =
+      connection.mode === 'plain' &&
+      [temporalAddress(settings), `localhost:${port}`].includes(connection.address) &&
+      connection.namespace === settings.namespace;
+    return { connection: { connection, embedded } };
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    return {
+      problem: { component: 'temporal', check: 'connection', ok: false, detail: err.message, fix: err.fix ?? '' },
+    };
+  }
+}
+
 export const doctorCommand: Command = {
   name: 'doctor',
+  connectsToTemporal: true,
   summary: 'Check each component of the stack and print what is wrong with the exact fix. Changes nothing.',
   usage: 'doctor [--json] [--home <dir>] [--config <runbook.yaml>]',
   examples: [
@@ -100,7 +131,8 @@ export const doctorCommand: Command = {
   },
   async run({ values }, io) {
     const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
-    const checks = await doctor(settings);
+    const { connection, problem } = cliConnection(io.env, settings);
+    const checks = [...(problem ? [problem] : []), ...(await doctor(settings, connection))];
     const configFile = runbookConfigPath(values.config as string | undefined, io.env);
     if (values.config || existsSync(configFile)) {
       const config = loadRunbookConfig(configFile);

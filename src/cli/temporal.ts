@@ -1,7 +1,9 @@
 import type { Client } from '@temporalio/client';
+import { CODEC_KEYS_ENV, PayloadDecryptionError } from '../codec/aes-gcm-codec';
 import { UserError, errorMessage } from '../errors';
 import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
-import { connectClient } from '../temporal-connection';
+import { connectClient, loadTemporalConnection, type TemporalConnection } from '../temporal-connection';
+import { connectionFailure, explainError } from '../temporal-diagnosis';
 
 export interface TemporalTarget {
   address: string;
@@ -9,26 +11,38 @@ export interface TemporalTarget {
   taskQueue: string;
   /** The Web UI, for links printed to operators. */
   uiUrl: string;
+  /** How the CLI connects (mode, certificates, API key, codec). */
+  connection: TemporalConnection;
 }
 
 /**
- * Where the CLI finds Temporal: TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE / RUNBOOK_TASK_QUEUE when set, else
- * the embedded stack that `runbook up` started (its stack.json), else the defaults.
+ * Where and how the CLI finds Temporal: the environment's TEMPORAL_* variables and the Temporal config file's
+ * profile (envconfig, see loadTemporalConnection), else the embedded stack that `runbook up` started (its
+ * stack.json), else the defaults. RUNBOOK_TASK_QUEUE and RUNBOOK_UI_URL as before.
  */
 export function temporalTarget(env: NodeJS.ProcessEnv): TemporalTarget {
   const settings = resolveStackSettings(env);
-  return {
-    address: env.TEMPORAL_ADDRESS || temporalAddress(settings),
+  const connection = loadTemporalConnection(env, {
+    address: temporalAddress(settings),
     namespace: settings.namespace,
+    what: 'the embedded stack (stack.json)',
+  });
+  return {
+    address: connection.address,
+    namespace: connection.namespace,
     taskQueue: settings.taskQueue,
     uiUrl: (env.RUNBOOK_UI_URL || uiUrl(settings)).replace(/\/$/, ''),
+    connection,
   };
 }
 
 export const workflowLink = (t: TemporalTarget, workflowId: string) =>
   `${t.uiUrl}/namespaces/${encodeURIComponent(t.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 
-/** Runs `fn` with a connected client and closes it; an unreachable server is a UserError with the fix. */
+/**
+ * Runs `fn` with a connected client and closes it. An unreachable or refusing server, and a namespace that does
+ * not exist, are a UserError that names the cause (expired certificate, unknown CA, ...) and the fix.
+ */
 export async function withClient<T>(
   env: NodeJS.ProcessEnv,
   fn: (client: Client, target: TemporalTarget) => Promise<T>,
@@ -36,15 +50,30 @@ export async function withClient<T>(
   const target = temporalTarget(env);
   let client: Client;
   try {
-    client = await connectClient(target.address, target.namespace);
+    client = await connectClient(target.connection);
   } catch (err) {
-    throw new UserError(
-      `cannot reach Temporal at ${target.address}: ${errorMessage(err)}`,
-      'start the stack with `runbook up --detach`, or set TEMPORAL_ADDRESS',
-    );
+    const failure = await connectionFailure(err, target.connection);
+    throw target.connection.source.startsWith('the embedded stack')
+      ? new UserError(
+          failure.message,
+          'start the stack with `runbook up --detach`, or set TEMPORAL_ADDRESS (or a profile)',
+        )
+      : failure;
   }
   try {
     return await fn(client, target);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    const known = explainError(err, target.connection);
+    if (known) throw new UserError(known.problem, known.fix);
+    if (err instanceof PayloadDecryptionError) throw new UserError(err.message, `runbook doctor names the keys in use`);
+    if (/Unknown encoding: binary\/encrypted/.test(errorMessage(err))) {
+      throw new UserError(
+        `the workflow's payloads are encrypted and ${CODEC_KEYS_ENV} is not set here`,
+        `set ${CODEC_KEYS_ENV} to the worker's value (the keys stay with who may read the payloads)`,
+      );
+    }
+    throw err;
   } finally {
     await client.connection.close();
   }

@@ -21,6 +21,7 @@ import { withClient, workflowLink } from './temporal';
 
 export const statusCommand: Command = {
   name: 'status',
+  connectsToTemporal: true,
   summary: 'Show where a deploy or rollback is: phase, traffic, analysis, gates, and who it waits for.',
   usage: 'status <workflow-id> [--json]',
   examples: [
@@ -61,6 +62,7 @@ export const statusCommand: Command = {
 
 export const watchCommand: Command = {
   name: 'watch',
+  connectsToTemporal: true,
   summary: 'Follow a deploy or rollback live until it ends (redrawn in place on a terminal, plain lines when piped).',
   usage: 'watch <workflow-id> [--json]',
   examples: [
@@ -79,6 +81,7 @@ export const watchCommand: Command = {
 
 export const cancelCommand: Command = {
   name: 'cancel',
+  connectsToTemporal: true,
   summary: 'Cancel a deploy or rollback: it rolls back what it changed (non-cancellably), then ends as cancelled.',
   usage: 'cancel <workflow-id>',
   examples: ['runbook cancel deploy-shop-production-v2-1a2b3c'],
@@ -101,6 +104,7 @@ export const cancelCommand: Command = {
 
 export const listCommand: Command = {
   name: 'list',
+  connectsToTemporal: true,
   summary: 'Recent and running deploys, rollbacks and drills, from Temporal visibility (search attributes).',
   usage: 'list [--service <s>] [--env <e>] [--kind deploy|rollback|drill] [--running] [--limit <n>] [--json]',
   examples: ['runbook list --service shop --running', 'runbook list --kind deploy --json | jq -r ".[].workflowId"'],

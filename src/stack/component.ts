@@ -1,3 +1,4 @@
+import type { TemporalConnection } from '../temporal-connection';
 import type { StackSettings } from './settings';
 
 /** One line of `runbook doctor`: a check, whether it passed, and the exact fix when it did not. */
@@ -13,6 +14,11 @@ export interface StackContext {
   settings: StackSettings;
   /** Progress lines for the operator. */
   log: (line: string) => void;
+  /**
+   * doctor: the connection the CLI uses. When it is not the embedded dev server (`embedded: false`: a profile,
+   * TLS, an API key), the Temporal and worker checks check that server instead.
+   */
+  temporal?: { connection: TemporalConnection; embedded: boolean };
 }
 
 /** A server of the embedded stack: started idempotently (adopted when already running), stopped, checked. */

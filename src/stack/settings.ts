@@ -3,6 +3,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../errors';
 import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from '../shared/constants';
+import { plainConnection, type TemporalConnection } from '../temporal-connection';
 
 const port = z.coerce.number().int().min(1).max(65535);
 
@@ -91,3 +92,10 @@ export function saveStackSettings(settings: StackSettings): void {
 
 export const temporalAddress = (s: StackSettings) => `127.0.0.1:${s.temporalPort}`;
 export const uiUrl = (s: StackSettings) => `http://localhost:${s.uiPort}`;
+
+/**
+ * How the stack's own clients reach its dev server: plainly, on the loopback address of stack.json, whatever
+ * profile the operator's environment names (that one is for the CLI's and workers' connections).
+ */
+export const embeddedConnection = (s: StackSettings): TemporalConnection =>
+  plainConnection(temporalAddress(s), s.namespace, 'the embedded stack (stack.json)');

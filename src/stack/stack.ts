@@ -1,4 +1,5 @@
 import { chmodSync, mkdirSync } from 'node:fs';
+import type { TemporalConnection } from '../temporal-connection';
 import type { Check, Component, StackContext } from './component';
 import { haproxyComponent } from './haproxy';
 import { postgresComponent } from './postgres';
@@ -64,9 +65,15 @@ export async function down(settings: StackSettings, log: (line: string) => void)
   return stopped;
 }
 
-/** Runs every component's checks; nothing is started or changed. */
-export async function doctor(settings: StackSettings): Promise<Check[]> {
-  const ctx: StackContext = { settings, log: () => {} };
+/**
+ * Runs every component's checks; nothing is started or changed. `temporal`: the connection the CLI uses, and
+ * whether it is the embedded dev server.
+ */
+export async function doctor(
+  settings: StackSettings,
+  temporal?: { connection: TemporalConnection; embedded: boolean },
+): Promise<Check[]> {
+  const ctx: StackContext = { settings, log: () => {}, ...(temporal ? { temporal } : {}) };
   const checks: Check[] = [];
   for (const component of components) checks.push(...(await component.check(ctx)));
   return checks;

@@ -4,9 +4,10 @@ import { temporal } from '@temporalio/proto';
 import { UserError, errorMessage } from '../errors';
 import { cliSearchAttributeType, runbookSearchAttributes } from '../shared/search-attributes';
 import { connectClient } from '../temporal-connection';
+import { connectionChecks } from '../temporal-diagnosis';
 import { fail, pass, type Check, type Component } from './component';
 import { livePid, portOpen, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
-import { settingEnv, temporalAddress, uiUrl, type StackSettings } from './settings';
+import { embeddedConnection, settingEnv, temporalAddress, uiUrl, type StackSettings } from './settings';
 import { ensureTemporalCli, findTemporalCli } from './tools';
 
 export function temporalPaths(home: string) {
@@ -31,7 +32,7 @@ const indexedValueType: Record<string, temporal.api.enums.v1.IndexedValueType> =
 
 /** The runbook search attributes missing from the namespace (empty when all are registered). */
 export async function missingSearchAttributes(settings: StackSettings): Promise<string[]> {
-  const client = await connectClient(temporalAddress(settings), settings.namespace);
+  const client = await connectClient(embeddedConnection(settings));
   try {
     const { customAttributes } = await client.connection.operatorService.listSearchAttributes({
       namespace: settings.namespace,
@@ -49,7 +50,7 @@ export async function missingSearchAttributes(settings: StackSettings): Promise<
 async function registerSearchAttributes(settings: StackSettings): Promise<void> {
   const missing = new Set(await missingSearchAttributes(settings));
   if (missing.size === 0) return;
-  const client = await connectClient(temporalAddress(settings), settings.namespace);
+  const client = await connectClient(embeddedConnection(settings));
   try {
     const searchAttributes: Record<string, temporal.api.enums.v1.IndexedValueType> = {};
     for (const key of runbookSearchAttributes) {
@@ -63,7 +64,7 @@ async function registerSearchAttributes(settings: StackSettings): Promise<void> 
 }
 
 async function frontendAnswers(settings: StackSettings): Promise<boolean> {
-  const client = await connectClient(temporalAddress(settings), settings.namespace, 1_000);
+  const client = await connectClient(embeddedConnection(settings), 1_000);
   try {
     await client.connection.workflowService.getSystemInfo({});
     return true;
@@ -113,6 +114,10 @@ export const temporalComponent: Component = {
         settings.namespace,
         '--log-level',
         'warn',
+        // the Web UI decodes encrypted payloads through `runbook codec-server` (docs/temporal-connection.md)
+        ...(process.env.RUNBOOK_UI_CODEC_ENDPOINT
+          ? ['--ui-codec-endpoint', process.env.RUNBOOK_UI_CODEC_ENDPOINT]
+          : []),
         ...runbookSearchAttributes.flatMap((k) => [
           '--search-attribute',
           `${k.name}=${cliSearchAttributeType[k.type]}`,
@@ -162,6 +167,13 @@ export const temporalComponent: Component = {
     } catch (err) {
       checks.push(fail('temporal', 'cli', errorMessage(err), err instanceof UserError ? (err.fix ?? '') : ''));
     }
+    if (ctx.temporal && !ctx.temporal.embedded) {
+      checks.push(...(await connectionChecks(ctx.temporal.connection)));
+      return checks;
+    }
+    checks.push(
+      ...(await connectionChecks(ctx.temporal?.connection ?? embeddedConnection(settings), { frontend: false })),
+    );
     const reachable = await frontendAnswers(settings).catch(() => false);
     if (!reachable) {
       const busy = await portOpen(settings.temporalPort);

@@ -1,14 +1,14 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { UserError, errorMessage } from '../errors';
 import { loadRunbookConfig } from '../runbook-config';
-import { connectClient } from '../temporal-connection';
+import { connectClient, type TemporalConnection } from '../temporal-connection';
 import { fail, pass, type Check, type Component } from './component';
 import { livePid, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
 import { databaseUrl } from './postgres';
 import { haproxyPaths } from '../platforms/single-host/haproxy-control';
-import { settingEnv, temporalAddress, type StackSettings } from './settings';
+import { embeddedConnection, settingEnv, temporalAddress, type StackSettings } from './settings';
 import { packageRoot } from './tools';
 
 export function workerPaths(home: string) {
@@ -19,6 +19,8 @@ export function workerPaths(home: string) {
     log: path.join(dir, 'worker.log'),
     /** What the running worker was started with: { runbookConfig }. */
     started: path.join(dir, 'worker.json'),
+    /** The Temporal profile of the stack's worker (also usable with `temporal --config-file`). */
+    profile: path.join(dir, 'temporal.toml'),
   };
 }
 
@@ -32,15 +34,36 @@ export function workerRunbookConfig(home: string): string | undefined {
   }
 }
 
+/** The variables by which envconfig (and the `temporal` CLI) choose and shape a connection. */
+const CONNECTION_VAR = /^TEMPORAL_(ADDRESS|NAMESPACE|API_KEY|PROFILE|CONFIG_FILE|TLS(_.*)?|GRPC_META_.*|CODEC_.*)$/;
+
+/**
+ * `env` with the operator's Temporal connection settings replaced by a profile of the embedded dev server
+ * (plain, loopback), written to `profileFile`: a worker of the stack connects to the stack, even when the
+ * operator's own environment or ~/.config/temporalio/temporal.toml points the CLI at another server.
+ */
+export function embeddedProfileEnv(
+  env: NodeJS.ProcessEnv,
+  settings: StackSettings,
+  profileFile: string,
+): NodeJS.ProcessEnv {
+  mkdirSync(path.dirname(profileFile), { recursive: true });
+  writeFileSync(
+    profileFile,
+    `# Written by runbook: the embedded stack's Temporal dev server.\n[profile.default]\naddress = ${JSON.stringify(temporalAddress(settings))}\nnamespace = ${JSON.stringify(settings.namespace)}\n`,
+    { mode: 0o600 },
+  );
+  const kept = Object.entries(env).filter(([k]) => !CONNECTION_VAR.test(k));
+  return { ...Object.fromEntries(kept), TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'default' };
+}
+
 /** The compiled worker entry point that `runbook up` runs. */
 export const workerScript = path.join(packageRoot, 'dist', 'worker.js');
 
 /** The environment a worker of this stack runs with: addresses and the credentials it holds. */
 export function workerEnv(settings: StackSettings): NodeJS.ProcessEnv {
   return {
-    ...process.env,
-    TEMPORAL_ADDRESS: temporalAddress(settings),
-    TEMPORAL_NAMESPACE: settings.namespace,
+    ...embeddedProfileEnv(process.env, settings, workerPaths(settings.home).profile),
     RUNBOOK_TASK_QUEUE: settings.taskQueue,
     RUNBOOK_HOME: settings.home,
     DATABASE_URL: databaseUrl(settings),
@@ -54,12 +77,16 @@ export function workerEnv(settings: StackSettings): NodeJS.ProcessEnv {
 /**
  * The workers polling the task queue for workflow tasks, by identity. The server keeps a poller listed for
  * minutes after it stops; a live worker polls again at least every minute, so older entries are left out.
+ * `connection`: the embedded stack's dev server unless given (doctor passes the CLI's when it is another).
  */
-export async function workflowPollers(settings: StackSettings): Promise<string[]> {
-  const client = await connectClient(temporalAddress(settings), settings.namespace);
+export async function workflowPollers(
+  settings: StackSettings,
+  connection: TemporalConnection = embeddedConnection(settings),
+): Promise<string[]> {
+  const client = await connectClient(connection);
   try {
     const res = await client.connection.workflowService.describeTaskQueue({
-      namespace: settings.namespace,
+      namespace: connection.namespace,
       taskQueue: { name: settings.taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
       taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     });
@@ -134,7 +161,10 @@ export const workerComponent: Component = {
     const checks: Check[] = [];
     const pid = livePid(p.pidFile, workerScript);
     try {
-      const pollers = await workflowPollers(settings);
+      const pollers = await workflowPollers(
+        settings,
+        ctx.temporal?.embedded === false ? ctx.temporal.connection : undefined,
+      );
       if (pollers.length > 0)
         checks.push(pass('worker', 'polling', `${pollers.length} on ${settings.taskQueue}: ${pollers.join(', ')}`));
       else
@@ -147,7 +177,16 @@ export const workerComponent: Component = {
           ),
         );
     } catch (err) {
-      checks.push(fail('worker', 'polling', errorMessage(err), 'start Temporal first: runbook up'));
+      checks.push(
+        fail(
+          'worker',
+          'polling',
+          errorMessage(err),
+          ctx.temporal?.embedded === false
+            ? 'fix the Temporal connection first (the temporal checks above)'
+            : 'start Temporal first: runbook up',
+        ),
+      );
     }
     if (pid) {
       const file = workerRunbookConfig(settings.home);

@@ -134,7 +134,7 @@ describe('docker-compose.yml', function () {
       Object.entries(env).map(([k, v]) => [k, interpolate(String(v), testVariables)]),
     ) as Record<string, string>;
     const config = loadConfig(values);
-    assert.equal(config.TEMPORAL_ADDRESS, 'temporal:7233');
+    assert.equal(config.temporal.address, 'temporal:7233');
     assert.equal(new URL(config.DATABASE_URL).pathname, `/${ORCHESTRATOR_DB}`, "the embedded stack's database name");
     assert.equal(config.DATABASE_URL, `postgres://runbook:${testVariables.RUNBOOK_DB_PASSWORD}@postgres:5432/runbook`);
     // the entrypoint starts HAProxy where src/stack/haproxy.ts puts it under RUNBOOK_HOME: the same socket

@@ -9,9 +9,13 @@ import { freePort, isAlive, portOpen } from '../../src/system/processes';
 import { sample } from './metrics.test';
 import { runbookCli, type CliResult } from '../helpers/cli';
 
-/** The CLI on this test's own stack (never a TEMPORAL_ADDRESS from the environment). */
+/** The CLI on this test's own stack (never a TEMPORAL_ADDRESS or a profile file from the environment). */
 const runbook = (args: string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliResult> =>
-  runbookCli(args, { TEMPORAL_ADDRESS: '', ...env }, timeoutMs);
+  runbookCli(
+    args,
+    { TEMPORAL_ADDRESS: '', TEMPORAL_PROFILE: '', TEMPORAL_CONFIG_FILE: '/dev/null', ...env },
+    timeoutMs,
+  );
 
 /**
  * examples/runbook.yaml with the demo environment on free ports (the test may share the machine with another stack),

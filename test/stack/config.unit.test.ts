@@ -10,7 +10,7 @@ describe('worker configuration', () => {
       HAPROXY_SOCKET: '/x/admin.sock',
       RUNBOOK_HOME: '/x',
     });
-    assert.equal(config.TEMPORAL_ADDRESS, '127.0.0.1:7233');
+    assert.equal(config.temporal.address, '127.0.0.1:7233');
     assert.equal(config.RUNBOOK_TASK_QUEUE, 'durable-runbooks');
     assert.equal(config.RUNBOOK_MAX_ACTIVITIES, 50);
   });

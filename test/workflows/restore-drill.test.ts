@@ -17,6 +17,7 @@ import { signoffUpdate } from '../../src/shared/messages';
 import { RunbookRtoSeconds } from '../../src/shared/search-attributes';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import { postgresClientBinDir } from '../../src/pg/bin-dir';
+import { nativeConnectionOptions } from '../../src/temporal-connection';
 import {
   runbookConfigFor,
   spawnChildWorker,
@@ -277,10 +278,10 @@ describe('restoreDrill on the real stack', function () {
     };
     const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 });
     await migrateOrchestratorDb(pool);
-    const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+    const connection = await NativeConnection.connect(nativeConnectionOptions(config.temporal));
     const custom = await Worker.create({
       connection,
-      namespace: config.TEMPORAL_NAMESPACE,
+      namespace: config.temporal.namespace,
       taskQueue: queue,
       workflowBundle: await workflowBundle(),
       activities: createActivities({

@@ -23,6 +23,7 @@ const OPTIONS_OF: Record<Sub, string[]> = {
 
 export const drillCommand: Command = {
   name: 'drill',
+  connectsToTemporal: true,
   summary:
     'Restore drill: restore a snapshot into a scratch database, check it, start the live release on it, time it (RTO).\n' +
     'Also: drill schedule (a Temporal Schedule), drill history, drill report (HTML).',
