@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { createHaproxyRuntime } from '../src/platforms/single-host/haproxy-runtime';
 import { haproxyRouteNames } from '../src/platforms/single-host/haproxy-route-config';
 import { parseStatCsv } from '../src/platforms/single-host/haproxy-stats';
@@ -164,7 +164,7 @@ export function gitState() {
  * (the service's first deploy): retried (wretr) and redispatched (wredis) attempts, connection and response errors,
  * 5xx answers. Zero failed requests with retries > 0 would mean that HAProxy hid failures from the client.
  */
-async function haproxyCounters(plan: ServicePlan) {
+async function haproxyCounters(plan: ResolvedService) {
   const names = haproxyRouteNames({ service: plan.service, environment: plan.environment });
   const runtime = createHaproxyRuntime(haproxyPaths(testStack().settings.home).adminSocket);
   const rows = parseStatCsv(await runtime.command(`show stat ${names.backend} 6 -1`));
@@ -231,7 +231,7 @@ let runningLoad: RunningLoad | undefined;
  * HAProxy's counters.
  */
 export async function measureUnderLoad<H extends WorkflowHandle>(o: {
-  plan: ServicePlan;
+  plan: ResolvedService;
   settings: LoadSettings;
   budgetMs: number;
   /** How many failures the load keeps with their time. */

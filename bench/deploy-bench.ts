@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DeployResult } from '../src/shared/deploy';
-import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { startTestStack, startWorker, uniqueName } from '../test/harness';
 import { shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
 import {
@@ -75,7 +75,7 @@ const command = benchCommand('bench:deploy', 'bench/deploy-bench.ts');
 
 let worker: { stop(): Promise<void> } | undefined;
 
-function benchPlan(base: ServicePlan): ServicePlan {
+function benchPlan(base: ResolvedService): ResolvedService {
   return {
     ...base,
     traffic: { steps: settings.weights.map((weight) => ({ weight, bakeMs: settings.bakeMs })) },
@@ -90,7 +90,7 @@ function benchPlan(base: ServicePlan): ServicePlan {
 }
 
 /** The first deploy of a service: no load, no bake (the route and v1 come up). */
-async function firstDeploy(taskQueue: string, plan: ServicePlan): Promise<DeployResult> {
+async function firstDeploy(taskQueue: string, plan: ResolvedService): Promise<DeployResult> {
   const handle = await startDeploy(taskQueue, { ...plan, traffic: { steps: [{ weight: 100, bakeMs: 0 }] } }, 'v1');
   const result = await resultWithin(handle, DEPLOY_SLACK_MS, 'the first deploy (v1)');
   if (result.outcome !== 'succeeded')
@@ -99,7 +99,7 @@ async function firstDeploy(taskQueue: string, plan: ServicePlan): Promise<Deploy
 }
 
 /** Deploys `version` on top of v1 while autocannon hits the stable frontend; returns the figures and the history. */
-async function deployUnderLoad(taskQueue: string, plan: ServicePlan, version: string) {
+async function deployUnderLoad(taskQueue: string, plan: ResolvedService, version: string) {
   const { handle, result, figures, timeline, machineCpuBusy, haproxy } = await measureUnderLoad({
     plan,
     settings,
@@ -163,7 +163,7 @@ interface Measured {
   startedAt: Date;
   loadAvgBefore: number[];
   tools: Awaited<ReturnType<typeof toolVersions>>;
-  goodPlan: ServicePlan;
+  goodPlan: ResolvedService;
   good: Awaited<ReturnType<typeof deployUnderLoad>>;
   bad: Awaited<ReturnType<typeof deployUnderLoad>>;
   /** The first deploy of the rollback scenario's service (its v1 is the stable release). */

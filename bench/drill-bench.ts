@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { diffFingerprints, fingerprintDatabase } from '../src/pg/fingerprint';
 import type { SnapshotManifest } from '../src/platforms/types';
-import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { drillReleaseEnvironment } from '../src/shared/drill';
 import { releaseIdFor } from '../src/shared/ids';
 import { databaseUrl } from '../src/stack/postgres';
@@ -113,7 +113,7 @@ async function ping(db: string) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
-async function drillRun(taskQueue: string, plan: ServicePlan, fresh: boolean, snapshotId?: string) {
+async function drillRun(taskQueue: string, plan: ResolvedService, fresh: boolean, snapshotId?: string) {
   const handle = await startDrill(taskQueue, plan, fresh ? { fresh: true } : { snapshotId: snapshotId! });
   const r = await resultWithin(handle, DRILL_MAX_MS, 'the drill', 'the drill did not finish in time');
   if (r.outcome !== 'passed') throw new Error(`the drill ended ${r.outcome}: ${r.reason}`);
@@ -138,7 +138,7 @@ async function drillRun(taskQueue: string, plan: ServicePlan, fresh: boolean, sn
   };
 }
 
-async function bareRun(plan: ServicePlan, manifest: SnapshotManifest, version: string) {
+async function bareRun(plan: ResolvedService, manifest: SnapshotManifest, version: string) {
   const db = `${plan.database!.name}_bare_${Math.random().toString(36).slice(2, 8)}`;
   const t0 = performance.now();
   const restoreT = await timed(() => restore(manifest.location, db, settings.restoreJobs));
@@ -233,7 +233,7 @@ async function main() {
   worker = await startWorker(taskQueue);
 
   const base = await shopPlan();
-  const plan: ServicePlan = { ...base, traffic: { steps: [{ weight: 100, bakeMs: 0 }] } };
+  const plan: ResolvedService = { ...base, traffic: { steps: [{ weight: 100, bakeMs: 0 }] } };
   const database = plan.database!.name;
   const v1 = await (await startDeploy(taskQueue, plan, 'v1')).result();
   if (v1.outcome !== 'succeeded') throw new Error(`the v1 deploy ended ${v1.outcome}: ${v1.reason}`);

@@ -25,7 +25,7 @@ import pg from 'pg';
 import type { RunningRelease } from '../src/platforms/types';
 import type { DeployResult } from '../src/shared/deploy';
 import type { RollbackRequest } from '../src/shared/request';
-import type { SingleHostService as ServicePlan } from '../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { releaseIdFor } from '../src/shared/ids';
 import { approveUpdate } from '../src/shared/messages';
 import { databaseUrl } from '../src/stack/postgres';
@@ -117,7 +117,7 @@ let stackStarted = false;
 let poller: { stop(): Promise<ActivitySeen[]> } | undefined;
 
 /** The sample service's plan with a single 100% traffic step (the setup deploys need no canary). */
-async function benchPlan(): Promise<ServicePlan> {
+async function benchPlan(): Promise<ResolvedService> {
   const base = await shopPlan();
   return {
     ...base,
@@ -130,7 +130,7 @@ async function benchPlan(): Promise<ServicePlan> {
   };
 }
 
-async function deploy(taskQueue: string, plan: ServicePlan, version: string) {
+async function deploy(taskQueue: string, plan: ResolvedService, version: string) {
   const handle = await startDeploy(taskQueue, plan, version, REQUESTER);
   const result = await resultWithin(handle, SETUP_MAX_MS + (plan.database ? RESTORE_MAX_MS : 0), `deploy ${version}`);
   if (result.outcome !== 'succeeded')
@@ -139,7 +139,7 @@ async function deploy(taskQueue: string, plan: ServicePlan, version: string) {
 }
 
 /** A rollback requested by the bench's requester, its workflow id prefixed rollback-bench. */
-const startBenchRollback = (taskQueue: string, plan: ServicePlan, extra: Partial<RollbackRequest> = {}) =>
+const startBenchRollback = (taskQueue: string, plan: ResolvedService, extra: Partial<RollbackRequest> = {}) =>
   startRollback(
     taskQueue,
     plan,
@@ -148,7 +148,7 @@ const startBenchRollback = (taskQueue: string, plan: ServicePlan, extra: Partial
   );
 
 /** Stops the service's remaining releases once it is measured, so that idle processes do not pile up. */
-async function stopServiceReleases(plan: ServicePlan): Promise<void> {
+async function stopServiceReleases(plan: ResolvedService): Promise<void> {
   const rs = runner();
   for (const r of await rs.list()) {
     if (r.service === plan.service) await rs.stop(r.service, r.environment, r.releaseId, 2_000);
@@ -163,7 +163,7 @@ const answeredBy = (f: LoadFailure) =>
   `${f.status} from ${f.version === '?' ? 'HAProxy' : f.version}${f.retryAfter ? ` (Retry-After: ${f.retryAfter})` : ''}`;
 
 /** The fields that open the result of each rollback run. */
-const runIdentity = (plan: ServicePlan, handle: WorkflowHandle, result: DeployResult) => ({
+const runIdentity = (plan: ResolvedService, handle: WorkflowHandle, result: DeployResult) => ({
   service: plan.service,
   workflowId: handle.workflowId,
   outcome: result.outcome,

@@ -9,7 +9,7 @@ import { UserError, errorMessage } from '../errors';
 import { platformDatabaseWhere, platformPlanRows } from '../platforms/preflight';
 import { planDifferences, planDigest } from '../runbook-config';
 import { formatDuration } from '../runbook-config/durations';
-import type { ServicePlan } from '../shared/deploy';
+import type { ResolvedService } from '../shared/service-plan';
 import { slug } from '../shared/ids';
 import type { ResolvedPlan } from '../shared/request';
 import type { ApprovalPolicy, HttpProbe } from '../shared/service-plan';
@@ -62,7 +62,7 @@ const policy = (a: ApprovalPolicy) =>
   `timeout ${formatDuration(a.timeoutMs)}, then ${a.onTimeout}`;
 
 /** A resolved plan for people: one line per part (platform, release, checks, database, traffic, approvals). */
-export function planLines(plan: ServicePlan): string[] {
+export function planLines(plan: ResolvedService): string[] {
   const rows: Array<[string, string]> = [];
   rows.push(...platformPlanRows(plan));
   const h = plan.health;
@@ -168,7 +168,7 @@ export async function dryRun(
   command: string,
   service: string,
   headline: (environment: string) => string,
-  check: (plan: ServicePlan) => void = () => {},
+  check: (plan: ResolvedService) => void = () => {},
 ): Promise<number> {
   const { local, environment } = localPlanFor(args.values, io.env, service, command);
   return withClient(io.env, async (client, target) => {

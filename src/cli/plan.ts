@@ -7,7 +7,6 @@ import {
   resolveService,
   runbookConfigPath,
 } from '../runbook-config';
-import type { ServicePlan } from '../shared/deploy';
 import { parseRequest } from '../shared/request';
 import type { ResolvedService, SingleHostService } from '../shared/service-plan';
 import type { ParsedArgs } from './command';
@@ -23,13 +22,13 @@ export function resolvePlan(
   env: NodeJS.ProcessEnv,
   service: string,
   environment = values.env as string | undefined,
-): ServicePlan {
+): ResolvedService {
   const config = loadRunbookConfig(runbookConfigPath(values.config as string | undefined, env));
   return resolveService(config, service, environment ?? defaultEnvironment(config, service));
 }
 
 /** The operator's own plan, for the comparison of --dry-run, or why there is none. */
-export type LocalPlan = { plan: ServicePlan } | { error: UserError };
+export type LocalPlan = { plan: ResolvedService } | { error: UserError };
 
 /**
  * For --dry-run: the local plan, or why there is none (the worker's plan is shown either way), and the environment
@@ -54,7 +53,7 @@ export function localPlanFor(
 }
 
 /** What a request carries of the plan the operator sees: its digest, and its fields' (the worker names the ones that differ). */
-export function previewed(plan: ServicePlan): { configDigest: string; fieldDigests: Record<string, string> } {
+export function previewed(plan: ResolvedService): { configDigest: string; fieldDigests: Record<string, string> } {
   const { digest, fieldDigests } = planDigest(plan);
   return { configDigest: digest, fieldDigests };
 }

@@ -18,9 +18,6 @@ export type GateName = ApprovalGate | 'restore-database' | 'drill-signoff';
 /** Who may decide at a set of gates, and what a timeout does. */
 export type GatePolicy = Omit<ApprovalPolicy, 'gates'> & { gates: GateName[] };
 
-/** The plan a deploy or rollback runs: the service's resolved settings for one environment. */
-export type ServicePlan = ResolvedService;
-
 /**
  * The deploy workflow's input: a request (the worker resolves its plan). `PlanInDeployInput` is the shape of the
  * histories recorded before the `worker-resolves-plan` patch, which replay with their own plan; a new execution
@@ -30,7 +27,7 @@ export type DeployInput = DeployRequest | PlanInDeployInput;
 
 /** @deprecated the input of deploys started before `worker-resolves-plan`: replays only. */
 export interface PlanInDeployInput {
-  plan: ServicePlan;
+  plan: ResolvedService;
   version: string;
   /** Who asked for the deploy (the CLI's --as, or RUNBOOK_USER); under four-eyes they may not approve. */
   requestedBy: string;
@@ -161,7 +158,7 @@ export type RollbackInput = RollbackRequest | PlanInRollbackInput;
 
 /** @deprecated the input of rollbacks started before `worker-resolves-plan`: replays only. */
 export interface PlanInRollbackInput {
-  plan: ServicePlan;
+  plan: ResolvedService;
   requestedBy: string;
   /** The version to go back to; default: the newest release that went live before the current one. */
   toVersion?: string;

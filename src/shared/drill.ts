@@ -1,4 +1,5 @@
-import type { DeployState, ServicePlan } from './deploy';
+import type { DeployState } from './deploy';
+import type { ResolvedService } from './service-plan';
 import { databaseNameFor, slug } from './ids';
 import type { DrillRequest } from './request';
 
@@ -38,7 +39,7 @@ export type DrillInput = DrillRequest | PlanInDrillInput;
 
 /** @deprecated the input of drills started before `worker-resolves-plan`: replays only. */
 export interface PlanInDrillInput {
-  plan: ServicePlan;
+  plan: ResolvedService;
   /** Who started it (`runbook drill --as`), or the schedule (`schedule:<id>`); under four-eyes they may not sign off. */
   requestedBy: string;
   /** Restore this snapshot; default: the newest snapshot of the service and environment. */

@@ -1,7 +1,7 @@
 /**
  * A service's runbook settings for one environment, as resolved from runbook.yaml: plain JSON (it goes into
  * workflow inputs and histories), durations in milliseconds, paths absolute, and no secrets. Workflow-safe:
- * src/runbook-config.ts produces these; workflows and activities consume them.
+ * src/runbook-config/ produces these; workflows and activities consume them.
  */
 
 /** Service and environment names (runbook.yaml's keys, and the names a request carries). */

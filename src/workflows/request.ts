@@ -6,7 +6,8 @@ import {
   upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { z } from 'zod';
-import type { DeployState, ServicePlan } from '../shared/deploy';
+import type { DeployState } from '../shared/deploy';
+import type { ResolvedService } from '../shared/service-plan';
 import {
   INVALID_REQUEST,
   RUNBOOK_CONFIG_UNUSABLE,
@@ -43,7 +44,7 @@ interface RequestBase {
 /** A runbook's validated request; `inputPlan` only when replaying a history from before WORKER_RESOLVES_PLAN. */
 export interface Taken<R extends RequestBase> {
   request: R;
-  inputPlan?: ServicePlan;
+  inputPlan?: ResolvedService;
 }
 
 /**
@@ -57,7 +58,7 @@ export function takeRequest<S extends z.ZodType<RequestBase>>(
   input: unknown,
 ): Taken<z.output<S>> {
   if (!patched(WORKER_RESOLVES_PLAN)) {
-    const { plan } = input as { plan: ServicePlan };
+    const { plan } = input as { plan: ResolvedService };
     const request = { ...(input as object), service: plan.service, environment: plan.environment, configDigest: '' };
     return { request: request as z.output<S>, inputPlan: plan };
   }
@@ -79,7 +80,7 @@ export async function planOf<R extends RequestBase>(
   taken: Taken<R>,
   kind: 'deploy' | 'rollback' | 'drill',
   state: DeployState,
-): Promise<ServicePlan> {
+): Promise<ResolvedService> {
   const { request } = taken;
   let plan = taken.inputPlan;
   if (!plan) {

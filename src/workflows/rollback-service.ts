@@ -1,7 +1,8 @@
 import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { platformPlanOf } from '../platforms/descriptors';
-import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput, ServicePlan } from '../shared/deploy';
+import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } from '../shared/deploy';
+import type { ResolvedService } from '../shared/service-plan';
 import { databaseNameFor, releaseIdFor } from '../shared/ids';
 import { rollbackRequestSchema } from '../shared/request';
 import { APPROVAL_GATES } from '../shared/service-plan';
@@ -31,7 +32,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
   const request = taken.request;
   const { requestedBy } = request;
   const { workflowId } = workflowInfo();
-  const restorePolicy = (plan: ServicePlan): GatePolicy => ({
+  const restorePolicy = (plan: ResolvedService): GatePolicy => ({
     gates: ['restore-database'],
     approvers: plan.rollback.dbRestoreApprovers,
     fourEyes: true,

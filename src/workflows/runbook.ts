@@ -17,8 +17,8 @@ import type {
   GateName,
   GatePolicy,
   Outcome,
-  ServicePlan,
 } from '../shared/deploy';
+import type { ResolvedService } from '../shared/service-plan';
 import { statusQuery } from '../shared/messages';
 import { RunbookOutcome, RunbookPhase } from '../shared/search-attributes';
 import { act, safe } from './activity-options';
@@ -43,7 +43,7 @@ export function beginRunbook<
   taken: Taken<R>;
   version: string;
   gates: readonly GateName[];
-  policyFor: (plan: ServicePlan, gate: GateName) => GatePolicy;
+  policyFor: (plan: ResolvedService, gate: GateName) => GatePolicy;
 }) {
   const { kind, version, taken } = args;
   const { service, environment, requestedBy } = taken.request;
@@ -61,7 +61,7 @@ export function beginRunbook<
     gates: args.gates.map((gate) => ({ gate, status: 'pending', refused: [] })),
     timeline: [],
   };
-  let resolved: ServicePlan | undefined;
+  let resolved: ResolvedService | undefined;
   const policyFor = (gate: GateName) => (resolved ? args.policyFor(resolved, gate) : NO_POLICY);
   setHandler(statusQuery, () => state);
   const { gate } = installGates(state, policyFor, requestedBy, what);
@@ -88,7 +88,7 @@ export function beginRunbook<
     what,
     gate,
     /** The plan to run (see planOf): call once, first. */
-    async plan(): Promise<ServicePlan> {
+    async plan(): Promise<ResolvedService> {
       resolved = await planOf(taken, kind, state);
       return resolved;
     },

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import { testStack, useWorker } from '../harness';
 import { runbookCli } from '../helpers/cli';
 import { putPlan } from '../helpers/worker-config';
@@ -17,7 +17,7 @@ describe('runbook deploy|rollback|drill --dry-run: the plan the worker would run
   const dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-dry-run-'));
   const workerConfig = path.join(dir, 'worker', 'runbook.yaml');
   const { taskQueue } = useWorker('dry-run', () => ({ runbookConfig: workerConfig }));
-  let plan: ServicePlan;
+  let plan: ResolvedService;
   let env: NodeJS.ProcessEnv;
   let same: string;
   let changed: string;
@@ -108,7 +108,7 @@ describe('runbook deploy|rollback|drill --dry-run: the plan the worker would run
     assert.equal(json.code, 1);
     const report = JSON.parse(json.stdout) as {
       matches: boolean;
-      worker: { source: string; digest: string; plan: ServicePlan };
+      worker: { source: string; digest: string; plan: ResolvedService };
       differences: Array<{ field: string }>;
     };
     assert.equal(report.matches, false);

@@ -1,13 +1,13 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { planDigest } from '../../src/runbook-config';
 import { approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import type { deployService, stackCheck } from '../../src/workflows';
 import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
 import { liveV1, startDrill } from '../workflows/drill-fixture';
 
 /** v1 then v2 live; returns the plan (restores approved by alice and bob) and v2's pre-migration snapshot. */
-async function v1ThenV2(taskQueue: string): Promise<{ plan: ServicePlan; snapshotId: string }> {
+async function v1ThenV2(taskQueue: string): Promise<{ plan: ResolvedService; snapshotId: string }> {
   const base = await shopPlan();
   const plan = { ...base, rollback: { ...base.rollback, dbRestoreApprovers: ['alice', 'bob'] } };
   await (await startDeploy(taskQueue, plan, 'v1')).result();

@@ -5,7 +5,7 @@ import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/clie
 import { ApplicationFailure } from '@temporalio/common';
 import { startLoad } from '../../src/load-generator';
 import { approveSignal, approveUpdate, rejectSignal, signoffUpdate, statusQuery } from '../../src/shared/messages';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import { spawnChildWorker, startWorker, testStack, uniqueName, useWorker } from '../harness';
 import {
   examplesDir,
@@ -21,7 +21,7 @@ import {
   snapshotPath,
 } from './deploy-fixture';
 
-async function runningReleases(plan: ServicePlan): Promise<string[]> {
+async function runningReleases(plan: ResolvedService): Promise<string[]> {
   const dir = path.join(testStack().settings.home, 'releases', `${plan.service}-${plan.environment}`);
   const ids = readdirSync(dir);
   const alive = await Promise.all(

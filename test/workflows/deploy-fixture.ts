@@ -7,7 +7,7 @@ import { createReleaseRunner } from '../../src/platforms/single-host/release-run
 import { loadRunbookConfig, resolveService } from '../../src/runbook-config';
 import type { DeployState, GateName } from '../../src/shared/deploy';
 import type { DeployRequest, RollbackRequest } from '../../src/shared/request';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import type { ApprovalGate } from '../../src/shared/service-plan';
 import { statusQuery } from '../../src/shared/messages';
 import { databaseUrl, ensureDatabase, ORCHESTRATOR_DB } from '../../src/stack/postgres';
@@ -24,7 +24,7 @@ export const runner = () =>
   });
 
 /** The folder of a service's snapshots on the test stack, or one snapshot's dump file in it. */
-export const snapshotPath = (plan: ServicePlan, snapshotId?: string) =>
+export const snapshotPath = (plan: ResolvedService, snapshotId?: string) =>
   path.join(
     testStack().settings.home,
     'snapshots',
@@ -33,7 +33,7 @@ export const snapshotPath = (plan: ServicePlan, snapshotId?: string) =>
   );
 
 /** The manifest (tables, row counts, checksums) of one snapshot on the test stack, next to its dump. */
-export const snapshotManifest = (plan: ServicePlan, snapshotId: string) =>
+export const snapshotManifest = (plan: ResolvedService, snapshotId: string) =>
   path.join(snapshotPath(plan), `${snapshotId}.json`);
 
 export const examplesDir = path.join(__dirname, '../../examples');
@@ -43,7 +43,7 @@ let nextPortBlock = 21000 + (process.pid % 50) * 100;
  * The sample service's plan (examples/runbook.yaml, staging) made unique for one test: its own service
  * name, frontend port, release ports and database, with short timings.
  */
-export async function shopPlan(overrides: Partial<ServicePlan> = {}): Promise<ServicePlan> {
+export async function shopPlan(overrides: Partial<ResolvedService> = {}): Promise<ResolvedService> {
   const resolved = resolveService(loadRunbookConfig(path.join(examplesDir, 'runbook.yaml')), 'shop', 'staging');
   if (resolved.platform !== 'single-host') throw new Error('the example is single-host');
   const service = uniqueName('shop').replace(/[^a-z0-9-]/g, '');
@@ -71,10 +71,10 @@ export async function shopPlan(overrides: Partial<ServicePlan> = {}): Promise<Se
 }
 
 export const withGates = (
-  plan: ServicePlan,
+  plan: ResolvedService,
   gates: ApprovalGate[],
-  extra: Partial<ServicePlan['approvals']> = {},
-): ServicePlan => ({
+  extra: Partial<ResolvedService['approvals']> = {},
+): ResolvedService => ({
   ...plan,
   approvals: { ...plan.approvals, gates, ...extra },
 });
@@ -83,13 +83,13 @@ export const withGates = (
  * What a request for `plan` carries, once the plan is in the runbook config of the workers of `taskQueue` (they run
  * the plan of their config, never one from a request): the service, the environment and the plan's digests.
  */
-export function requestFor(taskQueue: string, plan: ServicePlan) {
+export function requestFor(taskQueue: string, plan: ResolvedService) {
   const { configDigest, fieldDigests } = putPlan(runbookConfigFor(taskQueue), plan);
   return { service: plan.service, environment: plan.environment, configDigest, fieldDigests };
 }
 
 /** Starts a deploy of `version` with `plan`: the plan goes into the worker's runbook config, the request names it. */
-export async function startDeploy(taskQueue: string, plan: ServicePlan, version: string, requestedBy = 'dave') {
+export async function startDeploy(taskQueue: string, plan: ResolvedService, version: string, requestedBy = 'dave') {
   const input: DeployRequest = { ...requestFor(taskQueue, plan), version, requestedBy };
   return testStack().client.workflow.start<typeof deployService>('deployService', {
     taskQueue,
@@ -99,7 +99,7 @@ export async function startDeploy(taskQueue: string, plan: ServicePlan, version:
 }
 
 /** The service live at v1 (first deploy, no gates; its pre-migration snapshot is of the empty database). */
-export async function liveV1(taskQueue: string, plan?: ServicePlan) {
+export async function liveV1(taskQueue: string, plan?: ResolvedService) {
   const p = plan ?? (await shopPlan());
   const v1 = await (await startDeploy(taskQueue, p, 'v1')).result();
   assert.equal(v1.outcome, 'succeeded', v1.reason);
@@ -107,8 +107,10 @@ export async function liveV1(taskQueue: string, plan?: ServicePlan) {
 }
 
 /** A new service (the sample with `overrides`) with v1 live. */
-export const serviceWithV1 = async (taskQueue: string, overrides: Partial<ServicePlan> = {}): Promise<ServicePlan> =>
-  (await liveV1(taskQueue, await shopPlan(overrides))).plan;
+export const serviceWithV1 = async (
+  taskQueue: string,
+  overrides: Partial<ResolvedService> = {},
+): Promise<ResolvedService> => (await liveV1(taskQueue, await shopPlan(overrides))).plan;
 
 /**
  * v1 live, `beforeV2` run, then v2 live; returns the plan and v2's pre-migration snapshot (taken while v1 was live,
@@ -116,7 +118,7 @@ export const serviceWithV1 = async (taskQueue: string, overrides: Partial<Servic
  */
 export async function liveV2(
   taskQueue: string,
-  { plan, beforeV2 }: { plan?: ServicePlan; beforeV2?: (plan: ServicePlan) => Promise<unknown> } = {},
+  { plan, beforeV2 }: { plan?: ResolvedService; beforeV2?: (plan: ResolvedService) => Promise<unknown> } = {},
 ) {
   const { plan: p } = await liveV1(taskQueue, plan);
   await beforeV2?.(p);
@@ -128,7 +130,7 @@ export async function liveV2(
 /** Starts a rollback of `plan`, requested by dave for `reason: 'test'` unless `extra` says otherwise. */
 export function startRollback(
   taskQueue: string,
-  plan: ServicePlan,
+  plan: ResolvedService,
   extra: Partial<RollbackRequest> = {},
   workflowId = uniqueName('rollback'),
 ) {

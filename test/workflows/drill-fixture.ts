@@ -1,5 +1,5 @@
 import type { WorkflowHandle } from '@temporalio/client';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import type { DrillRequest } from '../../src/shared/request';
 import type { restoreDrill } from '../../src/workflows';
 import { testStack, uniqueName } from '../harness';
@@ -8,7 +8,7 @@ import { requestFor } from './deploy-fixture';
 /** Starts a restore drill of `plan` (put into the worker's runbook config; requested by dave unless `extra` says otherwise). */
 export function startDrill(
   taskQueue: string,
-  plan: ServicePlan,
+  plan: ResolvedService,
   extra: Partial<DrillRequest> = {},
   workflowId = uniqueName('drill'),
 ): Promise<WorkflowHandle<typeof restoreDrill>> {

@@ -11,7 +11,7 @@ import { migrateOrchestratorDb, recordDrillRun } from '../../src/orchestrator-st
 import { createPgRecords } from '../../src/orchestrator-store/records';
 import { createSingleHostPlatform, siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { PlatformError, type SnapshotStore } from '../../src/platforms/types';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import { drillReleaseEnvironment, scratchDatabaseFor, type DrillState } from '../../src/shared/drill';
 import { signoffUpdate } from '../../src/shared/messages';
 import { RunbookRtoSeconds } from '../../src/shared/search-attributes';
@@ -48,7 +48,7 @@ const drillRow = async (workflowId: string): Promise<DrillRow | undefined> =>
   (await queryDb<DrillRow>(ORCHESTRATOR_DB, 'SELECT * FROM drill_runs WHERE workflow_id = $1', [workflowId]))[0];
 
 /** Scratch databases of the plan's drills that exist now. */
-const scratchLeft = async (plan: ServicePlan) =>
+const scratchLeft = async (plan: ResolvedService) =>
   (
     await queryDb<{ datname: string }>(
       'postgres',
@@ -57,7 +57,7 @@ const scratchLeft = async (plan: ServicePlan) =>
   ).map((r) => r.datname);
 
 /** Release processes the plan's drills left running. */
-const drillAppsLeft = async (plan: ServicePlan) =>
+const drillAppsLeft = async (plan: ResolvedService) =>
   (await runner().list()).filter(
     (r) => r.service === plan.service && r.environment === drillReleaseEnvironment(plan.environment),
   );
@@ -68,7 +68,7 @@ const routedAnywhere = (releaseId: string) =>
     .map((f) => readFileSync(path.join(testStack().settings.home, 'routes', f), 'utf8'))
     .some((text) => text.includes(releaseId));
 
-async function assertCleanedUp(plan: ServicePlan) {
+async function assertCleanedUp(plan: ResolvedService) {
   assert.deepEqual(await scratchLeft(plan), [], 'no scratch database left');
   assert.deepEqual(await drillAppsLeft(plan), [], 'no drill app left running');
 }

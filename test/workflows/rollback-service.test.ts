@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, truncateSync } from 'node:fs';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { startLoad } from '../../src/load-generator';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import { approveUpdate, rejectSignal } from '../../src/shared/messages';
 import { spawnChildWorker, startWorker, uniqueName, useWorker } from '../harness';
 import {
@@ -19,7 +19,7 @@ import {
   snapshotPath,
 } from './deploy-fixture';
 
-const restoreApprovers = (plan: ServicePlan): ServicePlan => ({
+const restoreApprovers = (plan: ResolvedService): ResolvedService => ({
   ...plan,
   rollback: {
     ...plan.rollback,
@@ -29,10 +29,10 @@ const restoreApprovers = (plan: ServicePlan): ServicePlan => ({
 });
 
 /** v1 live, then v2 live, with the restore approvers; v2's pre-migration snapshot was taken while v1 was live. */
-const v1ThenV2 = async (taskQueue: string, between?: (plan: ServicePlan) => Promise<void>) =>
+const v1ThenV2 = async (taskQueue: string, between?: (plan: ResolvedService) => Promise<void>) =>
   liveV2(taskQueue, { plan: restoreApprovers(await shopPlan()), beforeV2: between });
 
-async function post(plan: ServicePlan, name: string): Promise<void> {
+async function post(plan: ResolvedService, name: string): Promise<void> {
   const res = await fetch(`http://127.0.0.1:${plan.listen.port}/api/items`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -8,7 +8,7 @@ import { planDigest } from '../../src/runbook-config';
 import type { DeployResult, DeployState } from '../../src/shared/deploy';
 import { approveUpdate, rejectSignal, statusQuery } from '../../src/shared/messages';
 import { RunbookKind, RunbookOutcome } from '../../src/shared/search-attributes';
-import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import { runbookConfigFor, startWorker, testStack, uniqueName, useWorker } from '../harness';
 import {
   releaseHistory,
@@ -23,7 +23,7 @@ import {
 } from './deploy-fixture';
 
 /** A plan as an attacker would send it: no gates, and a release command that leaves a marker file. */
-function forged(plan: ServicePlan, marker: string): ServicePlan {
+function forged(plan: ResolvedService, marker: string): ResolvedService {
   return {
     ...plan,
     approvals: { ...plan.approvals, gates: [] },
@@ -53,7 +53,7 @@ async function refusalOf(handle: WorkflowHandle): Promise<ApplicationFailure> {
   assert.fail(`${handle.workflowId} was not refused`);
 }
 
-async function runningReleases(plan: ServicePlan): Promise<string[]> {
+async function runningReleases(plan: ResolvedService): Promise<string[]> {
   const all = await runner().list();
   return all.filter((r) => r.service === plan.service && r.environment === plan.environment).map((r) => r.releaseId);
 }

@@ -1,6 +1,6 @@
 /** What `drill` and `drill schedule` both check of the plan, and the sign-off timeout they put into the request. */
 import { UserError } from '../../errors';
-import type { ServicePlan } from '../../shared/deploy';
+import type { ResolvedService } from '../../shared/service-plan';
 import type { ParsedArgs } from '../command';
 import { durationOpt } from '../options';
 
@@ -8,7 +8,7 @@ import { durationOpt } from '../options';
  * The service's plan, when a drill can run on it.
  * @throws UserError for a service without a database: there is nothing to restore.
  */
-export function drillPlan(plan: ServicePlan): ServicePlan {
+export function drillPlan(plan: ResolvedService): ResolvedService {
   if (!plan.database) {
     throw new UserError(
       `${plan.service}/${plan.environment} has no database in runbook.yaml: there is nothing to restore`,
