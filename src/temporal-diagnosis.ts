@@ -1,6 +1,8 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import { ServiceError } from '@temporalio/client';
+import { NamespaceNotFoundError } from '@temporalio/common';
 import { UserError, errorMessage } from './errors';
 import type { Check } from './stack/component';
 import { connectClient, describeConnection, type TemporalConnection } from './temporal-connection';
@@ -102,6 +104,19 @@ export function explainError(err: unknown, c: TemporalConnection): ConnectionPro
       fix: 'ask for access to the namespace, or set TEMPORAL_NAMESPACE to one you may use',
     };
   return undefined;
+}
+
+/**
+ * {@link explainError} for the failure of a call on a connected client, only when the call itself failed (a gRPC
+ * status, a namespace that does not exist): a workflow's failure whose cause mentions ECONNREFUSED or an expired
+ * certificate is about the service it deployed, not about the connection to Temporal.
+ */
+export function explainCallError(err: unknown, c: TemporalConnection): ConnectionProblem | undefined {
+  const fromCall =
+    err instanceof ServiceError ||
+    err instanceof NamespaceNotFoundError ||
+    typeof (err as { code?: unknown }).code === 'number';
+  return fromCall ? explainError(err, c) : undefined;
 }
 
 const H2_PREFACE = Buffer.concat([

@@ -3,6 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { inspect } from 'node:util';
+import { ServiceError, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, NamespaceNotFoundError, RetryState } from '@temporalio/common';
 import { loadClientConfigProfile } from '@temporalio/envconfig';
 import { UserError } from '../src/errors';
 import {
@@ -12,6 +14,7 @@ import {
   loadTemporalConnection,
   nativeConnectionOptions,
 } from '../src/temporal-connection';
+import { explainCallError, explainError } from '../src/temporal-diagnosis';
 
 const defaults = { address: '127.0.0.1:7233', namespace: 'default', what: 'the embedded stack (stack.json)' };
 
@@ -153,5 +156,31 @@ server_name = "temporal.corp"
         JSON.stringify(env),
       );
     }
+  });
+});
+
+describe('naming connection failures', () => {
+  const c = loadTemporalConnection(
+    { TEMPORAL_CONFIG_FILE: '/dev/null', TEMPORAL_ADDRESS: 'temporal.corp:7233' },
+    defaults,
+  );
+
+  it("reads a call's gRPC failure, but never a workflow's failure that mentions a connection error", () => {
+    const grpc = Object.assign(new Error('16 UNAUTHENTICATED: Request unauthorized.'), { code: 16 });
+    assert.match(
+      explainCallError(new ServiceError('Failed to start Workflow', { cause: grpc }), c)?.problem ?? '',
+      /refused the credentials/,
+    );
+    assert.match(explainCallError(new NamespaceNotFoundError('shop'), c)?.problem ?? '', /wrong namespace/);
+    const deployFailed = new WorkflowFailedError(
+      'Workflow execution failed',
+      ApplicationFailure.create({ message: 'health check: connect ECONNREFUSED 127.0.0.1:18300' }),
+      RetryState.NON_RETRYABLE_FAILURE,
+    );
+    assert.equal(explainCallError(deployFailed, c), undefined);
+    assert.match(
+      explainError(new Error('connect ECONNREFUSED 10.0.0.1:7233'), c)?.problem ?? '',
+      /nothing listens at temporal.corp:7233/,
+    );
   });
 });

@@ -3,7 +3,7 @@ import { CODEC_KEYS_ENV, PayloadDecryptionError } from '../codec/aes-gcm-codec';
 import { UserError, errorMessage } from '../errors';
 import { resolveStackSettings, temporalAddress, uiUrl } from '../stack/settings';
 import { connectClient, loadTemporalConnection, type TemporalConnection } from '../temporal-connection';
-import { connectionFailure, explainError } from '../temporal-diagnosis';
+import { connectionFailure, explainCallError } from '../temporal-diagnosis';
 
 export interface TemporalTarget {
   address: string;
@@ -64,7 +64,7 @@ export async function withClient<T>(
     return await fn(client, target);
   } catch (err) {
     if (err instanceof UserError) throw err;
-    const known = explainError(err, target.connection);
+    const known = explainCallError(err, target.connection);
     if (known) throw new UserError(known.problem, known.fix);
     if (err instanceof PayloadDecryptionError) throw new UserError(err.message, `runbook doctor names the keys in use`);
     if (/Unknown encoding: binary\/encrypted/.test(errorMessage(err))) {
