@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../system/processes';
 import { renderRelease } from '../../runbook-config';
 import { writeFileAtomically } from '../../system/atomic-write';
+import { ensurePrivateDirSync } from '../../system/private-files';
 import { PlatformError, type ReleaseRunner, type RunningRelease, type StartReleaseRequest } from '../types';
 
 /** The environment variable that marks a release process as ours (read back from /proc/<pid>/environ). */
@@ -87,7 +88,7 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       if (!spec.release) throw startError(`${spec.service}: no release settings (platform single-host)`, true);
       const release = spec.release;
       const dir = releaseDir(spec.service, spec.environment, spec.releaseId);
-      mkdirSync(dir, { recursive: true });
+      ensurePrivateDirSync(dir);
       const f = files(dir);
       const port = await pickPort(release.portRange);
       let rendered: ReturnType<typeof renderRelease>;
