@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkerConfig } from '../src/config';
-import { databaseUrl } from '../src/stack/postgres';
+import { databaseUrl, removeCluster } from '../src/stack/postgres';
 import { haproxyPaths } from '../src/platforms/single-host/haproxy-control';
 import { freePort } from '../src/system/processes';
 import { resolveStackSettings, temporalAddress, type StackSettings } from '../src/stack/settings';
@@ -98,7 +98,10 @@ export async function stopTestStack(): Promise<void> {
   if (!current) return;
   await current.client.connection.close();
   await down(current.settings, () => {});
-  if (ownsHome) rmSync(current.settings.home, { recursive: true, force: true });
+  if (ownsHome) {
+    removeCluster(current.settings.home);
+    rmSync(current.settings.home, { recursive: true, force: true });
+  }
   current = undefined;
 }
 
