@@ -10,6 +10,7 @@ import { migrateOrchestratorDb, recordDrillRun } from './orchestrator-store/orch
 import { createPgRecords } from './orchestrator-store/records';
 import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
 import { siblingDatabaseUrl } from './platforms/single-host';
+import { createScrubber, secretValuesOf } from './shared/redact';
 import { connectClient } from './temporal-connection';
 
 export interface RunbookWorker {
@@ -65,13 +66,18 @@ export async function createRunbookWorker(
       activity: currentActivityScope,
       ...(extra.resolveAwsAddress ? { resolveAwsAddress: extra.resolveAwsAddress } : {}),
     });
-    const activities = createActivities({
-      db: pool,
-      haproxy: singleHost.runtime,
-      platforms: registry,
-      records: createPgRecords(pool, isRunning),
-      drillRuns: { record: (row) => recordDrillRun(pool, row) },
-    });
+    // Failure messages never carry a secret this worker holds, even one printed bare.
+    const scrub = createScrubber(secretValuesOf(extra.env ?? process.env, [config.DATABASE_URL]));
+    const activities = createActivities(
+      {
+        db: pool,
+        haproxy: singleHost.runtime,
+        platforms: registry,
+        records: createPgRecords(pool, isRunning),
+        drillRuns: { record: (row) => recordDrillRun(pool, row) },
+      },
+      scrub,
+    );
     const registered = extra.wrapActivities ? extra.wrapActivities(activities) : activities;
     const worker = await Worker.create({
       connection,

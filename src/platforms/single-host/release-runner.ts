@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../system/processes';
+import { livePid, portOpen, spawnDetached, stopProcess } from '../../system/processes';
 import { renderRelease } from '../../runbook-config';
 import { writeFileAtomically } from '../../system/atomic-write';
 import { ensurePrivateDirSync } from '../../system/private-files';
@@ -155,9 +156,10 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       return true;
     },
 
-    async logTail(service, environment, releaseId, lines) {
+    /** The log stays on this host, 0600: the app's output is the app's, and may hold what the app knows. */
+    async describeLog(service, environment, releaseId) {
       const f = files(releaseDir(service, environment, releaseId));
-      return tailLines(f.log, lines)?.join('\n') ?? '';
+      return { location: `${f.log} on the worker's host ${os.hostname()}` };
     },
   };
 }
