@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,7 @@ import type { WorkerConfig } from '../src/config';
 import { databaseUrl, removeCluster } from '../src/stack/postgres';
 import { haproxyPaths } from '../src/platforms/single-host/haproxy-control';
 import { freePort } from '../src/system/processes';
+import { openPrivateLog } from '../src/system/private-files';
 import { resolveStackSettings, temporalAddress, type StackSettings } from '../src/stack/settings';
 import { down, up } from '../src/stack/stack';
 import { findTemporalCli } from '../src/stack/tools';
@@ -168,14 +169,24 @@ export function useWorker(prefix: string, options?: () => WorkerExtras): { reado
 
 /**
  * A worker in a child process (the real entry point, src/worker.ts) that a test can SIGKILL to simulate a
- * crashed machine. `kill()` resolves once the process is gone.
+ * crashed machine. `kill()` resolves once the process is gone. `env` is added to its environment (after the test
+ * stack's worker config); its output goes to `logFile` (0600) when given.
  */
-export function spawnChildWorker(taskQueue: string): { process: ChildProcess; kill(): Promise<void> } {
+export function spawnChildWorker(
+  taskQueue: string,
+  opts: { env?: NodeJS.ProcessEnv; logFile?: string } = {},
+): { process: ChildProcess; kill(): Promise<void> } {
   const config = testStack().workerConfig(taskQueue);
+  const log = opts.logFile ? openPrivateLog(opts.logFile) : 'ignore';
   const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../src/worker.ts')], {
-    env: { ...process.env, ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])) },
-    stdio: 'ignore',
+    env: {
+      ...process.env,
+      ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])),
+      ...opts.env,
+    },
+    stdio: ['ignore', log, log],
   });
+  if (typeof log === 'number') closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     process: child,
