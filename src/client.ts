@@ -7,6 +7,7 @@ import { drillCommand } from './cli/drill/command';
 import { doctorCommand, downCommand, setupCommand, upCommand } from './cli/stack-commands';
 import { cancelCommand, listCommand, statusCommand, watchCommand } from './cli/workflow-commands';
 import { UserError, errorMessage } from './errors';
+import { scrubSecrets } from './shared/redact';
 
 /** The verbs of the `runbook` CLI, in the order `runbook --help` lists them. */
 const commands: Command[] = [
@@ -66,13 +67,14 @@ export async function main(
     }
     return await command.run(args, io);
   } catch (err) {
+    // Errors may quote logs and servers' answers: what they show is scrubbed of credentials.
     if (err instanceof UserError) {
-      io.err(`runbook: ${err.message}`);
-      if (err.fix) io.err(`  fix: ${err.fix}`);
+      io.err(`runbook: ${scrubSecrets(err.message)}`);
+      if (err.fix) io.err(`  fix: ${scrubSecrets(err.fix)}`);
       return err.exitCode;
     }
-    io.err(`runbook: ${errorMessage(err)}`);
-    if (io.env.RUNBOOK_DEBUG) io.err((err as Error).stack ?? '');
+    io.err(`runbook: ${scrubSecrets(errorMessage(err))}`);
+    if (io.env.RUNBOOK_DEBUG) io.err(scrubSecrets((err as Error).stack ?? ''));
     else io.err('  (set RUNBOOK_DEBUG=1 to see the stack trace)');
     return 1;
   }

@@ -12,6 +12,7 @@ import { migrateOrchestratorDb, recordDrillRun } from './orchestrator-store/orch
 import { createPgRecords } from './orchestrator-store/records';
 import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
 import { siblingDatabaseUrl } from './platforms/single-host';
+import { createScrubber, secretValuesOf } from './shared/redact';
 import { connectClient, connectNative, dataConverter, describeConnection } from './temporal-connection';
 import { connectionFailure, explainError } from './temporal-diagnosis';
 
@@ -72,14 +73,19 @@ export async function createRunbookWorker(
       activity: currentActivityScope,
       ...(extra.resolveAwsAddress ? { resolveAwsAddress: extra.resolveAwsAddress } : {}),
     });
-    const activities = createActivities({
-      runbookConfig: runbookConfigOf(config),
-      db: pool,
-      haproxy: singleHost.runtime,
-      platforms: registry,
-      records: createPgRecords(pool, isRunning),
-      drillRuns: { record: (row) => recordDrillRun(pool, row) },
-    });
+    // Failure messages never carry a secret this worker holds, even one printed bare.
+    const scrub = createScrubber(secretValuesOf(extra.env ?? process.env, [config.DATABASE_URL]));
+    const activities = createActivities(
+      {
+        runbookConfig: runbookConfigOf(config),
+        db: pool,
+        haproxy: singleHost.runtime,
+        platforms: registry,
+        records: createPgRecords(pool, isRunning),
+        drillRuns: { record: (row) => recordDrillRun(pool, row) },
+      },
+      scrub,
+    );
     const registered = extra.wrapActivities ? extra.wrapActivities(activities) : activities;
     const worker = await Worker.create({
       connection,

@@ -1,14 +1,15 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { WorkerConfig } from '../src/config';
-import { databaseUrl } from '../src/stack/postgres';
+import { databaseUrl, removeCluster } from '../src/stack/postgres';
 import { haproxyPaths } from '../src/platforms/single-host/haproxy-control';
 import { freePort } from '../src/system/processes';
+import { openPrivateLog } from '../src/system/private-files';
 import { embeddedConnection, resolveStackSettings, type StackSettings } from '../src/stack/settings';
 import { down, up } from '../src/stack/stack';
 import { findTemporalCli } from '../src/stack/tools';
@@ -109,7 +110,10 @@ export async function stopTestStack(): Promise<void> {
   if (!current) return;
   await current.client.connection.close();
   await down(current.settings, () => {});
-  if (ownsHome) rmSync(current.settings.home, { recursive: true, force: true });
+  if (ownsHome) {
+    removeCluster(current.settings.home);
+    rmSync(current.settings.home, { recursive: true, force: true });
+  }
   current = undefined;
 }
 
@@ -195,18 +199,28 @@ export function useWorker(prefix: string, options?: () => WorkerExtras): { reado
 /**
  * A worker in a child process (the real entry point, src/worker.ts) that a test can SIGKILL to simulate a
  * crashed machine; it trusts the same runbook config as the in-process workers of `taskQueue`. `kill()` resolves once
- * the process is gone.
+ * the process is gone. `env` is added to its environment (after the test stack's worker config); its output goes to
+ * `logFile` (0600) when given.
  */
-export function spawnChildWorker(taskQueue: string): { process: ChildProcess; kill(): Promise<void> } {
+export function spawnChildWorker(
+  taskQueue: string,
+  opts: { env?: NodeJS.ProcessEnv; logFile?: string } = {},
+): { process: ChildProcess; kill(): Promise<void> } {
   const stack = testStack();
   const { temporal: _connection, ...config } = stack.workerConfig(taskQueue);
   const connectionEnv = stack.externalTemporal
     ? process.env
     : embeddedProfileEnv(process.env, stack.settings, path.join(stack.settings.home, 'worker', 'temporal.toml'));
+  const log = opts.logFile ? openPrivateLog(opts.logFile) : 'ignore';
   const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../src/worker.ts')], {
-    env: { ...connectionEnv, ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])) },
-    stdio: 'ignore',
+    env: {
+      ...connectionEnv,
+      ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])),
+      ...opts.env,
+    },
+    stdio: ['ignore', log, log],
   });
+  if (typeof log === 'number') closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     process: child,

@@ -21,9 +21,14 @@ fi
 
 : "${RUNBOOK_HOME:?RUNBOOK_HOME must be set (the data folder: HAProxy, releases, snapshots)}"
 app_dir=$(cd "$(dirname "$0")/../.." && pwd)
+# The data folder and everything the project writes in it are private to this user (docs/security.md).
 mkdir -p "$RUNBOOK_HOME"
+chmod 700 "$RUNBOOK_HOME"
 
+umask_before=$(umask)
+umask 077
 exec 9>>"$RUNBOOK_HOME/host.lock"
+umask "$umask_before"
 if ! flock --nonblock 9; then
   echo "runbook-entrypoint: another worker container holds $RUNBOOK_HOME (host.lock)." >&2
   echo "  The single-host platform runs one worker per host: keep WORKER_REPLICAS=1 (docs/docker.md)." >&2

@@ -1,6 +1,7 @@
 /** How platform errors leave an activity: the one translation of a PlatformError into Temporal's ApplicationFailure. */
 import { ApplicationFailure } from '@temporalio/activity';
 import { PlatformError } from '../platforms/types';
+import { scrubSecrets } from '../shared/redact';
 
 /**
  * A PlatformError as the ApplicationFailure the workflow sees: its type, message and details, non-retryable when it
@@ -21,12 +22,28 @@ export function toActivityFailure(err: unknown): unknown {
 }
 
 /**
+ * Masks credentials in the message and stack of an error and of its causes, in place (they go into the workflow
+ * history and the Web UI). Returns the error.
+ */
+export function scrubFailure(err: unknown, scrub: (text: string) => string = scrubSecrets): unknown {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 10; depth++) {
+    e.message = scrub(e.message);
+    if (e.stack) e.stack = scrub(e.stack);
+    e = e.cause;
+  }
+  return err;
+}
+
+/**
  * The same activities, each translating what it throws with {@link toActivityFailure}, so that no PlatformError
- * leaves an activity untranslated. Catch blocks that translate on their own (to look at the error first) are
- * unaffected: an ApplicationFailure passes as it is.
+ * leaves an activity untranslated, and scrubbing it with `scrub` (default {@link scrubSecrets}; the worker adds the
+ * secret values it holds), so that no failure carries a credential into the history. Catch blocks that translate on
+ * their own (to look at the error first) are unaffected: an ApplicationFailure passes as it is, scrubbed.
  */
 export function withActivityFailures<T extends Record<string, (...args: never[]) => Promise<unknown>>>(
   activities: T,
+  scrub: (text: string) => string = scrubSecrets,
 ): T {
   const wrapped: Record<string, (...args: never[]) => Promise<unknown>> = {};
   for (const [name, activity] of Object.entries(activities)) {
@@ -34,7 +51,7 @@ export function withActivityFailures<T extends Record<string, (...args: never[])
       try {
         return await activity(...args);
       } catch (err) {
-        throw toActivityFailure(err);
+        throw scrubFailure(toActivityFailure(err), scrub);
       }
     };
   }

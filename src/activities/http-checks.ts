@@ -1,3 +1,5 @@
+import { scrubSecrets } from '../shared/redact';
+
 /** The base URL of a release's checks. */
 export const releaseUrl = (r: { host: string; port: number; scheme?: string }) =>
   `${r.scheme ?? 'http'}://${r.host}:${r.port}`;
@@ -54,4 +56,11 @@ export async function httpCheck(
   }
 }
 
-const excerpt = (body: string) => (body.length > 200 ? `${body.slice(0, 200)}...` : body).replace(/\s+/g, ' ');
+/**
+ * The start of a response body for a message: the app's words, so scrubbed of credentials (before it is cut, so that
+ * a cut never leaves half a secret unrecognised).
+ */
+function excerpt(body: string): string {
+  const scrubbed = scrubSecrets(body.slice(0, 4_096));
+  return (scrubbed.length > 200 ? `${scrubbed.slice(0, 200)}...` : scrubbed).replace(/\s+/g, ' ');
+}

@@ -17,18 +17,22 @@ export type ActivityDeps = StackActivityDeps &
 
 /**
  * All activities of the worker, built from their dependencies (the composition root supplies real clients). What a
- * platform throws leaves every one of them as an ApplicationFailure of its type (withActivityFailures).
+ * platform throws leaves every one of them as an ApplicationFailure of its type, its message scrubbed with `scrub`
+ * (withActivityFailures; the worker's masks the secret values it holds too).
  */
-export function createActivities(deps: ActivityDeps) {
-  return withActivityFailures({
-    ...createPlanActivities(deps),
-    ...createStackActivities(deps),
-    ...createTrafficActivities(deps),
-    ...createReleaseActivities(deps),
-    ...createDbActivities(deps),
-    ...createHistoryActivities(deps),
-    ...createDrillActivities(deps),
-  });
+export function createActivities(deps: ActivityDeps, scrub?: (text: string) => string) {
+  return withActivityFailures(
+    {
+      ...createPlanActivities(deps),
+      ...createStackActivities(deps),
+      ...createTrafficActivities(deps),
+      ...createReleaseActivities(deps),
+      ...createDbActivities(deps),
+      ...createHistoryActivities(deps),
+      ...createDrillActivities(deps),
+    },
+    scrub,
+  );
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
+import { scrubSecrets } from '../shared/redact';
 import type { HealthSpec, SmokeCheck } from '../shared/service-plan';
 import type { PlatformDeps, RunningRelease, StartReleaseRequest } from '../platforms/types';
 import type { Targeted } from '../shared/target';
@@ -36,10 +37,15 @@ export const releaseFailure = {
 /** Activities that start, check and stop releases (the platform's ReleaseRunner does the work). */
 export function createReleaseActivities(deps: ReleaseActivityDeps) {
   const pick = platformPicker(deps.platforms);
+  /**
+   * The release stopped: the failure names where its log is and shows none of it (the message goes into the history
+   * and the Web UI, and an app may print its secrets); a platform's own words about it (ECS events) are shown scrubbed.
+   */
   async function crashed(key: ReleaseKey, what: string): Promise<never> {
-    const tail = await pick(key).releases.logTail(key.service, key.environment, key.releaseId, 15);
+    const log = await pick(key).releases.describeLog(key.service, key.environment, key.releaseId);
     throw ApplicationFailure.nonRetryable(
-      `${what}: the release process ${key.releaseId} is not running. Last log lines:\n${tail || '(empty log)'}`,
+      `${what}: the release process ${key.releaseId} is not running; its log: ${log.location}` +
+        (log.excerpt ? `. Last events:\n${scrubSecrets(log.excerpt)}` : ''),
       releaseFailure.crashed,
     );
   }

@@ -1,5 +1,6 @@
 import type { DeployState, GateState, Outcome } from '../shared/deploy';
 import { formatMs, type DrillResult, type DrillState } from '../shared/drill';
+import { scrubSecrets } from '../shared/redact';
 
 /** Exit codes of `deploy --wait`, `watch` and `rollback --wait`: one per outcome, documented in --help. */
 export const outcomeExitCode: Record<Outcome | 'passed', number> = {
@@ -51,7 +52,9 @@ export function renderStatus(
   );
   const elapsed = opts.startMs ? `  elapsed ${duration(opts.nowMs - opts.startMs)}` : '';
   lines.push(
-    s.outcome ? `outcome: ${s.outcome.toUpperCase()}: ${s.reason ?? ''}` : `phase:   ${s.phase}: ${s.step}${elapsed}`,
+    s.outcome
+      ? `outcome: ${s.outcome.toUpperCase()}: ${scrubSecrets(s.reason ?? '')}`
+      : `phase:   ${s.phase}: ${s.step}${elapsed}`,
   );
   const weights = Object.entries(s.weights);
   if (weights.length > 0)
@@ -99,9 +102,14 @@ export function renderStatus(
   return lines;
 }
 
-/** The timeline entries after the first `seen` ones, as plain lines (for piped output). */
+/**
+ * The timeline entries after the first `seen` ones, as plain lines (for piped output), scrubbed of credentials (the
+ * worker scrubs what it records; a history from an older version may not be).
+ */
 export function timelineLines(s: DeployState, seen: number): string[] {
-  return s.timeline.slice(seen).map((t) => `${new Date(t.atMs).toISOString().slice(11, 19)} [${t.phase}] ${t.message}`);
+  return s.timeline
+    .slice(seen)
+    .map((t) => `${new Date(t.atMs).toISOString().slice(11, 19)} [${t.phase}] ${scrubSecrets(t.message)}`);
 }
 
 /** The lines of a finished drill for a person: verdict, RTO vs target, RPO, integrity, phases. */

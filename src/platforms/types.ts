@@ -148,8 +148,20 @@ export interface ReleaseRunner {
   get(service: string, environment: string, releaseId: string): Promise<RunningRelease | undefined>;
   /** SIGTERM, then SIGKILL after graceMs; false when it was not running. */
   stop(service: string, environment: string, releaseId: string, graceMs: number): Promise<boolean>;
-  /** The last lines of the release's log, for failure messages. */
-  logTail(service: string, environment: string, releaseId: string, lines: number): Promise<string>;
+  /**
+   * Where the release's output is kept, for the failure message of a release that stopped: a failure message goes into
+   * the workflow history and the Web UI, so it names the log and holds none of what the app printed (an app may print
+   * its own secrets). `excerpt` is what the platform itself said about the release (ECS service events), if anything.
+   */
+  describeLog(service: string, environment: string, releaseId: string): Promise<ReleaseLog>;
+}
+
+/** See {@link ReleaseRunner.describeLog}. */
+export interface ReleaseLog {
+  /** Where to read the log: a path on the worker's host, an ECS service's events and log group. */
+  location: string;
+  /** The platform's own last words about the release (never the app's output); shown scrubbed. */
+  excerpt?: string;
 }
 
 /** Row count and content checksum of one table, as recorded in a snapshot manifest. */

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { UserError, errorMessage } from '../errors';
 import {
@@ -11,6 +11,8 @@ import {
 import { createHaproxyRuntime, parseShowInfo } from '../platforms/single-host/haproxy-runtime';
 import { fail, pass, type Check, type Component } from './component';
 import { livePid, requireFreePort, stopProcess, waitFor } from '../system/processes';
+import { writeFileAtomically } from '../system/atomic-write';
+import { ensurePrivateDirSync, withPrivateUmask } from '../system/private-files';
 import { settingEnv, type StackSettings } from './settings';
 import { haproxyTool } from './tools';
 
@@ -57,8 +59,8 @@ export const haproxyComponent: Component = {
   async start(ctx) {
     const { settings } = ctx;
     const p = haproxyPaths(settings.home);
-    mkdirSync(p.servicesDir, { recursive: true });
-    writeFileSync(p.config, renderBaseConfig(settings));
+    ensurePrivateDirSync(p.servicesDir);
+    await writeFileAtomically(p.config, renderBaseConfig(settings));
     const tool = await haproxyTool();
     if (!tool) throw new UserError('haproxy not found', 'sudo apt-get install -y haproxy');
     const address = `http://127.0.0.1:${settings.haproxyStatsPort}/stats (runtime API ${p.adminSocket})`;
@@ -71,14 +73,18 @@ export const haproxyComponent: Component = {
     await haproxyComponent.preflight(ctx);
     await validateHaproxyConfig(tool.path, settings.home);
     ctx.log(`haproxy: starting (stats on 127.0.0.1:${settings.haproxyStatsPort})`);
+    // umask 077: HAProxy (re)writes its pid file at every reload, with the umask it was started with
+    const start = withPrivateUmask(tool.path, [
+      '-W',
+      '-D',
+      '-S',
+      `${p.masterSocket},mode,600`,
+      '-p',
+      p.pidFile,
+      ...haproxyArgs(settings.home),
+    ]);
     try {
-      await run(
-        tool.path,
-        ['-W', '-D', '-S', `${p.masterSocket},mode,600`, '-p', p.pidFile, ...haproxyArgs(settings.home)],
-        {
-          timeout: 30_000,
-        },
-      );
+      await run(start.command, start.args, { timeout: 30_000 });
     } catch (err) {
       const e = err as { stderr?: string };
       throw new UserError(`HAProxy did not start: ${(e.stderr ?? errorMessage(err)).trim()}`);

@@ -1,12 +1,14 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { UserError, errorMessage } from '../errors';
 import { fail, pass, type Check, type Component, type StackContext } from './component';
-import { portOpen, requireFreePort } from '../system/processes';
+import { writeFileAtomicallySync } from '../system/atomic-write';
+import { ensurePrivateDirSync } from '../system/private-files';
+import { commandLine, isAlive, portOpen, requireFreePort } from '../system/processes';
 import { settingEnv, type StackSettings } from './settings';
 import { postgresBinDir } from '../pg/bin-dir';
 import { postgresTool } from './tools';
@@ -17,15 +19,69 @@ const run = promisify(execFile);
 export const ORCHESTRATOR_DB = 'runbook';
 const SUPERUSER = 'postgres';
 
+/**
+ * Where the clusters of stacks run as root live: PostgreSQL runs as the `postgres` user then, which cannot reach a data
+ * folder inside a private (0700) home such as /root. One folder per stack, named after its data folder's path.
+ */
+export const ROOT_CLUSTERS_DIR = '/var/lib/durable-runbooks';
+
+const asRoot = () => process.getuid?.() === 0;
+
+/** `<home>/postgres/cluster.json`: where the stack's cluster is when it is not in the data folder. */
+interface ClusterRecord {
+  /** The cluster's folder (data/, run/, postgres.log). */
+  dir: string;
+  /** The data folder it belongs to. */
+  home: string;
+}
+
+const recordFile = (home: string) => path.join(home, 'postgres', 'cluster.json');
+
+function readRecord(home: string): ClusterRecord | undefined {
+  try {
+    const record = JSON.parse(readFileSync(recordFile(home), 'utf8')) as Partial<ClusterRecord>;
+    return typeof record.dir === 'string' ? { dir: record.dir, home: String(record.home ?? '') } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The folder a new cluster of this data folder goes to as root. */
+export const rootClusterDir = (home: string) =>
+  path.join(ROOT_CLUSTERS_DIR, createHash('sha256').update(path.resolve(home)).digest('hex').slice(0, 16));
+
+/**
+ * The files of the stack's PostgreSQL. The data folder's own part (`dir`: the superuser's password, the cluster
+ * record) is private to the user running the stack. The cluster (`cluster`: data/, the socket folder run/, the
+ * server's log) is in `dir` too, unless the stack runs as root: then it is in a folder of the `postgres` user under
+ * {@link ROOT_CLUSTERS_DIR}, recorded in `dir`/cluster.json (a cluster made as root by an older version, in
+ * `dir`/data, is used in place until `runbook up` moves it there).
+ */
 export function postgresPaths(home: string) {
   const dir = path.join(home, 'postgres');
+  const recorded = readRecord(home)?.dir;
+  const cluster =
+    recorded ?? (!asRoot() || existsSync(path.join(dir, 'data', 'PG_VERSION')) ? dir : rootClusterDir(home));
   return {
     dir,
-    data: path.join(dir, 'data'),
-    socketDir: path.join(dir, 'run'),
-    log: path.join(dir, 'postgres.log'),
+    cluster,
+    data: path.join(cluster, 'data'),
+    socketDir: path.join(cluster, 'run'),
+    log: path.join(cluster, 'postgres.log'),
     passwordFile: path.join(dir, 'password'),
+    record: recordFile(home),
   };
+}
+
+/**
+ * Removes the stack's cluster when it lives outside the data folder (as root); the data folder itself is the
+ * caller's to remove. The cluster must be stopped.
+ */
+export function removeCluster(home: string): void {
+  const record = readRecord(home);
+  if (record && path.resolve(record.dir) !== path.resolve(home, 'postgres')) {
+    rmSync(record.dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -42,8 +98,6 @@ export function databaseUrl(settings: StackSettings, db = ORCHESTRATOR_DB): stri
   const password = existsSync(passwordFile) ? readFileSync(passwordFile, 'utf8').trim() : '';
   return `postgres://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${settings.postgresPort}/${db}`;
 }
-
-const asRoot = () => process.getuid?.() === 0;
 
 /** PostgreSQL refuses to run as root: as root, the server commands run as the `postgres` system user. */
 async function runPg(binary: string, args: string[], cwd: string): Promise<{ stdout: string; stderr: string }> {
@@ -79,6 +133,81 @@ function giveToPostgres(...paths: string[]): void {
   for (const p of paths) chownSync(p, uid, gid);
 }
 
+/**
+ * Makes the cluster's folder (0700, the `postgres` user's as root) and, as root, the shared parent folder that the
+ * `postgres` user must be able to pass through (0755, root's).
+ */
+function ensureClusterDir(p: ReturnType<typeof postgresPaths>): void {
+  const parent = path.dirname(p.cluster);
+  if (p.cluster !== p.dir) {
+    mkdirSync(parent, { recursive: true });
+    if ((statSync(parent).mode & 0o001) === 0) chmodSync(parent, 0o755);
+  }
+  ensurePrivateDirSync(p.cluster);
+  giveToPostgres(p.cluster);
+}
+
+/** True when the server of a data folder runs, by its postmaster.pid (readable to root whoever owns the folder). */
+function postmasterAlive(data: string): boolean {
+  try {
+    const pid = Number.parseInt(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0] ?? '', 10);
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid) && (commandLine(pid) ?? '').includes('postgres');
+  } catch {
+    return false;
+  }
+}
+
+const inHomeAsRoot = (p: ReturnType<typeof postgresPaths>) =>
+  asRoot() && p.cluster === p.dir && existsSync(path.join(p.data, 'PG_VERSION'));
+
+/** Before the data folder is made private, a running cluster in it (as root) must be stopped: it could not be later. */
+function refuseRunningInHome(p: ReturnType<typeof postgresPaths>): void {
+  if (!inHomeAsRoot(p) || !postmasterAlive(p.data)) return;
+  throw new UserError(
+    `PostgreSQL runs from ${p.data}, inside the data folder, where an older version put it`,
+    'stop it with `runbook down`, then `runbook up` moves it to a folder of the postgres user and starts it again',
+  );
+}
+
+/**
+ * As root, a cluster that an older version made in the data folder (which it then had to leave open to the `postgres`
+ * user) is moved to its own folder under ROOT_CLUSTERS_DIR, and recorded; the data folder can then be private.
+ * Refuses while that cluster runs.
+ */
+function moveInHomeCluster(ctx: StackContext): void {
+  const p = postgresPaths(ctx.settings.home);
+  if (!inHomeAsRoot(p)) return;
+  refuseRunningInHome(p);
+  const target = { ...p, cluster: rootClusterDir(ctx.settings.home) };
+  ensureClusterDir(target);
+  const to = path.join(target.cluster, 'data');
+  if (existsSync(to)) {
+    throw new UserError(
+      `cannot move the cluster ${p.data} to ${to}: that folder exists`,
+      `remove ${to} if it is stale`,
+    );
+  }
+  ctx.log(`postgres: moving the cluster ${p.data} to ${to} (the postgres user's, so that the data folder is private)`);
+  try {
+    renameSync(p.data, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    throw new UserError(
+      `cannot move the cluster ${p.data} to ${to}: another file system`,
+      `stop the stack and move it yourself: mv ${p.data} ${to}`,
+    );
+  }
+  rmSync(p.socketDir, { recursive: true, force: true });
+  chownSync(p.dir, 0, 0); // it was the postgres user's; what remains (the password) is root's alone
+  writeRecord(ctx.settings.home, target.cluster);
+}
+
+function writeRecord(home: string, dir: string): void {
+  ensurePrivateDirSync(path.join(home, 'postgres'));
+  const record: ClusterRecord = { dir, home: path.resolve(home) };
+  writeFileAtomicallySync(recordFile(home), `${JSON.stringify(record, null, 2)}\n`);
+}
+
 async function query<T extends pg.QueryResultRow>(url: string, sql: string, params: unknown[] = []): Promise<T[]> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
   await client.connect();
@@ -111,6 +240,24 @@ async function running(settings: StackSettings): Promise<boolean> {
   }
 }
 
+/**
+ * A data folder copied with its cluster record would share the other's cluster: refused. One that was moved takes the
+ * record along (`adopt`; preflight changes nothing).
+ */
+function checkClusterOwner(home: string, adopt: boolean): void {
+  const record = readRecord(home);
+  const me = path.resolve(home);
+  if (!record || record.home === me) return;
+  const other = record.home ? readRecord(record.home) : undefined;
+  if (other && path.resolve(other.dir) === path.resolve(record.dir)) {
+    throw new UserError(
+      `the PostgreSQL cluster ${record.dir} belongs to the data folder ${record.home} (${recordFile(home)} was copied from there)`,
+      `use ${record.home}, or remove ${recordFile(home)} to give this data folder a cluster of its own`,
+    );
+  }
+  if (adopt) writeRecord(home, record.dir);
+}
+
 async function initCluster(ctx: StackContext): Promise<void> {
   const p = postgresPaths(ctx.settings.home);
   const dir = postgresBinDir();
@@ -121,20 +268,21 @@ async function initCluster(ctx: StackContext): Promise<void> {
     if (binMajor && dataMajor !== binMajor) {
       throw new UserError(
         `the data folder ${p.data} is from PostgreSQL ${dataMajor}, but the binaries in ${dir} are ${binMajor}`,
-        `remove ${p.dir} (its databases are lost), or set PG_BIN_DIR to PostgreSQL ${dataMajor}'s bin folder`,
+        `remove ${p.cluster} (its databases are lost), or set PG_BIN_DIR to PostgreSQL ${dataMajor}'s bin folder`,
       );
     }
     return;
   }
   if (existsSync(p.data)) rmSync(p.data, { recursive: true, force: true }); // a half-made folder from a crashed initdb
   ctx.log(`postgres: initialising a cluster in ${p.data}`);
-  mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-  mkdirSync(p.socketDir, { recursive: true, mode: 0o700 });
+  ensurePrivateDirSync(p.dir);
+  ensureClusterDir(p);
+  if (p.cluster !== p.dir) writeRecord(ctx.settings.home, p.cluster);
   const password = randomBytes(18).toString('base64url');
-  writeFileSync(p.passwordFile, `${password}\n`, { mode: 0o600 });
-  const pwfile = path.join(p.dir, '.pwfile');
-  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
-  giveToPostgres(p.dir, p.socketDir, pwfile);
+  writeFileAtomicallySync(p.passwordFile, `${password}\n`);
+  const pwfile = path.join(p.cluster, '.pwfile');
+  writeFileAtomicallySync(pwfile, `${password}\n`);
+  giveToPostgres(pwfile);
   try {
     await runPg(
       'initdb',
@@ -151,7 +299,7 @@ async function initCluster(ctx: StackContext): Promise<void> {
         'UTF8',
         '--no-locale',
       ],
-      p.dir,
+      p.cluster,
     );
   } finally {
     rmSync(pwfile, { force: true });
@@ -162,7 +310,10 @@ export const postgresComponent: Component = {
   name: 'postgres',
 
   async preflight(ctx) {
-    if (ctx.settings.externalDatabaseUrl || (await running(ctx.settings))) return;
+    if (ctx.settings.externalDatabaseUrl) return;
+    checkClusterOwner(ctx.settings.home, false);
+    refuseRunningInHome(postgresPaths(ctx.settings.home));
+    if (await running(ctx.settings)) return;
     await requireFreePort(ctx.settings.postgresPort, 'PostgreSQL', settingEnv.postgresPort);
   },
 
@@ -177,21 +328,30 @@ export const postgresComponent: Component = {
       });
       return 'external (DATABASE_URL)';
     }
+    checkClusterOwner(settings.home, true);
     const p = postgresPaths(settings.home);
     if (await running(settings)) {
       ctx.log('postgres: already running, adopted');
     } else {
       await postgresComponent.preflight(ctx);
+      moveInHomeCluster(ctx);
       await initCluster(ctx);
-      mkdirSync(p.socketDir, { recursive: true, mode: 0o700 });
-      if (!existsSync(p.log)) writeFileSync(p.log, '');
-      giveToPostgres(p.socketDir, p.log);
-      chmodSync(p.dir, 0o700);
+      const c = postgresPaths(settings.home);
+      ensureClusterDir(c);
+      ensurePrivateDirSync(c.socketDir);
+      giveToPostgres(c.socketDir);
+      // pg_ctl creates the log 0600 (its umask is 077); one from an older version may be wider.
+      if (existsSync(c.log)) chmodSync(c.log, 0o600);
+      chmodSync(c.data, 0o700);
       ctx.log(`postgres: starting on 127.0.0.1:${settings.postgresPort}`);
-      const opts = `-p ${settings.postgresPort} -k ${p.socketDir} -c listen_addresses=127.0.0.1`;
-      await runPg('pg_ctl', ['start', '-w', '-t', '60', '-D', p.data, '-l', p.log, '-o', opts], p.dir).catch((err) => {
-        throw new UserError(`PostgreSQL did not start: ${errorMessage(err)}`, `read ${p.log}`);
-      });
+      const opts =
+        `-p ${settings.postgresPort} -k ${c.socketDir} -c listen_addresses=127.0.0.1` +
+        ' -c unix_socket_permissions=0700';
+      await runPg('pg_ctl', ['start', '-w', '-t', '60', '-D', c.data, '-l', c.log, '-o', opts], c.cluster).catch(
+        (err) => {
+          throw new UserError(`PostgreSQL did not start: ${errorMessage(err)}`, `read ${c.log}`);
+        },
+      );
     }
     await ensureDatabase(settings, ORCHESTRATOR_DB);
     return `postgres://127.0.0.1:${settings.postgresPort}/${ORCHESTRATOR_DB} (password in ${p.passwordFile})`;
@@ -200,7 +360,7 @@ export const postgresComponent: Component = {
   async stop(ctx) {
     if (ctx.settings.externalDatabaseUrl || !(await running(ctx.settings))) return false;
     const p = postgresPaths(ctx.settings.home);
-    await runPg('pg_ctl', ['stop', '-w', '-t', '60', '-m', 'fast', '-D', p.data], p.dir);
+    await runPg('pg_ctl', ['stop', '-w', '-t', '60', '-m', 'fast', '-D', p.data], p.cluster);
     return true;
   },
 

@@ -1,8 +1,9 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ensurePrivateDirSync, tightenTree } from '../system/private-files';
 import type { TemporalConnection } from '../temporal-connection';
 import type { Check, Component, StackContext } from './component';
 import { haproxyComponent } from './haproxy';
-import { postgresComponent } from './postgres';
+import { postgresComponent, postgresPaths } from './postgres';
 import { releasesComponent } from './releases';
 import { saveStackSettings, type StackSettings } from './settings';
 import { temporalComponent } from './temporal-server';
@@ -35,8 +36,6 @@ export async function up(
   log: (line: string) => void,
   opts: UpOptions = {},
 ): Promise<Record<string, string>> {
-  mkdirSync(settings.home, { recursive: true });
-  if (process.getuid?.() === 0) chmodSync(settings.home, 0o755); // the postgres user must reach its folder
   const ctx: StackContext = { settings, log };
   await ensureSystemTools(log);
   if (opts.temporal !== false) await ensureTemporalCli(log);
@@ -44,12 +43,24 @@ export async function up(
     (c) => !(c === workerComponent && opts.worker === false) && !(c === temporalComponent && opts.temporal === false),
   );
   for (const component of chosen) await component.preflight(ctx);
+  makePrivate(settings.home, log);
   saveStackSettings(settings);
   const addresses: Record<string, string> = {};
   for (const component of chosen) {
     addresses[component.name] = await component.start(ctx);
   }
   return addresses;
+}
+
+/**
+ * The data folder is 0700 and everything in it private to this user: created so, and tightened when an older version
+ * left it open (as root it had to, for the postgres user). A cluster kept in the data folder is left to PostgreSQL,
+ * which keeps its own files private.
+ */
+function makePrivate(home: string, log: (line: string) => void): void {
+  ensurePrivateDirSync(home);
+  const changed = tightenTree(home, [path.join(postgresPaths(home).dir, 'data')]);
+  if (changed > 0) log(`data folder: ${changed} file(s) and folder(s) in ${home} made private to this user`);
 }
 
 /** Stops everything `up` started, worker first. Returns the names of the components that were running. */

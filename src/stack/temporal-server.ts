@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { UserError, errorMessage } from '../errors';
@@ -7,6 +6,7 @@ import { connectClient } from '../temporal-connection';
 import { connectionChecks } from '../temporal-diagnosis';
 import { fail, pass, type Check, type Component } from './component';
 import { livePid, portOpen, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
+import { ensurePrivateDirSync } from '../system/private-files';
 import { embeddedConnection, settingEnv, temporalAddress, uiUrl, type StackSettings } from './settings';
 import { ensureTemporalCli, findTemporalCli } from './tools';
 
@@ -98,7 +98,7 @@ export const temporalComponent: Component = {
       await temporalComponent.preflight(ctx);
       const cli = await ensureTemporalCli(ctx.log);
       ctx.log(`temporal: starting the dev server (${cli.version}, found via ${cli.route}), state in ${p.db}`);
-      mkdirSync(p.dir, { recursive: true });
+      ensurePrivateDirSync(p.dir);
       const args = [
         'server',
         'start-dev',
@@ -123,7 +123,8 @@ export const temporalComponent: Component = {
           `${k.name}=${cliSearchAttributeType[k.type]}`,
         ]),
       ];
-      const proc = spawnDetached(cli.path, args, { pidFile: p.pidFile, logFile: p.log });
+      // umask 077: the SQLite file (and its -wal and -shm files) that the server creates are private too
+      const proc = spawnDetached(cli.path, args, { pidFile: p.pidFile, logFile: p.log, privateUmask: true });
       await waitFor('the Temporal dev server', () => frontendAnswers(settings), {
         timeoutMs: 60_000,
         pid: proc.pid,

@@ -1,10 +1,12 @@
 /** Local processes and ports: pid files, detached spawns, stopping, port probes, waiting for a server to answer. */
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors';
+import { scrubSecrets } from '../shared/redact';
+import { writeFileAtomicallySync } from './atomic-write';
+import { openPrivateLog, withPrivateUmask } from './private-files';
 
 /** True when a process with this pid exists (signal 0 probes without touching it). */
 export function isAlive(pid: number): boolean {
@@ -44,26 +46,28 @@ export interface DetachedProcess {
 
 /**
  * Starts a long-running server in its own process group, stdout and stderr appended to `logFile`, and
- * records its pid in `pidFile`. It outlives this process (the `--detach` mode of `runbook up`).
+ * records its pid in `pidFile` (both 0600, in folders made 0700). It outlives this process (the `--detach` mode of
+ * `runbook up`). With `privateUmask`, it runs with umask 077, so that the files it creates itself are private too
+ * (the stack's servers; an app's release keeps the umask it would have had).
  */
 export function spawnDetached(
   command: string,
   args: string[],
-  opts: { pidFile: string; logFile: string; env?: NodeJS.ProcessEnv; cwd?: string },
+  opts: { pidFile: string; logFile: string; env?: NodeJS.ProcessEnv; cwd?: string; privateUmask?: boolean },
 ): DetachedProcess {
-  mkdirSync(path.dirname(opts.logFile), { recursive: true });
-  const fd = openSync(opts.logFile, 'a');
+  const fd = openPrivateLog(opts.logFile);
   const spawnOpts: SpawnOptions = {
     detached: true,
     stdio: ['ignore', fd, fd],
     env: opts.env ?? process.env,
     cwd: opts.cwd,
   };
-  const child = spawn(command, args, spawnOpts);
+  const run = opts.privateUmask ? withPrivateUmask(command, args) : { command, args };
+  const child = spawn(run.command, run.args, spawnOpts);
   closeSync(fd);
   if (child.pid === undefined) throw new UserError(`could not start ${command}`, `see ${opts.logFile}`);
   child.unref();
-  writeFileSync(opts.pidFile, `${child.pid}\n`);
+  writeFileAtomicallySync(opts.pidFile, `${child.pid}\n`);
   return { pid: child.pid, logFile: opts.logFile };
 }
 
@@ -185,10 +189,15 @@ export function tailLines(file: string, count: number): string[] | undefined {
   return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-count);
 }
 
-/** The last lines of a log file, indented, to show with a start-up failure ('' when there is none). */
+/**
+ * The last lines of a log file, indented and scrubbed of credentials, to show with a start-up failure ('' when there
+ * is none).
+ */
 function lastLines(logFile: string | undefined, count = 5): string {
   const lines = logFile ? (tailLines(logFile, count) ?? []) : [];
-  return lines.length > 0 && lines[0] !== '' ? `; its log ends with:\n    ${lines.join('\n    ')}` : '';
+  return lines.length > 0 && lines[0] !== ''
+    ? `; its log ends with:\n    ${scrubSecrets(lines.join('\n')).split('\n').join('\n    ')}`
+    : '';
 }
 
 /** Fails with a clear message when a port the stack needs is already taken by another program. */

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { createReleaseRunner } from '../../src/platforms/single-host/release-runner';
+import { removeCluster } from '../../src/stack/postgres';
 import { freePort, isAlive, portOpen } from '../../src/system/processes';
 import { sample } from './metrics.test';
 import { runbookCli, type CliResult } from '../helpers/cli';
@@ -47,13 +50,16 @@ interface DoctorReport {
 
 describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', function () {
   this.timeout(300_000);
+  let parent: string;
   let home: string;
   let env: NodeJS.ProcessEnv;
   let ports: number[];
   let config: string;
 
   before(async () => {
-    home = mkdtempSync(path.join(os.tmpdir(), 'runbook-e2e-'));
+    // The repository in a private (0700) home, as under /root on a fresh VM.
+    parent = mkdtempSync(path.join(os.tmpdir(), 'runbook-e2e-'));
+    home = path.join(parent, 'repo', '.runbook');
     config = await demoConfig(mkdtempSync(path.join(os.tmpdir(), 'runbook-e2e-config-')));
     ports = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
     env = {
@@ -69,7 +75,8 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
 
   after(async () => {
     await runbook(['down'], env);
-    rmSync(home, { recursive: true, force: true });
+    removeCluster(home);
+    rmSync(parent, { recursive: true, force: true });
     rmSync(path.dirname(config), { recursive: true, force: true });
   });
 
@@ -110,6 +117,9 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     assert.match(demo.stdout, /deploy-shop-demo-v3-\S+: ROLLED-BACK: canary analysis failed/);
     assert.match(demo.stdout, /deploy v2: .*\n(.*\n)*? +load during this deploy: \d+ requests, 0 failed/);
     assert.match(demo.stdout, /All as expected/);
+    // Nothing the stack wrote is open to other users (issue 11): files 0600, folders 0700.
+    assert.equal(statSync(parent).mode & 0o777, 0o700, 'the home above the repository stays private');
+    assert.equal((await promisify(execFile)('find', [home, '-perm', '/077'])).stdout, '', 'find -perm /077');
 
     // The stack's worker exports the runbooks' metrics, and logs JSON lines that carry the workflow id.
     const metrics = await (await fetch(`http://127.0.0.1:${ports[4]}/metrics`)).text();

@@ -1,8 +1,8 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { databaseUrl, ensureDatabase, postgresComponent } from '../../src/stack/postgres';
+import { databaseUrl, ensureDatabase, postgresComponent, removeCluster } from '../../src/stack/postgres';
 import { freePort } from '../../src/system/processes';
 import { resolveStackSettings, type StackSettings } from '../../src/stack/settings';
 import { postgresBinDir } from '../../src/pg/bin-dir';
@@ -30,11 +30,11 @@ let counter = 0;
 
 export async function startPgFixture(): Promise<PgFixture> {
   const home = mkdtempSync(path.join(os.tmpdir(), 'runbook-pg-'));
-  chmodSync(home, 0o755); // as root, the server runs as the postgres user, which must reach its data folder
   const settings = resolveStackSettings({}, { home, postgresPort: await freePort() });
   const ctx = { settings, log: () => {} };
   const stop = async () => {
     await postgresComponent.stop(ctx).catch(() => false);
+    removeCluster(home);
     rmSync(home, { recursive: true, force: true });
   };
   const binDir = postgresBinDir();

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { loadConfig } from '../../src/config';
 import { UserError } from '../../src/errors';
-import { resolveStackSettings } from '../../src/stack/settings';
+import { passfilePath, resolveStackSettings, saveStackSettings } from '../../src/stack/settings';
+import { workerEnv } from '../../src/stack/worker-process';
 
 describe('worker configuration', () => {
   it('applies defaults and keeps the given values', () => {
@@ -44,5 +48,51 @@ describe('stack settings', () => {
         }),
       /RUNBOOK_UI_PORT: .*RUNBOOK_PG_PORT: /s,
     );
+  });
+});
+
+describe('stack settings on disk: no URL with a password, 0600 files', () => {
+  let home: string;
+  beforeEach(() => (home = path.join(mkdtempSync(path.join(os.tmpdir(), 'runbook-settings-')), '.runbook')));
+  afterEach(() => rmSync(path.dirname(home), { recursive: true, force: true }));
+
+  const password = 'pa:ss@w/rd%20\\x';
+  const external = `postgres://ops@db.example.com:6543/runbook?sslmode=require`;
+  const withPassword = () => {
+    const u = new URL(external);
+    u.password = encodeURIComponent(password);
+    return u.toString();
+  };
+
+  it('an external DATABASE_URL: stack.json holds it without the password, pgpass holds the password', () => {
+    saveStackSettings(resolveStackSettings({ DATABASE_URL: withPassword() }, { home }));
+    const stackJson = readFileSync(path.join(home, 'stack.json'), 'utf8');
+    assert.equal(JSON.parse(stackJson).externalDatabaseUrl, external);
+    assert.ok(!stackJson.includes(encodeURIComponent(password)) && !stackJson.includes('w/rd'));
+    assert.equal(readFileSync(passfilePath(home), 'utf8'), 'db.example.com:6543:*:ops:pa\\:ss@w/rd%20\\\\x\n');
+    for (const f of ['stack.json', 'pgpass']) assert.equal(statSync(path.join(home, f)).mode & 0o777, 0o600, f);
+    assert.equal(statSync(home).mode & 0o777, 0o700);
+    assert.deepEqual(readdirSync(home).sort(), ['pgpass', 'stack.json'], 'no temporary files left');
+
+    // Read back (no DATABASE_URL in the environment): the password is put back, in memory only.
+    const again = resolveStackSettings({}, { home });
+    assert.equal(new URL(again.externalDatabaseUrl!).password, encodeURIComponent(password));
+    assert.equal(decodeURIComponent(new URL(again.externalDatabaseUrl!).password), password);
+    assert.equal(workerEnv(again).DATABASE_URL, again.externalDatabaseUrl, 'the worker gets it in its environment');
+  });
+
+  it('the environment wins; a URL without a password removes the saved one; another server does not get it', () => {
+    saveStackSettings(resolveStackSettings({ DATABASE_URL: withPassword() }, { home }));
+    const other = resolveStackSettings({ DATABASE_URL: 'postgres://ops@elsewhere:6543/runbook' }, { home });
+    assert.equal(new URL(other.externalDatabaseUrl!).password, '', 'the saved password belongs to db.example.com');
+    saveStackSettings(resolveStackSettings({ DATABASE_URL: external }, { home }));
+    assert.equal(existsSync(passfilePath(home)), false);
+    assert.equal(resolveStackSettings({}, { home }).externalDatabaseUrl, external);
+  });
+
+  it('a password given as a parameter is moved out too', () => {
+    saveStackSettings(resolveStackSettings({ DATABASE_URL: 'postgres://ops@db/runbook?password=p4ss' }, { home }));
+    assert.doesNotMatch(readFileSync(path.join(home, 'stack.json'), 'utf8'), /p4ss/);
+    assert.equal(new URL(resolveStackSettings({}, { home }).externalDatabaseUrl!).password, 'p4ss');
   });
 });

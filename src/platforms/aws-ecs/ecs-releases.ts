@@ -381,15 +381,22 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
       return true;
     },
 
-    /** The colour's last ECS service events, newest last (ECS keeps no task output here: see CloudWatch Logs). */
-    async logTail(_service, _environment, releaseId, lines) {
+    /**
+     * The colour's last 15 ECS service events, newest last: what ECS said about the rollout (the task's own output is
+     * in the CloudWatch Logs of its task definition, and is not shown).
+     */
+    async describeLog(_service, _environment, releaseId) {
       const s = taggedColour(await describeColours(ctx), releaseId);
-      if (!s) return '';
-      return s.events
-        .slice(0, Math.max(0, lines))
+      const location = s
+        ? `the events of ECS service ${s.name} in cluster ${spec.cluster}, and the task definition's CloudWatch Logs`
+        : `cluster ${spec.cluster}: no ECS service carries release ${releaseId} any more`;
+      if (!s) return { location };
+      const excerpt = s.events
+        .slice(0, 15)
         .reverse()
         .map((e) => `${e.createdAt?.toISOString() ?? '?'} ${e.message ?? ''}`)
         .join('\n');
+      return excerpt ? { location, excerpt } : { location };
     },
   };
 }

@@ -1,9 +1,10 @@
 /** The single-host TrafficRouter on HAProxy 2.6: routes, weights, drains and maintenance via the runtime API. */
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomically } from '../../system/atomic-write';
+import { ensurePrivateDir } from '../../system/private-files';
 import { PlatformError, type RouteMember, type RouteSpec, type TrafficCounters, type TrafficRouter } from '../types';
 import {
   emptyState,
@@ -181,7 +182,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
 
   /** Persists the state of record, then renders it for HAProxy's next reload (without reloading). */
   async function persist(p: RoutePaths, state: RouteState): Promise<void> {
-    await mkdir(stateDir, { recursive: true });
+    await ensurePrivateDir(stateDir);
     await writeFileAtomically(p.state, `${JSON.stringify(state, null, 2)}\n`);
     await render(p, state);
   }
@@ -308,7 +309,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
         await worker(); // fails before any file changes when HAProxy is not running
         const state = (await loadState(p, route)) ?? emptyState(route);
         state.route.listenPort = route.listenPort;
-        await mkdir(servicesDir, { recursive: true });
+        await ensurePrivateDir(servicesDir);
         await writeIfChanged(p.map, renderMap(state));
         const text = renderConfig(state, p);
         const previous = await readText(p.config);

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { readFile, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { diffFingerprints, fingerprintDatabase, fingerprintInTransaction } from '../../pg/fingerprint';
 import { PgToolError, libpqEnv, runTool } from '../../pg/client-tools';
 import { connectPg } from '../../pg/connect';
 import { fsync, writeFileAtomically } from '../../system/atomic-write';
+import { createPrivateFile, ensurePrivateDir } from '../../system/private-files';
 import {
   PlatformError,
   type ManifestComparison,
@@ -253,7 +254,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       }
       aborted(signal, what);
       const files = filesOf(req.service, req.environment, req.snapshotId);
-      await mkdir(files.folder, { recursive: true });
+      await ensurePrivateDir(files.folder);
       const url = urlFor(req.database);
       const client = await connectPg(url);
       try {
@@ -270,6 +271,7 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
         await rm(files.dump, { force: true });
         await rm(files.partial, { force: true });
         await rm(`${files.manifest}.partial`, { force: true });
+        await createPrivateFile(files.partial); // pg_dump keeps the mode of the file it writes into: 0600
 
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const { rows } = await client.query<{ snapshot: string; version: string }>(

@@ -1,8 +1,10 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { livePid, portOpen, spawnDetached, stopProcess, tailLines } from '../../system/processes';
+import { livePid, portOpen, spawnDetached, stopProcess } from '../../system/processes';
 import { renderRelease } from '../../runbook-config';
 import { writeFileAtomically } from '../../system/atomic-write';
+import { ensurePrivateDirSync } from '../../system/private-files';
 import { PlatformError, type ReleaseRunner, type RunningRelease, type StartReleaseRequest } from '../types';
 
 /** The environment variable that marks a release process as ours (read back from /proc/<pid>/environ). */
@@ -87,7 +89,7 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       if (!spec.release) throw startError(`${spec.service}: no release settings (platform single-host)`, true);
       const release = spec.release;
       const dir = releaseDir(spec.service, spec.environment, spec.releaseId);
-      mkdirSync(dir, { recursive: true });
+      ensurePrivateDirSync(dir);
       const f = files(dir);
       const port = await pickPort(release.portRange);
       let rendered: ReturnType<typeof renderRelease>;
@@ -154,9 +156,10 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       return true;
     },
 
-    async logTail(service, environment, releaseId, lines) {
+    /** The log stays on this host, 0600: the app's output is the app's, and may hold what the app knows. */
+    async describeLog(service, environment, releaseId) {
       const f = files(releaseDir(service, environment, releaseId));
-      return tailLines(f.log, lines)?.join('\n') ?? '';
+      return { location: `${f.log} on the worker's host ${os.hostname()}` };
     },
   };
 }

@@ -453,7 +453,7 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     assert.match(denied.message, /fix: grant the worker's IAM role ecs:UpdateService/);
   });
 
-  it('get/list find a release by its tag with the right listener, stop scales it to 0 and untags it, logTail shows events', async () => {
+  it('get/list find a release by its tag with the right listener, stop scales it to 0 and untags it, describeLog shows the ECS events', async () => {
     const f = fakeContext();
     mockElb({ blue: 100, green: 0 });
     const greenCandidate = service('green', {
@@ -485,8 +485,9 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
       ],
     );
 
-    const tail = await runner.logTail('shop', 'prod', request.releaseId, 5);
-    assert.deepEqual(tail.split('\n'), [
+    const log = await runner.describeLog('shop', 'prod', request.releaseId);
+    assert.match(log.location, /ECS service shop-green in cluster prod/);
+    assert.deepEqual(log.excerpt?.split('\n'), [
       '2025-01-01T10:59:00.000Z (service shop-green) has started 2 tasks.',
       '2025-01-01T11:00:00.000Z (service shop-green) has reached a steady state.',
     ]);
