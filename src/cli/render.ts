@@ -1,5 +1,6 @@
 import type { DeployState, GateState, Outcome } from '../shared/deploy';
 import { formatMs, type DrillResult, type DrillState } from '../shared/drill';
+import { timelineSince } from '../shared/timeline';
 
 /** Exit codes of `deploy --wait`, `watch` and `rollback --wait`: one per outcome, documented in --help. */
 export const outcomeExitCode: Record<Outcome | 'passed', number> = {
@@ -99,9 +100,17 @@ export function renderStatus(
   return lines;
 }
 
-/** The timeline entries after the first `seen` ones, as plain lines (for piped output). */
-export function timelineLines(s: DeployState, seen: number): string[] {
-  return s.timeline.slice(seen).map((t) => `${new Date(t.atMs).toISOString().slice(11, 19)} [${t.phase}] ${t.message}`);
+/**
+ * The timeline entries added after the first `seen` ones, as plain lines (for piped output), and the new `seen`. A
+ * long timeline keeps its first and last entries (shared/timeline.ts): its omission line is shown once, in place of
+ * the entries it stands for.
+ */
+export function timelineLines(s: DeployState, seen: number): { lines: string[]; seen: number } {
+  const since = timelineSince(s.timeline, seen);
+  return {
+    lines: since.entries.map((t) => `${new Date(t.atMs).toISOString().slice(11, 19)} [${t.phase}] ${t.message}`),
+    seen: since.seen,
+  };
 }
 
 /** The lines of a finished drill for a person: verdict, RTO vs target, RPO, integrity, phases. */

@@ -31,6 +31,7 @@ import {
 import { releaseIdFor } from '../shared/ids';
 import { platformPlanOf } from '../platforms/descriptors';
 import { statusQuery } from '../shared/messages';
+import { addToTimeline } from '../shared/timeline';
 import {
   RunbookEnvironment,
   RunbookKind,
@@ -126,7 +127,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
   ]);
 
   const note = (message: string, phase: DeployPhase = state.phase) =>
-    state.timeline.push({ atMs: Date.now(), phase, message });
+    addToTimeline(state.timeline, { atMs: Date.now(), phase, message });
   const enter = (phase: DeployPhase, step: string) => {
     state.phase = phase;
     state.step = step;

@@ -20,6 +20,7 @@ import type {
   ServicePlan,
 } from '../shared/deploy';
 import { statusQuery } from '../shared/messages';
+import { addToTimeline } from '../shared/timeline';
 import {
   RunbookEnvironment,
   RunbookKind,
@@ -66,7 +67,7 @@ export function beginRunbook(args: {
   let lockHeld = false;
 
   const note = (message: string, phase: DeployPhase = state.phase) =>
-    state.timeline.push({ atMs: Date.now(), phase, message });
+    addToTimeline(state.timeline, { atMs: Date.now(), phase, message });
   const enter = (phase: DeployPhase, step: string) => {
     state.phase = phase;
     state.step = step;
