@@ -81,8 +81,12 @@ export function renderStatus(
   const shown = s.gates.filter((g) => g.status !== 'pending' || s.waitingFor?.gate === g.gate);
   if (shown.length > 0)
     lines.push(`gates:   ${shown.map((g) => gateLine(g, opts.nowMs, s.waitingFor?.sinceMs)).join(' · ')}`);
-  for (const g of s.gates)
+  for (const g of s.gates) {
     for (const r of g.refused.slice(-3)) lines.push(`refused: ${r.by} via ${r.via}: ${r.reason}`);
+    const count = g.refusedCount ?? g.refused.length;
+    const listed = count > g.refused.length ? `the first ${g.refused.length}` : 'them';
+    if (count > 3) lines.push(`refused: ${count} attempts at ${g.gate} in all (runbook status --json lists ${listed})`);
+  }
   if (s.waitingFor) {
     const who = s.waitingFor.approvers.join(', ');
     const verb = s.waitingFor.gate === 'go-live' ? 'signoff' : 'approve';

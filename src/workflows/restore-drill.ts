@@ -106,7 +106,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     step: 'resolving the plan',
     weights: {},
     analysis: [],
-    gates: input.signoffTimeoutMs ? [{ gate: 'drill-signoff', status: 'pending', refused: [] }] : [],
+    gates: input.signoffTimeoutMs ? [{ gate: 'drill-signoff', status: 'pending', refused: [], refusedCount: 0 }] : [],
     timeline: [],
     drill,
   };

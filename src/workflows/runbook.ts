@@ -58,7 +58,7 @@ export function beginRunbook(args: {
     step: 'resolving the plan',
     weights: {},
     analysis: [],
-    gates: args.gates.map((gate) => ({ gate, status: 'pending', refused: [] })),
+    gates: args.gates.map((gate) => ({ gate, status: 'pending', refused: [], refusedCount: 0 })),
     timeline: [],
   };
   setHandler(statusQuery, () => state);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { timelineLines } from '../../src/cli/render';
+import { renderStatus, timelineLines } from '../../src/cli/render';
 import type { DeployState, TimelineEntry } from '../../src/shared/deploy';
 import { addToTimeline } from '../../src/shared/timeline';
 
@@ -18,8 +18,40 @@ const waiting = (extra: Partial<DeployState> = {}): DeployState => ({
   timeline: [],
   ...extra,
 });
+const opts = { workflowId: 'deploy-1', link: 'http://ui/deploy-1', nowMs: 1_000 };
 
 describe('runbook status lines (cli/render)', () => {
+  it('refused attempts: the last three kept, and how many there were in all', () => {
+    const refused = Array.from({ length: 20 }, (_, i) => ({
+      by: `mallory-${i}`,
+      atMs: i,
+      reason: `mallory-${i} is not an approver`,
+      via: 'signal' as const,
+    }));
+    const lines = renderStatus(
+      waiting({ gates: [{ gate: 'before-start', status: 'waiting', refused, refusedCount: 312 }] }),
+      opts,
+    );
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith('refused:')),
+      [
+        'refused: mallory-17 via signal: mallory-17 is not an approver',
+        'refused: mallory-18 via signal: mallory-18 is not an approver',
+        'refused: mallory-19 via signal: mallory-19 is not an approver',
+        'refused: 312 attempts at before-start in all (runbook status --json lists the first 20)',
+      ],
+    );
+  });
+
+  it('a state of before the cap (no refusedCount) shows as before', () => {
+    const refused = [{ by: 'mallory', atMs: 0, reason: 'no', via: 'signal' as const }];
+    const lines = renderStatus(waiting({ gates: [{ gate: 'before-start', status: 'waiting', refused }] }), opts);
+    assert.deepEqual(
+      lines.filter((l) => l.startsWith('refused:')),
+      ['refused: mallory via signal: no'],
+    );
+  });
+
   it('timelineLines prints each entry once, and the omission line of a long timeline', () => {
     const timeline: TimelineEntry[] = [];
     for (let i = 0; i < 150; i++) addToTimeline(timeline, { atMs: i * 1000, phase: 'sign-off', message: `m${i}` });

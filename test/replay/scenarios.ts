@@ -1,7 +1,7 @@
 import { readFileSync, truncateSync } from 'node:fs';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { startLoad } from '../../src/load-generator';
-import { approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
+import { approveSignal, approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
 import type { RollbackInput } from '../../src/shared/deploy';
 import type { SingleHostService as ServicePlan } from '../../src/shared/service-plan';
 import type { rollbackService, stackCheck } from '../../src/workflows';
@@ -92,6 +92,24 @@ export const scenarios: ReplayScenario[] = [
       await waitingAt(handle, 'before-start');
       await handle.signal(rejectSignal, { by: 'mallory' }); // refused: not an approver
       await handle.signal(rejectSignal, { by: 'bob', note: 'change freeze' });
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    // The payload limits (patch bounded-decisions): refused signals of every kind, more than a gate keeps, then
+    // a decision by signal and one by update.
+    name: 'deploy-bounded-decisions',
+    run: async (_client, taskQueue) => {
+      const plan = await shopPlan();
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const handle = await startDeploy(taskQueue, withGates(plan, ['before-start', 'before-traffic']), 'v2', 'alice');
+      await waitingAt(handle, 'before-start');
+      const refused = [{ by: 'mallory' }, { by: 'b'.repeat(65) }, { who: 'bob' }, { by: 'm'.repeat(5_000) }];
+      for (let i = 0; i < 25; i++) await handle.signal(approveSignal, refused[i % refused.length]);
+      await handle.signal(approveSignal, { by: 'bob', note: 'after 25 refused attempts' });
+      await waitingAt(handle, 'before-traffic');
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
       await handle.result();
       return handle;
     },
