@@ -11,6 +11,9 @@ import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
 import { siblingDatabaseUrl } from './platforms/single-host';
 import { connectClient } from './temporal-connection';
 
+/** The payload converter of the workflow bundle and the activities (tests bundle the workflows with it too). */
+export const PAYLOAD_CONVERTER_PATH = require.resolve('./shared/payload-converter');
+
 export interface RunbookWorker {
   worker: Worker;
   /** Closes the clients the worker used; call after `worker.run()` resolves. */
@@ -79,6 +82,8 @@ export async function createRunbookWorker(
         ? { workflowBundle: extra.workflowBundle }
         : { workflowsPath: require.resolve('./workflows') }),
       activities: registered,
+      // A signal whose payload cannot be read becomes a refused decision instead of a workflow task that fails for good.
+      dataConverter: { payloadConverterPath: PAYLOAD_CONVERTER_PATH },
       maxConcurrentActivityTaskExecutions: config.RUNBOOK_MAX_ACTIVITIES,
       ...(extra.identity ? { identity: extra.identity } : {}),
       shutdownGraceTime: extra.shutdownGraceTime ?? '10s',

@@ -9,6 +9,7 @@ import {
   type GateName,
   type GatePolicy,
 } from './deploy';
+import { UnreadablePayload } from './payload-converter';
 
 export type DecisionKind = 'approve' | 'reject' | 'signoff';
 
@@ -50,6 +51,8 @@ export function judgeDecision(
   ctx: { policy: GatePolicy; requestedBy: string; waiting: GateName | undefined; what: string; unbounded?: boolean },
 ): Judgement {
   const refuse = (by: string, reason: string): Judgement => ({ ok: false, by, reason: boundText(reason) });
+  if (payload instanceof UnreadablePayload)
+    return refuse('?', `${kind} payload that cannot be read (${payload.problem}); ${PAYLOAD_HINT} as JSON`);
   if (!ctx.unbounded) {
     const size = jsonSizeUpTo(payload, MAX_DECISION_PAYLOAD);
     if (size > MAX_DECISION_PAYLOAD)

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
@@ -13,7 +14,7 @@ import {
   statusQuery,
 } from '../../src/shared/messages';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
-import { useWorker } from '../harness';
+import { testStack, useWorker } from '../harness';
 import { queryDb, shopPlan, startDeploy, waitForState, waitingAt, withGates } from './deploy-fixture';
 
 /**
@@ -248,6 +249,37 @@ describe('bounded messages: floods of refused and oversized signals and updates'
     );
     const locks = await queryDb(ORCHESTRATOR_DB, 'SELECT 1 FROM runbook_locks WHERE service = $1', [plan.service]);
     assert.equal(locks.length, 0, 'the service lock is released');
+  });
+
+  it('signals whose payload cannot be read (not JSON, an unknown encoding) are refused decisions, not a workflow task that fails for good', async () => {
+    const plan = withGates(await shopPlan(), ['before-start']);
+    const handle = await startDeploy(taskQueue, plan, 'v1');
+    await waitingAt(handle, 'before-start');
+    const { client, namespace } = testStack();
+    const raw = (encoding: string, data: string) =>
+      client.workflowService.signalWorkflowExecution({
+        namespace,
+        workflowExecution: { workflowId: handle.workflowId },
+        signalName: 'approve',
+        input: { payloads: [{ metadata: { encoding: Buffer.from(encoding) }, data: Buffer.from(data) }] },
+        identity: 'message-flood test',
+        requestId: randomUUID(),
+      });
+    await raw('json/plain', '{"by": "bob"'); // cut short
+    await raw('binary/whatever', 'bob');
+    await raw('json/protobuf', '{"by": "bob"}');
+    const state = await waitForState(handle, (s) => s.gates[0]?.refusedCount === 3, 'the three refusals', 30_000);
+    assert.deepEqual(
+      state.gates[0]?.refused.map((r) => [r.by, /^approve payload that cannot be read/.test(r.reason)]),
+      [
+        ['?', true],
+        ['?', true],
+        ['?', true],
+      ],
+    );
+    await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
+    assert.equal((await handle.result()).outcome, 'succeeded');
+    assert.deepEqual((await historyFigures(handle)).taskFailures, [], 'no workflow task failed');
   });
 
   it('a signoff update by an approver still answers with the decision (the CLI prints who decided)', async () => {
