@@ -44,12 +44,27 @@ function gateLine(g: GateState, nowMs: number, waitingSince?: number): string {
  */
 export function renderStatus(
   s: DeployState,
-  opts: { workflowId: string; link: string; nowMs: number; startMs?: number },
+  opts: {
+    workflowId: string;
+    link: string;
+    nowMs: number;
+    startMs?: number;
+    /** The execution's status when it is closed (TERMINATED, FAILED, ...), from `describe()`. */
+    closedAs?: string;
+  },
 ): string[] {
   const lines: string[] = [];
   lines.push(
     `${s.kind} ${s.service} ${s.version} -> ${s.environment}   (${opts.workflowId}, requested by ${s.requestedBy})`,
   );
+  const stopped = opts.closedAs !== undefined && opts.closedAs !== 'RUNNING' && !s.outcome;
+  if (stopped) {
+    // Terminated by an operator or by the server (a history over its limit): no rollback ran, no outcome was set.
+    lines.push(
+      `stopped: the workflow is ${opts.closedAs}; it ran no rollback and stands where shown below ` +
+        `(why: its last event, ${opts.link}); to put traffic back: runbook rollback ${s.service} --env ${s.environment}`,
+    );
+  }
   const elapsed = opts.startMs ? `  elapsed ${duration(opts.nowMs - opts.startMs)}` : '';
   lines.push(
     s.outcome ? `outcome: ${s.outcome.toUpperCase()}: ${s.reason ?? ''}` : `phase:   ${s.phase}: ${s.step}${elapsed}`,
@@ -87,7 +102,7 @@ export function renderStatus(
     const listed = count > g.refused.length ? `the first ${g.refused.length}` : 'them';
     if (count > 3) lines.push(`refused: ${count} attempts at ${g.gate} in all (runbook status --json lists ${listed})`);
   }
-  if (s.waitingFor) {
+  if (s.waitingFor && !stopped) {
     const who = s.waitingFor.approvers.join(', ');
     const verb = s.waitingFor.gate === 'go-live' ? 'signoff' : 'approve';
     lines.push(

@@ -52,6 +52,16 @@ describe('runbook status lines (cli/render)', () => {
     );
   });
 
+  it('a terminated runbook says so, and that it waits for nobody', () => {
+    const lines = renderStatus(waiting(), { ...opts, closedAs: 'TERMINATED' });
+    assert.match(
+      lines[1] ?? '',
+      /^stopped: the workflow is TERMINATED; it ran no rollback .*runbook rollback shop --env staging/,
+    );
+    assert.ok(!lines.some((l) => l.startsWith('waiting for')));
+    assert.ok(renderStatus(waiting(), { ...opts, closedAs: 'RUNNING' }).some((l) => l.startsWith('waiting for')));
+  });
+
   it('timelineLines prints each entry once, and the omission line of a long timeline', () => {
     const timeline: TimelineEntry[] = [];
     for (let i = 0; i < 150; i++) addToTimeline(timeline, { atMs: i * 1000, phase: 'sign-off', message: `m${i}` });
