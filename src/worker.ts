@@ -16,6 +16,9 @@ import { createScrubber, secretValuesOf } from './shared/redact';
 import { connectClient, connectNative, dataConverter, describeConnection } from './temporal-connection';
 import { connectionFailure, explainError } from './temporal-diagnosis';
 
+/** The payload converter of the workflow bundle and the activities (tests bundle the workflows with it too). */
+export const PAYLOAD_CONVERTER_PATH = require.resolve('./shared/payload-converter');
+
 export interface RunbookWorker {
   worker: Worker;
   /** Closes the clients the worker used; call after `worker.run()` resolves. */
@@ -90,8 +93,9 @@ export async function createRunbookWorker(
     const worker = await Worker.create({
       connection,
       namespace: config.temporal.namespace,
-      // The payload codec (RUNBOOK_CODEC_KEYS) runs here, outside the workflow sandbox; the converter is the default.
-      dataConverter: dataConverter(config.temporal),
+      // The payload codec (RUNBOOK_CODEC_KEYS) runs here, outside the workflow sandbox. The payload converter reads a
+      // signal whose payload cannot be read as a refused decision instead of a workflow task that fails for good.
+      dataConverter: { ...dataConverter(config.temporal), payloadConverterPath: PAYLOAD_CONVERTER_PATH },
       taskQueue: config.RUNBOOK_TASK_QUEUE,
       ...(extra.workflowBundle
         ? { workflowBundle: extra.workflowBundle }

@@ -15,7 +15,7 @@ import { down, up } from '../src/stack/stack';
 import { findTemporalCli } from '../src/stack/tools';
 import { embeddedProfileEnv } from '../src/stack/worker-process';
 import { connectClient, loadTemporalConnection, type TemporalConnection } from '../src/temporal-connection';
-import { createRunbookWorker } from '../src/worker';
+import { createRunbookWorker, PAYLOAD_CONVERTER_PATH } from '../src/worker';
 
 /**
  * The real servers that the tests share: PostgreSQL, HAProxy and the Temporal dev server, started once per
@@ -119,7 +119,11 @@ export async function stopTestStack(): Promise<void> {
 
 /** The workflow code, bundled once per test run. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../src/workflows'), logger: quietLogger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../src/workflows'),
+    payloadConverterPath: PAYLOAD_CONVERTER_PATH,
+    logger: quietLogger,
+  });
   return bundle;
 }
 

@@ -5,7 +5,7 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { UserError } from '../errors';
 import type { DecisionKind } from '../shared/approvals';
-import type { GateState } from '../shared/deploy';
+import type { GateDecision } from '../shared/deploy';
 import { approveUpdate, rejectUpdate, signoffUpdate } from '../shared/messages';
 import type { Command } from './command';
 import { asOption, jsonOption, positional, whoAmI } from './options';
@@ -41,7 +41,7 @@ function decisionCommand(kind: DecisionKind): Command {
         ...(args.values.note ? { note: String(args.values.note) } : {}),
       };
       return withClient(io.env, async (client) => {
-        let gate: GateState;
+        let gate: GateDecision;
         try {
           gate = await client.workflow.getHandle(workflowId).executeUpdate(update, { args: [payload] });
         } catch (err) {

@@ -41,8 +41,7 @@ export async function follow(
         process.stdout.write(`${lines.join('\n')}\n`);
         drawn = lines.length;
       } else {
-        for (const line of timelineLines(state, seen)) io.out(line);
-        seen = state.timeline.length;
+        seen = printTimeline(io, state, seen);
       }
     }
     if (state && onState) await onState(state);
@@ -53,7 +52,7 @@ export async function follow(
     if (!done) continue;
     if (!done.ok) {
       const finalState = await handle.query(statusQuery).catch(() => undefined);
-      if (finalState && !json && !tty) for (const line of timelineLines(finalState, seen)) io.out(line);
+      if (finalState && !json && !tty) printTimeline(io, finalState, seen);
       const cancelled = /cancel/i.test(errorMessage(done.e));
       const error = failureMessage(done.e);
       if (json)
@@ -71,7 +70,7 @@ export async function follow(
     const r = done.r;
     if (json) io.out(JSON.stringify({ workflowId: handle.workflowId, ...r }));
     else {
-      if (!tty) for (const line of timelineLines(r.state, seen)) io.out(line);
+      if (!tty) printTimeline(io, r.state, seen);
       io.out(`${handle.workflowId}: ${r.outcome.toUpperCase()}: ${r.reason ?? ''}`);
       if (r.failedWindow) {
         const w = r.failedWindow;
@@ -99,8 +98,7 @@ export async function followDrill(handle: WorkflowHandle, io: Io, json: boolean)
   let seen = 0;
   const print = (state: DrillState | undefined) => {
     if (!state || json) return;
-    for (const line of timelineLines(state, seen)) io.out(line);
-    seen = state.timeline.length;
+    seen = printTimeline(io, state, seen);
   };
   const result = handle.result().then(
     (r: DrillResult) => ({ ok: true as const, r }),
@@ -134,4 +132,11 @@ export async function followDrill(handle: WorkflowHandle, io: Io, json: boolean)
     }
     return cancelled ? drillExitCode.cancelled! : drillExitCode.failed!;
   }
+}
+
+/** Prints the timeline entries added since `seen`; returns the new `seen`. */
+function printTimeline(io: Io, state: DeployState, seen: number): number {
+  const next = timelineLines(state, seen);
+  for (const line of next.lines) io.out(line);
+  return next.seen;
 }

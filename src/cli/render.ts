@@ -1,6 +1,7 @@
 import type { DeployState, GateState, Outcome } from '../shared/deploy';
 import { formatMs, type DrillResult, type DrillState } from '../shared/drill';
 import { scrubSecrets } from '../shared/redact';
+import { timelineSince } from '../shared/timeline';
 
 /** Exit codes of `deploy --wait`, `watch` and `rollback --wait`: one per outcome, documented in --help. */
 export const outcomeExitCode: Record<Outcome | 'passed', number> = {
@@ -44,12 +45,27 @@ function gateLine(g: GateState, nowMs: number, waitingSince?: number): string {
  */
 export function renderStatus(
   s: DeployState,
-  opts: { workflowId: string; link: string; nowMs: number; startMs?: number },
+  opts: {
+    workflowId: string;
+    link: string;
+    nowMs: number;
+    startMs?: number;
+    /** The execution's status when it is closed (TERMINATED, FAILED, ...), from `describe()`. */
+    closedAs?: string;
+  },
 ): string[] {
   const lines: string[] = [];
   lines.push(
     `${s.kind} ${s.service} ${s.version} -> ${s.environment}   (${opts.workflowId}, requested by ${s.requestedBy})`,
   );
+  const stopped = opts.closedAs !== undefined && opts.closedAs !== 'RUNNING' && !s.outcome;
+  if (stopped) {
+    // Terminated by an operator or by the server (a history over its limit): no rollback ran, no outcome was set.
+    lines.push(
+      `stopped: the workflow is ${opts.closedAs}; it ran no rollback and stands where shown below ` +
+        `(why: its last event, ${opts.link}); to put traffic back: runbook rollback ${s.service} --env ${s.environment}`,
+    );
+  }
   const elapsed = opts.startMs ? `  elapsed ${duration(opts.nowMs - opts.startMs)}` : '';
   lines.push(
     s.outcome
@@ -83,9 +99,13 @@ export function renderStatus(
   const shown = s.gates.filter((g) => g.status !== 'pending' || s.waitingFor?.gate === g.gate);
   if (shown.length > 0)
     lines.push(`gates:   ${shown.map((g) => gateLine(g, opts.nowMs, s.waitingFor?.sinceMs)).join(' · ')}`);
-  for (const g of s.gates)
+  for (const g of s.gates) {
     for (const r of g.refused.slice(-3)) lines.push(`refused: ${r.by} via ${r.via}: ${r.reason}`);
-  if (s.waitingFor) {
+    const count = g.refusedCount ?? g.refused.length;
+    const listed = count > g.refused.length ? `the first ${g.refused.length}` : 'them';
+    if (count > 3) lines.push(`refused: ${count} attempts at ${g.gate} in all (runbook status --json lists ${listed})`);
+  }
+  if (s.waitingFor && !stopped) {
     const who = s.waitingFor.approvers.join(', ');
     const verb = s.waitingFor.gate === 'go-live' ? 'signoff' : 'approve';
     lines.push(
@@ -103,13 +123,19 @@ export function renderStatus(
 }
 
 /**
- * The timeline entries after the first `seen` ones, as plain lines (for piped output), scrubbed of credentials (the
- * worker scrubs what it records; a history from an older version may not be).
+ * The timeline entries added after the first `seen` ones, as plain lines (for piped output), scrubbed of credentials
+ * (the worker scrubs what it records; a history from an older version may not be), and the new `seen`. A long
+ * timeline keeps its first and last entries (shared/timeline.ts): its omission line is shown once, in place of the
+ * entries it stands for.
  */
-export function timelineLines(s: DeployState, seen: number): string[] {
-  return s.timeline
-    .slice(seen)
-    .map((t) => `${new Date(t.atMs).toISOString().slice(11, 19)} [${t.phase}] ${scrubSecrets(t.message)}`);
+export function timelineLines(s: DeployState, seen: number): { lines: string[]; seen: number } {
+  const since = timelineSince(s.timeline, seen);
+  return {
+    lines: since.entries.map(
+      (t) => `${new Date(t.atMs).toISOString().slice(11, 19)} [${t.phase}] ${scrubSecrets(t.message)}`,
+    ),
+    seen: since.seen,
+  };
 }
 
 /** The lines of a finished drill for a person: verdict, RTO vs target, RPO, integrity, phases. */

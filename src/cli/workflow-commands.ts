@@ -35,8 +35,11 @@ export const statusCommand: Command = {
       const handle = client.workflow.getHandle(workflowId);
       let state: DeployState;
       let startMs: number;
+      let closedAs: string;
       try {
-        startMs = (await handle.describe()).startTime.getTime();
+        const described = await handle.describe();
+        startMs = described.startTime.getTime();
+        closedAs = described.status.name;
         state = await handle.query(statusQuery);
       } catch (err) {
         if (err instanceof WorkflowNotFoundError)
@@ -53,6 +56,7 @@ export const statusCommand: Command = {
           link: workflowLink(target, workflowId),
           nowMs: Date.now(),
           startMs,
+          closedAs,
         }))
           io.out(line);
       return 0;

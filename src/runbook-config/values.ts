@@ -71,7 +71,8 @@ export const weightSchema = intIn(1, 100, '');
 export const statusSchema = intIn(100, 599, ' (an HTTP status)').default(200);
 
 export const ENV_VAR = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]*$/;
+/** An approver's name: one that a decision's `by` may carry (shared/deploy.ts NAME_PATTERN, MAX_NAME_LENGTH). */
+const USER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
 export const urlPath = z.string().regex(/^\/\S*$/, {
   error: (iss) => `must be a URL path starting with /, e.g. /health, got ${describeValue(iss.input)}`,
@@ -82,7 +83,8 @@ export const envVarName = z.string().regex(ENV_VAR, {
 });
 
 export const userName = z.string().regex(USER, {
-  error: (iss) => `must be a user name (letters, digits, '.', '_', '@', '-'), got ${describeValue(iss.input)}`,
+  error: (iss) =>
+    `must be a user name (letters, digits, '.', '_', '@', '-'; at most 64 characters), got ${describeValue(iss.input)}`,
 });
 
 /** A key of a release's env: an environment variable name that does not look like a secret. */

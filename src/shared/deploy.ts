@@ -79,9 +79,27 @@ export interface GateState {
   note?: string;
   /** How the decision arrived: 'update' (the CLI, validated before it is accepted) or 'signal' (the Web UI). */
   via?: 'update' | 'signal';
-  /** Decisions that were refused (unknown approver, self-approval, wrong gate); they never count. */
-  refused: Array<{ by: string; atMs: number; reason: string; via: 'update' | 'signal' }>;
+  /**
+   * Decisions that were refused (unknown approver, self-approval, wrong gate, a malformed payload); they never
+   * count. Only the first MAX_REFUSALS_KEPT are kept, the name cut to MAX_NAME_LENGTH and the reason to
+   * MAX_REASON_LENGTH characters, so that a flood of signals cannot grow the state.
+   */
+  refused: RefusedAttempt[];
+  /** Every refused attempt at this gate, the ones not kept in `refused` included (absent in older states). */
+  refusedCount?: number;
 }
+
+/** A decision that did not count, as the gate keeps it. */
+export interface RefusedAttempt {
+  /** The name it came with, cut to MAX_NAME_LENGTH characters ("?" when it had none). */
+  by: string;
+  atMs: number;
+  reason: string;
+  via: 'update' | 'signal';
+}
+
+/** What the approve / reject / signoff updates return: the gate's decision, without the refused attempts. */
+export type GateDecision = Omit<GateState, 'refused' | 'refusedCount'>;
 
 /** One analysis window of the new release during a traffic step. */
 export interface AnalysisWindow {
@@ -102,6 +120,11 @@ export interface TimelineEntry {
   atMs: number;
   phase: DeployPhase;
   message: string;
+  /**
+   * Set on the one entry that stands for the entries dropped from the middle of a long timeline (see
+   * shared/timeline.ts): how many it stands for.
+   */
+  omitted?: number;
 }
 
 /** Everything the `status` query returns, as the workflow keeps it. */
@@ -181,12 +204,45 @@ export interface DeployResult {
   state: DeployState;
 }
 
+/** The longest name a decision may come with (`by`); a longer one is refused, and shown cut to this length. */
+export const MAX_NAME_LENGTH = 64;
+/** The longest note a decision may carry. */
+export const MAX_NOTE_LENGTH = 2_000;
+/**
+ * A decision payload larger than this many characters (as JSON) is refused before it is parsed. The largest valid
+ * payload (a 64-character name, a gate and a 2,000-character note) is about 2,100.
+ */
+export const MAX_DECISION_PAYLOAD = 4_096;
+
+/**
+ * A decider's name: what runbook.yaml's approvers may be (letters, digits, '.', '_', '@', '-'), and ':' for the
+ * identities of signed approvals (`unverified:<name>`, key ids). No spaces, quotes, markup or control characters:
+ * the name is shown in terminals, the Web UI and HTML reports.
+ */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@:-]*$/;
+
+/**
+ * A character a note may not hold: control characters other than tab and newline (a carriage return or an escape
+ * sequence rewrites what a terminal shows) and the bidirectional overrides that make text read other than it is.
+ */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const FORBIDDEN_IN_NOTE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+
 /** The payload of the approve / reject / signoff signals and updates: what a person types into the Web UI. */
 export const decisionSchema = z
   .object({
-    by: z.string().trim().min(1, 'say who decides: "by": "<your name>"'),
+    by: z
+      .string()
+      .trim()
+      .min(1, 'say who decides: "by": "<your name>"')
+      .max(MAX_NAME_LENGTH, `a name of at most ${MAX_NAME_LENGTH} characters`)
+      .regex(NAME_PATTERN, 'a user name: letters, digits and . _ @ : - (starting with a letter or digit)'),
     gate: z.enum(gateNames).optional(),
-    note: z.string().max(2000).optional(),
+    note: z
+      .string()
+      .max(MAX_NOTE_LENGTH, `a note of at most ${MAX_NOTE_LENGTH} characters`)
+      .refine((n) => !FORBIDDEN_IN_NOTE.test(n), 'no control characters (tab and newline are fine)')
+      .optional(),
   })
   .strict();
 export type Decision = z.infer<typeof decisionSchema>;

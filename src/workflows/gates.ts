@@ -1,6 +1,13 @@
-import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
-import { judgeDecision, type DecisionKind } from '../shared/approvals';
-import type { DeployPhase, GateName, GatePolicy, GateState, TimelineEntry } from '../shared/deploy';
+import { ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
+import {
+  cutText,
+  judgeDecision,
+  MAX_REASON_LENGTH,
+  MAX_REFUSALS_KEPT,
+  type DecisionKind,
+  type Judgement,
+} from '../shared/approvals';
+import type { DeployPhase, GateDecision, GateName, GatePolicy, GateState, TimelineEntry } from '../shared/deploy';
 import {
   approveSignal,
   approveUpdate,
@@ -9,8 +16,15 @@ import {
   signoffSignal,
   signoffUpdate,
 } from '../shared/messages';
+import { addToTimeline } from '../shared/timeline';
 
 export const REJECTED = 'Rejected';
+
+/**
+ * The patch of the payload limits (size and pattern of every field, see shared/approvals.ts): a signal or update
+ * that a workflow of before the limits accepted is judged by the old rules when its history is replayed.
+ */
+const BOUNDED_DECISIONS = 'bounded-decisions';
 
 export interface GateHost {
   gates: GateState[];
@@ -23,7 +37,9 @@ export interface GateHost {
  * Human gates shared by deploy, rollback and drill: registers the approve / reject / signoff signals and
  * updates (call before the first await), and returns `gate(name)`, which waits for a decision.
  * A refused signal (the Web UI cannot validate) is recorded on the gate and never counts; a refused update
- * is rejected by its validator and never reaches history.
+ * is rejected by its validator and never reaches history. Whatever is sent, the state grows by a bounded amount:
+ * a gate keeps its first MAX_REFUSALS_KEPT refused attempts (cut short) and counts the others, and the timeline
+ * is capped (shared/timeline.ts).
  */
 export function installGates(
   host: GateHost,
@@ -31,20 +47,37 @@ export function installGates(
   requestedBy: string,
   what: string,
 ) {
-  const judge = (kind: DecisionKind, payload: unknown) => {
+  const note = (message: string) => addToTimeline(host.timeline, { atMs: Date.now(), phase: host.phase, message });
+  const judge = (kind: DecisionKind, payload: unknown, unbounded = false) => {
     const waiting = host.waitingFor?.gate;
-    return judgeDecision(kind, payload, { policy: policyFor(waiting ?? 'before-start'), requestedBy, waiting, what });
+    return judgeDecision(kind, payload, {
+      policy: policyFor(waiting ?? 'before-start'),
+      requestedBy,
+      waiting,
+      what,
+      unbounded,
+    });
+  };
+  /** Refused attempts with no gate to be recorded on (a drill without a sign-off): counted for the timeline. */
+  let refusedWithoutGate = 0;
+
+  const refuse = (kind: DecisionKind, j: Extract<Judgement, { ok: false }>, via: 'update' | 'signal') => {
+    const target = host.gates.find((g) => g.gate === host.waitingFor?.gate) ?? host.gates[0];
+    const count = target ? (target.refusedCount = (target.refusedCount ?? 0) + 1) : ++refusedWithoutGate;
+    if (target && target.refused.length < MAX_REFUSALS_KEPT)
+      target.refused.push({ by: j.by, atMs: Date.now(), reason: j.reason, via });
+    if (count <= MAX_REFUSALS_KEPT) note(`refused ${kind} by ${j.by}: ${j.reason}`);
+    else if (count === MAX_REFUSALS_KEPT + 1)
+      note(`more refused attempts${target ? ` at ${target.gate}` : ''} are counted, not listed (refusedCount)`);
+    return target;
   };
 
-  const apply = (kind: DecisionKind, payload: unknown, via: 'update' | 'signal'): GateState => {
-    const j = judge(kind, payload);
-    const waiting = host.gates.find((g) => g.gate === host.waitingFor?.gate);
+  const apply = (kind: DecisionKind, payload: unknown, via: 'update' | 'signal'): GateState | undefined => {
+    const j = judge(kind, payload, !patched(BOUNDED_DECISIONS));
     if (!j.ok) {
-      const target = waiting ?? host.gates[0];
-      target?.refused.push({ by: j.by, atMs: Date.now(), reason: j.reason, via });
-      host.timeline.push({ atMs: Date.now(), phase: host.phase, message: `refused ${kind} by ${j.by}: ${j.reason}` });
+      const target = refuse(kind, j, via);
       if (via === 'update') throw ApplicationFailure.create({ type: 'DecisionRefused', message: j.reason });
-      return target as GateState;
+      return target;
     }
     const gate = host.gates.find((g) => g.gate === j.gate) as GateState;
     gate.status = kind === 'reject' ? 'rejected' : 'approved';
@@ -52,24 +85,46 @@ export function installGates(
     gate.decidedAtMs = Date.now();
     gate.note = j.decision.note;
     gate.via = via;
-    host.timeline.push({
-      atMs: Date.now(),
-      phase: host.phase,
-      message: `${j.gate} ${gate.status} by ${j.decision.by}${j.decision.note ? `: ${j.decision.note}` : ''}`,
-    });
+    note(`${j.gate} ${gate.status} by ${j.decision.by}${j.decision.note ? `: ${j.decision.note}` : ''}`);
     return gate;
   };
+  /** An update's answer: the decision, never the refused attempts (they would make every answer as big as they are). */
+  const decide =
+    (kind: DecisionKind) =>
+    (payload: unknown): GateDecision => {
+      const {
+        refused: _refused,
+        refusedCount: _refusedCount,
+        ...decision
+      } = apply(kind, payload, 'update') as GateState;
+      return decision;
+    };
 
   const validator = (kind: DecisionKind) => (payload: unknown) => {
     const j = judge(kind, payload);
     if (!j.ok) throw new Error(j.reason);
   };
-  setHandler(approveSignal, (p) => void apply('approve', p, 'signal'));
-  setHandler(rejectSignal, (p) => void apply('reject', p, 'signal'));
-  setHandler(signoffSignal, (p) => void apply('signoff', p, 'signal'));
-  setHandler(approveUpdate, (p) => apply('approve', p, 'update'), { validator: validator('approve') });
-  setHandler(rejectUpdate, (p) => apply('reject', p, 'update'), { validator: validator('reject') });
-  setHandler(signoffUpdate, (p) => apply('signoff', p, 'update'), { validator: validator('signoff') });
+  /**
+   * A signal cannot be refused before it is recorded, and an error thrown here would fail the workflow task on every
+   * attempt (or, as an ApplicationFailure, the workflow): whatever goes wrong judging it becomes a refusal.
+   */
+  const onSignal = (kind: DecisionKind) => (payload: unknown) => {
+    try {
+      apply(kind, payload, 'signal');
+    } catch (err) {
+      refuse(
+        kind,
+        { ok: false, by: '?', reason: cutText(`could not judge it: ${String(err)}`, MAX_REASON_LENGTH) },
+        'signal',
+      );
+    }
+  };
+  setHandler(approveSignal, onSignal('approve'));
+  setHandler(rejectSignal, onSignal('reject'));
+  setHandler(signoffSignal, onSignal('signoff'));
+  setHandler(approveUpdate, decide('approve'), { validator: validator('approve') });
+  setHandler(rejectUpdate, decide('reject'), { validator: validator('reject') });
+  setHandler(signoffUpdate, decide('signoff'), { validator: validator('signoff') });
 
   /**
    * Waits at a gate (skipped when the policy does not list it). `whileWaiting` runs every `everyMs` during
@@ -92,11 +147,7 @@ export function installGates(
       sinceMs,
       timeoutMs: policy.timeoutMs,
     };
-    host.timeline.push({
-      atMs: sinceMs,
-      phase: host.phase,
-      message: `waiting for ${name} approval from ${host.waitingFor.approvers.join(' or ')}`,
-    });
+    note(`waiting for ${name} approval from ${host.waitingFor.approvers.join(' or ')}`);
     try {
       const decided = () => state.status !== 'waiting';
       let timedOut = false;
@@ -114,11 +165,7 @@ export function installGates(
       }
       if (timedOut) {
         state.status = policy.onTimeout === 'proceed' ? 'proceeded-on-timeout' : 'timed-out';
-        host.timeline.push({
-          atMs: Date.now(),
-          phase: host.phase,
-          message: `${name}: no decision within the timeout, ${policy.onTimeout}`,
-        });
+        note(`${name}: no decision within the timeout, ${policy.onTimeout}`);
         if (policy.onTimeout === 'abort') {
           throw ApplicationFailure.create({
             type: REJECTED,

@@ -33,6 +33,7 @@ import { drillRequestSchema } from '../shared/request';
 import { platformPlanOf } from '../platforms/descriptors';
 import { statusQuery } from '../shared/messages';
 import { RunbookOutcome, RunbookPhase, RunbookRtoSeconds } from '../shared/search-attributes';
+import { addToTimeline } from '../shared/timeline';
 import { act, longWithHeartbeat, quick, safe, slow } from './activity-options';
 import { metrics } from './metrics';
 import { installGates, REJECTED } from './gates';
@@ -100,7 +101,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     step: 'resolving the plan',
     weights: {},
     analysis: [],
-    gates: request.signoffTimeoutMs ? [{ gate: 'drill-signoff', status: 'pending', refused: [] }] : [],
+    gates: request.signoffTimeoutMs ? [{ gate: 'drill-signoff', status: 'pending', refused: [], refusedCount: 0 }] : [],
     timeline: [],
     drill,
   };
@@ -127,7 +128,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
   };
 
   const note = (message: string, phase: DeployPhase = state.phase) =>
-    state.timeline.push({ atMs: Date.now(), phase, message });
+    addToTimeline(state.timeline, { atMs: Date.now(), phase, message });
   const enter = (phase: DeployPhase, step: string) => {
     state.phase = phase;
     state.step = step;

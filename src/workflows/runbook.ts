@@ -21,6 +21,7 @@ import type {
 import type { ResolvedService } from '../shared/service-plan';
 import { statusQuery } from '../shared/messages';
 import { RunbookOutcome, RunbookPhase } from '../shared/search-attributes';
+import { addToTimeline } from '../shared/timeline';
 import { act, safe } from './activity-options';
 import { installGates, REJECTED } from './gates';
 import { metrics } from './metrics';
@@ -58,7 +59,7 @@ export function beginRunbook<
     step: 'resolving the plan',
     weights: {},
     analysis: [],
-    gates: args.gates.map((gate) => ({ gate, status: 'pending', refused: [] })),
+    gates: args.gates.map((gate) => ({ gate, status: 'pending', refused: [], refusedCount: 0 })),
     timeline: [],
   };
   let resolved: ResolvedService | undefined;
@@ -69,7 +70,7 @@ export function beginRunbook<
   let lockHeld = false;
 
   const note = (message: string, phase: DeployPhase = state.phase) =>
-    state.timeline.push({ atMs: Date.now(), phase, message });
+    addToTimeline(state.timeline, { atMs: Date.now(), phase, message });
   const enter = (phase: DeployPhase, step: string) => {
     state.phase = phase;
     state.step = step;

@@ -1,6 +1,6 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { planDigest } from '../../src/runbook-config';
-import { approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
+import { approveSignal, approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
 import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import type { deployService, stackCheck } from '../../src/workflows';
 import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
@@ -96,6 +96,24 @@ export const scenarios: ReplayScenario[] = [
         ],
       });
       await handle.result().catch(() => undefined);
+      return handle;
+    },
+  },
+  {
+    // The payload limits (patch bounded-decisions): refused signals of every kind, more than a gate keeps, then
+    // a decision by signal and one by update.
+    name: 'deploy-bounded-decisions',
+    run: async (_client, taskQueue) => {
+      const plan = await shopPlan();
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const handle = await startDeploy(taskQueue, withGates(plan, ['before-start', 'before-traffic']), 'v2', 'alice');
+      await waitingAt(handle, 'before-start');
+      const refused = [{ by: 'mallory' }, { by: 'b'.repeat(65) }, { who: 'bob' }, { by: 'm'.repeat(5_000) }];
+      for (let i = 0; i < 25; i++) await handle.signal(approveSignal, refused[i % refused.length]);
+      await handle.signal(approveSignal, { by: 'bob', note: 'after 25 refused attempts' });
+      await waitingAt(handle, 'before-traffic');
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
+      await handle.result();
       return handle;
     },
   },
