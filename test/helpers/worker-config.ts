@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { loadRunbookConfig, planDigest, resolveService } from '../../src/runbook-config';
 import type { JsonObject, ResolvedService, SingleHostService } from '../../src/shared/service-plan';
+import { ensurePrivateDirSync } from '../../src/system/private-files';
 
 /**
  * The runbook.yaml service block of a resolved single-host plan: the inverse of resolveService (durations as
@@ -80,8 +81,10 @@ export function putPlan(
     ? (parse(readFileSync(file, 'utf8')) as { version: 1; services: Record<string, unknown> })
     : { version: 1 as const, services: {} };
   doc.services[plan.service] = serviceBlock(plan);
-  mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, stringify(doc));
+  // Inside the test stack's data folder: private, as everything there is (test/workflows/secrets.test.ts checks).
+  ensurePrivateDirSync(path.dirname(file));
+  writeFileSync(file, stringify(doc), { mode: 0o600 });
+  chmodSync(file, 0o600);
   const resolved = resolveService(loadRunbookConfig(file), plan.service, plan.environment);
   const { source: _a, ...wanted } = plan;
   const { source: _b, ...got } = resolved;

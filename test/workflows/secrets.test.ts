@@ -189,7 +189,7 @@ describe('nothing secret at rest or in history', function () {
     const leaky = {
       ...plan,
       release: { ...plan.release, cwd: path.join(leakyRoot, '{version}') },
-      health: { ...plan.health, deadlineMs: 2_000 },
+      health: { ...plan.health, timeoutMs: 1_000, deadlineMs: 2_000 },
     };
     const handle = await startDeploy(taskQueue, leaky, 'leaky-health');
     const r = await finished(handle, handle.result());
