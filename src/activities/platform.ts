@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { PlatformParts, PlatformRegistry } from '../platforms/types';
-import { targetOf, type Targeted } from '../shared/target';
+import { targetOf } from '../platforms/registry';
+import type { Targeted } from '../shared/target';
 
 /**
  * The platform an activity request is for, asked of the worker's registry once per request (old request shapes

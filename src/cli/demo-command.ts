@@ -15,7 +15,8 @@ import type { deployService } from '../workflows';
 import type { Command, Io } from './command';
 import { follow } from './follow';
 import { homeOption } from './options';
-import { checkedRequest, previewed, singleHostPlan } from './plan';
+import { singleHostPlan } from '../platforms/preflight';
+import { checkedRequest, previewed } from './plan';
 import { outcomeExitCode } from './render';
 import { withClient, workflowLink, type TemporalTarget } from './temporal';
 

@@ -8,7 +8,7 @@ import {
   runbookConfigPath,
 } from '../runbook-config';
 import { parseRequest } from '../shared/request';
-import type { ResolvedService, SingleHostService } from '../shared/service-plan';
+import type { ResolvedService } from '../shared/service-plan';
 import type { ParsedArgs } from './command';
 
 /**
@@ -66,14 +66,4 @@ export function checkedRequest<S extends z.ZodType>(schema: S, command: string, 
   const parsed = parseRequest(schema, command, request);
   if (!parsed.ok) throw new UserError(`${command}: ${parsed.message}`, `runbook ${command} --help`);
   return parsed.request;
-}
-
-/** The plan of a command that runs processes on this host itself (the demo); refuses other platforms. */
-export function singleHostPlan(s: ResolvedService, command: string): SingleHostService {
-  if (s.platform !== 'single-host') {
-    throw new UserError(
-      `${command}: ${s.service}/${s.environment} uses platform ${s.platform}; ${command} runs single-host services only`,
-    );
-  }
-  return s;
 }

@@ -1,7 +1,7 @@
 import { UserError } from '../errors';
 import { renderRelease } from '../runbook-config';
 import { formatDuration } from '../runbook-config/durations';
-import type { Platform, ResolvedService } from '../shared/service-plan';
+import type { Platform, ResolvedService, SingleHostService } from '../shared/service-plan';
 import type { Check } from '../stack/component';
 
 /**
@@ -88,4 +88,17 @@ export function platformDatabaseWhere(plan: ResolvedService): string {
 /** The doctor's checks of a service's resources on its platform (AWS calls for aws-ecs; none for single-host). */
 export async function platformDoctorChecks(plan: ResolvedService, env: NodeJS.ProcessEnv): Promise<Check[]> {
   return (await preflightOf(plan).doctor?.(plan, env)) ?? [];
+}
+
+/**
+ * The plan of a command that runs processes on this host itself (the demo), which only a single-host service can be.
+ * @throws UserError naming the platform the service uses
+ */
+export function singleHostPlan(s: ResolvedService, command: string): SingleHostService {
+  if (s.platform !== 'single-host') {
+    throw new UserError(
+      `${command}: ${s.service}/${s.environment} uses platform ${s.platform}; ${command} runs single-host services only`,
+    );
+  }
+  return s;
 }

@@ -1,5 +1,5 @@
 import type { PlatformFactories, PlatformParts, PlatformRegistry } from './types';
-import type { PlatformTarget } from '../shared/target';
+import type { PlatformTarget, Targeted } from '../shared/target';
 
 /**
  * The registry keyed by platform name: each target is built by its platform's factory once per distinct settings
@@ -20,4 +20,10 @@ export function createPlatformRegistry(factories: PlatformFactories): PlatformRe
       return parts;
     },
   };
+}
+
+/** The platform a request is for, old request shapes included. */
+export function targetOf(req: Targeted | undefined): PlatformTarget {
+  if (req?.platform) return req.platform;
+  return req?.aws ? { name: 'aws-ecs', aws: req.aws } : { name: 'single-host' };
 }

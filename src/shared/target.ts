@@ -14,12 +14,6 @@ export type PlatformTarget = { name: 'single-host' } | { name: 'aws-ecs'; aws: A
  */
 export interface Targeted {
   platform?: PlatformTarget;
-  /** @deprecated requests scheduled before `platform`; read through {@link targetOf}. */
+  /** @deprecated requests scheduled before `platform`; read through targetOf (src/platforms/registry.ts). */
   aws?: AwsEcsSpec;
-}
-
-/** The platform a request is for, old request shapes included. */
-export function targetOf(req: Targeted | undefined): PlatformTarget {
-  if (req?.platform) return req.platform;
-  return req?.aws ? { name: 'aws-ecs', aws: req.aws } : { name: 'single-host' };
 }

@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { platformPlanOf } from '../../src/platforms/descriptors';
 import { checkVersion } from '../../src/platforms/preflight';
-import { createPlatformRegistry } from '../../src/platforms/registry';
+import { createPlatformRegistry, targetOf } from '../../src/platforms/registry';
 import type { PlatformParts } from '../../src/platforms/types';
 import { loadRunbookConfig, parseRunbookConfig, resolveService } from '../../src/runbook-config';
 import type { AwsEcsService } from '../../src/shared/service-plan';
-import { targetOf } from '../../src/shared/target';
 
 const ELB = 'arn:aws:elasticloadbalancing:eu-west-1:123456789012';
 const AWS_YAML = `version: 1
