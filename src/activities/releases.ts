@@ -93,13 +93,13 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
       const ctx = Context.current();
       let last: HttpOutcome[] = [];
       // Is it still running? Asked as often as the platform's runner says it can be.
-      const recheckMs = pick(args).releases.recheckMs ?? 0;
+      const { releases } = pick(args); // once: the loop polls every 250 ms
+      const recheckMs = releases.recheckMs ?? 0;
       let checkedAt = -Infinity;
       for (let attempt = 1; ; attempt++) {
         if (Date.now() - checkedAt >= recheckMs) {
           checkedAt = Date.now();
-          if (!(await pick(args).releases.get(args.service, args.environment, args.releaseId)))
-            await crashed(args, 'health gate');
+          if (!(await releases.get(args.service, args.environment, args.releaseId))) await crashed(args, 'health gate');
         }
         last = [
           await httpCheck(
