@@ -5,6 +5,7 @@ import { demoCommand } from './cli/demo-command';
 import { deployCommand, rollbackCommand } from './cli/deploy-commands';
 import { drillCommand } from './cli/drill/command';
 import { doctorCommand, downCommand, setupCommand, upCommand } from './cli/stack-commands';
+import { snapshotsCommand } from './cli/snapshots-command';
 import { cancelCommand, listCommand, statusCommand, watchCommand } from './cli/workflow-commands';
 import { UserError, errorMessage } from './errors';
 import { scrubSecrets } from './shared/redact';
@@ -25,6 +26,7 @@ const commands: Command[] = [
   listCommand,
   rollbackCommand,
   drillCommand,
+  snapshotsCommand,
   codecServerCommand,
   demoCommand,
 ];

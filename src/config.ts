@@ -26,6 +26,18 @@ export const workerConfigSchema = z.object({
   RUNBOOK_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   /** Largest number of activities this worker runs at once. */
   RUNBOOK_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(50),
+  /**
+   * on: each single-host service's database belongs to a PostgreSQL role of its own (no superuser), and its releases
+   * get a URL with that role; off: they get the worker's URL (a PostgreSQL where the worker may not create roles).
+   */
+  RUNBOOK_SERVICE_ROLES: z.enum(['on', 'off']).default('on'),
+  /** The OS user releases run as when the worker runs as root (default runbook-release, else nobody; root: none). */
+  RUNBOOK_RELEASE_USER: z.string().min(1).optional(),
+  /**
+   * The worker's secret (signs snapshot manifests, derives role passwords); default: <RUNBOOK_HOME>/keys/worker-secret,
+   * made on first use.
+   */
+  RUNBOOK_WORKER_SECRET: z.string().min(32, 'must have at least 32 characters (openssl rand -hex 32)').optional(),
 });
 export type WorkerConfig = z.infer<typeof workerConfigSchema> & { temporal: TemporalConnection };
 

@@ -13,6 +13,8 @@ import { createPgRecords } from './orchestrator-store/records';
 import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
 import { siblingDatabaseUrl } from './platforms/single-host';
 import { createScrubber, secretValuesOf } from './shared/redact';
+import { resolveReleaseUser } from './system/release-user';
+import { loadWorkerSecret } from './system/worker-secret';
 import { connectClient, connectNative, dataConverter, describeConnection } from './temporal-connection';
 import { connectionFailure, explainError } from './temporal-diagnosis';
 
@@ -66,10 +68,20 @@ export async function createRunbookWorker(
       }
     };
     await migrateOrchestratorDb(pool);
+    const workerSecret = loadWorkerSecret(
+      config.RUNBOOK_WORKER_SECRET ? { RUNBOOK_WORKER_SECRET: config.RUNBOOK_WORKER_SECRET } : {},
+      config.RUNBOOK_HOME,
+    );
+    const releaseUser = resolveReleaseUser(
+      config.RUNBOOK_RELEASE_USER ? { RUNBOOK_RELEASE_USER: config.RUNBOOK_RELEASE_USER } : {},
+    );
     const { registry, singleHost } = createWorkerPlatforms({
       home: config.RUNBOOK_HOME,
       haproxySocket: config.HAPROXY_SOCKET,
       urlFor: (database) => siblingDatabaseUrl(config.DATABASE_URL, database),
+      workerSecret,
+      serviceRoles: config.RUNBOOK_SERVICE_ROLES === 'on',
+      ...(releaseUser ? { releaseUser } : {}),
       db: pool,
       env: extra.env ?? process.env,
       isRunning,
@@ -77,7 +89,7 @@ export async function createRunbookWorker(
       ...(extra.resolveAwsAddress ? { resolveAwsAddress: extra.resolveAwsAddress } : {}),
     });
     // Failure messages never carry a secret this worker holds, even one printed bare.
-    const scrub = createScrubber(secretValuesOf(extra.env ?? process.env, [config.DATABASE_URL]));
+    const scrub = createScrubber([...secretValuesOf(extra.env ?? process.env, [config.DATABASE_URL]), workerSecret]);
     const activities = createActivities(
       {
         runbookConfig: runbookConfigOf(config),
@@ -136,6 +148,23 @@ function runbookConfigStatus(config: WorkerConfig): { ok: boolean; detail: strin
   }
 }
 
+/** Who releases run as and which database role they get, in words for the worker's log. */
+function releasesRunAs(config: WorkerConfig): string {
+  const user = resolveReleaseUser(
+    config.RUNBOOK_RELEASE_USER ? { RUNBOOK_RELEASE_USER: config.RUNBOOK_RELEASE_USER } : {},
+  );
+  const who = user
+    ? `as ${user.name} (uid ${user.uid})`
+    : process.getuid?.() === 0
+      ? "as root (RUNBOOK_RELEASE_USER=root): they can read the worker's environment"
+      : "as the worker's user";
+  const db =
+    config.RUNBOOK_SERVICE_ROLES === 'on'
+      ? "with their service's own PostgreSQL role"
+      : "with the worker's PostgreSQL URL (RUNBOOK_SERVICE_ROLES=off)";
+  return `${who}, ${db}`;
+}
+
 /** Runs a worker until SIGINT/SIGTERM (the SDK's runtime handles both and drains in-flight tasks). */
 export async function main(): Promise<void> {
   const config = loadConfig();
@@ -155,6 +184,7 @@ export async function main(): Promise<void> {
     pid: process.pid,
     metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
     runbookConfig: runbookConfig.detail,
+    releases: releasesRunAs(config),
   });
   if (!runbookConfig.ok) logger.warn(`runbook config: ${runbookConfig.detail}`);
   try {

@@ -98,6 +98,8 @@ export async function startTestStack(): Promise<TestStack> {
       HAPROXY_SOCKET: haproxyPaths(settings.home).adminSocket,
       RUNBOOK_HOME: settings.home,
       RUNBOOK_MAX_ACTIVITIES: 20,
+      RUNBOOK_SERVICE_ROLES: 'on',
+      ...(process.env.RUNBOOK_RELEASE_USER ? { RUNBOOK_RELEASE_USER: process.env.RUNBOOK_RELEASE_USER } : {}),
       RUNBOOK_METRICS_HOST: '127.0.0.1',
       RUNBOOK_LOG_LEVEL: 'WARN',
       RUNBOOK_CONFIG: runbookConfigFor(taskQueue, settings.home),

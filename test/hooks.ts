@@ -1,4 +1,6 @@
+import path from 'node:path';
 import { freePort } from '../src/system/processes';
+import { ensureReleaseUser, resolveReleaseUser, unreachableFor } from '../src/system/release-user';
 import { setMetricsUrl, startTestStack, stopTestStack } from './harness';
 import { installTestRuntime } from './helpers/runtime';
 
@@ -13,6 +15,7 @@ export const mochaHooks = {
     const metricsAddress = `127.0.0.1:${await freePort()}`;
     installTestRuntime({ telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } });
     setMetricsUrl(`http://${metricsAddress}/metrics`);
+    releasesAsTheReleaseUser();
     await startTestStack();
   },
   async afterAll(this: Mocha.Context) {
@@ -20,3 +23,22 @@ export const mochaHooks = {
     await stopTestStack();
   },
 };
+
+/**
+ * As root, releases run as the release user (runbook-release, made here as `runbook up` does), which must read the
+ * sample's releases in examples/. A checkout under a private home (/root is 0700) cannot be read by it: then the
+ * run's releases run as root (RUNBOOK_RELEASE_USER=root), said once, and test/platforms/single-host/release-user.test.ts
+ * still runs releases as the release user from a readable copy.
+ */
+function releasesAsTheReleaseUser(): void {
+  ensureReleaseUser(process.env);
+  const user = resolveReleaseUser(process.env);
+  const examples = path.join(__dirname, '..', 'examples');
+  const blocked = user ? unreachableFor(user, examples) : undefined;
+  if (user && blocked) {
+    console.log(
+      `    releases run as root in this run: the release user ${user.name} cannot pass ${blocked} to ${examples}`,
+    );
+    process.env.RUNBOOK_RELEASE_USER = 'root';
+  }
+}

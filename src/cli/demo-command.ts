@@ -1,3 +1,4 @@
+import { sampleConfigForReleases } from '../stack/sample-copy';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -102,9 +103,12 @@ export const demoCommand: Command = {
     ...homeOption,
   },
   async run({ values }, io) {
-    const configFile = path.resolve(
-      values.config ? String(values.config) : path.join(packageRoot, 'examples', 'runbook.yaml'),
-    );
+    const home = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {}).home;
+    const configFile = values.config
+      ? path.resolve(String(values.config))
+      : sampleConfigForReleases(path.join(packageRoot, 'examples', 'runbook.yaml'), home, (line) =>
+          io.out(`   ${line}`),
+        );
     const settings = resolveStackSettings(io.env, {
       ...(values.home ? { home: String(values.home) } : {}),
       runbookConfig: configFile,

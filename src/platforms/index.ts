@@ -1,10 +1,11 @@
 import type { Pool } from 'pg';
 import { createAwsPlatform, type AwsPlatformOptions } from './aws-ecs';
 import { createPlatformRegistry } from './registry';
-import { createSingleHostPlatform, type SingleHostPlatform } from './single-host';
+import { createSingleHostPlatform, type SingleHostOptions, type SingleHostPlatform } from './single-host';
 import type { PlatformRegistry } from './types';
 
-export interface WorkerPlatformOptions {
+export interface WorkerPlatformOptions
+  extends Pick<SingleHostOptions, 'workerSecret' | 'serviceRoles' | 'releaseUser'> {
   /** The embedded stack's data folder (HAProxy routes, releases, snapshots). */
   home: string;
   haproxySocket: string;
@@ -33,6 +34,9 @@ export function createWorkerPlatforms(opts: WorkerPlatformOptions): {
     home: opts.home,
     haproxySocket: opts.haproxySocket,
     urlFor: opts.urlFor,
+    workerSecret: opts.workerSecret,
+    serviceRoles: opts.serviceRoles,
+    ...(opts.releaseUser ? { releaseUser: opts.releaseUser } : {}),
   });
   const aws: AwsPlatformOptions = {
     db: opts.db,

@@ -189,6 +189,16 @@ export interface SnapshotManifest {
   /** Name of the last applied migration (node-pg-migrate's table), or null when none ran. */
   migrationVersion: string | null;
   serverVersion: string;
+  /** single-host: the worker's HMAC over the rest of the manifest; a snapshot without a valid one is never restored. */
+  signature?: ManifestSignature;
+}
+
+/** Who vouches for a manifest: an HMAC with a key only the worker holds (single-host). */
+export interface ManifestSignature {
+  algorithm: string;
+  /** Which key signed it: the first 16 hex digits of the key's sha256. */
+  keyId: string;
+  mac: string;
 }
 
 export interface ManifestComparison {

@@ -6,6 +6,7 @@ import { loadRunbookConfig } from '../runbook-config';
 import { connectClient, type TemporalConnection } from '../temporal-connection';
 import { fail, pass, type Check, type Component } from './component';
 import { livePid, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
+import { ensureReleaseUser } from '../system/release-user';
 import { databaseUrl } from './postgres';
 import { haproxyPaths } from '../platforms/single-host/haproxy-control';
 import { embeddedConnection, settingEnv, temporalAddress, type StackSettings } from './settings';
@@ -128,6 +129,8 @@ export const workerComponent: Component = {
       ctx.log(`worker: already running (pid ${running}), adopted`);
     } else {
       ctx.log(`worker: starting on task queue ${settings.taskQueue}`);
+      const madeUser = ensureReleaseUser(process.env);
+      if (madeUser) ctx.log(`worker: ${madeUser}`);
       if (!settings.runbookConfig)
         ctx.log(
           'worker: it has no runbook config, so it refuses deploys, rollbacks and drills: runbook up --config <runbook.yaml>',

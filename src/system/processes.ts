@@ -53,7 +53,15 @@ export interface DetachedProcess {
 export function spawnDetached(
   command: string,
   args: string[],
-  opts: { pidFile: string; logFile: string; env?: NodeJS.ProcessEnv; cwd?: string; privateUmask?: boolean },
+  opts: {
+    pidFile: string;
+    logFile: string;
+    env?: NodeJS.ProcessEnv;
+    cwd?: string;
+    privateUmask?: boolean;
+    /** Run as this user and group, without supplementary groups (the caller is root). */
+    user?: { uid: number; gid: number };
+  },
 ): DetachedProcess {
   const fd = openPrivateLog(opts.logFile);
   const spawnOpts: SpawnOptions = {
@@ -61,6 +69,7 @@ export function spawnDetached(
     stdio: ['ignore', fd, fd],
     env: opts.env ?? process.env,
     cwd: opts.cwd,
+    ...(opts.user ? { uid: opts.user.uid, gid: opts.user.gid } : {}),
   };
   const run = opts.privateUmask ? withPrivateUmask(command, args) : { command, args };
   const child = spawn(run.command, run.args, spawnOpts);

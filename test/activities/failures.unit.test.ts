@@ -74,7 +74,7 @@ describe('toActivityFailure and withActivityFailures', () => {
   it('single-host release starts fail with ReleaseStartFailed (permanent), as the workflows expect', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-releases-'));
     try {
-      const runner = createReleaseRunner({ dir, urlFor: () => '' });
+      const runner = createReleaseRunner({ dir, releaseUrlFor: async () => '' });
       const spec = { service: 'shop', environment: 'prod', releaseId: 'shop-1-0-0-aaaa', version: '1.0.0' };
       const err = toActivityFailure(await runner.start(spec).catch((e: unknown) => e));
       assert.ok(err instanceof ApplicationFailure, String(err));

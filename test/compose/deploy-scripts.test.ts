@@ -4,6 +4,7 @@
  * as the role it creates), and the image's entrypoint starting HAProxy with the project's code. compose.unit.test.ts
  * checks the compose file and the Dockerfile themselves.
  */
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -189,7 +190,12 @@ describe('deploy/ scripts, run for real', function () {
       } finally {
         await client.end();
       }
-      const store = createPgSnapshotStore({ dir: path.join(pg0!.scratch, 'snapshots'), urlFor, binDir: pg0!.binDir });
+      const store = createPgSnapshotStore({
+        dir: path.join(pg0!.scratch, 'snapshots'),
+        urlFor,
+        binDir: pg0!.binDir,
+        manifestKey: randomBytes(32),
+      });
       const snapshotId = `compose-${process.pid}`;
       await store.take({
         snapshotId,

@@ -172,7 +172,7 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     assert.match(down.stdout, /stopped: worker, temporal, haproxy, releases, postgres/);
     for (const pid of pids) assert.ok(!isAlive(pid) || isZombieOrGone(pid), `pid ${pid} is gone`);
     for (const port of ports) assert.equal(await portOpen(port), false, `port ${port} is free`);
-    const releases = createReleaseRunner({ dir: path.join(home, 'releases'), urlFor: () => '' });
+    const releases = createReleaseRunner({ dir: path.join(home, 'releases'), releaseUrlFor: async () => '' });
     assert.deepEqual(await releases.list(), [], "the demo's app releases were stopped too");
 
     const doctor = await runbook(['doctor'], env);

@@ -20,7 +20,7 @@ import { putPlan } from '../helpers/worker-config';
 export const runner = () =>
   createReleaseRunner({
     dir: path.join(testStack().settings.home, 'releases'),
-    urlFor: (db) => databaseUrl(testStack().settings, db),
+    releaseUrlFor: async ({ database }) => databaseUrl(testStack().settings, database),
   });
 
 /** The folder of a service's snapshots on the test stack, or one snapshot's dump file in it. */

@@ -28,6 +28,7 @@ import {
   workflowBundle,
 } from '../harness';
 import { liveV2, queryDb, runner, waitForState, snapshotManifest, snapshotPath } from './deploy-fixture';
+import { loadWorkerSecret } from '../../src/system/worker-secret';
 import { liveV1, startDrill } from './drill-fixture';
 
 interface DrillRow {
@@ -263,6 +264,8 @@ describe('restoreDrill on the real stack', function () {
       home: config.RUNBOOK_HOME,
       haproxySocket: config.HAPROXY_SOCKET,
       urlFor,
+      workerSecret: loadWorkerSecret({}, config.RUNBOOK_HOME),
+      serviceRoles: true,
     });
     // The restore creates the target, pg_restore runs out of space, and the half-restored copy stays behind.
     const snapshots: SnapshotStore = {

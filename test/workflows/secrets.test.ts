@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -110,6 +110,7 @@ describe('nothing secret at rest or in history', function () {
     });
     plan = { ...plan, database: { ...plan.database!, urlEnv: 'CANARY_SHOP_DATABASE_URL' } };
     leakyRoot = mkdtempSync(path.join(os.tmpdir(), 'runbook-leaky-'));
+    chmodSync(leakyRoot, 0o755); // releases run as the release user, who must read them
     leakyRelease(leakyRoot, 'leaky-crash', 'setTimeout(() => process.exit(1), 300);');
     leakyRelease(
       leakyRoot,

@@ -1,5 +1,6 @@
 /** The single-host SwapDatabases: renames a restored database into the place of the live one on the same server. */
 import pg from 'pg';
+import { giveDatabaseLike } from '../../pg/service-role';
 
 const quote = (name: string) => pg.escapeIdentifier(name);
 
@@ -17,7 +18,8 @@ async function closeConnections(admin: pg.Client, name: string): Promise<void> {
 
 /**
  * Puts the database `restored` in the place of `database`, keeping the replaced one as `replacedAs` (never
- * dropped here). The apps' connections are closed first; they reconnect to the restored database by name.
+ * dropped here), and gives it to the replaced one's service role, if it had one. The apps' connections are closed
+ * first; they reconnect to the restored database by name, with their own role.
  * Idempotent, so a retried attempt after a crash between the two renames completes the swap:
  *   database + restored          -> rename both
  *   replacedAs + restored        -> rename restored (the first rename happened)
@@ -25,6 +27,17 @@ async function closeConnections(admin: pg.Client, name: string): Promise<void> {
  * @throws Error naming the databases when none of these states holds.
  */
 export async function swapDatabases(
+  adminUrl: string,
+  database: string,
+  restored: string,
+  replacedAs: string,
+): Promise<'swapped' | 'already swapped'> {
+  const done = await renameInto(adminUrl, database, restored, replacedAs);
+  await giveDatabaseLike(adminUrl, database, replacedAs);
+  return done;
+}
+
+async function renameInto(
   adminUrl: string,
   database: string,
   restored: string,

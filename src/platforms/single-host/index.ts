@@ -2,6 +2,9 @@ import path from 'node:path';
 import { postgresClientBinDir } from '../../pg/bin-dir';
 import { createDrillChecks } from '../../pg/drill-checks';
 import { createMigrator } from '../../pg/migrator';
+import { ensureServiceRole, serviceRoleName, serviceRolePassword, urlWith } from '../../pg/service-role';
+import type { ReleaseUser } from '../../system/release-user';
+import { deriveKey } from '../../system/worker-secret';
 import type { PlatformParts } from '../types';
 import { swapDatabases } from './database-swap';
 import { haproxyPaths, reloadHaproxy } from './haproxy-control';
@@ -17,17 +20,28 @@ export interface SingleHostPlatform extends PlatformParts {
   binDir: string;
 }
 
-/**
- * The single-host platform on the embedded stack's folder (`home`): HAProxy routes in haproxy/services.d,
- * releases in releases/, snapshots in snapshots/, a restored database swapped in by renames on the same server.
- * `urlFor` gives the URL of a database on the worker's PostgreSQL; credentials never leave the worker.
- */
-export function createSingleHostPlatform(opts: {
+export interface SingleHostOptions {
   home: string;
   haproxySocket: string;
+  /** The URL of a database on the worker's PostgreSQL, as the worker's own (super)user. */
   urlFor: (database: string) => string;
-}): SingleHostPlatform {
+  /** The worker's secret (loadWorkerSecret): manifests are signed with a key derived from it, and role passwords. */
+  workerSecret: string;
+  /** Each service's database is given to a role of its own, which its releases use (RUNBOOK_SERVICE_ROLES). */
+  serviceRoles: boolean;
+  /** The OS user releases run as (resolveReleaseUser); undefined: the worker's. */
+  releaseUser?: ReleaseUser;
+}
+
+/**
+ * The single-host platform on the embedded stack's folder (`home`): HAProxy routes in haproxy/services.d,
+ * releases in releases/, snapshots in snapshots/ (manifests signed), a restored database swapped in by renames on the
+ * same server. `urlFor` gives the URL of a database on the worker's PostgreSQL; that URL never leaves the worker:
+ * releases get one with their service's role (serviceRoles).
+ */
+export function createSingleHostPlatform(opts: SingleHostOptions): SingleHostPlatform {
   const runtime = createHaproxyRuntime(opts.haproxySocket);
+  const roleSecret = deriveKey(opts.workerSecret, 'service-roles').toString('hex');
   const binDir = postgresClientBinDir();
   if (!binDir)
     throw new Error('PostgreSQL client binaries (pg_dump, pg_restore) not found: apt-get install postgresql-client-15');
@@ -39,8 +53,23 @@ export function createSingleHostPlatform(opts: {
       reload: () => reloadHaproxy(opts.home),
       stateDir: path.join(opts.home, 'routes'),
     }),
-    releases: createReleaseRunner({ dir: path.join(opts.home, 'releases'), urlFor: opts.urlFor }),
-    snapshots: createPgSnapshotStore({ dir: path.join(opts.home, 'snapshots'), urlFor: opts.urlFor, binDir }),
+    releases: createReleaseRunner({
+      dir: path.join(opts.home, 'releases'),
+      releaseUrlFor: async ({ service, environment, database }) => {
+        if (!opts.serviceRoles) return opts.urlFor(database);
+        const role = serviceRoleName(service, environment);
+        const password = serviceRolePassword(roleSecret, role);
+        await ensureServiceRole(opts.urlFor('postgres'), database, role, password);
+        return urlWith(opts.urlFor(database), { database, user: role, password });
+      },
+      ...(opts.releaseUser ? { runAs: opts.releaseUser } : {}),
+    }),
+    snapshots: createPgSnapshotStore({
+      dir: path.join(opts.home, 'snapshots'),
+      urlFor: opts.urlFor,
+      binDir,
+      manifestKey: deriveKey(opts.workerSecret, 'manifests'),
+    }),
     migrator: createMigrator(opts.urlFor),
     drillChecks: createDrillChecks({ urlFor: opts.urlFor, binDir }),
     swapDatabases: (database, restored, replacedAs) =>

@@ -8,6 +8,7 @@ import { PgToolError, libpqEnv, runTool } from '../../pg/client-tools';
 import { connectPg } from '../../pg/connect';
 import { fsync, writeFileAtomically } from '../../system/atomic-write';
 import { createPrivateFile, ensurePrivateDir } from '../../system/private-files';
+import { checkManifestSignature, signManifest } from './manifest-signature';
 import {
   PlatformError,
   type ManifestComparison,
@@ -20,7 +21,7 @@ import {
 export const SNAPSHOT_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 /** What went wrong with a snapshot operation. */
-type SnapshotErrorCode = 'invalid' | 'not-found' | 'conflict' | 'corrupt' | 'busy' | 'failed' | 'aborted';
+type SnapshotErrorCode = 'invalid' | 'not-found' | 'conflict' | 'corrupt' | 'untrusted' | 'busy' | 'failed' | 'aborted';
 
 /**
  * The failure of each: invalid names, missing or corrupt snapshots and name conflicts stay so however often one
@@ -32,6 +33,7 @@ const SNAPSHOT_FAILURES: Record<SnapshotErrorCode, { type: string; permanent: bo
   'not-found': { type: 'SnapshotNotFound', permanent: true },
   conflict: { type: 'Snapshot_conflict', permanent: true },
   corrupt: { type: 'SnapshotCorrupt', permanent: true },
+  untrusted: { type: 'SnapshotUntrusted', permanent: true },
   busy: { type: 'SnapshotError', permanent: false },
   failed: { type: 'SnapshotError', permanent: false },
   aborted: { type: 'SnapshotError', permanent: false },
@@ -46,8 +48,23 @@ export interface PgSnapshotStoreOptions {
   urlFor: (database: string) => string;
   /** The folder of pg_dump and pg_restore (postgresBinDir()); they must not be older than the server. */
   binDir: string;
+  /**
+   * The key that signs every manifest this store writes, and that a manifest must be signed with to be restored or
+   * adopted (deriveKey(workerSecret, 'manifests')).
+   */
+  manifestKey: Buffer;
   /** How often progress is reported while pg_dump or pg_restore run. Default 1000 ms. */
   progressIntervalMs?: number;
+}
+
+/** The store, and what only an operator does with it on the worker's host (`runbook snapshots sign`). */
+export interface PgSnapshotStore extends SnapshotStore {
+  /**
+   * Signs the manifest of `snapshotId` with this store's key after checking that the dump is the one it describes
+   * (size, sha256, readable by pg_restore): for a snapshot taken before manifests were signed, or under a previous
+   * worker secret, that an operator vouches for. Throws SnapshotNotFound or SnapshotCorrupt.
+   */
+  sign(snapshotId: string): Promise<SnapshotManifest>;
 }
 
 /** Databases that must never be dropped or restored over. */
@@ -146,7 +163,7 @@ const aborted = (signal: AbortSignal | undefined, what: string) => {
  * does not check out) are permanent; SnapshotError (busy, or pg_dump/pg_restore failed or was cancelled) is retried.
  * pg errors, when a database cannot be reached or read, are thrown as they are.
  */
-export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotStore {
+export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): PgSnapshotStore {
   const dir = path.resolve(opts.dir);
   const { urlFor } = opts;
   const tick = opts.progressIntervalMs ?? 1_000;
@@ -203,12 +220,29 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
       );
     }
     const { dump } = filesOf(req.service, req.environment, req.snapshotId);
-    return (await fileSize(dump)) === existing.bytes ? existing : undefined;
+    if ((await fileSize(dump)) !== existing.bytes) return undefined;
+    const signed = checkManifestSignature(existing, opts.manifestKey);
+    if (!signed.ok) {
+      throw snapshotError(
+        `snapshot ${req.snapshotId} is not adopted: ${signed.reason}; choose another id, or sign it after checking ` +
+          `the dump yourself (runbook snapshots sign ${req.snapshotId})`,
+        'untrusted',
+      );
+    }
+    return existing;
   }
 
   async function verify(snapshotId: string): Promise<{ ok: true } | { ok: false; reason: string }> {
     const manifest = await get(snapshotId);
     if (!manifest) return { ok: false, reason: `there is no snapshot ${snapshotId} in ${dir}` };
+    const signed = checkManifestSignature(manifest, opts.manifestKey);
+    if (!signed.ok) return { ok: false, reason: signed.reason };
+    return verifyDump(manifest);
+  }
+
+  /** Whether the dump is the one the manifest describes (size, sha256) and pg_restore can read it. */
+  async function verifyDump(manifest: SnapshotManifest): Promise<{ ok: true } | { ok: false; reason: string }> {
+    const { snapshotId } = manifest;
     const { dump } = filesOf(manifest.service, manifest.environment, snapshotId);
     const size = await fileSize(dump);
     if (size === undefined) return { ok: false, reason: `the dump ${dump} is missing` };
@@ -240,6 +274,17 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
   return {
     get,
     verify,
+
+    async sign(snapshotId) {
+      const manifest = await get(snapshotId);
+      if (!manifest) throw snapshotError(`there is no snapshot ${snapshotId} in ${dir}`, 'not-found');
+      const dumpOk = await verifyDump(manifest);
+      if (!dumpOk.ok) throw snapshotError(`snapshot ${snapshotId} is not signed: ${dumpOk.reason}`, 'corrupt');
+      const signed = signManifest(manifest, opts.manifestKey);
+      const { manifest: file } = filesOf(manifest.service, manifest.environment, snapshotId);
+      await writeFileAtomically(file, `${JSON.stringify(signed, null, 2)}\n`);
+      return signed;
+    },
 
     async take(req, progress, signal) {
       checkName('snapshot id', req.snapshotId);
@@ -324,20 +369,23 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
         const sha256 = await sha256File(files.partial);
         const bytes = (await fileSize(files.partial)) ?? 0;
         await rename(files.partial, files.dump);
-        const manifest: SnapshotManifest = {
-          snapshotId: req.snapshotId,
-          service: req.service,
-          environment: req.environment,
-          database: req.database,
-          workflowId: req.workflowId,
-          createdAtMs: Date.now(),
-          location: files.dump,
-          bytes,
-          sha256,
-          tables: fingerprint.tables,
-          migrationVersion: fingerprint.migrationVersion,
-          serverVersion: exported.version,
-        };
+        const manifest: SnapshotManifest = signManifest(
+          {
+            snapshotId: req.snapshotId,
+            service: req.service,
+            environment: req.environment,
+            database: req.database,
+            workflowId: req.workflowId,
+            createdAtMs: Date.now(),
+            location: files.dump,
+            bytes,
+            sha256,
+            tables: fingerprint.tables,
+            migrationVersion: fingerprint.migrationVersion,
+            serverVersion: exported.version,
+          },
+          opts.manifestKey,
+        );
         await writeFileAtomically(files.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
         progress?.({ phase: 'done', bytes });
         return manifest;
@@ -374,6 +422,15 @@ export function createPgSnapshotStore(opts: PgSnapshotStoreOptions): SnapshotSto
         throw snapshotError(
           `refusing to restore snapshot ${snapshotId} into "${target}", the database it was taken from: restore into a new database`,
           'invalid',
+        );
+      }
+      // Before anything else: a manifest this worker did not sign says nothing about the dump next to it.
+      const signed = checkManifestSignature(manifest, opts.manifestKey);
+      if (!signed.ok) {
+        throw snapshotError(
+          `snapshot ${snapshotId} is not restored: ${signed.reason}. If you know where this snapshot comes from, ` +
+            `check its dump and sign it: runbook snapshots sign ${snapshotId}`,
+          'untrusted',
         );
       }
       progress?.({ phase: 'verify', bytes: manifest.bytes });

@@ -5,6 +5,7 @@ import { livePid, portOpen, spawnDetached, stopProcess } from '../../system/proc
 import { renderRelease } from '../../runbook-config';
 import { writeFileAtomically } from '../../system/atomic-write';
 import { ensurePrivateDirSync } from '../../system/private-files';
+import { RELEASE_USER_ENV, unreachableFor, type ReleaseUser } from '../../system/release-user';
 import { PlatformError, type ReleaseRunner, type RunningRelease, type StartReleaseRequest } from '../types';
 
 /** The environment variable that marks a release process as ours (read back from /proc/<pid>/environ). */
@@ -13,8 +14,14 @@ const RELEASE_MARKER = 'RUNBOOK_RELEASE_ID';
 export interface ReleaseRunnerOptions {
   /** Folder for releases: <dir>/<service>-<environment>/<releaseId>/{release.json,release.pid,release.log} */
   dir: string;
-  /** The URL of a database on the worker's PostgreSQL; credentials stay on the worker. */
-  urlFor: (database: string) => string;
+  /**
+   * The URL a release is given for a database on the worker's PostgreSQL: with its service's own role
+   * (ensureServiceRole) or, with service roles off, the worker's. The worker's superuser URL never reaches a release
+   * unless a team turns service roles off.
+   */
+  releaseUrlFor: (release: { service: string; environment: string; database: string }) => Promise<string>;
+  /** The OS user releases run as (resolveReleaseUser); undefined: the worker's own. */
+  runAs?: ReleaseUser;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -104,9 +111,21 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       }
       const [command, ...args] = rendered.command;
       if (!command) throw startError(`release command of ${spec.service} is empty`, true);
+      const user = opts.runAs;
+      const blocked = user ? unreachableFor(user, cwd) : undefined;
+      if (user && blocked) {
+        throw startError(
+          `release ${spec.version} of ${spec.service} runs as the user ${user.name} (uid ${user.uid}), who cannot ` +
+            `${blocked === path.resolve(cwd) ? 'read' : 'pass'} ${blocked} on the way to ${cwd}: put releases where ` +
+            `that user can read them (for example /srv/${spec.service}/releases), make the folders on the way ` +
+            `readable (chmod o+x ${blocked}, or setfacl -m u:${user.name}:x ${blocked}), or set ` +
+            `${RELEASE_USER_ENV} to another user in the worker's environment`,
+          true,
+        );
+      }
       const releaseEnv: NodeJS.ProcessEnv = {
         PATH: env.PATH,
-        HOME: env.HOME,
+        HOME: user ? user.home : env.HOME,
         ...rendered.env,
         [RELEASE_MARKER]: spec.releaseId,
       };
@@ -118,9 +137,21 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
             true,
           );
         }
-        releaseEnv.DATABASE_URL = fromWorker ?? opts.urlFor(spec.database.name);
+        releaseEnv.DATABASE_URL =
+          fromWorker ??
+          (await opts.releaseUrlFor({
+            service: spec.service,
+            environment: spec.environment,
+            database: spec.database.name,
+          }));
       }
-      const proc = spawnDetached(command, args, { pidFile: f.pid, logFile: f.log, env: releaseEnv, cwd });
+      const proc = spawnDetached(command, args, {
+        pidFile: f.pid,
+        logFile: f.log,
+        env: releaseEnv,
+        cwd,
+        ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
+      });
       const running: RunningRelease = {
         service: spec.service,
         environment: spec.environment,

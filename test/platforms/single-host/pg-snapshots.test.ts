@@ -1,14 +1,27 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, openSync, closeSync, readSync, statSync, truncateSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  closeSync,
+  readSync,
+  statSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { createMigrator } from '../../../src/pg/migrator';
 import { libpqEnv } from '../../../src/pg/client-tools';
-import { createPgSnapshotStore } from '../../../src/platforms/single-host/pg-snapshots';
+import { createPgSnapshotStore, type PgSnapshotStore } from '../../../src/platforms/single-host/pg-snapshots';
 import { PlatformError } from '../../../src/platforms/types';
 import type { SnapshotManifest, SnapshotProgress, SnapshotStore } from '../../../src/platforms/types';
 import { startPgFixture, type PgFixture } from '../../helpers/pg-fixture';
+
+const MANIFEST_KEY = randomBytes(32);
 
 const SCHEMA = `-- Up Migration
 CREATE TABLE items (
@@ -61,7 +74,13 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
     this.timeout(120_000);
     pg0 = await startPgFixture();
     dir = path.join(pg0.scratch, 'snapshots');
-    store = createPgSnapshotStore({ dir, urlFor: pg0.urlFor, binDir: pg0.binDir, progressIntervalMs: 20 });
+    store = createPgSnapshotStore({
+      dir,
+      urlFor: pg0.urlFor,
+      binDir: pg0.binDir,
+      progressIntervalMs: 20,
+      manifestKey: MANIFEST_KEY,
+    });
     source = await pg0.createDatabase('shop');
     const migrations = path.join(pg0.scratch, 'shop-migrations');
     mkdirSync(migrations);
@@ -241,15 +260,68 @@ describe('single-host snapshot store (pg_dump/pg_restore, real PostgreSQL)', fun
     await writeFile(manifestFile, JSON.stringify({ ...forged, bytes: 1000, sha256 }));
     const g = await store.verify(forged.snapshotId);
     assert.equal(g.ok, false);
-    assert.match(
-      g.ok ? '' : g.reason,
-      /pg_restore cannot read the archive .*input file does not appear to be a valid archive/,
+    assert.match(g.ok ? '' : g.reason, /its manifest was changed after it was signed/);
+    // Even an operator who signs it is stopped there: the dump is checked before it is signed.
+    await assert.rejects(
+      (store as PgSnapshotStore).sign(forged.snapshotId),
+      isSnapshotError(
+        'SnapshotCorrupt',
+        /pg_restore cannot read the archive .*input file does not appear to be a valid archive/,
+      ),
     );
 
     assert.deepEqual(await store.verify('no-such-snapshot'), {
       ok: false,
       reason: `there is no snapshot no-such-snapshot in ${dir}`,
     });
+  });
+
+  it('a dump replaced with a rewritten manifest is refused before any restore; an operator can vouch for one', async () => {
+    // The attacker's dump is a real archive (of a database of their own) with a manifest rewritten to match it.
+    const genuine = await store.take(req(snapshotId()));
+    const planted = await pg0.createDatabase('planted');
+    await pg0.query(planted, 'CREATE TABLE items (id int); INSERT INTO items VALUES (666)');
+    const theirs = createPgSnapshotStore({
+      dir: path.join(pg0.scratch, 'attacker'),
+      urlFor: pg0.urlFor,
+      binDir: pg0.binDir,
+      manifestKey: randomBytes(32),
+    });
+    const forged = await theirs.take({ ...req(snapshotId()), database: planted });
+    copyFileSync(forged.location, genuine.location);
+    const manifestFile = genuine.location.replace(/\.dump$/, '.json');
+    const rewritten = { ...genuine, bytes: forged.bytes, sha256: forged.sha256, tables: forged.tables };
+    for (const [manifest, reason] of [
+      [rewritten, /its manifest was changed after it was signed/],
+      [{ ...rewritten, signature: forged.signature }, /signed with key [0-9a-f]{16}, not with this worker's key/],
+      [{ ...rewritten, signature: undefined }, /its manifest is not signed/],
+    ] as const) {
+      await writeFile(manifestFile, JSON.stringify(manifest));
+      const target = `${source}_planted`;
+      const phases: string[] = [];
+      await assert.rejects(
+        store.restore(genuine.snapshotId, target, { jobs: 1 }, (p) => phases.push(p.phase)),
+        isSnapshotError(
+          'SnapshotUntrusted',
+          new RegExp(`snapshot ${genuine.snapshotId} is not restored: .*${reason.source}.*runbook snapshots sign`),
+        ),
+      );
+      assert.deepEqual(phases, [], 'refused before anything ran');
+      assert.equal(await exists(target), false, 'nothing was created');
+      const v = await store.verify(genuine.snapshotId);
+      assert.match(v.ok ? '' : v.reason, reason);
+      // Nor is it adopted by a deploy that retries with the same id.
+      await assert.rejects(store.take(req(genuine.snapshotId)), isSnapshotError('SnapshotUntrusted', /is not adopted/));
+    }
+
+    // A snapshot taken before manifests were signed: restorable once an operator has signed it (dump checked first).
+    const old = await store.take(req(snapshotId()));
+    const oldFile = old.location.replace(/\.dump$/, '.json');
+    await writeFile(oldFile, JSON.stringify({ ...old, signature: undefined }));
+    assert.equal((await store.verify(old.snapshotId)).ok, false);
+    const signed = await (store as PgSnapshotStore).sign(old.snapshotId);
+    assert.deepEqual(signed.signature, old.signature, 'the same key signs the same manifest the same way');
+    assert.deepEqual(await store.verify(old.snapshotId), { ok: true });
   });
 
   it('restores into a target left over from a crashed attempt, adopts a finished one, refuses a foreign one', async () => {
