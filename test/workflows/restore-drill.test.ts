@@ -28,7 +28,9 @@ import {
   workflowBundle,
 } from '../harness';
 import { liveV2, queryDb, runner, waitForState, snapshotManifest, snapshotPath } from './deploy-fixture';
-import { loadWorkerSecret } from '../../src/system/worker-secret';
+import { deriveKey, loadWorkerSecret } from '../../src/system/worker-secret';
+import { signManifest } from '../../src/platforms/single-host/manifest-signature';
+import type { SnapshotManifest } from '../../src/platforms/types';
 import { liveV1, startDrill } from './drill-fixture';
 
 interface DrillRow {
@@ -186,6 +188,18 @@ describe('restoreDrill on the real stack', function () {
     const manifest = JSON.parse(readFileSync(file, 'utf8')) as { tables: unknown[] };
     manifest.tables.push({ table: 'public.ghosts', rows: 5, checksum: '0' });
     writeFileSync(file, JSON.stringify(manifest));
+    // Changed on disk by someone without the worker secret: refused before the restore runs.
+    const refused = await (await startDrill(taskQueue, plan)).result();
+    assert.equal(refused.outcome, 'failed');
+    assert.equal(refused.drill.failedPhase, 'restore');
+    assert.match(
+      refused.reason,
+      new RegExp(`^restore: snapshot ${snapshotId} is not restored: its manifest was changed after it was signed`),
+    );
+    assert.ok(!refused.drill.phases.some((p) => p.phase === 'start-release'));
+    // The same manifest signed with the worker's key (as if taken so): the restore runs, the comparison catches it.
+    const key = deriveKey(loadWorkerSecret({}, testStack().settings.home), 'manifests');
+    writeFileSync(file, JSON.stringify(signManifest(manifest as unknown as SnapshotManifest, key)));
     const r = await (await startDrill(taskQueue, plan)).result();
     assert.equal(r.outcome, 'failed');
     assert.equal(r.drill.failedPhase, 'integrity');

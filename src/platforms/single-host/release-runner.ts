@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { livePid, portOpen, spawnDetached, stopProcess } from '../../system/processes';
+import { ServiceRoleError } from '../../pg/service-role';
 import { renderRelease } from '../../runbook-config';
 import { writeFileAtomically } from '../../system/atomic-write';
 import { ensurePrivateDirSync } from '../../system/private-files';
@@ -139,11 +140,12 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
         }
         releaseEnv.DATABASE_URL =
           fromWorker ??
-          (await opts.releaseUrlFor({
-            service: spec.service,
-            environment: spec.environment,
-            database: spec.database.name,
-          }));
+          (await opts
+            .releaseUrlFor({ service: spec.service, environment: spec.environment, database: spec.database.name })
+            .catch((err: unknown) => {
+              // The worker may not create roles: no retry changes that.
+              throw err instanceof ServiceRoleError ? startError(err.message, true) : err;
+            }));
       }
       const proc = spawnDetached(command, args, {
         pidFile: f.pid,
