@@ -5,7 +5,7 @@ import { demoCommand } from './cli/demo-command';
 import { deployCommand, rollbackCommand } from './cli/deploy-commands';
 import { drillCommand } from './cli/drill/command';
 import { doctorCommand, downCommand, setupCommand, upCommand } from './cli/stack-commands';
-import { cancelCommand, listCommand, statusCommand, watchCommand } from './cli/workflow-commands';
+import { cancelCommand, listCommand, reportCommand, statusCommand, watchCommand } from './cli/workflow-commands';
 import { UserError, errorMessage } from './errors';
 import { scrubSecrets } from './shared/redact';
 
@@ -21,6 +21,7 @@ const commands: Command[] = [
   signoffCommand,
   statusCommand,
   watchCommand,
+  reportCommand,
   cancelCommand,
   listCommand,
   rollbackCommand,
