@@ -1,54 +1,14 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
+import { renderDeployReport } from '../../src/cli/deploy-report-html';
 import { renderStatus } from '../../src/cli/render';
 import { startLoad } from '../../src/load-generator';
 import type { DeployState } from '../../src/shared/deploy';
 import { approveUpdate, statusQuery } from '../../src/shared/messages';
-import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import { useWorker } from '../harness';
-import {
-  examplesDir,
-  queryDb,
-  releaseHistory,
-  serviceWithV1,
-  shopPlan,
-  startDeploy,
-  waitForState,
-} from './deploy-fixture';
+import { queryDb, releaseHistory, serviceWithV1, startDeploy, waitForState } from './deploy-fixture';
+import { judgedPlan, releasesWith } from './judged-fixture';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
-
-/**
- * Release folders of the sample server with the behaviour a test needs (release.json), in a folder of their own: a
- * stable release that fails 1% of its requests or answers in 40 ms, a canary that fails 6% or answers in 90 ms.
- */
-function releasesWith(behaviours: Record<string, object>): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'judged-releases-'));
-  for (const [version, behaviour] of Object.entries(behaviours)) {
-    mkdirSync(path.join(dir, version));
-    writeFileSync(path.join(dir, version, 'release.json'), JSON.stringify(behaviour));
-    writeFileSync(
-      path.join(dir, version, 'server.js'),
-      `require(${JSON.stringify(path.join(examplesDir, 'shop/server.js'))});\n`,
-    );
-  }
-  return dir;
-}
-
-const judgedPlan = async (overrides: Partial<ResolvedService['analysis']>, bakeMs = 4_000) => {
-  const base = await shopPlan();
-  return {
-    ...base,
-    traffic: {
-      steps: [
-        { weight: 50, bakeMs },
-        { weight: 100, bakeMs: 0 },
-      ],
-    },
-    analysis: { ...base.analysis, ...overrides },
-  };
-};
 
 const releaseDetails = (service: string) =>
   queryDb<{ version: string; outcome: string; details: { steps?: DeployState['steps'] } }>(
@@ -164,11 +124,10 @@ describe('judged steps: evidence per step, the unjudged-step gate, the judge aga
         v2: { errorRate: 0.06, faultAfter: 5 },
       });
       folders.push(releases);
-      const base = await judgedPlan({ onInconclusive: 'pause', max5xxRate: 0.25 }, 20_000);
-      const plan = await serviceWithV1(taskQueue, {
-        ...base,
-        release: { ...base.release, cwd: path.join(releases, '{version}') },
-      });
+      const plan = await serviceWithV1(
+        taskQueue,
+        await judgedPlan({ onInconclusive: 'pause', max5xxRate: 0.25 }, 20_000, releases),
+      );
       const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 150, maxSeconds: 90 });
       const result = await (await startDeploy(taskQueue, plan, 'v2')).result();
       await load.stop();
@@ -179,16 +138,25 @@ describe('judged steps: evidence per step, the unjudged-step gate, the judge aga
       assert.ok(w.compare.errors!.pValue < w.compare.errors!.alpha);
       assert.ok(w.errorRate < 0.25, 'the absolute limit alone would have passed it');
       assert.deepEqual(result.state.weights, { v1: 100, v2: 0 });
+      // the report: both sides per window, and where the verdict fell
+      const html = renderDeployReport(result.state, { workflowId: 'deploy-x', generatedAtMs: 0 });
+      assert.match(html, /<svg [^>]*role="img">/);
+      assert.match(html, /<tr class="fail">.*Fisher p=.*worse than stable: error rate/);
+      assert.match(html, /step 1 \(50%\): FAILED: \d+ canary requests/);
+      const status = renderStatus(result.state, { workflowId: 'deploy-x', link: 'ui', nowMs: Date.now() });
+      assert.ok(
+        status.some((l) => /^judge: +vs stable since the step began: \d+\/\d+ vs \d+\/\d+ errors \(Fisher p=/.test(l)),
+        status.join('\n'),
+      );
     });
 
     it('a canary twice as slow, under the absolute latency limit, is rolled back by the judge', async () => {
       const releases = releasesWith({ v1: { latencyMs: 40 }, v2: { latencyMs: 90 } });
       folders.push(releases);
-      const base = await judgedPlan({ onInconclusive: 'pause', maxP95LatencyMs: 500 }, 20_000);
-      const plan = await serviceWithV1(taskQueue, {
-        ...base,
-        release: { ...base.release, cwd: path.join(releases, '{version}') },
-      });
+      const plan = await serviceWithV1(
+        taskQueue,
+        await judgedPlan({ onInconclusive: 'pause', maxP95LatencyMs: 500 }, 20_000, releases),
+      );
       const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 60, maxSeconds: 90 });
       const handle = await startDeploy(taskQueue, plan, 'v2');
       const result = await handle.result();
