@@ -127,7 +127,11 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
       release: ReleaseRef;
       stable: ReleaseRef;
       from: { canary: TrafficCounters; stable: TrafficCounters };
-      step: { fromMs: number; prior: { canary: StepTotals; stable: StepTotals } };
+      /**
+       * `warmupMs`: the start of the step whose latency is not judged (a new release warming up): latency is compared
+       * on the requests after it.
+       */
+      step: { fromMs: number; warmupMs?: number; prior: { canary: StepTotals; stable: StepTotals } };
       liveness: { path: string; expectStatus: number };
       timeoutMs: number;
       compare: CompareSpec;
@@ -144,11 +148,19 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
         ...stableCounters,
         atMs: toMs,
       });
-      const [canaryLatency, stableLatency] = await Promise.all(
-        [args.release, args.stable].map((r) =>
-          router.latency(args.route, r.releaseId, args.step.fromMs, toMs, { values: true }),
-        ),
-      );
+      const latencyFromMs = args.step.fromMs + (args.step.warmupMs ?? 0);
+      // judged once at least half a warm-up's worth of requests came after it
+      const warmingUp = toMs - latencyFromMs < (args.step.warmupMs ?? 0) / 2;
+      const [canaryLatency, stableLatency] = warmingUp
+        ? [
+            { p95Ms: canaryWindow.p95Ms, samples: canaryWindow.samples },
+            { p95Ms: stableWindow.p95Ms, samples: stableWindow.samples },
+          ]
+        : await Promise.all(
+            [args.release, args.stable].map((r) =>
+              router.latency(args.route, r.releaseId, latencyFromMs, toMs, { values: true }),
+            ),
+          );
       const side = (prior: StepTotals, w: typeof canaryWindow, l: typeof canaryLatency) => ({
         requests: prior.attempts + w.requests + w.connectionErrors,
         errors: prior.errors + w.errors5xx + w.connectionErrors,
@@ -165,6 +177,7 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
         minRequests: args.minRequests,
         looks: args.looks,
         sinceMs: args.step.fromMs,
+        warmingUp,
         ...(distributions ? { distributions } : {}),
       });
       return {

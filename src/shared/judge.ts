@@ -37,8 +37,12 @@ export interface LatencyComparison {
   deltaMs: number | null;
   maxRatio: number;
   minDeltaMs: number;
-  /** 'mann-whitney' when both distributions were available (single-host's per-request log), else 'p95-only'. */
-  test: 'mann-whitney' | 'p95-only';
+  /**
+   * 'mann-whitney' when both distributions were available (single-host's per-request log), else 'p95-only';
+   * 'warm-up' in a step's first interval, whose requests meet a release that just started (JIT, connection pools):
+   * latency is judged on what comes after it.
+   */
+  test: 'mann-whitney' | 'p95-only' | 'warm-up';
   z: number | null;
   pValue: number | null;
   alpha: number;
@@ -77,6 +81,8 @@ export function compareReleases(
     looks: number;
     sinceMs: number;
     distributions?: { canary: number[]; stable: number[] };
+    /** True while the step is in its warm-up (its first interval): the latency half records and does not fail. */
+    warmingUp?: boolean;
   },
 ): Comparison {
   const { canary, stable } = args;
@@ -92,7 +98,7 @@ export function compareReleases(
   }
   const alpha = (1 - spec.confidence) / Math.max(1, args.looks);
   const errors = compareErrors(spec, canary, stable, alpha);
-  const latency = compareLatency(spec, canary, stable, alpha, args.distributions);
+  const latency = compareLatency(spec, canary, stable, alpha, args.distributions, args.warmingUp ?? false);
   const problems: string[] = [];
   if (errors.worse) {
     problems.push(
@@ -126,13 +132,15 @@ function compareLatency(
   c: CompareSide,
   s: CompareSide,
   alpha: number,
-  distributions?: { canary: number[]; stable: number[] },
+  distributions: { canary: number[]; stable: number[] } | undefined,
+  warmingUp: boolean,
 ): LatencyComparison {
   const p95Ratio = c.p95Ms !== null && s.p95Ms !== null && s.p95Ms > 0 ? c.p95Ms / s.p95Ms : null;
   const deltaMs = c.p95Ms !== null && s.p95Ms !== null ? c.p95Ms - s.p95Ms : null;
   const common = { p95Ratio, deltaMs, maxRatio: spec.maxP95Ratio, minDeltaMs: spec.minP95DeltaMs, alpha };
   const byRatio =
     deltaMs !== null && deltaMs >= spec.minP95DeltaMs && (p95Ratio === null || p95Ratio > spec.maxP95Ratio);
+  if (warmingUp) return { ...common, test: 'warm-up', z: null, pValue: null, worse: false };
   if (!distributions || distributions.canary.length === 0 || distributions.stable.length === 0) {
     // Without the distributions (CloudWatch's p95 only) there is no test to tell a real regression from noise.
     return { ...common, test: 'p95-only', z: null, pValue: null, worse: false };

@@ -167,6 +167,8 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
           from,
           step: {
             fromMs: ev.fromMs,
+            // the first interval of a step is the new release's warm-up: its latency is not judged
+            warmupMs: plan.analysis.intervalMs,
             prior: {
               canary: { attempts: ev.requests + ev.connectionErrors, errors: ev.errors5xx + ev.connectionErrors },
               stable: { attempts: ev.stableRequests, errors: ev.stableErrors },

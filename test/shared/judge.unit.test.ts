@@ -114,3 +114,19 @@ describe('the judge against the stable release (shared/judge.ts)', () => {
     assert.equal(stepEvidenceNeed({ ...policy, stepMinRequests: 7 }, { weight: 10, bakeMs: 60_000 }), 7);
   });
 });
+
+describe('the judge during a step warm-up', () => {
+  it('records the latency of the first interval and fails nothing on it (a new release warming up)', () => {
+    const c = compareReleases(SPEC, {
+      canary: side(70, 0, 23),
+      stable: side(560, 0, 13),
+      minRequests: 5,
+      looks: 6,
+      sinceMs: 1,
+      distributions: { canary: spread(70, 20), stable: spread(560, 10) },
+      warmingUp: true,
+    });
+    assert.equal(c.verdict, 'pass');
+    assert.equal(c.latency?.test, 'warm-up');
+  });
+});
