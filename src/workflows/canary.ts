@@ -176,7 +176,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
           },
           liveness: plan.health.liveness,
           timeoutMs: plan.health.timeoutMs,
-          compare: plan.analysis.compare ?? { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 10, confidence: 0.99 },
+          compare: plan.analysis.compare ?? { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 },
           minRequests: plan.analysis.minRequests,
           looks,
         });
