@@ -80,6 +80,7 @@ function benchPlan(base: ResolvedService): ResolvedService {
     ...base,
     traffic: { steps: settings.weights.map((weight) => ({ weight, bakeMs: settings.bakeMs })) },
     analysis: {
+      ...base.analysis,
       max5xxRate: 0.02,
       maxP95LatencyMs: 500,
       minRequests: 5,

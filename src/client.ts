@@ -6,7 +6,7 @@ import { deployCommand, rollbackCommand } from './cli/deploy-commands';
 import { drillCommand } from './cli/drill/command';
 import { doctorCommand, downCommand, setupCommand, upCommand } from './cli/stack-commands';
 import { snapshotsCommand } from './cli/snapshots-command';
-import { cancelCommand, listCommand, statusCommand, watchCommand } from './cli/workflow-commands';
+import { cancelCommand, listCommand, reportCommand, statusCommand, watchCommand } from './cli/workflow-commands';
 import { UserError, errorMessage } from './errors';
 import { scrubSecrets } from './shared/redact';
 
@@ -22,6 +22,7 @@ const commands: Command[] = [
   signoffCommand,
   statusCommand,
   watchCommand,
+  reportCommand,
   cancelCommand,
   listCommand,
   rollbackCommand,

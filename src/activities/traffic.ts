@@ -1,6 +1,8 @@
 import { Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
-import type { PlatformDeps, RouteSpec, TrafficCounters } from '../platforms/types';
+import { compareReleases, type Comparison } from '../shared/judge';
+import type { CompareSpec } from '../shared/service-plan';
+import type { PlatformDeps, RouteSpec, TrafficCounters, TrafficRouter } from '../platforms/types';
 import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { httpCheck, releaseUrl } from './http-checks';
@@ -20,6 +22,22 @@ export interface MeasuredWindow {
   live: boolean;
   liveDetail: string;
   counters: TrafficCounters;
+}
+
+/** A release's attempts and errors so far in a step (connection errors count on both sides). */
+export interface StepTotals {
+  /** Responses plus connection errors. */
+  attempts: number;
+  /** 5xx responses plus connection errors. */
+  errors: number;
+}
+
+/** One window of a judged step: the canary's figures, the stable release's over the same window, and the judge. */
+export interface JudgedWindow {
+  canary: MeasuredWindow;
+  stable: { requests: number; errors5xx: number; connectionErrors: number; counters: TrafficCounters };
+  /** The canary against the stable release since the step began (its prior totals plus this window). */
+  comparison: Comparison;
 }
 
 /** Activities that move traffic and measure it (the platform's TrafficRouter does the work). */
@@ -88,32 +106,126 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
       const router = routerFor(args.route);
       const counters = await router.readCounters(args.route, args.release.releaseId);
       const probe = await httpCheck(releaseUrl(args.release), args.liveness, args.timeoutMs);
-      const window = {
+      return {
         fromMs: args.from.atMs,
         toMs: counters.atMs,
         live: probe.ok,
         liveDetail: probe.detail,
         counters,
+        ...(await windowOf(router, args.route, args.release.releaseId, args.from, counters)),
       };
-      if (router.windowFigures) {
-        const figures = await router.windowFigures(args.route, args.release.releaseId, args.from.atMs, counters.atMs);
-        return { ...window, ...figures };
-      }
-      const reset = counters.responses < args.from.responses;
-      const base = reset ? { responses: 0, errors5xx: 0, connectionErrors: 0 } : args.from;
-      const latency = await router.latency(args.route, args.release.releaseId, args.from.atMs, counters.atMs);
+    },
+
+    /**
+     * A window of a judged step: measureWindow's figures of the canary, the stable release's over the same window,
+     * and the judge of the two since the step began (`prior`: both releases' totals before this window), with the
+     * statistics of shared/judge.ts computed here so that the history records the evidence each verdict used.
+     * Latency distributions come from the router when it has them (single-host's per-request log).
+     */
+    async measureAgainstStable(args: {
+      route: RouteSpec;
+      release: ReleaseRef;
+      stable: ReleaseRef;
+      from: { canary: TrafficCounters; stable: TrafficCounters };
+      /**
+       * `warmupMs`: the start of the step whose latency is not judged (a new release warming up): latency is compared
+       * on the requests after it.
+       */
+      step: { fromMs: number; warmupMs?: number; prior: { canary: StepTotals; stable: StepTotals } };
+      liveness: { path: string; expectStatus: number };
+      timeoutMs: number;
+      compare: CompareSpec;
+      minRequests: number;
+      looks: number;
+    }): Promise<JudgedWindow> {
+      const router = routerFor(args.route);
+      const canaryCounters = await router.readCounters(args.route, args.release.releaseId);
+      const stableCounters = await router.readCounters(args.route, args.stable.releaseId);
+      const probe = await httpCheck(releaseUrl(args.release), args.liveness, args.timeoutMs);
+      const toMs = canaryCounters.atMs;
+      const canaryWindow = await windowOf(router, args.route, args.release.releaseId, args.from.canary, canaryCounters);
+      const stableWindow = await windowOf(router, args.route, args.stable.releaseId, args.from.stable, {
+        ...stableCounters,
+        atMs: toMs,
+      });
+      const latencyFromMs = args.step.fromMs + (args.step.warmupMs ?? 0);
+      // judged once at least half a warm-up's worth of requests came after it
+      const warmingUp = toMs - latencyFromMs < (args.step.warmupMs ?? 0) / 2;
+      const [canaryLatency, stableLatency] = warmingUp
+        ? [
+            { p95Ms: canaryWindow.p95Ms, samples: canaryWindow.samples },
+            { p95Ms: stableWindow.p95Ms, samples: stableWindow.samples },
+          ]
+        : await Promise.all(
+            [args.release, args.stable].map((r) =>
+              router.latency(args.route, r.releaseId, latencyFromMs, toMs, { values: true }),
+            ),
+          );
+      const side = (prior: StepTotals, w: typeof canaryWindow, l: typeof canaryLatency) => ({
+        requests: prior.attempts + w.requests + w.connectionErrors,
+        errors: prior.errors + w.errors5xx + w.connectionErrors,
+        p95Ms: l!.p95Ms,
+        samples: l!.samples,
+      });
+      const distributions =
+        canaryLatency?.values && stableLatency?.values
+          ? { canary: canaryLatency.values, stable: stableLatency.values }
+          : undefined;
+      const comparison = compareReleases(args.compare, {
+        canary: side(args.step.prior.canary, canaryWindow, canaryLatency),
+        stable: side(args.step.prior.stable, stableWindow, stableLatency),
+        minRequests: args.minRequests,
+        looks: args.looks,
+        sinceMs: args.step.fromMs,
+        warmingUp,
+        ...(distributions ? { distributions } : {}),
+      });
       return {
-        ...window,
-        requests: counters.responses - base.responses,
-        errors5xx: counters.errors5xx - base.errors5xx,
-        connectionErrors: counters.connectionErrors - base.connectionErrors,
-        p95Ms: latency.p95Ms,
-        samples: latency.samples,
+        canary: {
+          fromMs: args.from.canary.atMs,
+          toMs,
+          live: probe.ok,
+          liveDetail: probe.detail,
+          counters: canaryCounters,
+          ...canaryWindow,
+        },
+        stable: {
+          requests: stableWindow.requests,
+          errors5xx: stableWindow.errors5xx,
+          connectionErrors: stableWindow.connectionErrors,
+          counters: stableCounters,
+        },
+        comparison,
       };
     },
 
     async setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds = 30): Promise<void> {
       await routerFor(route).setMaintenance(route, on, retryAfterSeconds);
     },
+  };
+}
+
+/**
+ * A release's figures between two counter readings: the router's own window figures when it measures windows
+ * (CloudWatch), else the difference of its cumulative counters (a router restart resets them; then the window counts
+ * from zero) and the p95 of its per-request log.
+ */
+async function windowOf(
+  router: TrafficRouter,
+  route: RouteSpec,
+  releaseId: string,
+  from: TrafficCounters,
+  to: TrafficCounters,
+): Promise<Pick<MeasuredWindow, 'requests' | 'errors5xx' | 'connectionErrors' | 'p95Ms' | 'samples'>> {
+  if (router.windowFigures) return router.windowFigures(route, releaseId, from.atMs, to.atMs);
+  const reset = to.responses < from.responses;
+  const base = reset ? { responses: 0, errors5xx: 0, connectionErrors: 0 } : from;
+  const latency = await router.latency(route, releaseId, from.atMs, to.atMs);
+  return {
+    requests: to.responses - base.responses,
+    errors5xx: to.errors5xx - base.errors5xx,
+    connectionErrors: to.connectionErrors - base.connectionErrors,
+    p95Ms: latency.p95Ms,
+    samples: latency.samples,
   };
 }

@@ -9,6 +9,7 @@ import { UserError, errorMessage } from '../errors';
 import { platformDatabaseWhere, platformPlanRows } from '../platforms/preflight';
 import { planDifferences, planDigest } from '../runbook-config';
 import { formatDuration } from '../runbook-config/durations';
+import { stepEvidenceNeed } from '../shared/analysis';
 import type { ResolvedService } from '../shared/service-plan';
 import { slug } from '../shared/ids';
 import type { ResolvedPlan } from '../shared/request';
@@ -98,6 +99,30 @@ export function planLines(plan: ResolvedService): string[] {
     `each ${formatDuration(an.intervalMs)} window fails over ${an.max5xxRate * 100}% 5xx or p95 over ${an.maxP95LatencyMs} ms ` +
       `(at least ${an.minRequests} requests); ${an.failuresTolerated} failed window(s) tolerated`,
   ]);
+  if (an.compare) {
+    const c = an.compare;
+    rows.push([
+      'judge',
+      `against the stable release: fails when the canary's error rate is over ${c.max5xxRatio}x the stable's or its p95 over ` +
+        `${c.maxP95Ratio}x (and ${c.minP95DeltaMs} ms more), significant at ${c.confidence * 100}% per step (Fisher, Mann-Whitney)`,
+    ]);
+  }
+  const baked = plan.traffic.steps.filter((s) => s.bakeMs > 0);
+  if (baked.length > 0) {
+    const action = an.onInconclusive ?? 'proceed';
+    const does = {
+      pause: `pauses for a person at the unjudged-step gate (approval timeout ${formatDuration(plan.approvals.timeoutMs)}, then ${plan.approvals.onTimeout})`,
+      extend: `bakes up to ${formatDuration(an.extendMaxMs ?? 0)} longer, then rolls back`,
+      fail: 'rolls back',
+      proceed: 'goes on, and the outcome says "unjudged"',
+    }[action];
+    rows.push([
+      'evidence',
+      `${baked.map((s) => `${s.weight}%: ${stepEvidenceNeed(an, s)} canary requests`).join(', ')}` +
+        `${an.stepMinRequests === undefined ? ` (${an.expectedRps ? `half of what ${an.expectedRps} req/s brings` : 'analysis.minRequests; set expectedRps or stepMinRequests'})` : ''}` +
+        `; a step without it ${does} (onInconclusive: ${action})`,
+    ]);
+  }
   rows.push(['approvals', policy(plan.approvals)]);
   rows.push([
     'rollback',

@@ -1,4 +1,4 @@
-import type { DeployState, GateState, Outcome } from '../shared/deploy';
+import type { DeployState, GateState, Outcome, StepEvidence } from '../shared/deploy';
 import { formatMs, type DrillResult, type DrillState } from '../shared/drill';
 import { scrubSecrets } from '../shared/redact';
 import { timelineSince } from '../shared/timeline';
@@ -96,6 +96,17 @@ export function renderStatus(
       `analysis: ${last.requests} responses, ${last.errors5xx} 5xx (${(last.errorRate * 100).toFixed(2)}%), p95 ${last.p95Ms === null ? '-' : `${Math.round(last.p95Ms)} ms`}: ${last.verdict}${last.because ? ` (${last.because})` : ''}`,
     );
   }
+  if (last?.compare?.errors || last?.compare?.latency) {
+    const c = last.compare;
+    lines.push(
+      `judge:   vs stable since the step began: ${c.canary.errors}/${c.canary.requests} vs ${c.stable.errors}/${c.stable.requests} errors` +
+        `${c.errors ? ` (Fisher p=${c.errors.pValue.toPrecision(2)}, alpha ${c.errors.alpha.toPrecision(2)})` : ''}` +
+        `, p95 ${c.canary.p95Ms ?? '-'} vs ${c.stable.p95Ms ?? '-'} ms${c.latency?.pValue != null ? ` (Mann-Whitney p=${c.latency.pValue.toPrecision(2)})` : ''}: ${c.verdict}`,
+    );
+  } else if (last?.compare) {
+    lines.push(`judge:   ${last.compare.verdict}${last.compare.because ? ` (${last.compare.because})` : ''}`);
+  }
+  for (const st of s.steps ?? []) lines.push(`step ${st.step} ${st.weight}%: ${stepEvidenceLine(st)}`);
   const shown = s.gates.filter((g) => g.status !== 'pending' || s.waitingFor?.gate === g.gate);
   if (shown.length > 0)
     lines.push(`gates:   ${shown.map((g) => gateLine(g, opts.nowMs, s.waitingFor?.sinceMs)).join(' · ')}`);
@@ -167,4 +178,22 @@ export function drillSummary(workflowId: string, r: DrillResult): string[] {
     );
   if (d.cleanup.length > 0) lines.push(`  cleanup: ${d.cleanup.join('; ')}`);
   return lines;
+}
+
+/** One traffic step's evidence for a person: how much the canary answered, against what it needed, and the decision. */
+export function stepEvidenceLine(st: StepEvidence): string {
+  if (st.status === 'not-baked') return 'not baked (the plan gives it no bake time)';
+  const figures =
+    `${st.requests} canary requests (${st.needed} needed), ${st.errors5xx} 5xx, ${st.connectionErrors} connection errors; ` +
+    `stable ${st.stableRequests} requests, ${st.stableErrors} errors; ${st.conclusive}/${st.windows} windows conclusive` +
+    `${st.extendedMs ? `; extended ${Math.round(st.extendedMs / 1000)}s` : ''}`;
+  const verdict: Record<StepEvidence['status'], string> = {
+    baking: 'baking',
+    judged: 'JUDGED',
+    failed: 'FAILED',
+    approved: 'UNJUDGED',
+    proceeded: 'UNJUDGED',
+    'not-baked': 'not baked',
+  };
+  return `${verdict[st.status]}: ${figures}${st.unjudged ? ` (${st.unjudged})` : ''}`;
 }

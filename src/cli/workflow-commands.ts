@@ -2,6 +2,8 @@
  * Commands on runbooks already started (deploys, rollbacks, drills): `runbook status`, `watch` and `cancel` by
  * workflow id, and `runbook list` from Temporal visibility.
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { UserError, errorMessage } from '../errors';
 import type { DeployState } from '../shared/deploy';
@@ -15,7 +17,8 @@ import {
 } from '../shared/search-attributes';
 import type { Command } from './command';
 import { follow } from './follow';
-import { jsonOption, positional } from './options';
+import { renderDeployReport } from './deploy-report-html';
+import { jsonOption, positional, stringOpt } from './options';
 import { exitCodeHelp, renderStatus } from './render';
 import { withClient, workflowLink } from './temporal';
 
@@ -59,6 +62,49 @@ export const statusCommand: Command = {
           closedAs,
         }))
           io.out(line);
+      return 0;
+    });
+  },
+};
+
+export const reportCommand: Command = {
+  name: 'report',
+  connectsToTemporal: true,
+  summary:
+    'Write the HTML report of a deploy: the evidence per traffic step, canary vs stable per window, the verdicts.',
+  usage: 'report <workflow-id> [--out <file.html>]',
+  examples: [
+    'runbook report deploy-shop-production-v2-1a2b3c',
+    'runbook report deploy-shop-production-v2-1a2b3c --out v2-canary.html',
+  ],
+  details:
+    "The report reads the deploy's status (running or ended): each step's evidence (canary requests against the\n" +
+    'least it needed, and whether it was judged), and per analysis window the canary and the stable release over\n' +
+    'the same time (error rate, p95) with the judge\'s statistic and threshold. See docs/deploy.md, "The judge".',
+  options: { out: { type: 'string', description: 'the HTML file to write (default report-<workflow-id>.html)' } },
+  async run(args, io) {
+    const workflowId = positional(args, 'workflow id', 'report');
+    return withClient(io.env, async (client) => {
+      let state: DeployState;
+      try {
+        state = await client.workflow.getHandle(workflowId).query(statusQuery);
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError)
+          throw new UserError(`no workflow ${workflowId}`, 'runbook list shows the recent ones');
+        throw new UserError(
+          `cannot read the status of ${workflowId}: ${errorMessage(err)}`,
+          'is a worker running? runbook doctor',
+        );
+      }
+      if (state.kind !== 'deploy')
+        throw new UserError(`${workflowId} is a ${state.kind}, not a deploy`, "runbook report takes a deploy's id");
+      const out = path.resolve(stringOpt(args.values, 'out') ?? `report-${workflowId}.html`);
+      writeFileSync(out, renderDeployReport(state, { workflowId, generatedAtMs: Date.now() }));
+      const steps = state.steps ?? [];
+      io.out(
+        `wrote ${out}: ${state.analysis.length} analysis window(s), ${steps.filter((st) => st.status === 'judged').length} of ` +
+          `${steps.filter((st) => st.status !== 'not-baked').length} baked step(s) judged`,
+      );
       return 0;
     });
   },

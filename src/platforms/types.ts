@@ -68,7 +68,16 @@ export interface LatencySample {
   /** The 95th percentile of the release's response times in the window, ms; null with no sample. */
   p95Ms: number | null;
   samples: number;
+  /**
+   * The response times themselves (ms, at most {@link MAX_LATENCY_VALUES}, evenly thinned beyond), when asked for
+   * and the router has them (single-host's per-request log; CloudWatch gives percentiles only). The judge's
+   * distribution test uses them in the activity; they never reach a workflow.
+   */
+  values?: number[];
 }
+
+/** The most latency values a router returns for one release and span. */
+export const MAX_LATENCY_VALUES = 20_000;
 
 export interface TrafficRouter {
   /** Creates the service's frontend and backend (or adopts them); idempotent. */
@@ -88,8 +97,14 @@ export interface TrafficRouter {
    */
   removeMember(route: RouteSpec, releaseId: string, drainMs: number, signal?: AbortSignal): Promise<void>;
   readCounters(route: RouteSpec, releaseId: string): Promise<TrafficCounters>;
-  /** Latency of the release's responses between two instants (ms since epoch). */
-  latency(route: RouteSpec, releaseId: string, fromMs: number, toMs: number): Promise<LatencySample>;
+  /** Latency of the release's responses between two instants (ms since epoch); `values` asks for the samples. */
+  latency(
+    route: RouteSpec,
+    releaseId: string,
+    fromMs: number,
+    toMs: number,
+    opts?: { values?: boolean },
+  ): Promise<LatencySample>;
   /** Maintenance: every request gets 503 with Retry-After while on (used by the database restore). */
   setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds?: number): Promise<void>;
   /**

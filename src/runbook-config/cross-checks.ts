@@ -177,6 +177,14 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
   }
 
   checkApprovals(s.approvals, ['approvals'], add);
+  const onInconclusive = asObject(s.analysis).onInconclusive;
+  const approvers = asObject(s.approvals).approvers;
+  if (onInconclusive === 'pause' && (approvers === undefined || (Array.isArray(approvers) && approvers.length === 0))) {
+    add(
+      ['analysis', 'onInconclusive'],
+      'is pause, but approvals.approvers is empty: nobody could decide about a step without evidence; list approvers, or choose extend, fail or proceed',
+    );
+  }
   const rollback = asObject(s.rollback);
   checkApprovals(rollback.approvals, ['rollback', 'approvals'], add);
   uniqueItems(rollback.dbRestoreApprovers, ['rollback', 'dbRestoreApprovers'], add);

@@ -99,7 +99,11 @@ function toResolved(
         }
       : {}),
     traffic: { steps: s.traffic.steps },
-    analysis: s.analysis,
+    // A step without evidence pauses for a human by default; with nobody to ask, it fails (rolls back) instead.
+    analysis: {
+      ...s.analysis,
+      onInconclusive: s.analysis.onInconclusive ?? (s.approvals.approvers.length > 0 ? 'pause' : 'fail'),
+    },
     approvals: s.approvals,
     rollback: s.rollback,
     ...(s.drill ? { drill: s.drill } : {}),

@@ -7,11 +7,13 @@ import {
   PLATFORMS,
   APPROVAL_GATES,
   TIMEOUT_ACTIONS,
+  INCONCLUSIVE_ACTIONS,
   HTTP_METHODS,
   RELEASE_PLACEHOLDERS,
   type PortRange,
   type TrafficStep,
   type AnalysisSpec,
+  type CompareSpec,
   type ApprovalPolicy,
   type DrillSpec,
 } from '../shared/service-plan';
@@ -148,6 +150,32 @@ export const trafficSchema = z
   })
   .describe('{ steps: [{ weight, bake }, ...] }');
 
+/** A number in [min, max] (a ratio, a rate of requests), with the range and an example in the message. */
+const numberIn = (min: number, max: number, example: string) => {
+  const message = unlessMissing(
+    (v) =>
+      `must be a number from ${min} to ${max === Number.MAX_SAFE_INTEGER ? 'any' : max} (e.g. ${example}), got ${describeValue(v)}`,
+  );
+  return z.number({ error: message }).min(min, { error: message }).max(max, { error: message });
+};
+
+/** analysis.compare: the judge of the canary against the stable release (see shared/judge.ts). */
+export const compareSchema = z
+  .strictObject({
+    max5xxRatio: numberIn(1, 1_000, '2: the canary may fail twice as often as the stable release').default(2),
+    maxP95Ratio: numberIn(1, 1_000, '1.5: the canary may be 50% slower at p95').default(1.5),
+    // 10 ms gave a false alarm on a healthy new release (p95 26 vs 13 ms) on a loaded 2-core machine
+    minP95Delta: duration().default(25),
+    confidence: numberIn(0.5, 0.9999, '0.99: one false alarm in 100 healthy steps').default(0.99),
+  })
+  .describe('{ max5xxRatio, maxP95Ratio, minP95Delta, confidence }')
+  .transform((c): CompareSpec => ({
+    max5xxRatio: c.max5xxRatio,
+    maxP95Ratio: c.maxP95Ratio,
+    minP95DeltaMs: c.minP95Delta,
+    confidence: c.confidence,
+  }));
+
 export const analysisSchema = z
   .strictObject({
     max5xxRate: rate,
@@ -160,14 +188,34 @@ export const analysisSchema = z
       why: "Temporal's timers have a granularity of about 1s",
     }).default(10_000),
     failuresTolerated: intIn(0, Number.MAX_SAFE_INTEGER).default(0),
+    // The default (pause when approvers are listed, else fail) needs the approvals block: toResolved() fills it in.
+    onInconclusive: z
+      .enum(INCONCLUSIVE_ACTIONS, {
+        error: unlessMissing(
+          (v) =>
+            `must be one of ${INCONCLUSIVE_ACTIONS.join(', ')} (what a step without enough evidence does), got ${describeValue(v)}`,
+        ),
+      })
+      .optional(),
+    stepMinRequests: intIn(0, Number.MAX_SAFE_INTEGER, ' (canary requests a baked step needs)').optional(),
+    expectedRps: numberIn(0.001, Number.MAX_SAFE_INTEGER, '50 (requests per second, all releases)').optional(),
+    extendMax: duration({ positive: true }).default(60_000),
+    compare: compareSchema.prefault({}),
   })
-  .describe('{ max5xxRate, maxP95LatencyMs, minRequests, interval, failuresTolerated }')
-  .transform((a): AnalysisSpec => ({
+  .describe(
+    '{ max5xxRate, maxP95LatencyMs, minRequests, interval, failuresTolerated, onInconclusive, stepMinRequests, expectedRps, extendMax, compare }',
+  )
+  .transform((a): AnalysisSpec & { onInconclusive?: AnalysisSpec['onInconclusive'] } => ({
     max5xxRate: a.max5xxRate,
     maxP95LatencyMs: a.maxP95LatencyMs,
     minRequests: a.minRequests,
     intervalMs: a.interval,
     failuresTolerated: a.failuresTolerated,
+    ...(a.onInconclusive ? { onInconclusive: a.onInconclusive } : {}),
+    ...(a.stepMinRequests !== undefined ? { stepMinRequests: a.stepMinRequests } : {}),
+    ...(a.expectedRps !== undefined ? { expectedRps: a.expectedRps } : {}),
+    extendMaxMs: a.extendMax,
+    compare: a.compare,
   }));
 
 const approvalsSchema = z

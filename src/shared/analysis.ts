@@ -1,5 +1,19 @@
 import type { AnalysisWindow } from './deploy';
-import type { AnalysisSpec } from './service-plan';
+import type { AnalysisSpec, InconclusiveAction, TrafficStep } from './service-plan';
+
+/**
+ * The canary requests a baked step needs before it counts as judged: analysis.stepMinRequests when set; else half of
+ * what the expected rate would bring the canary at the step's weight over its bake (analysis.expectedRps), and never
+ * fewer than one window's minRequests.
+ */
+export function stepEvidenceNeed(policy: AnalysisSpec, step: TrafficStep): number {
+  if (policy.stepMinRequests !== undefined) return policy.stepMinRequests;
+  const expected = policy.expectedRps ? (policy.expectedRps * step.weight * step.bakeMs) / 100 / 1000 / 2 : 0;
+  return Math.max(policy.minRequests, Math.floor(expected));
+}
+
+/** The plan's action for an unjudged step (plans from before judged steps: proceed, as they did). */
+export const inconclusiveActionOf = (policy: AnalysisSpec): InconclusiveAction => policy.onInconclusive ?? 'proceed';
 
 export interface WindowFigures {
   requests: number;

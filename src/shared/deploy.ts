@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { Comparison } from './judge';
 import type { DeployRequest, RollbackRequest } from './request';
 import { APPROVAL_GATES, type ApprovalGate, type ApprovalPolicy, type ResolvedService } from './service-plan';
 
@@ -12,8 +13,9 @@ import { APPROVAL_GATES, type ApprovalGate, type ApprovalPolicy, type ResolvedSe
  * The deploy's gates (configurable), plus the database restore's gate of the rollback (always four-eyes) and the
  * reviewer's sign-off of a restore drill.
  */
-export const gateNames = [...APPROVAL_GATES, 'restore-database', 'drill-signoff'] as const;
-export type GateName = ApprovalGate | 'restore-database' | 'drill-signoff';
+export const gateNames = [...APPROVAL_GATES, 'restore-database', 'drill-signoff', 'unjudged-step'] as const;
+/** `unjudged-step`: a baked canary step ended without enough evidence (analysis.onInconclusive: pause). */
+export type GateName = ApprovalGate | 'restore-database' | 'drill-signoff' | 'unjudged-step';
 
 /** Who may decide at a set of gates, and what a timeout does. */
 export type GatePolicy = Omit<ApprovalPolicy, 'gates'> & { gates: GateName[] };
@@ -114,6 +116,38 @@ export interface AnalysisWindow {
   verdict: 'pass' | 'fail' | 'inconclusive';
   /** Why it failed or was inconclusive. */
   because?: string;
+  /** The stable release over the same window (judged steps with a stable release taking traffic). */
+  stable?: { requests: number; errors5xx: number; connectionErrors: number };
+  /** The judge against the stable release at this window, with its evidence (figures since the step began). */
+  compare?: Comparison;
+}
+
+/**
+ * How much evidence one traffic step had, and what was decided about it: `judged` (enough canary requests and a
+ * passing window), or unjudged and then `approved` by a person at the unjudged-step gate, `proceeded` (the plan's
+ * onInconclusive or the gate's timeout said so), or the rollback (`failed`). `not-baked`: the plan gives it no bake.
+ */
+export interface StepEvidence {
+  step: number;
+  weight: number;
+  fromMs: number;
+  toMs?: number;
+  /** Canary requests (responses) seen in the step's windows, and the least the step needs. */
+  requests: number;
+  needed: number;
+  errors5xx: number;
+  connectionErrors: number;
+  /** The stable release's requests and errors over the same windows. */
+  stableRequests: number;
+  stableErrors: number;
+  windows: number;
+  /** Windows with a verdict (pass or fail), not inconclusive. */
+  conclusive: number;
+  status: 'baking' | 'judged' | 'failed' | 'approved' | 'proceeded' | 'not-baked';
+  /** How the step ended without a judgement, in words (who approved, which setting proceeded, how long it extended). */
+  unjudged?: string;
+  /** Extra bake time the step had (onInconclusive: extend). */
+  extendedMs?: number;
 }
 
 export interface TimelineEntry {
@@ -148,6 +182,8 @@ export interface DeployState {
   weights: Record<string, number>;
   trafficStep?: { index: number; of: number; weight: number };
   analysis: AnalysisWindow[];
+  /** Evidence per traffic step (deploys since `judged-steps`; one entry per step of the plan). */
+  steps?: StepEvidence[];
   gates: GateState[];
   /** Who the runbook waits for, when it waits. */
   waitingFor?: { gate: GateName; approvers: string[]; sinceMs: number; timeoutMs: number };

@@ -115,6 +115,39 @@ export interface AnalysisSpec {
   intervalMs: number;
   /** Consecutive failed windows tolerated; one more triggers the rollback. */
   failuresTolerated: number;
+  /**
+   * What a baked traffic step that ends without enough evidence does (see {@link StepEvidenceNeed}): `pause` for a
+   * human at the `unjudged-step` gate, `extend` the bake (up to `extendMaxMs`, then fail), `fail` (roll back) or
+   * `proceed` (the outcome then says "unjudged"). Absent in plans resolved before judged steps: treated as proceed.
+   */
+  onInconclusive?: InconclusiveAction;
+  /** Requests the canary must answer in a baked step; absent: derived from `expectedRps` (see stepEvidenceNeed). */
+  stepMinRequests?: number;
+  /** The service's expected request rate (all releases together), req/s; used for the default step minimum. */
+  expectedRps?: number;
+  /** How much longer `extend` bakes a step that lacks evidence before it fails. */
+  extendMaxMs?: number;
+  /** The judge against the stable release; absent in older plans (then only the absolute limits judge). */
+  compare?: CompareSpec;
+}
+
+/** What a baked step without enough evidence does. */
+export const INCONCLUSIVE_ACTIONS = ['pause', 'extend', 'fail', 'proceed'] as const;
+export type InconclusiveAction = (typeof INCONCLUSIVE_ACTIONS)[number];
+
+/**
+ * The judge of the canary against the stable release over the same time: a canary fails when it is both worse by
+ * the ratio and significantly worse at the confidence (the false-alarm rate is 1 - confidence per step).
+ */
+export interface CompareSpec {
+  /** Largest tolerated ratio of the canary's error rate (5xx and connection errors) to the stable's. */
+  max5xxRatio: number;
+  /** Largest tolerated ratio of the canary's p95 latency to the stable's. */
+  maxP95Ratio: number;
+  /** Differences of p95 below this many ms are never a regression (timer resolution, noise of fast services). */
+  minP95DeltaMs: number;
+  /** 1 - the false-alarm rate of one step (0.5..0.9999). */
+  confidence: number;
 }
 
 /** Which human approvals a procedure waits for, and who may give them. */

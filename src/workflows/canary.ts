@@ -1,6 +1,7 @@
 import { ApplicationFailure, patched, sleep, workflowInfo } from '@temporalio/workflow';
-import { judgeWindow } from '../shared/analysis';
-import type { AnalysisWindow, ReleaseRef } from '../shared/deploy';
+import { inconclusiveActionOf, judgeWindow, stepEvidenceNeed } from '../shared/analysis';
+import type { AnalysisWindow, ReleaseRef, StepEvidence } from '../shared/deploy';
+import { looksFor } from '../shared/judge';
 import type { ResolvedService, TrafficStep } from '../shared/service-plan';
 import { act, safe } from './activity-options';
 import { metrics } from './metrics';
@@ -10,6 +11,12 @@ import { say } from './wording';
 
 const ANALYSIS_FAILED = 'AnalysisFailed';
 const MAX_WINDOWS_KEPT = 100;
+/**
+ * The patch of judged steps: each baked step needs evidence (analysis.onInconclusive decides when it has none), and
+ * each window is judged against the stable release too (measureAgainstStable).
+ */
+const JUDGED_STEPS = 'judged-steps';
+const UNJUDGED_GATE = 'unjudged-step';
 /** History events after which the analysis during the go-live wait stops (Temporal's limit is 51,200). */
 const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 
@@ -23,17 +30,211 @@ type Runbook = ReturnType<typeof beginRunbook>;
  */
 export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpec, drainMs: number) {
   const { state, enter, note, showWeights, compensations } = rb;
-  const canary = { trafficMoved: false, failedWindow: undefined as AnalysisWindow | undefined };
+  const canary = {
+    trafficMoved: false,
+    failedWindow: undefined as AnalysisWindow | undefined,
+    unjudgedStep: undefined as StepEvidence | undefined,
+  };
 
   /** Watches one traffic step for its bake time, window by window. */
   async function bake(stepIndex: number, step: TrafficStep, candidate: ReleaseRef): Promise<void> {
     if (step.bakeMs <= 0) return;
     const analysis = await watch(stepIndex, step.weight, candidate);
-    const end = Date.now() + step.bakeMs;
-    while (Date.now() < end) {
+    await windowsFor(step.bakeMs, analysis.window);
+  }
+
+  /** Runs analysis windows for `ms`, or until `enough()` holds. */
+  async function windowsFor(ms: number, window: () => Promise<void>, enough: () => boolean = () => false) {
+    const end = Date.now() + ms;
+    while (Date.now() < end && !enough()) {
       await sleep(Math.min(plan.analysis.intervalMs, end - Date.now()));
-      await analysis.window();
+      await window();
     }
+  }
+
+  const isJudged = (ev: StepEvidence) => ev.requests >= ev.needed && ev.conclusive > 0;
+  const evidenceWords = (ev: StepEvidence) =>
+    `${ev.requests} canary requests (at least ${ev.needed} needed), ${ev.conclusive} of ${ev.windows} windows conclusive; ` +
+    `stable ${ev.stableRequests} requests`;
+
+  /**
+   * A baked step of a canary with a stable release (since `judged-steps`): windows judged against the stable release
+   * too, and evidence counted; a step that ends without enough evidence follows analysis.onInconclusive.
+   */
+  async function bakeJudged(stepIndex: number, step: TrafficStep, candidate: ReleaseRef, stable: ReleaseRef) {
+    const ev: StepEvidence = {
+      step: stepIndex,
+      weight: step.weight,
+      fromMs: Date.now(),
+      requests: 0,
+      needed: stepEvidenceNeed(plan.analysis, step),
+      errors5xx: 0,
+      connectionErrors: 0,
+      stableRequests: 0,
+      stableErrors: 0,
+      windows: 0,
+      conclusive: 0,
+      status: step.bakeMs > 0 ? 'baking' : 'not-baked',
+    };
+    (state.steps ??= []).push(ev);
+    if (step.bakeMs <= 0) return;
+    const action = inconclusiveActionOf(plan.analysis);
+    const extendMs = action === 'extend' ? (plan.analysis.extendMaxMs ?? 0) : 0;
+    const analysis = await watchJudged(ev, step, candidate, stable, extendMs);
+    await windowsFor(step.bakeMs, analysis.window);
+    if (!isJudged(ev) && extendMs > 0) {
+      note(
+        `step ${stepIndex} (${step.weight}%) not judged yet: ${evidenceWords(ev)}; baking up to ${extendMs} ms longer`,
+      );
+      const from = Date.now();
+      await windowsFor(extendMs, analysis.window, () => isJudged(ev));
+      ev.extendedMs = Date.now() - from;
+    }
+    ev.toMs = Date.now();
+    if (isJudged(ev)) {
+      ev.status = 'judged';
+      note(`step ${stepIndex} (${step.weight}%) judged: ${evidenceWords(ev)}`);
+      return;
+    }
+    if (action === 'proceed') {
+      ev.status = 'proceeded';
+      ev.unjudged = 'analysis.onInconclusive is proceed';
+      note(
+        `step ${stepIndex} (${step.weight}%) NOT judged, proceeding (analysis.onInconclusive: proceed): ${evidenceWords(ev)}`,
+      );
+      return;
+    }
+    if (action === 'pause') {
+      await pauseForHuman(ev, analysis.window);
+      return;
+    }
+    ev.status = 'failed';
+    canary.unjudgedStep = ev;
+    throw ApplicationFailure.create({
+      type: ANALYSIS_FAILED,
+      message: `canary not judged at ${step.weight}%: ${evidenceWords(ev)} (analysis.onInconclusive: ${action})`,
+      nonRetryable: true,
+      details: [ev],
+    });
+  }
+
+  /** The unjudged-step gate: a person approves (go on, unjudged) or rejects (roll back); the analysis keeps watching. */
+  async function pauseForHuman(ev: StepEvidence, window: () => Promise<void>) {
+    let gateState = state.gates.find((g) => g.gate === UNJUDGED_GATE);
+    if (!gateState) {
+      gateState = { gate: UNJUDGED_GATE, status: 'pending', refused: [], refusedCount: 0 };
+      state.gates.push(gateState);
+    }
+    enter('awaiting-approval', `step ${ev.step} (${ev.weight}%) NOT judged: ${evidenceWords(ev)}; a person decides`);
+    try {
+      await rb.gate(UNJUDGED_GATE, { whileWaiting: window, everyMs: plan.analysis.intervalMs });
+    } catch (err) {
+      ev.status = 'failed';
+      ev.unjudged = `not judged; ${gateState.status} at the unjudged-step gate`;
+      throw err;
+    }
+    if (gateState.status === 'approved') {
+      ev.status = 'approved';
+      ev.unjudged = `approved unjudged by ${gateState.decidedBy}`;
+    } else {
+      ev.status = 'proceeded';
+      ev.unjudged = 'nobody decided at the unjudged-step gate within the timeout (onTimeout: proceed)';
+    }
+    state.phase = 'traffic';
+  }
+
+  /** Like watch(), for a judged step: both releases' counters, each window judged against the stable release too. */
+  async function watchJudged(
+    ev: StepEvidence,
+    step: TrafficStep,
+    candidate: ReleaseRef,
+    stable: ReleaseRef,
+    extendMs: number,
+  ) {
+    let from = {
+      canary: await act.readTrafficCounters(route, candidate.releaseId),
+      stable: await act.readTrafficCounters(route, stable.releaseId),
+    };
+    ev.fromMs = from.canary.atMs;
+    const looks = looksFor(step.bakeMs + extendMs, plan.analysis.intervalMs);
+    let failures = 0;
+    return {
+      async window(): Promise<void> {
+        const j = await act.measureAgainstStable({
+          route,
+          release: candidate,
+          stable,
+          from,
+          step: {
+            fromMs: ev.fromMs,
+            // the first interval of a step is the new release's warm-up: its latency is not judged
+            warmupMs: plan.analysis.intervalMs,
+            prior: {
+              canary: { attempts: ev.requests + ev.connectionErrors, errors: ev.errors5xx + ev.connectionErrors },
+              stable: { attempts: ev.stableRequests, errors: ev.stableErrors },
+            },
+          },
+          liveness: plan.health.liveness,
+          timeoutMs: plan.health.timeoutMs,
+          compare: plan.analysis.compare ?? { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 },
+          minRequests: plan.analysis.minRequests,
+          looks,
+        });
+        const m = j.canary;
+        from = { canary: m.counters, stable: j.stable.counters };
+        const absolute = judgeWindow(plan.analysis, m, { countConnectionErrors: true });
+        const worse = absolute.verdict === 'pass' && j.comparison.verdict === 'fail';
+        const w: AnalysisWindow = {
+          step: ev.step,
+          weight: ev.weight,
+          fromMs: m.fromMs,
+          toMs: m.toMs,
+          requests: m.requests,
+          errors5xx: m.errors5xx,
+          p95Ms: m.p95Ms,
+          ...absolute,
+          ...(worse ? { verdict: 'fail' as const, because: j.comparison.because } : {}),
+          stable: {
+            requests: j.stable.requests,
+            errors5xx: j.stable.errors5xx,
+            connectionErrors: j.stable.connectionErrors,
+          },
+          compare: j.comparison,
+        };
+        ev.windows++;
+        ev.requests += m.requests;
+        ev.errors5xx += m.errors5xx;
+        ev.connectionErrors += m.connectionErrors;
+        ev.stableRequests += j.stable.requests + j.stable.connectionErrors;
+        ev.stableErrors += j.stable.errors5xx + j.stable.connectionErrors;
+        if (w.verdict !== 'inconclusive') ev.conclusive++;
+        record(w);
+        if (w.verdict === 'pass') failures = 0;
+        if (w.verdict !== 'fail') return;
+        failures++;
+        if (failures > plan.analysis.failuresTolerated) {
+          ev.status = 'failed';
+          ev.toMs = m.toMs;
+          fail(w);
+        }
+      },
+    };
+  }
+
+  function record(w: AnalysisWindow) {
+    state.analysis.push(w);
+    metrics.analysis(plan.service, plan.environment, w.verdict);
+    if (state.analysis.length > MAX_WINDOWS_KEPT) state.analysis.shift();
+  }
+
+  function fail(w: AnalysisWindow): never {
+    canary.failedWindow = w;
+    throw ApplicationFailure.create({
+      type: ANALYSIS_FAILED,
+      message: `canary analysis failed at ${w.weight}%: ${w.because}`,
+      nonRetryable: true,
+      details: [w],
+    });
   }
 
   /**
@@ -84,6 +285,16 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
   }
 
   return Object.assign(canary, {
+    /**
+     * The steps that went on without a judgement ("unjudged at 50%: approved unjudged by alice"), for the outcome's
+     * words; empty when every baked step was judged.
+     */
+    unjudged(): string[] {
+      return (state.steps ?? [])
+        .filter((s) => s.status === 'approved' || s.status === 'proceeded')
+        .map((s) => `unjudged at ${s.weight}% (${s.requests} canary requests, ${s.needed} needed; ${s.unjudged})`);
+    },
+
     /** The steps of this deploy: the plan's, or one step to 100% on a first deploy (no stable release). */
     steps(stable: ReleaseRef | undefined): TrafficStep[] {
       return stable ? plan.traffic.steps : [{ weight: 100, bakeMs: plan.traffic.steps.at(-1)?.bakeMs ?? 0 }];
@@ -104,6 +315,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
         });
       }
       const steps = this.steps(stable);
+      const judging = stable !== undefined && patched(JUDGED_STEPS);
       for (const [index, step] of steps.entries()) {
         state.trafficStep = { index: index + 1, of: steps.length, weight: step.weight };
         enter('traffic', say.trafficStep(index + 1, steps.length, step.weight, candidate.version));
@@ -112,7 +324,8 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
           : { [candidate.releaseId]: 100 };
         canary.trafficMoved = true;
         showWeights(await act.setTraffic(route, percent));
-        await bake(index + 1, step, candidate);
+        if (judging && stable) await bakeJudged(index + 1, step, candidate, stable);
+        else await bake(index + 1, step, candidate);
       }
     },
 

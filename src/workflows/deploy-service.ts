@@ -38,7 +38,9 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     taken,
     version,
     gates: APPROVAL_GATES,
-    policyFor: (plan) => plan.approvals,
+    // The unjudged-step gate (analysis.onInconclusive: pause) is decided by the deploy's approvers, as the others.
+    policyFor: (plan, gate) =>
+      gate === 'unjudged-step' ? { ...plan.approvals, gates: [...plan.approvals.gates, gate] } : plan.approvals,
   });
   const plan = await rb.plan();
   const platform = platformPlanOf(plan);
@@ -71,7 +73,8 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       await safe.stopRelease({ ...releaseKey(plan, platform, stable.releaseId), graceMs: platform.drainMs });
     }
     showWeights({ [candidate.releaseId]: 100 });
-    return await finish('succeeded', `${version} is live`);
+    const unjudged = canary.unjudged();
+    return await finish('succeeded', `${version} is live${unjudged.length > 0 ? `, ${unjudged.join('; ')}` : ''}`);
   } catch (err) {
     const cancelled = isCancellation(err);
     const outcome = outcomeOf(err, canary.trafficMoved);
@@ -144,7 +147,12 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       version,
       releaseId: state.candidate?.releaseId ?? null,
       snapshotId: state.snapshotId ?? null,
-      details: { stableVersion: state.stable?.version ?? null, requestedBy, failedWindow: failedWindow ?? null },
+      details: {
+        stableVersion: state.stable?.version ?? null,
+        requestedBy,
+        failedWindow: failedWindow ?? null,
+        ...(state.steps ? { steps: state.steps } : {}),
+      },
       ...(failedWindow ? { failedWindow } : {}),
     });
   }

@@ -79,6 +79,14 @@ describe('runbook deploy|rollback|drill --dry-run: the plan the worker would run
     assert.match(out, /\n {2}traffic +50% for 2s -> 100%/);
     assert.match(
       out,
+      /\n {2}judge +against the stable release: fails when the canary's error rate is over 2x the stable's/,
+    );
+    assert.match(
+      out,
+      /\n {2}evidence +50%: 5 canary requests \(analysis.minRequests; set expectedRps or stepMinRequests\); a step without it goes on, and the outcome says "unjudged" \(onInconclusive: proceed\)/,
+    );
+    assert.match(
+      out,
       /\n {2}approvals +gates before-start; approvers alice, bob \(four-eyes\); timeout 1m, then abort/,
     );
     assert.match(out, /\n {2}rollback +gates none; .*database restore approved by alice, bob \(four-eyes\)/);

@@ -52,6 +52,20 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
       minRequests: a.minRequests,
       interval: a.intervalMs,
       failuresTolerated: a.failuresTolerated,
+      ...(a.onInconclusive ? { onInconclusive: a.onInconclusive } : {}),
+      ...(a.stepMinRequests !== undefined ? { stepMinRequests: a.stepMinRequests } : {}),
+      ...(a.expectedRps !== undefined ? { expectedRps: a.expectedRps } : {}),
+      ...(a.extendMaxMs !== undefined ? { extendMax: a.extendMaxMs } : {}),
+      ...(a.compare
+        ? {
+            compare: {
+              max5xxRatio: a.compare.max5xxRatio,
+              maxP95Ratio: a.compare.maxP95Ratio,
+              minP95Delta: a.compare.minP95DeltaMs,
+              confidence: a.compare.confidence,
+            },
+          }
+        : {}),
     },
     approvals: approvals(plan.approvals),
     rollback: { approvals: approvals(plan.rollback.approvals), dbRestoreApprovers: plan.rollback.dbRestoreApprovers },

@@ -5,6 +5,8 @@ import type { SingleHostService as ResolvedService } from '../../src/shared/serv
 import type { deployService, stackCheck } from '../../src/workflows';
 import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
 import { liveV1, startDrill } from '../workflows/drill-fixture';
+import { judgedPlan, releasesWith } from '../workflows/judged-fixture';
+import { startLoad } from '../../src/load-generator';
 
 /** v1 then v2 live; returns the plan (restores approved by alice and bob) and v2's pre-migration snapshot. */
 async function v1ThenV2(taskQueue: string): Promise<{ plan: ResolvedService; snapshotId: string }> {
@@ -156,6 +158,74 @@ export const scenarios: ReplayScenario[] = [
       await handle.signal(signoffSignal, { by: 'mallory' }); // refused: not an approver
       await handle.signal(signoffSignal, { by: 'bob', note: 'restored copy checked' });
       await handle.result();
+      return handle;
+    },
+  },
+  // judged-steps: a baked step needs evidence (analysis.onInconclusive) and is judged against the stable release.
+  {
+    name: 'judged-deploy-unjudged-approved',
+    run: async (_client, taskQueue) => {
+      const plan = await judgedPlan({ onInconclusive: 'pause' });
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await waitingAt(handle, 'unjudged-step');
+      await handle.executeUpdate(approveUpdate, { args: [{ by: 'alice', note: 'quiet staging' }] });
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'judged-deploy-unjudged-rejected',
+    run: async (_client, taskQueue) => {
+      const plan = await judgedPlan({ onInconclusive: 'pause' });
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await waitingAt(handle, 'unjudged-step');
+      await handle.signal(rejectSignal, { by: 'bob', note: 'no traffic, no go' });
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'judged-deploy-unjudged-proceed',
+    run: async (_client, taskQueue) => {
+      const plan = await judgedPlan({ onInconclusive: 'proceed' });
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'judged-deploy-extend-then-fail',
+    run: async (_client, taskQueue) => {
+      const plan = await judgedPlan({ onInconclusive: 'extend', extendMaxMs: 2_000 }, 2_000);
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    name: 'judged-deploy-healthy-under-load',
+    run: async (_client, taskQueue) => {
+      const plan = await judgedPlan({ onInconclusive: 'pause' }, 4_000);
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await handle.result().finally(() => load.stop());
+      return handle;
+    },
+  },
+  {
+    name: 'judged-deploy-worse-than-stable',
+    run: async (_client, taskQueue) => {
+      const releases = releasesWith({ v1: { errorRate: 0.01, faultAfter: 5 }, v2: { errorRate: 0.06, faultAfter: 5 } });
+      const plan = await judgedPlan({ onInconclusive: 'pause', max5xxRate: 0.25 }, 20_000, releases);
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 150, maxSeconds: 90 });
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await handle.result().finally(() => load.stop());
       return handle;
     },
   },

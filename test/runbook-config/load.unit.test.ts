@@ -44,6 +44,7 @@ function problemsOf(yaml: string): string[] {
   assert.fail('expected the config to be rejected');
 }
 
+const DEFAULT_COMPARE = { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 };
 describe('runbook config: loading', () => {
   it('loads examples/runbook.yaml and resolves each environment to plain JSON with ms and absolute paths', () => {
     const config = loadRunbookConfig(path.join(EXAMPLES, 'runbook.yaml'));
@@ -79,7 +80,16 @@ describe('runbook config: loading', () => {
           { weight: 100, bakeMs: 0 },
         ],
       },
-      analysis: { max5xxRate: 0.02, maxP95LatencyMs: 500, minRequests: 20, intervalMs: 10_000, failuresTolerated: 0 },
+      analysis: {
+        max5xxRate: 0.02,
+        maxP95LatencyMs: 500,
+        minRequests: 20,
+        intervalMs: 10_000,
+        failuresTolerated: 0,
+        onInconclusive: 'pause',
+        extendMaxMs: 60_000,
+        compare: DEFAULT_COMPARE,
+      },
       approvals: {
         gates: ['before-start', 'before-traffic', 'go-live'],
         approvers: ['alice', 'bob', 'carol'],
@@ -149,6 +159,10 @@ describe('runbook config: loading', () => {
       minRequests: 20,
       intervalMs: 60_000,
       failuresTolerated: 0,
+      // approvers are listed: a step without evidence pauses for one of them
+      onInconclusive: 'pause',
+      extendMaxMs: 60_000,
+      compare: DEFAULT_COMPARE,
     });
     // Gates come out in the order a deploy reaches them, whatever the order written.
     assert.deepEqual(r.approvals, {
@@ -370,5 +384,50 @@ services:
       'services.shop.environments.staging.analysis.minRequests: must be >= 0, got -1',
       'services.shop.environments.staging.trafic: unknown key (did you mean "traffic"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, drill',
     ]);
+  });
+
+  describe('judged steps (analysis.onInconclusive, the evidence, the judge)', () => {
+    const withAnalysis = (analysis: string, approvals = '') =>
+      `version: 1\nservices:${SHOP.replace('analysis: { max5xxRate: 2%, maxP95LatencyMs: 500 }', `analysis: ${analysis}${approvals}`)}\n    environments: { production: {} }\n`;
+
+    it('defaults to pause with approvers listed, to fail without any, and says the need per step in the plan', () => {
+      const withApprovers = resolveService(
+        parseRunbookConfig(
+          withAnalysis(
+            '{ max5xxRate: 2%, maxP95LatencyMs: 500, expectedRps: 20 }',
+            '\n    approvals: { approvers: [alice] }',
+          ),
+          SOURCE,
+        ),
+        'shop',
+        'production',
+      );
+      assert.equal(withApprovers.analysis.onInconclusive, 'pause');
+      assert.equal(withApprovers.analysis.expectedRps, 20);
+      const nobody = resolveService(
+        parseRunbookConfig(withAnalysis('{ max5xxRate: 2%, maxP95LatencyMs: 500 }'), SOURCE),
+        'shop',
+        'production',
+      );
+      assert.equal(nobody.analysis.onInconclusive, 'fail');
+    });
+
+    it('refuses pause without approvers, an unknown action, and a judge outside its ranges, naming each field', () => {
+      assert.deepEqual(problemsOf(withAnalysis('{ max5xxRate: 2%, maxP95LatencyMs: 500, onInconclusive: pause }')), [
+        'services.shop.analysis.onInconclusive: is pause, but approvals.approvers is empty: nobody could decide about a step without evidence; list approvers, or choose extend, fail or proceed',
+      ]);
+      assert.deepEqual(
+        problemsOf(
+          withAnalysis(
+            '{ max5xxRate: 2%, maxP95LatencyMs: 500, onInconclusive: wait, compare: { confidence: 1.5, max5xxRatio: 0.5 } }',
+          ),
+        ),
+        [
+          'services.shop.analysis.onInconclusive: must be one of pause, extend, fail, proceed (what a step without enough evidence does), got "wait"',
+          'services.shop.analysis.compare.max5xxRatio: must be a number from 1 to 1000 (e.g. 2: the canary may fail twice as often as the stable release), got 0.5',
+          'services.shop.analysis.compare.confidence: must be a number from 0.5 to 0.9999 (e.g. 0.99: one false alarm in 100 healthy steps), got 1.5',
+        ],
+      );
+    });
   });
 });

@@ -498,7 +498,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
       };
     },
 
-    async latency(route, releaseId, fromMs, toMs) {
+    async latency(route, releaseId, fromMs, toMs, opts) {
       const p = routePaths(route);
       const state = await requireState(p, route);
       const { i, member } = findSlot(state, releaseId);
@@ -511,6 +511,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
         port: member.port,
         fromMs: Math.max(fromMs, member.addedAtMs),
         toMs,
+        values: opts?.values ?? false,
       });
     },
 

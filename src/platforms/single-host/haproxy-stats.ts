@@ -1,5 +1,5 @@
 /** Reading HAProxy's runtime answers: `show servers state`, `show stat` CSV and the route's per-request log lines. */
-import type { LatencySample, TrafficCounters } from '../types';
+import { MAX_LATENCY_VALUES, type LatencySample, type TrafficCounters } from '../types';
 import { LOG_TAG } from './haproxy-route-config';
 
 export interface RuntimeServer {
@@ -100,7 +100,7 @@ export function countersFromStat(row: Record<string, string>): Omit<TrafficCount
  */
 export function latencyFromLog(
   text: string,
-  filter: { backend: string; server: string; port: number; fromMs: number; toMs: number },
+  filter: { backend: string; server: string; port: number; fromMs: number; toMs: number; values?: boolean },
 ): LatencySample {
   const times: number[] = [];
   for (const line of text.split('\n')) {
@@ -117,7 +117,9 @@ export function latencyFromLog(
   times.sort((a, b) => a - b);
   // nearest rank: the smallest value with at least 95% of the samples at or below it
   const p95Ms = times[Math.ceil(0.95 * times.length) - 1] ?? null;
-  return { p95Ms, samples: times.length };
+  if (!filter.values) return { p95Ms, samples: times.length };
+  const stride = Math.ceil(times.length / MAX_LATENCY_VALUES);
+  return { p95Ms, samples: times.length, values: stride > 1 ? times.filter((_, i) => i % stride === 0) : times };
 }
 
 export function num(value: string | undefined): number {

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { stepEvidenceNeed } from '../../src/shared/analysis';
+import { compareReleases, fisherGreater, logGamma, looksFor, mannWhitneyGreater } from '../../src/shared/judge';
+import type { AnalysisSpec, CompareSpec } from '../../src/shared/service-plan';
+
+const SPEC: CompareSpec = { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 10, confidence: 0.99 };
+const side = (requests: number, errors: number, p95Ms: number | null = 5) => ({
+  requests,
+  errors,
+  p95Ms,
+  samples: requests,
+});
+/** A deterministic spread of latencies around `center` (no Math.random: the test must not flake). */
+const spread = (n: number, center: number) =>
+  Array.from({ length: n }, (_, i) => center * (0.5 + ((i * 7919) % n) / n));
+
+describe('the judge against the stable release (shared/judge.ts)', () => {
+  it('logGamma matches factorials; Fisher matches the hypergeometric tail computed by hand', () => {
+    assert.ok(Math.abs(logGamma(11) - Math.log(3_628_800)) < 1e-9);
+    // 3 of 3 errors on the canary, 10 requests each side: C(10,3) / C(20,3) = 120 / 1140
+    assert.ok(Math.abs(fisherGreater(3, 10, 0, 10) - 120 / 1140) < 1e-12);
+    assert.equal(fisherGreater(0, 10, 0, 10), 1);
+    assert.ok(fisherGreater(0, 100, 5, 100) > 0.99, 'a canary with fewer errors is never worse');
+  });
+
+  it('Mann-Whitney tells a shifted distribution from the same one', () => {
+    assert.ok(mannWhitneyGreater(spread(200, 100), spread(200, 50)).pValue < 1e-6);
+    assert.ok(mannWhitneyGreater(spread(200, 50), spread(200, 50)).pValue > 0.3);
+    assert.ok(mannWhitneyGreater(spread(200, 50), spread(200, 100)).pValue > 0.99);
+  });
+
+  it('fails a canary with 5x the stable error rate, with both sides and the statistic as evidence', () => {
+    const c = compareReleases(SPEC, {
+      canary: side(800, 40),
+      stable: side(800, 8),
+      minRequests: 5,
+      looks: 10,
+      sinceMs: 1,
+    });
+    assert.equal(c.verdict, 'fail');
+    assert.ok(c.errors && c.errors.worse && c.errors.ratio === 5 && c.errors.pValue < c.errors.alpha);
+    assert.ok(Math.abs(c.errors.alpha - 0.001) < 1e-12, 'alpha = (1 - 0.99) / 10 looks');
+    assert.match(c.because ?? '', /error rate 5.00% vs stable 1.00% \(40\/800 vs 8\/800; ratio 5.0 > 2, Fisher p=/);
+  });
+
+  it('passes a difference chance explains, and a ratio under the limit however significant', () => {
+    assert.equal(
+      compareReleases(SPEC, { canary: side(50, 2), stable: side(50, 1), minRequests: 5, looks: 1, sinceMs: 1 }).verdict,
+      'pass',
+    );
+    assert.equal(
+      compareReleases(SPEC, {
+        canary: side(9000, 1500),
+        stable: side(9000, 1000),
+        minRequests: 5,
+        looks: 1,
+        sinceMs: 1,
+      }).verdict,
+      'pass',
+    );
+  });
+
+  it('fails a canary twice as slow (Mann-Whitney and the p95 ratio), passes one a few ms slower', () => {
+    const slow = compareReleases(SPEC, {
+      canary: side(300, 0, 100),
+      stable: side(300, 0, 50),
+      minRequests: 5,
+      looks: 10,
+      sinceMs: 1,
+      distributions: { canary: spread(300, 80), stable: spread(300, 40) },
+    });
+    assert.equal(slow.verdict, 'fail');
+    assert.equal(slow.latency?.test, 'mann-whitney');
+    assert.match(slow.because ?? '', /p95 100 ms vs stable 50 ms \(ratio 2.00 > 1.5, Mann-Whitney p=/);
+    const fast = compareReleases(SPEC, {
+      canary: side(300, 0, 4),
+      stable: side(300, 0, 2),
+      minRequests: 5,
+      looks: 10,
+      sinceMs: 1,
+      distributions: { canary: spread(300, 3), stable: spread(300, 1.5) },
+    });
+    assert.equal(fast.verdict, 'pass', 'a 2 ms difference is under minP95Delta');
+    const cloudWatch = compareReleases(SPEC, {
+      canary: side(300, 0, 100),
+      stable: side(300, 0, 50),
+      minRequests: 5,
+      looks: 1,
+      sinceMs: 1,
+    });
+    assert.equal(cloudWatch.latency?.test, 'p95-only');
+    assert.equal(cloudWatch.verdict, 'pass', 'without distributions the p95 ratio alone fails nothing');
+  });
+
+  it('says when there is no baseline or too few requests; the need of a step comes from the plan', () => {
+    assert.equal(
+      compareReleases(SPEC, { canary: side(10, 0), stable: side(0, 0), minRequests: 5, looks: 1, sinceMs: 1 }).verdict,
+      'no-baseline',
+    );
+    assert.equal(
+      compareReleases(SPEC, { canary: side(3, 0), stable: side(30, 0), minRequests: 5, looks: 1, sinceMs: 1 }).verdict,
+      'too-few',
+    );
+    assert.equal(looksFor(10_000, 1_000), 10);
+    const policy: AnalysisSpec = {
+      max5xxRate: 0.02,
+      maxP95LatencyMs: 500,
+      minRequests: 20,
+      intervalMs: 10_000,
+      failuresTolerated: 0,
+    };
+    assert.equal(stepEvidenceNeed(policy, { weight: 10, bakeMs: 60_000 }), 20);
+    assert.equal(stepEvidenceNeed({ ...policy, expectedRps: 50 }, { weight: 10, bakeMs: 60_000 }), 150);
+    assert.equal(stepEvidenceNeed({ ...policy, stepMinRequests: 7 }, { weight: 10, bakeMs: 60_000 }), 7);
+  });
+});
+
+describe('the judge during a step warm-up', () => {
+  it('records the latency of the first interval and fails nothing on it (a new release warming up)', () => {
+    const c = compareReleases(SPEC, {
+      canary: side(70, 0, 23),
+      stable: side(560, 0, 13),
+      minRequests: 5,
+      looks: 6,
+      sinceMs: 1,
+      distributions: { canary: spread(70, 20), stable: spread(560, 10) },
+      warmingUp: true,
+    });
+    assert.equal(c.verdict, 'pass');
+    assert.equal(c.latency?.test, 'warm-up');
+  });
+});
