@@ -4,8 +4,10 @@ import { createPlatformRegistry } from './registry';
 import { createSingleHostPlatform, type SingleHostOptions, type SingleHostPlatform } from './single-host';
 import type { PlatformRegistry } from './types';
 
-export interface WorkerPlatformOptions
-  extends Pick<SingleHostOptions, 'workerSecret' | 'serviceRoles' | 'releaseUser'> {
+export interface WorkerPlatformOptions extends Pick<
+  SingleHostOptions,
+  'workerSecret' | 'serviceRoles' | 'releaseUser'
+> {
   /** The embedded stack's data folder (HAProxy routes, releases, snapshots). */
   home: string;
   haproxySocket: string;

@@ -3,7 +3,8 @@ import { createReleaseRunner } from '../platforms/single-host/release-runner';
 import { pass, type Component } from './component';
 
 /** The single-host releases (the apps' processes) that the stack's worker started, under <home>/releases. */
-const runnerFor = (home: string) => createReleaseRunner({ dir: path.join(home, 'releases'), releaseUrlFor: async () => '' });
+const runnerFor = (home: string) =>
+  createReleaseRunner({ dir: path.join(home, 'releases'), releaseUrlFor: async () => '' });
 
 /**
  * The app releases as a part of the stack: `up` adopts the running ones (the worker finds them by their pid

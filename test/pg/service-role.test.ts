@@ -29,7 +29,10 @@ describe('service roles: each service owns its database, and nothing more (real 
     assert.ok(long.length <= 63, long);
     assert.notEqual(long, serviceRoleName('a'.repeat(59), 'production'));
     assert.equal(serviceRolePassword('secret', 'shop_staging_app'), serviceRolePassword('secret', 'shop_staging_app'));
-    assert.notEqual(serviceRolePassword('secret', 'shop_staging_app'), serviceRolePassword('other', 'shop_staging_app'));
+    assert.notEqual(
+      serviceRolePassword('secret', 'shop_staging_app'),
+      serviceRolePassword('other', 'shop_staging_app'),
+    );
   });
 
   it('hands the database and what the migrations created to the role, which is no superuser', async () => {
