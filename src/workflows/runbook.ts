@@ -65,7 +65,7 @@ export function beginRunbook<
   let resolved: ResolvedService | undefined;
   const policyFor = (gate: GateName) => (resolved ? args.policyFor(resolved, gate) : NO_POLICY);
   setHandler(statusQuery, () => state);
-  const { gate } = installGates(state, policyFor, requestedBy, what);
+  const { gate } = installGates(state, policyFor, requestedBy, what, () => resolved?.signing);
   const compensations: Array<{ what: string; run: () => Promise<unknown> }> = [];
   let lockHeld = false;
 
