@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import { ensurePrivateDirSync } from '../../src/system/private-files';
 
 /** A throwaway SSH key pair for a test: its private key file and its allowed_signers line. */
 export interface TestKey {
@@ -21,4 +23,18 @@ export function testKey(name: string, type: 'ed25519' | 'ecdsa-256' | 'ecdsa-384
   execFileSync('ssh-keygen', ['-q', ...args, '-N', '', '-C', name, '-f', file]);
   const publicKey = readFileSync(`${file}.pub`, 'utf8').trim().split(/\s+/).slice(0, 2).join(' ');
   return { file, publicKey, line: (principals = name) => `${principals} ${publicKey}` };
+}
+
+/**
+ * Sets the `signers:` of a runbook config file (created when missing; its services stay): what a team does when it
+ * enrols or removes a key. The worker reads it on the next verification.
+ */
+export function putSigners(file: string, lines: string[]): void {
+  const doc = existsSync(file)
+    ? (parse(readFileSync(file, 'utf8')) as Record<string, unknown>)
+    : { version: 1, services: {} };
+  doc.signers = lines;
+  ensurePrivateDirSync(path.dirname(file));
+  writeFileSync(file, stringify(doc), { mode: 0o600 });
+  chmodSync(file, 0o600);
 }
