@@ -8,6 +8,7 @@ import type { SignedDecision } from '../../src/shared/signed';
 import { signDecision, signRequest } from '../../src/signing/decisions';
 import type { deployService } from '../../src/workflows';
 import { runbookConfigFor, testStack, uniqueName, useWorker } from '../harness';
+import { runbookCli } from '../helpers/cli';
 import { putSigners, testKey } from '../helpers/keys';
 import { requestFor, shopPlan, waitForState, waitingAt, withGates } from './deploy-fixture';
 
@@ -218,6 +219,47 @@ describe('signed approvals (real dev server)', function () {
     assert.match(String(g?.refused[0]?.reason), /four-eyes/);
     assert.ok(
       (await h.query(statusQuery)).timeline.some((t) => /approved by unverified:alice \(unsigned\)/.test(t.message)),
+    );
+  });
+
+  it('the CLI: runbook approve signs with --key, --print-signal prints a payload the Web UI signal accepts', async () => {
+    const plan = await productionPlan(['before-start', 'before-traffic']);
+    const h = await start(plan);
+    await waitingAt(h, 'before-start');
+    const stack = testStack();
+    const env = {
+      RUNBOOK_HOME: stack.settings.home,
+      TEMPORAL_ADDRESS: stack.temporalAddress,
+      TEMPORAL_NAMESPACE: stack.namespace,
+      RUNBOOK_TASK_QUEUE: taskQueue,
+    };
+    const printed = await runbookCli(
+      ['approve', h.workflowId, '--as', 'alice', '--key', alice.file, '--print-signal', '--json'],
+      env,
+    );
+    assert.equal(printed.code, 0, printed.stderr);
+    const payload = JSON.parse(printed.stdout.trim()) as SignedDecision;
+    assert.equal(payload.gate, 'before-start');
+    assert.match(payload.signature, /^-----BEGIN SSH SIGNATURE-----/);
+    await h.signal(approveSignal, payload);
+    await waitingAt(h, 'before-traffic');
+    const unsigned = await runbookCli(['approve', h.workflowId, '--as', 'bob'], env);
+    assert.notEqual(unsigned.code, 0);
+    assert.match(unsigned.stderr, /approve refused: unsigned approve/);
+    const approved = await runbookCli(['approve', h.workflowId, '--as', 'bob', '--note', 'ok'], {
+      ...env,
+      RUNBOOK_SIGNING_KEY: bob.file,
+    });
+    assert.equal(approved.code, 0, approved.stderr);
+    assert.match(approved.stdout, /before-traffic approved by bob \(verified, key SHA256:/);
+    const result = await h.result();
+    assert.equal(result.outcome, 'succeeded', result.reason);
+    const status = await runbookCli(['status', h.workflowId], env);
+    assert.match(status.stdout, /requester: dave \(verified, key SHA256:/);
+    assert.match(status.stdout, /decision: before-start approved by alice \(verified, key SHA256:\S+\) via Web UI/);
+    assert.match(
+      status.stdout,
+      /decision: before-traffic approved by bob \(verified, key SHA256:\S+\) via CLI at .* "ok"/,
     );
   });
 });
