@@ -64,7 +64,7 @@ describe('temporal workflow signal / query (the Temporal CLI against a deploy at
     );
     const refusedGate = refused.gates.find((g) => g.gate === 'go-live');
     assert.equal(refusedGate?.status, 'waiting');
-    assert.match(refusedGate?.refused[0]?.reason ?? '', /four-eyes: alice requested .* may not approve it/);
+    assert.match(refusedGate?.refused[0]?.reason ?? '', /four-eyes: unverified:alice requested .* may not approve it/);
 
     await temporal([...signoff, '{"by":"bob","gate":"go-live"}']);
     const result = await handle.result();
@@ -75,7 +75,7 @@ describe('temporal workflow signal / query (the Temporal CLI against a deploy at
     assert.equal(goLive?.via, 'signal');
     assert.deepEqual(
       goLive?.refused.map((r) => [r.by, r.via]),
-      [['alice', 'signal']],
+      [['unverified:alice', 'signal']],
     );
 
     // A closed workflow still answers the query (a worker replays it): the final state, as the CLI prints it.

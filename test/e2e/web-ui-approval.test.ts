@@ -195,7 +195,7 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
     let goLive = state.gates.find((g) => g.gate === 'go-live');
     assert.equal(goLive?.status, 'waiting');
     assert.equal(goLive?.decidedBy, undefined);
-    assert.equal(goLive?.refused[0]?.by, 'mallory');
+    assert.equal(goLive?.refused[0]?.by, 'unverified:mallory');
     assert.equal(goLive?.refused[0]?.via, 'signal');
     assert.match(goLive?.refused[0]?.reason ?? '', /mallory is not an approver .* \(allowed: alice, bob\)/);
     assert.equal(state.waitingFor?.gate, 'go-live');
