@@ -3,6 +3,7 @@ import { createDrillActivities, type DrillActivityDeps } from './drill';
 import { withActivityFailures } from './failures';
 import { createHistoryActivities, type HistoryActivityDeps } from './history';
 import { createPlanActivities, type PlanActivityDeps } from './plan';
+import { createSigningActivities } from './signing';
 import { createReleaseActivities, type ReleaseActivityDeps } from './releases';
 import { createStackActivities, type StackActivityDeps } from './stack';
 import { createTrafficActivities, type TrafficActivityDeps } from './traffic';
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps, scrub?: (text: string) => s
   return withActivityFailures(
     {
       ...createPlanActivities(deps),
+      ...createSigningActivities(deps),
       ...createStackActivities(deps),
       ...createTrafficActivities(deps),
       ...createReleaseActivities(deps),

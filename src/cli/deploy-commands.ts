@@ -22,9 +22,11 @@ import {
   dryRunOption,
   envOption,
   jsonOption,
+  keyOption,
   positional,
   reasonOption,
   required,
+  signedRequest,
   whoAmI,
 } from './options';
 import { checkVersion } from '../platforms/preflight';
@@ -109,6 +111,7 @@ export const deployCommand: Command = {
     ...envOption,
     ...configOption,
     ...asOption,
+    ...keyOption,
     ...reasonOption,
     wait: { type: 'boolean', description: 'follow the deploy live until it ends' },
     ...dryRunOption,
@@ -140,10 +143,11 @@ export const deployCommand: Command = {
       ...previewed(plan),
     });
     const workflowId = `deploy-${slug(service)}-${slug(environment)}-${slug(version)}-${randomBytes(3).toString('hex')}`;
+    const signed = await signedRequest(input, { workflowId, kind: 'deploy', values: args.values, io });
     return startRunbook(
       io,
       args,
-      { workflowType: 'deployService', workflowId, input, service, environment },
+      { workflowType: 'deployService', workflowId, input: signed, service, environment },
       `${service} ${version} -> ${environment}`,
     );
   },
@@ -174,6 +178,7 @@ export const rollbackCommand: Command = {
     'restore-db': { type: 'string', description: 'restore the database from this snapshot (destructive, approved)' },
     ...configOption,
     ...asOption,
+    ...keyOption,
     ...reasonOption,
     wait: { type: 'boolean', description: 'follow the rollback live until it ends' },
     ...dryRunOption,
@@ -218,6 +223,12 @@ export const rollbackCommand: Command = {
     });
     const workflowId = `rollback-${slug(service)}-${slug(environment)}-${randomBytes(3).toString('hex')}`;
     const what = back(environment);
-    return startRunbook(io, args, { workflowType: 'rollbackService', workflowId, input, service, environment }, what);
+    const signed = await signedRequest(input, { workflowId, kind: 'rollback', values: args.values, io });
+    return startRunbook(
+      io,
+      args,
+      { workflowType: 'rollbackService', workflowId, input: signed, service, environment },
+      what,
+    );
   },
 };

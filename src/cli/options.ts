@@ -2,7 +2,9 @@ import os from 'node:os';
 import { UserError } from '../errors';
 import { parseDuration } from '../runbook-config';
 import { formatMs } from '../shared/drill';
-import type { Options, ParsedArgs } from './command';
+import { signRequest } from '../signing/decisions';
+import { signingKeyOf } from '../signing/ssh-keygen';
+import type { Io, Options, ParsedArgs } from './command';
 
 /*
  * Options several verbs share. A verb whose flag means something more specific keeps the flag and env variable
@@ -17,6 +19,14 @@ export const envOption = {
 } satisfies Options;
 export const asOption = {
   as: { type: 'string', description: 'who you are (recorded; checked against the approvers)', env: 'RUNBOOK_USER' },
+} satisfies Options;
+export const keyOption = {
+  key: {
+    type: 'string',
+    description:
+      'the SSH key to sign with: a private key file, or the .pub of a key in ssh-agent or on a hardware token (ssh-keygen -Y sign)',
+    env: 'RUNBOOK_SIGNING_KEY',
+  },
 } satisfies Options;
 export const homeOption = {
   home: { type: 'string', description: 'data folder of the embedded stack', env: 'RUNBOOK_HOME' },
@@ -84,4 +94,23 @@ export function durationOpt(
       `${command}: --${name} must be a duration of at least ${formatMs(minMs)} like 30m, 24h or 7d, got ${raw}`,
     );
   return ms;
+}
+
+/**
+ * A start request signed with the operator's SSH key (--key or RUNBOOK_SIGNING_KEY) for `workflowId`; without a key it
+ * goes unsigned (said on stderr): only an environment whose runbook config accepts unsigned requests runs it.
+ * @throws UserError when ssh-keygen cannot sign.
+ */
+export async function signedRequest<R extends object>(
+  request: R,
+  a: { workflowId: string; kind: string; values: ParsedArgs['values']; io: Io },
+): Promise<R> {
+  const key = signingKeyOf(a.values.key, a.io.env);
+  if (!key) {
+    a.io.err(
+      `note: the ${a.kind} request is not signed (no --key or RUNBOOK_SIGNING_KEY): an environment with signing.unsigned: refuse refuses it`,
+    );
+    return request;
+  }
+  return signRequest(request, { workflowId: a.workflowId, kind: a.kind, key, env: a.io.env });
 }

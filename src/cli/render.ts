@@ -27,6 +27,17 @@ const duration = (ms: number) => {
       : `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 };
 
+/**
+ * One gate's decision for the audit: who (the verified identity, or unverified:<name>), with which key, when, how
+ * (CLI or Web UI), and the note.
+ */
+export function auditLine(g: GateState): string {
+  const proof = g.fingerprint ? `verified, key ${g.fingerprint}` : 'UNVERIFIED: unsigned';
+  const when = g.decidedAtMs ? ` at ${new Date(g.decidedAtMs).toISOString()}` : '';
+  const via = g.via === 'signal' ? 'Web UI' : 'CLI';
+  return `${g.gate} ${g.status} by ${g.decidedBy} (${proof}) via ${via}${when}${g.note ? ` "${g.note}"` : ''}`;
+}
+
 function gateLine(g: GateState, nowMs: number, waitingSince?: number): string {
   switch (g.status) {
     case 'approved':
@@ -110,6 +121,13 @@ export function renderStatus(
   const shown = s.gates.filter((g) => g.status !== 'pending' || s.waitingFor?.gate === g.gate);
   if (shown.length > 0)
     lines.push(`gates:   ${shown.map((g) => gateLine(g, opts.nowMs, s.waitingFor?.sinceMs)).join(' · ')}`);
+  if (s.requester)
+    lines.push(
+      `requester: ${s.requester.identity}${s.requester.fingerprint ? ` (verified, key ${s.requester.fingerprint})` : ' (unverified: unsigned request)'}`,
+    );
+  for (const g of s.gates) {
+    if (g.verified !== undefined && g.decidedBy) lines.push(`decision: ${auditLine(g)}`);
+  }
   for (const g of s.gates) {
     for (const r of g.refused.slice(-3)) lines.push(`refused: ${r.by} via ${r.via}: ${r.reason}`);
     const count = g.refusedCount ?? g.refused.length;
@@ -122,12 +140,22 @@ export function renderStatus(
     lines.push(
       `waiting for ${s.waitingFor.gate} from ${who} (times out in ${duration(s.waitingFor.sinceMs + s.waitingFor.timeoutMs - opts.nowMs)}):`,
     );
-    lines.push(
-      `  runbook ${verb} ${opts.workflowId} --as <name>        (or: runbook reject ${opts.workflowId} --as <name>)`,
-    );
-    lines.push(
-      `  Web UI: ${opts.link}  -> Send a Signal "${verb}" with {"by": "<name>", "gate": "${s.waitingFor.gate}", "note": "..."}`,
-    );
+    if (s.requester) {
+      // Signed decisions: the CLI signs; the Web UI takes the payload the CLI prints.
+      lines.push(
+        `  runbook ${verb} ${opts.workflowId} --as <name> --key <ssh key>   (or: runbook reject ${opts.workflowId} ...)`,
+      );
+      lines.push(
+        `  Web UI: ${opts.link}  -> Send a Signal "${verb}" with the output of: runbook ${verb} ${opts.workflowId} --as <name> --key <ssh key> --print-signal`,
+      );
+    } else {
+      lines.push(
+        `  runbook ${verb} ${opts.workflowId} --as <name>        (or: runbook reject ${opts.workflowId} --as <name>)`,
+      );
+      lines.push(
+        `  Web UI: ${opts.link}  -> Send a Signal "${verb}" with {"by": "<name>", "gate": "${s.waitingFor.gate}", "note": "..."}`,
+      );
+    }
   }
   if (s.snapshotId) lines.push(`snapshot: ${s.snapshotId}`);
   return lines;

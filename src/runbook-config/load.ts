@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
+import { parseAllowedSigners, type AllowedSigner } from '../signing/sshsig';
 import { UserError } from '../errors';
 import { NAME_HINT, NAME_PATTERN, type JsonObject } from '../shared/service-plan';
 import { validateService } from './cross-checks';
@@ -35,6 +36,10 @@ export interface RunbookConfig {
   baseDir: string;
   /** Service name -> its definition as written, in file order. Use resolveService() to get a usable one. */
   services: Record<string, ServiceDefinition>;
+  /** The keys that may sign requests and decisions (`signers:` and `signersFile:`), with their principals. */
+  signers: AllowedSigner[];
+  /** Group name -> its members (`groups:`), for approvers written `group:<name>`. */
+  groups: Record<string, string[]>;
 }
 
 /** One service as written: the base block and the per-environment overrides, not yet merged. */
@@ -128,8 +133,35 @@ export function parseRunbookConfig(text: string, source: string): RunbookConfig 
       if (definition) services[name] = definition;
     }
   }
+  const signers = top.success ? readSigners(top.data, path.dirname(file), problems) : [];
   problems.throwIfAny(file);
-  return { version: 1, source: file, baseDir: path.dirname(file), services };
+  const groups = (top.success && top.data.groups) || {};
+  return { version: 1, source: file, baseDir: path.dirname(file), services, signers, groups };
+}
+
+/** The allowed signers of `signers:` and `signersFile:`, each bad line reported where it is written. */
+function readSigners(
+  top: { signers?: string[] | undefined; signersFile?: string | undefined },
+  baseDir: string,
+  problems: Problems,
+): AllowedSigner[] {
+  const signers: AllowedSigner[] = [];
+  (top.signers ?? []).forEach((line, i) => {
+    try {
+      signers.push(...parseAllowedSigners(line, 'line'));
+    } catch (err) {
+      problems.add(['signers', i], (err as Error).message.replace(/^line line 1: /, ''));
+    }
+  });
+  if (top.signersFile) {
+    const file = path.resolve(baseDir, top.signersFile);
+    try {
+      signers.push(...parseAllowedSigners(readFileSync(file, 'utf8'), file));
+    } catch (err) {
+      problems.add(['signersFile'], `${(err as Error).message}`);
+    }
+  }
+  return signers;
 }
 
 /** Validates one service block in every environment it lists; returns its definition when its shape is usable. */

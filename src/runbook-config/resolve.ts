@@ -52,7 +52,35 @@ export function resolveService(config: RunbookConfig, service: string, environme
   });
   if (problems.length > 0) throw new RunbookConfigError(config.source, problems);
   const parsed = serviceSchema.parse(merged);
+  const members = (list: string[], where: string) => expandGroups(config, list, `${formatPath(at)}.${where}`);
+  parsed.approvals.approvers = members(parsed.approvals.approvers, 'approvals.approvers');
+  parsed.rollback.approvals.approvers = members(parsed.rollback.approvals.approvers, 'rollback.approvals.approvers');
+  parsed.rollback.dbRestoreApprovers = members(parsed.rollback.dbRestoreApprovers, 'rollback.dbRestoreApprovers');
   return toResolved(parsed, { service, environment, source: config.source, baseDir: config.baseDir });
+}
+
+/**
+ * Approvers with each `group:<name>` replaced by the group's members (in order, each name once).
+ * @throws RunbookConfigError naming an unknown group.
+ */
+function expandGroups(config: RunbookConfig, approvers: string[], where: string): string[] {
+  const out: string[] = [];
+  for (const a of approvers) {
+    if (!a.startsWith('group:')) {
+      if (!out.includes(a)) out.push(a);
+      continue;
+    }
+    const group = a.slice('group:'.length);
+    const members = Object.hasOwn(config.groups, group) ? config.groups[group] : undefined;
+    if (!members) {
+      const known = Object.keys(config.groups);
+      throw new RunbookConfigError(config.source, [
+        `${where}: ${a} is not defined; groups: ${known.join(', ') || '(none)'} (define it under groups: at the top)`,
+      ]);
+    }
+    for (const m of members) if (!out.includes(m)) out.push(m);
+  }
+  return out;
 }
 
 function serviceDefinition(config: RunbookConfig, service: string): ServiceDefinition {
@@ -106,6 +134,7 @@ function toResolved(
     },
     approvals: s.approvals,
     rollback: s.rollback,
+    signing: s.signing,
     ...(s.drill ? { drill: s.drill } : {}),
   };
   // serviceCrossChecks() guarantees aws for aws-ecs, and an analysis interval of at least a minute when given.

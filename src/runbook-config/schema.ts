@@ -29,6 +29,7 @@ import {
   statusSchema,
   template,
   urlPath,
+  approverName,
   userName,
   weightSchema,
 } from './values';
@@ -221,7 +222,7 @@ export const analysisSchema = z
 const approvalsSchema = z
   .strictObject({
     gates: z.array(gateSchema).default([]),
-    approvers: z.array(userName).default([]),
+    approvers: z.array(approverName).default([]),
     fourEyes: z
       .boolean({ error: unlessMissing((v) => `must be true or false, got ${describeValue(v)}`) })
       .default(true),
@@ -240,9 +241,23 @@ const approvalsSchema = z
 const rollbackSchema = z
   .strictObject({
     approvals: approvalsSchema.prefault({}),
-    dbRestoreApprovers: z.array(userName).default([]),
+    dbRestoreApprovers: z.array(approverName).default([]),
   })
   .describe('{ approvals, dbRestoreApprovers }');
+
+/**
+ * What the environment accepts of people: `unsigned: refuse` (the default) refuses a request or decision without a
+ * valid SSH signature; `accept-unverified` (a team's choice for demo or staging) counts it as `unverified:<name>`.
+ * `distinctApprovers`: nobody (no identity, no key) decides two gates of one runbook.
+ */
+const signingSchema = z
+  .strictObject({
+    unsigned: z.enum(['refuse', 'accept-unverified']).default('refuse'),
+    distinctApprovers: z
+      .boolean({ error: unlessMissing((v) => `must be true or false, got ${describeValue(v)}`) })
+      .default(false),
+  })
+  .describe('{ unsigned: refuse | accept-unverified, distinctApprovers }');
 
 const CRON_FIELD = /^[0-9A-Za-z*?/,-]+$/;
 const CRON_HINT = 'a 5-field cron expression like "0 3 * * 1" (minute hour day month weekday), or @daily, @weekly, ...';
@@ -283,6 +298,7 @@ export const serviceSchema = z.strictObject({
   analysis: analysisSchema,
   approvals: approvalsSchema.prefault({}),
   rollback: rollbackSchema.prefault({}),
+  signing: signingSchema.prefault({}),
   drill: drillSchema.optional(),
 });
 /** A service as serviceSchema outputs it: defaults filled in, durations in ms; toResolved() makes it a ResolvedService. */
@@ -297,4 +313,14 @@ export const fileSchema = z.strictObject({
     .record(z.string(), z.unknown())
     .refine((s) => Object.keys(s).length > 0, 'must list at least one service')
     .describe('a map of service name -> its runbook settings'),
+  /**
+   * Who may sign requests and decisions: allowed_signers lines (`alice ssh-ed25519 AAAA... laptop`), as
+   * `ssh-keygen -Y verify` and git read them; `signersFile` names such a file (relative to this file).
+   */
+  signers: z.array(z.string()).optional(),
+  signersFile: z.string().min(1, 'must not be empty').optional(),
+  /** Named lists of approvers, used in `approvers:` as `group:<name>`. */
+  groups: z
+    .record(z.string().regex(/^[a-z][a-z0-9-]{0,62}$/, 'a group name: lowercase letters, digits, -'), z.array(userName))
+    .optional(),
 });

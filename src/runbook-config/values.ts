@@ -87,6 +87,12 @@ export const userName = z.string().regex(USER, {
     `must be a user name (letters, digits, '.', '_', '@', '-'; at most 64 characters), got ${describeValue(iss.input)}`,
 });
 
+/** An approver: a user name, or `group:<name>` of a group defined under the file's `groups:`. */
+export const approverName = z.string().regex(/^(group:[a-z][a-z0-9-]{0,62}|[A-Za-z0-9][A-Za-z0-9._@-]{0,63})$/, {
+  error: (iss) =>
+    `must be a user name (letters, digits, '.', '_', '@', '-'; at most 64 characters) or group:<name>, got ${describeValue(iss.input)}`,
+});
+
 /** A key of a release's env: an environment variable name that does not look like a secret. */
 export const releaseEnvKey = envVarName.superRefine((name, ctx) => {
   if (name === 'DATABASE_URL') {

@@ -10,6 +10,14 @@ import {
   type GatePolicy,
 } from './deploy';
 import { UnreadablePayload } from './payload-converter';
+import {
+  MAX_VALIDITY_MS,
+  personOf,
+  signedDecisionSchema,
+  type Requester,
+  type SignedDecision,
+  type SigningPolicy,
+} from './signed';
 
 export type DecisionKind = 'approve' | 'reject' | 'signoff';
 
@@ -88,6 +96,127 @@ export function judgeDecision(
     return refuse(by, `four-eyes: ${by} requested ${ctx.what} and may not approve it; ask another approver`);
   }
   return { ok: true, decision, gate };
+}
+
+/** The first judgement of a decision under signed decisions: its shape, its gate, and (when signed) its signature. */
+export type ShapeJudgement =
+  { ok: true; decision: Decision; gate: GateName; signed?: SignedDecision } | { ok: false; by: string; reason: string };
+
+const SIGNED_HINT = (kind: DecisionKind) =>
+  `sign it: \`runbook ${kind} <workflow-id>\` signs with your SSH key (--key or RUNBOOK_SIGNING_KEY), and ` +
+  `\`runbook ${kind} <workflow-id> --print-signal\` prints a signed payload for the Web UI's Signal dialog`;
+
+/**
+ * What can be judged of a decision before its signature is checked (synchronous: update validators call it, and the
+ * workflow calls it again once the signature is verified): a readable, bounded payload; the gate that waits; for a
+ * signed one, this run's id, an expiry in the future (by workflow time) and at most MAX_VALIDITY_MS away, and a nonce
+ * this workflow has not used; an unsigned one only where the environment accepts unverified decisions.
+ */
+export function judgeShape(
+  kind: DecisionKind,
+  payload: unknown,
+  ctx: {
+    waiting: GateName | undefined;
+    what: string;
+    runId: string;
+    nowMs: number;
+    usedNonces: readonly string[];
+    signing: SigningPolicy;
+  },
+): ShapeJudgement {
+  const refuse = (by: string, reason: string): ShapeJudgement => ({ ok: false, by, reason: boundText(reason) });
+  if (payload instanceof UnreadablePayload)
+    return refuse('?', `${kind} payload that cannot be read (${payload.problem}); ${PAYLOAD_HINT} as JSON`);
+  if (jsonSizeUpTo(payload, MAX_DECISION_PAYLOAD) > MAX_DECISION_PAYLOAD)
+    return refuse(nameOf(payload), `${kind} payload larger than ${MAX_DECISION_PAYLOAD} characters; ${PAYLOAD_HINT}`);
+  const isSigned = typeof payload === 'object' && payload !== null && 'signature' in payload;
+  if (!isSigned && ctx.signing.unsigned === 'refuse')
+    return refuse(nameOf(payload), `unsigned ${kind}: ${ctx.what} takes only signed decisions; ${SIGNED_HINT(kind)}`);
+  const parsed = (isSigned ? signedDecisionSchema : decisionSchema).safeParse(payload);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .map((i) => `${shownName(i.path.join('.')) || 'payload'}: ${i.message}`)
+      .join('; ');
+    const hint = isSigned ? `a signed ${kind} is what \`runbook ${kind} --print-signal\` prints` : PAYLOAD_HINT;
+    return refuse(nameOf(payload), `invalid ${kind} payload (${problems}); ${hint}`);
+  }
+  const decision = parsed.data;
+  const by = shownName(decision.by);
+  const gate = gateOf(kind, decision.gate, ctx.waiting, ctx.what);
+  if (!gate.ok) return refuse(by, gate.reason);
+  if (!isSigned) return { ok: true, decision, gate: gate.gate };
+  const signed = decision as SignedDecision;
+  if (signed.runId !== ctx.runId)
+    return refuse(by, `signed for run ${shownName(signed.runId)}, not this run (${ctx.runId}); sign for this run`);
+  if (signed.expiresAtMs <= ctx.nowMs)
+    return refuse(by, `the signature expired at ${iso(signed.expiresAtMs)} (now ${iso(ctx.nowMs)}); sign again`);
+  if (signed.expiresAtMs > ctx.nowMs + MAX_VALIDITY_MS)
+    return refuse(by, `the signature is valid until ${iso(signed.expiresAtMs)}: more than 24 h ahead; sign again`);
+  if (ctx.usedNonces.includes(signed.nonce))
+    return refuse(by, `nonce ${signed.nonce} was used already (a replayed decision); sign a new one`);
+  return { ok: true, decision, gate: gate.gate, signed };
+}
+
+/**
+ * Whether an identity (verified, or `unverified:<name>`) may decide: an approver of the gate (names compared without
+ * case and without the `unverified:` prefix), not the requester under four-eyes (by name, or by key: the requester's
+ * own key under another name is the requester), and, with `distinctApprovers`, nobody who decided another gate.
+ */
+export function judgePerson(
+  kind: DecisionKind,
+  who: { identity: string; fingerprint?: string },
+  ctx: {
+    policy: GatePolicy;
+    requester: Requester;
+    gate: GateName;
+    what: string;
+    distinctApprovers: boolean;
+    decided: ReadonlyArray<{ gate: GateName; status: string; decidedBy?: string; fingerprint?: string }>;
+  },
+): { ok: true } | { ok: false; reason: string } {
+  const refuse = (reason: string) => ({ ok: false as const, reason: boundText(reason) });
+  const person = personOf(who.identity);
+  const shown = shownName(who.identity);
+  const sameKey = (fp?: string) => fp !== undefined && fp === who.fingerprint;
+  const isRequester = person === personOf(ctx.requester.identity) || sameKey(ctx.requester.fingerprint);
+  const approvers = ctx.policy.approvers.map((a) => a.toLowerCase());
+  if (!approvers.includes(person) && !(kind === 'reject' && isRequester))
+    return refuse(
+      `${shown} is not an approver of ${ctx.what} (allowed: ${ctx.policy.approvers.join(', ') || 'nobody'})`,
+    );
+  if (kind !== 'reject' && ctx.policy.fourEyes && isRequester) {
+    const how = person === personOf(ctx.requester.identity) ? '' : ` (with the requester's key ${who.fingerprint})`;
+    return refuse(`four-eyes: ${shown} requested ${ctx.what}${how} and may not approve it; ask another approver`);
+  }
+  if (kind !== 'reject' && ctx.distinctApprovers) {
+    const other = ctx.decided.find(
+      (g) =>
+        g.gate !== ctx.gate &&
+        g.status === 'approved' &&
+        g.decidedBy !== undefined &&
+        (personOf(g.decidedBy) === person || sameKey(g.fingerprint)),
+    );
+    if (other) return refuse(`distinct approvers: ${shown} decided ${other.gate} already; ask another approver`);
+  }
+  return { ok: true };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The gate a decision is for: the one named, else the waiting one (signoff: the sign-off gate); it must be waiting. */
+function gateOf(
+  kind: DecisionKind,
+  named: GateName | undefined,
+  waiting: GateName | undefined,
+  what: string,
+): { ok: true; gate: GateName } | { ok: false; reason: string } {
+  if (!waiting) return { ok: false, reason: `${what} is not waiting for an approval now` };
+  const signoffGate = waiting === 'drill-signoff' ? 'drill-signoff' : 'go-live';
+  const gate = named ?? (kind === 'signoff' ? signoffGate : waiting);
+  if (kind === 'signoff' && gate !== 'go-live' && gate !== 'drill-signoff')
+    return { ok: false, reason: `signoff is the go-live gate's decision; "${gate}" needs approve` };
+  if (gate !== waiting) return { ok: false, reason: `gate "${gate}" is not waiting; ${what} waits for "${waiting}"` };
+  return { ok: true, gate };
 }
 
 /**

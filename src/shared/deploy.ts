@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Comparison } from './judge';
 import type { DeployRequest, RollbackRequest } from './request';
+import type { Requester } from './signed';
 import { APPROVAL_GATES, type ApprovalGate, type ApprovalPolicy, type ResolvedService } from './service-plan';
 
 /**
@@ -81,6 +82,10 @@ export interface GateState {
   note?: string;
   /** How the decision arrived: 'update' (the CLI, validated before it is accepted) or 'signal' (the Web UI). */
   via?: 'update' | 'signal';
+  /** The key that signed the decision (`SHA256:...`); absent for an unsigned one. */
+  fingerprint?: string;
+  /** Whether `decidedBy` was proven by a signature (false: `unverified:<name>`); absent before signed decisions. */
+  verified?: boolean;
   /**
    * Decisions that were refused (unknown approver, self-approval, wrong gate, a malformed payload); they never
    * count. Only the first MAX_REFUSALS_KEPT are kept, the name cut to MAX_NAME_LENGTH and the reason to
@@ -168,6 +173,10 @@ export interface DeployState {
   environment: string;
   version: string;
   requestedBy: string;
+  /** Who asked, as established by the request's signature (absent before signed decisions). */
+  requester?: Requester;
+  /** The nonces of the signed decisions this runbook accepted (at most MAX_NONCES_KEPT): a replay is refused. */
+  usedNonces?: string[];
   /**
    * Where the plan came from: the worker's runbook config and the digest of the plan resolved from it (absent until
    * it is resolved, and in runbooks started before the worker resolved plans).

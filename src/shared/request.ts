@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { requestSignatureSchema } from './signed';
 import { NAME_HINT, NAME_PATTERN, type ResolvedService } from './service-plan';
 
 /**
@@ -62,6 +63,8 @@ const common = {
     .max(71)
     .regex(DIGEST_PATTERN, 'must be the sha256 digest of the plan you previewed: sha256:<64 hex digits>'),
   fieldDigests: fieldDigestsSchema.optional(),
+  /** The requester's SSH signature of the request (src/shared/signed.ts requestMessage). */
+  signed: requestSignatureSchema.optional(),
 };
 
 /** Start `version` of a service in an environment (the deployService workflow). */

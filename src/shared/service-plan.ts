@@ -3,6 +3,7 @@
  * workflow inputs and histories), durations in milliseconds, paths absolute, and no secrets. Workflow-safe:
  * src/runbook-config/ produces these; workflows and activities consume them.
  */
+import type { SigningPolicy } from './signed';
 
 /** Service and environment names (runbook.yaml's keys, and the names a request carries). */
 export const NAME_PATTERN = /^[a-z][a-z0-9-]{0,62}$/;
@@ -194,6 +195,8 @@ export interface ServiceCommon {
   analysis: AnalysisSpec;
   approvals: ApprovalPolicy;
   rollback: RollbackSpec;
+  /** What the environment accepts of people (absent in plans resolved before signed decisions: signatures required). */
+  signing?: SigningPolicy;
   drill?: DrillSpec;
 }
 

@@ -1,9 +1,12 @@
-import { ApplicationFailure, condition, patched, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, condition, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   cutText,
   judgeDecision,
+  judgePerson,
+  judgeShape,
   MAX_REASON_LENGTH,
   MAX_REFUSALS_KEPT,
+  shownName,
   type DecisionKind,
   type Judgement,
 } from '../shared/approvals';
@@ -16,7 +19,18 @@ import {
   signoffSignal,
   signoffUpdate,
 } from '../shared/messages';
+import {
+  DECISION_NAMESPACE,
+  decisionMessage,
+  MAX_NONCES_KEPT,
+  SIGNATURES_REQUIRED,
+  personOf,
+  unverifiedIdentity as unverified,
+  type Requester,
+  type SigningPolicy,
+} from '../shared/signed';
 import { addToTimeline } from '../shared/timeline';
+import { act } from './activity-options';
 
 export const REJECTED = 'Rejected';
 
@@ -26,8 +40,18 @@ export const REJECTED = 'Rejected';
  */
 const BOUNDED_DECISIONS = 'bounded-decisions';
 
+/**
+ * The patch of signed decisions: a decision counts when its SSH signature (verified by the verifySignature activity,
+ * against the worker's allowed signers as they are at that moment) proves who gave it, or, where the environment
+ * accepts unsigned ones, as `unverified:<name>`; four-eyes compares identities and keys. Histories recorded before it
+ * replay with the rules of then.
+ */
+export const SIGNED_DECISIONS = 'signed-decisions';
+
 export interface GateHost {
   gates: GateState[];
+  requester?: Requester;
+  usedNonces?: string[];
   waitingFor?: { gate: GateName; approvers: string[]; sinceMs: number; timeoutMs: number };
   timeline: TimelineEntry[];
   phase: DeployPhase;
@@ -46,7 +70,9 @@ export function installGates(
   policyFor: (gate: GateName) => GatePolicy,
   requestedBy: string,
   what: string,
+  signingFor: () => SigningPolicy | undefined = () => undefined,
 ) {
+  const signedDecisions = patched(SIGNED_DECISIONS);
   const note = (message: string) => addToTimeline(host.timeline, { atMs: Date.now(), phase: host.phase, message });
   const judge = (kind: DecisionKind, payload: unknown, unbounded = false) => {
     const waiting = host.waitingFor?.gate;
@@ -88,29 +114,115 @@ export function installGates(
     note(`${j.gate} ${gate.status} by ${j.decision.by}${j.decision.note ? `: ${j.decision.note}` : ''}`);
     return gate;
   };
+  const signing = () => signingFor() ?? SIGNATURES_REQUIRED;
+  const requester = (): Requester => host.requester ?? { identity: unverified(requestedBy), verified: false };
+  const shape = (kind: DecisionKind, payload: unknown) =>
+    judgeShape(kind, payload, {
+      waiting: host.waitingFor?.gate,
+      what,
+      runId: workflowInfo().runId,
+      nowMs: Date.now(),
+      usedNonces: host.usedNonces ?? [],
+      signing: signing(),
+    });
+  const person = (kind: DecisionKind, gate: GateName, who: { identity: string; fingerprint?: string }) =>
+    judgePerson(kind, who, {
+      policy: policyFor(gate),
+      requester: requester(),
+      gate,
+      what,
+      distinctApprovers: signing().distinctApprovers,
+      decided: host.gates,
+    });
+  /** The first synchronous judgement; for an unsigned decision it is the whole judgement (validators use it). */
+  const firstLook = (kind: DecisionKind, payload: unknown): Judgement => {
+    const s = shape(kind, payload);
+    if (!s.ok || s.signed) return s.ok ? { ok: true, decision: s.decision, gate: s.gate } : s;
+    const p = person(kind, s.gate, { identity: unverified(s.decision.by) });
+    return p.ok
+      ? { ok: true, decision: s.decision, gate: s.gate }
+      : { ok: false, by: shownName(s.decision.by), reason: p.reason };
+  };
+  /**
+   * Signed decisions: the shape first (as the validator did), then the signature (an activity: its result is in the
+   * history), then the shape again (the gate may have been decided and the nonce used meanwhile), then the person.
+   */
+  const applySigned = async (kind: DecisionKind, payload: unknown, via: 'update' | 'signal') => {
+    const fail = (j: Extract<Judgement, { ok: false }>) => {
+      const target = refuse(kind, j, via);
+      if (via === 'update') throw ApplicationFailure.create({ type: 'DecisionRefused', message: j.reason });
+      return target;
+    };
+    const first = shape(kind, payload);
+    if (!first.ok) return fail(first);
+    const by = shownName(first.decision.by);
+    let who: { identity: string; fingerprint?: string } = { identity: unverified(first.decision.by) };
+    if (first.signed) {
+      const { workflowId, runId } = workflowInfo();
+      const s = first.signed;
+      const v = await act.verifySignature({
+        namespace: DECISION_NAMESPACE,
+        message: decisionMessage({
+          workflowId,
+          runId,
+          kind,
+          gate: s.gate,
+          by: s.by,
+          note: s.note,
+          nonce: s.nonce,
+          expiresAtMs: s.expiresAtMs,
+        }),
+        signature: s.signature,
+        by: s.by,
+      });
+      if (!v.ok) return fail({ ok: false, by, reason: cutText(`signature refused: ${v.reason}`, MAX_REASON_LENGTH) });
+      const again = shape(kind, payload);
+      if (!again.ok) return fail(again);
+      who = { identity: v.identity, fingerprint: v.fingerprint };
+    }
+    const p = person(kind, first.gate, who);
+    if (!p.ok) return fail({ ok: false, by: shownName(who.identity), reason: p.reason });
+    if (first.signed) {
+      const nonces = (host.usedNonces ??= []);
+      nonces.push(first.signed.nonce);
+      if (nonces.length > MAX_NONCES_KEPT) nonces.shift();
+    }
+    const gate = host.gates.find((g) => g.gate === first.gate) as GateState;
+    gate.status = kind === 'reject' ? 'rejected' : 'approved';
+    gate.decidedBy = who.identity;
+    gate.decidedAtMs = Date.now();
+    gate.note = first.decision.note;
+    gate.via = via;
+    gate.verified = first.signed !== undefined;
+    if (who.fingerprint) gate.fingerprint = who.fingerprint;
+    const proof = who.fingerprint ? ` (signed, ${who.fingerprint})` : ' (unsigned)';
+    note(
+      `${first.gate} ${gate.status} by ${who.identity}${proof}${first.decision.note ? `: ${first.decision.note}` : ''}`,
+    );
+    return gate;
+  };
+
   /** An update's answer: the decision, never the refused attempts (they would make every answer as big as they are). */
   const decide =
     (kind: DecisionKind) =>
-    (payload: unknown): GateDecision => {
-      const {
-        refused: _refused,
-        refusedCount: _refusedCount,
-        ...decision
-      } = apply(kind, payload, 'update') as GateState;
+    async (payload: unknown): Promise<GateDecision> => {
+      const state = signedDecisions ? await applySigned(kind, payload, 'update') : apply(kind, payload, 'update');
+      const { refused: _refused, refusedCount: _refusedCount, ...decision } = state as GateState;
       return decision;
     };
 
   const validator = (kind: DecisionKind) => (payload: unknown) => {
-    const j = judge(kind, payload);
+    const j = signedDecisions ? firstLook(kind, payload) : judge(kind, payload);
     if (!j.ok) throw new Error(j.reason);
   };
   /**
    * A signal cannot be refused before it is recorded, and an error thrown here would fail the workflow task on every
    * attempt (or, as an ApplicationFailure, the workflow): whatever goes wrong judging it becomes a refusal.
    */
-  const onSignal = (kind: DecisionKind) => (payload: unknown) => {
+  const onSignal = (kind: DecisionKind) => async (payload: unknown) => {
     try {
-      apply(kind, payload, 'signal');
+      if (signedDecisions) await applySigned(kind, payload, 'signal');
+      else apply(kind, payload, 'signal');
     } catch (err) {
       refuse(
         kind,
@@ -143,7 +255,13 @@ export function installGates(
     const sinceMs = Date.now();
     host.waitingFor = {
       gate: name,
-      approvers: policy.approvers.filter((a) => !(policy.fourEyes && a === requestedBy)),
+      approvers: policy.approvers.filter(
+        (a) =>
+          !(
+            policy.fourEyes &&
+            (signedDecisions ? a.toLowerCase() === personOf(requester().identity) : a === requestedBy)
+          ),
+      ),
       sinceMs,
       timeoutMs: policy.timeoutMs,
     };

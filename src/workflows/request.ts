@@ -4,6 +4,7 @@ import {
   isCancellation,
   patched,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { z } from 'zod';
 import type { DeployState } from '../shared/deploy';
@@ -22,7 +23,17 @@ import {
   RunbookPhase,
   RunbookService,
 } from '../shared/search-attributes';
+import {
+  MAX_VALIDITY_MS,
+  REQUEST_NAMESPACE,
+  requestMessage,
+  SIGNATURES_REQUIRED,
+  unverifiedIdentity,
+  type Requester,
+  type RequestSignature,
+} from '../shared/signed';
 import { act } from './activity-options';
+import { SIGNED_DECISIONS } from './gates';
 
 /**
  * The patch that moved the plan to the worker's side. With it (every new execution) a runbook's input is a request
@@ -39,6 +50,7 @@ interface RequestBase {
   reason?: string;
   configDigest: string;
   fieldDigests?: Record<string, string>;
+  signed?: RequestSignature;
 }
 
 /** A runbook's validated request; `inputPlan` only when replaying a history from before WORKER_RESOLVES_PLAN. */
@@ -82,6 +94,21 @@ export async function planOf<R extends RequestBase>(
   state: DeployState,
 ): Promise<ResolvedService> {
   const { request } = taken;
+  const refused = (type: string, message: string): never => {
+    state.outcome = 'failed';
+    state.reason = message;
+    state.phase = 'done';
+    state.step = `refused: ${message}`;
+    state.timeline.push({ atMs: Date.now(), phase: 'done', message: state.step });
+    upsertSearchAttributes([
+      { key: RunbookService, value: request.service },
+      { key: RunbookEnvironment, value: request.environment },
+      { key: RunbookKind, value: kind },
+      { key: RunbookPhase, value: 'done' },
+      { key: RunbookOutcome, value: 'failed' },
+    ]);
+    throw ApplicationFailure.create({ type, message, nonRetryable: true });
+  };
   let plan = taken.inputPlan;
   if (!plan) {
     let resolved: ResolvedPlan;
@@ -98,19 +125,7 @@ export async function planOf<R extends RequestBase>(
       if (isCancellation(err)) throw err;
       const cause = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? err.cause : undefined;
       const message = cause?.message ?? (err instanceof Error ? err.message : String(err));
-      state.outcome = 'failed';
-      state.reason = message;
-      state.phase = 'done';
-      state.step = `refused: ${message}`;
-      state.timeline.push({ atMs: Date.now(), phase: 'done', message: state.step });
-      upsertSearchAttributes([
-        { key: RunbookService, value: request.service },
-        { key: RunbookEnvironment, value: request.environment },
-        { key: RunbookKind, value: kind },
-        { key: RunbookPhase, value: 'done' },
-        { key: RunbookOutcome, value: 'failed' },
-      ]);
-      throw ApplicationFailure.create({ type: cause?.type ?? RUNBOOK_CONFIG_UNUSABLE, message, nonRetryable: true });
+      return refused(cause?.type ?? RUNBOOK_CONFIG_UNUSABLE, message);
     }
     plan = resolved.plan;
     state.config = { source: resolved.source, digest: resolved.digest };
@@ -119,6 +134,16 @@ export async function planOf<R extends RequestBase>(
       phase: 'plan',
       message: `the worker resolved the plan from ${resolved.source} (${resolved.digest.slice(0, 19)}…)`,
     });
+    if (patched(SIGNED_DECISIONS)) {
+      const who = await requesterOf(request, kind, plan.signing ?? SIGNATURES_REQUIRED);
+      if (!who.ok) return refused(INVALID_REQUEST, who.reason);
+      state.requester = who.requester;
+      state.timeline.push({
+        atMs: Date.now(),
+        phase: 'plan',
+        message: `requested by ${who.requester.identity}${who.requester.fingerprint ? ` (signed, ${who.requester.fingerprint})` : ' (unsigned)'}`,
+      });
+    }
   }
   upsertSearchAttributes([
     { key: RunbookService, value: plan.service },
@@ -127,4 +152,41 @@ export async function planOf<R extends RequestBase>(
     { key: RunbookPhase, value: 'plan' },
   ]);
   return plan;
+}
+
+/**
+ * Who asked: the verified signer of the request (its signature covers this workflow id, the kind and every field of
+ * the request, and expires), or, where the environment accepts unsigned requests (and for drills),
+ * `unverified:<requestedBy>`.
+ */
+async function requesterOf(
+  request: RequestBase,
+  kind: string,
+  signing: { unsigned: 'refuse' | 'accept-unverified' },
+): Promise<{ ok: true; requester: Requester } | { ok: false; reason: string }> {
+  const signed = request.signed;
+  if (!signed) {
+    // A drill restores into a scratch database and changes nothing live, and a schedule (which starts drills) cannot
+    // sign: an unsigned drill request runs, as unverified. Its sign-off still needs a signed decision.
+    if (signing.unsigned === 'refuse' && kind !== 'drill') {
+      return {
+        ok: false,
+        reason:
+          `unsigned ${kind} request: ${request.environment} takes only signed requests; \`runbook ${kind}\` signs ` +
+          "with your SSH key (--key <file> or RUNBOOK_SIGNING_KEY; the key must be under signers: in the worker's runbook config)",
+      };
+    }
+    return { ok: true, requester: { identity: unverifiedIdentity(request.requestedBy), verified: false } };
+  }
+  const now = Date.now();
+  if (signed.expiresAtMs <= now || signed.expiresAtMs > now + MAX_VALIDITY_MS)
+    return { ok: false, reason: `the request's signature expired or is valid for more than 24 h; sign it again` };
+  const v = await act.verifySignature({
+    namespace: REQUEST_NAMESPACE,
+    message: requestMessage(workflowInfo().workflowId, kind, request as unknown as Record<string, unknown>),
+    signature: signed.signature,
+    by: request.requestedBy,
+  });
+  if (!v.ok) return { ok: false, reason: `the request's signature is refused: ${v.reason}` };
+  return { ok: true, requester: { identity: v.identity, fingerprint: v.fingerprint, verified: true } };
 }

@@ -36,6 +36,7 @@ import { RunbookOutcome, RunbookPhase, RunbookRtoSeconds } from '../shared/searc
 import { addToTimeline } from '../shared/timeline';
 import { act, longWithHeartbeat, quick, safe, slow } from './activity-options';
 import { metrics } from './metrics';
+import type { SigningPolicy } from '../shared/signed';
 import { installGates, REJECTED } from './gates';
 import { planOf, takeRequest } from './request';
 import { describeFailure } from './runbook';
@@ -113,8 +114,16 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     timeoutMs: request.signoffTimeoutMs ?? 0,
     onTimeout: 'proceed',
   };
-  const { gate } = installGates(state, () => signoffPolicy, requestedBy, `the drill of ${service} in ${environment}`);
+  const signing: { policy?: SigningPolicy } = {};
+  const { gate } = installGates(
+    state,
+    () => signoffPolicy,
+    requestedBy,
+    `the drill of ${service} in ${environment}`,
+    () => signing.policy,
+  );
   const plan = await planOf(taken, 'drill', state);
+  signing.policy = plan.signing;
   const rtoTargetMs = plan.drill?.rtoTargetMs ?? DEFAULT_RTO_TARGET_MS;
   const scratch = scratchDatabaseFor(plan.database?.name ?? service.replace(/-/g, '_'), workflowId);
   drill.scratchDatabase = scratch;

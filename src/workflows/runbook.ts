@@ -65,7 +65,7 @@ export function beginRunbook<
   let resolved: ResolvedService | undefined;
   const policyFor = (gate: GateName) => (resolved ? args.policyFor(resolved, gate) : NO_POLICY);
   setHandler(statusQuery, () => state);
-  const { gate } = installGates(state, policyFor, requestedBy, what);
+  const { gate } = installGates(state, policyFor, requestedBy, what, () => resolved?.signing);
   const compensations: Array<{ what: string; run: () => Promise<unknown> }> = [];
   let lockHeld = false;
 
@@ -179,7 +179,7 @@ export function beginRunbook<
           finishedAtMs: Date.now(),
           snapshotId: record.snapshotId,
           reason,
-          details: record.details,
+          details: state.requester ? { ...record.details, ...auditOf(state) } : record.details,
         });
         if (lockHeld) await safe.releaseServiceLock({ service, environment, workflowId });
       });
@@ -213,4 +213,35 @@ export function describeFailure(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
   if (isCancellation(err)) return 'cancelled by an operator';
   return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * What the release history keeps of who decided (signed decisions only): the requester, and per decided gate who
+ * (verified identity or unverified:<name>), the key, when, how, the note; and the refused attempts with their reasons.
+ */
+export function auditOf(state: DeployState): Record<string, unknown> {
+  return {
+    requester: state.requester ?? null,
+    decisions: state.gates
+      .filter((g) => g.decidedBy !== undefined)
+      .map((g) => ({
+        gate: g.gate,
+        status: g.status,
+        by: g.decidedBy,
+        verified: g.verified ?? false,
+        fingerprint: g.fingerprint ?? null,
+        atMs: g.decidedAtMs ?? null,
+        via: g.via === 'signal' ? 'ui' : 'cli',
+        note: g.note ?? null,
+      })),
+    refused: state.gates.flatMap((g) =>
+      g.refused.map((r) => ({
+        gate: g.gate,
+        by: r.by,
+        atMs: r.atMs,
+        via: r.via === 'signal' ? 'ui' : 'cli',
+        reason: r.reason,
+      })),
+    ),
+  };
 }

@@ -64,25 +64,25 @@ describe('temporal workflow signal / query (the Temporal CLI against a deploy at
     );
     const refusedGate = refused.gates.find((g) => g.gate === 'go-live');
     assert.equal(refusedGate?.status, 'waiting');
-    assert.match(refusedGate?.refused[0]?.reason ?? '', /four-eyes: alice requested .* may not approve it/);
+    assert.match(refusedGate?.refused[0]?.reason ?? '', /four-eyes: unverified:alice requested .* may not approve it/);
 
     await temporal([...signoff, '{"by":"bob","gate":"go-live"}']);
     const result = await handle.result();
     assert.equal(result.outcome, 'succeeded', result.reason);
     const goLive = result.state.gates.find((g) => g.gate === 'go-live');
     assert.equal(goLive?.status, 'approved');
-    assert.equal(goLive?.decidedBy, 'bob');
+    assert.equal(goLive?.decidedBy, 'unverified:bob');
     assert.equal(goLive?.via, 'signal');
     assert.deepEqual(
       goLive?.refused.map((r) => [r.by, r.via]),
-      [['alice', 'signal']],
+      [['unverified:alice', 'signal']],
     );
 
     // A closed workflow still answers the query (a worker replays it): the final state, as the CLI prints it.
     const done = await statusViaCli(handle.workflowId);
     assert.equal(done.outcome, 'succeeded');
     assert.equal(done.phase, 'done');
-    assert.equal(done.gates.find((g) => g.gate === 'go-live')?.decidedBy, 'bob');
+    assert.equal(done.gates.find((g) => g.gate === 'go-live')?.decidedBy, 'unverified:bob');
 
     // Unlike the Web UI, the CLI signs its signals with an identity (default temporal-cli:$USER@$HOST, any string
     // with --identity): it is the sender's own claim, in the history; the decision is the payload's `by`.

@@ -152,7 +152,7 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
     assert.deepEqual(result.state.weights, { v1: 0, v2: 100 });
     const goLive = result.state.gates.find((g) => g.gate === 'go-live');
     assert.equal(goLive?.status, 'approved');
-    assert.equal(goLive?.decidedBy, 'alice');
+    assert.equal(goLive?.decidedBy, 'unverified:alice');
     assert.equal(goLive?.via, 'signal');
     assert.equal(goLive?.note, 'signed off in the Web UI');
     assert.deepEqual(goLive?.refused, []);
@@ -195,7 +195,7 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
     let goLive = state.gates.find((g) => g.gate === 'go-live');
     assert.equal(goLive?.status, 'waiting');
     assert.equal(goLive?.decidedBy, undefined);
-    assert.equal(goLive?.refused[0]?.by, 'mallory');
+    assert.equal(goLive?.refused[0]?.by, 'unverified:mallory');
     assert.equal(goLive?.refused[0]?.via, 'signal');
     assert.match(goLive?.refused[0]?.reason ?? '', /mallory is not an approver .* \(allowed: alice, bob\)/);
     assert.equal(state.waitingFor?.gate, 'go-live');
@@ -217,7 +217,7 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
     const result = await handle.result();
     assert.equal(result.outcome, 'succeeded', result.reason);
     goLive = result.state.gates.find((g) => g.gate === 'go-live');
-    assert.equal(goLive?.decidedBy, 'bob');
+    assert.equal(goLive?.decidedBy, 'unverified:bob');
     assert.equal(goLive?.via, 'update');
     assert.deepEqual(
       goLive?.refused.map((r) => [r.by, r.via]),

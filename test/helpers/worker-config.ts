@@ -69,6 +69,9 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
     },
     approvals: approvals(plan.approvals),
     rollback: { approvals: approvals(plan.rollback.approvals), dbRestoreApprovers: plan.rollback.dbRestoreApprovers },
+    ...(plan.signing
+      ? { signing: { unsigned: plan.signing.unsigned, distinctApprovers: plan.signing.distinctApprovers } }
+      : {}),
     ...(plan.drill
       ? {
           drill: {

@@ -7,6 +7,36 @@ import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates 
 import { liveV1, startDrill } from '../workflows/drill-fixture';
 import { judgedPlan, releasesWith } from '../workflows/judged-fixture';
 import { startLoad } from '../../src/load-generator';
+import type { DeployRequest } from '../../src/shared/request';
+import { signDecision, signRequest } from '../../src/signing/decisions';
+import { runbookConfigFor, testStack, uniqueName } from '../harness';
+import { putSigners, testKey } from '../helpers/keys';
+
+/**
+ * A production-like deploy (unsigned refused) whose request dave signed, with alice, bob and dave enrolled; returns
+ * the handle and a signer of decisions for its run.
+ */
+async function signedDeploy(
+  taskQueue: string,
+  plan: ResolvedService,
+  keys: Record<string, { file: string; line: () => string }>,
+) {
+  putSigners(
+    runbookConfigFor(taskQueue),
+    Object.values(keys).map((k) => k.line()),
+  );
+  const workflowId = uniqueName('deploy-signed');
+  const request: DeployRequest = { ...requestFor(taskQueue, plan), version: 'v1', requestedBy: 'dave' };
+  const handle = await testStack().client.workflow.start<typeof deployService>('deployService', {
+    taskQueue,
+    workflowId,
+    args: [await signRequest(request, { workflowId, kind: 'deploy', key: keys.dave!.file, env: process.env })],
+  });
+  const runId = (await handle.describe()).runId;
+  const sign = (who: string, gate: 'before-start' | 'before-traffic' | 'go-live', kind = 'approve') =>
+    signDecision({ workflowId, runId, kind, gate, by: who, key: keys[who]!.file, env: process.env });
+  return { handle, sign };
+}
 
 /** v1 then v2 live; returns the plan (restores approved by alice and bob) and v2's pre-migration snapshot. */
 async function v1ThenV2(taskQueue: string): Promise<{ plan: ResolvedService; snapshotId: string }> {
@@ -32,6 +62,49 @@ export interface ReplayScenario {
 }
 
 export const scenarios: ReplayScenario[] = [
+  {
+    // Patch signed-decisions: a signed request, a decision refused after its signature was checked (a key not
+    // enrolled), a signed approve by update, an unsigned signal refused, a signed approve by signal (the Web UI path).
+    name: 'signed-deploy-approved',
+    run: async (_client, taskQueue) => {
+      const keys = { alice: testKey('alice'), bob: testKey('bob', 'ecdsa-256'), dave: testKey('dave') };
+      const base = withGates(await shopPlan(), ['before-start', 'before-traffic'], { approvers: ['alice', 'bob'] });
+      const plan = { ...base, signing: { unsigned: 'refuse' as const, distinctApprovers: true } };
+      const { handle, sign } = await signedDeploy(taskQueue, plan, keys);
+      await waitingAt(handle, 'before-start');
+      const mallory = testKey('mallory');
+      const forged = await signDecision({
+        workflowId: handle.workflowId,
+        runId: (await handle.describe()).runId,
+        kind: 'approve',
+        gate: 'before-start',
+        by: 'alice',
+        key: mallory.file,
+        env: process.env,
+      });
+      await handle.executeUpdate(approveUpdate, { args: [forged] }).catch(() => undefined);
+      await handle.executeUpdate(approveUpdate, { args: [await sign('alice', 'before-start')] });
+      await waitingAt(handle, 'before-traffic');
+      await handle.signal(approveSignal, { by: 'bob', gate: 'before-traffic' });
+      await handle.signal(approveSignal, await sign('bob', 'before-traffic'));
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    // Patch signed-decisions where the team accepts unsigned decisions (staging): the requester's own unsigned
+    // approval refused (four-eyes), another's counted as unverified:<name>.
+    name: 'signed-deploy-unverified',
+    run: async (_client, taskQueue) => {
+      const plan = withGates(await shopPlan(), ['before-start'], { approvers: ['alice', 'dave'] });
+      const handle = await startDeploy(taskQueue, plan, 'v1', 'dave');
+      await waitingAt(handle, 'before-start');
+      await handle.signal(approveSignal, { by: 'Dave', gate: 'before-start' });
+      await handle.signal(approveSignal, { by: 'alice', gate: 'before-start', note: 'from the Web UI' });
+      await handle.result();
+      return handle;
+    },
+  },
   {
     name: 'stack-check-happy',
     run: async (client, taskQueue, workflowId) => {

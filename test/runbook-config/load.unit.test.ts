@@ -9,6 +9,7 @@ import {
   resolveService,
 } from '../../src/runbook-config';
 import type { ResolvedService } from '../../src/shared/service-plan';
+import { testKey } from '../helpers/keys';
 
 const EXAMPLES = path.resolve(__dirname, '../../examples');
 /** Where the inline fixtures pretend to live: relative paths in them resolve against its folder. */
@@ -101,6 +102,7 @@ describe('runbook config: loading', () => {
         approvals: { gates: [], approvers: [], fourEyes: true, timeoutMs: 3_600_000, onTimeout: 'abort' },
         dbRestoreApprovers: ['alice', 'bob'],
       },
+      signing: { unsigned: 'refuse', distinctApprovers: false },
       drill: { rtoTargetMs: 300_000, schedule: '0 3 * * 1' },
     };
     assert.deepEqual(production, expected);
@@ -240,7 +242,7 @@ services:
 `;
     assert.deepEqual(problemsOf(yaml), [
       'version: must be 1 (the only format version), got 2',
-      'servcies: unknown key (did you mean "services"?); allowed here: version, services',
+      'servcies: unknown key (did you mean "services"?); allowed here: version, services, signers, signersFile, groups',
       `services.api.environments.Prod: environment names must be lowercase letters, digits and '-', starting with a letter, at most 63 characters, got "Prod"`,
       'services.api.platform: must be one of single-host, aws-ecs, got "singlehost" (did you mean "single-host"?)',
       'services.api.listen.port: 18150 is inside release.portRange 18100..18199; the frontend port must be outside the ports releases listen on',
@@ -258,7 +260,7 @@ services:
       'services.api.approvals.onTimeout: must be one of abort, proceed, got "wait"',
       'services.api.approvals.gates[1]: "go-live" is listed twice; list each once',
       'services.api.approvals.approvers: must list at least one approver while approvals.gates is not empty (go-live); nobody could approve otherwise',
-      'services.api.heath: unknown key (did you mean "health"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, drill, environments',
+      'services.api.heath: unknown key (did you mean "health"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, signing, drill, environments',
       'services.api.environments.staging.traffic.steps[0].bake: 3s is shorter than analysis.interval (10s), so no analysis window would complete; use 0 or at least 10s',
     ]);
   });
@@ -382,7 +384,7 @@ services:
 `;
     assert.deepEqual(problemsOf(yaml), [
       'services.shop.environments.staging.analysis.minRequests: must be >= 0, got -1',
-      'services.shop.environments.staging.trafic: unknown key (did you mean "traffic"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, drill',
+      'services.shop.environments.staging.trafic: unknown key (did you mean "traffic"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, signing, drill',
     ]);
   });
 
@@ -429,5 +431,42 @@ services:
         ],
       );
     });
+  });
+});
+
+describe('runbook config: signers and groups (issue 12)', () => {
+  it('approvers name groups, expanded once; signers are allowed_signers lines; a bad one is reported where it is', () => {
+    const key = testKey('alice');
+    const text = (signers: string[]) =>
+      [
+        'version: 1',
+        `signers: ${JSON.stringify(signers)}`,
+        'groups: { release-managers: [alice, bob] }',
+        'services:',
+        '  api:',
+        '    platform: single-host',
+        '    listen: { port: 18080 }',
+        '    release: { command: [node, s.js], cwd: ".", env: { PORT: "{port}" }, portRange: [18100, 18199] }',
+        '    health: { liveness: { path: /h }, readiness: { path: /r } }',
+        '    traffic: { steps: [{ weight: 100 }] }',
+        '    analysis: { max5xxRate: 1%, maxP95LatencyMs: 500 }',
+        '    approvals: { gates: [before-start], approvers: [group:release-managers, bob, carol] }',
+        '    environments: { production: {}, staging: { signing: { unsigned: accept-unverified } } }',
+      ].join('\n');
+    const config = parseRunbookConfig(text([key.line('alice,Alice@example.com')]), '/tmp/runbook.yaml');
+    assert.deepEqual(config.signers[0]?.principals, ['alice', 'alice@example.com']);
+    const production = resolveService(config, 'api', 'production');
+    assert.deepEqual(production.approvals.approvers, ['alice', 'bob', 'carol']);
+    assert.deepEqual(production.signing, { unsigned: 'refuse', distinctApprovers: false });
+    assert.equal(resolveService(config, 'api', 'staging').signing?.unsigned, 'accept-unverified');
+    assert.throws(
+      () => parseRunbookConfig(text(['alice ssh-rsa AAAAB3NzaC1yc2E']), '/tmp/runbook.yaml'),
+      /signers\[0\]: .*ssh-rsa is not supported/,
+    );
+    const unknown = text([]).replace('group:release-managers', 'group:release-manager');
+    assert.throws(
+      () => resolveService(parseRunbookConfig(unknown, '/tmp/runbook.yaml'), 'api', 'production'),
+      /group:release-manager is not defined; groups: release-managers/,
+    );
   });
 });

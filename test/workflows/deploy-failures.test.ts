@@ -42,7 +42,7 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
       await handle.signal(rejectSignal, { by: 'bob', note: 'freeze week' });
       const result = await handle.result();
       assert.equal(result.outcome, 'rejected');
-      assert.match(result.reason ?? '', /before-start rejected by bob: freeze week/);
+      assert.match(result.reason ?? '', /before-start rejected by unverified:bob: freeze week/);
       assert.equal(result.snapshotId, undefined);
       assert.equal(result.state.candidate, undefined);
       assert.deepEqual(result.state.weights, { v1: 100 });
@@ -168,7 +168,7 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });
       const result = await handle.result();
       assert.equal(result.outcome, 'succeeded', result.reason);
-      assert.equal(result.state.gates[0]?.decidedBy, 'bob');
+      assert.equal(result.state.gates[0]?.decidedBy, 'unverified:bob');
     });
   });
 

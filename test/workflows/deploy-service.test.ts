@@ -42,9 +42,9 @@ describe('deployService on the real stack (Temporal, PostgreSQL, HAProxy, real r
     assert.deepEqual(
       result.state.gates.map((g) => [g.gate, g.status, g.decidedBy]),
       [
-        ['before-start', 'approved', 'alice'],
-        ['before-traffic', 'approved', 'bob'],
-        ['go-live', 'approved', 'alice'],
+        ['before-start', 'approved', 'unverified:alice'],
+        ['before-traffic', 'approved', 'unverified:bob'],
+        ['go-live', 'approved', 'unverified:alice'],
       ],
     );
     assert.ok(

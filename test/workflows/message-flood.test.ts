@@ -98,7 +98,7 @@ describe('bounded messages: floods of refused and oversized signals and updates'
     const decision = await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', note: 'ok' }] });
     assert.deepEqual(
       { gate: decision.gate, status: decision.status, by: decision.decidedBy, via: decision.via },
-      { gate: 'before-start', status: 'approved', by: 'bob', via: 'update' },
+      { gate: 'before-start', status: 'approved', by: 'unverified:bob', via: 'update' },
     );
     assert.ok(!('refused' in decision), 'no refused attempts in the answer');
 
@@ -302,7 +302,7 @@ describe('bounded messages: floods of refused and oversized signals and updates'
     const decision = await handle.executeUpdate(signoffUpdate, { args: [{ by: 'alice', note: 'fine' }] });
     assert.deepEqual(
       { gate: decision.gate, status: decision.status, by: decision.decidedBy, note: decision.note },
-      { gate: 'go-live', status: 'approved', by: 'alice', note: 'fine' },
+      { gate: 'go-live', status: 'approved', by: 'unverified:alice', note: 'fine' },
     );
     assert.equal((await handle.result()).outcome, 'succeeded');
   });

@@ -4,7 +4,7 @@
  */
 import { UserError } from '../../errors';
 import type { Command } from '../command';
-import { asOption, configOption, dryRunOption, envOption, jsonOption } from '../options';
+import { asOption, configOption, dryRunOption, envOption, jsonOption, keyOption } from '../options';
 import { drillHistory } from './history';
 import { drillReport } from './report';
 import { runDrill } from './run';
@@ -54,6 +54,7 @@ export const drillCommand: Command = {
     ...envOption,
     ...configOption,
     as: { ...asOption.as, description: 'who you are (recorded; may not sign off under four-eyes)' },
+    ...keyOption,
     snapshot: { type: 'string', description: 'restore this snapshot (default: the newest one)' },
     fresh: { type: 'boolean', description: 'take a snapshot of the live database now and restore that' },
     signoff: { type: 'string', description: "wait this long for a reviewer's sign-off (e.g. 4h); none: unsigned" },

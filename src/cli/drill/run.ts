@@ -7,7 +7,7 @@ import type { restoreDrill } from '../../workflows';
 import type { Io, ParsedArgs } from '../command';
 import { dryRun } from '../dry-run';
 import { followDrill } from '../follow';
-import { positional, stringOpt, whoAmI } from '../options';
+import { positional, signedRequest, stringOpt, whoAmI } from '../options';
 import { checkedRequest, previewed, resolvePlan } from '../plan';
 import { runningRunbooks, withClient, workflowLink } from '../temporal';
 import { drillPlan, signoffOf } from './input';
@@ -57,10 +57,11 @@ export async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
       );
     }
     const workflowId = `drill-${slug(plan.service)}-${slug(plan.environment)}-${randomBytes(3).toString('hex')}`;
+    const signed = await signedRequest(input, { workflowId, kind: 'drill', values, io });
     const handle = await client.workflow.start<typeof restoreDrill>('restoreDrill', {
       taskQueue: target.taskQueue,
       workflowId,
-      args: [input],
+      args: [signed],
     });
     if (!values.json) {
       io.out(`started ${workflowId}: restore drill of ${plan.service}/${plan.environment} (${what})`);
