@@ -6,7 +6,9 @@ import {
   CreateDBClusterSnapshotCommand,
   CreateDBSnapshotCommand,
   DeleteDBClusterCommand,
+  DeleteDBClusterSnapshotCommand,
   DeleteDBInstanceCommand,
+  DeleteDBSnapshotCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
@@ -122,6 +124,7 @@ export interface RdsDb {
 
 /** A DB snapshot or a DB cluster snapshot. */
 export interface RdsSnapshot {
+  id?: string;
   arn?: string;
   status?: string;
   /** The instance or cluster it is of. */
@@ -156,7 +159,13 @@ const fromCluster = (c: DBCluster): RdsDb => ({
 });
 
 /** A snapshot's fields; `arn` and `source` (the instance or cluster it is of) are named differently by the two kinds. */
-const fromSnapshot = (s: DBSnapshot | DBClusterSnapshot, arn?: string, source?: string): RdsSnapshot => ({
+const fromSnapshot = (
+  s: DBSnapshot | DBClusterSnapshot,
+  arn?: string,
+  source?: string,
+  id?: string,
+): RdsSnapshot => ({
+  ...(id ? { id } : {}),
   arn,
   status: s.Status,
   source,
@@ -219,6 +228,10 @@ export interface RdsKind {
   restore(req: RestoreRequest): Promise<RdsDb>;
   /** Deletes without a final snapshot (a cluster: its instances first); one being deleted or already gone is fine. */
   remove(db: RdsDb): Promise<void>;
+  /** Every manual snapshot of the account and region, with its tags. */
+  manualSnapshots(): Promise<RdsSnapshot[]>;
+  /** Deletes a manual snapshot; one already gone is fine. */
+  deleteSnapshot(id: string): Promise<void>;
 }
 
 /** What {@link rdsCalls} returns. */
@@ -339,6 +352,22 @@ export function rdsCalls(ctx: AwsContext) {
     async remove(db) {
       await deleteInstance(db.id, db.status);
     },
+
+    async manualSnapshots() {
+      const found = await allPages('rds:DescribeDBSnapshots', 'RDS manual snapshots', async (marker) => {
+        const out = await rds.send(
+          new DescribeDBSnapshotsCommand({ SnapshotType: 'manual', ...(marker ? { Marker: marker } : {}) }),
+        );
+        return { items: out.DBSnapshots, Marker: out.Marker };
+      });
+      return found.map((s) => fromSnapshot(s, s.DBSnapshotArn, s.DBInstanceIdentifier, s.DBSnapshotIdentifier));
+    },
+
+    async deleteSnapshot(id) {
+      await awsFind('rds:DeleteDBSnapshot', `RDS snapshot ${id}`, () =>
+        rds.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id })),
+      );
+    },
   };
 
   const clusters: RdsKind = {
@@ -420,6 +449,24 @@ export function rdsCalls(ctx: AwsContext) {
         rds
           .send(new DeleteDBClusterCommand({ DBClusterIdentifier: db.id, SkipFinalSnapshot: true }))
           .catch(clusterBusy(`RDS cluster ${db.id} cannot be deleted yet`)),
+      );
+    },
+
+    async manualSnapshots() {
+      const found = await allPages('rds:DescribeDBClusterSnapshots', 'RDS manual cluster snapshots', async (marker) => {
+        const out = await rds.send(
+          new DescribeDBClusterSnapshotsCommand({ SnapshotType: 'manual', ...(marker ? { Marker: marker } : {}) }),
+        );
+        return { items: out.DBClusterSnapshots, Marker: out.Marker };
+      });
+      return found.map((s) =>
+        fromSnapshot(s, s.DBClusterSnapshotArn, s.DBClusterIdentifier, s.DBClusterSnapshotIdentifier),
+      );
+    },
+
+    async deleteSnapshot(id) {
+      await awsFind('rds:DeleteDBClusterSnapshot', `RDS cluster snapshot ${id}`, () =>
+        rds.send(new DeleteDBClusterSnapshotCommand({ DBClusterSnapshotIdentifier: id })),
       );
     },
   };

@@ -2,7 +2,6 @@
 import { CreateDBInstanceCommand } from '@aws-sdk/client-rds';
 import { rdsLiveId } from './naming';
 import type { AwsRdsSpec } from '../../shared/service-plan';
-import { diffFingerprints, fingerprintDatabaseWithVersion, type FingerprintWithVersion } from '../../pg/fingerprint';
 import type { ManifestStore } from '../../orchestrator-store/manifests';
 import type { RestoreProgress, SnapshotManifest, SnapshotStore } from '../types';
 import { TAG, type AwsContext } from './context';
@@ -23,6 +22,18 @@ import {
   type RdsKind,
 } from './rds-kinds';
 import { rdsUrlFor } from './rds-urls';
+import {
+  claimsOf,
+  compareClaims,
+  DEFAULT_COUNT_TOLERANCE,
+  readCopyFigures,
+  readLiveFigures,
+  verifiedManifest,
+  type CopyFigures,
+  type FingerprintMode,
+  type LiveFigures,
+} from './rds-manifest';
+import { pruneSnapshots } from './rds-retention';
 
 /** The kinds of instance this platform creates (TAG.kind): a drill's scratch copy, a rollback's restored copy. */
 const OWN_INSTANCE_KINDS = new Set(['drill', 'restore']);
@@ -31,8 +42,10 @@ const OWN_INSTANCE_KINDS = new Set(['drill', 'restore']);
 const SNAPSHOT_KIND = /-(pre-migrate|pre-restore|drill)-[0-9a-f]{8}$/;
 
 export interface RdsSnapshotStoreDeps {
-  /** Fingerprints the database at a URL (default: over pg, with the server's version). */
-  fingerprint?(url: string): Promise<FingerprintWithVersion>;
+  /** Reads the live database's figures in a fingerprint mode (default: over pg, see readLiveFigures). */
+  live?(url: string, mode: FingerprintMode): Promise<LiveFigures>;
+  /** Reads a restored copy's full figures (default: over pg, see readCopyFigures). */
+  copy?(url: string): Promise<CopyFigures>;
 }
 
 /**
@@ -59,7 +72,8 @@ export function createRdsSnapshotStore(
   const client = ctx.clients.rds;
   const calls = rdsCalls(ctx);
   const urlFor = rdsUrlFor(ctx);
-  const fingerprintAt = deps.fingerprint ?? fingerprintDatabaseWithVersion;
+  const liveAt = deps.live ?? readLiveFigures;
+  const copyAt = deps.copy ?? readCopyFigures;
 
   /** Waits until the snapshot is available, reporting RDS's percentage. */
   async function untilAvailable(
@@ -203,12 +217,12 @@ export function createRdsSnapshotStore(
         }
       }
 
-      // The fingerprint is taken just before the snapshot, not in the same instant (RDS snapshots the storage, not
-      // a transaction): rows written in between show up as differences when a restore is compared with this
-      // manifest, and the drill reports them. Take snapshots while nothing writes (a deploy's maintenance window)
-      // for an exact match.
+      // The figures are read just before the snapshot, not in the same instant (RDS snapshots the storage, not a
+      // transaction): the manifest claims only what writes in between cannot change (rds-manifest.ts), and the
+      // snapshot's first restored copy supplies the exact checksums.
+      const mode: FingerprintMode = rdsOf(spec).fingerprint ?? 'counts';
       progress?.({ phase: 'fingerprint' });
-      const fingerprint = await fingerprintAt(await urlFor(req.database));
+      const fingerprint = await liveAt(await urlFor(req.database), mode);
 
       progress?.({ phase: 'create' });
       let snapshot: RdsSnapshot | undefined;
@@ -254,10 +268,17 @@ export function createRdsSnapshotStore(
         tables: fingerprint.tables,
         migrationVersion: fingerprint.migrationVersion,
         serverVersion: fingerprint.serverVersion || snapshot?.engineVersion || '',
+        claims: claimsOf(mode),
+        ...(mode === 'counts' ? { countTolerance: rdsOf(spec).countTolerance ?? DEFAULT_COUNT_TOLERANCE } : {}),
       };
       await manifests.put(manifest);
       const available = await untilAvailable(req.snapshotId, progress, signal);
       progress?.({ phase: 'done', bytes: (available.gib ?? 0) * 2 ** 30 });
+      // Deploys and drills add a manual snapshot each: prune the service's old ones (never a pre-restore snapshot,
+      // nor one a running workflow took or a restore was made from: see rds-retention.ts).
+      if (rdsOf(spec).retention && manifest.claims !== undefined && !req.snapshotId.includes('-pre-restore-')) {
+        await pruneSnapshots(ctx, calls, { service: req.service, environment: req.environment, keepId: req.snapshotId });
+      }
       return manifest;
     },
 
@@ -350,14 +371,27 @@ export function createRdsSnapshotStore(
       };
     },
 
+    /**
+     * Compares a restored copy with the manifest as far as the manifest's claims go (compareClaims). The first copy
+     * that matches a manifest read from the live database ('counts', 'schema') makes the snapshot's verified
+     * manifest: its exact figures are saved, and later restores of the snapshot are held to them.
+     */
     async compare(database, manifest) {
-      const now = await fingerprintAt(await urlFor(database));
-      const differences = diffFingerprints(manifest, now);
-      return { ok: differences.length === 0, differences, tables: now.tables, migrationVersion: now.migrationVersion };
+      const id = instanceFor(spec, database);
+      const copy = await copyAt(await urlFor(database));
+      const differences = compareClaims(manifest, copy);
+      const ok = differences.length === 0;
+      if (ok && (manifest.claims ?? 'exact') !== 'exact' && id !== rdsLiveId(rdsOf(spec))) {
+        await manifests.put(verifiedManifest(manifest, copy, id));
+        ctx.activity()?.log(`snapshot ${manifest.snapshotId}: verified manifest read on restored copy ${id}`);
+      }
+      const tables = copy.tables.map(({ table, rows, checksum }) => ({ table, rows, checksum }));
+      return { ok, differences, tables, migrationVersion: copy.migrationVersion };
     },
 
+    /** Row counts of a database as it is now, at the bounded cost of the 'counts' mode (it may be production). */
     async fingerprint(database) {
-      const { tables, migrationVersion } = await fingerprintAt(await urlFor(database));
+      const { tables, migrationVersion } = await liveAt(await urlFor(database), 'counts');
       return { tables, migrationVersion };
     },
 

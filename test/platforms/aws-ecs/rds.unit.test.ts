@@ -41,6 +41,7 @@ import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds-snaps
 import { createRdsSwap } from '../../../src/platforms/aws-ecs/rds-swap';
 import { rdsUrlFor } from '../../../src/platforms/aws-ecs/rds-urls';
 import type { FingerprintWithVersion } from '../../../src/pg/fingerprint';
+import type { FingerprintMode } from '../../../src/platforms/aws-ecs/rds-manifest';
 import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
 import type { ManifestStore } from '../../../src/orchestrator-store/manifests';
 import { PlatformError, type SnapshotManifest, type SnapshotProgress } from '../../../src/platforms/types';
@@ -93,14 +94,27 @@ const FINGERPRINT: FingerprintWithVersion = {
   serverVersion: '16.4',
 };
 
-function fakeFingerprint(log: string[] = []) {
+/** The store's pg readers, faked: the live database (with the mode asked) and restored copies (`copyTables`). */
+function fakeFingerprint(log: string[] = [], copyTables?: Array<{ table: string; rows: number; checksum: string }>) {
   const urls: string[] = [];
+  const modes: FingerprintMode[] = [];
   return {
     urls,
-    fingerprint: async (url: string) => {
+    modes,
+    live: async (url: string, mode: FingerprintMode) => {
       urls.push(url);
+      modes.push(mode);
       log.push('fingerprint');
-      return structuredClone(FINGERPRINT);
+      const fp = structuredClone(FINGERPRINT);
+      const tables = fp.tables.map((t) => ({ ...t, checksum: mode === 'full' ? t.checksum : '' }));
+      return { ...fp, serverVersion: fp.serverVersion ?? '', tables };
+    },
+    copy: async (url: string) => {
+      urls.push(url);
+      log.push('copy');
+      const fp = structuredClone(FINGERPRINT);
+      const tables = copyTables ?? fp.tables;
+      return { ...fp, serverVersion: fp.serverVersion ?? '', tables, estimates: new Map<string, number>() };
     },
   };
 }
@@ -210,10 +224,13 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         location: `rds:${SNAPSHOT_ARN}`,
         bytes: 20 * 2 ** 30,
         sha256: '',
-        tables: FINGERPRINT.tables,
+        tables: [{ table: 'public.items', rows: 3, checksum: '' }],
         migrationVersion: '002_add_price',
         serverVersion: '16.4',
+        claims: 'counts',
+        countTolerance: 0.01,
       });
+      assert.deepEqual(fp.modes, ['counts'], "RDS's default fingerprint: counts, no checksum of the live database");
       assert.deepEqual(manifests.saved.get(SNAPSHOT), manifest);
       assert.deepEqual(
         progress.filter((p) => p.phase === 'creating').map((p) => (p as { percent?: number }).percent),
@@ -292,6 +309,94 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       );
       assert.equal(err.type, 'SnapshotFailed');
       assert.equal(err.permanent, true);
+    });
+  });
+
+  describe('what a manifest of a live RDS database claims (issue 13 item 2)', () => {
+    const counts = (rows: number, extra: Partial<SnapshotManifest> = {}): SnapshotManifest => ({
+      ...takeReq,
+      createdAtMs: 1,
+      location: `rds:${SNAPSHOT_ARN}`,
+      bytes: 0,
+      sha256: '',
+      tables: [{ table: 'public.items', rows, checksum: '' }],
+      migrationVersion: '002_add_price',
+      serverVersion: '16.4',
+      claims: 'counts',
+      countTolerance: 0.01,
+      ...extra,
+    });
+    const copyOf = (rows: number, checksum = 'c0ffee') => [{ table: 'public.items', rows, checksum }];
+
+    beforeEach(() => {
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-drill-1a2b3c4d' })
+        .resolves({ DBInstances: [instance('shop-drill-1a2b3c4d', 'available')] });
+    });
+
+    it('takes fingerprint: full only when asked, and then claims exact checksums', async () => {
+      rdsMock.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot('creating') });
+      rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('available')] });
+      const fp = fakeFingerprint();
+      const store = createRdsSnapshotStore(harness(specWith({ fingerprint: 'full' })).ctx, memoryManifests(), fp);
+      const manifest = await store.take(takeReq);
+      assert.deepEqual(fp.modes, ['full']);
+      assert.equal(manifest.claims, 'exact');
+      assert.equal(manifest.tables[0]?.checksum, 'abc');
+      assert.equal(manifest.countTolerance, undefined);
+    });
+
+    it('a copy whose rows moved within the tolerance passes a counts manifest, and becomes its verified manifest', async () => {
+      const manifests = memoryManifests();
+      const manifest = counts(1000);
+      await manifests.put(manifest);
+      // 1000 rows counted on the live database; 1008 were in the storage CreateDBSnapshot saw (written in between).
+      const store = createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint([], copyOf(1008)));
+      const result = await store.compare('shop_drill_1a2b3c4d', manifest);
+      assert.deepEqual(result.differences, []);
+      assert.equal(result.ok, true);
+      const verified = manifests.saved.get(SNAPSHOT);
+      assert.equal(verified?.claims, 'exact');
+      assert.equal(verified?.verifiedOn, 'shop-drill-1a2b3c4d');
+      assert.deepEqual(verified?.tables, copyOf(1008), 'the exact figures come from the snapshot itself');
+
+      // A later restore of the same snapshot (e.g. rollback --restore-db) is held to the copy's checksums.
+      const second = createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint([], copyOf(1008, 'different')));
+      const again = await second.compare('shop_drill_1a2b3c4d', verified!);
+      assert.equal(again.ok, false);
+      assert.deepEqual(again.differences, ['public.items: same 1008 rows but different contents (checksum differs)']);
+    });
+
+    it('fails a counts manifest beyond the tolerance, on a missing table and on another migration version', async () => {
+      const manifests = memoryManifests();
+      const store = (tables: Array<{ table: string; rows: number; checksum: string }>) =>
+        createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint([], tables));
+      const far = await store(copyOf(1100)).compare('shop_drill_1a2b3c4d', counts(1000));
+      assert.equal(far.ok, false);
+      assert.match(far.differences[0] ?? '', /public\.items: 1100 rows, the live database had 1000 .*more than 10 apart/);
+      assert.equal(manifests.saved.size, 0, 'a copy that does not match is never the verified manifest');
+
+      const gone = await store([]).compare('shop_drill_1a2b3c4d', counts(5));
+      assert.deepEqual(gone.differences, ['public.items: missing, the snapshot has it']);
+
+      const migrated = await store(copyOf(5)).compare(
+        'shop_drill_1a2b3c4d',
+        counts(5, { migrationVersion: '001_init' }),
+      );
+      assert.deepEqual(migrated.differences, ['migration version: 002_add_price, snapshot has 001_init']);
+    });
+
+    it('a schema manifest (fingerprint: none) checks the tables and the migration version only', async () => {
+      const store = createRdsSnapshotStore(harness().ctx, memoryManifests(), fakeFingerprint([], copyOf(99_999)));
+      const result = await store.compare('shop_drill_1a2b3c4d', counts(0, { claims: 'schema' }));
+      assert.equal(result.ok, true);
+    });
+
+    it('counts on the live database at the bounded cost of the counts mode (never a full scan of production)', async () => {
+      const fp = fakeFingerprint();
+      await createRdsSnapshotStore(harness().ctx, memoryManifests(), fp).fingerprint('shop');
+      assert.deepEqual(fp.modes, ['counts']);
+      assert.deepEqual(fp.urls, [LIVE_URL]);
     });
   });
 
@@ -768,10 +873,13 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         location: `rds:${CLUSTER_SNAPSHOT_ARN}`,
         bytes: 25 * 2 ** 30,
         sha256: '',
-        tables: FINGERPRINT.tables,
+        tables: [{ table: 'public.items', rows: 3, checksum: '' }],
         migrationVersion: '002_add_price',
         serverVersion: '16.4',
+        claims: 'counts',
+        countTolerance: 0.01,
       });
+      assert.deepEqual(fp.modes, ['counts'], "RDS's default fingerprint: counts, no checksum of the live database");
       assert.deepEqual(manifests.saved.get(SNAPSHOT), manifest);
       assert.deepEqual(
         progress.flatMap((p) => (p.phase === 'creating' ? [(p as { percent?: number }).percent] : [])),
