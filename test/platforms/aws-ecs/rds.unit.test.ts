@@ -10,6 +10,7 @@ import {
   DBSnapshotAlreadyExistsFault,
   DeleteDBClusterCommand,
   DeleteDBInstanceCommand,
+  DeleteDBSnapshotCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
@@ -397,6 +398,100 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       await createRdsSnapshotStore(harness().ctx, memoryManifests(), fp).fingerprint('shop');
       assert.deepEqual(fp.modes, ['counts']);
       assert.deepEqual(fp.urls, [LIVE_URL]);
+    });
+  });
+
+  describe('snapshot retention (aws.rds.retention, issue 13 item 6)', () => {
+    const DAY = 86_400_000;
+    const NOW = 1_700_000_000_000;
+    const tagged = (id: string, extra: Record<string, string> = {}) =>
+      Object.entries({
+        [TAG.service]: 'shop',
+        [TAG.environment]: 'prod',
+        [TAG.workflow]: `deploy-${id}`,
+        [TAG.kind]: 'pre-migrate',
+        ...extra,
+      }).map(([Key, Value]) => ({ Key, Value }));
+    const old = (id: string, ageDays: number, tags = tagged(id), status = 'available') => ({
+      DBSnapshotIdentifier: id,
+      DBInstanceIdentifier: 'shop-prod',
+      DBSnapshotArn: `arn:aws:rds:us-east-1:123456789012:snapshot:${id}`,
+      Status: status,
+      SnapshotCreateTime: new Date(NOW - ageDays * DAY),
+      TagList: tags,
+    });
+
+    function takeWithRetention(retention: AwsRdsSpec['retention'], manual: ReturnType<typeof old>[]) {
+      rdsMock.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot('creating') });
+      rdsMock.on(DescribeDBSnapshotsCommand, { DBSnapshotIdentifier: SNAPSHOT }).resolves({
+        DBSnapshots: [snapshot('available')],
+      });
+      rdsMock
+        .on(DescribeDBSnapshotsCommand, { SnapshotType: 'manual' })
+        .resolvesOnce({ DBSnapshots: manual.slice(0, 3), Marker: 'page-2' })
+        .resolves({ DBSnapshots: manual.slice(3) });
+      rdsMock.on(DescribeDBInstancesCommand).resolves({
+        DBInstances: [
+          instance('shop-prod', 'available'),
+          instance('shop-drill-99', 'creating', { [RDS_TAG.snapshot]: 'shop-prod-pre-migrate-00000003' }),
+        ],
+      });
+      rdsMock.on(DeleteDBSnapshotCommand).resolves({});
+      const h = harness(specWith({ retention }));
+      return { h, store: createRdsSnapshotStore(h.ctx, memoryManifests(), fakeFingerprint()) };
+    }
+
+    const deleted = () =>
+      rdsMock.commandCalls(DeleteDBSnapshotCommand).map((c) => c.args[0].input.DBSnapshotIdentifier);
+
+    it("deletes the oldest of the service's snapshots beyond keep, and nothing else", async () => {
+      const manual = [
+        old(SNAPSHOT, 0, ourTags),
+        old('shop-prod-pre-migrate-00000001', 40),
+        old('shop-prod-pre-migrate-00000002', 30),
+        old('shop-prod-pre-migrate-00000003', 20), // a drill is restoring it
+        old('shop-prod-drill-00000004', 10, tagged('d4', { [TAG.kind]: 'drill' })),
+        old('shop-prod-pre-restore-00000005', 50, tagged('r5', { [TAG.kind]: 'pre-restore' })), // a restore's safety copy
+        old('shop-staging-pre-migrate-00000006', 60, tagged('s6', { [TAG.environment]: 'staging' })),
+        old('other-prod-pre-migrate-00000007', 60, tagged('o7', { [TAG.service]: 'other' })),
+        old('hand-made', 90, []),
+        old('shop-prod-pre-migrate-00000008', 45, tagged('running-deploy')),
+      ];
+      const { h, store } = takeWithRetention({ keep: 2 }, manual);
+      h.running.add('deploy-running-deploy');
+      await store.take(takeReq);
+      assert.deepEqual(deleted(), ['shop-prod-pre-migrate-00000001', 'shop-prod-pre-migrate-00000002']);
+    });
+
+    it('with maxAge keeps whatever is younger, with keep and maxAge both must be exceeded', async () => {
+      const manual = [
+        old(SNAPSHOT, 0, ourTags),
+        old('shop-prod-pre-migrate-00000001', 40),
+        old('shop-prod-pre-migrate-00000002', 30),
+        old('shop-prod-pre-migrate-00000009', 5),
+      ];
+      const { store } = takeWithRetention({ keep: 1, maxAgeMs: 35 * DAY }, manual);
+      await store.take(takeReq);
+      assert.deepEqual(deleted(), ['shop-prod-pre-migrate-00000001']);
+    });
+
+    it('deletes nothing without aws.rds.retention, and a refused deletion does not fail the snapshot', async () => {
+      const manual = [old(SNAPSHOT, 0, ourTags), old('shop-prod-pre-migrate-00000001', 400)];
+      const { store } = takeWithRetention(undefined, manual);
+      await store.take(takeReq);
+      assert.deepEqual(deleted(), []);
+
+      rdsMock.reset();
+      const again = takeWithRetention({ keep: 1 }, manual);
+      rdsMock.on(DeleteDBSnapshotCommand).rejects(
+        Object.assign(new Error('not authorized to perform: rds:DeleteDBSnapshot'), {
+          name: 'AccessDenied',
+          $metadata: { httpStatusCode: 403 },
+        }),
+      );
+      const manifest = await again.store.take(takeReq);
+      assert.equal(manifest.snapshotId, SNAPSHOT);
+      assert.deepEqual(deleted(), ['shop-prod-pre-migrate-00000001']);
     });
   });
 
