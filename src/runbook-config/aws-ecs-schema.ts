@@ -92,13 +92,19 @@ const awsRdsSchema = z
         deletionProtection: z.boolean().optional(),
         iamAuth: z.boolean().optional(),
         monitoringInterval: z
-          .union([z.literal(0), z.literal(1), z.literal(5), z.literal(10), z.literal(15), z.literal(30), z.literal(60)], {
-            error: 'must be one of 0, 1, 5, 10, 15, 30, 60 (seconds of Enhanced Monitoring; 0 turns it off)',
-          })
+          .union(
+            [z.literal(0), z.literal(1), z.literal(5), z.literal(10), z.literal(15), z.literal(30), z.literal(60)],
+            {
+              error: 'must be one of 0, 1, 5, 10, 15, 30, 60 (seconds of Enhanced Monitoring; 0 turns it off)',
+            },
+          )
           .optional(),
         monitoringRoleArn: z
           .string()
-          .regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/\S+$/, 'must be an IAM role ARN like arn:aws:iam::123456789012:role/rds-monitoring')
+          .regex(
+            /^arn:aws[a-z-]*:iam::\d{12}:role\/\S+$/,
+            'must be an IAM role ARN like arn:aws:iam::123456789012:role/rds-monitoring',
+          )
           .optional(),
         kmsKeyId: z.string().min(1).optional(),
       })

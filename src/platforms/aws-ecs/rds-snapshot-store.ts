@@ -34,6 +34,7 @@ import {
   type LiveFigures,
 } from './rds-manifest';
 import { pruneSnapshots } from './rds-retention';
+import { restoreSettings, type RestoreSettings } from './rds-restore-settings';
 
 /** The kinds of instance this platform creates (TAG.kind): a drill's scratch copy, a rollback's restored copy. */
 const OWN_INSTANCE_KINDS = new Set(['drill', 'restore']);
@@ -146,12 +147,14 @@ export function createRdsSnapshotStore(
     cluster: RdsDb,
     snapshotId: string,
     drill: AwsRdsSpec['drill'],
+    settingsOf: () => Promise<RestoreSettings | undefined>,
     progress?: (p: { phase: string }) => void,
   ): Promise<RestoreProgress> {
     const id = writerOf(cluster.id);
     const existing = await calls.instances.describe(id);
     if (existing) return adopt(existing, 'instance', snapshotId, progress);
     const tags = Object.fromEntries(Object.entries(cluster.tags).filter(([key]) => key.startsWith('runbook:')));
+    const settings = await settingsOf();
     try {
       await awsCall(
         'rds:CreateDBInstance',
@@ -163,7 +166,8 @@ export function createRdsSnapshotStore(
                 DBInstanceIdentifier: id,
                 DBClusterIdentifier: cluster.id,
                 Engine: cluster.engine ?? 'aurora-postgresql',
-                DBInstanceClass: drill.instanceClass,
+                DBInstanceClass: settings?.instanceClass ?? drill.instanceClass,
+                ...(settings?.parameterGroup ? { DBParameterGroupName: settings.parameterGroup } : {}),
                 PubliclyAccessible: false,
                 Tags: tagList(tags),
               }),
@@ -277,7 +281,11 @@ export function createRdsSnapshotStore(
       // Deploys and drills add a manual snapshot each: prune the service's old ones (never a pre-restore snapshot,
       // nor one a running workflow took or a restore was made from: see rds-retention.ts).
       if (rdsOf(spec).retention && manifest.claims !== undefined && !req.snapshotId.includes('-pre-restore-')) {
-        await pruneSnapshots(ctx, calls, { service: req.service, environment: req.environment, keepId: req.snapshotId });
+        await pruneSnapshots(ctx, calls, {
+          service: req.service,
+          environment: req.environment,
+          keepId: req.snapshotId,
+        });
       }
       return manifest;
     },
@@ -313,6 +321,10 @@ export function createRdsSnapshotStore(
         );
       }
 
+      const drill = target.includes('_drill');
+      // A database restore becomes production: it is built like the service's own instance (or cluster).
+      let read: Promise<RestoreSettings | undefined> | undefined;
+      const settingsOf = () => (read ??= drill ? Promise.resolve(undefined) : restoreSettings(ctx, calls, rds));
       let restored: RdsDb | undefined = await kind.describe(id);
       let started: RestoreProgress;
       if (restored) {
@@ -325,16 +337,18 @@ export function createRdsSnapshotStore(
             `there is no manifest of snapshot ${snapshotId}: it was not taken by runbook`,
           );
         }
+
         const tags = tagList({
           [TAG.service]: manifest.service,
           [TAG.environment]: manifest.environment,
           [RDS_TAG.snapshot]: snapshotId,
           [RDS_TAG.sourceInstance]: rdsLiveId(rds),
-          [TAG.kind]: target.includes('_drill') ? 'drill' : 'restore',
+          [TAG.kind]: drill ? 'drill' : 'restore',
           [TAG.workflow]: ctx.activity()?.workflowId,
         });
         try {
-          restored = await kind.restore({ id, snapshotId, drill: rds.drill, tags });
+          const settings = await settingsOf();
+          restored = await kind.restore({ id, snapshotId, drill: rds.drill, ...(settings ? { settings } : {}), tags });
           progress?.({ phase: 'creating' });
           started = { ready: false, detail: 'creating' };
         } catch (err) {
@@ -345,7 +359,7 @@ export function createRdsSnapshotStore(
         }
       }
       if (kind.noun === 'instance') return started;
-      const writer = await ensureWriter(restored, snapshotId, rds.drill, progress);
+      const writer = await ensureWriter(restored, snapshotId, rds.drill, settingsOf, progress);
       return { ready: started.ready && writer.ready, detail: `${started.detail}, writer ${writer.detail}` };
     },
 

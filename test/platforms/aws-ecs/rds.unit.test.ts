@@ -16,6 +16,8 @@ import {
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   InvalidDBClusterStateFault,
+  ModifyDBClusterCommand,
+  ModifyDBInstanceCommand,
   ListTagsForResourceCommand,
   RestoreDBClusterFromSnapshotCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
@@ -374,7 +376,10 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint([], tables));
       const far = await store(copyOf(1100)).compare('shop_drill_1a2b3c4d', counts(1000));
       assert.equal(far.ok, false);
-      assert.match(far.differences[0] ?? '', /public\.items: 1100 rows, the live database had 1000 .*more than 10 apart/);
+      assert.match(
+        far.differences[0] ?? '',
+        /public\.items: 1100 rows, the live database had 1000 .*more than 10 apart/,
+      );
       assert.equal(manifests.saved.size, 0, 'a copy that does not match is never the verified manifest');
 
       const gone = await store([]).compare('shop_drill_1a2b3c4d', counts(5));
@@ -716,14 +721,16 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
           {
             serviceName: 'shop-blue',
             desiredCount: 2,
+            runningCount: 2,
             taskDefinition: 'arn:td/shop:7',
-            deployments: [{ status: 'PRIMARY', createdAt: primaryCreatedAt }],
+            deployments: [{ status: 'PRIMARY', createdAt: primaryCreatedAt, rolloutState: 'COMPLETED' }],
           },
           { serviceName: 'shop-green', desiredCount: 0, taskDefinition: 'arn:td/shop:6', deployments: [] },
         ],
       });
       ecsMock.on(UpdateServiceCommand).resolves({});
       ssmMock.on(PutParameterCommand).resolves({ Version: 2 });
+      rdsMock.on(ModifyDBInstanceCommand).resolves({});
     }
 
     it('points the SSM parameter at the restored instance and redeploys the services with tasks', async () => {
@@ -833,6 +840,140 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         'green already has the address',
       );
       assert.equal(ssmMock.commandCalls(PutParameterCommand).length, 0);
+    });
+
+    it('restores a database restore with the live instance settings (aws.rds.restore overrides) and promotes it after the swap (issue 13 item 3)', async () => {
+      const source = instance(
+        'shop-prod',
+        'available',
+        {},
+        {
+          DBInstanceClass: 'db.r6g.xlarge',
+          DBSubnetGroup: { DBSubnetGroupName: 'prod-subnets' },
+          VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-0prod' }],
+          DBParameterGroups: [{ DBParameterGroupName: 'shop-pg16' }],
+          OptionGroupMemberships: [{ OptionGroupName: 'shop-og' }],
+          MultiAZ: true,
+          StorageType: 'gp3',
+          IAMDatabaseAuthenticationEnabled: true,
+          DeletionProtection: true,
+          MonitoringInterval: 30,
+          MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
+          BackupRetentionPeriod: 14,
+          PubliclyAccessible: false,
+        },
+      );
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-prod' }).resolves({ DBInstances: [source] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: restored })
+        .rejectsOnce(notFound(restored))
+        .resolves({ DBInstances: [instance(restored, 'available', { [RDS_TAG.snapshot]: SNAPSHOT })] });
+      rdsMock.on(RestoreDBInstanceFromDBSnapshotCommand).resolves({});
+      const manifests = memoryManifests();
+      await manifests.put({
+        ...takeReq,
+        createdAtMs: 1,
+        location: '',
+        bytes: 0,
+        sha256: '',
+        tables: [],
+        migrationVersion: null,
+        serverVersion: '16',
+      });
+      const { ctx } = harness(specWith({ restore: { instanceClass: 'db.r6g.2xlarge' } }));
+      await createRdsSnapshotStore(ctx, manifests, fakeFingerprint()).restore(SNAPSHOT, 'shop_restore-9f8e7d6c', {
+        jobs: 1,
+      });
+      const input = rdsMock.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)[0]?.args[0].input;
+      assert.deepEqual(
+        { ...input, Tags: undefined },
+        {
+          DBInstanceIdentifier: restored,
+          DBSnapshotIdentifier: SNAPSHOT,
+          DBInstanceClass: 'db.r6g.2xlarge',
+          DBSubnetGroupName: 'prod-subnets',
+          VpcSecurityGroupIds: ['sg-0prod'],
+          DBParameterGroupName: 'shop-pg16',
+          OptionGroupName: 'shop-og',
+          MultiAZ: true,
+          StorageType: 'gp3',
+          EnableIAMDatabaseAuthentication: true,
+          DeletionProtection: false,
+          PubliclyAccessible: false,
+          Tags: undefined,
+        },
+        "production's settings, not the drill's; deletion protection only once it is live",
+      );
+
+      ecsMock.on(DescribeServicesCommand).resolves({
+        services: [
+          {
+            serviceName: 'shop-blue',
+            desiredCount: 2,
+            runningCount: 2,
+            deployments: [{ status: 'PRIMARY', createdAt: new Date(0), rolloutState: 'COMPLETED' }],
+          },
+          { serviceName: 'shop-green', desiredCount: 0, deployments: [] },
+        ],
+      });
+      ecsMock.on(UpdateServiceCommand).resolves({});
+      ssmMock.on(GetParameterCommand).resolves({ Parameter: { Value: 'old-host' } });
+      ssmMock.on(PutParameterCommand).resolves({});
+      rdsMock.on(AddTagsToResourceCommand).resolves({});
+      rdsMock.on(ModifyDBInstanceCommand).resolves({});
+      await createRdsSwap(ctx)('shop', 'shop_restore-9f8e7d6c', 'shop_replaced-1');
+      assert.deepEqual(rdsMock.commandCalls(ModifyDBInstanceCommand)[0]?.args[0].input, {
+        DBInstanceIdentifier: restored,
+        ApplyImmediately: true,
+        DeletionProtection: true,
+        BackupRetentionPeriod: 14,
+        MonitoringInterval: 30,
+        MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
+      });
+      assert.deepEqual(rdsMock.commandCalls(AddTagsToResourceCommand).at(-1)?.args[0].input.Tags, [
+        { Key: TAG.kind, Value: 'live' },
+      ]);
+    });
+
+    it('waits for the redeployed services to be stable before the swap ends; retryable before the attempt times out', async () => {
+      awsWithServices(new Date('2024-05-01T09:00:00Z'));
+      ssmMock.on(GetParameterCommand).resolves({ Parameter: { Value: 'old-host' } });
+      const rolling = {
+        serviceName: 'shop-blue',
+        desiredCount: 2,
+        runningCount: 3,
+        deployments: [
+          { status: 'PRIMARY', rolloutState: 'IN_PROGRESS' as const },
+          { status: 'ACTIVE', rolloutState: 'COMPLETED' as const },
+        ],
+      };
+      const green = { serviceName: 'shop-green', desiredCount: 0, deployments: [] };
+      const stable = {
+        ...rolling,
+        runningCount: 2,
+        deployments: [{ status: 'PRIMARY', rolloutState: 'COMPLETED' as const }],
+      };
+      ecsMock
+        .on(DescribeServicesCommand)
+        .resolvesOnce({ services: [{ ...stable, taskDefinition: 'arn:td/shop:7' }, green] })
+        .resolvesOnce({ services: [rolling] })
+        .resolvesOnce({ services: [rolling] })
+        .resolves({ services: [stable] });
+      const { ctx, sleeps } = harness();
+      assert.equal(await createRdsSwap(ctx)('shop', 'shop_restore-9f8e7d6c', 'r'), 'swapped');
+      assert.deepEqual(sleeps, [5_000, 5_000], 'polled until the old tasks were gone');
+
+      ecsMock.reset();
+      ecsMock.on(UpdateServiceCommand).resolves({});
+      ecsMock
+        .on(DescribeServicesCommand)
+        .resolvesOnce({ services: [{ ...stable, taskDefinition: 'arn:td/shop:7' }, green] })
+        .resolves({ services: [rolling] });
+      const late = harness(specWith(), {});
+      late.ctx.activity = () => ({ attemptDeadlineMs: late.ctx.now() + 6_000, log: () => {} });
+      const err = await rejection(createRdsSwap(late.ctx)('shop', 'shop_restore-9f8e7d6c', 'r'));
+      assert.ok(!(err instanceof PlatformError), `retryable: the retried swap waits again (${err.message})`);
+      assert.match(err.message, /not stable yet: shop-blue \(2 deployments, 3\/2 running\)/);
     });
 
     it('needs an endpoint holder (NoEndpointHolder)', async () => {
@@ -1218,9 +1359,16 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         .resolvesOnce({ DBInstances: [instance(writerOf(restored), 'configuring-enhanced-monitoring')] })
         .resolves({ DBInstances: [instance(writerOf(restored), 'available')] });
       rdsMock.on(AddTagsToResourceCommand).resolves({});
+      rdsMock.on(ModifyDBClusterCommand).resolves({});
+      rdsMock.on(ModifyDBInstanceCommand).resolves({});
       ecsMock.on(DescribeServicesCommand).resolves({
         services: [
-          { serviceName: 'shop-blue', desiredCount: 2, deployments: [{ status: 'PRIMARY', createdAt: new Date(0) }] },
+          {
+            serviceName: 'shop-blue',
+            desiredCount: 2,
+            runningCount: 2,
+            deployments: [{ status: 'PRIMARY', createdAt: new Date(0), rolloutState: 'COMPLETED' }],
+          },
           { serviceName: 'shop-green', desiredCount: 0, deployments: [] },
         ],
       });
@@ -1238,10 +1386,20 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         ssmMock.commandCalls(PutParameterCommand).map((c) => c.args[0].input),
         [{ Name: '/shop/prod/db-host', Value: `${restored}.cluster-abc.us-east-1.rds.amazonaws.com`, Overwrite: true }],
       );
-      assert.deepEqual(rdsMock.commandCalls(AddTagsToResourceCommand).at(-1)?.args[0].input, {
+      const tagged = rdsMock.commandCalls(AddTagsToResourceCommand).map((c) => c.args[0].input);
+      assert.deepEqual(tagged[0], {
         ResourceName: 'arn:aws:rds:us-east-1:123456789012:cluster:shop-aurora',
         Tags: [{ Key: RDS_TAG.replacedBy, Value: restored }],
       });
+      assert.deepEqual(
+        tagged.slice(1).map((t) => [t.ResourceName?.split(':').slice(-2).join(':'), t.Tags]),
+        [
+          [`db:${writerOf(restored)}`, [{ Key: TAG.kind, Value: 'live' }]],
+          [`cluster:${restored}`, [{ Key: TAG.kind, Value: 'live' }]],
+        ],
+        'after the swap the restored cluster and its writer are the live database (not deletable as a restore)',
+      );
+      assert.equal(rdsMock.commandCalls(ModifyDBClusterCommand).length, 1);
       assert.equal(rdsMock.commandCalls(DeleteDBClusterCommand).length, 0, 'the replaced cluster is kept');
     });
 
