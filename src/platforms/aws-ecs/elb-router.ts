@@ -15,7 +15,10 @@ import {
   otherColour,
   productionListenerArn,
   readTraffic,
+  saveStickiness,
+  savedStickiness,
   saveWeightsTag,
+  STICKINESS_TAG,
   targetGroupLoadBalancerArns,
   weightsFromReleases,
   WEIGHTS_TAG,
@@ -254,6 +257,10 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       if (on) {
         if (traffic.maintenance) return;
         await saveWeightsTag(ctx, traffic.arn, traffic.weights ?? { blue: 0, green: 0 });
+        // The fixed response has no stickiness: keep it to restore with the weights (since 0: at once).
+        const sticky = traffic.stickiness;
+        if (sticky?.Enabled)
+          await saveStickiness(ctx, traffic.arn, { durationS: sticky.DurationSeconds ?? 3600, sinceMs: 0 });
         await writeTerminal(ctx, traffic, maintenanceAction());
         return;
       }
@@ -266,9 +273,20 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
             'there is nothing to forward to; set the forward action by hand',
         );
       }
-      await writeTerminal(ctx, traffic, forwardAction(ctx, weights));
+      const saved = await savedStickiness(ctx, traffic.arn);
+      const due = saved && ctx.now() >= saved.sinceMs + saved.durationS * 1000;
+      await writeTerminal(
+        ctx,
+        traffic,
+        forwardAction(ctx, weights, due ? { Enabled: true, DurationSeconds: saved.durationS } : undefined),
+      );
       await awsCall('elasticloadbalancing:RemoveTags', traffic.arn, () =>
-        ctx.clients.elb.send(new RemoveTagsCommand({ ResourceArns: [traffic.arn], TagKeys: [WEIGHTS_TAG] })),
+        ctx.clients.elb.send(
+          new RemoveTagsCommand({
+            ResourceArns: [traffic.arn],
+            TagKeys: due ? [WEIGHTS_TAG, STICKINESS_TAG] : [WEIGHTS_TAG],
+          }),
+        ),
       );
     },
   };
