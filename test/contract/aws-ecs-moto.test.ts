@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient } from '@aws-sdk/client-ecs';
+import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient, type Service } from '@aws-sdk/client-ecs';
 import { DescribeListenersCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import {
   DescribeDBInstancesCommand,
@@ -14,6 +14,7 @@ import {
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import pg from 'pg';
 import { stringify } from 'yaml';
+import { awsClients } from '../../src/platforms/aws-ecs/context';
 import { siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort, portOpen } from '../../src/system/processes';
@@ -38,6 +39,33 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * The unit tests with aws-sdk-client-mock (test/platforms/aws-ecs) cover rollouts in progress, the circuit
  * breaker, throttling, AccessDenied, snapshots being created and restores in progress.
  */
+/**
+ * moto keeps a service's one deployment as it was created (its task definition, no rollout state) when the service
+ * is updated, and it runs no tasks, so a rollout would never be seen to complete. The seam, in the test only: on the
+ * worker's ECS client (the platform's cached clients for moto's endpoint), a DescribeServices answer whose service
+ * has a single deployment is completed as ECS reports a finished rollout: that deployment runs the service's task
+ * definition, COMPLETED, at the service's counts. Production code checks ECS's own fields only.
+ */
+function motoDeploymentSeam(ecs: ECSClient): void {
+  ecs.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      if (context.commandName !== 'DescribeServicesCommand') return result;
+      const output = result.output as { services?: Service[] };
+      for (const s of output.services ?? []) {
+        const only = s.deployments?.length === 1 ? s.deployments[0] : undefined;
+        if (!only) continue;
+        only.taskDefinition = s.taskDefinition;
+        only.rolloutState ??= 'COMPLETED';
+        only.desiredCount = s.desiredCount;
+        only.runningCount = s.runningCount;
+      }
+      return result;
+    },
+    { step: 'initialize', name: 'motoDeploymentSeam' },
+  );
+}
+
 describe('aws-ecs platform against moto, through the runbook CLI', function () {
   this.timeout(240_000);
   const region = motoCredentials.AWS_REGION;
@@ -95,6 +123,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       process.env[k] = v;
     }
     shop = await createMotoShop(moto.endpoint, region);
+    motoDeploymentSeam(awsClients(region, moto.endpoint).ecs);
     const config = { region, endpoint: moto.endpoint };
     clients = {
       ecs: new ECSClient(config),

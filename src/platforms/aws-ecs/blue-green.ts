@@ -452,15 +452,20 @@ export function clearAwsCaches(): void {
   targetGroupLoadBalancers.clear();
 }
 
+/** A listener's address as this worker reaches it, and the scheme its Protocol takes. */
+export interface ListenerAddress {
+  host: string;
+  port: number;
+  scheme: 'http' | 'https';
+}
+
 /**
- * Where this worker reaches a listener: its load balancer's DNS name and its port, through ctx.resolveAddress. Asked
- * of AWS once per worker (see listenerEndpoints).
+ * Where this worker reaches a listener: its load balancer's DNS name and its port, through ctx.resolveAddress, and
+ * its scheme from the listener's Protocol (HTTPS or HTTP; aws.scheme only when AWS does not say), so that a
+ * production HTTPS:443 listener and an HTTP test listener are each checked with their own. Asked of AWS once per
+ * worker (see listenerEndpoints).
  */
-export async function listenerAddress(
-  ctx: AwsContext,
-  arn: string,
-  known?: Listener,
-): Promise<{ host: string; port: number }> {
+export async function listenerAddress(ctx: AwsContext, arn: string, known?: Listener): Promise<ListenerAddress> {
   const key = cacheKey(ctx, arn);
   let endpoint = listenerEndpoints.get(key);
   if (!endpoint) {
@@ -476,7 +481,8 @@ export async function listenerAddress(
     endpoint = { dns, port: listener.Port, ...(listener.Protocol ? { protocol: listener.Protocol } : {}) };
     listenerEndpoints.set(key, endpoint);
   }
-  return ctx.resolveAddress(endpoint.dns, endpoint.port);
+  const scheme = endpoint.protocol === 'HTTPS' ? 'https' : endpoint.protocol === 'HTTP' ? 'http' : ctx.spec.scheme;
+  return { ...ctx.resolveAddress(endpoint.dns, endpoint.port), scheme };
 }
 
 /**
@@ -512,7 +518,7 @@ export function productionListenerArn(ctx: AwsContext): string {
  * production listener, one without through the test listener.
  */
 export function addressBook(ctx: AwsContext, weights: Weights) {
-  const cache = new Map<string, Promise<{ host: string; port: number }>>();
+  const cache = new Map<string, Promise<ListenerAddress>>();
   return (colour: Colour) => {
     const arn = weights[colour] > 0 ? productionListenerArn(ctx) : ctx.spec.testListener;
     let address = cache.get(arn);
