@@ -47,14 +47,21 @@ export const LIVE_KIND = 'live';
 const defined = <T extends object>(o: T): T =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
+/**
+ * A parameter or option group the restore names only when it is not one of RDS's defaults (`default.postgres16`,
+ * `default:postgres-16`): RDS gives a restore its engine's defaults anyway, and a default option group's name
+ * changes with the engine's minor version.
+ */
+const custom = (name: string | undefined) => (name && !/^default[.:]/.test(name) ? name : undefined);
+
 function fromInstance(i: DBInstance): RestoreSettings {
   const provisionedIops = i.StorageType === 'io1' || i.StorageType === 'io2';
   return defined({
     instanceClass: i.DBInstanceClass,
     subnetGroup: i.DBSubnetGroup?.DBSubnetGroupName,
     securityGroups: i.VpcSecurityGroups?.flatMap((g) => (g.VpcSecurityGroupId ? [g.VpcSecurityGroupId] : [])),
-    parameterGroup: i.DBParameterGroups?.[0]?.DBParameterGroupName,
-    optionGroup: i.OptionGroupMemberships?.[0]?.OptionGroupName,
+    parameterGroup: custom(i.DBParameterGroups?.[0]?.DBParameterGroupName),
+    optionGroup: custom(i.OptionGroupMemberships?.[0]?.OptionGroupName),
     multiAz: i.MultiAZ,
     storageType: i.StorageType,
     iops: provisionedIops ? i.Iops : undefined,
@@ -72,8 +79,8 @@ function fromInstance(i: DBInstance): RestoreSettings {
 function fromCluster(c: DBCluster, writer: DBInstance | undefined): RestoreSettings {
   return defined({
     instanceClass: writer?.DBInstanceClass,
-    parameterGroup: writer?.DBParameterGroups?.[0]?.DBParameterGroupName,
-    clusterParameterGroup: c.DBClusterParameterGroup,
+    parameterGroup: custom(writer?.DBParameterGroups?.[0]?.DBParameterGroupName),
+    clusterParameterGroup: custom(c.DBClusterParameterGroup),
     subnetGroup: c.DBSubnetGroup,
     securityGroups: c.VpcSecurityGroups?.flatMap((g) => (g.VpcSecurityGroupId ? [g.VpcSecurityGroupId] : [])),
     iamAuth: c.IAMDatabaseAuthenticationEnabled,

@@ -7,6 +7,7 @@ import {
   DescribeLoadBalancersCommand,
   DescribeRulesCommand,
   DescribeTagsCommand,
+  DescribeTargetGroupAttributesCommand,
   DescribeTargetGroupsCommand,
   ModifyListenerCommand,
   ModifyRuleCommand,
@@ -272,17 +273,24 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     assert.equal(modifiedRules().length, 1, 'adopted: both target groups are there');
   });
 
-  it('removeMember moves the colour to 0, waits drainMs, and is idempotent', async () => {
+  it('removeMember moves the colour to 0, waits what of drainMs the deregistration delay does not cover, and is idempotent', async () => {
     fakeAlb([forward(0, 100)]);
+    elb.on(DescribeTargetGroupAttributesCommand).resolves({
+      Attributes: [{ Key: 'deregistration_delay.timeout_seconds', Value: '20' }],
+    });
     const f = fakeContext();
     const router = createElbRouter(f.ctx);
     await router.removeMember(route, NEW, 30_000);
     assert.deepEqual(modifiedRules(), [{ RuleArn: RULE, Actions: [forward(100, 0)] }]);
-    assert.deepEqual(f.sleeps, [30_000]);
+    assert.deepEqual(f.sleeps, [10_000], 'the 20 s deregistration delay drains the rest when the colour scales to 0');
     await router.removeMember(route, NEW, 30_000);
     assert.equal(modifiedRules().length, 1);
     await router.removeMember(route, 'shop-3-0-0-cccc', 30_000);
-    assert.deepEqual(f.sleeps, [30_000, 30_000], 'an unknown release has nothing to drain');
+    assert.deepEqual(f.sleeps, [10_000, 10_000], 'an unknown release has nothing to drain');
+
+    elb.on(DescribeTargetGroupAttributesCommand).resolves({ Attributes: [] });
+    await router.removeMember(route, NEW, 30_000);
+    assert.deepEqual(f.sleeps, [10_000, 10_000], "ELB's default delay (300 s) covers a 30 s drain");
   });
 
   it('windowFigures turns CloudWatch GetMetricData results into the window figures', async () => {
