@@ -36,8 +36,19 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  *   lives; a restored instance (drill, rollback) is mapped to that same database, so the drill's integrity checks
  *   (pg_amcheck, manifest, schema) run for real on it, but no data is copied by moto. Snapshots are `available`
  *   at once. CloudWatch holds no load balancer metrics, so every analysis window is inconclusive.
- * The unit tests with aws-sdk-client-mock (test/platforms/aws-ecs) cover rollouts in progress, the circuit
- * breaker, throttling, AccessDenied, snapshots being created and restores in progress.
+ * - moto keeps a service's deployment as created when the service is updated: motoDeploymentSeam (below, in this
+ *   test only) completes it as ECS reports a finished rollout; the production check reads ECS's own fields
+ *   (ecs-releases.unit.test.ts: "does not take the old revision's deployment for the rollout of the new one").
+ * Not shown here yet, and where the mock tests cover it (test/platforms/aws-ecs):
+ * - the listenerRule path (ModifyRule), Aurora clusters, the secret and taskEnv holders: rds.unit.test.ts and
+ *   elb-router.unit.test.ts; two colours as two processes and a restore whose copy differs from the live database:
+ *   rds.unit.test.ts ("a copy whose rows moved within the tolerance ...", "fails a counts manifest beyond the
+ *   tolerance ...") and rds-on-postgres.test.ts (a real copy that differs from its verified manifest);
+ * - snapshot retention: rds.unit.test.ts ("deletes the oldest of the service's snapshots beyond keep ...");
+ * - stickiness, deregistration delay, listener protocols: elb-router.unit.test.ts and ecs-releases.unit.test.ts;
+ * - redeployments in progress during the swap, promotion of a restored copy: rds.unit.test.ts.
+ * The unit tests with aws-sdk-client-mock also cover rollouts in progress, the circuit breaker, throttling,
+ * AccessDenied, snapshots being created and restores in progress.
  */
 /**
  * moto keeps a service's one deployment as it was created (its task definition, no rollout state) when the service
