@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import {
   AddTagsToResourceCommand,
+  DescribeAccountAttributesCommand,
   CreateDBClusterSnapshotCommand,
   CreateDBInstanceCommand,
   CreateDBSnapshotCommand,
@@ -1427,6 +1428,19 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         { check: 'rds cluster', ok: true, detail: 'shop-aurora: available (aurora-postgresql 16.4)' },
       );
       assert.equal(rdsMock.commandCalls(DescribeDBInstancesCommand).length, 0);
+
+      // Near the manual cluster snapshot quota, doctor fails the check and names retention (issue 13 item 6).
+      rdsMock.on(DescribeAccountAttributesCommand).resolves({
+        AccountQuotas: [
+          { AccountQuotaName: 'ManualSnapshots', Used: 3, Max: 100 },
+          { AccountQuotaName: 'ManualClusterSnapshots', Used: 93, Max: 100 },
+        ],
+      });
+      const near = (await awsDoctorChecks(clusterSpec(), { service: 'shop', environment: 'prod' }, {})).find(
+        (c) => c.check === 'rds snapshot quota',
+      );
+      assert.equal(near?.ok, false);
+      assert.match(near?.detail ?? '', /93 of 100 manual cluster snapshots used .*aws\.rds\.retention/);
     });
   });
 });
