@@ -3,7 +3,15 @@ import { Context } from '@temporalio/activity';
 
 /** The current activity's workflow id, first scheduling time and log; undefined outside an activity. */
 export function currentActivityScope():
-  { workflowId?: string; scheduledTimestampMs?: number; log(message: string): void } | undefined {
+  | {
+      workflowId?: string;
+      scheduledTimestampMs?: number;
+      attemptDeadlineMs?: number;
+      log(message: string): void;
+      heartbeat(details?: unknown): void;
+      heartbeatDetails(): unknown;
+    }
+  | undefined {
   let ctx: Context;
   try {
     ctx = Context.current();
@@ -13,6 +21,11 @@ export function currentActivityScope():
   return {
     workflowId: ctx.info.workflowExecution?.workflowId,
     scheduledTimestampMs: ctx.info.scheduledTimestampMs,
+    ...(ctx.info.startToCloseTimeoutMs
+      ? { attemptDeadlineMs: ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs }
+      : {}),
     log: (message) => ctx.log.info(message),
+    heartbeat: (details) => ctx.heartbeat(details),
+    heartbeatDetails: () => ctx.info.heartbeatDetails,
   };
 }

@@ -184,8 +184,10 @@ export interface TableFingerprint {
   /** schema-qualified, e.g. public.items */
   table: string;
   rows: number;
-  /** md5 over the table's rows in a stable order; equal checksums mean equal contents. */
+  /** md5 over the table's rows in a stable order; equal checksums mean equal contents. '' when not read. */
   checksum: string;
+  /** `rows` is the planner's estimate (pg_class.reltuples), not a count: a table too large to count (aws-ecs). */
+  estimated?: boolean;
 }
 
 /** What a snapshot contains, recorded when it is taken and checked when it is restored. */
@@ -206,6 +208,17 @@ export interface SnapshotManifest {
   serverVersion: string;
   /** single-host: the worker's HMAC over the rest of the manifest; a snapshot without a valid one is never restored. */
   signature?: ManifestSignature;
+  /**
+   * What the tables' figures can be held to. Absent or 'exact': rows and checksums are those of the snapshot
+   * (single-host: read in the dump's transaction; aws-ecs: read on the snapshot's first restored copy, see
+   * `verifiedOn`). 'counts': row counts read from the live database shortly before the snapshot, so a restore may
+   * differ by `countTolerance`; no checksums. 'schema': the tables and the migration version only.
+   */
+  claims?: 'exact' | 'counts' | 'schema';
+  /** With claims 'counts': the relative difference of a table's row count that is accepted (e.g. 0.01). */
+  countTolerance?: number;
+  /** The restored copy (an RDS instance or cluster) the exact figures were read on, when not at the snapshot. */
+  verifiedOn?: string;
 }
 
 /** Who vouches for a manifest: an HMAC with a key only the worker holds (single-host). */

@@ -3,10 +3,10 @@
  * turned into an AwsEcsSpec.
  */
 import { z } from 'zod';
-import type { AwsEcsSpec } from '../shared/service-plan';
+import type { AwsEcsSpec, AwsRdsRestoreSpec } from '../shared/service-plan';
 import { duration } from './durations';
 import { describeValue, unlessMissing } from './problems';
-import { envVarName, releaseEnvKey, template } from './values';
+import { envVarName, rate, releaseEnvKey, template } from './values';
 
 /** AWS ARNs of one service kind, e.g. `arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/...`. */
 function arn(service: string, resource: string) {
@@ -54,6 +54,9 @@ const rdsIdentifier = (what: string) =>
       `must be an RDS ${what} identifier (letters, digits, '-'; at most 63), got ${describeValue(iss.input)}`,
   });
 
+const securityGroup = z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id like sg-0123456789abcdef0');
+const instanceClass = z.string().regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'must be an instance class like db.t4g.medium');
+
 /** Exactly one of instance and cluster: serviceCrossChecks() says so, with instanceClass required for a cluster. */
 const awsRdsSchema = z
   .strictObject({
@@ -63,18 +66,62 @@ const awsRdsSchema = z
     drill: z
       .strictObject({
         subnetGroup: awsName('a DB subnet group name').optional(),
-        securityGroups: z
-          .array(z.string().regex(/^sg-[0-9a-f]{8,17}$/, 'must be a security group id like sg-0123456789abcdef0'))
-          .default([]),
-        instanceClass: z
-          .string()
-          .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, 'must be an instance class like db.t4g.medium')
-          .optional(),
+        securityGroups: z.array(securityGroup).default([]),
+        instanceClass: instanceClass.optional(),
       })
       .prefault({}),
     pollInterval: duration({ positive: true }).default(30_000),
+    fingerprint: z
+      .enum(['full', 'counts', 'none'], {
+        error: (iss) =>
+          `must be counts (the default: row counts and schema), full (also checksums: only when nothing writes) ` +
+          `or none (schema and migration version), got ${describeValue(iss.input)}`,
+      })
+      .optional(),
+    countTolerance: rate.optional(),
+    restore: z
+      .strictObject({
+        instanceClass: instanceClass.optional(),
+        subnetGroup: awsName('a DB subnet group name').optional(),
+        securityGroups: z.array(securityGroup).optional(),
+        parameterGroup: awsName('a DB parameter group name').optional(),
+        clusterParameterGroup: awsName('a DB cluster parameter group name').optional(),
+        optionGroup: awsName('an option group name').optional(),
+        multiAz: z.boolean().optional(),
+        storageType: z.enum(['gp2', 'gp3', 'io1', 'io2', 'standard', 'aurora', 'aurora-iopt1']).optional(),
+        deletionProtection: z.boolean().optional(),
+        iamAuth: z.boolean().optional(),
+        monitoringInterval: z
+          .union(
+            [z.literal(0), z.literal(1), z.literal(5), z.literal(10), z.literal(15), z.literal(30), z.literal(60)],
+            {
+              error: 'must be one of 0, 1, 5, 10, 15, 30, 60 (seconds of Enhanced Monitoring; 0 turns it off)',
+            },
+          )
+          .optional(),
+        monitoringRoleArn: z
+          .string()
+          .regex(
+            /^arn:aws[a-z-]*:iam::\d{12}:role\/\S+$/,
+            'must be an IAM role ARN like arn:aws:iam::123456789012:role/rds-monitoring',
+          )
+          .optional(),
+        kmsKeyId: z.string().min(1).optional(),
+      })
+      .optional(),
+    retention: z
+      .strictObject({
+        keep: z.number().int().min(1, 'must keep at least 1 snapshot').optional(),
+        maxAge: duration({ positive: true }).optional(),
+      })
+      .refine((r) => r.keep !== undefined || r.maxAge !== undefined, {
+        error: 'needs keep (how many of the newest to keep) and/or maxAge (e.g. 30d), or remove retention',
+      })
+      .optional(),
   })
-  .describe('{ instance | cluster, endpoint, drill: { subnetGroup, securityGroups, instanceClass }, pollInterval }');
+  .describe(
+    '{ instance | cluster, endpoint, drill: { subnetGroup, securityGroups, instanceClass }, pollInterval, fingerprint, countTolerance, restore, retention }',
+  );
 
 /** The `aws` block of an aws-ecs service; which of its keys are required together is checked in cross-checks.ts. */
 export const awsEcsSchema = z
@@ -142,6 +189,17 @@ export const awsEcsSchema = z
             ...(a.rds.endpoint ? { endpoint: a.rds.endpoint } : {}),
             drill: a.rds.drill,
             pollIntervalMs: a.rds.pollInterval,
+            ...(a.rds.fingerprint ? { fingerprint: a.rds.fingerprint } : {}),
+            ...(a.rds.countTolerance !== undefined ? { countTolerance: a.rds.countTolerance } : {}),
+            ...(a.rds.restore ? { restore: restoreSpec(a.rds.restore) } : {}),
+            ...(a.rds.retention
+              ? {
+                  retention: {
+                    ...(a.rds.retention.keep !== undefined ? { keep: a.rds.retention.keep } : {}),
+                    ...(a.rds.retention.maxAge !== undefined ? { maxAgeMs: a.rds.retention.maxAge } : {}),
+                  },
+                }
+              : {}),
           },
         }
       : {}),
@@ -149,3 +207,10 @@ export const awsEcsSchema = z
 
 /** CloudWatch's period of the load balancer metrics that the aws-ecs analysis reads. */
 export const AWS_MIN_INTERVAL_MS = 60_000;
+
+/** aws.rds.restore as the plan holds it: only the keys that are set, monitoringInterval in seconds. */
+function restoreSpec(r: Record<string, unknown>): AwsRdsRestoreSpec {
+  const { monitoringInterval, ...rest } = r;
+  const out = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)) as AwsRdsRestoreSpec;
+  return monitoringInterval === undefined ? out : { ...out, monitoringIntervalS: monitoringInterval as number };
+}

@@ -279,6 +279,40 @@ export interface AwsRdsSpec {
   drill: { subnetGroup?: string; securityGroups: string[]; instanceClass?: string };
   /** How often an instance (or cluster) being restored is polled (from the workflow, with durable timers). */
   pollIntervalMs: number;
+  /**
+   * What a snapshot's manifest reads from the live database before CreateDBSnapshot (absent: 'counts'):
+   * 'counts' row counts (exact up to a bound per table, the planner's estimate above it) and the schema;
+   * 'full' also every table's checksum (only honest when nothing writes); 'none' the schema and migration only.
+   */
+  fingerprint?: 'full' | 'counts' | 'none';
+  /** The relative difference of row counts accepted against a manifest read from the live database (absent: 1%). */
+  countTolerance?: number;
+  /**
+   * Overrides of what a database restore (rollback --restore-db) copies from the service's own instance or cluster
+   * (DescribeDBInstances / DescribeDBClusters): the restored copy becomes production.
+   */
+  restore?: AwsRdsRestoreSpec;
+  /** Which of the service's manual snapshots are deleted after a deploy's snapshot (absent: none are). */
+  retention?: { keep?: number; maxAgeMs?: number };
+}
+
+/** Settings of a database restore's new instance (or cluster) that replace those read from the service's own. */
+export interface AwsRdsRestoreSpec {
+  instanceClass?: string;
+  subnetGroup?: string;
+  securityGroups?: string[];
+  parameterGroup?: string;
+  /** An Aurora cluster's DB cluster parameter group. */
+  clusterParameterGroup?: string;
+  optionGroup?: string;
+  multiAz?: boolean;
+  storageType?: string;
+  deletionProtection?: boolean;
+  iamAuth?: boolean;
+  monitoringIntervalS?: number;
+  monitoringRoleArn?: string;
+  /** A cluster's KMS key (instances restore with the snapshot's key). */
+  kmsKeyId?: string;
 }
 
 export interface AwsEcsService extends ServiceCommon {

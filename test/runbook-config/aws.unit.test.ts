@@ -292,7 +292,7 @@ describe('runbook config: problems in the aws block', () => {
     assert.deepEqual(
       problemsOf(edit(['rds: { instance: shop-db }', 'rds: { instance: shop-db, pollIntervall: 1m }'])),
       [
-        'services.shop.aws.rds.pollIntervall: unknown key (did you mean "pollInterval"?); allowed here: instance, cluster, endpoint, drill, pollInterval',
+        'services.shop.aws.rds.pollIntervall: unknown key (did you mean "pollInterval"?); allowed here: instance, cluster, endpoint, drill, pollInterval, fingerprint, countTolerance, restore, retention',
       ],
     );
   });
@@ -322,6 +322,30 @@ describe('runbook config: problems in the aws block', () => {
       'services.shop.aws.rds.drill.securityGroups[0]: must be a security group id like sg-0123456789abcdef0',
       'services.shop.aws.rds.drill.instanceClass: must be an instance class like db.t4g.medium',
     ]);
+  });
+
+  it('checks fingerprint, retention and restore of the RDS block (issue 13)', () => {
+    const yaml = edit([
+      'rds: { instance: shop-db }',
+      'rds: { instance: shop-db, fingerprint: md5, retention: {}, restore: { monitoringInterval: 7, multiAz: yes } }',
+    ]);
+    const problems = problemsOf(yaml);
+    assert.ok(
+      problems.some((p) => p.startsWith('services.shop.aws.rds.fingerprint: must be counts (the default')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith('services.shop.aws.rds.retention: needs keep')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith('services.shop.aws.rds.restore.monitoringInterval: must be one of 0, 1, 5')),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith('services.shop.aws.rds.restore.multiAz')),
+      problems.join('\n'),
+    );
   });
 
   it('needs exactly one of aws.rds.instance and aws.rds.cluster, with the same identifier rules', () => {

@@ -2,6 +2,7 @@ import { DescribeServicesCommand, type Deployment, type ServiceEvent } from '@aw
 import {
   AddTagsCommand,
   DescribeListenersCommand,
+  RemoveTagsCommand,
   DescribeLoadBalancersCommand,
   DescribeRulesCommand,
   DescribeTagsCommand,
@@ -238,10 +239,7 @@ function isMaintenance(action: Action): boolean {
 }
 
 async function savedWeights(ctx: AwsContext, arn: string): Promise<Weights | undefined> {
-  const res = await awsCall('elasticloadbalancing:DescribeTags', arn, () =>
-    ctx.clients.elb.send(new DescribeTagsCommand({ ResourceArns: [arn] })),
-  );
-  const value = res.TagDescriptions?.flatMap((d) => d.Tags ?? []).find((t) => t.Key === WEIGHTS_TAG)?.Value;
+  const value = await readTag(ctx, arn, WEIGHTS_TAG);
   return value === undefined ? undefined : decodeWeights(value);
 }
 
@@ -336,8 +334,75 @@ export async function saveWeightsTag(ctx: AwsContext, arn: string, w: Weights): 
 }
 
 /**
+ * Tag on the production rule/listener that keeps the forward action's group stickiness while it is turned off: a
+ * colour whose weight goes to 0 would otherwise keep its sticky clients (and answer them 503 once it scales to 0).
+ * `duration=<seconds>/since=<ms>`: it is turned on again once `since` + the duration has passed (every cookie
+ * issued before it was turned off has expired); `since=0` right away (maintenance off).
+ */
+export const STICKINESS_TAG = 'runbook:stickiness';
+
+interface SavedStickiness {
+  durationS: number;
+  sinceMs: number;
+}
+
+async function readTag(ctx: AwsContext, arn: string, key: string): Promise<string | undefined> {
+  const res = await awsCall('elasticloadbalancing:DescribeTags', arn, () =>
+    ctx.clients.elb.send(new DescribeTagsCommand({ ResourceArns: [arn] })),
+  );
+  return res.TagDescriptions?.flatMap((d) => d.Tags ?? []).find((t) => t.Key === key)?.Value;
+}
+
+export async function savedStickiness(ctx: AwsContext, arn: string): Promise<SavedStickiness | undefined> {
+  const value = await readTag(ctx, arn, STICKINESS_TAG);
+  const m = value === undefined ? null : /^duration=(\d+)\/since=(\d+)$/.exec(value.trim());
+  return m ? { durationS: Number(m[1]), sinceMs: Number(m[2]) } : undefined;
+}
+
+export async function saveStickiness(ctx: AwsContext, arn: string, saved: SavedStickiness): Promise<void> {
+  await awsCall('elasticloadbalancing:AddTags', arn, () =>
+    ctx.clients.elb.send(
+      new AddTagsCommand({
+        ResourceArns: [arn],
+        Tags: [{ Key: STICKINESS_TAG, Value: `duration=${saved.durationS}/since=${saved.sinceMs}` }],
+      }),
+    ),
+  );
+}
+
+export async function dropStickinessTag(ctx: AwsContext, arn: string): Promise<void> {
+  await awsCall('elasticloadbalancing:RemoveTags', arn, () =>
+    ctx.clients.elb.send(new RemoveTagsCommand({ ResourceArns: [arn], TagKeys: [STICKINESS_TAG] })),
+  );
+}
+
+/**
+ * The group stickiness to write with new weights. A colour that leaves (its weight goes to 0) while stickiness is on:
+ * off, saved in STICKINESS_TAG. Stickiness saved earlier whose cookies have all expired: on again (`restored`).
+ */
+async function stickinessFor(
+  ctx: AwsContext,
+  traffic: TrafficState,
+  w: Weights,
+): Promise<{ stickiness?: TargetGroupStickinessConfig; restored: boolean }> {
+  const current = traffic.stickiness;
+  const leaving = COLOURS.some((c) => (traffic.weights?.[c] ?? 0) > 0 && w[c] === 0);
+  if (current?.Enabled) {
+    if (!leaving) return { stickiness: current, restored: false };
+    await saveStickiness(ctx, traffic.arn, { durationS: current.DurationSeconds ?? 3600, sinceMs: ctx.now() });
+    return { stickiness: { Enabled: false }, restored: false };
+  }
+  const saved = await savedStickiness(ctx, traffic.arn);
+  if (saved && !leaving && ctx.now() >= saved.sinceMs + saved.durationS * 1000) {
+    return { stickiness: { Enabled: true, DurationSeconds: saved.durationS }, restored: true };
+  }
+  return { ...(current ? { stickiness: current } : {}), restored: false };
+}
+
+/**
  * Sets the forward weights of the two colours (both target groups always named). During maintenance only the saved
- * weights change, so that maintenance off restores them; an unchanged split sends nothing.
+ * weights change, so that maintenance off restores them; an unchanged split sends nothing. Group stickiness is
+ * turned off before a colour leaves and back on once its cookies have expired (see stickinessFor).
  */
 export async function applyWeights(ctx: AwsContext, traffic: TrafficState, w: Weights): Promise<void> {
   if (traffic.maintenance) {
@@ -349,7 +414,10 @@ export async function applyWeights(ctx: AwsContext, traffic: TrafficState, w: We
     traffic.present.green &&
     traffic.weights?.blue === w.blue &&
     traffic.weights.green === w.green;
-  if (!same) await writeTerminal(ctx, traffic, forwardAction(ctx, w, traffic.stickiness));
+  const { stickiness, restored } = await stickinessFor(ctx, traffic, w);
+  if (same && !restored) return;
+  await writeTerminal(ctx, traffic, forwardAction(ctx, w, stickiness));
+  if (restored) await dropStickinessTag(ctx, traffic.arn);
 }
 
 export async function describeListener(ctx: AwsContext, arn: string): Promise<Listener> {
@@ -384,15 +452,20 @@ export function clearAwsCaches(): void {
   targetGroupLoadBalancers.clear();
 }
 
+/** A listener's address as this worker reaches it, and the scheme its Protocol takes. */
+export interface ListenerAddress {
+  host: string;
+  port: number;
+  scheme: 'http' | 'https';
+}
+
 /**
- * Where this worker reaches a listener: its load balancer's DNS name and its port, through ctx.resolveAddress. Asked
- * of AWS once per worker (see listenerEndpoints).
+ * Where this worker reaches a listener: its load balancer's DNS name and its port, through ctx.resolveAddress, and
+ * its scheme from the listener's Protocol (HTTPS or HTTP; aws.scheme only when AWS does not say), so that a
+ * production HTTPS:443 listener and an HTTP test listener are each checked with their own. Asked of AWS once per
+ * worker (see listenerEndpoints).
  */
-export async function listenerAddress(
-  ctx: AwsContext,
-  arn: string,
-  known?: Listener,
-): Promise<{ host: string; port: number }> {
+export async function listenerAddress(ctx: AwsContext, arn: string, known?: Listener): Promise<ListenerAddress> {
   const key = cacheKey(ctx, arn);
   let endpoint = listenerEndpoints.get(key);
   if (!endpoint) {
@@ -408,7 +481,8 @@ export async function listenerAddress(
     endpoint = { dns, port: listener.Port, ...(listener.Protocol ? { protocol: listener.Protocol } : {}) };
     listenerEndpoints.set(key, endpoint);
   }
-  return ctx.resolveAddress(endpoint.dns, endpoint.port);
+  const scheme = endpoint.protocol === 'HTTPS' ? 'https' : endpoint.protocol === 'HTTP' ? 'http' : ctx.spec.scheme;
+  return { ...ctx.resolveAddress(endpoint.dns, endpoint.port), scheme };
 }
 
 /**
@@ -444,7 +518,7 @@ export function productionListenerArn(ctx: AwsContext): string {
  * production listener, one without through the test listener.
  */
 export function addressBook(ctx: AwsContext, weights: Weights) {
-  const cache = new Map<string, Promise<{ host: string; port: number }>>();
+  const cache = new Map<string, Promise<ListenerAddress>>();
   return (colour: Colour) => {
     const arn = weights[colour] > 0 ? productionListenerArn(ctx) : ctx.spec.testListener;
     let address = cache.get(arn);

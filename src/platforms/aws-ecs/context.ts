@@ -47,8 +47,14 @@ export interface ActivityScope {
   workflowId?: string;
   /** When the activity was first scheduled (ms since epoch): the same for every retry of it. */
   scheduledTimestampMs?: number;
+  /** When the current attempt times out (ms since epoch), when the activity has a start-to-close timeout. */
+  attemptDeadlineMs?: number;
   /** Writes a line to the activity's log. */
   log(message: string): void;
+  /** Records progress that a retried attempt resumes from (Temporal's heartbeat details). */
+  heartbeat?(details?: unknown): void;
+  /** The details the previous attempt last heartbeated, if any. */
+  heartbeatDetails?(): unknown;
 }
 
 /** What every part of the aws-ecs platform works with: the service's settings and the worker's side of things. */

@@ -4,7 +4,11 @@ import {
   DescribeRulesCommand,
   DescribeTargetGroupsCommand,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { DescribeDBClustersCommand, DescribeDBInstancesCommand } from '@aws-sdk/client-rds';
+import {
+  DescribeAccountAttributesCommand,
+  DescribeDBClustersCommand,
+  DescribeDBInstancesCommand,
+} from '@aws-sdk/client-rds';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { rdsLiveId } from './naming';
 import type { AwsEcsSpec } from '../../shared/service-plan';
@@ -103,6 +107,26 @@ export async function awsDoctorChecks(
         return `${live}: ${db?.status ?? '?'} (${db?.Engine ?? '?'} ${db?.EngineVersion ?? ''})`;
       },
     );
+    // Every deploy and drill takes a manual snapshot: near the quota, deploys start failing (aws.rds.retention).
+    await probe('rds snapshot quota', 'rds:DescribeAccountAttributes', async () => {
+      const res = await c.rds.send(new DescribeAccountAttributesCommand({}));
+      const quota = (res.AccountQuotas ?? []).find(
+        (q) => q.AccountQuotaName === (cluster ? 'ManualClusterSnapshots' : 'ManualSnapshots'),
+      );
+      if (!quota?.Max) return 'no manual-snapshot quota reported';
+      const used = quota.Used ?? 0;
+      const detail = `${used} of ${quota.Max} manual ${cluster ? 'cluster ' : ''}snapshots used in ${spec.region}`;
+      if (used >= quota.Max * 0.9) {
+        throw Object.assign(
+          new Error(
+            `${detail}: deploys fail at the quota; set aws.rds.retention (docs/aws-ecs.md), delete old snapshots ` +
+              'or raise the quota',
+          ),
+          { name: 'SnapshotQuotaNearlyExceeded' },
+        );
+      }
+      return detail;
+    });
     checks.push(
       env[rds.urlEnv]
         ? pass(component, 'database url', `${rds.urlEnv} is set`)

@@ -106,7 +106,7 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
 
   const running = (
     s: ColourService,
-    address: { host: string; port: number },
+    address: { host: string; port: number; scheme?: 'http' | 'https' },
     fallback: { service: string; environment: string; version: string },
   ): RunningRelease => ({
     service: s.tags[TAG.service] ?? fallback.service,
@@ -115,7 +115,7 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
     version: s.version ?? fallback.version,
     host: address.host,
     port: address.port,
-    scheme: spec.scheme,
+    scheme: address.scheme ?? spec.scheme,
     pid: 0,
     startedAtMs: startedAt(s),
     logFile: `ecs:${spec.cluster}/${s.name}`,
@@ -246,15 +246,10 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
             `instead of ${taskDefinition} (or someone changed the service)`,
         );
       }
-      // One deployment left, running the new revision: ECS names it in the deployment and in the service (the
-      // PRIMARY deployment's); moto keeps the deployment's field from the service's creation, so either counts.
+      // One deployment left, of the new revision, rolled out (ECS's rolloutState; the circuit breaker's FAILED is
+      // handled above).
       const only = s.deployments.length === 1 ? s.deployments[0] : undefined;
-      const rolledOut =
-        only !== undefined &&
-        (only.taskDefinition === taskDefinition ||
-          (only.status === 'PRIMARY' && s.taskDefinition === taskDefinition)) &&
-        (only.rolloutState === 'COMPLETED' ||
-          (only.rolloutState === undefined && only.runningCount === only.desiredCount));
+      const rolledOut = only?.taskDefinition === taskDefinition && only.rolloutState === 'COMPLETED';
       if (rolledOut && s.runningCount === s.desiredCount) return s;
       if (ctx.now() >= deadline) {
         throw awsPermanent(

@@ -1,5 +1,9 @@
 import { GetMetricDataCommand, type MetricDataQuery, type MetricDataResult } from '@aws-sdk/client-cloudwatch';
-import { DescribeTargetGroupsCommand, RemoveTagsCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  DescribeTargetGroupAttributesCommand,
+  DescribeTargetGroupsCommand,
+  RemoveTagsCommand,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
 import { PlatformError, type RouteMember, type RouteSpec, type TrafficRouter, type WindowFigures } from '../types';
 import {
   addressBook,
@@ -15,7 +19,10 @@ import {
   otherColour,
   productionListenerArn,
   readTraffic,
+  saveStickiness,
+  savedStickiness,
   saveWeightsTag,
+  STICKINESS_TAG,
   targetGroupLoadBalancerArns,
   weightsFromReleases,
   WEIGHTS_TAG,
@@ -214,8 +221,10 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
     },
 
     /**
-     * Weight 0 for the release's colour (the other colour gets 100), then waits `drainMs` (the target group's
-     * deregistration delay lets in-flight requests finish). The target group stays in the forward action at 0.
+     * Weight 0 for the release's colour (the other colour gets 100), then waits what of `drainMs` the target group's
+     * deregistration delay does not already cover: the colour's tasks are deregistered when it is scaled to 0, and
+     * ELB lets their in-flight requests finish for that delay, so waiting the whole drain first would count it twice.
+     * The target group stays in the forward action at 0.
      */
     async removeMember(_route, releaseId, drainMs, signal) {
       signal?.throwIfAborted();
@@ -228,7 +237,9 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
         const next = { [colour]: 0, [otherColour(colour)]: 100 } as unknown as Weights;
         await applyWeights(ctx, traffic, next);
       }
-      await ctx.sleep(drainMs, signal);
+      const delayMs = await deregistrationDelayMs(ctx, spec.targetGroups[colour]);
+      const wait = Math.max(0, drainMs - delayMs);
+      if (wait > 0) await ctx.sleep(wait, signal);
     },
 
     /** Zeros: ALB has no cumulative per-release counters (windowFigures measures windows). */
@@ -254,6 +265,10 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       if (on) {
         if (traffic.maintenance) return;
         await saveWeightsTag(ctx, traffic.arn, traffic.weights ?? { blue: 0, green: 0 });
+        // The fixed response has no stickiness: keep it to restore with the weights (since 0: at once).
+        const sticky = traffic.stickiness;
+        if (sticky?.Enabled)
+          await saveStickiness(ctx, traffic.arn, { durationS: sticky.DurationSeconds ?? 3600, sinceMs: 0 });
         await writeTerminal(ctx, traffic, maintenanceAction());
         return;
       }
@@ -266,12 +281,33 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
             'there is nothing to forward to; set the forward action by hand',
         );
       }
-      await writeTerminal(ctx, traffic, forwardAction(ctx, weights));
+      const saved = await savedStickiness(ctx, traffic.arn);
+      const due = saved && ctx.now() >= saved.sinceMs + saved.durationS * 1000;
+      await writeTerminal(
+        ctx,
+        traffic,
+        forwardAction(ctx, weights, due ? { Enabled: true, DurationSeconds: saved.durationS } : undefined),
+      );
       await awsCall('elasticloadbalancing:RemoveTags', traffic.arn, () =>
-        ctx.clients.elb.send(new RemoveTagsCommand({ ResourceArns: [traffic.arn], TagKeys: [WEIGHTS_TAG] })),
+        ctx.clients.elb.send(
+          new RemoveTagsCommand({
+            ResourceArns: [traffic.arn],
+            TagKeys: due ? [WEIGHTS_TAG, STICKINESS_TAG] : [WEIGHTS_TAG],
+          }),
+        ),
       );
     },
   };
+}
+
+/** A target group's deregistration delay (its attribute deregistration_delay.timeout_seconds; ELB's default 300 s). */
+async function deregistrationDelayMs(ctx: AwsContext, tgArn: string): Promise<number> {
+  const res = await awsCall('elasticloadbalancing:DescribeTargetGroupAttributes', `target group ${tgArn}`, () =>
+    ctx.clients.elb.send(new DescribeTargetGroupAttributesCommand({ TargetGroupArn: tgArn })),
+  );
+  const value = res.Attributes?.find((a) => a.Key === 'deregistration_delay.timeout_seconds')?.Value;
+  const seconds = value === undefined ? 300 : Number(value);
+  return Number.isFinite(seconds) ? seconds * 1000 : 300_000;
 }
 
 /** The CloudWatch dimension form of an ARN: from `marker` on (`targetgroup/<name>/<id>`, `app/<name>/<id>`). */

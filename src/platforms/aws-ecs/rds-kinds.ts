@@ -6,7 +6,9 @@ import {
   CreateDBClusterSnapshotCommand,
   CreateDBSnapshotCommand,
   DeleteDBClusterCommand,
+  DeleteDBClusterSnapshotCommand,
   DeleteDBInstanceCommand,
+  DeleteDBSnapshotCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
@@ -24,6 +26,7 @@ import { rdsResourceId } from './naming';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../shared/service-plan';
 import type { AwsContext } from './context';
 import { awsCall, awsErrorCode, awsPermanent, classifyAwsError } from './errors';
+import type { RestoreSettings } from './rds-restore-settings';
 
 /** Tags of the RDS resources this platform creates, next to the platform's TAGs (context.ts). */
 export const RDS_TAG = {
@@ -122,6 +125,7 @@ export interface RdsDb {
 
 /** A DB snapshot or a DB cluster snapshot. */
 export interface RdsSnapshot {
+  id?: string;
   arn?: string;
   status?: string;
   /** The instance or cluster it is of. */
@@ -156,7 +160,8 @@ const fromCluster = (c: DBCluster): RdsDb => ({
 });
 
 /** A snapshot's fields; `arn` and `source` (the instance or cluster it is of) are named differently by the two kinds. */
-const fromSnapshot = (s: DBSnapshot | DBClusterSnapshot, arn?: string, source?: string): RdsSnapshot => ({
+const fromSnapshot = (s: DBSnapshot | DBClusterSnapshot, arn?: string, source?: string, id?: string): RdsSnapshot => ({
+  ...(id ? { id } : {}),
   arn,
   status: s.Status,
   source,
@@ -194,11 +199,15 @@ async function allPages<T>(
   return found;
 }
 
-/** What a restore creates, tagged: the settings of aws.rds.drill, and the snapshot restored. */
-interface RestoreRequest {
+/**
+ * What a restore creates, tagged: a drill's copy with the settings of aws.rds.drill; a database restore's with
+ * `settings`, those of the service's own instance or cluster (rds-restore-settings.ts).
+ */
+export interface RestoreRequest {
   id: string;
   snapshotId: string;
   drill: AwsRdsSpec['drill'];
+  settings?: RestoreSettings;
   tags: Tag[];
 }
 
@@ -219,6 +228,10 @@ export interface RdsKind {
   restore(req: RestoreRequest): Promise<RdsDb>;
   /** Deletes without a final snapshot (a cluster: its instances first); one being deleted or already gone is fine. */
   remove(db: RdsDb): Promise<void>;
+  /** Every manual snapshot of the account and region, with its tags. */
+  manualSnapshots(): Promise<RdsSnapshot[]>;
+  /** Deletes a manual snapshot; one already gone is fine. */
+  deleteSnapshot(id: string): Promise<void>;
 }
 
 /** What {@link rdsCalls} returns. */
@@ -233,6 +246,13 @@ export function rdsCalls(ctx: AwsContext) {
       rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: id })),
     );
     return out?.DBInstances?.[0];
+  }
+
+  async function describeCluster(id: string): Promise<DBCluster | undefined> {
+    const out = await awsFind('rds:DescribeDBClusters', `RDS cluster ${id}`, () =>
+      rds.send(new DescribeDBClustersCommand({ DBClusterIdentifier: id })),
+    );
+    return out?.DBClusters?.[0];
   }
 
   async function snapshotTags(snapshot: RdsSnapshot): Promise<Record<string, string>> {
@@ -315,7 +335,29 @@ export function rdsCalls(ctx: AwsContext) {
       return made && fromSnapshot(made, made.DBSnapshotArn, made.DBInstanceIdentifier);
     },
 
-    async restore({ id, snapshotId, drill, tags }) {
+    async restore({ id, snapshotId, drill, settings, tags }) {
+      const network = settings
+        ? {
+            ...(settings.subnetGroup ? { DBSubnetGroupName: settings.subnetGroup } : {}),
+            ...(settings.securityGroups?.length ? { VpcSecurityGroupIds: settings.securityGroups } : {}),
+            ...(settings.instanceClass ? { DBInstanceClass: settings.instanceClass } : {}),
+            ...(settings.parameterGroup ? { DBParameterGroupName: settings.parameterGroup } : {}),
+            ...(settings.optionGroup ? { OptionGroupName: settings.optionGroup } : {}),
+            ...(settings.multiAz !== undefined ? { MultiAZ: settings.multiAz } : {}),
+            ...(settings.storageType ? { StorageType: settings.storageType } : {}),
+            ...(settings.iops !== undefined ? { Iops: settings.iops } : {}),
+            ...(settings.iamAuth !== undefined ? { EnableIAMDatabaseAuthentication: settings.iamAuth } : {}),
+            ...(settings.copyTagsToSnapshot !== undefined ? { CopyTagsToSnapshot: settings.copyTagsToSnapshot } : {}),
+            // Off until the swap (promoteRestored): a restore that fails its verification must be deletable.
+            DeletionProtection: false,
+            PubliclyAccessible: settings.publiclyAccessible ?? false,
+          }
+        : {
+            ...(drill.subnetGroup ? { DBSubnetGroupName: drill.subnetGroup } : {}),
+            ...(drill.securityGroups.length > 0 ? { VpcSecurityGroupIds: drill.securityGroups } : {}),
+            ...(drill.instanceClass ? { DBInstanceClass: drill.instanceClass } : {}),
+            PubliclyAccessible: false,
+          };
       await awsCall(
         'rds:RestoreDBInstanceFromDBSnapshot',
         `RDS instance ${id} (from snapshot ${snapshotId})`,
@@ -324,10 +366,7 @@ export function rdsCalls(ctx: AwsContext) {
             new RestoreDBInstanceFromDBSnapshotCommand({
               DBInstanceIdentifier: id,
               DBSnapshotIdentifier: snapshotId,
-              ...(drill.subnetGroup ? { DBSubnetGroupName: drill.subnetGroup } : {}),
-              ...(drill.securityGroups.length > 0 ? { VpcSecurityGroupIds: drill.securityGroups } : {}),
-              ...(drill.instanceClass ? { DBInstanceClass: drill.instanceClass } : {}),
-              PubliclyAccessible: false,
+              ...network,
               Tags: tags,
             }),
           ),
@@ -338,6 +377,22 @@ export function rdsCalls(ctx: AwsContext) {
 
     async remove(db) {
       await deleteInstance(db.id, db.status);
+    },
+
+    async manualSnapshots() {
+      const found = await allPages('rds:DescribeDBSnapshots', 'RDS manual snapshots', async (marker) => {
+        const out = await rds.send(
+          new DescribeDBSnapshotsCommand({ SnapshotType: 'manual', ...(marker ? { Marker: marker } : {}) }),
+        );
+        return { items: out.DBSnapshots, Marker: out.Marker };
+      });
+      return found.map((s) => fromSnapshot(s, s.DBSnapshotArn, s.DBInstanceIdentifier, s.DBSnapshotIdentifier));
+    },
+
+    async deleteSnapshot(id) {
+      await awsFind('rds:DeleteDBSnapshot', `RDS snapshot ${id}`, () =>
+        rds.send(new DeleteDBSnapshotCommand({ DBSnapshotIdentifier: id })),
+      );
     },
   };
 
@@ -387,7 +442,21 @@ export function rdsCalls(ctx: AwsContext) {
       return made && fromSnapshot(made, made.DBClusterSnapshotArn, made.DBClusterIdentifier);
     },
 
-    async restore({ id, snapshotId, drill, tags }) {
+    async restore({ id, snapshotId, drill, settings, tags }) {
+      const network = settings
+        ? {
+            ...(settings.subnetGroup ? { DBSubnetGroupName: settings.subnetGroup } : {}),
+            ...(settings.securityGroups?.length ? { VpcSecurityGroupIds: settings.securityGroups } : {}),
+            ...(settings.clusterParameterGroup ? { DBClusterParameterGroupName: settings.clusterParameterGroup } : {}),
+            ...(settings.kmsKeyId ? { KmsKeyId: settings.kmsKeyId } : {}),
+            ...(settings.iamAuth !== undefined ? { EnableIAMDatabaseAuthentication: settings.iamAuth } : {}),
+            ...(settings.copyTagsToSnapshot !== undefined ? { CopyTagsToSnapshot: settings.copyTagsToSnapshot } : {}),
+            DeletionProtection: false,
+          }
+        : {
+            ...(drill.subnetGroup ? { DBSubnetGroupName: drill.subnetGroup } : {}),
+            ...(drill.securityGroups.length > 0 ? { VpcSecurityGroupIds: drill.securityGroups } : {}),
+          };
       // Aurora restores take the engine from the request, not the snapshot: restore the snapshot's.
       const snapshot = await clusters.describeSnapshot(snapshotId);
       if (!snapshot) throw awsPermanent('AwsNotFound', `RDS cluster snapshot ${snapshotId} does not exist`);
@@ -401,8 +470,7 @@ export function rdsCalls(ctx: AwsContext) {
               SnapshotIdentifier: snapshotId,
               Engine: snapshot.engine ?? 'aurora-postgresql',
               ...(snapshot.engineVersion ? { EngineVersion: snapshot.engineVersion } : {}),
-              ...(drill.subnetGroup ? { DBSubnetGroupName: drill.subnetGroup } : {}),
-              ...(drill.securityGroups.length > 0 ? { VpcSecurityGroupIds: drill.securityGroups } : {}),
+              ...network,
               Tags: tags,
             }),
           ),
@@ -422,12 +490,30 @@ export function rdsCalls(ctx: AwsContext) {
           .catch(clusterBusy(`RDS cluster ${db.id} cannot be deleted yet`)),
       );
     },
+
+    async manualSnapshots() {
+      const found = await allPages('rds:DescribeDBClusterSnapshots', 'RDS manual cluster snapshots', async (marker) => {
+        const out = await rds.send(
+          new DescribeDBClusterSnapshotsCommand({ SnapshotType: 'manual', ...(marker ? { Marker: marker } : {}) }),
+        );
+        return { items: out.DBClusterSnapshots, Marker: out.Marker };
+      });
+      return found.map((s) =>
+        fromSnapshot(s, s.DBClusterSnapshotArn, s.DBClusterIdentifier, s.DBClusterSnapshotIdentifier),
+      );
+    },
+
+    async deleteSnapshot(id) {
+      await awsFind('rds:DeleteDBClusterSnapshot', `RDS cluster snapshot ${id}`, () =>
+        rds.send(new DeleteDBClusterSnapshotCommand({ DBClusterSnapshotIdentifier: id })),
+      );
+    },
   };
 
   /** The calls for the service's kind of database: its DB instance, or its Aurora cluster. */
   const kindOf = (spec: AwsEcsSpec): RdsKind => (rdsOf(spec).cluster === undefined ? instances : clusters);
 
-  return { describeInstance, snapshotTags, kindOf, instances };
+  return { describeInstance, describeCluster, snapshotTags, kindOf, instances };
 }
 
 /**

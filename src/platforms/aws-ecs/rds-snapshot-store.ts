@@ -2,7 +2,6 @@
 import { CreateDBInstanceCommand } from '@aws-sdk/client-rds';
 import { rdsLiveId } from './naming';
 import type { AwsRdsSpec } from '../../shared/service-plan';
-import { diffFingerprints, fingerprintDatabaseWithVersion, type FingerprintWithVersion } from '../../pg/fingerprint';
 import type { ManifestStore } from '../../orchestrator-store/manifests';
 import type { RestoreProgress, SnapshotManifest, SnapshotStore } from '../types';
 import { TAG, type AwsContext } from './context';
@@ -23,6 +22,19 @@ import {
   type RdsKind,
 } from './rds-kinds';
 import { rdsUrlFor } from './rds-urls';
+import {
+  claimsOf,
+  compareClaims,
+  DEFAULT_COUNT_TOLERANCE,
+  readCopyFigures,
+  readLiveFigures,
+  verifiedManifest,
+  type CopyFigures,
+  type FingerprintMode,
+  type LiveFigures,
+} from './rds-manifest';
+import { pruneSnapshots } from './rds-retention';
+import { restoreSettings, type RestoreSettings } from './rds-restore-settings';
 
 /** The kinds of instance this platform creates (TAG.kind): a drill's scratch copy, a rollback's restored copy. */
 const OWN_INSTANCE_KINDS = new Set(['drill', 'restore']);
@@ -31,8 +43,10 @@ const OWN_INSTANCE_KINDS = new Set(['drill', 'restore']);
 const SNAPSHOT_KIND = /-(pre-migrate|pre-restore|drill)-[0-9a-f]{8}$/;
 
 export interface RdsSnapshotStoreDeps {
-  /** Fingerprints the database at a URL (default: over pg, with the server's version). */
-  fingerprint?(url: string): Promise<FingerprintWithVersion>;
+  /** Reads the live database's figures in a fingerprint mode (default: over pg, see readLiveFigures). */
+  live?(url: string, mode: FingerprintMode): Promise<LiveFigures>;
+  /** Reads a restored copy's full figures (default: over pg, see readCopyFigures). */
+  copy?(url: string): Promise<CopyFigures>;
 }
 
 /**
@@ -59,7 +73,8 @@ export function createRdsSnapshotStore(
   const client = ctx.clients.rds;
   const calls = rdsCalls(ctx);
   const urlFor = rdsUrlFor(ctx);
-  const fingerprintAt = deps.fingerprint ?? fingerprintDatabaseWithVersion;
+  const liveAt = deps.live ?? readLiveFigures;
+  const copyAt = deps.copy ?? readCopyFigures;
 
   /** Waits until the snapshot is available, reporting RDS's percentage. */
   async function untilAvailable(
@@ -132,12 +147,14 @@ export function createRdsSnapshotStore(
     cluster: RdsDb,
     snapshotId: string,
     drill: AwsRdsSpec['drill'],
+    settingsOf: () => Promise<RestoreSettings | undefined>,
     progress?: (p: { phase: string }) => void,
   ): Promise<RestoreProgress> {
     const id = writerOf(cluster.id);
     const existing = await calls.instances.describe(id);
     if (existing) return adopt(existing, 'instance', snapshotId, progress);
     const tags = Object.fromEntries(Object.entries(cluster.tags).filter(([key]) => key.startsWith('runbook:')));
+    const settings = await settingsOf();
     try {
       await awsCall(
         'rds:CreateDBInstance',
@@ -149,7 +166,8 @@ export function createRdsSnapshotStore(
                 DBInstanceIdentifier: id,
                 DBClusterIdentifier: cluster.id,
                 Engine: cluster.engine ?? 'aurora-postgresql',
-                DBInstanceClass: drill.instanceClass,
+                DBInstanceClass: settings?.instanceClass ?? drill.instanceClass,
+                ...(settings?.parameterGroup ? { DBParameterGroupName: settings.parameterGroup } : {}),
                 PubliclyAccessible: false,
                 Tags: tagList(tags),
               }),
@@ -203,12 +221,12 @@ export function createRdsSnapshotStore(
         }
       }
 
-      // The fingerprint is taken just before the snapshot, not in the same instant (RDS snapshots the storage, not
-      // a transaction): rows written in between show up as differences when a restore is compared with this
-      // manifest, and the drill reports them. Take snapshots while nothing writes (a deploy's maintenance window)
-      // for an exact match.
+      // The figures are read just before the snapshot, not in the same instant (RDS snapshots the storage, not a
+      // transaction): the manifest claims only what writes in between cannot change (rds-manifest.ts), and the
+      // snapshot's first restored copy supplies the exact checksums.
+      const mode: FingerprintMode = rdsOf(spec).fingerprint ?? 'counts';
       progress?.({ phase: 'fingerprint' });
-      const fingerprint = await fingerprintAt(await urlFor(req.database));
+      const fingerprint = await liveAt(await urlFor(req.database), mode);
 
       progress?.({ phase: 'create' });
       let snapshot: RdsSnapshot | undefined;
@@ -254,10 +272,21 @@ export function createRdsSnapshotStore(
         tables: fingerprint.tables,
         migrationVersion: fingerprint.migrationVersion,
         serverVersion: fingerprint.serverVersion || snapshot?.engineVersion || '',
+        claims: claimsOf(mode),
+        ...(mode === 'counts' ? { countTolerance: rdsOf(spec).countTolerance ?? DEFAULT_COUNT_TOLERANCE } : {}),
       };
       await manifests.put(manifest);
       const available = await untilAvailable(req.snapshotId, progress, signal);
       progress?.({ phase: 'done', bytes: (available.gib ?? 0) * 2 ** 30 });
+      // Deploys and drills add a manual snapshot each: prune the service's old ones (never a pre-restore snapshot,
+      // nor one a running workflow took or a restore was made from: see rds-retention.ts).
+      if (rdsOf(spec).retention && manifest.claims !== undefined && !req.snapshotId.includes('-pre-restore-')) {
+        await pruneSnapshots(ctx, calls, {
+          service: req.service,
+          environment: req.environment,
+          keepId: req.snapshotId,
+        });
+      }
       return manifest;
     },
 
@@ -292,6 +321,10 @@ export function createRdsSnapshotStore(
         );
       }
 
+      const drill = target.includes('_drill');
+      // A database restore becomes production: it is built like the service's own instance (or cluster).
+      let read: Promise<RestoreSettings | undefined> | undefined;
+      const settingsOf = () => (read ??= drill ? Promise.resolve(undefined) : restoreSettings(ctx, calls, rds));
       let restored: RdsDb | undefined = await kind.describe(id);
       let started: RestoreProgress;
       if (restored) {
@@ -304,16 +337,18 @@ export function createRdsSnapshotStore(
             `there is no manifest of snapshot ${snapshotId}: it was not taken by runbook`,
           );
         }
+
         const tags = tagList({
           [TAG.service]: manifest.service,
           [TAG.environment]: manifest.environment,
           [RDS_TAG.snapshot]: snapshotId,
           [RDS_TAG.sourceInstance]: rdsLiveId(rds),
-          [TAG.kind]: target.includes('_drill') ? 'drill' : 'restore',
+          [TAG.kind]: drill ? 'drill' : 'restore',
           [TAG.workflow]: ctx.activity()?.workflowId,
         });
         try {
-          restored = await kind.restore({ id, snapshotId, drill: rds.drill, tags });
+          const settings = await settingsOf();
+          restored = await kind.restore({ id, snapshotId, drill: rds.drill, ...(settings ? { settings } : {}), tags });
           progress?.({ phase: 'creating' });
           started = { ready: false, detail: 'creating' };
         } catch (err) {
@@ -324,7 +359,7 @@ export function createRdsSnapshotStore(
         }
       }
       if (kind.noun === 'instance') return started;
-      const writer = await ensureWriter(restored, snapshotId, rds.drill, progress);
+      const writer = await ensureWriter(restored, snapshotId, rds.drill, settingsOf, progress);
       return { ready: started.ready && writer.ready, detail: `${started.detail}, writer ${writer.detail}` };
     },
 
@@ -350,14 +385,27 @@ export function createRdsSnapshotStore(
       };
     },
 
+    /**
+     * Compares a restored copy with the manifest as far as the manifest's claims go (compareClaims). The first copy
+     * that matches a manifest read from the live database ('counts', 'schema') makes the snapshot's verified
+     * manifest: its exact figures are saved, and later restores of the snapshot are held to them.
+     */
     async compare(database, manifest) {
-      const now = await fingerprintAt(await urlFor(database));
-      const differences = diffFingerprints(manifest, now);
-      return { ok: differences.length === 0, differences, tables: now.tables, migrationVersion: now.migrationVersion };
+      const id = instanceFor(spec, database);
+      const copy = await copyAt(await urlFor(database));
+      const differences = compareClaims(manifest, copy);
+      const ok = differences.length === 0;
+      if (ok && (manifest.claims ?? 'exact') !== 'exact' && id !== rdsLiveId(rdsOf(spec))) {
+        await manifests.put(verifiedManifest(manifest, copy, id));
+        ctx.activity()?.log(`snapshot ${manifest.snapshotId}: verified manifest read on restored copy ${id}`);
+      }
+      const tables = copy.tables.map(({ table, rows, checksum }) => ({ table, rows, checksum }));
+      return { ok, differences, tables, migrationVersion: copy.migrationVersion };
     },
 
+    /** Row counts of a database as it is now, at the bounded cost of the 'counts' mode (it may be production). */
     async fingerprint(database) {
-      const { tables, migrationVersion } = await fingerprintAt(await urlFor(database));
+      const { tables, migrationVersion } = await liveAt(await urlFor(database), 'counts');
       return { tables, migrationVersion };
     },
 

@@ -13,6 +13,7 @@ import { rdsLiveId } from './naming';
 import type { SwapDatabases } from '../types';
 import type { AwsContext } from './context';
 import { registrationOf } from './ecs-releases';
+import { promoteRestored } from './rds-restore-settings';
 import { awsCall, awsPermanent, classifyAwsError } from './errors';
 import {
   RDS_TAG,
@@ -105,7 +106,15 @@ export function createRdsSwap(ctx: AwsContext): SwapDatabases {
       return found;
     });
 
-    if ('taskEnv' in holder) return swapTaskEnv(holder.taskEnv, address, services);
+    const finish = async (outcome: 'swapped' | 'already swapped') => {
+      // Maintenance ends after this step: until every redeployed service runs only tasks that read the new host,
+      // writes would still land on the old database.
+      await untilRedeployed(services.filter((s) => (s.desiredCount ?? 0) > 0).map((s) => s.serviceName ?? ''));
+      if (id !== live) await promoteRestored(ctx, id);
+      return outcome;
+    };
+
+    if ('taskEnv' in holder) return finish(await swapTaskEnv(holder.taskEnv, address, services));
 
     let writtenAtMs: number | undefined;
     let changed = false;
@@ -176,8 +185,50 @@ export function createRdsSwap(ctx: AwsContext): SwapDatabases {
         ecs.send(new UpdateServiceCommand({ cluster: spec.cluster, service: name, forceNewDeployment: true })),
       );
     }
-    return changed || stale.length > 0 ? 'swapped' : 'already swapped';
+    return finish(changed || stale.length > 0 ? 'swapped' : 'already swapped');
   };
+
+  /**
+   * Polls until each service has one deployment, COMPLETED, with its desired count running: the tasks started
+   * before the holder changed are gone. Waits at most until shortly before the activity's attempt times out (or
+   * aws.rolloutTimeout), then throws a retryable Error: the retried swap finds the holder written and waits again.
+   * EcsRolloutFailed (non-retryable) when the circuit breaker fails a redeployment.
+   */
+  async function untilRedeployed(names: string[]): Promise<void> {
+    if (names.length === 0) return;
+    const { spec } = ctx;
+    const attemptEnd = ctx.activity()?.attemptDeadlineMs;
+    const deadline = Math.min(ctx.now() + spec.rolloutTimeoutMs, attemptEnd ? attemptEnd - 5_000 : Infinity);
+    for (;;) {
+      const out = await awsCall('ecs:DescribeServices', `ECS services ${names.join(', ')} in ${spec.cluster}`, () =>
+        ecs.send(new DescribeServicesCommand({ cluster: spec.cluster, services: names })),
+      );
+      const pending: string[] = [];
+      for (const s of (out.services ?? []).filter((x) => names.includes(x.serviceName ?? ''))) {
+        const deployments = s.deployments ?? [];
+        const failed = deployments.find((d) => d.rolloutState === 'FAILED');
+        if (failed) {
+          throw awsPermanent(
+            'EcsRolloutFailed',
+            `${s.serviceName}: the redeployment that reads the restored database's host failed: ` +
+              `${failed.rolloutStateReason ?? 'no reason given'}`,
+          );
+        }
+        const only = deployments.length === 1 ? deployments[0] : undefined;
+        const done = only?.rolloutState === 'COMPLETED' && s.runningCount === s.desiredCount;
+        if (!done)
+          pending.push(
+            `${s.serviceName} (${deployments.length} deployments, ${s.runningCount}/${s.desiredCount} running)`,
+          );
+      }
+      if (pending.length === 0) return;
+      ctx.activity()?.heartbeat?.({ waitingFor: pending });
+      if (ctx.now() + spec.pollIntervalMs > deadline) {
+        throw notYet(`the redeployed services are not stable yet: ${pending.join('; ')}; the swap waits on retry`);
+      }
+      await ctx.sleep(spec.pollIntervalMs);
+    }
+  }
 
   async function swapTaskEnv(variable: string, address: string, services: Service[]) {
     const { spec } = ctx;

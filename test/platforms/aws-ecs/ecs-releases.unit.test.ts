@@ -380,6 +380,58 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     assert.equal(release.port, 18443);
   });
 
+  it("does not take the old revision's deployment for the rollout of the new one (no moto fallback in production)", async () => {
+    const f = fakeContext();
+    mockElb({ blue: 100, green: 0 });
+    mockTaskDefinition();
+    // The service already names the new revision, but its one deployment is still the old one's, without a rollout
+    // state: the new tasks have not started. Only the new revision's COMPLETED deployment is the rollout.
+    const base = { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' };
+    const stale = service('green', { ...base, deployments: [{ ...deployment(TD_OLD, undefined, 2, 2) }] });
+    ecs
+      .on(DescribeServicesCommand)
+      .resolvesOnce(services(blueLive, stale))
+      .resolvesOnce(services(blueLive, stale))
+      .resolves(services(blueLive, service('green', base)));
+    await createEcsReleaseRunner(f.ctx).start(request);
+    assert.equal(ecs.commandCalls(DescribeServicesCommand).length, 3, 'polled until the new revision rolled out');
+  });
+
+  it('takes the scheme per listener from its Protocol: HTTPS production, HTTP test listener (issue 13 item 5)', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 100, green: 0 });
+    elb.on(DescribeListenersCommand, { ListenerArns: [TEST_LISTENER] }).resolves({
+      Listeners: [
+        {
+          ListenerArn: TEST_LISTENER,
+          LoadBalancerArn: LB,
+          Port: 9000,
+          Protocol: 'HTTP',
+          DefaultActions: [{ Type: 'forward', TargetGroupArn: spec.targetGroups.green }],
+        },
+      ],
+    });
+    elb.on(DescribeListenersCommand, { ListenerArns: [PROD_LISTENER] }).resolves({
+      Listeners: [
+        { ListenerArn: PROD_LISTENER, LoadBalancerArn: LB, Port: 443, Protocol: 'HTTPS', DefaultActions: [] },
+      ],
+    });
+    ecs
+      .on(DescribeServicesCommand)
+      .resolves(
+        services(blueLive, service('green', { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' })),
+      );
+    const runner = createEcsReleaseRunner(f.ctx);
+    const checked = await runner.start(request);
+    assert.deepEqual(
+      [checked.scheme, checked.port],
+      ['http', 19000],
+      'the idle colour: through the HTTP test listener',
+    );
+    const live = await runner.get('shop', 'prod', 'shop-1-0-0-aaaa');
+    assert.deepEqual([live?.scheme, live?.port], ['https', 10443], 'the live colour: through the HTTPS listener');
+  });
+
   it('goes to blue on the first deploy and refuses when both colours take traffic', async () => {
     const f = fakeContext();
     mockElb({ blue: 0, green: 0 });

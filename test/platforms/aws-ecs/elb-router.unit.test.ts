@@ -7,6 +7,7 @@ import {
   DescribeLoadBalancersCommand,
   DescribeRulesCommand,
   DescribeTagsCommand,
+  DescribeTargetGroupAttributesCommand,
   DescribeTargetGroupsCommand,
   ModifyListenerCommand,
   ModifyRuleCommand,
@@ -155,6 +156,52 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     assert.match(err.message, /shop-green/);
   });
 
+  it('turns group stickiness off before a colour leaves and back on once its cookies expired (issue 13 item 7)', async () => {
+    const sticky = (blue: number, green: number, on: boolean, duration = 600): Action => ({
+      Type: 'forward',
+      ForwardConfig: {
+        ...forward(blue, green).ForwardConfig,
+        TargetGroupStickinessConfig: on ? { Enabled: true, DurationSeconds: duration } : { Enabled: false },
+      },
+    });
+    const alb = fakeAlb([sticky(90, 10, true)]);
+    const fake = fakeAwsContext({ spec, startMs: Date.UTC(2025, 0, 1, 12, 0, 0), sleepAdvancesClock: true });
+    const router = createElbRouter(fake.ctx);
+
+    await router.setWeights(route, { [OLD]: 50, [NEW]: 50 });
+    assert.deepEqual(modifiedRules().at(-1)?.Actions, [sticky(50, 50, true)], 'no colour leaves: kept on');
+
+    // The canary is rolled back: its weight goes to 0, so its sticky clients must not stay on it.
+    await router.setWeights(route, { [OLD]: 100, [NEW]: 0 });
+    assert.deepEqual(modifiedRules().at(-1)?.Actions, [sticky(100, 0, false)]);
+    assert.deepEqual(
+      alb.tags.map((t) => [t.Key, t.Value]),
+      [['runbook:stickiness', `duration=600/since=${Date.UTC(2025, 0, 1, 12, 0, 0)}`]],
+    );
+
+    await fake.ctx.sleep(599_000);
+    await router.setWeights(route, { [OLD]: 90, [NEW]: 10 });
+    assert.deepEqual(modifiedRules().at(-1)?.Actions, [sticky(90, 10, false)], 'cookies may still be valid: off');
+    await fake.ctx.sleep(2_000);
+    await router.setWeights(route, { [OLD]: 80, [NEW]: 20 });
+    assert.deepEqual(modifiedRules().at(-1)?.Actions, [sticky(80, 20, true)], 'every cookie expired: on again');
+    assert.deepEqual(alb.tags, []);
+  });
+
+  it('maintenance keeps the group stickiness and restores it with the weights', async () => {
+    const on = { Enabled: true, DurationSeconds: 300 };
+    const alb = fakeAlb([
+      { Type: 'forward', ForwardConfig: { ...forward(100, 0).ForwardConfig, TargetGroupStickinessConfig: on } },
+    ]);
+    const router = createElbRouter(fakeContext().ctx);
+    await router.setMaintenance(route, true);
+    await router.setMaintenance(route, false);
+    assert.deepEqual(alb.actions, [
+      { Type: 'forward', ForwardConfig: { ...forward(100, 0).ForwardConfig, TargetGroupStickinessConfig: on } },
+    ]);
+    assert.deepEqual(alb.tags, []);
+  });
+
   it('setWeights 90/10 sends the forward config with both target groups; bad splits send nothing', async () => {
     fakeAlb([forward(100, 0)]);
     const router = createElbRouter(fakeContext().ctx);
@@ -226,17 +273,24 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     assert.equal(modifiedRules().length, 1, 'adopted: both target groups are there');
   });
 
-  it('removeMember moves the colour to 0, waits drainMs, and is idempotent', async () => {
+  it('removeMember moves the colour to 0, waits what of drainMs the deregistration delay does not cover, and is idempotent', async () => {
     fakeAlb([forward(0, 100)]);
+    elb.on(DescribeTargetGroupAttributesCommand).resolves({
+      Attributes: [{ Key: 'deregistration_delay.timeout_seconds', Value: '20' }],
+    });
     const f = fakeContext();
     const router = createElbRouter(f.ctx);
     await router.removeMember(route, NEW, 30_000);
     assert.deepEqual(modifiedRules(), [{ RuleArn: RULE, Actions: [forward(100, 0)] }]);
-    assert.deepEqual(f.sleeps, [30_000]);
+    assert.deepEqual(f.sleeps, [10_000], 'the 20 s deregistration delay drains the rest when the colour scales to 0');
     await router.removeMember(route, NEW, 30_000);
     assert.equal(modifiedRules().length, 1);
     await router.removeMember(route, 'shop-3-0-0-cccc', 30_000);
-    assert.deepEqual(f.sleeps, [30_000, 30_000], 'an unknown release has nothing to drain');
+    assert.deepEqual(f.sleeps, [10_000, 10_000], 'an unknown release has nothing to drain');
+
+    elb.on(DescribeTargetGroupAttributesCommand).resolves({ Attributes: [] });
+    await router.removeMember(route, NEW, 30_000);
+    assert.deepEqual(f.sleeps, [10_000, 10_000], "ELB's default delay (300 s) covers a 30 s drain");
   });
 
   it('windowFigures turns CloudWatch GetMetricData results into the window figures', async () => {

@@ -76,14 +76,25 @@ describe('RDS snapshot store on a real PostgreSQL (manifests table, fingerprint 
     );
     assert.deepEqual(await manifests.list('shop', 'staging'), []);
 
-    assert.deepEqual(await store.compare('shop_drill_1a2b3c4d', manifest), {
-      ok: true,
-      differences: [],
-      tables: manifest.tables,
-      migrationVersion: null,
-    });
+    // Read from the live database before CreateDBSnapshot, the manifest claims counts (no checksums) ...
+    assert.equal(manifest.claims, 'counts');
+    assert.deepEqual(
+      manifest.tables.map((t) => t.checksum),
+      [''],
+    );
+    const first = await store.compare('shop_drill_1a2b3c4d', manifest);
+    assert.equal(first.ok, true);
+    assert.deepEqual(
+      first.tables.map((t) => [t.table, t.rows]),
+      [['public.items', 3]],
+    );
+    // ... and the first restored copy that matches them supplies the snapshot's exact (verified) manifest.
+    const verified = await manifests.get(SNAPSHOT);
+    assert.equal(verified?.claims, 'exact');
+    assert.equal(verified?.verifiedOn, 'shop-drill-1a2b3c4d');
+    assert.deepEqual(verified?.tables, first.tables);
     await fixture.query(database, "INSERT INTO items VALUES (4, 'written after the snapshot')");
-    const after = await store.compare('shop_drill_1a2b3c4d', manifest);
+    const after = await store.compare('shop_drill_1a2b3c4d', verified!);
     assert.equal(after.ok, false);
     assert.deepEqual(after.differences, ['public.items: 4 rows, snapshot has 3']);
   });

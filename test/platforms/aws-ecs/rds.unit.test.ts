@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import {
   AddTagsToResourceCommand,
+  DescribeAccountAttributesCommand,
   CreateDBClusterSnapshotCommand,
   CreateDBInstanceCommand,
   CreateDBSnapshotCommand,
@@ -10,11 +11,14 @@ import {
   DBSnapshotAlreadyExistsFault,
   DeleteDBClusterCommand,
   DeleteDBInstanceCommand,
+  DeleteDBSnapshotCommand,
   DescribeDBClusterSnapshotsCommand,
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
   DescribeDBSnapshotsCommand,
   InvalidDBClusterStateFault,
+  ModifyDBClusterCommand,
+  ModifyDBInstanceCommand,
   ListTagsForResourceCommand,
   RestoreDBClusterFromSnapshotCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
@@ -41,6 +45,7 @@ import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds-snaps
 import { createRdsSwap } from '../../../src/platforms/aws-ecs/rds-swap';
 import { rdsUrlFor } from '../../../src/platforms/aws-ecs/rds-urls';
 import type { FingerprintWithVersion } from '../../../src/pg/fingerprint';
+import type { FingerprintMode } from '../../../src/platforms/aws-ecs/rds-manifest';
 import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
 import type { ManifestStore } from '../../../src/orchestrator-store/manifests';
 import { PlatformError, type SnapshotManifest, type SnapshotProgress } from '../../../src/platforms/types';
@@ -93,14 +98,27 @@ const FINGERPRINT: FingerprintWithVersion = {
   serverVersion: '16.4',
 };
 
-function fakeFingerprint(log: string[] = []) {
+/** The store's pg readers, faked: the live database (with the mode asked) and restored copies (`copyTables`). */
+function fakeFingerprint(log: string[] = [], copyTables?: Array<{ table: string; rows: number; checksum: string }>) {
   const urls: string[] = [];
+  const modes: FingerprintMode[] = [];
   return {
     urls,
-    fingerprint: async (url: string) => {
+    modes,
+    live: async (url: string, mode: FingerprintMode) => {
       urls.push(url);
+      modes.push(mode);
       log.push('fingerprint');
-      return structuredClone(FINGERPRINT);
+      const fp = structuredClone(FINGERPRINT);
+      const tables = fp.tables.map((t) => ({ ...t, checksum: mode === 'full' ? t.checksum : '' }));
+      return { ...fp, serverVersion: fp.serverVersion ?? '', tables };
+    },
+    copy: async (url: string) => {
+      urls.push(url);
+      log.push('copy');
+      const fp = structuredClone(FINGERPRINT);
+      const tables = copyTables ?? fp.tables;
+      return { ...fp, serverVersion: fp.serverVersion ?? '', tables, estimates: new Map<string, number>() };
     },
   };
 }
@@ -210,10 +228,13 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         location: `rds:${SNAPSHOT_ARN}`,
         bytes: 20 * 2 ** 30,
         sha256: '',
-        tables: FINGERPRINT.tables,
+        tables: [{ table: 'public.items', rows: 3, checksum: '' }],
         migrationVersion: '002_add_price',
         serverVersion: '16.4',
+        claims: 'counts',
+        countTolerance: 0.01,
       });
+      assert.deepEqual(fp.modes, ['counts'], "RDS's default fingerprint: counts, no checksum of the live database");
       assert.deepEqual(manifests.saved.get(SNAPSHOT), manifest);
       assert.deepEqual(
         progress.filter((p) => p.phase === 'creating').map((p) => (p as { percent?: number }).percent),
@@ -292,6 +313,191 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       );
       assert.equal(err.type, 'SnapshotFailed');
       assert.equal(err.permanent, true);
+    });
+  });
+
+  describe('what a manifest of a live RDS database claims (issue 13 item 2)', () => {
+    const counts = (rows: number, extra: Partial<SnapshotManifest> = {}): SnapshotManifest => ({
+      ...takeReq,
+      createdAtMs: 1,
+      location: `rds:${SNAPSHOT_ARN}`,
+      bytes: 0,
+      sha256: '',
+      tables: [{ table: 'public.items', rows, checksum: '' }],
+      migrationVersion: '002_add_price',
+      serverVersion: '16.4',
+      claims: 'counts',
+      countTolerance: 0.01,
+      ...extra,
+    });
+    const copyOf = (rows: number, checksum = 'c0ffee') => [{ table: 'public.items', rows, checksum }];
+
+    beforeEach(() => {
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-drill-1a2b3c4d' })
+        .resolves({ DBInstances: [instance('shop-drill-1a2b3c4d', 'available')] });
+    });
+
+    it('takes fingerprint: full only when asked, and then claims exact checksums', async () => {
+      rdsMock.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot('creating') });
+      rdsMock.on(DescribeDBSnapshotsCommand).resolves({ DBSnapshots: [snapshot('available')] });
+      const fp = fakeFingerprint();
+      const store = createRdsSnapshotStore(harness(specWith({ fingerprint: 'full' })).ctx, memoryManifests(), fp);
+      const manifest = await store.take(takeReq);
+      assert.deepEqual(fp.modes, ['full']);
+      assert.equal(manifest.claims, 'exact');
+      assert.equal(manifest.tables[0]?.checksum, 'abc');
+      assert.equal(manifest.countTolerance, undefined);
+    });
+
+    it('a copy whose rows moved within the tolerance passes a counts manifest, and becomes its verified manifest', async () => {
+      const manifests = memoryManifests();
+      const manifest = counts(1000);
+      await manifests.put(manifest);
+      // 1000 rows counted on the live database; 1008 were in the storage CreateDBSnapshot saw (written in between).
+      const store = createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint([], copyOf(1008)));
+      const result = await store.compare('shop_drill_1a2b3c4d', manifest);
+      assert.deepEqual(result.differences, []);
+      assert.equal(result.ok, true);
+      const verified = manifests.saved.get(SNAPSHOT);
+      assert.equal(verified?.claims, 'exact');
+      assert.equal(verified?.verifiedOn, 'shop-drill-1a2b3c4d');
+      assert.deepEqual(verified?.tables, copyOf(1008), 'the exact figures come from the snapshot itself');
+
+      // A later restore of the same snapshot (e.g. rollback --restore-db) is held to the copy's checksums.
+      const second = createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint([], copyOf(1008, 'different')));
+      const again = await second.compare('shop_drill_1a2b3c4d', verified!);
+      assert.equal(again.ok, false);
+      assert.deepEqual(again.differences, ['public.items: same 1008 rows but different contents (checksum differs)']);
+    });
+
+    it('fails a counts manifest beyond the tolerance, on a missing table and on another migration version', async () => {
+      const manifests = memoryManifests();
+      const store = (tables: Array<{ table: string; rows: number; checksum: string }>) =>
+        createRdsSnapshotStore(harness().ctx, manifests, fakeFingerprint([], tables));
+      const far = await store(copyOf(1100)).compare('shop_drill_1a2b3c4d', counts(1000));
+      assert.equal(far.ok, false);
+      assert.match(
+        far.differences[0] ?? '',
+        /public\.items: 1100 rows, the live database had 1000 .*more than 10 apart/,
+      );
+      assert.equal(manifests.saved.size, 0, 'a copy that does not match is never the verified manifest');
+
+      const gone = await store([]).compare('shop_drill_1a2b3c4d', counts(5));
+      assert.deepEqual(gone.differences, ['public.items: missing, the snapshot has it']);
+
+      const migrated = await store(copyOf(5)).compare(
+        'shop_drill_1a2b3c4d',
+        counts(5, { migrationVersion: '001_init' }),
+      );
+      assert.deepEqual(migrated.differences, ['migration version: 002_add_price, snapshot has 001_init']);
+    });
+
+    it('a schema manifest (fingerprint: none) checks the tables and the migration version only', async () => {
+      const store = createRdsSnapshotStore(harness().ctx, memoryManifests(), fakeFingerprint([], copyOf(99_999)));
+      const result = await store.compare('shop_drill_1a2b3c4d', counts(0, { claims: 'schema' }));
+      assert.equal(result.ok, true);
+    });
+
+    it('counts on the live database at the bounded cost of the counts mode (never a full scan of production)', async () => {
+      const fp = fakeFingerprint();
+      await createRdsSnapshotStore(harness().ctx, memoryManifests(), fp).fingerprint('shop');
+      assert.deepEqual(fp.modes, ['counts']);
+      assert.deepEqual(fp.urls, [LIVE_URL]);
+    });
+  });
+
+  describe('snapshot retention (aws.rds.retention, issue 13 item 6)', () => {
+    const DAY = 86_400_000;
+    const NOW = 1_700_000_000_000;
+    const tagged = (id: string, extra: Record<string, string> = {}) =>
+      Object.entries({
+        [TAG.service]: 'shop',
+        [TAG.environment]: 'prod',
+        [TAG.workflow]: `deploy-${id}`,
+        [TAG.kind]: 'pre-migrate',
+        ...extra,
+      }).map(([Key, Value]) => ({ Key, Value }));
+    const old = (id: string, ageDays: number, tags = tagged(id), status = 'available') => ({
+      DBSnapshotIdentifier: id,
+      DBInstanceIdentifier: 'shop-prod',
+      DBSnapshotArn: `arn:aws:rds:us-east-1:123456789012:snapshot:${id}`,
+      Status: status,
+      SnapshotCreateTime: new Date(NOW - ageDays * DAY),
+      TagList: tags,
+    });
+
+    function takeWithRetention(retention: AwsRdsSpec['retention'], manual: ReturnType<typeof old>[]) {
+      rdsMock.on(CreateDBSnapshotCommand).resolves({ DBSnapshot: snapshot('creating') });
+      rdsMock.on(DescribeDBSnapshotsCommand, { DBSnapshotIdentifier: SNAPSHOT }).resolves({
+        DBSnapshots: [snapshot('available')],
+      });
+      rdsMock
+        .on(DescribeDBSnapshotsCommand, { SnapshotType: 'manual' })
+        .resolvesOnce({ DBSnapshots: manual.slice(0, 3), Marker: 'page-2' })
+        .resolves({ DBSnapshots: manual.slice(3) });
+      rdsMock.on(DescribeDBInstancesCommand).resolves({
+        DBInstances: [
+          instance('shop-prod', 'available'),
+          instance('shop-drill-99', 'creating', { [RDS_TAG.snapshot]: 'shop-prod-pre-migrate-00000003' }),
+        ],
+      });
+      rdsMock.on(DeleteDBSnapshotCommand).resolves({});
+      const h = harness(specWith({ retention }));
+      return { h, store: createRdsSnapshotStore(h.ctx, memoryManifests(), fakeFingerprint()) };
+    }
+
+    const deleted = () =>
+      rdsMock.commandCalls(DeleteDBSnapshotCommand).map((c) => c.args[0].input.DBSnapshotIdentifier);
+
+    it("deletes the oldest of the service's snapshots beyond keep, and nothing else", async () => {
+      const manual = [
+        old(SNAPSHOT, 0, ourTags),
+        old('shop-prod-pre-migrate-00000001', 40),
+        old('shop-prod-pre-migrate-00000002', 30),
+        old('shop-prod-pre-migrate-00000003', 20), // a drill is restoring it
+        old('shop-prod-drill-00000004', 10, tagged('d4', { [TAG.kind]: 'drill' })),
+        old('shop-prod-pre-restore-00000005', 50, tagged('r5', { [TAG.kind]: 'pre-restore' })), // a restore's safety copy
+        old('shop-staging-pre-migrate-00000006', 60, tagged('s6', { [TAG.environment]: 'staging' })),
+        old('other-prod-pre-migrate-00000007', 60, tagged('o7', { [TAG.service]: 'other' })),
+        old('hand-made', 90, []),
+        old('shop-prod-pre-migrate-00000008', 45, tagged('running-deploy')),
+      ];
+      const { h, store } = takeWithRetention({ keep: 2 }, manual);
+      h.running.add('deploy-running-deploy');
+      await store.take(takeReq);
+      assert.deepEqual(deleted(), ['shop-prod-pre-migrate-00000001', 'shop-prod-pre-migrate-00000002']);
+    });
+
+    it('with maxAge keeps whatever is younger, with keep and maxAge both must be exceeded', async () => {
+      const manual = [
+        old(SNAPSHOT, 0, ourTags),
+        old('shop-prod-pre-migrate-00000001', 40),
+        old('shop-prod-pre-migrate-00000002', 30),
+        old('shop-prod-pre-migrate-00000009', 5),
+      ];
+      const { store } = takeWithRetention({ keep: 1, maxAgeMs: 35 * DAY }, manual);
+      await store.take(takeReq);
+      assert.deepEqual(deleted(), ['shop-prod-pre-migrate-00000001']);
+    });
+
+    it('deletes nothing without aws.rds.retention, and a refused deletion does not fail the snapshot', async () => {
+      const manual = [old(SNAPSHOT, 0, ourTags), old('shop-prod-pre-migrate-00000001', 400)];
+      const { store } = takeWithRetention(undefined, manual);
+      await store.take(takeReq);
+      assert.deepEqual(deleted(), []);
+
+      rdsMock.reset();
+      const again = takeWithRetention({ keep: 1 }, manual);
+      rdsMock.on(DeleteDBSnapshotCommand).rejects(
+        Object.assign(new Error('not authorized to perform: rds:DeleteDBSnapshot'), {
+          name: 'AccessDenied',
+          $metadata: { httpStatusCode: 403 },
+        }),
+      );
+      const manifest = await again.store.take(takeReq);
+      assert.equal(manifest.snapshotId, SNAPSHOT);
+      assert.deepEqual(deleted(), ['shop-prod-pre-migrate-00000001']);
     });
   });
 
@@ -516,14 +722,16 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
           {
             serviceName: 'shop-blue',
             desiredCount: 2,
+            runningCount: 2,
             taskDefinition: 'arn:td/shop:7',
-            deployments: [{ status: 'PRIMARY', createdAt: primaryCreatedAt }],
+            deployments: [{ status: 'PRIMARY', createdAt: primaryCreatedAt, rolloutState: 'COMPLETED' }],
           },
           { serviceName: 'shop-green', desiredCount: 0, taskDefinition: 'arn:td/shop:6', deployments: [] },
         ],
       });
       ecsMock.on(UpdateServiceCommand).resolves({});
       ssmMock.on(PutParameterCommand).resolves({ Version: 2 });
+      rdsMock.on(ModifyDBInstanceCommand).resolves({});
     }
 
     it('points the SSM parameter at the restored instance and redeploys the services with tasks', async () => {
@@ -633,6 +841,140 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         'green already has the address',
       );
       assert.equal(ssmMock.commandCalls(PutParameterCommand).length, 0);
+    });
+
+    it('restores a database restore with the live instance settings (aws.rds.restore overrides) and promotes it after the swap (issue 13 item 3)', async () => {
+      const source = instance(
+        'shop-prod',
+        'available',
+        {},
+        {
+          DBInstanceClass: 'db.r6g.xlarge',
+          DBSubnetGroup: { DBSubnetGroupName: 'prod-subnets' },
+          VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-0prod' }],
+          DBParameterGroups: [{ DBParameterGroupName: 'shop-pg16' }],
+          OptionGroupMemberships: [{ OptionGroupName: 'shop-og' }],
+          MultiAZ: true,
+          StorageType: 'gp3',
+          IAMDatabaseAuthenticationEnabled: true,
+          DeletionProtection: true,
+          MonitoringInterval: 30,
+          MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
+          BackupRetentionPeriod: 14,
+          PubliclyAccessible: false,
+        },
+      );
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: 'shop-prod' }).resolves({ DBInstances: [source] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: restored })
+        .rejectsOnce(notFound(restored))
+        .resolves({ DBInstances: [instance(restored, 'available', { [RDS_TAG.snapshot]: SNAPSHOT })] });
+      rdsMock.on(RestoreDBInstanceFromDBSnapshotCommand).resolves({});
+      const manifests = memoryManifests();
+      await manifests.put({
+        ...takeReq,
+        createdAtMs: 1,
+        location: '',
+        bytes: 0,
+        sha256: '',
+        tables: [],
+        migrationVersion: null,
+        serverVersion: '16',
+      });
+      const { ctx } = harness(specWith({ restore: { instanceClass: 'db.r6g.2xlarge' } }));
+      await createRdsSnapshotStore(ctx, manifests, fakeFingerprint()).restore(SNAPSHOT, 'shop_restore-9f8e7d6c', {
+        jobs: 1,
+      });
+      const input = rdsMock.commandCalls(RestoreDBInstanceFromDBSnapshotCommand)[0]?.args[0].input;
+      assert.deepEqual(
+        { ...input, Tags: undefined },
+        {
+          DBInstanceIdentifier: restored,
+          DBSnapshotIdentifier: SNAPSHOT,
+          DBInstanceClass: 'db.r6g.2xlarge',
+          DBSubnetGroupName: 'prod-subnets',
+          VpcSecurityGroupIds: ['sg-0prod'],
+          DBParameterGroupName: 'shop-pg16',
+          OptionGroupName: 'shop-og',
+          MultiAZ: true,
+          StorageType: 'gp3',
+          EnableIAMDatabaseAuthentication: true,
+          DeletionProtection: false,
+          PubliclyAccessible: false,
+          Tags: undefined,
+        },
+        "production's settings, not the drill's; deletion protection only once it is live",
+      );
+
+      ecsMock.on(DescribeServicesCommand).resolves({
+        services: [
+          {
+            serviceName: 'shop-blue',
+            desiredCount: 2,
+            runningCount: 2,
+            deployments: [{ status: 'PRIMARY', createdAt: new Date(0), rolloutState: 'COMPLETED' }],
+          },
+          { serviceName: 'shop-green', desiredCount: 0, deployments: [] },
+        ],
+      });
+      ecsMock.on(UpdateServiceCommand).resolves({});
+      ssmMock.on(GetParameterCommand).resolves({ Parameter: { Value: 'old-host' } });
+      ssmMock.on(PutParameterCommand).resolves({});
+      rdsMock.on(AddTagsToResourceCommand).resolves({});
+      rdsMock.on(ModifyDBInstanceCommand).resolves({});
+      await createRdsSwap(ctx)('shop', 'shop_restore-9f8e7d6c', 'shop_replaced-1');
+      assert.deepEqual(rdsMock.commandCalls(ModifyDBInstanceCommand)[0]?.args[0].input, {
+        DBInstanceIdentifier: restored,
+        ApplyImmediately: true,
+        DeletionProtection: true,
+        BackupRetentionPeriod: 14,
+        MonitoringInterval: 30,
+        MonitoringRoleArn: 'arn:aws:iam::123456789012:role/rds-monitoring',
+      });
+      assert.deepEqual(rdsMock.commandCalls(AddTagsToResourceCommand).at(-1)?.args[0].input.Tags, [
+        { Key: TAG.kind, Value: 'live' },
+      ]);
+    });
+
+    it('waits for the redeployed services to be stable before the swap ends; retryable before the attempt times out', async () => {
+      awsWithServices(new Date('2024-05-01T09:00:00Z'));
+      ssmMock.on(GetParameterCommand).resolves({ Parameter: { Value: 'old-host' } });
+      const rolling = {
+        serviceName: 'shop-blue',
+        desiredCount: 2,
+        runningCount: 3,
+        deployments: [
+          { status: 'PRIMARY', rolloutState: 'IN_PROGRESS' as const },
+          { status: 'ACTIVE', rolloutState: 'COMPLETED' as const },
+        ],
+      };
+      const green = { serviceName: 'shop-green', desiredCount: 0, deployments: [] };
+      const stable = {
+        ...rolling,
+        runningCount: 2,
+        deployments: [{ status: 'PRIMARY', rolloutState: 'COMPLETED' as const }],
+      };
+      ecsMock
+        .on(DescribeServicesCommand)
+        .resolvesOnce({ services: [{ ...stable, taskDefinition: 'arn:td/shop:7' }, green] })
+        .resolvesOnce({ services: [rolling] })
+        .resolvesOnce({ services: [rolling] })
+        .resolves({ services: [stable] });
+      const { ctx, sleeps } = harness();
+      assert.equal(await createRdsSwap(ctx)('shop', 'shop_restore-9f8e7d6c', 'r'), 'swapped');
+      assert.deepEqual(sleeps, [5_000, 5_000], 'polled until the old tasks were gone');
+
+      ecsMock.reset();
+      ecsMock.on(UpdateServiceCommand).resolves({});
+      ecsMock
+        .on(DescribeServicesCommand)
+        .resolvesOnce({ services: [{ ...stable, taskDefinition: 'arn:td/shop:7' }, green] })
+        .resolves({ services: [rolling] });
+      const late = harness(specWith(), {});
+      late.ctx.activity = () => ({ attemptDeadlineMs: late.ctx.now() + 6_000, log: () => {} });
+      const err = await rejection(createRdsSwap(late.ctx)('shop', 'shop_restore-9f8e7d6c', 'r'));
+      assert.ok(!(err instanceof PlatformError), `retryable: the retried swap waits again (${err.message})`);
+      assert.match(err.message, /not stable yet: shop-blue \(2 deployments, 3\/2 running\)/);
     });
 
     it('needs an endpoint holder (NoEndpointHolder)', async () => {
@@ -768,10 +1110,13 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         location: `rds:${CLUSTER_SNAPSHOT_ARN}`,
         bytes: 25 * 2 ** 30,
         sha256: '',
-        tables: FINGERPRINT.tables,
+        tables: [{ table: 'public.items', rows: 3, checksum: '' }],
         migrationVersion: '002_add_price',
         serverVersion: '16.4',
+        claims: 'counts',
+        countTolerance: 0.01,
       });
+      assert.deepEqual(fp.modes, ['counts'], "RDS's default fingerprint: counts, no checksum of the live database");
       assert.deepEqual(manifests.saved.get(SNAPSHOT), manifest);
       assert.deepEqual(
         progress.flatMap((p) => (p.phase === 'creating' ? [(p as { percent?: number }).percent] : [])),
@@ -1015,9 +1360,16 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         .resolvesOnce({ DBInstances: [instance(writerOf(restored), 'configuring-enhanced-monitoring')] })
         .resolves({ DBInstances: [instance(writerOf(restored), 'available')] });
       rdsMock.on(AddTagsToResourceCommand).resolves({});
+      rdsMock.on(ModifyDBClusterCommand).resolves({});
+      rdsMock.on(ModifyDBInstanceCommand).resolves({});
       ecsMock.on(DescribeServicesCommand).resolves({
         services: [
-          { serviceName: 'shop-blue', desiredCount: 2, deployments: [{ status: 'PRIMARY', createdAt: new Date(0) }] },
+          {
+            serviceName: 'shop-blue',
+            desiredCount: 2,
+            runningCount: 2,
+            deployments: [{ status: 'PRIMARY', createdAt: new Date(0), rolloutState: 'COMPLETED' }],
+          },
           { serviceName: 'shop-green', desiredCount: 0, deployments: [] },
         ],
       });
@@ -1035,10 +1387,20 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         ssmMock.commandCalls(PutParameterCommand).map((c) => c.args[0].input),
         [{ Name: '/shop/prod/db-host', Value: `${restored}.cluster-abc.us-east-1.rds.amazonaws.com`, Overwrite: true }],
       );
-      assert.deepEqual(rdsMock.commandCalls(AddTagsToResourceCommand).at(-1)?.args[0].input, {
+      const tagged = rdsMock.commandCalls(AddTagsToResourceCommand).map((c) => c.args[0].input);
+      assert.deepEqual(tagged[0], {
         ResourceName: 'arn:aws:rds:us-east-1:123456789012:cluster:shop-aurora',
         Tags: [{ Key: RDS_TAG.replacedBy, Value: restored }],
       });
+      assert.deepEqual(
+        tagged.slice(1).map((t) => [t.ResourceName?.split(':').slice(-2).join(':'), t.Tags]),
+        [
+          [`db:${writerOf(restored)}`, [{ Key: TAG.kind, Value: 'live' }]],
+          [`cluster:${restored}`, [{ Key: TAG.kind, Value: 'live' }]],
+        ],
+        'after the swap the restored cluster and its writer are the live database (not deletable as a restore)',
+      );
+      assert.equal(rdsMock.commandCalls(ModifyDBClusterCommand).length, 1);
       assert.equal(rdsMock.commandCalls(DeleteDBClusterCommand).length, 0, 'the replaced cluster is kept');
     });
 
@@ -1066,6 +1428,19 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
         { check: 'rds cluster', ok: true, detail: 'shop-aurora: available (aurora-postgresql 16.4)' },
       );
       assert.equal(rdsMock.commandCalls(DescribeDBInstancesCommand).length, 0);
+
+      // Near the manual cluster snapshot quota, doctor fails the check and names retention (issue 13 item 6).
+      rdsMock.on(DescribeAccountAttributesCommand).resolves({
+        AccountQuotas: [
+          { AccountQuotaName: 'ManualSnapshots', Used: 3, Max: 100 },
+          { AccountQuotaName: 'ManualClusterSnapshots', Used: 93, Max: 100 },
+        ],
+      });
+      const near = (await awsDoctorChecks(clusterSpec(), { service: 'shop', environment: 'prod' }, {})).find(
+        (c) => c.check === 'rds snapshot quota',
+      );
+      assert.equal(near?.ok, false);
+      assert.match(near?.detail ?? '', /93 of 100 manual cluster snapshots used .*aws\.rds\.retention/);
     });
   });
 });
