@@ -222,7 +222,7 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
     assert.deepEqual(
       goLive?.refused.map((r) => [r.by, r.via]),
       [
-        ['mallory', 'signal'],
+        ['unverified:mallory', 'signal'],
         ['?', 'signal'],
       ],
     );

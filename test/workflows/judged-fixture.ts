@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
@@ -10,6 +10,7 @@ import { examplesDir, shopPlan } from './deploy-fixture';
  */
 export function releasesWith(behaviours: Record<string, object>): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'judged-releases-'));
+  chmodSync(dir, 0o755); // releases run as the release user, who must read them
   for (const [version, behaviour] of Object.entries(behaviours)) {
     mkdirSync(path.join(dir, version));
     writeFileSync(path.join(dir, version, 'release.json'), JSON.stringify(behaviour));

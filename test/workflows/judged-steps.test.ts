@@ -53,7 +53,7 @@ describe('judged steps: evidence per step, the unjudged-step gate, the judge aga
       assert.equal(result.outcome, 'succeeded', result.reason);
       assert.match(
         result.reason ?? '',
-        /^v2 is live, unjudged at 50% \(0 canary requests, 5 needed; approved unjudged by alice\)$/,
+        /^v2 is live, unjudged at 50% \(0 canary requests, 5 needed; approved unjudged by unverified:alice\)$/,
       );
       assert.deepEqual(
         result.state.steps?.map((s) => [s.weight, s.status]),
