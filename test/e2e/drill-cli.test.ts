@@ -38,7 +38,8 @@ async function writeConfig(dir: string, service: string, database: string): Prom
       traffic: { steps: [{ weight: 100 }] },
       approvals: { gates: [], approvers: ['alice', 'bob'], fourEyes: true, timeout: '1m', onTimeout: 'abort' },
       drill: { rtoTarget: '5m', schedule: '0 3 * * 1' },
-      environments: { staging: {} },
+      // A team's choice for this staging: unsigned CLI requests and decisions count, as unverified:<name>.
+      environments: { staging: { signing: { unsigned: 'accept-unverified' } } },
     },
   };
   const file = path.join(dir, 'runbook.yaml');

@@ -150,7 +150,7 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
           return true;
         });
       await refused({ by: 'mallory' }, /mallory is not an approver .* \(allowed: alice, bob\)/);
-      await refused({ by: 'alice' }, /four-eyes: alice requested .* may not approve it/);
+      await refused({ by: 'alice' }, /four-eyes: (unverified:)?alice requested .* may not approve it/);
       await refused({ by: 'bob', gate: 'go-live' }, /gate "go-live" is not waiting; .* waits for "before-start"/);
       await refused({ who: 'bob' }, /invalid approve payload/);
       await assert.rejects(handle.executeUpdate(signoffUpdate, { args: [{ by: 'bob' }] }), (err: unknown) => {
@@ -162,7 +162,7 @@ describe('deployService: gates, failures, cancellation and crashes', function ()
       await handle.signal(approveSignal, { by: 'mallory' }); // the Web UI path: recorded, refused
       const state = await waitForState(handle, (s) => (s.gates[0]?.refused.length ?? 0) > 0, 'the refused signal');
       assert.equal(state.gates[0]?.status, 'waiting');
-      assert.equal(state.gates[0]?.refused[0]?.by, 'mallory');
+      assert.equal(state.gates[0]?.refused[0]?.by, 'unverified:mallory');
       assert.equal(state.gates[0]?.refused[0]?.via, 'signal');
 
       await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob' }] });

@@ -108,7 +108,7 @@ describe('restoreDrill on the real stack', function () {
       assert.ok(err instanceof WorkflowUpdateFailedError);
       assert.match(
         String(err.cause?.message),
-        /four-eyes: alice requested the drill of shop-.* and may not approve it/,
+        /four-eyes: (unverified:)?alice requested the drill of shop-.* and may not approve it/,
       );
       return true;
     });
@@ -130,7 +130,7 @@ describe('restoreDrill on the real stack', function () {
     assert.equal(d.integrity.manifest?.rows, 2_000 + 2, 'items and the two migrations');
     assert.equal(d.integrity.schema?.ok, true, d.integrity.schema?.detail);
     assert.equal(d.signoff, 'signed');
-    assert.equal(d.signedOffBy, 'bob');
+    assert.equal(d.signedOffBy, 'unverified:bob');
     assert.deepEqual(
       d.phases.map((p) => p.phase),
       ['pick-snapshot', 'restore', 'connect', 'integrity', 'start-release', 'health', 'smoke', 'sign-off', 'cleanup'],
@@ -147,7 +147,7 @@ describe('restoreDrill on the real stack', function () {
     assert.equal(row.over_target, false);
     assert.equal(row.snapshot_id, snapshotId);
     assert.ok(row.snapshot_age_seconds !== null && row.snapshot_age_seconds >= 0);
-    assert.equal(row.signed_off_by, 'bob');
+    assert.equal(row.signed_off_by, 'unverified:bob');
     assert.deepEqual(Object.keys(row.phase_timings).sort(), d.phases.map((p) => p.phase).sort());
     assert.equal(row.integrity?.amcheck?.ok, true);
     assert.ok(row.finished_at);
