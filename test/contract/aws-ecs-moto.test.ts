@@ -212,7 +212,8 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
             approvals: { gates: [], approvers: ['alice', 'bob'], fourEyes: true, timeout: '2m', onTimeout: 'abort' },
             rollback: { approvals: { gates: [] }, dbRestoreApprovers: ['alice'] },
             drill: { rtoTarget: '5m' },
-            environments: { moto: {} },
+            // A team's choice for this environment: unsigned CLI requests and decisions count, as unverified:<name>.
+            environments: { moto: { signing: { unsigned: 'accept-unverified' } } },
           },
         },
       }),
