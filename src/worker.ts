@@ -23,6 +23,8 @@ export const PAYLOAD_CONVERTER_PATH = require.resolve('./shared/payload-converte
 
 export interface RunbookWorker {
   worker: Worker;
+  /** Who its releases run as (resolveReleaseUser): undefined, the worker's own user. */
+  releaseUser: ReturnType<typeof resolveReleaseUser>;
   /** Closes the clients the worker used; call after `worker.run()` resolves. */
   close(): Promise<void>;
 }
@@ -120,7 +122,7 @@ export async function createRunbookWorker(
       // a namespace that does not exist, refused credentials: said in words
       throw explainError(err, config.temporal) ? await connectionFailure(err, config.temporal) : err;
     });
-    return { worker, close };
+    return { worker, close, releaseUser };
   } catch (err) {
     await close();
     throw err;
@@ -149,10 +151,7 @@ function runbookConfigStatus(config: WorkerConfig): { ok: boolean; detail: strin
 }
 
 /** Who releases run as and which database role they get, in words for the worker's log. */
-function releasesRunAs(config: WorkerConfig): string {
-  const user = resolveReleaseUser(
-    config.RUNBOOK_RELEASE_USER ? { RUNBOOK_RELEASE_USER: config.RUNBOOK_RELEASE_USER } : {},
-  );
+function releasesRunAs(config: WorkerConfig, user: RunbookWorker['releaseUser']): string {
   const who = user
     ? `as ${user.name} (uid ${user.uid})`
     : process.getuid?.() === 0
@@ -176,7 +175,7 @@ export async function main(): Promise<void> {
     logger,
     ...(metricsAddress ? { telemetryOptions: { metrics: { prometheus: { bindAddress: metricsAddress } } } } : {}),
   });
-  const { worker, close } = await createRunbookWorker(config);
+  const { worker, close, releaseUser } = await createRunbookWorker(config);
   const runbookConfig = runbookConfigStatus(config);
   logger.info('worker started', {
     taskQueue: config.RUNBOOK_TASK_QUEUE,
@@ -184,7 +183,7 @@ export async function main(): Promise<void> {
     pid: process.pid,
     metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
     runbookConfig: runbookConfig.detail,
-    releases: releasesRunAs(config),
+    releases: releasesRunAs(config, releaseUser),
   });
   if (!runbookConfig.ok) logger.warn(`runbook config: ${runbookConfig.detail}`);
   try {

@@ -10,17 +10,22 @@ import { deriveKey, loadWorkerSecret } from '../system/worker-secret';
 import type { Command } from './command';
 import { homeOption } from './options';
 
-/** The stack's snapshot store as its worker builds it: same folder, same key (RUNBOOK_WORKER_SECRET or the key file). */
+/**
+ * The stack's snapshot store as its worker builds it: same folder, same key (RUNBOOK_WORKER_SECRET or the key file),
+ * and that key.
+ */
 function storeOf(env: NodeJS.ProcessEnv, home: string) {
   const binDir = postgresClientBinDir();
   if (!binDir) throw new UserError('pg_restore not found', 'apt-get install postgresql-client-15');
   const settings = resolveStackSettings(env, { home });
-  return createPgSnapshotStore({
+  const manifestKey = deriveKey(loadWorkerSecret(env, settings.home, { create: false }), 'manifests');
+  const store = createPgSnapshotStore({
     dir: path.join(settings.home, 'snapshots'),
     urlFor: (database) => databaseUrl(settings, database),
     binDir,
-    manifestKey: deriveKey(loadWorkerSecret(env, settings.home, { create: false }), 'manifests'),
+    manifestKey,
   });
+  return { store, manifestKey };
 }
 
 export const snapshotsCommand: Command = {
@@ -42,8 +47,7 @@ export const snapshotsCommand: Command = {
     const home = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {}).home;
     if (verb === 'list' && rest.length === 2) {
       const [service, environment] = rest as [string, string];
-      const store = storeOf(io.env, home);
-      const key = deriveKey(loadWorkerSecret(io.env, home, { create: false }), 'manifests');
+      const { store, manifestKey: key } = storeOf(io.env, home);
       const found = await store.list(service, environment).catch((err: unknown) => {
         throw err instanceof PlatformError ? new UserError(err.message) : err;
       });
@@ -66,7 +70,7 @@ export const snapshotsCommand: Command = {
         );
       }
       const signed = await storeOf(io.env, home)
-        .sign(id)
+        .store.sign(id)
         .catch((err: unknown) => {
           throw err instanceof PlatformError ? new UserError(err.message) : err;
         });

@@ -45,12 +45,7 @@ export const statusCommand: Command = {
         closedAs = described.status.name;
         state = await handle.query(statusQuery);
       } catch (err) {
-        if (err instanceof WorkflowNotFoundError)
-          throw new UserError(`no workflow ${workflowId}`, 'runbook list shows the recent ones');
-        throw new UserError(
-          `cannot read the status of ${workflowId}: ${errorMessage(err)}`,
-          'is a worker running? runbook doctor',
-        );
+        throw statusUnreadable(err, workflowId);
       }
       if (args.values.json) io.out(JSON.stringify(state, null, 2));
       else
@@ -66,6 +61,16 @@ export const statusCommand: Command = {
     });
   },
 };
+
+/** Why the status of `workflowId` could not be read, in words with the fix. */
+function statusUnreadable(err: unknown, workflowId: string): UserError {
+  if (err instanceof WorkflowNotFoundError)
+    return new UserError(`no workflow ${workflowId}`, 'runbook list shows the recent ones');
+  return new UserError(
+    `cannot read the status of ${workflowId}: ${errorMessage(err)}`,
+    'is a worker running? runbook doctor',
+  );
+}
 
 export const reportCommand: Command = {
   name: 'report',
@@ -89,12 +94,7 @@ export const reportCommand: Command = {
       try {
         state = await client.workflow.getHandle(workflowId).query(statusQuery);
       } catch (err) {
-        if (err instanceof WorkflowNotFoundError)
-          throw new UserError(`no workflow ${workflowId}`, 'runbook list shows the recent ones');
-        throw new UserError(
-          `cannot read the status of ${workflowId}: ${errorMessage(err)}`,
-          'is a worker running? runbook doctor',
-        );
+        throw statusUnreadable(err, workflowId);
       }
       if (state.kind !== 'deploy')
         throw new UserError(`${workflowId} is a ${state.kind}, not a deploy`, "runbook report takes a deploy's id");
