@@ -1,6 +1,5 @@
 /** The single-host TrafficRouter on HAProxy 2.6: routes, weights, drains and maintenance via the runtime API. */
 import { readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomically } from '../../system/atomic-write';
@@ -18,6 +17,7 @@ import {
   type RouteState,
   type Slot,
 } from './haproxy-route-config';
+import { checkMember, checkRoute, label } from './haproxy-route-input';
 import { parseShowInfo, type HaproxyRuntime } from './haproxy-runtime';
 import {
   countersFromStat,
@@ -55,12 +55,8 @@ interface Worker {
   startSec: number;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-const RELEASE_ID = /^[a-z0-9-]{1,40}$/;
 /** Characters that HAProxy's configuration and sample expressions take unquoted in a file path. */
 const SAFE_PATH = /^[A-Za-z0-9_./+@=:-]+$/;
-
-const label = (route: Pick<RouteSpec, 'service' | 'environment'>) => `${route.service}/${route.environment}`;
 
 /**
  * A TrafficRouter on HAProxy 2.6 (the single-host platform). Each route is one file in `servicesDir` with a
@@ -536,31 +532,6 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
 
 /** A split or member the router refuses: the same request can never succeed. */
 const invalidSplit = (message: string) => new PlatformError(message, { type: 'InvalidTrafficSplit', permanent: true });
-
-function checkRoute(route: RouteSpec): void {
-  for (const [key, value] of [
-    ['service', route.service],
-    ['environment', route.environment],
-  ] as const) {
-    if (!NAME.test(value)) {
-      throw new Error(`route ${key} "${value}" is invalid: use letters, digits, '.', '_' and '-' (at most 63)`);
-    }
-  }
-  if (!Number.isInteger(route.listenPort) || route.listenPort < 1 || route.listenPort > 65_535) {
-    throw new Error(`route ${label(route)}: listenPort must be a TCP port, got ${route.listenPort}`);
-  }
-}
-
-function checkMember(member: RouteMember): void {
-  if (!RELEASE_ID.test(member.releaseId)) {
-    throw new Error(`releaseId "${member.releaseId}" is invalid: use [a-z0-9-], at most 40 characters`);
-  }
-  // The runtime API sets addresses, not names (names would need a resolvers section).
-  if (!net.isIPv4(member.host)) throw new Error(`release "${member.releaseId}": host must be an IPv4 address`);
-  if (!Number.isInteger(member.port) || member.port < 1 || member.port > 65_535) {
-    throw new Error(`release "${member.releaseId}": port must be a TCP port, got ${member.port}`);
-  }
-}
 
 function sameWorker(a: Worker, b: Worker): boolean {
   return a.pid === b.pid && Math.abs(a.startSec - b.startSec) <= 2;
