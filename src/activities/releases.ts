@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
 import { scrubSecrets } from '../shared/redact';
-import type { HealthSpec, SmokeCheck } from '../shared/service-plan';
+import type { HealthSpec, HttpSmokeCheck } from '../shared/service-plan';
 import type { PlatformDeps, RunningRelease, StartReleaseRequest } from '../platforms/types';
 import type { Targeted } from '../shared/target';
 import { toActivityFailure } from './failures';
@@ -131,7 +131,7 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     },
 
     /** Runs the smoke checks against the release directly (not through the router). Throws SmokeCheckFailed. */
-    async runSmokeChecks(args: { release: ReleaseRef; checks: SmokeCheck[]; timeoutMs: number }) {
+    async runSmokeChecks(args: { release: ReleaseRef; checks: HttpSmokeCheck[]; timeoutMs: number }) {
       const results: HttpOutcome[] = [];
       for (const check of args.checks) results.push(await httpCheck(releaseUrl(args.release), check, args.timeoutMs));
       const failed = results.filter((r) => !r.ok);

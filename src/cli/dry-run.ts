@@ -10,7 +10,7 @@ import { platformDatabaseWhere, platformPlanRows } from '../platforms/preflight'
 import { planDifferences, planDigest } from '../runbook-config';
 import { formatDuration } from '../runbook-config/durations';
 import { stepEvidenceNeed } from '../shared/analysis';
-import type { ResolvedService } from '../shared/service-plan';
+import { isCommandCheck, type DatabaseSpec, type ResolvedService } from '../shared/service-plan';
 import { slug } from '../shared/ids';
 import type { ResolvedPlan } from '../shared/request';
 import type { ApprovalPolicy, HttpProbe } from '../shared/service-plan';
@@ -74,9 +74,10 @@ export function planLines(plan: ResolvedService): string[] {
   rows.push([
     'smoke',
     list(
-      plan.smoke.map(
-        (c) =>
-          `${c.name}: ${c.method} ${c.path} -> ${c.expectStatus}${c.bodyMatches ? ` matching /${c.bodyMatches}/` : ''}`,
+      plan.smoke.map((c) =>
+        isCommandCheck(c)
+          ? `${c.name}: runs ${c.command.join(' ')} from the ${c.runFrom} (exit 0 passes, within ${formatDuration(c.timeoutMs)})`
+          : `${c.name}: ${c.method} ${c.path} -> ${c.expectStatus}${c.bodyMatches ? ` matching /${c.bodyMatches}/` : ''}`,
       ),
     ),
   ]);
@@ -86,7 +87,7 @@ export function planLines(plan: ResolvedService): string[] {
     db
       ? `${db.name} (URL ${db.urlEnv ? `from the worker's ${db.urlEnv}` : 'derived by the worker from its stack'})` +
         platformDatabaseWhere(plan) +
-        `; migrations ${db.migrationsDir ?? 'none'}`
+        `; migrations ${describeMigrations(db)}`
       : 'none',
   ]);
   rows.push([
@@ -201,4 +202,15 @@ export async function dryRun(
     check(worker.plan);
     return printDryRun(io, Boolean(args.values.json), headline(environment), worker, local);
   });
+}
+
+/** How the service's schema is migrated: a folder (per version when it holds {version}), a command, or not at all. */
+function describeMigrations(db: DatabaseSpec): string {
+  const how = db.migrate
+    ? `by the release's ${db.migrate.command.join(' ')} (within ${formatDuration(db.migrate.timeoutMs)})` +
+      (db.migrate.status ? `, then ${db.migrate.status.command.join(' ')} must report nothing pending` : '')
+    : db.migrationsDir
+      ? `${db.migrationsDir}${db.migrationsDir.includes('{version}') ? " (the deployed version's folder)" : ''}`
+      : 'none';
+  return db.compatibility === 'breaking' ? `${how}; breaking (no app-only rollback across it)` : how;
 }

@@ -179,6 +179,78 @@ export interface ReleaseLog {
   excerpt?: string;
 }
 
+/** What a release command is for (it names the run, and the log's folder). */
+export const COMMAND_PURPOSES = ['migrate', 'migrate-status', 'smoke', 'integrity'] as const;
+export type CommandPurpose = (typeof COMMAND_PURPOSES)[number];
+
+/** The most characters of a command's output a result carries (its end); the whole log stays where it ran. */
+export const COMMAND_TAIL_CHARS = 4_000;
+
+/**
+ * One run of a command the release brings. Secrets are not here: the runner adds the database URL from its own
+ * environment, as for a release.
+ */
+export interface ReleaseCommandRequest extends Targeted {
+  service: string;
+  environment: string;
+  version: string;
+  /** The release id of the version the command comes from (single-host: the release's folder; aws-ecs: startedBy). */
+  releaseId: string;
+  purpose: CommandPurpose;
+  /**
+   * Names this run, [a-z0-9-], at most 64 characters, derived from the workflow id and the step: a retried activity
+   * with the same runId adopts the command that already runs (or has finished) instead of running it a second time.
+   */
+  runId: string;
+  /** argv with its placeholders filled in (no shell). */
+  command: string[];
+  timeoutMs: number;
+  /** single-host: the release as configured ({version} folder and environment); the runner renders it. */
+  release?: ReleaseSpec;
+  /** The database the command is given as DATABASE_URL (a drill passes its restored copy). */
+  database?: { name: string; urlEnv?: string };
+  /** Run on the worker in this folder instead of from the release (a `runFrom: worker` smoke check). */
+  workerCwd?: string;
+}
+
+/** How a release command ended. */
+export interface ReleaseCommandResult {
+  runId: string;
+  /** The exit code; null when it was killed by a signal, timed out, or the platform stopped it. */
+  exitCode: number | null;
+  timedOut: boolean;
+  /** Why the platform stopped it, when it did (ECS's stoppedReason, "killed by SIGKILL"). */
+  stoppedReason?: string;
+  /** The end of its output, scrubbed of credentials, at most COMMAND_TAIL_CHARS characters. */
+  tail: string;
+  /** Where the whole output is kept (a path on the worker's host, a CloudWatch Logs stream). */
+  logLocation: string;
+  startedAtMs: number;
+  endedAtMs: number;
+  /** True when this call found the run already started (by an earlier attempt) and waited for it. */
+  adopted: boolean;
+}
+
+/** What a command reports while it runs (heartbeat details). */
+export interface CommandProgress {
+  phase: 'starting' | 'running' | 'stopping' | 'done';
+  detail?: string;
+}
+
+/** Runs the release's own commands (migrations, checks) where the release runs. */
+export interface ReleaseCommandRunner {
+  /**
+   * Runs the command to its end, or adopts the run with this runId. Resolves with the result whatever the exit code;
+   * throws PlatformError ReleaseCommandFailed (permanent) when it cannot start (unknown version, empty command) and
+   * retryable errors for a platform that is away.
+   */
+  run(
+    req: ReleaseCommandRequest,
+    progress?: (p: CommandProgress) => void,
+    signal?: AbortSignal,
+  ): Promise<ReleaseCommandResult>;
+}
+
 /** Row count and content checksum of one table, as recorded in a snapshot manifest. */
 export interface TableFingerprint {
   /** schema-qualified, e.g. public.items */
@@ -332,6 +404,13 @@ export interface PlatformParts {
   migrator: Migrator;
   drillChecks: DrillChecks;
   swapDatabases: SwapDatabases;
+  /** The release's own commands; absent on a platform that cannot run them (the plan is then refused). */
+  commands?: ReleaseCommandRunner;
+  /**
+   * Creates the service's database when it does not exist yet (the embedded stack's first deploy); returns whether
+   * it did. Absent where the platform never creates databases: a missing one fails preflight with what to create.
+   */
+  ensureDatabase?(req: { service: string; environment: string; database: string }): Promise<'created' | 'exists'>;
 }
 
 /**

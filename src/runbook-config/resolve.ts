@@ -5,7 +5,15 @@
  */
 import path from 'node:path';
 import { UserError } from '../errors';
-import type { AwsEcsSpec, JsonValue, ReleaseSpec, ResolvedService, ServiceCommon } from '../shared/service-plan';
+import type {
+  AwsEcsSpec,
+  DatabaseSpec,
+  JsonValue,
+  ReleaseSpec,
+  ResolvedService,
+  ServiceCommon,
+  SmokeCheck,
+} from '../shared/service-plan';
 import { AWS_MIN_INTERVAL_MS } from './aws-ecs-schema';
 import { validateService } from './cross-checks';
 import { mergePatch, type Path } from './json';
@@ -109,23 +117,19 @@ function toResolved(
       timeoutMs: s.health.timeout,
       deadlineMs: s.health.deadline,
     },
-    smoke: s.smoke.map((c) => ({
-      name: c.name,
-      method: c.method,
-      path: c.path,
-      ...(c.body !== undefined ? { body: c.body as JsonValue } : {}),
-      expectStatus: c.expectStatus,
-      ...(c.bodyMatches !== undefined ? { bodyMatches: c.bodyMatches } : {}),
-    })),
-    ...(s.database
-      ? {
-          database: {
-            name: s.database.name,
-            ...(s.database.urlEnv ? { urlEnv: s.database.urlEnv } : {}),
-            ...(s.database.migrations ? { migrationsDir: path.resolve(at.baseDir, s.database.migrations) } : {}),
+    smoke: s.smoke.map((c): SmokeCheck =>
+      'command' in c
+        ? c
+        : {
+            name: c.name,
+            method: c.method,
+            path: c.path,
+            ...(c.body !== undefined ? { body: c.body as JsonValue } : {}),
+            expectStatus: c.expectStatus,
+            ...(c.bodyMatches !== undefined ? { bodyMatches: c.bodyMatches } : {}),
           },
-        }
-      : {}),
+    ),
+    ...(s.database ? { database: toDatabase(s.database, at.baseDir) } : {}),
     traffic: { steps: s.traffic.steps },
     // A step without evidence pauses for a human by default; with nobody to ask, it fails (rolls back) instead.
     analysis: {
@@ -158,6 +162,28 @@ function toResolved(
       portRange: release.portRange,
       drainMs: release.drain,
     },
+  };
+}
+
+/**
+ * The database block: the migrations folder absolute (a {version} in it stays, for the worker to fill in with the
+ * version it deploys), the migrate command with its status command, the declared compatibility.
+ */
+function toDatabase(d: NonNullable<ParsedService['database']>, baseDir: string): DatabaseSpec {
+  return {
+    name: d.name,
+    ...(d.urlEnv ? { urlEnv: d.urlEnv } : {}),
+    ...(d.migrations ? { migrationsDir: path.resolve(baseDir, d.migrations) } : {}),
+    ...(d.migrate
+      ? {
+          migrate: {
+            command: d.migrate.command,
+            timeoutMs: d.migrate.timeout,
+            ...(d.migrate.status ? { status: d.migrate.status } : {}),
+          },
+        }
+      : {}),
+    ...(d.compatibility ? { compatibility: d.compatibility } : {}),
   };
 }
 

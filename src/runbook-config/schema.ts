@@ -10,6 +10,10 @@ import {
   INCONCLUSIVE_ACTIONS,
   HTTP_METHODS,
   RELEASE_PLACEHOLDERS,
+  COMMAND_PLACEHOLDERS,
+  COMMAND_SOURCES,
+  MIGRATION_COMPATIBILITY,
+  type CommandSpec,
   type PortRange,
   type TrafficStep,
   type AnalysisSpec,
@@ -87,7 +91,44 @@ export const healthSchema = z
   })
   .describe('{ liveness, readiness, timeout, deadline }');
 
-const smokeSchema = z
+/** A command's argv (no shell) whose arguments may hold `placeholders`. */
+const argvSchema = (placeholders: readonly string[], example: string) =>
+  z
+    .array(template(placeholders).min(1, 'must not be empty'), {
+      error: unlessMissing(
+        (v) => `must be a list of arguments (argv, no shell), e.g. ${example}, got ${describeValue(v)}`,
+      ),
+    })
+    .min(1, `must list at least the program to run, e.g. ${example}`);
+
+/** `{ command, timeout }` of a command the release brings; `timeout` defaults to `defaultTimeoutMs`. */
+const commandSchema = (placeholders: readonly string[], example: string, defaultTimeoutMs: number) =>
+  z
+    .strictObject({
+      command: argvSchema(placeholders, example),
+      timeout: duration({ positive: true }).default(defaultTimeoutMs),
+    })
+    .describe(`{ command: ${example}, timeout }`)
+    .transform((c): CommandSpec => ({ command: c.command, timeoutMs: c.timeout }));
+
+const commandSmokeSchema = z
+  .strictObject({
+    name: z.string().min(1, 'must not be empty'),
+    command: argvSchema(COMMAND_PLACEHOLDERS, '[npx, tsx, scripts/smoke.ts, "{url}"]'),
+    timeout: duration({ positive: true }).default(120_000),
+    runFrom: z
+      .enum(COMMAND_SOURCES, {
+        error: unlessMissing(
+          (v) =>
+            `must be release (run from the release being deployed) or worker (on the worker, in runbook.yaml's folder), got ${describeValue(v)}`,
+        ),
+      })
+      .default('release'),
+  })
+  .describe('e.g. { name: smoke script, command: [npx, tsx, scripts/smoke.ts, "{url}"], timeout: 2m }')
+  .transform((c) => ({ name: c.name, command: c.command, timeoutMs: c.timeout, runFrom: c.runFrom }));
+
+const httpSmokeSchema = z
   .strictObject({
     name: z.string().min(1, 'must not be empty'),
     method: z.enum(HTTP_METHODS).default('GET'),
@@ -111,6 +152,15 @@ const smokeSchema = z
   })
   .describe('e.g. { name: list items, method: GET, path: /api/items, expectStatus: 200 }');
 
+/** A smoke check: a command when it has `command:`, else an HTTP request. */
+const smokeSchema = z.unknown().transform((value, ctx) => {
+  const isCommand = typeof value === 'object' && value !== null && 'command' in value;
+  const parsed = (isCommand ? commandSmokeSchema : httpSmokeSchema).safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) ctx.addIssue({ ...issue, code: 'custom', path: issue.path } as never);
+  return z.NEVER;
+});
+
 const databaseSchema = z
   .strictObject({
     name: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, {
@@ -133,9 +183,25 @@ const databaseSchema = z
         }
       })
       .optional(),
-    migrations: z.string().min(1, 'must not be empty').optional(),
+    migrations: template(['version']).min(1, 'must not be empty').optional(),
+    migrate: z
+      .strictObject({
+        command: argvSchema(['version'], '[npm, run, db:migrate]'),
+        timeout: duration({ positive: true }).default(600_000),
+        status: commandSchema(['version'], '[npm, run, db:status]', 120_000).optional(),
+      })
+      .describe('{ command: [npm, run, db:migrate], timeout, status: { command: [npm, run, db:status] } }')
+      .optional(),
+    compatibility: z
+      .enum(MIGRATION_COMPATIBILITY, {
+        error: unlessMissing(
+          (v) =>
+            `must be backward (expand-only: the previous release still works on the new schema) or breaking, got ${describeValue(v)}`,
+        ),
+      })
+      .optional(),
   })
-  .describe('{ name, urlEnv, migrations }');
+  .describe('{ name, urlEnv, migrations, migrate, compatibility }');
 
 export const trafficSchema = z
   .strictObject({
@@ -278,9 +344,14 @@ const drillSchema = z
         { error: (iss) => `must be ${CRON_HINT}, got ${describeValue(iss.input)}` },
       )
       .optional(),
+    integrityCommand: commandSchema(['version'], '[npm, run, ops:db:validate-integrity]', 600_000).optional(),
   })
-  .describe('{ rtoTarget, schedule }')
-  .transform((d): DrillSpec => ({ rtoTargetMs: d.rtoTarget, ...(d.schedule ? { schedule: d.schedule } : {}) }));
+  .describe('{ rtoTarget, schedule, integrityCommand }')
+  .transform((d): DrillSpec => ({
+    rtoTargetMs: d.rtoTarget,
+    ...(d.schedule ? { schedule: d.schedule } : {}),
+    ...(d.integrityCommand ? { integrityCommand: d.integrityCommand } : {}),
+  }));
 
 /**
  * One service after merging an environment. Requirements that depend on other fields (platform blocks, ordering,

@@ -69,8 +69,55 @@ export interface HealthSpec {
   deadlineMs: number;
 }
 
+/** The placeholders a release-provided command may contain: {version} always, {url} in smoke checks. */
+export const COMMAND_PLACEHOLDERS = ['version', 'url'] as const;
+
+/**
+ * A command the release brings (argv, no shell: `[npm, run, db:migrate]`), run from the release (single-host: its
+ * folder, environment and user; aws-ecs: a one-off task of its task definition) with a timeout. Its exit code
+ * decides: 0 passes, anything else fails.
+ */
+export interface CommandSpec {
+  /** argv; may contain {version} (and {url} in a smoke check). */
+  command: string[];
+  /** How long it may run before it is stopped (SIGTERM, then SIGKILL) and counts as failed. */
+  timeoutMs: number;
+}
+
+/** Where a command smoke check runs: from the release (its folder, or a one-off task), or on the worker. */
+export const COMMAND_SOURCES = ['release', 'worker'] as const;
+export type CommandSource = (typeof COMMAND_SOURCES)[number];
+
+/** A smoke check that is a command of the release's: it passes when it exits 0; {url} is the candidate's address. */
+export interface CommandSmokeCheck extends CommandSpec {
+  name: string;
+  /**
+   * `release` (the default): single-host in the release's folder, aws-ecs as a one-off task of the new revision;
+   * `worker`: on the worker, in the runbook.yaml's folder, against the candidate's (test listener's) address.
+   */
+  runFrom: CommandSource;
+}
+
+/** A smoke check: an HTTP request, or a command of the release's. */
+export type SmokeCheck = HttpSmokeCheck | CommandSmokeCheck;
+
+/** True for a smoke check that runs a command (else it is an HTTP request). */
+export function isCommandCheck(check: SmokeCheck): check is CommandSmokeCheck {
+  return 'command' in check;
+}
+
+/** Whether a release's migrations keep the previous release working (expand-only) or not. */
+export const MIGRATION_COMPATIBILITY = ['backward', 'breaking'] as const;
+export type MigrationCompatibility = (typeof MIGRATION_COMPATIBILITY)[number];
+
+/** The service's own migration tool: a command that applies what is pending, and one that says nothing is. */
+export interface MigrateCommandSpec extends CommandSpec {
+  /** Run after the migration: it must exit 0, meaning nothing is pending (`npm run db:status`). */
+  status?: CommandSpec;
+}
+
 /** A request sent to a new release before it gets traffic; the deploy fails when the answer does not match. */
-export interface SmokeCheck {
+export interface HttpSmokeCheck {
   /** Unique within the service; shown in the deploy's status. */
   name: string;
   method: HttpMethod;
@@ -92,8 +139,25 @@ export interface DatabaseSpec {
    * its own stack.
    */
   urlEnv?: string;
-  /** Absolute folder of node-pg-migrate SQL migrations; absent when the service has no migrations. */
+  /**
+   * Absolute folder of SQL migrations (node-pg-migrate files, or plain ordered `001_x.sql` files); may contain
+   * {version}: the folder inside the release being deployed (expand with migrationsDirFor). Absent when the service
+   * has no migrations folder.
+   */
   migrationsDir?: string;
+  /** The release's own migration command instead of a folder (run after the snapshot, before the release starts). */
+  migrate?: MigrateCommandSpec;
+  /**
+   * Whether this environment's releases' migrations are backward compatible (the default, expand-only: the previous
+   * release still works on the new schema) or breaking (an app-only rollback across it is refused). Absent in plans
+   * resolved before release commands: backward.
+   */
+  compatibility?: MigrationCompatibility;
+}
+
+/** The migrations folder of `version`: {version} in the configured folder filled in (a folder name, never '..'). */
+export function migrationsDirFor(database: DatabaseSpec, version: string): string | undefined {
+  return database.migrationsDir?.split('{version}').join(version);
 }
 
 /** One step of the traffic shift to the new release. */
@@ -178,6 +242,11 @@ export interface DrillSpec {
   rtoTargetMs: number;
   /** When to run the drill on its own: a 5-field cron expression (or @daily, @weekly, ...). */
   schedule?: string;
+  /**
+   * The service's own integrity check, run from the restored release against the restored copy (DATABASE_URL of the
+   * copy): it must exit 0; its output becomes the drill's integrity notes.
+   */
+  integrityCommand?: CommandSpec;
 }
 
 /** What every resolved service has, whatever its platform. */
