@@ -4,7 +4,7 @@ import type { RouteSpec, StartReleaseRequest } from '../platforms/types';
 import type { DeployPhase, ReleaseRef } from '../shared/deploy';
 import { snapshotIdFor } from '../shared/ids';
 import type { PlatformPlan } from '../shared/platform-plan';
-import { isCommandCheck, type ResolvedService } from '../shared/service-plan';
+import { isCommandCheck, type HttpSmokeCheck, type ResolvedService } from '../shared/service-plan';
 import { act, healthGate, slow } from './activity-options';
 import { say } from './wording';
 
@@ -105,7 +105,7 @@ export async function bringUpRelease(
   );
   if (plan.smoke.length > 0 || args.showEmptySmoke) {
     await run('smoke', say.smoke(plan, release), async () => {
-      const http = plan.smoke.filter((c) => !isCommandCheck(c));
+      const http = plan.smoke.filter((c): c is HttpSmokeCheck => !isCommandCheck(c));
       if (http.length > 0) await act.runSmokeChecks({ release, checks: http, timeoutMs: plan.health.timeoutMs });
     });
   }
