@@ -3,6 +3,7 @@ import type {
   MigrationResult,
   PlatformDeps,
   RestoreProgress,
+  SchemaVersion,
   SnapshotManifest,
   SnapshotProgress,
   SnapshotStore,
@@ -175,6 +176,11 @@ export function createDbActivities(deps: DbActivityDeps) {
       } catch (err) {
         throw toActivityFailure(err);
       }
+    },
+
+    /** The schema now (node-pg-migrate's last migration, a digest of the columns): recorded before and after a migration. */
+    async readSchemaVersion(database: string, target?: Targeted): Promise<SchemaVersion> {
+      return pick(target).migrator.schemaVersion(database);
     },
 
     /**

@@ -1,3 +1,4 @@
+import { createCommandActivities, type CommandActivityDeps } from './commands';
 import { createDbActivities, type DbActivityDeps } from './db';
 import { createDrillActivities, type DrillActivityDeps } from './drill';
 import { withActivityFailures } from './failures';
@@ -12,6 +13,7 @@ export type ActivityDeps = StackActivityDeps &
   TrafficActivityDeps &
   ReleaseActivityDeps &
   DbActivityDeps &
+  CommandActivityDeps &
   HistoryActivityDeps &
   DrillActivityDeps &
   PlanActivityDeps;
@@ -30,6 +32,7 @@ export function createActivities(deps: ActivityDeps, scrub?: (text: string) => s
       ...createTrafficActivities(deps),
       ...createReleaseActivities(deps),
       ...createDbActivities(deps),
+      ...createCommandActivities(deps),
       ...createHistoryActivities(deps),
       ...createDrillActivities(deps),
     },

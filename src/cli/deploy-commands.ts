@@ -91,7 +91,7 @@ export const deployCommand: Command = {
   connectsToTemporal: true,
   summary: 'Start a deploy of a service version: snapshot, migrate, canary traffic with analysis, approvals, sign-off.',
   usage:
-    'deploy <service> --version <v> [--env <e>] [--config <file>] [--as <name>] [--reason <text>] [--wait | --dry-run] [--json]',
+    'deploy <service> --version <v> [--env <e>] [--config <file>] [--as <name>] [--reason <text>] [--migrations backward|breaking] [--wait | --dry-run] [--json]',
   examples: [
     'runbook deploy shop --version v2 --env production --dry-run',
     'runbook deploy shop --version v2 --env production --as dave --wait',
@@ -113,6 +113,11 @@ export const deployCommand: Command = {
     ...asOption,
     ...keyOption,
     ...reasonOption,
+    migrations: {
+      type: 'string',
+      description:
+        "this version's migrations are backward compatible (expand-only) or breaking (an app-only rollback across this deploy is then refused); default: the environment's database.compatibility",
+    },
     wait: { type: 'boolean', description: 'follow the deploy live until it ends' },
     ...dryRunOption,
     ...jsonOption,
@@ -140,6 +145,7 @@ export const deployCommand: Command = {
       version,
       requestedBy,
       ...(args.values.reason ? { reason: String(args.values.reason) } : {}),
+      ...(args.values.migrations ? { migrations: String(args.values.migrations) } : {}),
       ...previewed(plan),
     });
     const workflowId = `deploy-${slug(service)}-${slug(environment)}-${slug(version)}-${randomBytes(3).toString('hex')}`;

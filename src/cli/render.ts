@@ -198,8 +198,11 @@ export function drillSummary(workflowId: string, r: DrillResult): string[] {
     i.schema
       ? `schema ${i.schema.ok ? 'ok' : i.schema.migrated ? `${i.schema.pending.length} migration(s) behind, migrated` : 'MISMATCH'}`
       : undefined,
+    i.command ? `${i.command.command.join(' ')} ${i.command.ok ? 'ok' : 'FAILED'}` : undefined,
   ].filter(Boolean);
   if (checks.length > 0) lines.push(`  integrity: ${checks.join(', ')}`);
+  const notes = i.command?.notes.trimEnd().split('\n').slice(-5) ?? [];
+  if (notes.length > 0 && notes[0] !== '') lines.push(`  integrity notes:\n${notes.map((l) => `    ${l}`).join('\n')}`);
   if (d.phases.length > 0)
     lines.push(
       `  phases: ${d.phases.map((p) => `${p.phase} ${p.ms === undefined ? '?' : formatMs(p.ms)}`).join(' · ')}`,

@@ -45,6 +45,31 @@ export async function readMigrationVersion(db: Queryable): Promise<string | null
 }
 
 /**
+ * The schema as it is now, whatever tool migrated it: node-pg-migrate's last migration (null without its table), and
+ * a digest of every user table's columns and types (md5 of `schema.table.column:type` in order), so that a deploy
+ * records the schema before and after a migration of any tool. Throws the pg error when a query fails.
+ */
+export async function readSchemaVersion(
+  db: Queryable,
+): Promise<{ migration: string | null; digest: string; tables: number }> {
+  const { rows } = await db.query<{ digest: string | null; tables: string }>(
+    `SELECT md5(string_agg(c.table_schema || '.' || c.table_name || '.' || c.column_name || ':' || c.data_type, ',' ORDER BY c.table_schema, c.table_name, c.ordinal_position)) AS digest,
+            count(DISTINCT (c.table_schema, c.table_name)) AS tables
+       FROM information_schema.columns c
+       JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
+      WHERE t.table_type = 'BASE TABLE'
+        AND c.table_schema NOT IN ('pg_catalog', 'information_schema')
+        AND c.table_schema NOT LIKE 'pg\\_%'`,
+  );
+  const row = rows[0];
+  return {
+    migration: await readMigrationVersion(db),
+    digest: row?.digest ? `md5:${row.digest.slice(0, 12)}` : 'empty',
+    tables: Number(row?.tables ?? 0),
+  };
+}
+
+/**
  * Fingerprints every ordinary table of the user schemas (not pg_catalog, information_schema, TOAST or temporary
  * schemas) and reads the migration version, inside the caller's transaction: open it REPEATABLE READ so that
  * all tables are read at the same instant (snapshots rely on this to match their dump).

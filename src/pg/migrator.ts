@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import type { MigrationResult, Migrator } from '../platforms/types';
 import { connectPg } from './connect';
-import { MIGRATIONS_TABLE, readMigrationVersion } from './fingerprint';
+import { MIGRATIONS_TABLE, readMigrationVersion, readSchemaVersion } from './fingerprint';
 
 /** node-pg-migrate's own advisory lock id: holding it keeps its runners (ours and the CLI's) out. */
 const NODE_PG_MIGRATE_LOCK_ID = '7241865325823964';
@@ -221,6 +221,15 @@ export function createMigrator(
         } finally {
           await client.end().catch(() => undefined);
         }
+      }
+    },
+
+    async schemaVersion(database: string) {
+      const client = await connectPg(await urlFor(database));
+      try {
+        return await readSchemaVersion(client);
+      } finally {
+        await client.end().catch(() => undefined);
       }
     },
   };

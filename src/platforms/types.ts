@@ -374,6 +374,17 @@ export interface Migrator {
    * leaves the database as it was. Running it again applies nothing twice.
    */
   migrate(database: string, dir: string): Promise<MigrationResult>;
+  /** The schema now: node-pg-migrate's last migration and a digest of the tables' columns (any migration tool). */
+  schemaVersion(database: string): Promise<SchemaVersion>;
+}
+
+/** What a deploy records of the schema before and after its migration. */
+export interface SchemaVersion {
+  /** node-pg-migrate's last applied migration; null without its table (another tool, or none). */
+  migration: string | null;
+  /** `md5:<12 hex>` over every user table's columns and types; `empty` for a database without tables. */
+  digest: string;
+  tables: number;
 }
 
 /** What a restore drill asks of the PostgreSQL server a snapshot was restored on. */

@@ -94,6 +94,14 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
     }
   }
 
+  const db = asObject(s.database);
+  if (db.migrate !== undefined && db.migrations !== undefined) {
+    add(
+      ['database', 'migrate'],
+      'is an alternative to database.migrations: either the release migrates with its own command, or the worker applies a folder of SQL migrations; keep one',
+    );
+  }
+
   const release = asObject(s.release);
   const port = valid(portSchema, asObject(s.listen).port);
   const range = valid(releaseSchema.shape.portRange, release.portRange);

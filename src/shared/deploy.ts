@@ -58,6 +58,7 @@ export type DeployPhase =
   | 'pick-snapshot'
   | 'connect'
   | 'integrity'
+  | 'app-integrity'
   | 'cleanup'
   | 'done';
 
@@ -197,13 +198,53 @@ export interface DeployState {
   /** Who the runbook waits for, when it waits. */
   waitingFor?: { gate: GateName; approvers: string[]; sinceMs: number; timeoutMs: number };
   snapshotId?: string;
-  migrations?: { applied: string[]; version: string | null };
+  migrations?: MigrationRecord;
   /** The rollback's database restore, when asked for. */
   restore?: RestoreState;
   timeline: TimelineEntry[];
   /** A restore drill ends `passed` (or failed, cancelled). */
   outcome?: Outcome | 'passed';
   reason?: string;
+}
+
+/** One run of a release command (a migration, a check), as a runbook records it. */
+export interface CommandRecord {
+  command: string[];
+  exitCode: number | null;
+  timedOut: boolean;
+  stoppedReason?: string;
+  /** The end of its output, scrubbed of credentials (the whole log stays where it ran: logLocation). */
+  tail: string;
+  logLocation: string;
+  durationMs: number;
+  /** The run had been started by an earlier attempt (a crashed worker) and was adopted, not run again. */
+  adopted: boolean;
+}
+
+/** The schema as a deploy saw it: node-pg-migrate's last migration, a digest of the columns, the table count. */
+export interface SchemaState {
+  migration: string | null;
+  /** Absent where only the migration is known (a migrations folder: the snapshot's manifest and the migrator's run). */
+  digest?: string;
+  tables?: number;
+}
+
+/** What a deploy's migration did. `applied` and `version` are node-pg-migrate's (a migrations folder). */
+export interface MigrationRecord {
+  applied: string[];
+  version: string | null;
+  /** How the schema was migrated (absent: a folder, as before release commands). */
+  by?: 'folder' | 'command';
+  /** The folder the migrations came from (the deployed version's, when it holds {version}). */
+  dir?: string;
+  /** The schema before and after (absent in deploys before release commands). */
+  before?: SchemaState;
+  after?: SchemaState;
+  /** The migrate command's run, and the status command's (must report nothing pending). */
+  command?: CommandRecord;
+  status?: CommandRecord;
+  /** Whether the migration keeps the previous release working; `breaking` refuses an app-only rollback across it. */
+  compatibility?: 'backward' | 'breaking';
 }
 
 export interface RestoreState {

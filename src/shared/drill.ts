@@ -20,6 +20,7 @@ export const DRILL_STEPS = [
   'connect',
   'integrity',
   'migrate',
+  'app-integrity',
   'start-release',
   'health',
   'smoke',
@@ -81,6 +82,19 @@ export interface DrillIntegrity {
     pending: string[];
     detail: string;
     migrated?: boolean;
+  };
+  /**
+   * The service's own integrity command (drill.integrityCommand) run from the release against the copy: `notes` is
+   * the end of its output (scrubbed), the drill's integrity notes.
+   */
+  command?: {
+    ok: boolean;
+    command: string[];
+    exitCode: number | null;
+    timedOut: boolean;
+    notes: string;
+    logLocation: string;
+    durationMs: number;
   };
 }
 

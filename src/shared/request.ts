@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { requestSignatureSchema } from './signed';
-import { NAME_HINT, NAME_PATTERN, type ResolvedService } from './service-plan';
+import { MIGRATION_COMPATIBILITY, NAME_HINT, NAME_PATTERN, type ResolvedService } from './service-plan';
 
 /**
  * What a caller may ask of a runbook: the REQUEST (which service, which environment, which version, who, why, and the
@@ -68,7 +68,17 @@ const common = {
 };
 
 /** Start `version` of a service in an environment (the deployService workflow). */
-export const deployRequestSchema = z.strictObject({ ...common, version });
+export const deployRequestSchema = z.strictObject({
+  ...common,
+  version,
+  /**
+   * What the requester declares of this version's migrations, over the environment's `database.compatibility`:
+   * `breaking` makes an app-only rollback across this deploy refused (recorded in the history).
+   */
+  migrations: z
+    .enum(MIGRATION_COMPATIBILITY, { error: () => `must be ${MIGRATION_COMPATIBILITY.join(' or ')}` })
+    .optional(),
+});
 export type DeployRequest = z.output<typeof deployRequestSchema>;
 
 /** Go back to an earlier release, and with `restoreSnapshotId` restore the database too (rollbackService). */

@@ -44,6 +44,18 @@ export function healthGate(plan: ResolvedService): ActivityOptions {
   return { ...longWithHeartbeat, startToCloseTimeout: plan.health.deadlineMs + 30_000 };
 }
 
+/**
+ * A release command (migration, check): as long as its own timeout plus a margin for starting and stopping it,
+ * heartbeating; a retry (after a worker crash) adopts the run, so a few attempts are safe.
+ */
+export function commandRun(timeoutMs: number): ActivityOptions {
+  return {
+    startToCloseTimeout: timeoutMs + 120_000,
+    heartbeatTimeout: '20s',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5 },
+  };
+}
+
 /** The activities with each preset, shared by every workflow. */
 export const act = proxyActivities<Activities>(quick);
 export const safe = proxyActivities<Activities>(critical);

@@ -4,10 +4,11 @@ import { platformPlanOf } from '../platforms/descriptors';
 import type { DeployInput, DeployResult, Outcome, ReleaseRef } from '../shared/deploy';
 import { deployRequestSchema } from '../shared/request';
 import { releaseIdFor } from '../shared/ids';
-import { APPROVAL_GATES } from '../shared/service-plan';
+import { APPROVAL_GATES, migrationsDirFor } from '../shared/service-plan';
 import { heaviestRelease } from '../shared/traffic';
 import { act, releaseStart, safe, slow } from './activity-options';
 import { createCanary } from './canary';
+import { historyOf, migrateWithCommand } from './release-commands';
 import { metrics } from './metrics';
 import { takeRequest } from './request';
 import { beginRunbook, describeFailure, outcomeOf } from './runbook';
@@ -32,6 +33,8 @@ import { say } from './wording';
 export async function deployService(input: DeployInput): Promise<DeployResult> {
   const taken = takeRequest(deployRequestSchema, 'deploy', input);
   const { version, requestedBy } = taken.request;
+  // The requester's declaration wins over the environment's setting.
+  const compatibility = taken.request.migrations;
   const { workflowId } = workflowInfo();
   const rb = beginRunbook({
     kind: 'deploy',
@@ -60,6 +63,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       platform,
       state,
       showEmptySmoke: true,
+      note,
       start: { what: `starting ${version} next to ${stable?.version ?? 'nothing'}`, run: startCandidate },
     });
     await approval('before-traffic');
@@ -124,11 +128,33 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     );
     state.snapshotId = manifest.snapshotId;
     note(say.snapshotTaken(manifest));
-    const dir = database.migrationsDir;
+    const { migrate } = database;
+    if (migrate) {
+      const ctx = { plan, platform, version, releaseId: releaseIdFor(version, workflowId), note };
+      state.migrations = await step('migrate', `migrating ${database.name}: ${migrate.command.join(' ')}`, () =>
+        migrateWithCommand(
+          ctx,
+          { ...database, migrate, ...(compatibility ? { compatibility } : {}) },
+          manifest.snapshotId,
+        ),
+      );
+      note(say.schemaChange(state.migrations));
+      return;
+    }
+    // The deployed version's folder when it holds {version}; plans from before that have none, so the request is the same.
+    const dir = migrationsDirFor(database, version);
     if (!dir) return;
-    state.migrations = await step('migrate', `migrating ${database.name}`, () =>
+    const migrated = await step('migrate', `migrating ${database.name}`, () =>
       slow.migrateDatabase(database.name, dir, { platform: platform.target }),
     );
+    state.migrations = {
+      ...migrated,
+      by: 'folder',
+      dir,
+      before: { migration: manifest.migrationVersion },
+      after: { migration: migrated.version },
+      ...((compatibility ?? database.compatibility) ? { compatibility: compatibility ?? database.compatibility } : {}),
+    };
     note(say.migrated(state.migrations.applied));
   }
 
@@ -151,6 +177,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
         stableVersion: state.stable?.version ?? null,
         requestedBy,
         failedWindow: failedWindow ?? null,
+        ...(state.migrations?.by ? { migrations: historyOf(state.migrations) } : {}),
         ...(state.steps ? { steps: state.steps } : {}),
       },
       ...(failedWindow ? { failedWindow } : {}),

@@ -28,7 +28,9 @@ import {
   type DrillStep,
   type PhaseTiming,
 } from '../shared/drill';
+import { commandEnd, commandPassed, lastOutput } from '../shared/commands';
 import { releaseIdFor } from '../shared/ids';
+import { migrationsDirFor } from '../shared/service-plan';
 import { drillRequestSchema } from '../shared/request';
 import { platformPlanOf } from '../platforms/descriptors';
 import { statusQuery } from '../shared/messages';
@@ -41,6 +43,7 @@ import { installGates, REJECTED } from './gates';
 import { planOf, takeRequest } from './request';
 import { describeFailure } from './runbook';
 import { bringUpRelease, releaseKey as releaseKeyOf, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
+import { recordOf, runCommand } from './release-commands';
 import { say } from './wording';
 // A cancelled restore or release start is waited for until the activity has stopped: the cleanup must not drop
 // the scratch database (or stop the app) while an attempt could still create it.
@@ -288,8 +291,9 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
             ? `manifest: ${comparison.tables.length} tables, ${drill.integrity.manifest.rows} rows: counts and checksums match the snapshot`
             : `manifest: ${comparison.differences.join('; ')}`,
         );
-        if (db.migrationsDir) {
-          const schema = await act.checkSchema({ database: scratch, dir: db.migrationsDir, ...on });
+        const migrationsDir = migrationsDirFor(db, version);
+        if (migrationsDir) {
+          const schema = await act.checkSchema({ database: scratch, dir: migrationsDir, ...on });
           const at = manifest.migrationVersion ?? 'none';
           const expectedVersion = schema.problem ? null : (schema.pending.at(-1) ?? manifest.migrationVersion);
           drill.integrity.schema = {
@@ -322,12 +326,62 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
     );
     const schema = drill.integrity.schema;
     if (schema && schema.pending.length > 0 && db.migrationsDir) {
-      const dir = db.migrationsDir;
+      const dir = migrationsDirFor(db, version) ?? db.migrationsDir;
       const migrated = await step('migrate', `migrating the copy: ${schema.pending.join(', ')}`, () =>
         slow.migrateDatabase(scratch, dir, on),
       );
       schema.migrated = true;
       note(`migrated the copy to ${migrated.version ?? 'none'}`);
+    }
+
+    const commands = { plan, platform, version, releaseId: releaseKey.releaseId, note };
+    const onCopy = { environment: releaseEnvironment, database: { name: scratch } };
+    const { migrate } = db;
+    if (migrate) {
+      // The release's own tool brings the copy to the schema the release expects, as a recovery would.
+      await step('migrate', `migrating the copy with the release's ${migrate.command.join(' ')}`, async () => {
+        const ran = await runCommand(commands, { step: 'drill-migrate', purpose: 'migrate', spec: migrate, ...onCopy });
+        if (!commandPassed(ran.result)) {
+          throw ApplicationFailure.create({
+            type: 'MigrationFailed',
+            message: `the migrate command ${ran.command.join(' ')} ${commandEnd(ran.result)} on the copy; whole log: ${ran.result.logLocation}`,
+            nonRetryable: true,
+          });
+        }
+      });
+    }
+    const integrityCommand = plan.drill?.integrityCommand;
+    if (integrityCommand) {
+      await step(
+        'app-integrity',
+        `the service's integrity check on ${scratch}: ${integrityCommand.command.join(' ')}`,
+        async () => {
+          const ran = await runCommand(commands, {
+            step: 'drill-integrity',
+            purpose: 'integrity',
+            spec: integrityCommand,
+            ...onCopy,
+          });
+          const r = recordOf(ran.command, ran.result);
+          const ok = commandPassed(ran.result);
+          drill.integrity.command = {
+            ok,
+            command: r.command,
+            exitCode: r.exitCode,
+            timedOut: r.timedOut,
+            notes: r.tail,
+            logLocation: r.logLocation,
+            durationMs: r.durationMs,
+          };
+          if (!ok) {
+            throw ApplicationFailure.create({
+              type: 'IntegrityFailed',
+              message: `the service's integrity check ${ran.command.join(' ')} ${commandEnd(ran.result)} on the copy; its notes: ${lastOutput(ran.result, 3, 300).replace(/\n/g, ' | ')}`,
+              nonRetryable: true,
+            });
+          }
+        },
+      );
     }
 
     let servedBy = `${scratch}'s endpoint`;
@@ -338,6 +392,8 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
         platform,
         state,
         environment: releaseEnvironment,
+        note,
+        database: { name: scratch },
         start: {
           what: `starting ${version} on ${scratch} (a spare port, not routed)`,
           run: () => starting.startRelease(startRequest(plan, platform, releaseKey, version, { name: scratch })),

@@ -1,4 +1,4 @@
-import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { platformPlanOf } from '../platforms/descriptors';
 import type { DeployResult, GatePolicy, Outcome, ReleaseRef, RollbackInput } from '../shared/deploy';
@@ -9,9 +9,13 @@ import { APPROVAL_GATES } from '../shared/service-plan';
 import { heaviestRelease } from '../shared/traffic';
 import { act, releaseStart, safe, slow } from './activity-options';
 import { metrics } from './metrics';
+import { breakingRollbackMessage, breakingSince } from './release-commands';
 import { takeRequest } from './request';
 import { beginRunbook, describeFailure, outcomeOf } from './runbook';
 import { bringUpRelease, releaseKey, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
+
+/** The patch that refuses an app-only rollback across a breaking migration. */
+const SCHEMA_AWARE_ROLLBACK = 'schema-aware-rollback';
 
 /** pg_restore workers of a database restore. */
 const RESTORE_JOBS = 2;
@@ -93,6 +97,16 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       throw ApplicationFailure.create({
         type: 'NoRollbackTarget',
         message: `${toVersion} is already the live release of ${plan.service}/${plan.environment}`,
+        nonRetryable: true,
+      });
+    }
+
+    // Since release commands: a rollback to a version from before a breaking migration needs the database too.
+    const crossed = !request.restoreSnapshotId && patched(SCHEMA_AWARE_ROLLBACK) && breakingSince(history, toVersion);
+    if (crossed) {
+      throw ApplicationFailure.create({
+        type: 'RollbackRefused',
+        message: breakingRollbackMessage(plan.service, toVersion, crossed),
         nonRetryable: true,
       });
     }
@@ -185,6 +199,7 @@ export async function rollbackService(input: RollbackInput): Promise<DeployResul
       plan,
       platform,
       state,
+      note,
       start: { what: `starting (or adopting) ${version}`, run: () => startOrAdopt(version) },
     });
 

@@ -6,6 +6,7 @@ import { snapshotIdFor } from '../shared/ids';
 import type { PlatformPlan } from '../shared/platform-plan';
 import { isCommandCheck, type HttpSmokeCheck, type ResolvedService } from '../shared/service-plan';
 import { act, healthGate, slow } from './activity-options';
+import { runCommandSmokeChecks } from './release-commands';
 import { say } from './wording';
 
 /**
@@ -90,6 +91,10 @@ export async function bringUpRelease(
     state: { candidate?: ReleaseRef };
     environment?: string;
     showEmptySmoke?: boolean;
+    /** Adds a line to the timeline (a command smoke check's output). */
+    note: (message: string) => void;
+    /** The database a command smoke check is given (a drill's copy); default: the service's. */
+    database?: { name: string; urlEnv?: string };
   },
 ): Promise<ReleaseRef> {
   const { plan, platform } = args;
@@ -107,6 +112,14 @@ export async function bringUpRelease(
     await run('smoke', say.smoke(plan, release), async () => {
       const http = plan.smoke.filter((c): c is HttpSmokeCheck => !isCommandCheck(c));
       if (http.length > 0) await act.runSmokeChecks({ release, checks: http, timeoutMs: plan.health.timeoutMs });
+      const commands = plan.smoke.filter(isCommandCheck);
+      if (commands.length > 0) {
+        const ctx = { plan, platform, version: release.version, releaseId: release.releaseId, note: args.note };
+        await runCommandSmokeChecks(ctx, commands, release, {
+          ...(args.environment ? { environment: args.environment } : {}),
+          ...(args.database ? { database: args.database } : {}),
+        });
+      }
     });
   }
   return release;

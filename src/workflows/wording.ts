@@ -1,5 +1,5 @@
 import type { SnapshotManifest } from '../platforms/types';
-import type { ReleaseRef } from '../shared/deploy';
+import type { MigrationRecord, ReleaseRef, SchemaState } from '../shared/deploy';
 import type { PlatformPlan } from '../shared/platform-plan';
 import type { ResolvedService } from '../shared/service-plan';
 
@@ -18,6 +18,10 @@ export const say = {
   snapshotTaken: (m: SnapshotManifest) =>
     `snapshot ${m.snapshotId}: ${m.tables.length} tables, ${m.tables.reduce((n, t) => n + t.rows, 0)} rows, ${m.bytes} bytes, migration ${m.migrationVersion ?? 'none'}`,
 
+  schemaChange: (m: MigrationRecord) =>
+    `schema ${m.before ? schemaWords(m.before) : '?'} -> ${m.after ? schemaWords(m.after) : '?'}` +
+    (m.before && m.after && m.before.digest === m.after.digest ? ' (unchanged)' : ''),
+
   migrated: (applied: string[]) => (applied.length > 0 ? `applied ${applied.join(', ')}` : 'no pending migration'),
 
   healthGate: (plan: ResolvedService, release: ReleaseRef) =>
@@ -32,3 +36,9 @@ export const say = {
   notStartedOnCopy: (platform: PlatformPlan) =>
     `${platform.name}: the application is not started on the copy; it is checked over its endpoint`,
 };
+
+/** A schema in words: "migration 002_x, 3 tables (md5:…)" or "3 tables (md5:…)". */
+function schemaWords(s: SchemaState): string {
+  const tables = s.digest ? `${s.tables ?? '?'} table(s) (${s.digest})` : '';
+  return [s.migration ? `migration ${s.migration}` : !tables ? 'no migration' : '', tables].filter(Boolean).join(', ');
+}

@@ -238,6 +238,12 @@ function integrityNotes(r: DrillRecordView): string {
       'schema',
       `${i.schema.detail}${i.schema.migrated ? ' (migrated the copy)' : ''}`,
     );
+  if (i?.command)
+    item(
+      i.command.ok,
+      i.command.command.join(' '),
+      `${i.command.timedOut ? 'timed out' : `exit ${i.command.exitCode ?? '(stopped)'}`}; notes: ${i.command.notes.trim() || '(no output)'}`,
+    );
   if (r.outcome === 'failed' && r.reason)
     item(false, `failed${i?.failedPhase ? ` at ${i.failedPhase}` : ''}`, r.reason);
   if (items.length === 0) return '<p class="muted">No integrity results recorded.</p>';

@@ -1,0 +1,39 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { CommandProgress, PlatformDeps, ReleaseCommandRequest, ReleaseCommandResult } from '../platforms/types';
+import { toActivityFailure } from './failures';
+import { platformPicker } from './platform';
+
+export type CommandActivityDeps = PlatformDeps;
+
+/** Activities that run the release's own commands (migrations, checks) where the release runs. */
+export function createCommandActivities(deps: CommandActivityDeps) {
+  const pick = platformPicker(deps.platforms);
+  return {
+    /**
+     * Runs one command of the release to its end and returns how it ended (a non-zero exit is a result, the workflow
+     * decides). Heartbeats the runner's progress every second; a retry (another worker after a crash) adopts the run
+     * named by `runId` instead of starting it again. A `workerCwd` run (a smoke check from the worker) runs on this
+     * worker's host. Throws ReleaseCommandFailed (non-retryable) when the platform cannot run commands or the command
+     * cannot start.
+     */
+    async runReleaseCommand(req: ReleaseCommandRequest): Promise<ReleaseCommandResult> {
+      const ctx = Context.current();
+      const parts = pick(req.workerCwd ? { platform: { name: 'single-host' } } : req);
+      if (!parts.commands) {
+        throw ApplicationFailure.nonRetryable(
+          `the ${req.platform?.name ?? 'single-host'} platform of this worker cannot run release commands`,
+          'ReleaseCommandFailed',
+        );
+      }
+      let last: CommandProgress = { phase: 'starting' };
+      const beat = setInterval(() => ctx.heartbeat(last), 1_000);
+      try {
+        return await parts.commands.run(req, (p) => (last = p), ctx.cancellationSignal);
+      } catch (err) {
+        throw toActivityFailure(err);
+      } finally {
+        clearInterval(beat);
+      }
+    },
+  };
+}
