@@ -1,0 +1,306 @@
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { DeployResult, DeployState } from '../../src/shared/deploy';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
+import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
+import { spawnChildWorker, startWorker, uniqueName, useWorker } from '../harness';
+import {
+  examplesDir,
+  queryDb,
+  runner,
+  shopPlan,
+  snapshotPath,
+  startDeploy,
+  startRollback,
+  waitForState,
+} from './deploy-fixture';
+
+/**
+ * Releases that bring their own steps, on the real stack: each test writes release folders whose `scripts/` hold a
+ * migrate tool (any CLI: it exits non-zero on failure), a status command and a smoke script, all node programs that
+ * append one line per run to a run log, so that a test can tell how often each ran.
+ */
+
+const PG = require.resolve('pg');
+const SERVER = path.join(examplesDir, 'shop/server.js');
+
+const MIGRATE = `'use strict';
+const fs = require('node:fs');
+const { Client } = require(${JSON.stringify(PG)});
+const mode = process.argv[2] || 'ok';
+fs.appendFileSync(process.env.RUN_LOG, 'migrate ' + mode + ' ' + process.pid + '\\n');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+(async () => {
+  if (mode === 'hang') await sleep(600000);
+  if (mode === 'slow') await sleep(6000);
+  const c = new Client({ connectionString: process.env.DATABASE_URL });
+  await c.connect();
+  await c.query('CREATE TABLE IF NOT EXISTS items (id serial PRIMARY KEY, name text NOT NULL, price_cents integer, created_at timestamptz DEFAULT now())');
+  if (mode === 'breaking') await c.query('ALTER TABLE items ADD COLUMN IF NOT EXISTS sku text');
+  await c.end();
+  console.log('migrated with ' + process.env.DATABASE_URL);
+  if (mode === 'fail') {
+    console.error('boom: migration 002_orders failed');
+    process.exit(3);
+  }
+})().catch((e) => {
+  console.error(e.message);
+  process.exit(2);
+});
+`;
+
+const STATUS = `'use strict';
+require('node:fs').appendFileSync(process.env.RUN_LOG, 'status ' + (process.argv[2] || 'ok') + '\\n');
+if (process.argv[2] === 'pending') {
+  console.log('pending: 002_orders');
+  process.exit(1);
+}
+console.log('schema up to date');
+`;
+
+const SMOKE = `'use strict';
+require('node:fs').appendFileSync(process.env.RUN_LOG, 'smoke ' + process.argv[2] + '\\n');
+fetch(process.argv[2] + '/api/items').then(
+  (res) => {
+    console.log('GET /api/items: ' + res.status);
+    process.exit(res.status === 200 && process.argv[3] !== 'fail' ? 0 : 1);
+  },
+  (err) => {
+    console.error(err.message);
+    process.exit(1);
+  },
+);
+`;
+
+/** A folder of releases (`versions`) with their own scripts, readable by the release user, and its run log. */
+function ownReleases(versions: string[]): { root: string; runLog: string; runs: () => string[] } {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'runbook-test-own-'));
+  chmodSync(root, 0o755);
+  mkdirSync(path.join(root, 'log'), { mode: 0o777 });
+  chmodSync(path.join(root, 'log'), 0o777); // the release user writes the run log
+  const runLog = path.join(root, 'log', 'runs.log');
+  for (const v of versions) {
+    const dir = path.join(root, 'releases', v, 'scripts');
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    writeFileSync(path.join(root, 'releases', v, 'server.js'), `require(${JSON.stringify(SERVER)});\n`, {
+      mode: 0o644,
+    });
+    writeFileSync(path.join(dir, 'migrate.js'), MIGRATE, { mode: 0o644 });
+    writeFileSync(path.join(dir, 'status.js'), STATUS, { mode: 0o644 });
+    writeFileSync(path.join(dir, 'smoke.js'), SMOKE, { mode: 0o644 });
+  }
+  for (const d of [path.join(root, 'releases'), ...versions.map((v) => path.join(root, 'releases', v))])
+    chmodSync(d, 0o755);
+  return {
+    root,
+    runLog,
+    runs: () => (existsSync(runLog) ? readFileSync(runLog, 'utf8').trim().split('\n').filter(Boolean) : []),
+  };
+}
+
+/** The sample's plan on releases of `own`, migrated by its migrate tool (`mode`), with the status command. */
+async function commandPlan(
+  own: ReturnType<typeof ownReleases>,
+  opts: { mode?: string; status?: string; timeoutMs?: number; smoke?: ResolvedService['smoke'] } = {},
+): Promise<ResolvedService> {
+  const base = await shopPlan();
+  return {
+    ...base,
+    release: {
+      ...base.release,
+      cwd: path.join(own.root, 'releases/{version}'),
+      env: { ...base.release.env, RUN_LOG: own.runLog },
+    },
+    smoke: opts.smoke ?? [],
+    database: {
+      name: base.database!.name,
+      migrate: {
+        command: ['node', 'scripts/migrate.js', opts.mode ?? 'ok'],
+        timeoutMs: opts.timeoutMs ?? 60_000,
+        status: { command: ['node', 'scripts/status.js', opts.status ?? 'ok'], timeoutMs: 30_000 },
+      },
+    },
+  };
+}
+
+const started = (state: DeployState) => state.candidate?.releaseId;
+
+async function expectNothingStarted(plan: ResolvedService, result: DeployResult): Promise<void> {
+  assert.equal(started(result.state), undefined, 'no release was started');
+  assert.equal(
+    await runner()
+      .list()
+      .then((all) => all.filter((r) => r.service === plan.service).length),
+    0,
+  );
+}
+
+describe('release commands: migrations and checks the release brings', function () {
+  this.timeout(240_000);
+  const { taskQueue } = useWorker('release-commands');
+  const made: string[] = [];
+  const releases = (versions: string[]) => {
+    const own = ownReleases(versions);
+    made.push(own.root);
+    return own;
+  };
+  after(() => {
+    for (const root of made) rmSync(root, { recursive: true, force: true });
+  });
+
+  it("migrates with the release's own tool, checks its status, runs a command smoke check, and records the schema", async () => {
+    const own = releases(['v1']);
+    const plan = await commandPlan(own, {
+      smoke: [
+        { name: 'script', command: ['node', 'scripts/smoke.js', '{url}'], timeoutMs: 30_000, runFrom: 'release' },
+      ],
+    });
+    const result = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    assert.equal(result.outcome, 'succeeded', result.reason);
+    const m = result.state.migrations!;
+    assert.equal(m.by, 'command');
+    assert.equal(m.before?.tables, 0);
+    assert.equal(m.after?.tables, 1);
+    assert.notEqual(m.before?.digest, m.after?.digest);
+    assert.equal(m.command?.exitCode, 0);
+    assert.equal(m.status?.exitCode, 0);
+    assert.match(m.command!.tail, /migrated with postgres(ql)?:\/\//);
+    assert.doesNotMatch(m.command!.tail, /:\/\/[^:/\s]+:(?!\*\*\*@)[^@\s]+@/, 'the password in DATABASE_URL is masked');
+    assert.match(m.status!.tail, /schema up to date/);
+    const runs = own.runs();
+    assert.deepEqual(
+      runs.map((r) => r.split(' ')[0]),
+      ['migrate', 'status', 'smoke'],
+      'each ran once, in order',
+    );
+    assert.match(runs[2]!, /^smoke http:\/\/127\.0\.0\.1:\d+$/, '{url} is the candidate');
+    const timeline = result.state.timeline.map((t) => t.message).join('\n');
+    assert.match(timeline, /node scripts\/migrate\.js ok exited 0/);
+    assert.match(timeline, /schema .* -> .*1 table/);
+    const history = await queryDb<{ details: { migrations?: { by: string; changed: boolean } } }>(
+      ORCHESTRATOR_DB,
+      'SELECT details FROM releases WHERE snapshot_id = $1',
+      [result.snapshotId],
+    );
+    assert.equal(history[0]?.details.migrations?.by, 'command');
+    assert.equal(history[0]?.details.migrations?.changed, true);
+  });
+
+  it('a failing migrate command fails the deploy before anything starts; the snapshot is kept', async () => {
+    const own = releases(['v1']);
+    const plan = await commandPlan(own, { mode: 'fail' });
+    const result = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.reason ?? '', /migrate command node scripts\/migrate\.js fail exited 3/);
+    assert.match(result.reason ?? '', /boom: migration 002_orders failed/);
+    assert.match(result.reason ?? '', /snapshot .* is kept/);
+    assert.ok(result.snapshotId);
+    assert.ok(existsSync(path.join(snapshotPath(plan), `${result.snapshotId}.dump`)), 'the snapshot is kept');
+    await expectNothingStarted(plan, result);
+    assert.deepEqual(
+      own.runs().map((r) => r.split(' ')[0]),
+      ['migrate'],
+      'no status command after a failure',
+    );
+  });
+
+  it('a migrate command that hangs is stopped at its timeout and fails the deploy', async () => {
+    const own = releases(['v1']);
+    const plan = await commandPlan(own, { mode: 'hang', timeoutMs: 3_000 });
+    const result = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.reason ?? '', /timed out after \d+\.\d s and was stopped/);
+    const pid = Number(own.runs()[0]?.split(' ')[2]);
+    assert.ok(pid > 0);
+    assert.throws(() => process.kill(pid, 0), 'the hung command is gone');
+    await expectNothingStarted(plan, result);
+  });
+
+  it('a status command that reports pending migrations fails the deploy', async () => {
+    const own = releases(['v1']);
+    const plan = await commandPlan(own, { status: 'pending' });
+    const result = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.reason ?? '', /status command node scripts\/status\.js pending exited 1/);
+    assert.match(result.reason ?? '', /pending: 002_orders/);
+    await expectNothingStarted(plan, result);
+  });
+
+  it('a failing command smoke check fails the deploy and stops the new release', async () => {
+    const own = releases(['v1']);
+    const plan = await commandPlan(own, {
+      smoke: [
+        {
+          name: 'script',
+          command: ['node', 'scripts/smoke.js', '{url}', 'fail'],
+          timeoutMs: 30_000,
+          runFrom: 'release',
+        },
+      ],
+    });
+    const result = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.reason ?? '', /smoke check "script" failed on v1/);
+    assert.match(result.reason ?? '', /GET \/api\/items: 200/);
+    const live = await runner().list();
+    assert.equal(live.filter((r) => r.service === plan.service).length, 0, 'the new release was stopped');
+  });
+
+  it('SIGKILL of the worker mid-migration: the retried activity adopts the running command; it runs once', async () => {
+    const crashQueue = uniqueName('release-commands-crash');
+    const own = releases(['v1']);
+    const plan = await commandPlan(own, { mode: 'slow' });
+    const doomed = spawnChildWorker(crashQueue);
+    let survivor: { stop(): Promise<void> } | undefined;
+    try {
+      const handle = await startDeploy(crashQueue, plan, 'v1');
+      await waitForState(handle, (s) => s.phase === 'migrate', 'the migration', 90_000);
+      const until = Date.now() + 30_000;
+      while (own.runs().length === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(own.runs().length, 1, 'the migrate command started');
+      await doomed.kill();
+      survivor = await startWorker(crashQueue, 'survivor');
+      const result = await handle.result();
+      assert.equal(result.outcome, 'succeeded', result.reason);
+      assert.deepEqual(
+        own.runs().map((r) => r.split(' ')[0]),
+        ['migrate', 'status'],
+        'the migrate command ran once, though two workers ran its activity',
+      );
+      assert.equal(result.state.migrations?.command?.adopted, true);
+    } finally {
+      await doomed.kill();
+      await survivor?.stop();
+    }
+  });
+
+  it('an app-only rollback across a breaking migration is refused, naming the choices', async () => {
+    const own = releases(['v1', 'v2']);
+    const plan = await commandPlan(own);
+    const v1 = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    assert.equal(v1.outcome, 'succeeded', v1.reason);
+    const breaking: ResolvedService = {
+      ...plan,
+      database: {
+        ...plan.database!,
+        migrate: { ...plan.database!.migrate!, command: ['node', 'scripts/migrate.js', 'breaking'] },
+        compatibility: 'breaking',
+      },
+    };
+    const v2 = await (await startDeploy(taskQueue, breaking, 'v2')).result();
+    assert.equal(v2.outcome, 'succeeded', v2.reason);
+    const rollback = await (await startRollback(taskQueue, breaking)).result();
+    assert.equal(rollback.outcome, 'failed');
+    assert.match(rollback.reason ?? '', /app-only rollback of .* to v1 is refused: v2 .* declared breaking/);
+    assert.match(rollback.reason ?? '', new RegExp(`--restore-db ${v2.snapshotId}`));
+    assert.match(rollback.reason ?? '', /roll forward/);
+    const live = (await runner().list()).filter((r) => r.service === plan.service);
+    assert.deepEqual(
+      live.map((r) => r.version),
+      ['v2'],
+      'v2 still serves',
+    );
+  });
+});
