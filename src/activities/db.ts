@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type {
   MigrationResult,
@@ -176,6 +177,20 @@ export function createDbActivities(deps: DbActivityDeps) {
       } catch (err) {
         throw toActivityFailure(err);
       }
+    },
+
+    /**
+     * Preflight of a migrations folder that names the deployed version's (`releases/{version}/migrations`): it must
+     * exist on this worker. Throws PreflightFailed (non-retryable) naming the path and the setting.
+     */
+    async requireMigrationsFolder(req: { dir: string; version: string; configured: string }): Promise<void> {
+      const info = await stat(req.dir).catch(() => undefined);
+      if (info?.isDirectory()) return;
+      throw ApplicationFailure.nonRetryable(
+        `the migrations folder of ${req.version}, ${req.dir}, ${info ? 'is not a folder' : 'does not exist'} on this worker ` +
+          `(database.migrations: ${req.configured}); ship the migrations inside the release, or fix the setting`,
+        'PreflightFailed',
+      );
     },
 
     /** The schema now (node-pg-migrate's last migration, a digest of the columns): recorded before and after a migration. */

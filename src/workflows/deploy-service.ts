@@ -1,4 +1,4 @@
-import { ApplicationFailure, isCancellation, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { platformPlanOf } from '../platforms/descriptors';
 import type { DeployInput, DeployResult, Outcome, ReleaseRef } from '../shared/deploy';
@@ -14,6 +14,9 @@ import { takeRequest } from './request';
 import { beginRunbook, describeFailure, outcomeOf } from './runbook';
 import { bringUpRelease, releaseKey, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
 import { say } from './wording';
+
+/** The patch that prepares the database in preflight (release commands: a new service's database is created). */
+const RELEASE_COMMANDS = 'release-commands';
 
 /**
  * Carries a release from request to go-live as the runbooks do it: plan -> preflight -> before-start
@@ -56,6 +59,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     enter('preflight', 'checking the stable release and taking the service lock');
     await rb.lock();
     const stable = await checkStable();
+    if (plan.database && patched(RELEASE_COMMANDS)) await prepareDatabase(plan.database);
     await approval('before-start');
     if (plan.database) await snapshotAndMigrate(plan.database);
     const candidate = await bringUpRelease(step, {
@@ -117,6 +121,25 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     state.stable = stable;
     showWeights(current.percent);
     return stable;
+  }
+
+  /**
+   * Before anything changes: the database exists (the embedded stack creates a new service's; an external one must
+   * exist, else PreflightFailed says what to create), and a per-version migrations folder is there.
+   */
+  async function prepareDatabase(database: NonNullable<typeof plan.database>): Promise<void> {
+    const prepared = await act.prepareDatabase({
+      service: plan.service,
+      environment: plan.environment,
+      database: database.name,
+      ...(database.urlEnv ? { urlEnv: database.urlEnv } : {}),
+      platform: platform.target,
+    });
+    if (prepared === 'created') note(`created the database ${database.name}: the first deploy of ${plan.service}`);
+    const dir = migrationsDirFor(database, version);
+    if (dir && database.migrationsDir?.includes('{version}')) {
+      await act.requireMigrationsFolder({ dir, version, configured: database.migrationsDir });
+    }
   }
 
   /** The pre-migration snapshot (with its manifest), then the pending migrations in one transaction. */

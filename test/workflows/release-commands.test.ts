@@ -16,6 +16,7 @@ import {
   startRollback,
   waitForState,
 } from './deploy-fixture';
+import { startDrill } from './drill-fixture';
 
 /**
  * Releases that bring their own steps, on the real stack: each test writes release folders whose `scripts/` hold a
@@ -60,6 +61,22 @@ if (process.argv[2] === 'pending') {
 console.log('schema up to date');
 `;
 
+const INTEGRITY = `'use strict';
+const { Client } = require(${JSON.stringify(PG)});
+require('node:fs').appendFileSync(process.env.RUN_LOG, 'integrity ' + new URL(process.env.DATABASE_URL).pathname + '\\n');
+(async () => {
+  const c = new Client({ connectionString: process.env.DATABASE_URL });
+  await c.connect();
+  const { rows } = await c.query('SELECT count(*)::int AS n, count(*) FILTER (WHERE price_cents < 0)::int AS bad FROM items');
+  await c.end();
+  console.log('items: ' + rows[0].n + ' rows, ' + rows[0].bad + ' with a negative price');
+  process.exit(rows[0].bad > 0 ? 1 : 0);
+})().catch((e) => {
+  console.error(e.message);
+  process.exit(2);
+});
+`;
+
 const SMOKE = `'use strict';
 require('node:fs').appendFileSync(process.env.RUN_LOG, 'smoke ' + process.argv[2] + '\\n');
 fetch(process.argv[2] + '/api/items').then(
@@ -90,6 +107,7 @@ function ownReleases(versions: string[]): { root: string; runLog: string; runs: 
     writeFileSync(path.join(dir, 'migrate.js'), MIGRATE, { mode: 0o644 });
     writeFileSync(path.join(dir, 'status.js'), STATUS, { mode: 0o644 });
     writeFileSync(path.join(dir, 'smoke.js'), SMOKE, { mode: 0o644 });
+    writeFileSync(path.join(dir, 'integrity.js'), INTEGRITY, { mode: 0o644 });
   }
   for (const d of [path.join(root, 'releases'), ...versions.map((v) => path.join(root, 'releases', v))])
     chmodSync(d, 0o755);
@@ -274,6 +292,54 @@ describe('release commands: migrations and checks the release brings', function 
       await doomed.kill();
       await survivor?.stop();
     }
+  });
+
+  it("the drill runs the release's migrate and integrity commands on the copy; the output is its integrity notes", async () => {
+    const own = releases(['v1']);
+    const base = await commandPlan(own);
+    const plan: ResolvedService = {
+      ...base,
+      drill: {
+        rtoTargetMs: 600_000,
+        integrityCommand: { command: ['node', 'scripts/integrity.js'], timeoutMs: 30_000 },
+      },
+    };
+    const v1 = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    assert.equal(v1.outcome, 'succeeded', v1.reason);
+    await queryDb(plan.database!.name, "INSERT INTO items (name, price_cents) VALUES ('pear', 120), ('fig', 80)");
+    const drillHandle = await startDrill(taskQueue, plan, { fresh: true });
+    const drill = await drillHandle.result();
+    assert.equal(drill.outcome, 'passed', drill.reason);
+    const command = drill.drill.integrity.command!;
+    assert.equal(command.ok, true);
+    assert.match(command.notes, /items: 2 rows, 0 with a negative price/);
+    const runs = own.runs();
+    const scratch = `/${drill.drill.scratchDatabase}`;
+    assert.ok(runs.includes(`integrity ${scratch}`), `the integrity command ran against the copy: ${runs.join('; ')}`);
+    assert.equal(runs.filter((r) => r.startsWith('migrate')).length, 2, 'the deploy, then the drill on the copy');
+    const record = await queryDb<{ integrity: { command?: { notes: string } } }>(
+      ORCHESTRATOR_DB,
+      'SELECT integrity FROM drill_runs WHERE workflow_id = $1',
+      [drillHandle.workflowId],
+    );
+    assert.match(record[0]?.integrity.command?.notes ?? '', /2 rows/);
+  });
+
+  it('the first deploy of a new service creates its database on the embedded stack', async () => {
+    const base = await shopPlan();
+    const name = `${base.database!.name}_new`;
+    const plan: ResolvedService = { ...base, database: { ...base.database!, name } };
+    const first = await (await startDeploy(taskQueue, plan, 'v1')).result();
+    assert.equal(first.outcome, 'succeeded', first.reason);
+    assert.match(first.state.timeline.map((t) => t.message).join('\n'), new RegExp(`created the database ${name}`));
+    const tables = await queryDb<{ n: number }>(
+      name,
+      "SELECT count(*)::int AS n FROM pg_tables WHERE tablename = 'items'",
+    );
+    assert.equal(tables[0]?.n, 1, 'migrated');
+    const second = await (await startDeploy(taskQueue, plan, 'v2')).result();
+    assert.equal(second.outcome, 'succeeded', second.reason);
+    assert.doesNotMatch(second.state.timeline.map((t) => t.message).join('\n'), /created the database/);
   });
 
   it('an app-only rollback across a breaking migration is refused, naming the choices', async () => {
