@@ -6,6 +6,7 @@ import type { deployService, stackCheck } from '../../src/workflows';
 import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
 import { liveV1, startDrill } from '../workflows/drill-fixture';
 import { judgedPlan, releasesWith } from '../workflows/judged-fixture';
+import { commandPlan, ownReleases } from '../workflows/release-commands-fixture';
 import { startLoad } from '../../src/load-generator';
 import type { DeployRequest } from '../../src/shared/request';
 import { signDecision, signRequest } from '../../src/signing/decisions';
@@ -299,6 +300,44 @@ export const scenarios: ReplayScenario[] = [
       const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 150, maxSeconds: 90 });
       const handle = await startDeploy(taskQueue, plan, 'v2');
       await handle.result().finally(() => load.stop());
+      return handle;
+    },
+  },
+  {
+    // Patch release-commands: preflight prepares the database; the release's migrate and status commands, a command
+    // smoke check, the schema recorded before and after.
+    name: 'release-commands-deploy',
+    run: async (_client, taskQueue) => {
+      const own = ownReleases(['v1']);
+      const plan = await commandPlan(own, {
+        mode: 'quiet',
+        smoke: [
+          { name: 'script', command: ['node', 'scripts/smoke.js', '{url}'], timeoutMs: 30_000, runFrom: 'release' },
+        ],
+      });
+      const handle = await startDeploy(taskQueue, plan, 'v1');
+      await handle.result();
+      return handle;
+    },
+  },
+  {
+    // Patch schema-aware-rollback: an app-only rollback across a breaking migration, refused.
+    name: 'release-commands-rollback-refused',
+    run: async (_client, taskQueue) => {
+      const own = ownReleases(['v1', 'v2']);
+      const plan = await commandPlan(own, { mode: 'quiet' });
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const breaking = {
+        ...plan,
+        database: {
+          ...plan.database!,
+          migrate: { ...plan.database!.migrate!, command: ['node', 'scripts/migrate.js', 'breaking'] },
+          compatibility: 'breaking' as const,
+        },
+      };
+      await (await startDeploy(taskQueue, breaking, 'v2')).result();
+      const handle = await startRollback(taskQueue, breaking);
+      await handle.result();
       return handle;
     },
   },
