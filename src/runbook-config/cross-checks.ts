@@ -85,6 +85,13 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
         'is required for platform aws-ecs: the worker environment variable holding the URL (with credentials) of the RDS instance',
       );
     }
+    if (asObject(s.drill).integrityCommand !== undefined) {
+      add(
+        ['drill', 'integrityCommand'],
+        'is not supported on aws-ecs yet: a one-off task of the service reads its database from the task definition, ' +
+          "so it would check the live database instead of the drill's copy; check the copy with the drill's own integrity step",
+      );
+    }
     const interval = valid(duration(), asObject(s.analysis).interval);
     if (interval !== undefined && interval < AWS_MIN_INTERVAL_MS) {
       add(

@@ -336,7 +336,8 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
 
     const commands = { plan, platform, version, releaseId: releaseKey.releaseId, note };
     const onCopy = { environment: releaseEnvironment, database: { name: scratch } };
-    const { migrate } = db;
+    // Where the app does not run on the copy (aws-ecs: a one-off task would reach the live database), neither do its commands.
+    const migrate = platform.drillStartsApp ? db.migrate : undefined;
     if (migrate) {
       // The release's own tool brings the copy to the schema the release expects, as a recovery would.
       await step('migrate', `migrating the copy with the release's ${migrate.command.join(' ')}`, async () => {
@@ -350,7 +351,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
         }
       });
     }
-    const integrityCommand = plan.drill?.integrityCommand;
+    const integrityCommand = platform.drillStartsApp ? plan.drill?.integrityCommand : undefined;
     if (integrityCommand) {
       await step(
         'app-integrity',
