@@ -125,6 +125,7 @@ interface StopRecord {
 
 type StoredResult = Omit<ReleaseCommandResult, 'adopted'>;
 
+/** What {@link createCommandRunner} needs: the releases' folder, database URL and user (as ReleaseRunnerOptions). */
 export interface CommandRunnerOptions {
   /** Folder of releases: a run's files are in <dir>/<service>-<environment>/commands/<runId>/. */
   dir: string;

@@ -142,6 +142,29 @@ describe('single-host command runner: release commands as detached processes tha
     assert.equal(count.runs(), 1, 'the finished run is not run again');
   });
 
+  it('reports progress while the command runs: the time it has run and its last line, scrubbed', async () => {
+    const runner = createCommandRunner(options);
+    const details: string[] = [];
+    const result = await runner.run(
+      request(['sh', '-c', 'echo "connecting to $DATABASE_URL"; sleep 0.6; echo step two; sleep 0.6'], {
+        database: { name: 'app' },
+      }),
+      (p) => {
+        if (p.phase === 'running' && p.detail) details.push(p.detail);
+      },
+    );
+    assert.equal(result.exitCode, 0);
+    assert.ok(
+      details.some((d) => /^\d+(\.\d)?s: connecting to \*\*\*$/.test(d)),
+      details.join('\n'),
+    );
+    assert.ok(
+      details.some((d) => /^\d+(\.\d)?s: step two$/.test(d)),
+      details.join('\n'),
+    );
+    assert.ok(!details.join('\n').includes(ROLE_PASSWORD));
+  });
+
   it('reports exit codes, and a command killed by a signal as killed (a shell exit 137 stays an exit code)', async () => {
     const runner = createCommandRunner(options);
     const failed = await runner.run(request(['sh', '-c', 'echo failing; exit 3']));
@@ -188,10 +211,8 @@ describe('single-host command runner: release commands as detached processes tha
     assert.equal(recorded.stoppedReason, 'cancelled, killed by SIGTERM');
   });
 
-  it('adopts a run whose worker was SIGKILLed: a new runner waits for it, and the command runs once', async () => {
-    const count = counter();
-    const req = request(['sh', '-c', 'echo ran >> "$0"; sleep 1.5; echo finished', count.file]);
-    // The first worker: another node process, killed while the command runs.
+  /** Starts the run in another worker (a node process) and SIGKILLs that worker once the command has started. */
+  async function startInADyingWorker(req: ReleaseCommandRequest, count: { runs: () => number }): Promise<void> {
     const worker = spawn(
       process.execPath,
       [
@@ -213,14 +234,38 @@ describe('single-host command runner: release commands as detached processes tha
     }
     worker.kill('SIGKILL');
     await exited;
+  }
+
+  it('adopts a run whose worker was SIGKILLed: a new runner waits for it, and the command runs once', async () => {
+    const count = counter();
+    const req = request(['sh', '-c', 'echo ran >> "$0"; sleep 1.5; echo finished', count.file]);
+    await startInADyingWorker(req, count);
 
     const adopted = await createCommandRunner(options).run(req);
     assert.equal(adopted.adopted, true);
     assert.equal(adopted.exitCode, 0);
     assert.equal(adopted.tail, 'finished\n');
-    assert.ok(adopted.endedAtMs - adopted.startedAtMs >= 1_000, 'the recorded start is the first worker’s');
+    assert.ok(adopted.endedAtMs - adopted.startedAtMs >= 1_000, "the recorded start is the first worker's");
     assert.equal(count.runs(), 1);
     assert.deepEqual(await createCommandRunner(options).run(req), adopted);
+    assert.equal(count.runs(), 1);
+  });
+
+  it('does not run again a command whose wrapper vanished without recording its end (all killed, host restart)', async () => {
+    const count = counter();
+    const req = request(['sh', '-c', 'echo ran >> "$0"; sleep 30', count.file]);
+    await startInADyingWorker(req, count);
+    const pidFile = path.join(dir, 'shop-test', 'commands', req.runId, 'command.pid');
+    const wrapper = Number(readFileSync(pidFile, 'utf8'));
+    process.kill(-wrapper, 'SIGKILL'); // the wrapper's process group: the wrapper and the command
+    for (let i = 0; leftovers().length > 0; i++) {
+      assert.ok(i < 100, 'the wrapper and the command are gone within 5 s');
+      await sleep(50);
+    }
+    const result = await createCommandRunner(options).run(req);
+    assert.equal(result.adopted, true);
+    assert.equal(result.exitCode, null);
+    assert.match(result.stoppedReason ?? '', /ended without recording how the command ended .*not run again/);
     assert.equal(count.runs(), 1);
   });
 
