@@ -16,7 +16,7 @@ import {
   type ReleaseCommandResult,
   type ReleaseCommandRunner,
 } from '../types';
-import { prepareReleaseProcess, releaseDatabaseUrl, type ReleaseProcessSource } from './release-process';
+import { markedAs, prepareReleaseProcess, releaseDatabaseUrl, type ReleaseProcessSource } from './release-process';
 
 /** The variable that marks a command's wrapper (and the command) as this run's, read back from /proc/<pid>/environ. */
 const COMMAND_MARKER = 'RUNBOOK_COMMAND_RUN';
@@ -165,15 +165,12 @@ function readJson<T>(file: string): T | undefined {
 /** The pid in `pidFile` when that process is alive and is this run's wrapper (a reused pid is not; a zombie is not). */
 function runPid(pidFile: string, runId: string): number | undefined {
   let pid: number;
-  let environ: string;
   try {
     pid = Number.parseInt(readFileSync(pidFile, 'utf8').trim(), 10);
-    if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
-    environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
   } catch {
     return undefined;
   }
-  return `\0${environ}`.includes(`\0${COMMAND_MARKER}=${runId}\0`) ? pid : undefined;
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) && markedAs(pid, [COMMAND_MARKER, runId]) ? pid : undefined;
 }
 
 /** The last `bytes` of a file as text ('' when it does not exist). */
@@ -387,6 +384,8 @@ export function createCommandRunner(opts: CommandRunnerOptions): ReleaseCommandR
         }
         await sleep(pollMs);
       }
+      // The wrapper exits right after it records the end: resolve once it has (a caller may look for leftovers).
+      for (let i = 0; i < 20 && runPid(f.pid, req.runId) !== undefined; i++) await sleep(50);
       const result = await finish(req, f, scrub);
       progress?.({ phase: 'done', detail: result.stoppedReason ?? `exit code ${result.exitCode}` });
       return { ...result, adopted };

@@ -3,6 +3,7 @@
  * (command-runner.ts): the release user's access to its folder, and an environment made of PATH, HOME, the rendered
  * release env, the database URL and a marker. Nothing else of the worker's environment reaches it.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ServiceRoleError } from '../../pg/service-role';
 import { RELEASE_USER_ENV, unreachableFor, type ReleaseUser } from '../../system/release-user';
@@ -96,4 +97,16 @@ export async function prepareReleaseProcess(
     );
   }
   return { env, ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}) };
+}
+
+/**
+ * True when the process `pid` was started with the marker variable (read from /proc/<pid>/environ, Linux): a pid file
+ * whose pid was reused by another process, or a zombie (its environment is gone), is not taken for ours.
+ */
+export function markedAs(pid: number, [name, value]: [string, string]): boolean {
+  try {
+    return `\0${readFileSync(`/proc/${pid}/environ`, 'utf8')}`.includes(`\0${name}=${value}\0`);
+  } catch {
+    return false;
+  }
 }

@@ -6,7 +6,7 @@ import { renderRelease } from '../../runbook-config';
 import { writeFileAtomically } from '../../system/atomic-write';
 import { ensurePrivateDirSync } from '../../system/private-files';
 import type { ReleaseUser } from '../../system/release-user';
-import { prepareReleaseProcess } from './release-process';
+import { markedAs, prepareReleaseProcess } from './release-process';
 import { PlatformError, type ReleaseRunner, type RunningRelease, type StartReleaseRequest } from '../types';
 
 /** The environment variable that marks a release process as ours (read back from /proc/<pid>/environ). */
@@ -34,14 +34,6 @@ function startError(message: string, permanent: boolean): PlatformError {
   return new PlatformError(message, { type: permanent ? 'ReleaseStartFailed' : 'ReleaseStartError', permanent });
 }
 
-function environOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/environ`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 /**
  * Runs releases as real, detached processes on this host (the single-host platform). A release outlives the
  * worker that started it: a new worker adopts it through its pid file, checked against the process's
@@ -62,7 +54,7 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
     const f = files(releaseDir(service, environment, releaseId));
     if (!existsSync(f.state)) return undefined;
     const pid = livePid(f.pid, '');
-    if (!pid || !environOf(pid).includes(`${RELEASE_MARKER}=${releaseId}\0`)) return undefined;
+    if (!pid || !markedAs(pid, [RELEASE_MARKER, releaseId])) return undefined;
     return JSON.parse(readFileSync(f.state, 'utf8')) as RunningRelease;
   }
 
