@@ -11,7 +11,13 @@ export {
   type RunbookConfig,
   type ServiceDefinition,
 } from './load';
-export { defaultEnvironment, renderRelease, resolveService, type RenderedRelease } from './resolve';
+export {
+  defaultEnvironment,
+  renderRelease,
+  renderReleaseForCommand,
+  resolveService,
+  type RenderedRelease,
+} from './resolve';
 export { RunbookConfigError } from './problems';
 export { parseDuration } from './durations';
 export { canonicalJson, canonicalPlan, differingFields, planDifferences, planDigest } from './digest';

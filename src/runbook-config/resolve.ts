@@ -199,19 +199,47 @@ export interface RenderedRelease {
  * @throws UserError when the version could escape the release folder (it may hold letters, digits, '.', '_', '-').
  */
 export function renderRelease(release: ReleaseSpec, values: { version: string; port: number }): RenderedRelease {
+  const fill = filler(values);
+  return {
+    command: release.command.map(fill),
+    cwd: fill(release.cwd),
+    env: Object.fromEntries(Object.entries(release.env).map(([k, v]) => [k, fill(v)])),
+  };
+}
+
+/**
+ * The folder and environment a command of the release (a migration, a smoke check) runs with: {version} filled in.
+ * A command has no port, so environment entries that use {port} are left out (a made-up port could reach a server
+ * that is not the release's); the schema allows no {port} in `cwd`, and one there is refused rather than guessed.
+ * @throws UserError for a version that could escape the release folder, or {port} in `cwd`.
+ */
+export function renderReleaseForCommand(release: ReleaseSpec, version: string): Omit<RenderedRelease, 'command'> {
+  const fill = filler({ version });
+  if (placeholdersIn(release.cwd).includes('port')) {
+    throw new UserError(`the release folder ${release.cwd} uses {port}, which a release command does not have`);
+  }
+  return {
+    cwd: fill(release.cwd),
+    env: Object.fromEntries(
+      Object.entries(release.env)
+        .filter(([, v]) => !placeholdersIn(v).includes('port'))
+        .map(([k, v]) => [k, fill(v)]),
+    ),
+  };
+}
+
+const placeholdersIn = (s: string) => [...s.matchAll(PLACEHOLDER)].map((m) => m[1]);
+
+/** Fills {version} (checked: it names a folder) and, when given, {port}; other placeholders stay as they are. */
+function filler(values: { version: string; port?: number }): (s: string) => string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(values.version) || values.version.includes('..')) {
     throw new UserError(
       `invalid release version ${JSON.stringify(values.version)}: it names a folder, so it may hold only letters, digits, '.', '_' and '-' (no '..')`,
       'use a version like v2 or 1.4.0',
     );
   }
-  const fill = (s: string) =>
+  return (s) =>
     s.replace(PLACEHOLDER, (whole, name: string) =>
-      name === 'version' ? values.version : name === 'port' ? String(values.port) : whole,
+      name === 'version' ? values.version : name === 'port' && values.port !== undefined ? String(values.port) : whole,
     );
-  return {
-    command: release.command.map(fill),
-    cwd: fill(release.cwd),
-    env: Object.fromEntries(Object.entries(release.env).map(([k, v]) => [k, fill(v)])),
-  };
 }

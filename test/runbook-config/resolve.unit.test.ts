@@ -7,6 +7,7 @@ import {
   parseDuration,
   parseRunbookConfig,
   renderRelease,
+  renderReleaseForCommand,
   resolveService,
   type RunbookConfig,
 } from '../../src/runbook-config';
@@ -238,6 +239,17 @@ describe('runbook config: placeholders', () => {
     }
     assert.doesNotThrow(() => renderRelease(release, { version: 'v4-broken-readiness', port: 18123 }));
     assert.doesNotThrow(() => renderRelease(release, { version: '1.4.0_rc1', port: 18123 }));
+  });
+
+  it('renders the folder and env of a release command: no port, so env entries with {port} are left out', () => {
+    const { release } = singleHost(load(), 'production');
+    const withPort = { ...release, env: { ...release.env, LISTEN: '127.0.0.1:{port}' } };
+    assert.deepEqual(renderReleaseForCommand(withPort, 'v2'), {
+      cwd: path.resolve('/srv/runbooks/shop/releases/v2'),
+      env: { APP_VERSION: 'v2', LOG_LEVEL: 'info', WORKERS: '2', VERBOSE: 'false' },
+    });
+    assert.throws(() => renderReleaseForCommand({ ...release, cwd: '/srv/{port}' }, 'v2'), UserError);
+    assert.throws(() => renderReleaseForCommand(release, '../v1'), UserError);
   });
 
   const withRelease = (release: string) =>

@@ -6,12 +6,13 @@ import { ensureServiceRole, serviceRoleName, serviceRolePassword, urlWith } from
 import type { ReleaseUser } from '../../system/release-user';
 import { deriveKey } from '../../system/worker-secret';
 import type { PlatformParts } from '../types';
+import { createCommandRunner } from './command-runner';
 import { swapDatabases } from './database-swap';
 import { haproxyPaths, reloadHaproxy } from './haproxy-control';
 import { createHaproxyRouter } from './haproxy-router';
 import { createHaproxyRuntime, type HaproxyRuntime } from './haproxy-runtime';
 import { createPgSnapshotStore } from './pg-snapshots';
-import { createReleaseRunner } from './release-runner';
+import { createReleaseRunner, type ReleaseRunnerOptions } from './release-runner';
 
 export interface SingleHostPlatform extends PlatformParts {
   /** HAProxy's runtime API (the stack check asks it too). */
@@ -35,9 +36,9 @@ export interface SingleHostOptions {
 
 /**
  * The single-host platform on the embedded stack's folder (`home`): HAProxy routes in haproxy/services.d,
- * releases in releases/, snapshots in snapshots/ (manifests signed), a restored database swapped in by renames on the
- * same server. `urlFor` gives the URL of a database on the worker's PostgreSQL; that URL never leaves the worker:
- * releases get one with their service's role (serviceRoles).
+ * releases and the runs of their commands in releases/, snapshots in snapshots/ (manifests signed), a restored
+ * database swapped in by renames on the same server. `urlFor` gives the URL of a database on the worker's PostgreSQL;
+ * that URL never leaves the worker: releases and their commands get one with their service's role (serviceRoles).
  */
 export function createSingleHostPlatform(opts: SingleHostOptions): SingleHostPlatform {
   const runtime = createHaproxyRuntime(opts.haproxySocket);
@@ -45,6 +46,18 @@ export function createSingleHostPlatform(opts: SingleHostOptions): SingleHostPla
   const binDir = postgresClientBinDir();
   if (!binDir)
     throw new Error('PostgreSQL client binaries (pg_dump, pg_restore) not found: apt-get install postgresql-client-15');
+  // Releases and their commands (migrations, checks) run alike: same folder, database URL and user.
+  const releaseProcesses: ReleaseRunnerOptions = {
+    dir: path.join(opts.home, 'releases'),
+    releaseUrlFor: async ({ service, environment, database }) => {
+      if (!opts.serviceRoles) return opts.urlFor(database);
+      const role = serviceRoleName(service, environment);
+      const password = serviceRolePassword(roleSecret, role);
+      await ensureServiceRole(opts.urlFor('postgres'), database, role, password);
+      return urlWith(opts.urlFor(database), { database, user: role, password });
+    },
+    ...(opts.releaseUser ? { runAs: opts.releaseUser } : {}),
+  };
   return {
     runtime,
     router: createHaproxyRouter({
@@ -53,17 +66,8 @@ export function createSingleHostPlatform(opts: SingleHostOptions): SingleHostPla
       reload: () => reloadHaproxy(opts.home),
       stateDir: path.join(opts.home, 'routes'),
     }),
-    releases: createReleaseRunner({
-      dir: path.join(opts.home, 'releases'),
-      releaseUrlFor: async ({ service, environment, database }) => {
-        if (!opts.serviceRoles) return opts.urlFor(database);
-        const role = serviceRoleName(service, environment);
-        const password = serviceRolePassword(roleSecret, role);
-        await ensureServiceRole(opts.urlFor('postgres'), database, role, password);
-        return urlWith(opts.urlFor(database), { database, user: role, password });
-      },
-      ...(opts.releaseUser ? { runAs: opts.releaseUser } : {}),
-    }),
+    releases: createReleaseRunner(releaseProcesses),
+    commands: createCommandRunner(releaseProcesses),
     snapshots: createPgSnapshotStore({
       dir: path.join(opts.home, 'snapshots'),
       urlFor: opts.urlFor,

@@ -2,11 +2,11 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { livePid, portOpen, spawnDetached, stopProcess } from '../../system/processes';
-import { ServiceRoleError } from '../../pg/service-role';
 import { renderRelease } from '../../runbook-config';
 import { writeFileAtomically } from '../../system/atomic-write';
 import { ensurePrivateDirSync } from '../../system/private-files';
-import { RELEASE_USER_ENV, unreachableFor, type ReleaseUser } from '../../system/release-user';
+import type { ReleaseUser } from '../../system/release-user';
+import { markedAs, prepareReleaseProcess } from './release-process';
 import { PlatformError, type ReleaseRunner, type RunningRelease, type StartReleaseRequest } from '../types';
 
 /** The environment variable that marks a release process as ours (read back from /proc/<pid>/environ). */
@@ -34,14 +34,6 @@ function startError(message: string, permanent: boolean): PlatformError {
   return new PlatformError(message, { type: permanent ? 'ReleaseStartFailed' : 'ReleaseStartError', permanent });
 }
 
-function environOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/environ`, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
 /**
  * Runs releases as real, detached processes on this host (the single-host platform). A release outlives the
  * worker that started it: a new worker adopts it through its pid file, checked against the process's
@@ -62,7 +54,7 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
     const f = files(releaseDir(service, environment, releaseId));
     if (!existsSync(f.state)) return undefined;
     const pid = livePid(f.pid, '');
-    if (!pid || !environOf(pid).includes(`${RELEASE_MARKER}=${releaseId}\0`)) return undefined;
+    if (!pid || !markedAs(pid, [RELEASE_MARKER, releaseId])) return undefined;
     return JSON.parse(readFileSync(f.state, 'utf8')) as RunningRelease;
   }
 
@@ -112,47 +104,25 @@ export function createReleaseRunner(opts: ReleaseRunnerOptions): ReleaseRunner {
       }
       const [command, ...args] = rendered.command;
       if (!command) throw startError(`release command of ${spec.service} is empty`, true);
-      const user = opts.runAs;
-      const blocked = user ? unreachableFor(user, cwd) : undefined;
-      if (user && blocked) {
-        throw startError(
-          `release ${spec.version} of ${spec.service} runs as the user ${user.name} (uid ${user.uid}), who cannot ` +
-            `${blocked === path.resolve(cwd) ? 'read' : 'pass'} ${blocked} on the way to ${cwd}: put releases where ` +
-            `that user can read them (for example /srv/${spec.service}/releases), make the folders on the way ` +
-            `readable (chmod o+x ${blocked}, or setfacl -m u:${user.name}:x ${blocked}), or set ` +
-            `${RELEASE_USER_ENV} to another user in the worker's environment`,
-          true,
-        );
-      }
-      const releaseEnv: NodeJS.ProcessEnv = {
-        PATH: env.PATH,
-        HOME: user ? user.home : env.HOME,
-        ...rendered.env,
-        [RELEASE_MARKER]: spec.releaseId,
-      };
-      if (spec.database) {
-        const fromWorker = spec.database.urlEnv ? env[spec.database.urlEnv] : undefined;
-        if (spec.database.urlEnv && !fromWorker) {
-          throw startError(
-            `the worker has no ${spec.database.urlEnv} set (the database URL of ${spec.service}); set it in the worker's environment`,
-            true,
-          );
-        }
-        releaseEnv.DATABASE_URL =
-          fromWorker ??
-          (await opts
-            .releaseUrlFor({ service: spec.service, environment: spec.environment, database: spec.database.name })
-            .catch((err: unknown) => {
-              // The worker may not create roles: no retry changes that.
-              throw err instanceof ServiceRoleError ? startError(err.message, true) : err;
-            }));
-      }
+      const { env: releaseEnv, user } = await prepareReleaseProcess(
+        { releaseUrlFor: opts.releaseUrlFor, env, ...(opts.runAs ? { runAs: opts.runAs } : {}) },
+        {
+          service: spec.service,
+          environment: spec.environment,
+          ...(spec.database ? { database: spec.database } : {}),
+          cwd,
+          env: rendered.env,
+          marker: [RELEASE_MARKER, spec.releaseId],
+          what: `release ${spec.version} of ${spec.service}`,
+        },
+        (message) => startError(message, true),
+      );
       const proc = spawnDetached(command, args, {
         pidFile: f.pid,
         logFile: f.log,
         env: releaseEnv,
         cwd,
-        ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}),
+        ...(user ? { user } : {}),
       });
       const running: RunningRelease = {
         service: spec.service,
