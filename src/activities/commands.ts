@@ -27,12 +27,25 @@ export function createCommandActivities(deps: CommandActivityDeps) {
       }
       let last: CommandProgress = { phase: 'starting' };
       const beat = setInterval(() => ctx.heartbeat(last), 1_000);
+      // Only a cancel from the workflow (a cancelled deploy) stops the command. A worker shutting down or an attempt
+      // timed out leaves it running: this attempt ends, and the next one adopts the run.
+      const stop = new AbortController();
+      let leave: (err: unknown) => void = () => undefined;
+      const left = new Promise<never>((_, reject) => (leave = reject));
+      left.catch(() => undefined); // seen by the race below; never unhandled
+      const onAbort = () => {
+        const reason: unknown = ctx.cancellationSignal.reason;
+        if (reason instanceof Error && reason.message === 'CANCELLED') stop.abort(reason);
+        else leave(reason);
+      };
+      ctx.cancellationSignal.addEventListener('abort', onAbort, { once: true });
       try {
-        return await parts.commands.run(req, (p) => (last = p), ctx.cancellationSignal);
+        return await Promise.race([parts.commands.run(req, (p) => (last = p), stop.signal), left]);
       } catch (err) {
         throw toActivityFailure(err);
       } finally {
         clearInterval(beat);
+        ctx.cancellationSignal.removeEventListener('abort', onAbort);
       }
     },
   };
