@@ -15,9 +15,11 @@ import {
   type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { DescribeRulesCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
+import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { clearAwsCaches } from '../../../src/platforms/aws-ecs/blue-green';
 import { awsClients, TAG } from '../../../src/platforms/aws-ecs/context';
+import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
 import {
   awslogsStream,
   createEcsCommandRunner,
@@ -36,6 +38,7 @@ import { ECS_ARN, fakeAwsContext, rejection, testSpec } from './fixture';
 const testClients = awsClients('us-east-1');
 const ecs = mockClient(testClients.ecs);
 const elb = mockClient(testClients.elb);
+const sts = mockClient(testClients.sts);
 
 const spec = testSpec({ rds: undefined });
 const TD_OLD = `${ECS_ARN}:task-definition/shop:7`;
@@ -160,6 +163,7 @@ describe('ECS release command runner (aws-sdk-client-mock)', () => {
   beforeEach(() => {
     ecs.reset();
     elb.reset();
+    sts.reset();
     clearAwsCaches();
   });
 
@@ -496,6 +500,32 @@ describe('ECS release command runner (aws-sdk-client-mock)', () => {
     // The service's own database is the task definition's: accepted (and then run as usual).
     mockFreshRun();
     assert.equal((await runner.run({ ...request, database: { name: 'shop' } })).exitCode, 0);
+  });
+
+  it('doctor checks what the one-off tasks need of the live task definition, for a service with release commands', async () => {
+    sts.on(GetCallerIdentityCommand).resolves({ Arn: 'arn:aws:sts::123456789012:assumed-role/worker', Account: '1' });
+    ecs.on(DescribeServicesCommand).resolves({ services: [blueLive, greenIdle], failures: [] });
+    ecs.on(DescribeTaskDefinitionCommand).resolves({ taskDefinition: BASE_TD });
+    const at = { service: 'shop', environment: 'prod' };
+    const commandsCheck = async () =>
+      (await awsDoctorChecks(spec, at, {}, { releaseCommands: true })).find((c) => c.check === 'release commands');
+
+    assert.deepEqual(await commandsCheck(), {
+      component: 'aws shop/prod',
+      check: 'release commands',
+      ok: true,
+      detail:
+        "one-off tasks of shop:7's family, task role arn:aws:iam::123456789012:role/shop-task, execution role " +
+        'arn:aws:iam::123456789012:role/shop-exec; output in /ecs/shop (shop/app/<task id>)',
+    });
+    const { logConfiguration: _none, ...app } = BASE_TD.containerDefinitions[0]!;
+    ecs.on(DescribeTaskDefinitionCommand).resolves({ taskDefinition: { ...BASE_TD, containerDefinitions: [app] } });
+    const noLogs = await commandsCheck();
+    assert.equal(noLogs?.ok, false);
+    assert.match(noLogs?.detail ?? '', /^container app has no logConfiguration/);
+    assert.match(noLogs?.fix ?? '', /awslogs log driver with awslogs-group and awslogs-stream-prefix/);
+    const without = await awsDoctorChecks(spec, at, {});
+    assert.ok(!without.some((c) => c.check === 'release commands'), 'not checked for a service without commands');
   });
 
   it('derives startedBy from the runId: as it is up to 36 characters, else shortened with a hash', () => {
