@@ -340,6 +340,24 @@ describe('ECS release command runner (aws-sdk-client-mock)', () => {
     assert.ok(progress.some((p) => p.phase === 'stopping'));
   });
 
+  it('waits out DescribeTasks not knowing a new task yet (MISSING), and fails once ECS keeps not knowing it', async () => {
+    const f = fakeContext();
+    mockFreshRun();
+    const missing = { tasks: [], failures: [{ arn: TASK, reason: 'MISSING' }] };
+    ecs
+      .on(DescribeTasksCommand)
+      .resolvesOnce(missing)
+      .resolvesOnce(missing)
+      .resolves({ tasks: [exited(0)] });
+    assert.equal((await createEcsCommandRunner(f.ctx).run(request)).exitCode, 0);
+
+    ecs.on(DescribeTasksCommand).resolves(missing);
+    const gone = await rejection(createEcsCommandRunner(f.ctx).run(request));
+    assert.ok(gone instanceof PlatformError);
+    assert.equal(gone.type, 'ReleaseCommandFailed');
+    assert.match(gone.message, /is not known to ECS any more/);
+  });
+
   it('an aborted run sends StopTask and rethrows the abort', async () => {
     const f = fakeContext();
     mockFreshRun();
