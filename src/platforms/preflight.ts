@@ -1,7 +1,7 @@
 import { UserError } from '../errors';
 import { renderRelease } from '../runbook-config';
 import { formatDuration } from '../runbook-config/durations';
-import type { Platform, ResolvedService, SingleHostService } from '../shared/service-plan';
+import { isCommandCheck, type Platform, type ResolvedService, type SingleHostService } from '../shared/service-plan';
 import type { Check } from '../stack/component';
 
 /**
@@ -63,7 +63,13 @@ const preflights: { [P in Platform]: PlatformPreflight<Extract<ResolvedService, 
       rds ? ` on RDS ${rds.instance ? `instance ${rds.instance}` : `cluster ${rds.cluster}`}` : '',
     async doctor(plan, env) {
       const { awsDoctorChecks } = await import('./aws-ecs/doctor.js');
-      return awsDoctorChecks(plan.aws, { service: plan.service, environment: plan.environment }, env);
+      const releaseCommands =
+        plan.database?.migrate !== undefined ||
+        plan.drill?.integrityCommand !== undefined ||
+        plan.smoke.some((c) => isCommandCheck(c) && c.runFrom === 'release');
+      return awsDoctorChecks(plan.aws, { service: plan.service, environment: plan.environment }, env, {
+        releaseCommands,
+      });
     },
   },
 };

@@ -194,12 +194,16 @@ export interface ReleaseCommandRequest extends Targeted {
   service: string;
   environment: string;
   version: string;
-  /** The release id of the version the command comes from (single-host: the release's folder; aws-ecs: startedBy). */
+  /**
+   * The release id of the version the command comes from (single-host: the release's folder; aws-ecs: the tag that
+   * finds the version's task definition revision).
+   */
   releaseId: string;
   purpose: CommandPurpose;
   /**
    * Names this run, [a-z0-9-], at most 64 characters, derived from the workflow id and the step: a retried activity
-   * with the same runId adopts the command that already runs (or has finished) instead of running it a second time.
+   * with the same runId adopts the command that already runs (or has finished) instead of running it a second time
+   * (aws-ecs: the one-off task's startedBy).
    */
   runId: string;
   /** argv with its placeholders filled in (no shell). */

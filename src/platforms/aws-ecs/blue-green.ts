@@ -1,4 +1,4 @@
-import { DescribeServicesCommand, type Deployment, type ServiceEvent } from '@aws-sdk/client-ecs';
+import { DescribeServicesCommand, type Deployment, type Service, type ServiceEvent } from '@aws-sdk/client-ecs';
 import {
   AddTagsCommand,
   DescribeListenersCommand,
@@ -60,7 +60,20 @@ export interface ColourService {
   /** The release the colour carries (its runbook:release tag). */
   releaseId?: string;
   version?: string;
+  /** Where and how the service places its tasks: a one-off task of the colour (a release command) runs the same way. */
+  launch: TaskLaunch;
 }
+
+/** The settings of a service that a one-off task (RunTask) copies to run where the service's tasks run. */
+export type TaskLaunch = Pick<
+  Service,
+  | 'networkConfiguration'
+  | 'launchType'
+  | 'capacityProviderStrategy'
+  | 'platformVersion'
+  | 'placementConstraints'
+  | 'placementStrategy'
+>;
 
 export type ColourServices = Record<Colour, ColourService>;
 
@@ -106,6 +119,14 @@ export async function describeColours(ctx: AwsContext): Promise<ColourServices> 
       tags,
       ...(tags[TAG.release] ? { releaseId: tags[TAG.release] } : {}),
       ...(tags[TAG.version] ? { version: tags[TAG.version] } : {}),
+      launch: {
+        networkConfiguration: s.networkConfiguration,
+        launchType: s.launchType,
+        capacityProviderStrategy: s.capacityProviderStrategy,
+        platformVersion: s.platformVersion,
+        placementConstraints: s.placementConstraints,
+        placementStrategy: s.placementStrategy,
+      },
     };
   };
   return { blue: one('blue'), green: one('green') };
@@ -131,6 +152,23 @@ export function colourOf(services: ColourServices, releaseId: string): ColourSer
  */
 export function taggedColour(services: ColourServices, releaseId: string): ColourService | undefined {
   return COLOURS.map((c) => services[c]).find((s) => s.releaseId === releaseId);
+}
+
+/**
+ * The colour a new release goes to: the one without traffic (blue on the first deploy). Throws EcsNoIdleService
+ * (non-retryable) when both take traffic: a deploy is in progress, or a rollback left both in.
+ */
+export function idleColour(services: ColourServices, weights: Weights): Colour {
+  if (weights.blue > 0 && weights.green > 0) {
+    const who = COLOURS.map(
+      (c) => `${services[c].name} (${services[c].releaseId ?? 'no release'}, weight ${weights[c]})`,
+    );
+    throw awsPermanent(
+      'EcsNoIdleService',
+      `no idle ECS service: ${who.join(' and ')} both take traffic; finish or roll back the deploy in progress first`,
+    );
+  }
+  return weights.blue === 0 ? 'blue' : 'green';
 }
 
 /** The production rule (or listener default action) and how it routes now. */

@@ -1,4 +1,4 @@
-import { DescribeServicesCommand } from '@aws-sdk/client-ecs';
+import { DescribeServicesCommand, DescribeTaskDefinitionCommand } from '@aws-sdk/client-ecs';
 import {
   DescribeListenersCommand,
   DescribeRulesCommand,
@@ -14,17 +14,24 @@ import { rdsLiveId } from './naming';
 import type { AwsEcsSpec } from '../../shared/service-plan';
 import { fail, pass, type Check } from '../../stack/component';
 import { awsClients } from './context';
+import { awslogsStream } from './ecs-commands';
 import { awsErrorCode, classifyAwsError } from './errors';
+
+/** A check's own finding about a resource, with what to do about it. */
+const finding = (message: string, fix: string) => Object.assign(new Error(message), { name: 'Finding', fix });
 
 /**
  * `runbook doctor` for one aws-ecs service and environment: the AWS credentials this machine resolves, and each
  * resource runbook.yaml names (the two ECS services, the target groups, the listener rule or listener, the test
- * listener, the RDS instance or Aurora cluster), plus the database URL variable. Read-only calls; never throws.
+ * listener, the RDS instance or Aurora cluster), plus the database URL variable; with `releaseCommands` (the service
+ * runs commands of its releases: a migrate command, command smoke checks, a drill's integrity command), what their
+ * one-off tasks need of the live task definition. Read-only calls; never throws.
  */
 export async function awsDoctorChecks(
   spec: AwsEcsSpec,
   at: { service: string; environment: string },
   env: NodeJS.ProcessEnv,
+  opts: { releaseCommands?: boolean } = {},
 ): Promise<Check[]> {
   const component = `aws ${at.service}/${at.environment}`;
   const c = awsClients(spec.region, spec.endpoint);
@@ -34,17 +41,20 @@ export async function awsDoctorChecks(
       checks.push(pass(component, check, await run()));
     } catch (err) {
       const kind = classifyAwsError(err);
-      const why = `${awsErrorCode(err)}: ${(err as Error).message}`;
+      const own = (err as { fix?: string }).fix;
+      const why = own ? (err as Error).message : `${awsErrorCode(err)}: ${(err as Error).message}`;
       checks.push(
         fail(
           component,
           check,
           why,
-          kind === 'access'
-            ? `grant the worker's role ${action} (docs/aws-ecs.md has the policy)`
-            : kind === 'not-found'
-              ? 'check the name/ARN and region in runbook.yaml'
-              : 'check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, the instance/task role) and network access',
+          // A finding of the check itself (not an AWS error) carries its own fix.
+          own ??
+            (kind === 'access'
+              ? `grant the worker's role ${action} (docs/aws-ecs.md has the policy)`
+              : kind === 'not-found'
+                ? 'check the name/ARN and region in runbook.yaml'
+                : 'check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, the instance/task role) and network access'),
         ),
       );
     }
@@ -66,6 +76,39 @@ export async function awsDoctorChecks(
     if (missing.length > 0) throw Object.assign(new Error(missing.join('; ')), { name: 'ServiceNotFoundException' });
     return `${names.join(', ')} in ${spec.cluster}: ACTIVE`;
   });
+  if (opts.releaseCommands) {
+    // A one-off task runs the release's revision, made from the live one: its container, roles and log stream.
+    await probe('release commands', 'ecs:DescribeTaskDefinition', async () => {
+      const res = await c.ecs.send(
+        new DescribeServicesCommand({ cluster: spec.cluster, services: [spec.services.blue, spec.services.green] }),
+      );
+      const withTd = (res.services ?? []).filter((s) => s.taskDefinition);
+      const live = withTd.find((s) => (s.desiredCount ?? 0) > 0) ?? withTd[0];
+      if (!live?.taskDefinition) throw new Error('neither ECS service has a task definition');
+      const { taskDefinition: td } = await c.ecs.send(
+        new DescribeTaskDefinitionCommand({ taskDefinition: live.taskDefinition }),
+      );
+      const name = td?.taskDefinitionArn?.split('/').pop() ?? live.taskDefinition;
+      if (!td?.containerDefinitions?.some((d) => d.name === spec.container)) {
+        throw finding(`${name} has no container "${spec.container}"`, 'correct aws.container in runbook.yaml');
+      }
+      if (td.networkMode === 'awsvpc' && !live.networkConfiguration) {
+        throw finding(
+          `${name} uses awsvpc, but ${live.serviceName ?? '?'} has no network configuration for the tasks to copy`,
+          'give the ECS services their awsvpc network configuration',
+        );
+      }
+      const logs = awslogsStream(td, spec.container, 'task/<id>');
+      if ('none' in logs) {
+        throw finding(
+          `${logs.none}: a command's output could not be found`,
+          `give container ${spec.container} the awslogs log driver with awslogs-group and awslogs-stream-prefix`,
+        );
+      }
+      const roles = `task role ${td.taskRoleArn ?? 'none'}, execution role ${td.executionRoleArn ?? 'none'}`;
+      return `one-off tasks of ${name}'s family, ${roles}; output in ${logs.group} (${logs.stream.replace(/<id>$/, '<task id>')})`;
+    });
+  }
   await probe('target groups', 'elasticloadbalancing:DescribeTargetGroups', async () => {
     const arns = [spec.targetGroups.blue, spec.targetGroups.green];
     const res = await c.elb.send(new DescribeTargetGroupsCommand({ TargetGroupArns: arns }));

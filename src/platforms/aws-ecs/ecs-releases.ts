@@ -1,5 +1,6 @@
 import {
   DescribeTaskDefinitionCommand,
+  ListTaskDefinitionsCommand,
   RegisterTaskDefinitionCommand,
   TagResourceCommand,
   UntagResourceCommand,
@@ -18,6 +19,7 @@ import {
   COLOURS,
   describeColours,
   effectiveWeights,
+  idleColour,
   listenerAddress,
   otherColour,
   pointTestListener,
@@ -81,8 +83,9 @@ const ECS_TAG_LIMIT = 50;
  * every target of the colour's target group healthy, and points the test listener at it; its address is the test
  * listener's until the colour takes traffic, then the production listener's.
  *
- * start() registers the revision, tags the idle service with the release (and runbook:task-definition, the revision's
- * ARN), then updates the service: a crash at any point leaves either nothing on the service or a tag that stop() can
+ * start() registers the revision (or adopts the one a release command of this release registered, see
+ * releaseRevision), tags the idle service with the release (and runbook:task-definition, the revision's ARN), then
+ * updates the service: a crash at any point leaves either nothing on the service or a tag that stop() can
  * find and a retried start() adopts. Adoption deploys the tagged revision again when the service does not run it
  * (the update never happened, or the circuit breaker rolled it back); it registers nothing. The rollout deadline is
  * aws.rolloutTimeoutMs from the first attempt's scheduling (the activity's), not from each attempt.
@@ -120,72 +123,6 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
     startedAtMs: startedAt(s),
     logFile: `ecs:${spec.cluster}/${s.name}`,
   });
-
-  /** The colour a new release goes to: the one without traffic (blue on the first deploy). */
-  function idleColour(services: ColourServices, weights: { blue: number; green: number }): Colour {
-    if (weights.blue > 0 && weights.green > 0) {
-      const who = COLOURS.map(
-        (c) => `${services[c].name} (${services[c].releaseId ?? 'no release'}, weight ${weights[c]})`,
-      );
-      throw awsPermanent(
-        'EcsNoIdleService',
-        `no idle ECS service: ${who.join(' and ')} both take traffic; finish or roll back the deploy in progress first`,
-      );
-    }
-    return weights.blue === 0 ? 'blue' : 'green';
-  }
-
-  async function registerRevision(base: string, req: StartReleaseRequest): Promise<string> {
-    const described = await awsCall('ecs:DescribeTaskDefinition', `task definition ${base}`, () =>
-      ctx.clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: base, include: ['TAGS'] })),
-    );
-    const td = described.taskDefinition;
-    if (!td?.family) throw awsPermanent('AwsNotFound', `task definition ${base} was not returned`);
-    const containers = td.containerDefinitions ?? [];
-    const i = containers.findIndex((c) => c.name === spec.container);
-    const container = containers[i];
-    if (!container) {
-      throw awsPermanent(
-        'EcsContainerNotFound',
-        `task definition ${base} has no container "${spec.container}" (it has ${
-          containers.map((c) => `"${c.name}"`).join(', ') || 'none'
-        }); fix aws.container in runbook.yaml`,
-      );
-    }
-    const fill = (s: string) => s.replaceAll('{version}', req.version);
-    const env = new Map((container.environment ?? []).map((e) => [e.name, e.value]));
-    for (const [name, value] of Object.entries(spec.env)) env.set(name, fill(value));
-    const containerDefinitions = containers.map((c, j) =>
-      j === i ? { ...c, image: fill(spec.image), environment: [...env].map(([name, value]) => ({ name, value })) } : c,
-    );
-    // aws: tags are AWS's own (not settable, not counted); the base's runbook: tags belong to its own release.
-    const kept = (described.tags ?? []).filter(
-      (t) => t.key && !t.key.startsWith('aws:') && !t.key.startsWith('runbook:'),
-    );
-    const tags: Tag[] = [...kept, ...releaseTags(req)];
-    if (tags.length > ECS_TAG_LIMIT) {
-      throw awsPermanent(
-        'EcsTooManyTags',
-        `task definition ${base} has ${kept.length} tags of its own; with the runbook's ${releaseTags(req).length} ` +
-          `the new revision would have ${tags.length}, over ECS's limit of ${ECS_TAG_LIMIT}: remove ` +
-          `${tags.length - ECS_TAG_LIMIT} tag(s) from ${base}`,
-      );
-    }
-    const input: RegisterTaskDefinitionCommandInput = { ...registrationOf(td), containerDefinitions, tags };
-    const res = await awsCall('ecs:RegisterTaskDefinition', `task definition family ${td.family}`, () =>
-      ctx.clients.ecs.send(new RegisterTaskDefinitionCommand(input)),
-    );
-    const arn = res.taskDefinition?.taskDefinitionArn;
-    if (!arn) throw awsPermanent('AwsInvalidRequest', `RegisterTaskDefinition for ${td.family} returned no ARN`);
-    return arn;
-  }
-
-  const releaseTags = (req: StartReleaseRequest): Tag[] => [
-    { key: TAG.release, value: req.releaseId },
-    { key: TAG.version, value: req.version },
-    { key: TAG.service, value: req.service },
-    { key: TAG.environment, value: req.environment },
-  ];
 
   /**
    * When the rollout must be over: aws.rolloutTimeoutMs after the activity was first scheduled (Temporal keeps that
@@ -314,15 +251,8 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
         const weights = effectiveWeights(await readTraffic(ctx), services);
         const colour = idleColour(services, weights);
         const idle = services[colour];
-        const live = services[otherColour(colour)];
-        const base = live.taskDefinition ?? idle.taskDefinition;
-        if (!base) {
-          throw awsPermanent(
-            'AwsInvalidRequest',
-            `neither ${live.name} nor ${idle.name} has a task definition to base the release on`,
-          );
-        }
-        const revision = await registerRevision(base, req);
+        // The revision a release command of this release (its migration) registered already, or a new one.
+        const revision = (await releaseRevision(ctx, baseRevision(services, colour), req)).arn;
         taskDefinition = revision;
         // Tagged before the update: whatever happens next, stop() finds the service and a retry adopts it.
         const tags = [...releaseTags(req), { key: TASK_DEFINITION_TAG, value: revision }];
@@ -394,6 +324,143 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
       return excerpt ? { location, excerpt } : { location };
     },
   };
+}
+
+/** What names a release's revision: its tags say which release, version, service and environment it is of. */
+export type ReleaseIdentity = Pick<StartReleaseRequest, 'service' | 'environment' | 'releaseId' | 'version'>;
+
+const releaseTags = (req: ReleaseIdentity): Tag[] => [
+  { key: TAG.release, value: req.releaseId },
+  { key: TAG.version, value: req.version },
+  { key: TAG.service, value: req.service },
+  { key: TAG.environment, value: req.environment },
+];
+
+/**
+ * The task definition a release of `colour` is based on: the live colour's (the other one), or the colour's own on
+ * the first deploy. Throws AwsInvalidRequest (non-retryable) when neither service has one.
+ */
+export function baseRevision(services: ColourServices, colour: Colour): string {
+  const idle = services[colour];
+  const live = services[otherColour(colour)];
+  const base = live.taskDefinition ?? idle.taskDefinition;
+  if (!base) {
+    throw awsPermanent(
+      'AwsInvalidRequest',
+      `neither ${live.name} nor ${idle.name} has a task definition to base the release on`,
+    );
+  }
+  return base;
+}
+
+/** A release's task definition revision, and whether it was registered by this call. */
+export interface ReleaseRevision {
+  arn: string;
+  taskDefinition: TaskDefinition;
+  registered: boolean;
+}
+
+/** How many of a family's newest revisions are searched for the one a release registered already. */
+const RECENT_REVISIONS = 5;
+
+/**
+ * The revision of a release, registered once whoever asks first: a release command (the migration, after the
+ * snapshot and before the release starts) or start(). One of the family's newest revisions (ListTaskDefinitions)
+ * tagged with this release and version is adopted; otherwise a new revision is registered from `base` (see
+ * registerRevision). Two callers racing may both register, which costs a revision, never a wrong one.
+ *
+ * Throws EcsContainerNotFound, EcsTooManyTags, AwsNotFound and what awsCall throws.
+ */
+export async function releaseRevision(ctx: AwsContext, base: string, req: ReleaseIdentity): Promise<ReleaseRevision> {
+  const described = await awsCall('ecs:DescribeTaskDefinition', `task definition ${base}`, () =>
+    ctx.clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: base, include: ['TAGS'] })),
+  );
+  const td = described.taskDefinition;
+  if (!td?.family) throw awsPermanent('AwsNotFound', `task definition ${base} was not returned`);
+  const found = await registeredRevision(ctx, td.family, req);
+  if (found) return { arn: found.taskDefinitionArn ?? '', taskDefinition: found, registered: false };
+  const registered = await registerRevision(ctx, base, td, described.tags ?? [], req);
+  return { arn: registered.taskDefinitionArn ?? '', taskDefinition: registered, registered: true };
+}
+
+/** The newest revision of `family` tagged with the release and its version, if one of the newest few is. */
+async function registeredRevision(
+  ctx: AwsContext,
+  family: string,
+  req: ReleaseIdentity,
+): Promise<TaskDefinition | undefined> {
+  const listed = await awsCall('ecs:ListTaskDefinitions', `task definition family ${family}`, () =>
+    ctx.clients.ecs.send(
+      new ListTaskDefinitionsCommand({ familyPrefix: family, status: 'ACTIVE', sort: 'DESC', maxResults: 20 }),
+    ),
+  );
+  // familyPrefix also matches longer family names; the order is ours, since not every endpoint sorts.
+  const revisionOf = (arn: string) => Number(/:(\d+)$/.exec(arn)?.[1] ?? 0);
+  const newest = (listed?.taskDefinitionArns ?? [])
+    .filter((arn) => arn.includes(`:task-definition/${family}:`))
+    .sort((a, b) => revisionOf(b) - revisionOf(a))
+    .slice(0, RECENT_REVISIONS);
+  for (const arn of newest) {
+    const res = await awsCall('ecs:DescribeTaskDefinition', `task definition ${arn}`, () =>
+      ctx.clients.ecs.send(new DescribeTaskDefinitionCommand({ taskDefinition: arn, include: ['TAGS'] })),
+    );
+    const tags = new Map((res.tags ?? []).map((t) => [t.key, t.value]));
+    if (tags.get(TAG.release) === req.releaseId && tags.get(TAG.version) === req.version && res.taskDefinition) {
+      return res.taskDefinition;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Registers a new revision of the base task definition `td` for the release: aws.container's image is aws.image with
+ * {version} filled in, aws.env is merged into its environment, and the revision carries the base's own tags plus the
+ * release's. Throws EcsContainerNotFound, EcsTooManyTags and what awsCall throws.
+ */
+async function registerRevision(
+  ctx: AwsContext,
+  base: string,
+  td: TaskDefinition,
+  baseTags: Tag[],
+  req: ReleaseIdentity,
+): Promise<TaskDefinition> {
+  const { spec } = ctx;
+  const containers = td.containerDefinitions ?? [];
+  const i = containers.findIndex((c) => c.name === spec.container);
+  const container = containers[i];
+  if (!container) {
+    throw awsPermanent(
+      'EcsContainerNotFound',
+      `task definition ${base} has no container "${spec.container}" (it has ${
+        containers.map((c) => `"${c.name}"`).join(', ') || 'none'
+      }); fix aws.container in runbook.yaml`,
+    );
+  }
+  const fill = (s: string) => s.replaceAll('{version}', req.version);
+  const env = new Map((container.environment ?? []).map((e) => [e.name, e.value]));
+  for (const [name, value] of Object.entries(spec.env)) env.set(name, fill(value));
+  const containerDefinitions = containers.map((c, j) =>
+    j === i ? { ...c, image: fill(spec.image), environment: [...env].map(([name, value]) => ({ name, value })) } : c,
+  );
+  // aws: tags are AWS's own (not settable, not counted); the base's runbook: tags belong to its own release.
+  const kept = baseTags.filter((t) => t.key && !t.key.startsWith('aws:') && !t.key.startsWith('runbook:'));
+  const tags: Tag[] = [...kept, ...releaseTags(req)];
+  if (tags.length > ECS_TAG_LIMIT) {
+    throw awsPermanent(
+      'EcsTooManyTags',
+      `task definition ${base} has ${kept.length} tags of its own; with the runbook's ${releaseTags(req).length} ` +
+        `the new revision would have ${tags.length}, over ECS's limit of ${ECS_TAG_LIMIT}: remove ` +
+        `${tags.length - ECS_TAG_LIMIT} tag(s) from ${base}`,
+    );
+  }
+  const input: RegisterTaskDefinitionCommandInput = { ...registrationOf(td), containerDefinitions, tags };
+  const res = await awsCall('ecs:RegisterTaskDefinition', `task definition family ${td.family}`, () =>
+    ctx.clients.ecs.send(new RegisterTaskDefinitionCommand(input)),
+  );
+  if (!res.taskDefinition?.taskDefinitionArn) {
+    throw awsPermanent('AwsInvalidRequest', `RegisterTaskDefinition for ${td.family} returned no ARN`);
+  }
+  return res.taskDefinition;
 }
 
 /** A service's rollout state in words, for timeout messages. */

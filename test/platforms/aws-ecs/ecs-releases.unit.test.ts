@@ -3,6 +3,7 @@ import {
   AccessDeniedException,
   DescribeServicesCommand,
   DescribeTaskDefinitionCommand,
+  ListTaskDefinitionsCommand,
   RegisterTaskDefinitionCommand,
   TagResourceCommand,
   UntagResourceCommand,
@@ -107,7 +108,7 @@ const writes = () =>
   ecs
     .calls()
     .map((c) => (c.args[0] as object).constructor.name)
-    .filter((name) => !name.startsWith('Describe'));
+    .filter((name) => !/^(Describe|List)/.test(name));
 
 const blueLive = service('blue', { td: TD_OLD, desired: 2, release: 'shop-1-0-0-aaaa', version: '1.0.0' });
 const greenIdle = service('green', { td: TD_OLD, desired: 0 });
@@ -639,6 +640,40 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     assert.equal(again.type, 'EcsRolloutFailed');
     assert.match(again.message, /runs .*shop:7 again instead of .*shop:8/);
     assert.equal(elb.commandCalls(DescribeTargetHealthCommand).length, 0);
+  });
+
+  it("adopts the revision a release command of the release registered (the migration's task): nothing is registered", async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    const otherFamily = `${ECS_ARN}:task-definition/shop-admin:9`;
+    ecs.on(ListTaskDefinitionsCommand).resolves({ taskDefinitionArns: [TD_OLD, otherFamily, TD_NEW] });
+    ecs.on(DescribeTaskDefinitionCommand, { taskDefinition: TD_NEW }).resolves({
+      taskDefinition: { ...BASE_TD, taskDefinitionArn: TD_NEW, revision: 8 },
+      tags: [
+        { key: TAG.release, value: request.releaseId },
+        { key: TAG.version, value: '2.0.0' },
+      ],
+    });
+    const rolledOut = service('green', { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' });
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, rolledOut));
+
+    await createEcsReleaseRunner(f.ctx).start(request);
+
+    assert.deepEqual(ecs.commandCalls(ListTaskDefinitionsCommand)[0]?.args[0].input, {
+      familyPrefix: 'shop',
+      status: 'ACTIVE',
+      sort: 'DESC',
+      maxResults: 20,
+    });
+    assert.deepEqual(
+      ecs.commandCalls(DescribeTaskDefinitionCommand).map((c) => c.args[0].input.taskDefinition),
+      [TD_OLD, TD_NEW],
+      'the base, then the newest revision of the family (shop-admin is another family)',
+    );
+    assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
+    assert.deepEqual(writes(), ['TagResourceCommand', 'UpdateServiceCommand']);
+    assert.equal(ecs.commandCalls(UpdateServiceCommand)[0]?.args[0].input.taskDefinition, TD_NEW);
   });
 
   it('a start that crashed after TagResource, before UpdateService: the retry updates the tagged colour without registering again', async () => {
