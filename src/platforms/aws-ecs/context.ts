@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { ECSClient } from '@aws-sdk/client-ecs';
 import { ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { RDSClient } from '@aws-sdk/client-rds';
@@ -39,6 +40,29 @@ export function awsClients(region: string, endpoint?: string): AwsClients {
     cache.set(key, clients);
   }
   return clients;
+}
+
+const logsCache = new Map<string, CloudWatchLogsClient>();
+
+/**
+ * CloudWatch Logs' GetLogEvents in any region (a task's awslogs-region may differ from the service's), through one
+ * client per region and endpoint: what the ECS command runner reads a one-off task's output with.
+ */
+export function cloudWatchLogsReader(endpoint?: string) {
+  return {
+    getLogEvents(
+      region: string,
+      input: { logGroupName: string; logStreamName: string; startFromHead: false; limit: number },
+    ) {
+      const key = `${region} ${endpoint ?? ''}`;
+      let client = logsCache.get(key);
+      if (!client) {
+        client = new CloudWatchLogsClient({ region, ...(endpoint ? { endpoint } : {}), maxAttempts: 3 });
+        logsCache.set(key, client);
+      }
+      return client.send(new GetLogEventsCommand(input));
+    },
+  };
 }
 
 /** The activity a platform call runs in, as far as the platform needs to know it (the worker reads Temporal's). */

@@ -46,8 +46,8 @@ export interface LogEventsReader {
 
 export interface EcsCommandRunnerOptions {
   /**
-   * Reads the end of a task's CloudWatch Logs stream. Absent (the worker has no CloudWatch Logs client, since
-   * @aws-sdk/client-cloudwatch-logs is not a dependency yet): results carry no tail, and logLocation names the stream.
+   * Reads the end of a task's CloudWatch Logs stream (the worker passes cloudWatchLogsReader). Absent: results carry
+   * no tail, and logLocation names the stream.
    */
   logs?: LogEventsReader;
 }

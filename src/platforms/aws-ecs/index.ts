@@ -4,7 +4,7 @@ import { createPgManifestStore } from '../../orchestrator-store/manifests';
 import { createDrillChecks } from '../../pg/drill-checks';
 import { createMigrator } from '../../pg/migrator';
 import type { PlatformParts } from '../types';
-import { awsClients, realTime, type ActivityScope, type AwsContext } from './context';
+import { awsClients, cloudWatchLogsReader, realTime, type ActivityScope, type AwsContext } from './context';
 import { createEcsCommandRunner } from './ecs-commands';
 import { createEcsReleaseRunner } from './ecs-releases';
 import { createElbRouter } from './elb-router';
@@ -28,8 +28,7 @@ export interface AwsPlatformOptions {
  * The aws-ecs platform for one service's `aws` settings: ECS blue/green releases, release commands as one-off ECS
  * tasks, ELBv2 weighted traffic with CloudWatch analysis, RDS snapshots and drills, through the real AWS SDK v3
  * clients (cached per region and endpoint). Credentials: the SDK's default chain on the worker, never the workflow's
- * input. The commands' output tail needs a CloudWatch Logs client, which the worker does not have yet (see
- * createEcsCommandRunner's `logs`).
+ * input. A command's output tail is read from its task's CloudWatch Logs stream.
  */
 export function createAwsPlatform(spec: AwsEcsSpec, opts: AwsPlatformOptions): PlatformParts {
   const ctx: AwsContext = {
@@ -46,7 +45,7 @@ export function createAwsPlatform(spec: AwsEcsSpec, opts: AwsPlatformOptions): P
   return {
     router: createElbRouter(ctx),
     releases: createEcsReleaseRunner(ctx),
-    commands: createEcsCommandRunner(ctx),
+    commands: createEcsCommandRunner(ctx, { logs: cloudWatchLogsReader(spec.endpoint) }),
     snapshots: createRdsSnapshotStore(ctx, createPgManifestStore(opts.db)),
     migrator: createMigrator(urlFor),
     drillChecks: createDrillChecks({ urlFor, binDir: opts.pgBinDir }),
