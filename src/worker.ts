@@ -38,7 +38,7 @@ export async function createRunbookWorker(
   extra: Pick<WorkerOptions, 'workflowBundle' | 'identity' | 'shutdownGraceTime'> & {
     /** Where AWS addresses are reached (tests against moto map them to local servers). */
     resolveAwsAddress?: WorkerPlatformOptions['resolveAwsAddress'];
-    /** The environment the aws-ecs platform reads database URLs from (default: the process's). */
+    /** The environment the aws-ecs platform and prepareDatabase read database URLs from (default: the process's). */
     env?: NodeJS.ProcessEnv;
     /** Tests: replaces activities (e.g. one that fails for good) around the real ones. */
     wrapActivities?: (activities: Activities) => Activities;
@@ -98,6 +98,7 @@ export async function createRunbookWorker(
         db: pool,
         haproxy: singleHost.runtime,
         platforms: registry,
+        env: extra.env ?? process.env,
         records: createPgRecords(pool, isRunning),
         drillRuns: { record: (row) => recordDrillRun(pool, row) },
       },

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { checkDatabaseExists, databaseAddress, type DatabaseAddress } from '../pg/create-database';
 import type {
   MigrationResult,
   PlatformDeps,
@@ -14,7 +15,10 @@ import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { platformPicker } from './platform';
 
-export type DbActivityDeps = PlatformDeps;
+export interface DbActivityDeps extends PlatformDeps {
+  /** The worker's environment, where database.urlEnv names a database URL (default: the process's). */
+  env?: NodeJS.ProcessEnv;
+}
 
 /** Polls a restore that the platform runs on its own (RDS) until it is ready, heartbeating its state. */
 async function untilRestored(
@@ -53,7 +57,57 @@ export const dbFailure = {
   snapshotMissing: 'SnapshotNotFound',
   snapshotCorrupt: 'SnapshotCorrupt',
   snapshotForeign: 'SnapshotForeign',
+  preflight: 'PreflightFailed',
 } as const;
+
+/** A shell word: as it is when it is plain, else in single quotes. */
+const shellWord = (word: string) => (/^[A-Za-z0-9_.:/@%+=-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`);
+
+/** An SQL identifier: as it is when it is a plain lowercase one, else double-quoted. */
+const sqlName = (name: string) => (/^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`);
+
+/** What to run to create `database` on the server of `address`, as its user (psql asks for the password). */
+function createCommand(address: DatabaseAddress, database: string): string {
+  const user = address.user;
+  const sql = `CREATE DATABASE ${sqlName(database)}${user ? ` OWNER ${sqlName(user)}` : ''}`;
+  const login = [`-h ${shellWord(address.host)}`, `-p ${address.port}`, ...(user ? [`-U ${shellWord(user)}`] : [])];
+  return `psql ${login.join(' ')} -d postgres -c ${shellWord(sql)}`;
+}
+
+/**
+ * Checks that the database of the URL in the worker's `urlEnv` exists and takes the URL's login: a database the
+ * worker does not manage (an external PostgreSQL, RDS) is never created, so a missing one is a PreflightFailed
+ * (non-retryable) saying what to create and how. Messages name the host, port and user, never the URL or password.
+ */
+async function checkExternalDatabase(env: NodeJS.ProcessEnv, service: string, urlEnv: string): Promise<void> {
+  const preflight = (message: string) => ApplicationFailure.nonRetryable(message, dbFailure.preflight);
+  const url = env[urlEnv];
+  if (!url)
+    throw preflight(
+      `the worker has no ${urlEnv} set (the database URL of ${service}); set it in the worker's environment`,
+    );
+  let address: DatabaseAddress;
+  try {
+    address = databaseAddress(url);
+  } catch {
+    throw preflight(
+      `the worker's ${urlEnv} is not a URL; set it to postgres://<user>:<password>@<host>:5432/<database>`,
+    );
+  }
+  const where = `${address.host}:${address.port} (from ${urlEnv})`;
+  const check = await checkDatabaseExists(url);
+  if (check.ok) return;
+  const database = address.database ?? address.user ?? service;
+  if (check.reason === 'missing') {
+    throw preflight(
+      `database "${database}" does not exist on ${where}: create it first: ${createCommand(address, database)}`,
+    );
+  }
+  throw preflight(
+    `${where} refuses the login of ${address.user ? `user "${address.user}"` : 'the URL'} to database "${database}" ` +
+      `(${check.detail}): fix the user or password in the worker's ${urlEnv}`,
+  );
+}
 
 /**
  * The manifest of `snapshotId`, which must exist and have been taken of this service's database in this
@@ -189,13 +243,39 @@ export function createDbActivities(deps: DbActivityDeps) {
       throw ApplicationFailure.nonRetryable(
         `the migrations folder of ${req.version}, ${req.dir}, ${info ? 'is not a folder' : 'does not exist'} on this worker ` +
           `(database.migrations: ${req.configured}); ship the migrations inside the release, or fix the setting`,
-        'PreflightFailed',
+        dbFailure.preflight,
       );
     },
 
     /** The schema now (node-pg-migrate's last migration, a digest of the columns): recorded before and after a migration. */
     async readSchemaVersion(database: string, target?: Targeted): Promise<SchemaVersion> {
       return pick(target).migrator.schemaVersion(database);
+    },
+
+    /**
+     * Makes sure the service's database is there before anything uses it (a deploy's snapshot, migrations, the
+     * release). A database whose URL the worker derives from its own stack (no `urlEnv`) is created by a platform that
+     * can (single-host's ensureDatabase: 'created' on the first deploy, 'exists' after; given to the service's role
+     * with service roles). One named by `urlEnv` (an external PostgreSQL; on aws-ecs always, the RDS database of
+     * aws.rds.urlEnv) is only checked by connecting with that URL from the worker's environment: 'exists', or
+     * PreflightFailed (non-retryable) when it is missing (with the psql command that creates it), its login is
+     * refused or the variable is unset. An unreachable server is retried.
+     */
+    async prepareDatabase(
+      req: { service: string; environment: string; database: string; urlEnv?: string } & Targeted,
+    ): Promise<'created' | 'exists'> {
+      const parts = pick(req);
+      if (!req.urlEnv && parts.ensureDatabase) {
+        return parts.ensureDatabase({ service: req.service, environment: req.environment, database: req.database });
+      }
+      if (!req.urlEnv) {
+        throw ApplicationFailure.nonRetryable(
+          `database ${req.database} of ${req.service} has no database.urlEnv and this platform does not create databases: name the worker's environment variable with its URL in database.urlEnv`,
+          dbFailure.preflight,
+        );
+      }
+      await checkExternalDatabase(deps.env ?? process.env, req.service, req.urlEnv);
+      return 'exists';
     },
 
     /**

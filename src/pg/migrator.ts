@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { MigrationResult, Migrator } from '../platforms/types';
 import { connectPg } from './connect';
 import { MIGRATIONS_TABLE, readMigrationVersion, readSchemaVersion } from './fingerprint';
+import { findTransactionControl } from './sql-transaction-control';
 
 /** node-pg-migrate's own advisory lock id: holding it keeps its runners (ours and the CLI's) out. */
 const NODE_PG_MIGRATE_LOCK_ID = '7241865325823964';
@@ -91,6 +92,45 @@ async function migrationFiles(dir: string): Promise<Array<{ name: string; file: 
     .map((file) => ({ name: path.basename(file, path.extname(file)), file }));
 }
 
+/**
+ * The SQL node-pg-migrate runs for a migration file going up (its getActions): from the "-- Up Migration" comment to
+ * the "-- Down Migration" one when the file has them, else the whole file; with the 1-based line it starts on.
+ */
+function upSection(content: string): { sql: string; firstLine: number } {
+  const up = content.search(/^\s*--[\s-]*up\s+migration/im);
+  const down = content.search(/^\s*--[\s-]*down\s+migration/im);
+  if (up < 0) return { sql: content, firstLine: 1 }; // even a file with only a Down section runs whole
+  return { sql: content.slice(up, down < up ? undefined : down), firstLine: content.slice(0, up).split('\n').length };
+}
+
+/**
+ * Refuses a pending SQL migration that begins or ends a transaction itself (BEGIN; ... COMMIT;, as plain scripts often
+ * do): all pending migrations run in one transaction, and its COMMIT would commit those before it, so that a later
+ * failure leaves part of the run applied. Checked before anything runs. Throws MigrationError.
+ */
+async function refuseOwnTransactions(
+  database: string,
+  dir: string,
+  files: Array<{ name: string; file: string }>,
+  applied: string[],
+): Promise<void> {
+  for (const f of files) {
+    if (!f.file.endsWith('.sql') || applied.includes(f.name)) continue;
+    const { sql, firstLine } = upSection(await readFile(path.join(dir, f.file), 'utf8'));
+    const control = findTransactionControl(sql);
+    if (!control) continue;
+    throw new MigrationError(
+      `migration ${f.file} runs its own ${control.statement} (line ${firstLine + control.line - 1}): the pending ` +
+        'migrations run in one transaction, which a COMMIT in a file would end early, so that a later failure leaves ' +
+        `part of the run applied; remove the file's BEGIN/COMMIT; nothing of this run was applied`,
+      database,
+      f.file,
+      undefined,
+      [],
+    );
+  }
+}
+
 /** The 1-based line of `position` (1-based, in the Up section of a SQL migration) within the file. */
 async function lineInSqlFile(file: string, position: number): Promise<number | undefined> {
   const content = await readFile(file, 'utf8').catch(() => undefined);
@@ -155,9 +195,20 @@ async function dropEmptyMigrationsTable(url: string): Promise<void> {
  * `checkOrder` (a new migration that sorts before an applied one is refused), the `pgmigrations` table, and its
  * log collected instead of printed.
  *
+ * The files of a migrations folder (every file not starting with "."; each applied once, recorded in pgmigrations
+ * under its name without the extension, e.g. `001_initial_schema`):
+ * - plain SQL: `001_initial_schema.sql`, `002_add_x.sql`, ... with no markers; the whole file is the migration.
+ * - node-pg-migrate SQL: the same with `-- Up Migration` (run) and `-- Down Migration` (never run here) sections.
+ * - node-pg-migrate JavaScript (`.js`, `.cjs`, `.mjs`) exporting `up(pgm)`.
+ * Order: by the number before the first `_`, numerically (`001` < `002` < `010`, and `2_b` < `10_c`), then by name;
+ * a 13-digit prefix is read as a millisecond timestamp and a 17-digit one as a UTC one (node-pg-migrate's own
+ * names), so do not mix those with small numbers in one folder. An SQL file must not begin or end the transaction
+ * itself (BEGIN; ... COMMIT;): it is refused before anything runs, since its COMMIT would commit the files before it.
+ * Statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY, VACUUM) fail the run.
+ *
  * Errors: a missing `dir` throws a plain Error naming it; a failing migration throws {@link MigrationError}
- * naming the file, the line and PostgreSQL's message, with the database left as it was; an unreachable database
- * throws the pg error.
+ * naming the file, the line and PostgreSQL's message, with the database left as it was (so does a pending SQL file
+ * with its own BEGIN/COMMIT, from `pending` too, before anything runs); an unreachable database throws the pg error.
  */
 export function createMigrator(
   urlFor: (database: string) => string | Promise<string>,
@@ -172,6 +223,7 @@ export function createMigrator(
       const client = await connectPg(await urlFor(database));
       try {
         const applied = (await appliedNames(client)) ?? [];
+        await refuseOwnTransactions(database, dir, files, applied);
         // The same check as the runner's checkOrder, so pending() warns about what migrate() would refuse.
         for (let i = 0; i < Math.min(applied.length, files.length); i++) {
           if (applied[i] !== files[i]?.name) {
@@ -197,7 +249,9 @@ export function createMigrator(
         const client = await connectPg(url);
         let hadTable = true;
         try {
-          hadTable = (await appliedNames(client)) !== undefined;
+          const applied = await appliedNames(client);
+          hadTable = applied !== undefined;
+          await refuseOwnTransactions(database, dir, files, applied ?? []);
           const ran = await runner({
             dbClient: client,
             dir,
@@ -209,6 +263,7 @@ export function createMigrator(
           });
           return { applied: ran.map((m) => m.name), version: await readMigrationVersion(client) };
         } catch (err) {
+          if (err instanceof MigrationError) throw err; // refused before anything ran
           if (err instanceof Error && err.message === LOCK_BUSY && Date.now() < deadline) {
             await sleep(wait);
             continue;

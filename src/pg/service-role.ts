@@ -51,12 +51,16 @@ const quote = (name: string) => pg.escapeIdentifier(name);
  * password, makes it the owner of the database, of its schemas (except those owned by pg_database_owner, which
  * follow the database) and of every table, view, sequence, function and type in them that the migrations (run as
  * the superuser) or a restore created, and takes CONNECT and TEMP on the database from PUBLIC, so that other
- * services' roles cannot connect. Idempotent: a start after each migration or restore hands over what is new.
+ * services' roles cannot connect. Idempotent: a start after each migration or restore hands over what is new; calls
+ * for the same role (two workers, two releases starting) take turns under an advisory lock.
  * @throws ServiceRoleError when the worker's user may not create roles or change owners.
  */
 export async function ensureServiceRole(adminUrl: string, database: string, role: string, password: string) {
   const admin = await connectPg(adminUrl);
   try {
+    // Two workers (or two releases starting) giving the same role at once would fail with "tuple concurrently
+    // updated" on ALTER ROLE or ALTER ... OWNER: one at a time, for the whole hand-over (ending the session unlocks).
+    await admin.query(`SELECT pg_advisory_lock(hashtextextended('durable-runbooks service role ' || $1, 0))`, [role]);
     const verifier = pg.escapeLiteral(scramVerifier(password));
     const { rows } = await admin.query<{ exists: boolean }>(
       'SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS exists',
@@ -84,10 +88,10 @@ export async function ensureServiceRole(adminUrl: string, database: string, role
       }
       throw err;
     }
+    await handOverObjects(urlWith(adminUrl, { database }), role);
   } finally {
     await admin.end().catch(() => undefined);
   }
-  await handOverObjects(urlWith(adminUrl, { database }), role);
 }
 
 async function giveDatabase(admin: pg.Client, database: string, role: string): Promise<void> {

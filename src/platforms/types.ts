@@ -424,6 +424,8 @@ export interface PlatformParts {
   /**
    * Creates the service's database when it does not exist yet (the embedded stack's first deploy); returns whether
    * it did. Absent where the platform never creates databases: a missing one fails preflight with what to create.
+   * Only for a database whose URL the worker derives from its own stack: one named by database.urlEnv (an external
+   * PostgreSQL) is never created, only checked (the prepareDatabase activity decides).
    */
   ensureDatabase?(req: { service: string; environment: string; database: string }): Promise<'created' | 'exists'>;
 }

@@ -96,7 +96,7 @@ describe('resolvePlan (unit): the plan comes from the worker’s runbook config'
     const digest = `sha256:${'0'.repeat(64)}`;
     assert.match(
       await refusal(examples, { service: 'shpo', environment: 'staging', configDigest: digest }, 'PlanNotFound'),
-      /unknown service "shpo" \(did you mean "shop"\?\); .*runbook\.yaml defines: shop; fix: use one of shop/,
+      /unknown service "shpo" \(did you mean "shop"\?\); .*runbook\.yaml defines: shop, shop-tools; fix: use one of shop, shop-tools/,
     );
     assert.match(
       await refusal(examples, { service: 'shop', environment: 'qa', configDigest: digest }, 'PlanNotFound'),

@@ -125,4 +125,88 @@ describe('postgres migrator (node-pg-migrate, real PostgreSQL)', function () {
     await assert.rejects(migrator.migrate(db, dir), /Not run migration 001_a is preceding already run migration 002_b/);
     assert.deepEqual(await tables(db), ['b', 'pgmigrations']);
   });
+
+  describe('plain ordered SQL files (no -- Up Migration markers), as seed runbooks write them', () => {
+    const applied = async (db: string) =>
+      (await pg.query<{ name: string }>(db, 'SELECT name FROM pgmigrations ORDER BY run_on, id')).map((r) => r.name);
+
+    it('applies each once, in numeric order (010 after 002), recorded in pgmigrations; a second run applies nothing', async () => {
+      const db = await pg.createDatabase('plain');
+      // Each file needs the one before it: a wrong order fails the run.
+      const dir = folder({
+        '010_add_stock.sql':
+          'ALTER TABLE items ADD COLUMN stock int NOT NULL DEFAULT 0;\nUPDATE items SET stock = 5;\n',
+        '001_initial_schema.sql':
+          "CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);\nINSERT INTO items (name) VALUES ('a');\n",
+        '002_add_price.sql':
+          '-- prices in cents\nALTER TABLE items ADD COLUMN price int;\nUPDATE items SET price = 100;\n',
+      });
+      const names = ['001_initial_schema', '002_add_price', '010_add_stock'];
+      assert.deepEqual(await migrator.pending(db, dir), names);
+      assert.deepEqual(await migrator.migrate(db, dir), { applied: names, version: '010_add_stock' });
+      assert.deepEqual(await applied(db), names);
+      assert.deepEqual(await pg.query(db, 'SELECT name, price, stock FROM items'), [
+        { name: 'a', price: 100, stock: 5 },
+      ]);
+
+      assert.deepEqual(await migrator.pending(db, dir), []);
+      assert.deepEqual(await migrator.migrate(db, dir), { applied: [], version: '010_add_stock' });
+      assert.deepEqual(await pg.query(db, 'SELECT count(*)::int AS n FROM items'), [{ n: 1 }], 'nothing ran twice');
+    });
+
+    it('orders unpadded numbers numerically too (2 before 10)', async () => {
+      const db = await pg.createDatabase('plain');
+      const dir = folder({
+        '10_c.sql': 'INSERT INTO seq VALUES (10);',
+        '2_b.sql': 'INSERT INTO seq VALUES (2);',
+        '1_a.sql': 'CREATE TABLE seq (n int, at serial);',
+      });
+      assert.deepEqual((await migrator.migrate(db, dir)).applied, ['1_a', '2_b', '10_c']);
+      assert.deepEqual(
+        (await pg.query<{ n: number }>(db, 'SELECT n FROM seq ORDER BY at')).map((r) => r.n),
+        [2, 10],
+      );
+    });
+
+    it('a failing third file leaves nothing of the run applied', async () => {
+      const db = await pg.createDatabase('plain');
+      const dir = folder({
+        '001_initial_schema.sql': 'CREATE TABLE items (id int PRIMARY KEY);\nINSERT INTO items VALUES (1);',
+        '002_add_price.sql': 'ALTER TABLE items ADD COLUMN price int;',
+        '010_broken.sql': 'UPDATE items SET price = 1;\nSELECT no_such_column FROM items;',
+      });
+      await assert.rejects(
+        migrator.migrate(db, dir),
+        /migration 010_broken\.sql failed on database "plain_\d+_\d+" \(line 2\): column "no_such_column" does not exist; nothing of this run was applied/,
+      );
+      assert.deepEqual(await tables(db), [], 'no items, no pgmigrations');
+      assert.deepEqual(await migrator.pending(db, dir), ['001_initial_schema', '002_add_price', '010_broken']);
+    });
+
+    it("refuses a file with its own BEGIN/COMMIT before anything runs (its COMMIT would end the run's transaction)", async () => {
+      const db = await pg.createDatabase('plain');
+      const dir = folder({
+        '001_initial_schema.sql': 'BEGIN;\nCREATE TABLE items (id int);\nCOMMIT;\n',
+        '002_add_price.sql': 'ALTER TABLE items ADD COLUMN price int;',
+        '003_broken.sql': 'SELECT 1/0;',
+      });
+      const refused =
+        /migration 001_initial_schema\.sql runs its own BEGIN \(line 1\).*remove the file's BEGIN\/COMMIT; nothing of this run was applied/;
+      await assert.rejects(migrator.pending(db, dir), refused);
+      const err = await migrator.migrate(db, dir).then(
+        () => assert.fail('migrated'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof MigrationError);
+      assert.match(err.message, refused);
+      assert.equal(err.file, '001_initial_schema.sql');
+      assert.deepEqual(await tables(db), [], 'before the check, 001 and 002 were committed while the run failed');
+
+      // A plpgsql body's BEGIN ... END is no transaction control.
+      const ok = folder({
+        '001_fn.sql': 'CREATE FUNCTION one() RETURNS int LANGUAGE plpgsql AS $$\nBEGIN\n  RETURN 1;\nEND;\n$$;\n',
+      });
+      assert.deepEqual((await migrator.migrate(db, ok)).applied, ['001_fn']);
+    });
+  });
 });

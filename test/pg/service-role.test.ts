@@ -109,4 +109,14 @@ describe('service roles: each service owns its database, and nothing more (real 
     );
     assert.equal(owner?.owner, role);
   });
+
+  it('concurrent calls for the same role (two workers, two releases starting) all succeed', async () => {
+    const db = await pgf.createDatabase('together');
+    await pgf.query(db, 'CREATE TABLE t1 (id serial PRIMARY KEY); CREATE TABLE t2 (id int); CREATE VIEW v AS SELECT 1');
+    const role = serviceRoleName('together', 'test');
+    const password = serviceRolePassword('worker-secret', role);
+    // Without the lock, ALTER ROLE and ALTER ... OWNER of concurrent calls failed with "tuple concurrently updated".
+    await Promise.all(Array.from({ length: 6 }, () => ensureServiceRole(pgf.urlFor('postgres'), db, role, password)));
+    assert.deepEqual(await asRole(pgf, db, role, password, 'SELECT count(*)::int AS n FROM t1'), [{ n: 0 }]);
+  });
 });

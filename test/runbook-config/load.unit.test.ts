@@ -47,9 +47,32 @@ function problemsOf(yaml: string): string[] {
 
 const DEFAULT_COMPARE = { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 };
 describe('runbook config: loading', () => {
+  it("loads the sample's shop-tools: the release's migrate command, command checks, and its migrations folder per version", () => {
+    const config = loadRunbookConfig(path.join(EXAMPLES, 'runbook.yaml'));
+    const staging = resolveService(config, 'shop-tools', 'staging');
+    assert.deepEqual(staging.database, {
+      name: 'shop_tools',
+      migrate: {
+        command: ['node', 'scripts/migrate.js'],
+        timeoutMs: 120_000,
+        status: { command: ['node', 'scripts/migrate.js', '--status'], timeoutMs: 120_000 },
+      },
+    });
+    assert.deepEqual(staging.smoke, [
+      { name: 'smoke script', command: ['node', 'scripts/smoke.js', '{url}'], timeoutMs: 30_000, runFrom: 'release' },
+    ]);
+    assert.deepEqual(staging.drill?.integrityCommand, { command: ['node', 'scripts/integrity.js'], timeoutMs: 60_000 });
+    const sqlFolder = resolveService(config, 'shop-tools', 'sql-folder');
+    assert.deepEqual(sqlFolder.database, {
+      name: 'shop_tools_sql',
+      migrationsDir: path.join(EXAMPLES, 'shop/releases/{version}/migrations'),
+    });
+    assert.equal(sqlFolder.drill?.integrityCommand, undefined);
+  });
+
   it('loads examples/runbook.yaml and resolves each environment to plain JSON with ms and absolute paths', () => {
     const config = loadRunbookConfig(path.join(EXAMPLES, 'runbook.yaml'));
-    assert.deepEqual(Object.keys(config.services), ['shop']);
+    assert.deepEqual(Object.keys(config.services), ['shop', 'shop-tools']);
     assert.equal(defaultEnvironment(config, 'shop'), 'staging');
 
     const production = resolveService(config, 'shop', 'production');

@@ -1,11 +1,18 @@
 import path from 'node:path';
 import { postgresClientBinDir } from '../../pg/bin-dir';
+import { createDatabaseIfMissing } from '../../pg/create-database';
 import { createDrillChecks } from '../../pg/drill-checks';
 import { createMigrator } from '../../pg/migrator';
-import { ensureServiceRole, serviceRoleName, serviceRolePassword, urlWith } from '../../pg/service-role';
+import {
+  ServiceRoleError,
+  ensureServiceRole,
+  serviceRoleName,
+  serviceRolePassword,
+  urlWith,
+} from '../../pg/service-role';
 import type { ReleaseUser } from '../../system/release-user';
 import { deriveKey } from '../../system/worker-secret';
-import type { PlatformParts } from '../types';
+import { PlatformError, type PlatformParts } from '../types';
 import { createCommandRunner } from './command-runner';
 import { swapDatabases } from './database-swap';
 import { haproxyPaths, reloadHaproxy } from './haproxy-control';
@@ -36,9 +43,11 @@ export interface SingleHostOptions {
 
 /**
  * The single-host platform on the embedded stack's folder (`home`): HAProxy routes in haproxy/services.d,
- * releases and the runs of their commands in releases/, snapshots in snapshots/ (manifests signed), a restored
- * database swapped in by renames on the same server. `urlFor` gives the URL of a database on the worker's PostgreSQL;
- * that URL never leaves the worker: releases and their commands get one with their service's role (serviceRoles).
+ * releases and the runs of their commands in releases/, snapshots in snapshots/ (manifests signed), a restored database swapped in by renames on the
+ * same server. `urlFor` gives the URL of a database on the worker's PostgreSQL; that URL never leaves the worker:
+ * releases and their commands get one with their service's role (serviceRoles). `ensureDatabase` creates a service's database on that
+ * server on its first deploy (given to the service's role with serviceRoles); it throws PlatformError PreflightFailed
+ * (permanent) when the worker's user may not create it.
  */
 export function createSingleHostPlatform(opts: SingleHostOptions): SingleHostPlatform {
   const runtime = createHaproxyRuntime(opts.haproxySocket);
@@ -46,14 +55,19 @@ export function createSingleHostPlatform(opts: SingleHostOptions): SingleHostPla
   const binDir = postgresClientBinDir();
   if (!binDir)
     throw new Error('PostgreSQL client binaries (pg_dump, pg_restore) not found: apt-get install postgresql-client-15');
+  /** Gives `database` to the service's role (created if needed); returns the role and its password. */
+  const giveToServiceRole = async (service: string, environment: string, database: string) => {
+    const role = serviceRoleName(service, environment);
+    const password = serviceRolePassword(roleSecret, role);
+    await ensureServiceRole(opts.urlFor('postgres'), database, role, password);
+    return { role, password };
+  };
   // Releases and their commands (migrations, checks) run alike: same folder, database URL and user.
   const releaseProcesses: ReleaseRunnerOptions = {
     dir: path.join(opts.home, 'releases'),
     releaseUrlFor: async ({ service, environment, database }) => {
       if (!opts.serviceRoles) return opts.urlFor(database);
-      const role = serviceRoleName(service, environment);
-      const password = serviceRolePassword(roleSecret, role);
-      await ensureServiceRole(opts.urlFor('postgres'), database, role, password);
+      const { role, password } = await giveToServiceRole(service, environment, database);
       return urlWith(opts.urlFor(database), { database, user: role, password });
     },
     ...(opts.releaseUser ? { runAs: opts.releaseUser } : {}),
@@ -78,6 +92,23 @@ export function createSingleHostPlatform(opts: SingleHostOptions): SingleHostPla
     drillChecks: createDrillChecks({ urlFor: opts.urlFor, binDir }),
     swapDatabases: (database, restored, replacedAs) =>
       swapDatabases(opts.urlFor('postgres'), database, restored, replacedAs),
+    async ensureDatabase({ service, environment, database }) {
+      try {
+        const outcome = await createDatabaseIfMissing(opts.urlFor('postgres'), database);
+        if (opts.serviceRoles) await giveToServiceRole(service, environment, database);
+        return outcome;
+      } catch (err) {
+        if (err instanceof ServiceRoleError || (err as { code?: string }).code === '42501') {
+          throw new PlatformError(`cannot create the database ${database} of ${service}: ${(err as Error).message}`, {
+            type: 'PreflightFailed',
+            permanent: true,
+            fix: "give the worker's PostgreSQL user CREATEDB (and CREATEROLE with service roles), or create the database",
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    },
     binDir,
   };
 }
