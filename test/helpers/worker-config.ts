@@ -2,8 +2,17 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { loadRunbookConfig, planDigest, resolveService } from '../../src/runbook-config';
-import type { JsonObject, ResolvedService, SingleHostService } from '../../src/shared/service-plan';
+import {
+  isCommandCheck,
+  type CommandSpec,
+  type JsonObject,
+  type ResolvedService,
+  type SingleHostService,
+} from '../../src/shared/service-plan';
 import { ensurePrivateDirSync } from '../../src/system/private-files';
+
+/** A command's runbook.yaml block: `{ command, timeout }`. */
+const command = (c: CommandSpec): JsonObject => ({ command: c.command, timeout: c.timeoutMs });
 
 /**
  * The runbook.yaml service block of a resolved single-host plan: the inverse of resolveService (durations as
@@ -35,13 +44,26 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
       timeout: h.timeoutMs,
       deadline: h.deadlineMs,
     },
-    smoke: plan.smoke.map((c) => ({ ...c }) as JsonObject),
+    smoke: plan.smoke.map((c) =>
+      isCommandCheck(c)
+        ? { name: c.name, command: c.command, timeout: c.timeoutMs, runFrom: c.runFrom }
+        : ({ ...c } as JsonObject),
+    ),
     ...(plan.database
       ? {
           database: {
             name: plan.database.name,
             ...(plan.database.urlEnv ? { urlEnv: plan.database.urlEnv } : {}),
             ...(plan.database.migrationsDir ? { migrations: plan.database.migrationsDir } : {}),
+            ...(plan.database.migrate
+              ? {
+                  migrate: {
+                    ...command(plan.database.migrate),
+                    ...(plan.database.migrate.status ? { status: command(plan.database.migrate.status) } : {}),
+                  },
+                }
+              : {}),
+            ...(plan.database.compatibility ? { compatibility: plan.database.compatibility } : {}),
           },
         }
       : {}),
@@ -77,6 +99,7 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
           drill: {
             rtoTarget: plan.drill.rtoTargetMs,
             ...(plan.drill.schedule ? { schedule: plan.drill.schedule } : {}),
+            ...(plan.drill.integrityCommand ? { integrityCommand: command(plan.drill.integrityCommand) } : {}),
           },
         }
       : {}),

@@ -50,8 +50,9 @@ describe('release commands: migrations and checks the release brings', function 
     assert.notEqual(m.before?.digest, m.after?.digest);
     assert.equal(m.command?.exitCode, 0);
     assert.equal(m.status?.exitCode, 0);
-    assert.match(m.command!.tail, /migrated with postgres(ql)?:\/\//);
-    assert.doesNotMatch(m.command!.tail, /:\/\/[^:/\s]+:(?!\*\*\*@)[^@\s]+@/, 'the password in DATABASE_URL is masked');
+    // The runner masks the DATABASE_URL it gave the command wherever it shows up in the output.
+    assert.match(m.command!.tail, /migrated with \*\*\*/);
+    assert.doesNotMatch(m.command!.tail, /postgres(ql)?:\/\//);
     assert.match(m.status!.tail, /schema up to date/);
     const runs = own.runs();
     assert.deepEqual(
