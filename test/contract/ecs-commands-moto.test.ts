@@ -40,8 +40,8 @@ import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
  *   are in test/platforms/aws-ecs/ecs-commands.unit.test.ts.
  * - StopTask sets STOPPED, desiredStatus STOPPED and the reason at once (no SIGTERM grace), so the timeout path runs.
  * - ListTasks filters by startedBy and desiredStatus: adoption by startedBy runs for real.
- * - No logs: a task writes nothing to CloudWatch Logs, and the worker has no CloudWatch Logs client yet
- *   (@aws-sdk/client-cloudwatch-logs is not a dependency): only the stream's name is checked.
+ * - No logs: a task writes nothing to CloudWatch Logs, so the runner here reads none (the worker's reader,
+ *   cloudWatchLogsReader, and the tail are in the mock tests): only the stream's name is checked.
  */
 describe('ECS release commands against moto', function () {
   this.timeout(120_000);
