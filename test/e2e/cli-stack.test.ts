@@ -161,7 +161,7 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     const doctor = JSON.parse((await runbook(['doctor', '--json'], env)).stdout) as DoctorReport;
     const check = doctor.checks.find((c) => c.check === 'runbook config');
     assert.ok(check?.ok, JSON.stringify(check));
-    assert.match(check.detail, new RegExp(`^${other} \\(shop\\)$`));
+    assert.match(check.detail, new RegExp(`^${other} \\(shop, shop-tools\\)$`));
   });
 
   it('down stops everything and frees the ports; doctor then names each problem and its fix', async () => {
