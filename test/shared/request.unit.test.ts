@@ -21,6 +21,16 @@ describe('runbook requests (shared/request.ts)', () => {
     assert.equal(parsed.request.version, 'v2');
   });
 
+  it("takes the requester's declaration of the version's migrations, and refuses another word", () => {
+    const parsed = parseRequest(deployRequestSchema, 'deploy', { ...deploy, migrations: 'breaking' });
+    assert.ok(parsed.ok);
+    assert.equal(parsed.request.migrations, 'breaking');
+    assert.match(
+      refused(deployRequestSchema, { ...deploy, migrations: 'risky' }),
+      /migrations: must be backward or breaking/,
+    );
+  });
+
   it('refuses a request that carries a plan, of any shape, with its own message', () => {
     for (const plan of [{ approvals: { gates: [] } }, null, 'x', []]) {
       assert.match(
