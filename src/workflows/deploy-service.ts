@@ -159,6 +159,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
           ctx,
           { ...database, migrate, ...(compatibility ? { compatibility } : {}) },
           manifest.snapshotId,
+          (record) => (state.migrations = record),
         ),
       );
       note(say.schemaChange(state.migrations));

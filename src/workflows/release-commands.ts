@@ -96,6 +96,8 @@ export async function migrateWithCommand(
   ctx: CommandContext,
   database: DatabaseSpec & { migrate: NonNullable<DatabaseSpec['migrate']> },
   snapshotId: string,
+  /** Receives the record as soon as it exists, so that the state keeps it when a command fails. */
+  keep: (record: MigrationRecord) => void = () => undefined,
 ): Promise<MigrationRecord> {
   const on = { platform: ctx.platform.target };
   const before = await act.readSchemaVersion(database.name, on);
@@ -106,6 +108,7 @@ export async function migrateWithCommand(
     before,
     ...(database.compatibility ? { compatibility: database.compatibility } : {}),
   };
+  keep(record);
   const migrated = await runCommand(ctx, { step: 'migrate', purpose: 'migrate', spec: database.migrate });
   record.command = recordOf(migrated.command, migrated.result);
   const kept = `; the database may be partly migrated: snapshot ${snapshotId} of before is kept (runbook rollback --restore-db ${snapshotId})`;

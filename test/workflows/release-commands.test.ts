@@ -89,6 +89,10 @@ describe('release commands: migrations and checks the release brings', function 
       ['migrate'],
       'no status command after a failure',
     );
+    const kept = result.state.migrations;
+    assert.equal(kept?.command?.exitCode, 3, 'the status keeps the failed run');
+    assert.match(kept?.command?.tail ?? '', /boom/);
+    assert.equal(kept?.after, undefined);
   });
 
   it('a migrate command that hangs is stopped at its timeout and fails the deploy', async () => {
