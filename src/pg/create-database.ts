@@ -9,21 +9,16 @@ import { connectPg } from './connect';
  * Creates `database` on the server of `adminUrl` (a URL of the worker's (super)user) unless it exists, and says
  * which. Idempotent and safe when two workers race: the loser's CREATE DATABASE fails with duplicate_database (42P04,
  * or a unique violation on pg_database in a tight race) and that is 'exists'. The database belongs to the
- * connecting user, or to `owner` (an existing role) when given.
+ * connecting user (the platform then gives it to the service's role).
  * @throws the pg error otherwise, e.g. 42501 when the user may not create databases.
  */
-export async function createDatabaseIfMissing(
-  adminUrl: string,
-  database: string,
-  owner?: string,
-): Promise<'created' | 'exists'> {
+export async function createDatabaseIfMissing(adminUrl: string, database: string): Promise<'created' | 'exists'> {
   const admin = await connectPg(adminUrl);
   try {
     const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (rows.length > 0) return 'exists';
-    const ownedBy = owner === undefined ? '' : ` OWNER ${pg.escapeIdentifier(owner)}`;
     try {
-      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}${ownedBy}`);
+      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(database)}`);
       return 'created';
     } catch (err) {
       const code = (err as { code?: string }).code;

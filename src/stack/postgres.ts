@@ -12,6 +12,7 @@ import { commandLine, isAlive, portOpen, requireFreePort } from '../system/proce
 import { settingEnv, type StackSettings } from './settings';
 import { postgresBinDir } from '../pg/bin-dir';
 import { postgresTool } from './tools';
+import { createDatabaseIfMissing } from '../pg/create-database';
 
 const run = promisify(execFile);
 
@@ -220,13 +221,7 @@ async function query<T extends pg.QueryResultRow>(url: string, sql: string, para
 
 /** Creates a database on the stack's server if it does not exist yet. */
 export async function ensureDatabase(settings: StackSettings, name: string): Promise<void> {
-  const admin = databaseUrl(settings, 'postgres');
-  const rows = await query(admin, 'SELECT 1 FROM pg_database WHERE datname = $1', [name]);
-  if (rows.length === 0) {
-    await query(admin, `CREATE DATABASE "${name.replace(/"/g, '""')}"`).catch((err: { code?: string }) => {
-      if (err.code !== '42P04') throw err; // created concurrently
-    });
-  }
+  await createDatabaseIfMissing(databaseUrl(settings, 'postgres'), name);
 }
 
 async function running(settings: StackSettings): Promise<boolean> {

@@ -36,8 +36,8 @@ const RELEASE_COMMANDS = 'release-commands';
 export async function deployService(input: DeployInput): Promise<DeployResult> {
   const taken = takeRequest(deployRequestSchema, 'deploy', input);
   const { version, requestedBy } = taken.request;
-  // The requester's declaration wins over the environment's setting.
-  const compatibility = taken.request.migrations;
+  // What the requester declares of this version's migrations wins over the environment's setting.
+  const declared = taken.request.migrations;
   const { workflowId } = workflowInfo();
   const rb = beginRunbook({
     kind: 'deploy',
@@ -152,6 +152,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
     state.snapshotId = manifest.snapshotId;
     note(say.snapshotTaken(manifest));
     const { migrate } = database;
+    const compatibility = declared ?? database.compatibility;
     if (migrate) {
       const ctx = { plan, platform, version, releaseId: releaseIdFor(version, workflowId), note };
       state.migrations = await step('migrate', `migrating ${database.name}: ${migrate.command.join(' ')}`, () =>
@@ -177,7 +178,7 @@ export async function deployService(input: DeployInput): Promise<DeployResult> {
       dir,
       before: { migration: manifest.migrationVersion },
       after: { migration: migrated.version },
-      ...((compatibility ?? database.compatibility) ? { compatibility: compatibility ?? database.compatibility } : {}),
+      ...(compatibility ? { compatibility } : {}),
     };
     note(say.migrated(state.migrations.applied));
   }

@@ -47,13 +47,13 @@ export async function runCommand(
     spec: CommandSpec;
     url?: string;
     /** The database given as DATABASE_URL (default: the service's). */
-    database?: ReleaseCommandRequest['database'] | null;
+    database?: ReleaseCommandRequest['database'];
     environment?: string;
     workerCwd?: string;
   },
 ): Promise<{ command: string[]; result: ReleaseCommandResult }> {
   const command = renderCommand(run.spec.command, { version: ctx.version, ...(run.url ? { url: run.url } : {}) });
-  const db = run.database === undefined ? databaseOf(ctx.plan.database) : (run.database ?? undefined);
+  const db = run.database ?? databaseOf(ctx.plan.database);
   const req: ReleaseCommandRequest = {
     service: ctx.plan.service,
     environment: run.environment ?? ctx.plan.environment,
@@ -81,10 +81,25 @@ function databaseOf(database: DatabaseSpec | undefined): ReleaseCommandRequest['
   return database ? { name: database.name, ...(database.urlEnv ? { urlEnv: database.urlEnv } : {}) } : undefined;
 }
 
-/** Why a run failed, for a failure message: how it ended, its last lines, where the whole log is. */
-function failureOf(what: string, command: string[], r: ReleaseCommandResult): string {
+/**
+ * Throws a non-retryable ApplicationFailure of `type` unless the run passed. Its message: `what`, the command, how it
+ * ended, its last lines and where the whole log is, then `after`.
+ */
+export function failUnlessPassed(
+  ran: { command: string[]; result: ReleaseCommandResult },
+  failure: { type: string; what: string; after?: string; details?: unknown[] },
+): void {
+  const r = ran.result;
+  if (commandPassed(r)) return;
   const output = lastOutput(r, 3, 300);
-  return `${what} ${command.join(' ')} ${commandEnd(r)}${output ? `; its output ends: ${output.replace(/\n/g, ' | ')}` : ''}; whole log: ${r.logLocation}`;
+  throw ApplicationFailure.create({
+    type: failure.type,
+    message:
+      `${failure.what} ${ran.command.join(' ')} ${commandEnd(r)}${output ? `; its output ends: ${output.replace(/\n/g, ' | ')}` : ''}` +
+      `; whole log: ${r.logLocation}${failure.after ?? ''}`,
+    nonRetryable: true,
+    ...(failure.details ? { details: failure.details } : {}),
+  });
 }
 
 /**
@@ -112,14 +127,7 @@ export async function migrateWithCommand(
   const migrated = await runCommand(ctx, { step: 'migrate', purpose: 'migrate', spec: database.migrate });
   record.command = recordOf(migrated.command, migrated.result);
   const kept = `; the database may be partly migrated: snapshot ${snapshotId} of before is kept (runbook rollback --restore-db ${snapshotId})`;
-  if (!commandPassed(migrated.result)) {
-    throw ApplicationFailure.create({
-      type: 'MigrationFailed',
-      message: failureOf('the migrate command', migrated.command, migrated.result) + kept,
-      nonRetryable: true,
-      details: [record],
-    });
-  }
+  failUnlessPassed(migrated, { type: 'MigrationFailed', what: 'the migrate command', after: kept, details: [record] });
   if (database.migrate.status) {
     const status = await runCommand(ctx, {
       step: 'migrate-status',
@@ -127,14 +135,12 @@ export async function migrateWithCommand(
       spec: database.migrate.status,
     });
     record.status = recordOf(status.command, status.result);
-    if (!commandPassed(status.result)) {
-      throw ApplicationFailure.create({
-        type: 'MigrationFailed',
-        message: `${failureOf('after the migration, the status command', status.command, status.result)}: it must exit 0 when nothing is pending${kept}`,
-        nonRetryable: true,
-        details: [record],
-      });
-    }
+    failUnlessPassed(status, {
+      type: 'MigrationFailed',
+      what: 'after the migration, the status command',
+      after: `: it must exit 0 when nothing is pending${kept}`,
+      details: [record],
+    });
   }
   record.after = await act.readSchemaVersion(database.name, on);
   record.version = record.after.migration;
@@ -149,26 +155,23 @@ export async function runCommandSmokeChecks(
   ctx: CommandContext,
   checks: CommandSmokeCheck[],
   release: ReleaseRef,
-  opts: { environment?: string; database?: ReleaseCommandRequest['database'] | null } = {},
+  opts: { environment?: string; database?: ReleaseCommandRequest['database'] } = {},
 ): Promise<void> {
   const url = `${release.scheme ?? 'http'}://${release.host}:${release.port}`;
   for (const [i, check] of checks.entries()) {
-    const { command, result } = await runCommand(ctx, {
+    const ran = await runCommand(ctx, {
       step: `smoke-${i}-${opts.environment ?? ctx.plan.environment}`,
       purpose: 'smoke',
       spec: check,
       url,
       ...(opts.environment ? { environment: opts.environment } : {}),
-      ...(opts.database !== undefined ? { database: opts.database } : {}),
+      ...(opts.database ? { database: opts.database } : {}),
       ...(check.runFrom === 'worker' ? { workerCwd: dirOf(ctx.plan.source) } : {}),
     });
-    if (!commandPassed(result)) {
-      throw ApplicationFailure.create({
-        type: 'SmokeCheckFailed',
-        message: `smoke check "${check.name}" failed on ${release.version}: ${failureOf('', command, result).trimStart()}`,
-        nonRetryable: true,
-      });
-    }
+    failUnlessPassed(ran, {
+      type: 'SmokeCheckFailed',
+      what: `smoke check "${check.name}" failed on ${release.version}:`,
+    });
   }
 }
 

@@ -28,7 +28,7 @@ import {
   type DrillStep,
   type PhaseTiming,
 } from '../shared/drill';
-import { commandEnd, commandPassed, lastOutput } from '../shared/commands';
+import { commandPassed } from '../shared/commands';
 import { releaseIdFor } from '../shared/ids';
 import { migrationsDirFor } from '../shared/service-plan';
 import { drillRequestSchema } from '../shared/request';
@@ -43,7 +43,7 @@ import { installGates, REJECTED } from './gates';
 import { planOf, takeRequest } from './request';
 import { describeFailure } from './runbook';
 import { bringUpRelease, releaseKey as releaseKeyOf, routeOf, snapshotName, startRequest, takeSnapshot } from './steps';
-import { recordOf, runCommand } from './release-commands';
+import { failUnlessPassed, recordOf, runCommand } from './release-commands';
 import { say } from './wording';
 // A cancelled restore or release start is waited for until the activity has stopped: the cleanup must not drop
 // the scratch database (or stop the app) while an attempt could still create it.
@@ -342,13 +342,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
       // The release's own tool brings the copy to the schema the release expects, as a recovery would.
       await step('migrate', `migrating the copy with the release's ${migrate.command.join(' ')}`, async () => {
         const ran = await runCommand(commands, { step: 'drill-migrate', purpose: 'migrate', spec: migrate, ...onCopy });
-        if (!commandPassed(ran.result)) {
-          throw ApplicationFailure.create({
-            type: 'MigrationFailed',
-            message: `the migrate command ${ran.command.join(' ')} ${commandEnd(ran.result)} on the copy; whole log: ${ran.result.logLocation}`,
-            nonRetryable: true,
-          });
-        }
+        failUnlessPassed(ran, { type: 'MigrationFailed', what: 'on the copy, the migrate command' });
       });
     }
     const integrityCommand = platform.drillStartsApp ? plan.drill?.integrityCommand : undefined;
@@ -374,13 +368,7 @@ export async function restoreDrill(input: DrillInput): Promise<DrillResult> {
             logLocation: r.logLocation,
             durationMs: r.durationMs,
           };
-          if (!ok) {
-            throw ApplicationFailure.create({
-              type: 'IntegrityFailed',
-              message: `the service's integrity check ${ran.command.join(' ')} ${commandEnd(ran.result)} on the copy; its notes: ${lastOutput(ran.result, 3, 300).replace(/\n/g, ' | ')}`,
-              nonRetryable: true,
-            });
-          }
+          failUnlessPassed(ran, { type: 'IntegrityFailed', what: "on the copy, the service's integrity check" });
         },
       );
     }
