@@ -1,5 +1,6 @@
 import type { Platform, ReleaseSpec } from '../shared/service-plan';
 import type { PlatformTarget, Targeted } from '../shared/target';
+import type { ContinuousBackups } from './continuous-backups';
 
 /**
  * The small interfaces that activities depend on. Each platform (single-host: processes + HAProxy +
@@ -416,6 +417,11 @@ export interface PlatformParts {
   router: TrafficRouter;
   releases: ReleaseRunner;
   snapshots: SnapshotStore;
+  /**
+   * Continuous backups (WAL archive + base backups), restorable to a moment; absent where the worker cannot archive
+   * (a service on an external PostgreSQL keeps its pg_dump snapshots). See continuous-backups.ts.
+   */
+  backups?: ContinuousBackups;
   migrator: Migrator;
   drillChecks: DrillChecks;
   swapDatabases: SwapDatabases;
