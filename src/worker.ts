@@ -1,5 +1,6 @@
 import path from 'node:path';
-import type { Client } from '@temporalio/client';
+import { ScheduleNotFoundError, type Client } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from './activities';
@@ -69,6 +70,25 @@ export async function createRunbookWorker(
         return false;
       }
     };
+    const scheduleStarted = async (scheduleId: string, workflowId: string, firstRunId: string) => {
+      // The scheduler records a run among its actions right after starting it: a run that asks at once may be early.
+      for (let attempt = 0; attempt < 30; attempt++) {
+        const described = await temporal.schedule
+          .getHandle(scheduleId)
+          .describe()
+          .catch((err: unknown) => {
+            if (err instanceof ScheduleNotFoundError) return undefined;
+            throw err;
+          });
+        if (!described) return false;
+        const { info } = described;
+        const runs = [...info.runningActions, ...info.recentActions.map((r) => r.action)];
+        if (runs.some((a) => a.workflow.workflowId === workflowId && a.workflow.firstExecutionRunId === firstRunId))
+          return true;
+        await sleep(500);
+      }
+      return false;
+    };
     await migrateOrchestratorDb(pool);
     const workerSecret = loadWorkerSecret(
       config.RUNBOOK_WORKER_SECRET ? { RUNBOOK_WORKER_SECRET: config.RUNBOOK_WORKER_SECRET } : {},
@@ -95,6 +115,7 @@ export async function createRunbookWorker(
     const activities = createActivities(
       {
         runbookConfig: runbookConfigOf(config),
+        scheduleStarted,
         db: pool,
         haproxy: singleHost.runtime,
         platforms: registry,

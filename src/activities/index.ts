@@ -4,7 +4,7 @@ import { createDrillActivities, type DrillActivityDeps } from './drill';
 import { withActivityFailures } from './failures';
 import { createHistoryActivities, type HistoryActivityDeps } from './history';
 import { createPlanActivities, type PlanActivityDeps } from './plan';
-import { createSigningActivities } from './signing';
+import { createSigningActivities, type SigningActivityDeps } from './signing';
 import { createReleaseActivities, type ReleaseActivityDeps } from './releases';
 import { createStackActivities, type StackActivityDeps } from './stack';
 import { createTrafficActivities, type TrafficActivityDeps } from './traffic';
@@ -16,7 +16,8 @@ export type ActivityDeps = StackActivityDeps &
   CommandActivityDeps &
   HistoryActivityDeps &
   DrillActivityDeps &
-  PlanActivityDeps;
+  PlanActivityDeps &
+  SigningActivityDeps;
 
 /**
  * All activities of the worker, built from their dependencies (the composition root supplies real clients). What a

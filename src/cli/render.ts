@@ -123,7 +123,7 @@ export function renderStatus(
     lines.push(`gates:   ${shown.map((g) => gateLine(g, opts.nowMs, s.waitingFor?.sinceMs)).join(' · ')}`);
   if (s.requester)
     lines.push(
-      `requester: ${s.requester.identity}${s.requester.fingerprint ? ` (verified, key ${s.requester.fingerprint})` : ' (unverified: unsigned request)'}`,
+      `requester: ${s.requester.identity}${s.requester.schedule ? ` through schedule ${s.requester.schedule}` : ''}${s.requester.fingerprint ? ` (verified, key ${s.requester.fingerprint})` : ' (unverified: unsigned request)'}`,
     );
   for (const g of s.gates) {
     if (g.verified !== undefined && g.decidedBy) lines.push(`decision: ${auditLine(g)}`);

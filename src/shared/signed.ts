@@ -15,6 +15,13 @@ export const REQUEST_NAMESPACE = 'runbook-request@durable-runbooks';
 export const MAX_VALIDITY_MS = 24 * 3_600_000;
 /** How long the CLI makes its signatures valid by default. */
 export const DEFAULT_VALIDITY_MS = 10 * 60_000;
+/**
+ * The longest a schedule's standing signature may be valid: it signs the request that every run of a Temporal Schedule
+ * sends (a weekly drill), so it lives as long as the schedule is meant to run without being signed again.
+ */
+export const MAX_SCHEDULE_VALIDITY_MS = 400 * 24 * 3_600_000;
+/** How long `runbook drill schedule` makes its signature valid by default (then the runs are refused: sign again). */
+export const DEFAULT_SCHEDULE_VALIDITY_MS = 90 * 24 * 3_600_000;
 /** The nonces a workflow remembers (of accepted signed decisions); a runbook has at most a handful of gates. */
 export const MAX_NONCES_KEPT = 64;
 /** The prefix of an identity nobody proved: a name typed into an unsigned Web UI signal. */
@@ -40,6 +47,8 @@ export interface Requester {
   /** The key that signed the request (absent: unsigned). */
   fingerprint?: string;
   verified: boolean;
+  /** The Temporal Schedule that started this run with the identity's standing signature (patch `signed-schedules`). */
+  schedule?: string;
 }
 
 const nonce = z
@@ -63,8 +72,20 @@ export const signedDecisionSchema = decisionSchema
   .strict();
 export type SignedDecision = z.infer<typeof signedDecisionSchema>;
 
-/** The fields a signed start request carries next to the request itself. */
-export const requestSignatureSchema = z.strictObject({ nonce, expiresAtMs, signature });
+/**
+ * The fields a signed start request carries next to the request itself. `schedule`: the signature is a standing one,
+ * for every run that this Temporal Schedule starts (its message names the schedule instead of a workflow id).
+ */
+export const requestSignatureSchema = z.strictObject({
+  nonce,
+  expiresAtMs,
+  signature,
+  schedule: z
+    .string()
+    .max(200)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]*$/, 'the id of the Temporal Schedule the signature is for')
+    .optional(),
+});
 export type RequestSignature = z.infer<typeof requestSignatureSchema>;
 
 /**
@@ -106,6 +127,9 @@ export function requestMessage(workflowId: string, kind: string, request: Record
   return `runbook-request v1\n${JSON.stringify([workflowId, kind, sorted, signed?.nonce ?? null, signed?.expiresAtMs ?? null])}\n`;
 }
 
+/** What a schedule's standing signature is bound to in place of a workflow id: `schedule:<schedule id>`. */
+export const scheduleSubject = (scheduleId: string) => `schedule:${scheduleId}`;
+
 /** What the verifySignature activity is asked. */
 export interface VerifySignatureRequest {
   namespace: string;
@@ -113,6 +137,11 @@ export interface VerifySignatureRequest {
   signature: string;
   /** The name the signer claims; the identity when it is one of the key's principals. */
   by?: string;
+  /**
+   * A schedule's standing signature: it counts only for a run that this schedule started, as Temporal records it
+   * (the schedule's running or recent actions name this workflow id and first run id).
+   */
+  startedBy?: { scheduleId: string; workflowId: string; firstRunId: string };
 }
 
 /** Its answer: recorded in the history, so that replay gives the same judgement. */

@@ -5,6 +5,7 @@ import {
   DEFAULT_VALIDITY_MS,
   REQUEST_NAMESPACE,
   requestMessage,
+  scheduleSubject,
   type RequestSignature,
   type SignedDecision,
 } from '../shared/signed';
@@ -38,15 +39,26 @@ export async function signDecision(d: {
 }
 
 /**
- * A start request with its requester's signature, for the workflow id it will start (`signed` added).
+ * A start request with its requester's signature (`signed` added): for the workflow id it will start, or, with
+ * `schedule`, a standing signature for every run that Temporal Schedule starts.
  * @throws UserError when ssh-keygen cannot sign.
  */
 export async function signRequest<R extends object>(
   request: R,
-  a: { workflowId: string; kind: string; key: string; env: NodeJS.ProcessEnv; validityMs?: number },
+  a: ({ workflowId: string } | { schedule: string }) & {
+    kind: string;
+    key: string;
+    env: NodeJS.ProcessEnv;
+    validityMs?: number;
+  },
 ): Promise<R & { signed: RequestSignature }> {
-  const unsigned = { nonce: newNonce(), expiresAtMs: Date.now() + (a.validityMs ?? DEFAULT_VALIDITY_MS) };
-  const message = requestMessage(a.workflowId, a.kind, { ...request, signed: unsigned });
+  const unsigned = {
+    nonce: newNonce(),
+    expiresAtMs: Date.now() + (a.validityMs ?? DEFAULT_VALIDITY_MS),
+    ...('schedule' in a ? { schedule: a.schedule } : {}),
+  };
+  const subject = 'schedule' in a ? scheduleSubject(a.schedule) : a.workflowId;
+  const message = requestMessage(subject, a.kind, { ...request, signed: unsigned });
   const signature = await sshSign(message, REQUEST_NAMESPACE, a.key, a.env);
   return { ...request, signed: { ...unsigned, signature } };
 }

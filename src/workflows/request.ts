@@ -24,9 +24,11 @@ import {
   RunbookService,
 } from '../shared/search-attributes';
 import {
+  MAX_SCHEDULE_VALIDITY_MS,
   MAX_VALIDITY_MS,
   REQUEST_NAMESPACE,
   requestMessage,
+  scheduleSubject,
   SIGNATURES_REQUIRED,
   unverifiedIdentity,
   type Requester,
@@ -41,6 +43,13 @@ import { SIGNED_DECISIONS } from './gates';
  * before) the runbook runs the plan its input carried, as it did then.
  */
 export const WORKER_RESOLVES_PLAN = 'worker-resolves-plan';
+
+/**
+ * The patch that lets a Temporal Schedule's runs carry the standing signature of the person who set the schedule up
+ * (`runbook drill schedule --key`): verified as that person for a run the schedule started, refused for any other.
+ * Before it, a request signed that way could not be sent (the schema had no `signed.schedule`).
+ */
+export const SIGNED_SCHEDULES = 'signed-schedules';
 
 /** What every runbook request has. */
 interface RequestBase {
@@ -138,10 +147,11 @@ export async function planOf<R extends RequestBase>(
       const who = await requesterOf(request, kind, plan.signing ?? SIGNATURES_REQUIRED);
       if (!who.ok) return refused(INVALID_REQUEST, who.reason);
       state.requester = who.requester;
+      const through = who.requester.schedule ? ` through schedule ${who.requester.schedule}` : '';
       state.timeline.push({
         atMs: Date.now(),
         phase: 'plan',
-        message: `requested by ${who.requester.identity}${who.requester.fingerprint ? ` (signed, ${who.requester.fingerprint})` : ' (unsigned)'}`,
+        message: `requested by ${who.requester.identity}${through}${who.requester.fingerprint ? ` (signed, ${who.requester.fingerprint})` : ' (unsigned)'}`,
       });
     }
   }
@@ -178,6 +188,8 @@ async function requesterOf(
     }
     return { ok: true, requester: { identity: unverifiedIdentity(request.requestedBy), verified: false } };
   }
+  if (signed.schedule !== undefined && patched(SIGNED_SCHEDULES))
+    return scheduledRequesterOf(request, kind, { ...signed, schedule: signed.schedule });
   const now = Date.now();
   if (signed.expiresAtMs <= now || signed.expiresAtMs > now + MAX_VALIDITY_MS)
     return { ok: false, reason: `the request's signature expired or is valid for more than 24 h; sign it again` };
@@ -189,4 +201,40 @@ async function requesterOf(
   });
   if (!v.ok) return { ok: false, reason: `the request's signature is refused: ${v.reason}` };
   return { ok: true, requester: { identity: v.identity, fingerprint: v.fingerprint, verified: true } };
+}
+
+/**
+ * The requester of a run that a Temporal Schedule started: the signer of the schedule's standing signature, which is
+ * over `schedule:<id>`, the kind and every field of the request. It counts only for a drill, before its expiry, and
+ * only where Temporal's own record of the schedule says it started this run (the activity asks; a copy of the signed
+ * input started by hand, even under a schedule-like id, is refused).
+ */
+async function scheduledRequesterOf(
+  request: RequestBase,
+  kind: string,
+  signed: RequestSignature & { schedule: string },
+): Promise<{ ok: true; requester: Requester } | { ok: false; reason: string }> {
+  const { workflowId, firstExecutionRunId } = workflowInfo();
+  const again = `sign it again: runbook drill schedule ${request.service} --env ${request.environment} --key <your key>`;
+  if (kind !== 'drill')
+    return { ok: false, reason: `a schedule's signature counts only for drills, not for a ${kind} request` };
+  const now = Date.now();
+  if (signed.expiresAtMs <= now)
+    return {
+      ok: false,
+      reason: `the schedule's signature expired at ${new Date(signed.expiresAtMs).toISOString()}; ${again}`,
+    };
+  if (signed.expiresAtMs > now + MAX_SCHEDULE_VALIDITY_MS)
+    return { ok: false, reason: `the schedule's signature is valid for more than 400 days; ${again}` };
+  const v = await act.verifySignature({
+    namespace: REQUEST_NAMESPACE,
+    message: requestMessage(scheduleSubject(signed.schedule), kind, request as unknown as Record<string, unknown>),
+    signature: signed.signature,
+    startedBy: { scheduleId: signed.schedule, workflowId, firstRunId: firstExecutionRunId },
+  });
+  if (!v.ok) return { ok: false, reason: `the schedule's signature is refused: ${v.reason}` };
+  return {
+    ok: true,
+    requester: { identity: v.identity, fingerprint: v.fingerprint, verified: true, schedule: signed.schedule },
+  };
 }

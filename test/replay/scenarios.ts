@@ -4,7 +4,7 @@ import { approveSignal, approveUpdate, rejectSignal, signoffSignal } from '../..
 import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import type { deployService, stackCheck } from '../../src/workflows';
 import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
-import { liveV1, startDrill } from '../workflows/drill-fixture';
+import { liveV1, scheduledSignedDrill, startDrill } from '../workflows/drill-fixture';
 import { judgedPlan, releasesWith } from '../workflows/judged-fixture';
 import { commandPlan, ownReleases } from '../workflows/release-commands-fixture';
 import { startLoad } from '../../src/load-generator';
@@ -233,6 +233,41 @@ export const scenarios: ReplayScenario[] = [
       await handle.signal(signoffSignal, { by: 'bob', note: 'restored copy checked' });
       await handle.result();
       return handle;
+    },
+  },
+  {
+    // Patch signed-schedules: a drill that a schedule started, requested by the schedule's signer (verified, the
+    // schedule's record of its runs asked).
+    name: 'signed-schedule-drill-passed',
+    run: async (_client, taskQueue) => {
+      const alice = testKey('alice');
+      const { plan } = await liveV1(taskQueue);
+      putSigners(runbookConfigFor(taskQueue), [alice.line()]);
+      const refusing = { ...plan, signing: { unsigned: 'refuse' as const, distinctApprovers: false } };
+      const { handle, schedule } = await scheduledSignedDrill(taskQueue, refusing, alice);
+      await handle.result();
+      await schedule.delete();
+      return handle;
+    },
+  },
+  {
+    // Patch signed-schedules: the schedule's signed input started by hand under a schedule-like id: refused.
+    name: 'signed-schedule-drill-forged',
+    run: async (client, taskQueue) => {
+      const alice = testKey('alice');
+      const { plan } = await liveV1(taskQueue);
+      putSigners(runbookConfigFor(taskQueue), [alice.line()]);
+      const refusing = { ...plan, signing: { unsigned: 'refuse' as const, distinctApprovers: false } };
+      const { handle: scheduled, request, schedule } = await scheduledSignedDrill(taskQueue, refusing, alice);
+      await scheduled.result();
+      const forged = await client.workflow.start('restoreDrill', {
+        taskQueue,
+        workflowId: `${schedule.scheduleId}-2026-01-01T00:00:00Z`,
+        args: [request],
+      });
+      await forged.result().catch(() => undefined);
+      await schedule.delete();
+      return forged;
     },
   },
   // judged-steps: a baked step needs evidence (analysis.onInconclusive) and is judged against the stable release.

@@ -15,8 +15,8 @@ type Sub = (typeof SUBCOMMANDS)[number] | 'run';
 
 /** Which options each form of `drill` takes (all are parsed together; the others are refused by name). */
 const OPTIONS_OF: Record<Sub, string[]> = {
-  run: ['env', 'config', 'as', 'snapshot', 'fresh', 'signoff', 'version', 'reason', 'wait', 'dry-run', 'json'],
-  schedule: ['env', 'config', 'as', 'cron', 'every', 'fresh', 'signoff', 'delete', 'json'],
+  run: ['env', 'config', 'as', 'key', 'snapshot', 'fresh', 'signoff', 'version', 'reason', 'wait', 'dry-run', 'json'],
+  schedule: ['env', 'config', 'as', 'key', 'valid-for', 'cron', 'every', 'fresh', 'signoff', 'delete', 'json'],
   history: ['env', 'config', 'limit', 'json'],
   report: ['env', 'config', 'limit', 'out'],
 };
@@ -28,15 +28,15 @@ export const drillCommand: Command = {
     'Restore drill: restore a snapshot into a scratch database, check it, start the live release on it, time it (RTO).\n' +
     'Also: drill schedule (a Temporal Schedule), drill history, drill report (HTML).',
   usage:
-    'drill <service> [--env <e>] [--snapshot <id> | --fresh] [--signoff <timeout>] [--version <v>] [--as <name>] [--wait | --dry-run] [--json]\n' +
-    '       runbook drill schedule <service> [--env <e>] (--cron "<expr>" | --every <duration>) [--fresh] [--signoff <timeout>] [--delete]\n' +
+    'drill <service> [--env <e>] [--snapshot <id> | --fresh] [--signoff <timeout>] [--version <v>] [--as <name>] [--key <ssh key>] [--wait | --dry-run] [--json]\n' +
+    '       runbook drill schedule <service> [--env <e>] (--cron "<expr>" | --every <duration>) [--key <ssh key>] [--valid-for <duration>] [--fresh] [--signoff <timeout>] [--delete]\n' +
     '       runbook drill history <service> [--env <e>] [--limit <n>] [--json]\n' +
     '       runbook drill report <service> [--env <e>] [--out <file.html>] [--limit <n>]',
   examples: [
     'runbook drill shop --env production --wait',
     'runbook drill shop --env production --dry-run',
     'runbook drill shop --env production --fresh --signoff 4h --as dave',
-    'runbook drill schedule shop --env production --cron "0 3 * * 1"',
+    'runbook drill schedule shop --env production --cron "0 3 * * 1" --key ~/.ssh/id_ed25519 --valid-for 180d',
     'runbook drill history shop --env production',
     'runbook drill report shop --env production --out drills.html',
   ],
@@ -47,7 +47,10 @@ export const drillCommand: Command = {
     'target. The worker runs the plan of its own runbook config and refuses a drill whose plan differs from yours;\n' +
     "--dry-run shows the worker's plan (exit 0 when it is yours, 1 otherwise). A schedule starts drills with the request\n" +
     'and the digest of the plan when it was set: after the config changes, run `drill schedule` again (overlap SKIP,\n' +
-    `catch-up window ${CATCHUP_WINDOW}); pause or trigger it in the Temporal Web UI. history and report read the drill_runs table when\n` +
+    `catch-up window ${CATCHUP_WINDOW}); pause or trigger it in the Temporal Web UI. With --key the schedule carries your\n` +
+    'standing signature (--valid-for, default 90d, at most 400d): its runs are requested by you, verified, and only\n' +
+    'the runs Temporal says the schedule started count; after the expiry they are refused until you sign again.\n' +
+    'Without a key they run as unverified:schedule:<id>. history and report read the drill_runs table when\n' +
     'DATABASE_URL or the embedded stack is available, else Temporal visibility; they say which.\n' +
     'Exit codes (with --wait): 0 passed, 5 failed, 6 cancelled, 2 usage error.',
   options: {
@@ -65,6 +68,10 @@ export const drillCommand: Command = {
     cron: { type: 'string', description: 'schedule: a 5-field cron expression (UTC), e.g. "0 3 * * 1"' },
     every: { type: 'string', description: 'schedule: an interval, e.g. 7d' },
     delete: { type: 'boolean', description: 'schedule: delete the schedule' },
+    'valid-for': {
+      type: 'string',
+      description: "schedule: how long the schedule's signature is valid (default 90d, at most 400d)",
+    },
     limit: { type: 'string', description: 'history/report: how many drills (default 50)' },
     out: { type: 'string', description: 'report: the HTML file to write' },
     ...jsonOption,

@@ -16,6 +16,9 @@ import {
 } from '../../runbook-config';
 import { drillScheduleId, formatMs } from '../../shared/drill';
 import { drillRequestSchema } from '../../shared/request';
+import { DEFAULT_SCHEDULE_VALIDITY_MS, MAX_SCHEDULE_VALIDITY_MS } from '../../shared/signed';
+import { signRequest } from '../../signing/decisions';
+import { SIGNING_KEY_ENV, signingKeyOf } from '../../signing/ssh-keygen';
 import type { Io, ParsedArgs } from '../command';
 import { durationOpt, stringOpt, whoAmI } from '../options';
 import { checkedRequest, previewed } from '../plan';
@@ -112,6 +115,20 @@ export async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
     reason: `scheduled drill (${what}), set up by ${by}`,
     ...previewed(plan),
   });
+  const key = signingKeyOf(values.key, io.env);
+  const validityMs = durationOpt(values, 'valid-for', 60_000, 'drill schedule') ?? DEFAULT_SCHEDULE_VALIDITY_MS;
+  if (validityMs > MAX_SCHEDULE_VALIDITY_MS)
+    throw new UserError(`drill schedule: --valid-for must be at most 400d, got ${String(values['valid-for'])}`);
+  if (values['valid-for'] !== undefined && !key)
+    throw new UserError(
+      'drill schedule: --valid-for is the validity of a signature, and nothing is signed without a key',
+      `pass --key or set ${SIGNING_KEY_ENV}`,
+    );
+  // With a key, one standing signature for every run of this schedule (the worker checks that the schedule started it).
+  const request = key
+    ? await signRequest(input, { schedule: scheduleId, kind: 'drill', key, env: io.env, validityMs })
+    : input;
+  const signedUntil = key ? new Date(Date.now() + validityMs).toISOString() : undefined;
   return withClient(io.env, async (client, target) => {
     const action = {
       type: 'startWorkflow' as const,
@@ -119,7 +136,7 @@ export async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
       taskQueue: target.taskQueue,
       // Temporal appends the scheduled time: drill-shop-production-2025-01-06T03:00:00Z
       workflowId: scheduleId,
-      args: [input],
+      args: [request],
     };
     const policies = { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: CATCHUP_WINDOW, pauseOnFailure: false };
     const note = `restore drill of ${plan.service}/${plan.environment}, ${what}; set up by ${by} with runbook drill schedule`;
@@ -135,12 +152,17 @@ export async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
         .update((previous) => ({ ...previous, spec, action, policies, state: { ...previous.state, note } }));
     }
     const described = describeSchedule(await client.schedule.getHandle(scheduleId).describe());
-    if (values.json) io.out(JSON.stringify({ ...described, [verb]: true }));
+    if (values.json) io.out(JSON.stringify({ ...described, [verb]: true, signedUntil: signedUntil ?? null }));
     else {
       io.out(
         `${verb} the schedule ${scheduleId}: ${what}, overlap SKIP, catch-up window ${CATCHUP_WINDOW}${described.paused ? ' (PAUSED)' : ''}`,
       );
       io.out(`  next runs: ${(described.nextRuns as string[]).join(', ') || 'none'}`);
+      io.out(
+        signedUntil
+          ? `  signed:    with ${key}, for this schedule's runs until ${signedUntil}; then sign again (this command with --key)`
+          : `  signed:    no (no --key or ${SIGNING_KEY_ENV}): its runs are requested by unverified:schedule:${scheduleId}`,
+      );
       io.out(`  Web UI:    ${scheduleLink(target, scheduleId)}  (pause, trigger, see its runs)`);
       io.out(
         `  its runs send the digest of the plan as it is now: after the worker's runbook.yaml changes, they are refused until you run this command again`,
