@@ -2,7 +2,7 @@
  * Finding, reading and validating a runbook.yaml as a whole: every service in every environment it lists, each
  * problem reported once, where it is written.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { parseAllowedSigners, type AllowedSigner } from '../signing/sshsig';
@@ -133,10 +133,13 @@ export function parseRunbookConfig(text: string, source: string): RunbookConfig 
       if (definition) services[name] = definition;
     }
   }
-  const signers = top.success ? readSigners(top.data, path.dirname(file), problems) : [];
+  const baseDir = path.resolve(path.dirname(file), (top.success && top.data.base) || '.');
+  if (top.success && top.data.base && !existsSync(baseDir))
+    problems.add(['base'], `the folder ${baseDir} does not exist; name the folder the relative paths start from`);
+  const signers = top.success ? readSigners(top.data, baseDir, problems) : [];
   problems.throwIfAny(file);
   const groups = (top.success && top.data.groups) || {};
-  return { version: 1, source: file, baseDir: path.dirname(file), services, signers, groups };
+  return { version: 1, source: file, baseDir, services, signers, groups };
 }
 
 /** The allowed signers of `signers:` and `signersFile:`, each bad line reported where it is written. */

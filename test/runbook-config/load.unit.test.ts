@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import path from 'node:path';
 import { UserError } from '../../src/errors';
 import {
@@ -199,6 +200,31 @@ describe('runbook config: loading', () => {
     });
   });
 
+  it('base: relative paths (release cwd, migrations, signersFile) start from the folder it names, not the file', () => {
+    const elsewhere = path.join(os.tmpdir(), 'generated', 'runbook.yaml');
+    const shop = `${SHOP}\n    environments: { default: {} }`;
+    const text = `version: 1\nbase: ${EXAMPLES}\nsignersFile: shop/no-such-signers\nservices:${shop}\n`;
+    const problems = (() => {
+      try {
+        parseRunbookConfig(text, elsewhere);
+      } catch (err) {
+        return (err as RunbookConfigError).problems;
+      }
+      return [];
+    })();
+    assert.equal(problems.length, 1);
+    assert.match(problems[0] ?? '', new RegExp(`^signersFile: .*${path.join(EXAMPLES, 'shop/no-such-signers')}`));
+    const config = parseRunbookConfig(text.replace('signersFile: shop/no-such-signers\n', ''), elsewhere);
+    assert.equal(config.baseDir, EXAMPLES);
+    const resolved = resolveService(config, 'shop', 'default');
+    assert.ok(resolved.platform === 'single-host');
+    assert.equal(resolved.release.cwd, path.join(EXAMPLES, 'shop/releases/{version}'));
+    assert.match(
+      problemsOf(`version: 1\nbase: no-such-folder\nservices:${shop}\n`).join('\n'),
+      /^base: the folder \/srv\/runbooks\/no-such-folder does not exist/,
+    );
+  });
+
   it('says when the file is missing and how to point at one', () => {
     const missing = path.join(EXAMPLES, 'no-such-runbook.yaml');
     assert.throws(
@@ -265,7 +291,7 @@ services:
 `;
     assert.deepEqual(problemsOf(yaml), [
       'version: must be 1 (the only format version), got 2',
-      'servcies: unknown key (did you mean "services"?); allowed here: version, services, signers, signersFile, groups',
+      'servcies: unknown key (did you mean "services"?); allowed here: version, services, signers, signersFile, base, groups',
       `services.api.environments.Prod: environment names must be lowercase letters, digits and '-', starting with a letter, at most 63 characters, got "Prod"`,
       'services.api.platform: must be one of single-host, aws-ecs, got "singlehost" (did you mean "single-host"?)',
       'services.api.listen.port: 18150 is inside release.portRange 18100..18199; the frontend port must be outside the ports releases listen on',
