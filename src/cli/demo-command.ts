@@ -7,6 +7,7 @@ import { loadRunbookConfig, resolveService } from '../runbook-config';
 import type { DeployState } from '../shared/deploy';
 import { deployRequestSchema, type DeployRequest } from '../shared/request';
 import { signoffUpdate } from '../shared/messages';
+import { signDecision, signRequest } from '../signing/decisions';
 import { ensureDatabase } from '../stack/postgres';
 import { resolveStackSettings, uiUrl } from '../stack/settings';
 import { up } from '../stack/stack';
@@ -18,6 +19,7 @@ import { follow } from './follow';
 import { homeOption } from './options';
 import { singleHostPlan } from '../platforms/preflight';
 import { checkedRequest, previewed } from './plan';
+import { demoSigning, type DemoSigning } from './demo-signing';
 import { outcomeExitCode } from './render';
 import { withClient, workflowLink, type TemporalTarget } from './temporal';
 
@@ -27,27 +29,46 @@ const REQUESTER = 'dave';
 const APPROVER = 'alice';
 
 /**
- * Shows how a person gives the go-live sign-off (CLI, Web UI link, Signal payload) once the deploy waits for
- * it, and, unless interactive, gives it as APPROVER a moment later.
+ * Shows how a person gives the go-live sign-off (CLI, Web UI with a signed payload) once the deploy waits for it,
+ * and, unless interactive, gives it as APPROVER a moment later, signed with APPROVER's demo key.
  */
-function signOffWhenAsked(handle: WorkflowHandle, target: TemporalTarget, io: Io, interactive: boolean) {
+function signOffWhenAsked(
+  handle: WorkflowHandle & { firstExecutionRunId: string },
+  target: TemporalTarget,
+  io: Io,
+  interactive: boolean,
+  signing: DemoSigning,
+) {
   let shown = false;
+  const key = signing.keys[APPROVER] as string;
   return async (s: DeployState): Promise<void> => {
     if (!s.waitingFor || shown) return;
     shown = true;
+    const signoff = `npx runbook signoff ${handle.workflowId} --as ${APPROVER} --key ${key}`;
     io.out(
       `\n   >> ${handle.workflowId} waits for the ${s.waitingFor.gate} sign-off from ${s.waitingFor.approvers.join(', ')}:`,
     );
-    io.out(`   >>   CLI:    npx runbook signoff ${handle.workflowId} --as ${APPROVER}`);
+    io.out(`   >>   CLI:    ${signoff}`);
     io.out(`   >>   Web UI: ${workflowLink(target, handle.workflowId)}`);
-    io.out(`   >>           Send Signal "signoff" with {"by": "${APPROVER}", "gate": "go-live", "note": "looks good"}`);
+    io.out(`   >>           ${signoff} --print-signal   prints the signed payload;`);
+    io.out('   >>           paste it in More Actions -> Send a Signal "signoff" (an unsigned one is refused here)');
     if (interactive) {
       io.out('   >> (--interactive: waiting for you)\n');
       return;
     }
     await sleep(2_000);
-    await handle.executeUpdate(signoffUpdate, { args: [{ by: APPROVER, note: 'signed off by the demo' }] });
-    io.out(`   >> signed off as ${APPROVER} (run the demo with --interactive to do it yourself)\n`);
+    const decision = await signDecision({
+      workflowId: handle.workflowId,
+      runId: handle.firstExecutionRunId,
+      kind: 'signoff',
+      gate: 'go-live',
+      by: APPROVER,
+      note: 'signed off by the demo',
+      key,
+      env: io.env,
+    });
+    await handle.executeUpdate(signoffUpdate, { args: [decision] });
+    io.out(`   >> signed off as ${APPROVER} with the demo key (run the demo with --interactive to do it yourself)\n`);
   };
 }
 
@@ -68,18 +89,23 @@ async function deploy(
   io: Io,
   input: DeployRequest,
   interactive: boolean,
+  signing: DemoSigning,
 ): Promise<number> {
   const workflowId = `deploy-${SERVICE}-${ENVIRONMENT}-${input.version}-${Date.now().toString(36)}`;
-  const handle: WorkflowHandle<typeof deployService> = await client.workflow.start<typeof deployService>(
-    'deployService',
-    {
-      taskQueue: target.taskQueue,
-      workflowId,
-      args: [input],
-    },
-  );
+  // Signed by the requester's demo key, as `runbook deploy --key` signs: the worker records dave, verified.
+  const signed = await signRequest(input, {
+    workflowId,
+    kind: 'deploy',
+    key: signing.keys[REQUESTER] as string,
+    env: io.env,
+  });
+  const handle = await client.workflow.start<typeof deployService>('deployService', {
+    taskQueue: target.taskQueue,
+    workflowId,
+    args: [signed],
+  });
   io.out(`   ${workflowId}   ${workflowLink(target, workflowId)}`);
-  return follow(handle, target, io, false, signOffWhenAsked(handle, target, io, interactive));
+  return follow(handle, target, io, false, signOffWhenAsked(handle, target, io, interactive, signing));
 }
 
 export const demoCommand: Command = {
@@ -90,9 +116,11 @@ export const demoCommand: Command = {
   usage: 'demo [--interactive] [--rps <n>] [--config <runbook.yaml>] [--home <dir>]',
   examples: ['npm run demo', 'npx runbook demo --interactive   # give the sign-off yourself (CLI or Web UI)'],
   details:
-    "It deploys service shop, environment demo, of examples/runbook.yaml (or of --config); the stack's worker runs\n" +
-    'with that config (a worker running with another one is restarted). The stack keeps running afterwards: explore\n' +
-    'it in the Web UI, then `npx runbook down`.',
+    'It deploys service shop, environment demo, of examples/runbook.yaml (or of --config). dave requests and alice\n' +
+    "signs off with throwaway SSH keys that the demo makes under the data folder (keys/demo/); the stack's worker\n" +
+    'runs a copy of the config with these keys enrolled (<data folder>/demo/runbook.yaml; a worker running with\n' +
+    'another config is restarted), so the deploys record verified identities, as production does. The stack keeps\n' +
+    'running afterwards: explore it in the Web UI, then `npx runbook down`.',
   options: {
     interactive: { type: 'boolean', description: 'wait for you to give the go-live sign-off' },
     rps: { type: 'string', description: 'requests per second of the demo load (default 50)' },
@@ -104,11 +132,14 @@ export const demoCommand: Command = {
   },
   async run({ values }, io) {
     const home = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {}).home;
-    const configFile = values.config
+    const sourceConfig = values.config
       ? path.resolve(String(values.config))
       : sampleConfigForReleases(path.join(packageRoot, 'examples', 'runbook.yaml'), home, (line) =>
           io.out(`   ${line}`),
         );
+    // The demo's people sign with throwaway keys; its worker runs a copy of the config that enrols them.
+    const signing = await demoSigning(home, sourceConfig, [REQUESTER, APPROVER]);
+    const configFile = signing.configFile;
     const settings = resolveStackSettings(io.env, {
       ...(values.home ? { home: String(values.home) } : {}),
       runbookConfig: configFile,
@@ -124,6 +155,10 @@ export const demoCommand: Command = {
     io.out('== 1. the stack: PostgreSQL, HAProxy, Temporal + Web UI, a worker');
     await up(settings, (line) => io.out(`   ${line}`));
     io.out(`   Temporal Web UI: ${uiUrl(settings)}`);
+    io.out(
+      `   signers: ${REQUESTER} (requests) and ${APPROVER} (sign-off) sign with throwaway demo keys in ${signing.dir};`,
+    );
+    io.out(`            the worker runs ${configFile}: ${sourceConfig} with these keys enrolled`);
 
     if (plan.database) await ensureDatabase(settings, plan.database.name);
     const url = `http://127.0.0.1:${plan.listen.port}/api/items`;
@@ -141,7 +176,7 @@ export const demoCommand: Command = {
       const codes: Record<string, number> = {};
       const interactive = Boolean(values.interactive);
       io.out('\n== 2. deploy v1: the first release (or a redeploy): snapshot, migrations, health, smoke, traffic');
-      codes.v1 = await deploy(client, target, io, request('v1'), interactive);
+      codes.v1 = await deploy(client, target, io, request('v1'), interactive, signing);
       io.out(`\n== 3. a steady load of ${rps} requests/s on ${url} (through HAProxy) from now on`);
       const load = startLoad(url, { rps, maxSeconds: 600 });
       const steps: Array<[string, string, string]> = [
@@ -160,7 +195,7 @@ export const demoCommand: Command = {
         for (const [version, title, what] of steps) {
           io.out(`\n== ${title}: ${what}`);
           const before = load.snapshot();
-          codes[version] = await deploy(client, target, io, request(version), interactive);
+          codes[version] = await deploy(client, target, io, request(version), interactive, signing);
           const d = diff(before, load.snapshot());
           io.out(`   load during this deploy: ${d.sent} requests, ${d.failed} failed`);
         }

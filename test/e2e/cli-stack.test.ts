@@ -117,6 +117,22 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     assert.match(demo.stdout, /deploy-shop-demo-v3-\S+: ROLLED-BACK: canary analysis failed/);
     assert.match(demo.stdout, /deploy v2: .*\n(.*\n)*? +load during this deploy: \d+ requests, 0 failed/);
     assert.match(demo.stdout, /All as expected/);
+    // The demo signs as production does (issue 12): dave's request and alice's sign-off with throwaway keys.
+    const demoKeys = path.join(home, 'keys', 'demo');
+    assert.match(demo.stdout, new RegExp(`signers: dave \\(requests\\) and alice \\(sign-off\\) .* in ${demoKeys}`));
+    assert.match(
+      demo.stdout,
+      new RegExp(`signoff \\S+ --as alice --key ${path.join(demoKeys, 'alice')} --print-signal`),
+    );
+    assert.match(demo.stdout, /signed off as alice with the demo key/);
+    const v2 = /(deploy-shop-demo-v2-\S+): SUCCEEDED/.exec(demo.stdout)?.[1] as string;
+    const status = await runbook(['status', v2], env);
+    assert.match(status.stdout, /requester: dave \(verified, key SHA256:/);
+    assert.match(status.stdout, /decision: go-live approved by alice \(verified, key SHA256:\S+\) via CLI/);
+    assert.match(
+      readFileSync(path.join(home, 'demo', 'runbook.yaml'), 'utf8'),
+      /- alice ssh-ed25519 \S+ demo-throwaway/,
+    );
     // Nothing the stack wrote is open to other users (issue 11): files 0600, folders 0700.
     assert.equal(statSync(parent).mode & 0o777, 0o700, 'the home above the repository stays private');
     assert.equal((await promisify(execFile)('find', [home, '-perm', '/077'])).stdout, '', 'find -perm /077');
@@ -156,7 +172,10 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     assert.equal(up.code, 0, up.stderr);
     assert.match(
       up.stdout,
-      new RegExp(`worker: restarting \\(pid \\d+\\): its runbook config changes from ${config} to ${other}`),
+      // The demo left the worker on its copy of the config, with the demo's signers.
+      new RegExp(
+        `worker: restarting \\(pid \\d+\\): its runbook config changes from ${path.join(home, 'demo', 'runbook.yaml')} to ${other}`,
+      ),
     );
     const doctor = JSON.parse((await runbook(['doctor', '--json'], env)).stdout) as DoctorReport;
     const check = doctor.checks.find((c) => c.check === 'runbook config');
