@@ -5,8 +5,19 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { signoffUpdate } from '../../src/shared/messages';
-import { testStack, uniqueName, useWorker } from '../harness';
-import { serviceWithV1, startDeploy, waitForState, waitingAt, withGates } from '../workflows/deploy-fixture';
+import { runbookConfigFor, testStack, uniqueName, useWorker } from '../harness';
+import { signRequest } from '../../src/signing/decisions';
+import type { deployService } from '../../src/workflows';
+import { runbookCli } from '../helpers/cli';
+import { putSigners, testKey } from '../helpers/keys';
+import {
+  requestFor,
+  serviceWithV1,
+  startDeploy,
+  waitForState,
+  waitingAt,
+  withGates,
+} from '../workflows/deploy-fixture';
 
 /**
  * A person approving from the Temporal Web UI (the dev server's UI, 2.42.1): the workflow list, the workflow,
@@ -40,6 +51,33 @@ async function deployWaitingAtGoLive(taskQueue: string) {
   const handle = await startDeploy(taskQueue, withGates(plan, ['go-live'], { timeoutMs: 150_000 }), 'v2');
   await waitingAt(handle, 'go-live');
   return { plan, handle };
+}
+
+/**
+ * The same deploy where signatures are required (production): alice and dave enrolled, dave's request signed with his
+ * key; returns alice's key too.
+ */
+async function signedDeployWaitingAtGoLive(taskQueue: string) {
+  const alice = testKey('alice');
+  const dave = testKey('dave');
+  const base = await serviceWithV1(taskQueue);
+  putSigners(runbookConfigFor(taskQueue), [alice.line(), dave.line()]);
+  const plan = {
+    ...withGates(base, ['go-live'], { timeoutMs: 150_000 }),
+    signing: { unsigned: 'refuse' as const, distinctApprovers: false },
+  };
+  const workflowId = uniqueName('deploy-v2');
+  const request = await signRequest(
+    { ...requestFor(taskQueue, plan), version: 'v2', requestedBy: 'dave' },
+    { workflowId, kind: 'deploy', key: dave.file, env: process.env },
+  );
+  const handle = await testStack().client.workflow.start<typeof deployService>('deployService', {
+    taskQueue,
+    workflowId,
+    args: [request],
+  });
+  await waitingAt(handle, 'go-live');
+  return { plan, handle, alice };
 }
 
 /** Resolves once the element stops moving (the Signal dialog grows and re-centres when its editor reformats). */
@@ -136,34 +174,68 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
     context = undefined;
   });
 
-  it('alice sends signoff from the Signal dialog: the deploy goes live, decided by alice via signal', async () => {
-    const { plan, handle } = await deployWaitingAtGoLive(taskQueue);
+  it('alice pastes the signed payload of runbook signoff --print-signal into the Signal dialog: live, decided by alice (verified) via signal; an unsigned one is refused', async () => {
+    const { plan, handle, alice } = await signedDeployWaitingAtGoLive(taskQueue);
+    const stack = testStack();
+    const printed = await runbookCli(
+      [
+        'signoff',
+        handle.workflowId,
+        '--as',
+        'alice',
+        '--key',
+        alice.file,
+        '--note',
+        'signed off in the Web UI',
+        '--print-signal',
+        '--json',
+      ],
+      {
+        RUNBOOK_HOME: stack.settings.home,
+        TEMPORAL_ADDRESS: stack.temporalAddress,
+        TEMPORAL_NAMESPACE: stack.namespace,
+        RUNBOOK_TASK_QUEUE: taskQueue,
+      },
+    );
+    assert.equal(printed.code, 0, printed.stderr);
+    const payload = printed.stdout.trim();
+    assert.match(payload, /^\{"by":"alice","gate":"go-live",.*"signature":"-----BEGIN SSH SIGNATURE-----/);
 
     await openFromWorkflowList(page, plan.service, handle.workflowId, screenshot('web-ui-workflow-list.png'));
-    await sendSignal(
-      page,
-      'signoff',
-      '{"by": "alice", "gate": "go-live", "note": "signed off in the Web UI"}',
-      screenshot('web-ui-signal-dialog.png'),
+    // Production refuses the unsigned payload that the UI used to take: recorded as refused, the gate keeps waiting.
+    await sendSignal(page, 'signoff', '{"by": "alice", "gate": "go-live", "note": "unsigned"}');
+    const state = await waitForState(
+      handle,
+      (s) => (s.gates.find((g) => g.gate === 'go-live')?.refused.length ?? 0) === 1,
+      'the refused unsigned signoff',
     );
+    const refused = state.gates.find((g) => g.gate === 'go-live')?.refused[0];
+    assert.equal(refused?.via, 'signal');
+    assert.match(refused?.reason ?? '', /unsigned signoff/);
+    assert.equal(state.waitingFor?.gate, 'go-live');
+
+    await sendSignal(page, 'signoff', payload, screenshot('web-ui-signal-dialog.png'));
 
     const result = await handle.result();
     assert.equal(result.outcome, 'succeeded', result.reason);
     assert.deepEqual(result.state.weights, { v1: 0, v2: 100 });
     const goLive = result.state.gates.find((g) => g.gate === 'go-live');
     assert.equal(goLive?.status, 'approved');
-    assert.equal(goLive?.decidedBy, 'unverified:alice');
+    assert.equal(goLive?.decidedBy, 'alice');
+    assert.equal(goLive?.verified, true);
+    assert.match(goLive?.fingerprint ?? '', /^SHA256:/);
     assert.equal(goLive?.via, 'signal');
     assert.equal(goLive?.note, 'signed off in the Web UI');
-    assert.deepEqual(goLive?.refused, []);
+    assert.equal(goLive?.refused.length, 1);
 
-    // The identity rule of docs/approvals-web-ui.md: the UI sends the payload and no identity of the person.
+    // The identity rule of docs/approvals-web-ui.md: the UI sends the payload and no identity of the person; the
+    // signature inside the payload is what proves who decided.
     const signals = ((await handle.fetchHistory()).events ?? []).flatMap((e) =>
       e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes] : [],
     );
-    assert.equal(signals.length, 1);
-    assert.equal(signals[0]?.signalName, 'signoff');
-    assert.equal(signals[0]?.identity ?? '', '', 'the Web UI now sends an identity: revisit docs/approvals-web-ui.md');
+    assert.equal(signals.length, 2);
+    assert.equal(signals[1]?.signalName, 'signoff');
+    assert.equal(signals[1]?.identity ?? '', '', 'the Web UI now sends an identity: revisit docs/approvals-web-ui.md');
 
     // The workflow page after the sign-off: completed, the result, and the signal with alice's payload.
     await page.setViewportSize({ width: 1400, height: 1500 });
@@ -175,8 +247,8 @@ describe('approving a deploy from the Temporal Web UI (headless Chromium)', func
     await page.getByRole('menuitem', { name: /^Signal/ }).click();
     await page.keyboard.press('Escape');
     await page.getByText('"outcome": "succeeded"').waitFor();
-    const signalRow = page.getByRole('row', { name: /Workflow Execution Signaled Signal Name signoff/ });
-    await signalRow.click(); // one row: exactly one signal in the history
+    const signalRows = page.getByRole('row', { name: /Workflow Execution Signaled Signal Name signoff/ });
+    await signalRows.first().click(); // the signed one: the list is newest first, the unsigned one came before
     await page.getByText('"note": "signed off in the Web UI"').waitFor();
     const after = screenshot('web-ui-after-signoff.png');
     if (after) await page.screenshot({ path: after });
