@@ -15,7 +15,7 @@ import {
 } from '../shared/request';
 import type { deployService, rollbackService } from '../workflows';
 import type { Command, Io, ParsedArgs } from './command';
-import { follow } from './follow';
+import { follow, reportTaken, TAKEN_HELP } from './follow';
 import {
   asOption,
   configOption,
@@ -78,10 +78,7 @@ async function startRunbook(
       io.out(`  watch:  runbook watch ${workflowId}`);
       io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
     }
-    if (!args.values.wait) {
-      if (args.values.json) io.out(JSON.stringify({ workflowId, service, environment }));
-      return 0;
-    }
+    if (!args.values.wait) return reportTaken(io, handle, Boolean(args.values.json), { service, environment });
     return follow(handle, target, io, Boolean(args.values.json));
   });
 }
@@ -102,7 +99,7 @@ export const deployCommand: Command = {
     'ITS runbook config (RUNBOOK_CONFIG on the worker): the deploy sends the digest of the plan you see, and the worker\n' +
     "refuses it (PlanDigestMismatch, naming the fields) when its plan differs. --dry-run shows the worker's plan\n" +
     '(gates, approvers, traffic, commands, database, platform) and whether it is yours: exit 0 when it is, 1 otherwise.\n' +
-    `${exitCodeHelp} (with --wait)`,
+    `${exitCodeHelp} (with --wait)\n${TAKEN_HELP}`,
   options: {
     version: {
       type: 'string',
@@ -177,7 +174,7 @@ export const rollbackCommand: Command = {
     'restore-database approval (rollback.dbRestoreApprovers, four-eyes), takes a safety snapshot, and runs in\n' +
     'maintenance (503 + Retry-After). As for deploy, the worker runs the plan of its own runbook config, refuses the\n' +
     'rollback when it differs from yours, and --dry-run shows it (exit 0 when it is yours, 1 otherwise).\n' +
-    `${exitCodeHelp} (with --wait)`,
+    `${exitCodeHelp} (with --wait)\n${TAKEN_HELP}`,
   options: {
     ...envOption,
     to: { type: 'string', description: 'the version to go back to (default: the previous one that went live)' },

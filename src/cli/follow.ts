@@ -140,3 +140,61 @@ function printTimeline(io: Io, state: DeployState, seen: number): number {
   for (const line of next.lines) io.out(line);
   return next.seen;
 }
+
+/** What --help says of a start without --wait. */
+export const TAKEN_HELP =
+  'Without --wait it waits until the worker has taken the request (at most 30 s) and says as whom, or exits 5 with\n' +
+  "the worker's refusal (a plan that is not the one you previewed, a missing or refused signature).";
+
+/** What became of a request that was started without --wait, within the time given to the worker to take it. */
+export type Taken =
+  | { taken: 'accepted'; requester?: string }
+  | { taken: 'refused'; reason: string }
+  | { taken: 'not yet'; reason: string };
+
+/**
+ * Waits until the worker has taken a runbook it was sent (resolved the plan from its own config and established who
+ * asked) or refused it (a plan that is not the one previewed, an unsigned or badly signed request), for at most
+ * `timeoutMs`, so that a request the worker refuses is never reported as started. A worker that does not pick the
+ * request up in that time is said, not waited for.
+ */
+export async function untilTaken(handle: WorkflowHandle, timeoutMs = 30_000): Promise<Taken> {
+  const ended = handle.result().then(
+    () => undefined,
+    (e: unknown) => failureMessage(e),
+  );
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const state = (await handle.query(statusQuery).catch(() => undefined)) as
+      (DeployState & { requester?: { identity: string } }) | undefined;
+    if (state?.requester) return { taken: 'accepted', requester: state.requester.identity };
+    if (state?.outcome === 'failed') return { taken: 'refused', reason: state.reason ?? 'refused' };
+    if (state && state.phase !== 'plan') return { taken: 'accepted' };
+    const reason = await Promise.race([ended, new Promise<null>((r) => setTimeout(() => r(null), 500))]);
+    if (typeof reason === 'string') return { taken: 'refused', reason };
+    if (reason === undefined) return { taken: 'accepted' };
+  }
+  return {
+    taken: 'not yet',
+    reason: `no worker took it within ${Math.round(timeoutMs / 1000)} s: is a worker polling the task queue? (runbook doctor)`,
+  };
+}
+
+/**
+ * Without --wait: says whether the worker took the runbook ({@link untilTaken}) and returns the exit code: 0 taken (or
+ * not picked up yet), 5 refused. With `json`, one object: the workflow id, `fields`, `taken` and the reason.
+ */
+export async function reportTaken(
+  io: Io,
+  handle: WorkflowHandle,
+  json: boolean,
+  fields: Record<string, unknown>,
+): Promise<number> {
+  const t = await untilTaken(handle);
+  if (json) io.out(JSON.stringify({ workflowId: handle.workflowId, ...fields, ...t }));
+  else if (t.taken === 'accepted')
+    io.out(`  taken by the worker${t.requester ? `, requested by ${t.requester}` : ''}; it runs without you now`);
+  else if (t.taken === 'refused') io.out(`${handle.workflowId}: REFUSED by the worker: ${t.reason}`);
+  else io.out(`  note: ${t.reason}`);
+  return t.taken === 'refused' ? outcomeExitCode.failed : 0;
+}

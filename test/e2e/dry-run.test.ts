@@ -143,6 +143,22 @@ describe('runbook deploy|rollback|drill --dry-run: the plan the worker would run
     assert.match(status.stdout, /outcome: FAILED: the plan of .* is not the one you previewed/);
   });
 
+  it('without --wait, a start the worker refuses is said to be refused (exit 5), not started; --json says taken: refused', async () => {
+    const r = await runbook(['deploy', plan.service, '--version', 'v1', '--env', 'staging'], {
+      RUNBOOK_CONFIG: changed,
+    });
+    assert.equal(r.code, 5, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /: REFUSED by the worker: the plan of .* is not the one you previewed: approvals\.gates/);
+    assert.doesNotMatch(r.stdout, /taken by the worker/);
+    const json = await runbook(['drill', plan.service, '--env', 'staging', '--fresh', '--json'], {
+      RUNBOOK_CONFIG: changed,
+    });
+    assert.equal(json.code, 5, `${json.stdout}\n${json.stderr}`);
+    const out = JSON.parse(json.stdout.trim().split('\n').at(-1) ?? '{}') as { taken?: string; reason?: string };
+    assert.equal(out.taken, 'refused');
+    assert.match(out.reason ?? '', /is not the one you previewed/);
+  });
+
   it('rollback and drill take --dry-run too; an unknown service is the worker refusing, in its words', async () => {
     const rollback = await runbook(['rollback', plan.service, '--to', 'v1', '--dry-run']);
     assert.equal(rollback.code, 0, `${rollback.stdout}\n${rollback.stderr}`);

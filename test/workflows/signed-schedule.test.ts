@@ -146,14 +146,18 @@ describe('signed schedules (real dev server)', function () {
     const days = ((input.signed?.expiresAtMs ?? 0) - Date.now()) / 86_400_000;
     assert.ok(days > 29 && days <= 30, `valid for ${days} days`);
 
-    // A drill run now, signed the same way a deploy is (`drill --key` used to be refused as an unknown option).
+    // A drill run now, signed the same way a deploy is (`drill --key` used to be refused as an unknown option);
+    // without --wait the CLI says that the worker took it, and as whom, then `watch` follows it.
     const now = await runbookCli(
-      ['drill', plan.service, '--env', plan.environment, '--key', alice.file, '--as', 'alice', '--wait'],
+      ['drill', plan.service, '--env', plan.environment, '--key', alice.file, '--as', 'alice'],
       env,
     );
     assert.equal(now.code, 0, `${now.stdout}\n${now.stderr}`);
+    assert.match(now.stdout, /taken by the worker, requested by alice; it runs without you now/);
     const drillId = /started (drill-\S+):/.exec(now.stdout)?.[1];
     assert.ok(drillId, now.stdout);
+    const watched = await runbookCli(['watch', drillId], env);
+    assert.equal(watched.code, 0, `${watched.stdout}\n${watched.stderr}`);
     const status = await runbookCli(['status', drillId], env);
     assert.match(status.stdout, /requester: alice \(verified, key SHA256:/);
 

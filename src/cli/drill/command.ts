@@ -5,6 +5,7 @@
 import { UserError } from '../../errors';
 import type { Command } from '../command';
 import { asOption, configOption, dryRunOption, envOption, jsonOption, keyOption } from '../options';
+import { TAKEN_HELP } from '../follow';
 import { drillHistory } from './history';
 import { drillReport } from './report';
 import { runDrill } from './run';
@@ -52,7 +53,8 @@ export const drillCommand: Command = {
     'the runs Temporal says the schedule started count; after the expiry they are refused until you sign again.\n' +
     'Without a key they run as unverified:schedule:<id>. history and report read the drill_runs table when\n' +
     'DATABASE_URL or the embedded stack is available, else Temporal visibility; they say which.\n' +
-    'Exit codes (with --wait): 0 passed, 5 failed, 6 cancelled, 2 usage error.',
+    'Exit codes (with --wait): 0 passed, 5 failed, 6 cancelled, 2 usage error.\n' +
+    TAKEN_HELP,
   options: {
     ...envOption,
     ...configOption,

@@ -6,7 +6,7 @@ import { drillRequestSchema, SNAPSHOT_ID } from '../../shared/request';
 import type { restoreDrill } from '../../workflows';
 import type { Io, ParsedArgs } from '../command';
 import { dryRun } from '../dry-run';
-import { followDrill } from '../follow';
+import { followDrill, reportTaken } from '../follow';
 import { positional, signedRequest, stringOpt, whoAmI } from '../options';
 import { checkedRequest, previewed, resolvePlan } from '../plan';
 import { runningRunbooks, withClient, workflowLink } from '../temporal';
@@ -68,10 +68,8 @@ export async function runDrill(args: ParsedArgs, io: Io): Promise<number> {
       io.out(`  watch:  runbook watch ${workflowId}`);
       io.out(`  Web UI: ${workflowLink(target, workflowId)}`);
     }
-    if (!values.wait) {
-      if (values.json) io.out(JSON.stringify({ workflowId, service: plan.service, environment: plan.environment }));
-      return 0;
-    }
+    if (!values.wait)
+      return reportTaken(io, handle, Boolean(values.json), { service: plan.service, environment: plan.environment });
     return followDrill(handle, io, Boolean(values.json));
   });
 }
