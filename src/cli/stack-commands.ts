@@ -7,7 +7,8 @@ import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
 import { resolveStackSettings, temporalAddress, uiUrl, type StackSettings } from '../stack/settings';
 import type { Check } from '../stack/component';
 import type { TemporalConnection } from '../temporal-connection';
-import { UserError } from '../errors';
+import { UserError, errorMessage } from '../errors';
+import { drillScheduleChecks } from './drill/schedule';
 import { temporalTarget } from './temporal';
 import type { Command } from './command';
 import { configOption, homeOption, jsonOption } from './options';
@@ -122,7 +123,8 @@ export const doctorCommand: Command = {
   ],
   details:
     'With a runbook.yaml (--config, RUNBOOK_CONFIG, or ./runbook.yaml), every aws-ecs service is checked too:\n' +
-    'the AWS credentials, its ECS services, target groups, listener rule, test listener and RDS instance.\n' +
+    'the AWS credentials, its ECS services, target groups, listener rule, test listener and RDS instance; and every\n' +
+    "drill schedule: whether the worker would take its runs (the plan's digest, the signature's expiry, 14 days ahead).\n" +
     'Exit code: 0 when every check passes, 1 otherwise.',
   options: {
     ...homeOption,
@@ -140,6 +142,20 @@ export const doctorCommand: Command = {
         for (const environment of Object.keys(config.services[service]?.environments ?? {})) {
           checks.push(...(await platformDoctorChecks(resolveService(config, service, environment), io.env)));
         }
+      }
+      // Scheduled drills whose runs the worker would refuse (an older plan's digest, an expiring signature).
+      if (!checks.some((c) => c.component === 'temporal' && !c.ok)) {
+        checks.push(
+          ...(await drillScheduleChecks(config, io.env).catch((err: unknown) => [
+            {
+              component: 'drills',
+              check: 'schedules',
+              ok: false,
+              detail: `cannot read the drill schedules: ${errorMessage(err)}`,
+              fix: 'runbook doctor names the connection problem above',
+            },
+          ])),
+        );
       }
     }
     const ok = checks.every((c) => c.ok);

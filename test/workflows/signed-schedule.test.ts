@@ -161,6 +161,33 @@ describe('signed schedules (real dev server)', function () {
     const status = await runbookCli(['status', drillId], env);
     assert.match(status.stdout, /requester: alice \(verified, key SHA256:/);
 
+    // doctor reads the schedule: current and signed; then about to expire; then behind a changed plan.
+    const drillsCheck = async () => {
+      const doctor = await runbookCli(['doctor', '--json', '--config', config()], env);
+      const report = JSON.parse(doctor.stdout) as {
+        checks: Array<{ component: string; check: string; ok: boolean; detail: string; fix?: string }>;
+      };
+      const found = report.checks.find(
+        (c) => c.component === 'drills' && c.check === `${plan.service}/${plan.environment}`,
+      );
+      assert.ok(found, JSON.stringify(report.checks.filter((c) => !c.ok || c.component === 'drills')));
+      return found;
+    };
+    let check = await drillsCheck();
+    assert.ok(check.ok, check.detail);
+    assert.match(check.detail, new RegExp(`schedule ${scheduleId} is current, signed until 20`));
+    const soon = await runbookCli([...args, '--key', alice.file, '--valid-for', '10d'], env);
+    assert.equal(soon.code, 0, soon.stderr);
+    check = await drillsCheck();
+    assert.equal(check.ok, false);
+    assert.match(check.detail, /signature expires at .*: sign it again before then/);
+    assert.match(check.fix ?? '', /runbook drill schedule .* --key <your key>/);
+    requestFor(taskQueue, { ...plan, drill: { ...plan.drill, rtoTargetMs: 123_000 } });
+    check = await drillsCheck();
+    assert.equal(check.ok, false);
+    assert.match(check.detail, /sends the digest of an older plan: the worker refuses its runs \(PlanDigestMismatch\)/);
+    requestFor(taskQueue, plan);
+
     const tooLong = await runbookCli([...args, '--key', alice.file, '--valid-for', '500d'], env);
     assert.equal(tooLong.code, 2);
     assert.match(tooLong.stderr, /--valid-for must be at most 400d/);

@@ -7,6 +7,7 @@ import {
   type ScheduleSpec,
 } from '@temporalio/client';
 import { UserError } from '../../errors';
+import type { Check } from '../../stack/component';
 import {
   defaultEnvironment,
   loadRunbookConfig,
@@ -169,5 +170,88 @@ export async function scheduleDrill(args: ParsedArgs, io: Io): Promise<number> {
       );
     }
     return 0;
+  });
+}
+
+/** A schedule signature that expires sooner than this is reported by doctor, so that nobody finds out on a Monday. */
+export const RENEW_SIGNATURE_WITHIN_MS = 14 * 24 * 3_600_000;
+
+/**
+ * Doctor's checks of the drill schedules of `config`: for each service and environment whose schedule exists (or
+ * whose `drill.schedule` asks for one), whether its runs will be taken: the digest they send is the plan's as it is
+ * now (else every run is refused as PlanDigestMismatch), and its standing signature has not expired and is not about
+ * to. Changes nothing.
+ */
+export async function drillScheduleChecks(
+  config: RunbookConfig,
+  env: NodeJS.ProcessEnv,
+  nowMs = Date.now(),
+): Promise<Check[]> {
+  const targets = Object.entries(config.services).flatMap(([service, s]) =>
+    Object.keys(s.environments ?? {}).map((environment) => ({ service, environment })),
+  );
+  return withClient(env, async (client) => {
+    const checks: Check[] = [];
+    for (const { service, environment } of targets) {
+      const plan = resolveService(config, service, environment);
+      if (!plan.database) continue;
+      const scheduleId = drillScheduleId(service, environment);
+      const check = (ok: boolean, detail: string, fix?: string): Check => ({
+        component: 'drills',
+        check: `${service}/${environment}`,
+        ok,
+        detail,
+        ...(fix ? { fix } : {}),
+      });
+      const again = `runbook drill schedule ${service} --env ${environment} --key <your key>`;
+      const described = await client.schedule
+        .getHandle(scheduleId)
+        .describe()
+        .catch((err: unknown) => {
+          if (err instanceof ScheduleNotFoundError) return undefined;
+          throw err;
+        });
+      if (!described) {
+        if (plan.drill?.schedule)
+          checks.push(check(true, `drill.schedule "${plan.drill.schedule}" is not set up yet: ${again}`));
+        continue;
+      }
+      const input = (described.action.type === 'startWorkflow' ? described.action.args?.[0] : undefined) as
+        { configDigest?: string; signed?: { expiresAtMs?: number; schedule?: string } } | undefined;
+      const { configDigest } = previewed(plan);
+      if (input?.configDigest !== configDigest) {
+        checks.push(
+          check(
+            false,
+            `schedule ${scheduleId} sends the digest of an older plan: the worker refuses its runs (PlanDigestMismatch)`,
+            again,
+          ),
+        );
+        continue;
+      }
+      const expires = input.signed?.schedule === scheduleId ? input.signed.expiresAtMs : undefined;
+      const paused = described.state.paused ? ', PAUSED' : '';
+      if (expires === undefined) {
+        checks.push(
+          check(true, `schedule ${scheduleId} is current${paused}; unsigned: its runs are unverified:schedule:…`),
+        );
+      } else if (expires <= nowMs + RENEW_SIGNATURE_WITHIN_MS) {
+        const when = new Date(expires).toISOString();
+        checks.push(
+          check(
+            false,
+            expires <= nowMs
+              ? `schedule ${scheduleId}'s signature expired at ${when}: the worker refuses its runs`
+              : `schedule ${scheduleId}'s signature expires at ${when}: sign it again before then`,
+            again,
+          ),
+        );
+      } else {
+        checks.push(
+          check(true, `schedule ${scheduleId} is current${paused}, signed until ${new Date(expires).toISOString()}`),
+        );
+      }
+    }
+    return checks;
   });
 }
