@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { UserError, errorMessage } from '../errors';
@@ -7,6 +7,8 @@ import { connectClient, type TemporalConnection } from '../temporal-connection';
 import { fail, pass, type Check, type Component } from './component';
 import { livePid, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
 import { ensureReleaseUser } from '../system/release-user';
+import { writeFileAtomicallySync } from '../system/atomic-write';
+import { ensurePrivateDirSync } from '../system/private-files';
 import { databaseUrl } from './postgres';
 import { haproxyPaths } from '../platforms/single-host/haproxy-control';
 import { embeddedConnection, settingEnv, temporalAddress, type StackSettings } from './settings';
@@ -48,11 +50,10 @@ export function embeddedProfileEnv(
   settings: StackSettings,
   profileFile: string,
 ): NodeJS.ProcessEnv {
-  mkdirSync(path.dirname(profileFile), { recursive: true });
-  writeFileSync(
+  ensurePrivateDirSync(path.dirname(profileFile));
+  writeFileAtomicallySync(
     profileFile,
     `# Written by runbook: the embedded stack's Temporal dev server.\n[profile.default]\naddress = ${JSON.stringify(temporalAddress(settings))}\nnamespace = ${JSON.stringify(settings.namespace)}\n`,
-    { mode: 0o600 },
   );
   const kept = Object.entries(env).filter(([k]) => !CONNECTION_VAR.test(k));
   return { ...Object.fromEntries(kept), TEMPORAL_CONFIG_FILE: profileFile, TEMPORAL_PROFILE: 'default' };
@@ -140,7 +141,11 @@ export const workerComponent: Component = {
         logFile: p.log,
         env: workerEnv(settings),
       });
-      writeFileSync(p.started, `${JSON.stringify({ pid: proc.pid, runbookConfig: settings.runbookConfig ?? null })}\n`);
+      // Private like everything in the data folder, whatever the umask (it names the config the worker trusts).
+      writeFileAtomicallySync(
+        p.started,
+        `${JSON.stringify({ pid: proc.pid, runbookConfig: settings.runbookConfig ?? null })}\n`,
+      );
       await waitFor(
         'the worker',
         async () => (await workflowPollers(settings)).some((id) => id.startsWith(`${proc.pid}@`)),

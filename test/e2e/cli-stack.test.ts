@@ -86,6 +86,8 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     const { addresses } = JSON.parse(up.stdout) as { addresses: Record<string, string> };
     assert.deepEqual(Object.keys(addresses), ['postgres', 'releases', 'haproxy', 'temporal', 'worker']);
     assert.match(addresses.worker ?? '', new RegExp(`runbook config ${config}`));
+    // Private from the first start on (worker.json used to be 0644 until the next `up` tightened it).
+    assert.equal((await promisify(execFile)('find', [home, '-perm', '/077'])).stdout, '', 'find -perm /077 after up');
 
     const doctor = await runbook(['doctor', '--json'], env);
     const report = JSON.parse(doctor.stdout) as DoctorReport;
