@@ -5,6 +5,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { withTransientFailures, type ChaosLog } from './helpers/chaos';
 import type { WorkerConfig } from '../src/config';
 import { databaseUrl, removeCluster } from '../src/stack/postgres';
 import { haproxyPaths } from '../src/platforms/single-host/haproxy-control';
@@ -162,6 +163,13 @@ export async function startWorker(
   extra: WorkerExtras = {},
 ): Promise<{ stop(): Promise<void> }> {
   const { runbookConfig, ...options } = extra;
+  // RUNBOOK_TEST_CHAOS=0.3: every in-process worker fails that share of first activity attempts (test/helpers/chaos.ts).
+  const chaos = Number(process.env.RUNBOOK_TEST_CHAOS ?? 0);
+  if (chaos > 0 && !options.wrapActivities) {
+    const log: ChaosLog = { before: [], after: [] };
+    options.wrapActivities = (activities) =>
+      withTransientFailures(activities, chaos, log, process.env.RUNBOOK_TEST_CHAOS_SEED ?? 'chaos');
+  }
   const config = testStack().workerConfig(taskQueue);
   const { worker, close } = await createRunbookWorker(
     runbookConfig ? { ...config, RUNBOOK_CONFIG: runbookConfig } : config,
