@@ -136,7 +136,7 @@ export interface CutoffReport {
   atMs: number;
   /** The consecutive errors that triggered it. */
   errorLimit: number;
-  /** The router's own words (HAProxy: "Detected 5 consecutive errors, last one was: Wrong http response"). */
+  /** What happened, in words that name the router ("HAProxy took the canary out after 5 consecutive errors"). */
   detail: string;
   /** The release's counters when it was seen out. */
   counters: TrafficCounters;

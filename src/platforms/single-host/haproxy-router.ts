@@ -586,7 +586,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
       return {
         atMs: counters.atMs,
         errorLimit: member.cutoff.errorLimit,
-        detail: `HAProxy marked the server down after ${member.cutoff.errorLimit} consecutive errors (observe layer7, on-error mark-down)`,
+        detail: `HAProxy took the canary out after ${member.cutoff.errorLimit} consecutive errors`,
         counters,
       };
     },
