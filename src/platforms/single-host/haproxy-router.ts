@@ -576,6 +576,9 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
       const state = await requireState(p, route);
       const { i, member } = findSlot(state, releaseId);
       if (!member.cutoff) return undefined;
+      // one runtime command per look while nothing happened (this is polled); the worker is asked only when it did
+      const seen = await readServerStats(p, i);
+      if (!seen.status?.startsWith('DOWN') || num(seen.hanafail) === 0) return undefined;
       const { row, worker: w } = await countsOf(p, i);
       const base = member.baseline;
       // hanafail (HAProxy's count of on-error triggers) is per server slot and starts at 0 in a new worker
