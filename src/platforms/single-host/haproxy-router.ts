@@ -395,7 +395,10 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           if (existing.percent === 0) existing.cutoff = cutoff;
         } else {
           newcomer = true;
-          i = state.slots.findIndex((s) => s === null);
+          // a free slot HAProxy already runs with the wanted cut-off (or none) needs no reload
+          const free = state.slots.flatMap((s, j) => (s === null ? [j] : []));
+          const loaded = (j: number) => state.loadedCutoff?.[j] ?? null;
+          i = free.find((j) => loaded(j) === (cutoff?.errorLimit ?? null)) ?? free[0] ?? -1;
           if (i < 0) {
             throw new Error(
               `route ${label(route)} has no free slot (${ROUTE_SLOTS} releases at most): remove a release first`,

@@ -52,6 +52,8 @@ describe("HAProxy's cut-off of a failing canary (real HAProxy 2.6)", function ()
   let runtime: HaproxyRuntime;
   let router: TrafficRouter;
   let stable: Release;
+  /** The server slot HAProxy marked down (the next canary takes it again, without a reload). */
+  let faultySlot: string | undefined;
 
   const routeFile = () => readFileSync(path.join(haproxyPaths(home).servicesDir, `${names.name}.cfg`), 'utf8');
   const serverLine = (r: Release) =>
@@ -150,7 +152,9 @@ describe("HAProxy's cut-off of a failing canary (real HAProxy 2.6)", function ()
     assert.equal(report.errorLimit, 3);
     assert.match(report.detail, /3 consecutive errors/);
     assert.equal(report.counters.errors5xx, 3);
-    assert.match((await statOf(canary)).status ?? '', /^DOWN/);
+    const down = await statOf(canary);
+    assert.match(down.status ?? '', /^DOWN/);
+    faultySlot = down.svname;
     // the stable release is untouched
     assert.match((await statOf(stable)).status ?? '', /^UP/);
     await router.setWeights(route, { [stable.id]: 100, [canary.id]: 0 });
@@ -162,6 +166,7 @@ describe("HAProxy's cut-off of a failing canary (real HAProxy 2.6)", function ()
     releases.push(next);
     await router.addMember(route, member(next), { cutoff: { errorLimit: 3 } });
     const row = await statOf(next);
+    assert.equal(row.svname, faultySlot, 'the next canary takes the slot that was marked down');
     assert.match(row.status ?? '', /^UP/);
     await router.setWeights(route, { [stable.id]: 50, [next.id]: 50 });
     const counts = await spread(20);
