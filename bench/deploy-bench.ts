@@ -5,7 +5,11 @@
  *   1. a good deploy (v1, then v2 through canary steps): failed requests (goal: 0 of at least 20 000);
  *   2. an automatic rollback (v1 stable, then the faulty v3): failed requests, and the time from the traffic shift
  *      that put v3 in service to 100% back on v1 (goal: within two analysis intervals + 250 ms);
- *   3. the orchestration overhead per activity/timer step of the good deploy, from its workflow history.
+ *   3. the orchestration overhead per activity/timer step of the good deploy, from its workflow history;
+ *   4. the cut-off (analysis.cutoff, HAProxy's on-error mark-down of the canary): a faulty canary (v3, 50% of its
+ *      answers 500; and a hard fault, every answer 500) with and without it: failed requests from the canary before
+ *      it was out (goal with the cut-off: at most 5), and the time from its first 5xx to its being out (goal: under
+ *      100 ms with the cut-off, at most one analysis interval without).
  *
  * Run: `npm run bench:deploy` (= `npx tsx bench/deploy-bench.ts`); options below. Writes bench/results/deploy.json
  * and bench/results/deploy.md. See bench/README.md.
@@ -17,6 +21,7 @@ import type { DeployResult } from '../src/shared/deploy';
 import type { SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { startTestStack, startWorker, uniqueName } from '../test/harness';
 import { shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
+import { releasesWith } from '../test/workflows/judged-fixture';
 import {
   benchCleanup,
   benchCommand,
@@ -29,6 +34,7 @@ import {
   machineInfo,
   measureUnderLoad,
   met,
+  median,
   ms,
   pct,
   proxy,
@@ -48,6 +54,8 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '50' },
     slices: { type: 'string', default: '10' },
     'bake-ms': { type: 'string', default: '15000' },
+    /** Runs of each faulty canary with and without the cut-off (the v3 rollback above is the first of v3 with it). */
+    'cutoff-runs': { type: 'string', default: '3' },
     'interval-ms': { type: 'string', default: '1000' },
     'lead-ms': { type: 'string', default: '2000' },
     'tail-ms': { type: 'string', default: '2000' },
@@ -60,6 +68,7 @@ const settings = {
   connections: int('connections'),
   slices: int('slices'),
   bakeMs: int('bake-ms'),
+  cutoffRuns: int('cutoff-runs'),
   intervalMs: int('interval-ms'),
   leadMs: int('lead-ms'),
   tailMs: int('tail-ms'),
@@ -67,6 +76,8 @@ const settings = {
   requestTimeoutSeconds: 5,
 };
 const MIN_REQUESTS = 20_000;
+const CUTOFF_MAX_FAILED = 5;
+const CUTOFF_MAX_OUT_MS = 100;
 const ROLLBACK_SLACK_MS = 250;
 /** Longest a deploy under load may take beyond its bakes before the bench gives up on it. */
 const DEPLOY_SLACK_MS = 120_000;
@@ -130,7 +141,7 @@ async function main() {
   const taskQueue = uniqueName('bench-deploy');
   worker = await startWorker(taskQueue);
 
-  console.log('1/2 good deploy: v1 (first deploy), then v2 under load');
+  console.log('1/3 good deploy: v1 (first deploy), then v2 under load');
   const goodPlan = benchPlan(await shopPlan());
   await firstDeploy(taskQueue, goodPlan);
   const good = await deployUnderLoad(taskQueue, goodPlan, 'v2');
@@ -138,10 +149,35 @@ async function main() {
     console.error(`  the good deploy ended ${good.result.outcome}: ${good.result.reason}`);
   }
 
-  console.log('2/2 automatic rollback: v1, then the faulty v3 under load');
+  console.log('2/3 automatic rollback: v1, then the faulty v3 under load (the cut-off on, as by default)');
   const badPlan = benchPlan(await shopPlan());
   const v1 = await firstDeploy(taskQueue, badPlan);
   const bad = await deployUnderLoad(taskQueue, badPlan, 'v3');
+
+  console.log('3/3 the cut-off: faulty canaries with and without it');
+  // v9: a hard fault, every /api answer 500 after its first 5 (its health gate and smoke pass)
+  const hardFault = releasesWith({ v1: {}, v9: { errorRate: 1, faultAfter: 5 } });
+  const cutoffRuns: CutoffRun[] = [{ fault: 'v3 (50% 5xx)', version: 'v3', cutoff: true, run: bad, v1 }];
+  const kinds = [
+    ['v3 (50% 5xx)', 'v3', true],
+    ['v3 (50% 5xx)', 'v3', false],
+    ['v9 (every answer 5xx)', 'v9', true],
+    ['v9 (every answer 5xx)', 'v9', false],
+  ] as const;
+  for (let i = 1; i <= settings.cutoffRuns; i++) {
+    for (const [fault, version, cutoff] of kinds) {
+      if (i === 1 && version === 'v3' && cutoff) continue; // the rollback run above
+      console.log(`  run ${i}: ${fault}, cut-off ${cutoff ? 'on' : 'off'}`);
+      const base = benchPlan(await shopPlan());
+      const withReleases =
+        version === 'v9' ? { ...base, release: { ...base.release, cwd: path.join(hardFault, '{version}') } } : base;
+      const { cutoff: on, ...analysis } = withReleases.analysis;
+      const plan = cutoff ? withReleases : { ...withReleases, analysis };
+      if (cutoff && !on) throw new Error('the plan has no analysis.cutoff: it is on by default');
+      const first = await firstDeploy(taskQueue, plan);
+      cutoffRuns.push({ fault, version, cutoff, run: await deployUnderLoad(taskQueue, plan, version), v1: first });
+    }
+  }
 
   const results = summarize({
     startedAt,
@@ -151,6 +187,7 @@ async function main() {
     good,
     bad,
     v1,
+    cutoffRuns,
   });
 
   const out = path.resolve(args.out!);
@@ -169,10 +206,75 @@ interface Measured {
   bad: Awaited<ReturnType<typeof deployUnderLoad>>;
   /** The first deploy of the rollback scenario's service (its v1 is the stable release). */
   v1: DeployResult;
+  cutoffRuns: CutoffRun[];
+}
+
+/** One faulty canary, with or without the cut-off. */
+interface CutoffRun {
+  fault: string;
+  version: string;
+  cutoff: boolean;
+  run: Awaited<ReturnType<typeof deployUnderLoad>>;
+  v1: DeployResult;
+}
+
+/**
+ * A faulty canary's blast radius: its 5xx as the client saw them, and the time from the first to its being out of
+ * service: with the cut-off, the last 5xx it answered (HAProxy sends it nothing after marking it down; a request in
+ * flight then still ends after); without, the setTraffic that gave it weight 0 (the stable release back at 100%).
+ */
+function cutoffFigures(c: CutoffRun) {
+  const { run } = c;
+  const t0 = run.timeline.startMs;
+  const fromCanary = run.figures.failures.filter((f) => f.version === c.version);
+  const others = run.figures.failures.length - fromCanary.length;
+  const first = fromCanary[0]?.atMs;
+  const last = fromCanary.at(-1)?.atMs;
+  const timing = rollbackTiming(
+    run.timeline,
+    run.result.state.candidate?.releaseId ?? '',
+    c.v1.state.candidate?.releaseId ?? '',
+  );
+  const byCutoff = run.result.failedWindow?.cutoff;
+  const outMs = byCutoff ? last : timing?.stableBackMs;
+  const firstToOut = first !== undefined && outMs !== undefined ? round(outMs - first, 1) : null;
+  const goalOutMs = c.cutoff ? CUTOFF_MAX_OUT_MS : settings.intervalMs;
+  return {
+    fault: c.fault,
+    cutoff: c.cutoff,
+    workflowId: run.workflowId,
+    outcome: run.result.outcome,
+    reason: run.result.reason ?? null,
+    decidedBy: byCutoff ? 'cut-off (HAProxy)' : run.result.failedWindow ? 'analysis window' : 'none',
+    failedFromCanary: fromCanary.length,
+    failedOther: others,
+    firstCanary5xxAtMs: first !== undefined ? round(first - t0, 1) : null,
+    lastCanary5xxAtMs: last !== undefined ? round(last - t0, 1) : null,
+    cutoffNoticedAtMs: byCutoff ? round(byCutoff.atMs - t0, 1) : null,
+    stableBackAtMs: timing ? round(timing.stableBackMs - t0, 1) : null,
+    firstToOutMs: firstToOut,
+    firstToStableBackMs: first !== undefined && timing ? round(timing.stableBackMs - first, 1) : null,
+    goals: {
+      failed: c.cutoff
+        ? {
+            goal: `at most ${CUTOFF_MAX_FAILED} failed requests from the canary`,
+            met: fromCanary.length <= CUTOFF_MAX_FAILED,
+          }
+        : null,
+      out: {
+        goal: c.cutoff
+          ? `first 5xx to the canary out under ${CUTOFF_MAX_OUT_MS} ms`
+          : `first 5xx to the canary at weight 0 within one analysis interval (${settings.intervalMs} ms)`,
+        met: firstToOut !== null && (c.cutoff ? firstToOut < goalOutMs : firstToOut <= goalOutMs),
+      },
+    },
+    load: loadSummary(run.figures),
+    failures: failureReport(run.figures.failures, run.timeline),
+  };
 }
 
 /** The figures, goals and context that go into deploy.json. */
-function summarize({ startedAt, loadAvgBefore, tools, goodPlan, good, bad, v1 }: Measured) {
+function summarize({ startedAt, loadAvgBefore, tools, goodPlan, good, bad, v1, cutoffRuns }: Measured) {
   const overhead = orchestrationOverhead(good.timeline);
   const during = endedBetween(good.figures, good.timeline.startMs, good.timeline.endMs);
   const candidateId = bad.result.state.candidate?.releaseId ?? '';
@@ -233,6 +335,8 @@ function summarize({ startedAt, loadAvgBefore, tools, goodPlan, good, bad, v1 }:
         : null,
     },
     overhead: roundDeep(overhead),
+    cutoff: cutoffRuns.map(cutoffFigures),
+    cutoffSummary: cutoffSummary(cutoffRuns.map(cutoffFigures)),
     goals: {
       zeroFailedRequests: {
         goal: `0 failed requests (non-2xx + errors + timeouts) of at least ${MIN_REQUESTS} during a good deploy`,
@@ -254,6 +358,26 @@ function summarize({ startedAt, loadAvgBefore, tools, goodPlan, good, bad, v1 }:
       },
     },
   };
+}
+
+/** Per faulty release and setting: the runs' medians and how many met the goals. */
+function cutoffSummary(runs: Array<ReturnType<typeof cutoffFigures>>) {
+  const kinds = [...new Set(runs.map((r) => `${r.fault}|${r.cutoff}`))];
+  return kinds.map((k) => {
+    const of = runs.filter((r) => `${r.fault}|${r.cutoff}` === k);
+    const outs = of.map((r) => r.firstToOutMs).filter((x): x is number => x !== null);
+    return {
+      fault: of[0]!.fault,
+      cutoff: of[0]!.cutoff,
+      runs: of.length,
+      failedFromCanary: of.map((r) => r.failedFromCanary),
+      medianFailed: median(of.map((r) => r.failedFromCanary)),
+      firstToOutMs: outs,
+      medianFirstToOutMs: round(median(outs), 1),
+      byCutoff: of.filter((r) => r.decidedBy.startsWith('cut-off')).length,
+      goalsMet: of.filter((r) => (r.goals.failed?.met ?? true) && r.goals.out.met).length,
+    };
+  });
 }
 
 type Results = ReturnType<typeof summarize>;
@@ -331,6 +455,44 @@ function renderMarkdown(r: Results): string {
         ]
       : []),
     ...failureRows(r.rollback.failures),
+    '',
+    '## The cut-off: a faulty canary with and without it',
+    '',
+    `Each run: a new service at v1, then the faulty release under the same load (canary ${r.settings.weights[0]}%, ` +
+      `analysis every ${r.settings.intervalMs} ms). "Out": with the cut-off, the last 5xx the canary answered ` +
+      '(HAProxy sends it nothing after marking it down); without, the setTraffic that gave it weight 0. Times are ms ' +
+      'after the workflow started, as the client (autocannon) saw the answers.',
+    '',
+    '| fault | cut-off | outcome | decided by | 5xx from the canary | first 5xx | out | **first 5xx → out** | router noticed | stable at 100% | goals |',
+    '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    ...r.cutoff.map(
+      (c) =>
+        `| ${c.fault} | ${c.cutoff ? `on (errorLimit ${r.settings.analysis.cutoff?.errorLimit ?? '?'})` : 'off'} | ${c.outcome} | ${c.decidedBy} | ` +
+        `${c.failedFromCanary}${c.failedOther ? ` (+${c.failedOther} other)` : ''} | ${c.firstCanary5xxAtMs ?? 'n/a'} | ` +
+        `${(c.decidedBy.startsWith('cut-off') ? c.lastCanary5xxAtMs : c.stableBackAtMs) ?? 'n/a'} | **${ms(c.firstToOutMs)}** | ` +
+        `${c.cutoffNoticedAtMs ?? '-'} | ${c.stableBackAtMs ?? 'n/a'} | ` +
+        [
+          c.goals.failed ? `≤ ${CUTOFF_MAX_FAILED} failed: ${met(c.goals.failed.met)}` : '',
+          `${c.goals.out.goal}: ${met(c.goals.out.met)}`,
+        ]
+          .filter(Boolean)
+          .join('; ') +
+        ' |',
+    ),
+    '',
+    'Per faulty release and setting:',
+    '',
+    '| fault | cut-off | runs | 5xx from the canary (each run) | median | first 5xx → out (each run) | median | taken out by the cut-off | runs meeting the goals |',
+    '| --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: |',
+    ...r.cutoffSummary.map(
+      (k) =>
+        `| ${k.fault} | ${k.cutoff ? 'on' : 'off'} | ${k.runs} | ${k.failedFromCanary.join(', ')} | **${k.medianFailed}** | ` +
+        `${k.firstToOutMs.map((x) => `${x} ms`).join(', ')} | **${k.medianFirstToOutMs} ms** | ${k.byCutoff} | ${k.goalsMet} of ${k.runs} |`,
+    ),
+    '',
+    'Why each ended:',
+    '',
+    ...r.cutoff.map((c) => `- ${c.fault}, cut-off ${c.cutoff ? 'on' : 'off'}: ${c.reason ?? 'n/a'}`),
     '',
   ].join('\n');
 }

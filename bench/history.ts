@@ -170,8 +170,16 @@ export interface OrchestrationOverhead {
   byActivity: Record<string, { count: number; insideMs: number; dispatchMs: number }>;
 }
 
+/**
+ * Activities that run beside the sequence of steps for a whole traffic step (the router's cut-off watch) rather than
+ * as one of them: left out of the overhead (the workflow does not wait for them, and the last one may never end in the
+ * history).
+ */
+const BESIDE_THE_STEPS = new Set(['watchCutoff']);
+
 /** (workflow duration - time inside activities - time in timers) / number of activity+timer steps. */
-export function orchestrationOverhead(t: HistoryTimeline): OrchestrationOverhead {
+export function orchestrationOverhead(timeline: HistoryTimeline): OrchestrationOverhead {
+  const t = { ...timeline, steps: timeline.steps.filter((s) => !BESIDE_THE_STEPS.has(s.name)) };
   const activities = t.steps.filter((s) => s.kind === 'activity');
   const timers = t.steps.filter((s) => s.kind === 'timer');
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
@@ -263,8 +271,9 @@ export function stepsBetween(t: HistoryTimeline, fromMs: number, toMs: number) {
 export function stepAt(t: HistoryTimeline, atMs: number): string {
   if (atMs < t.startMs) return 'before the deploy';
   if (atMs > t.endMs) return 'after the deploy';
-  const running = t.steps.filter((s) => s.scheduledMs <= atMs && atMs <= s.endedMs);
+  const steps = t.steps.filter((s) => !BESIDE_THE_STEPS.has(s.name));
+  const running = steps.filter((s) => s.scheduledMs <= atMs && atMs <= s.endedMs);
   if (running.length > 0) return running.map((s) => s.name).join('+');
-  const before = t.steps.filter((s) => s.endedMs < atMs).at(-1);
+  const before = steps.filter((s) => s.endedMs < atMs).at(-1);
   return `between steps (after ${before?.name ?? 'the start'})`;
 }

@@ -2,13 +2,23 @@ import { Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
 import { compareReleases, type Comparison } from '../shared/judge';
 import type { CompareSpec } from '../shared/service-plan';
-import type { PlatformDeps, RouteSpec, TrafficCounters, TrafficRouter } from '../platforms/types';
+import type {
+  CutoffReport,
+  MemberOptions,
+  PlatformDeps,
+  RouteSpec,
+  TrafficCounters,
+  TrafficRouter,
+} from '../platforms/types';
 import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
 import { httpCheck, releaseUrl } from './http-checks';
 import { platformPicker } from './platform';
 
 export type TrafficActivityDeps = PlatformDeps;
+
+/** How often watchCutoff asks the router whether it took the canary out (HAProxy's runtime API, one command). */
+const CUTOFF_POLL_MS = 20;
 
 /** Figures of one analysis window, measured by the router (counters, logs) and a direct liveness probe. */
 export interface MeasuredWindow {
@@ -49,14 +59,15 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
       await routerFor(route).ensureRoute(route);
     },
 
-    /** Throws InvalidTrafficSplit (non-retryable) when the router does not know the release as a member. */
-    async addToRoute(route: RouteSpec, release: ReleaseRef): Promise<void> {
+    /**
+     * Adds the release to the route at weight 0; `options.cutoff` asks the router to take it out on its own after
+     * consecutive errors while another release serves (routers without a cut-off ignore it). Throws
+     * InvalidTrafficSplit (non-retryable) when the router does not know the release as a member.
+     */
+    async addToRoute(route: RouteSpec, release: ReleaseRef, options?: MemberOptions): Promise<void> {
       try {
-        await routerFor(route).addMember(route, {
-          releaseId: release.releaseId,
-          host: release.host,
-          port: release.port,
-        });
+        const member = { releaseId: release.releaseId, host: release.host, port: release.port };
+        await routerFor(route).addMember(route, member, ...(options ? [options] : []));
       } catch (err) {
         throw toActivityFailure(err);
       }
@@ -85,6 +96,29 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
       await whileHeartbeating(() =>
         routerFor(route).removeMember(route, releaseId, drainMs, Context.current().cancellationSignal),
       );
+    },
+
+    /**
+     * Waits until the router takes the release out on its own (its cut-off, see addToRoute) and returns what it
+     * reported; returns null at once for a router without a cut-off. Runs until then or until cancelled (the step
+     * ends), polling every {@link CUTOFF_POLL_MS} ms and heartbeating.
+     */
+    async watchCutoff(route: RouteSpec, releaseId: string): Promise<CutoffReport | null> {
+      const router = routerFor(route);
+      if (!router.cutoffState) return null;
+      const ctx = Context.current();
+      const signal = ctx.cancellationSignal;
+      let beatAt = 0;
+      for (;;) {
+        const report = await router.cutoffState(route, releaseId);
+        if (report) return report;
+        if (Date.now() - beatAt >= 1_000) {
+          ctx.heartbeat();
+          beatAt = Date.now();
+        }
+        await ctx.sleep(CUTOFF_POLL_MS);
+        if (signal.aborted) throw signal.reason;
+      }
     },
 
     async readTrafficCounters(route: RouteSpec, releaseId: string): Promise<TrafficCounters> {

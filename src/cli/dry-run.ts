@@ -108,6 +108,15 @@ export function planLines(plan: ResolvedService): string[] {
         `${c.maxP95Ratio}x (and ${c.minP95DeltaMs} ms more), significant at ${c.confidence * 100}% per step (Fisher, Mann-Whitney)`,
     ]);
   }
+  rows.push([
+    'cut-off',
+    !an.cutoff
+      ? 'off (analysis.cutoff.enabled: false): only the analysis windows judge'
+      : plan.platform === 'single-host'
+        ? `HAProxy takes the canary out after ${an.cutoff.errorLimit} consecutive errors (on-error mark-down; never the ` +
+          'stable release), and the deploy rolls back at once'
+        : `analysis.cutoff (errorLimit ${an.cutoff.errorLimit}) applies on single-host only: ${plan.platform}'s router has none`,
+  ]);
   const baked = plan.traffic.steps.filter((s) => s.bakeMs > 0);
   if (baked.length > 0) {
     const action = an.onInconclusive ?? 'proceed';

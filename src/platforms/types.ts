@@ -83,8 +83,12 @@ export const MAX_LATENCY_VALUES = 20_000;
 export interface TrafficRouter {
   /** Creates the service's frontend and backend (or adopts them); idempotent. */
   ensureRoute(route: RouteSpec): Promise<void>;
-  /** Adds a release as a server of the route at weight 0 (idempotent: same releaseId and address adopts). */
-  addMember(route: RouteSpec, member: RouteMember): Promise<void>;
+  /**
+   * Adds a release as a server of the route at weight 0 (idempotent: same releaseId and address adopts). With
+   * `cutoff`, a router that can (single-host's HAProxy) takes the release out on its own after that many consecutive
+   * errors while another release serves beside it; other routers ignore it.
+   */
+  addMember(route: RouteSpec, member: RouteMember, options?: MemberOptions): Promise<void>;
   /**
    * Sets the split in percent per releaseId (members not named get 0; the values sum to 100), applied at
    * once through the runtime API and persisted so that a router restart keeps it.
@@ -113,6 +117,29 @@ export interface TrafficRouter {
    * release's figures between two instants. Without it, windows are differences of readCounters().
    */
   windowFigures?(route: RouteSpec, releaseId: string, fromMs: number, toMs: number): Promise<WindowFigures>;
+  /**
+   * A router with its own cut-off (addMember's `cutoff`): whether it has taken the release out after consecutive
+   * errors. Undefined when the release is still in, or has no cut-off.
+   */
+  cutoffState?(route: RouteSpec, releaseId: string): Promise<CutoffReport | undefined>;
+}
+
+/** How a release joins a route. */
+export interface MemberOptions {
+  /** Take the release out after `errorLimit` consecutive errors (only while another release serves). */
+  cutoff?: { errorLimit: number };
+}
+
+/** The router took a release out on its own (see TrafficRouter.cutoffState). */
+export interface CutoffReport {
+  /** When the router was seen to have taken it out (ms since epoch). */
+  atMs: number;
+  /** The consecutive errors that triggered it. */
+  errorLimit: number;
+  /** What happened, in words that name the router ("HAProxy took the canary out after 5 consecutive errors"). */
+  detail: string;
+  /** The release's counters when it was seen out. */
+  counters: TrafficCounters;
 }
 
 export interface WindowFigures {

@@ -18,6 +18,7 @@ import {
   type TrafficStep,
   type AnalysisSpec,
   type CompareSpec,
+  type CutoffSpec,
   type ApprovalPolicy,
   type DrillSpec,
 } from '../shared/service-plan';
@@ -243,6 +244,17 @@ export const compareSchema = z
     confidence: c.confidence,
   }));
 
+/** analysis.cutoff: the router takes a failing canary out after consecutive errors (single-host: HAProxy). */
+export const cutoffSchema = z
+  .strictObject({
+    enabled: z.boolean({ error: unlessMissing((v) => `must be true or false, got ${describeValue(v)}`) }).default(true),
+    // 5 keeps a faulty canary's failed requests at about 5, and a healthy canary with a 5% error rate is cut off
+    // by chance about once in 3 million requests
+    errorLimit: intIn(1, 1_000, ' (consecutive errors of the canary)').default(5),
+  })
+  .describe('{ enabled, errorLimit }')
+  .transform((c): CutoffSpec | undefined => (c.enabled ? { errorLimit: c.errorLimit } : undefined));
+
 export const analysisSchema = z
   .strictObject({
     max5xxRate: rate,
@@ -268,9 +280,10 @@ export const analysisSchema = z
     expectedRps: numberIn(0.001, Number.MAX_SAFE_INTEGER, '50 (requests per second, all releases)').optional(),
     extendMax: duration({ positive: true }).default(60_000),
     compare: compareSchema.prefault({}),
+    cutoff: cutoffSchema.prefault({}),
   })
   .describe(
-    '{ max5xxRate, maxP95LatencyMs, minRequests, interval, failuresTolerated, onInconclusive, stepMinRequests, expectedRps, extendMax, compare }',
+    '{ max5xxRate, maxP95LatencyMs, minRequests, interval, failuresTolerated, onInconclusive, stepMinRequests, expectedRps, extendMax, compare, cutoff }',
   )
   .transform((a): AnalysisSpec & { onInconclusive?: AnalysisSpec['onInconclusive'] } => ({
     max5xxRate: a.max5xxRate,
@@ -283,6 +296,7 @@ export const analysisSchema = z
     ...(a.expectedRps !== undefined ? { expectedRps: a.expectedRps } : {}),
     extendMaxMs: a.extendMax,
     compare: a.compare,
+    ...(a.cutoff ? { cutoff: a.cutoff } : {}),
   }));
 
 const approvalsSchema = z

@@ -126,6 +126,11 @@ export interface AnalysisWindow {
   stable?: { requests: number; errors5xx: number; connectionErrors: number };
   /** The judge against the stable release at this window, with its evidence (figures since the step began). */
   compare?: Comparison;
+  /**
+   * The router took the canary out on its own (analysis.cutoff): the window ended there, failed. `detail` names the
+   * router and the errors ("HAProxy took the canary out after 5 consecutive errors"), `atMs` when it was seen out.
+   */
+  cutoff?: { errorLimit: number; atMs: number; detail: string };
 }
 
 /**

@@ -194,6 +194,21 @@ export interface AnalysisSpec {
   extendMaxMs?: number;
   /** The judge against the stable release; absent in older plans (then only the absolute limits judge). */
   compare?: CompareSpec;
+  /**
+   * The router's own cut-off of a failing canary (single-host: HAProxy's `observe layer7`, `error-limit`,
+   * `on-error mark-down` on the canary's server); absent when off and in plans resolved before it existed.
+   */
+  cutoff?: CutoffSpec;
+}
+
+/**
+ * The router takes the canary out on its own after `errorLimit` consecutive errors (5xx answers, broken or timed-out
+ * responses), without waiting for an analysis window; the deploy then rolls back. Only the canary's server is
+ * watched, and only while a stable release serves beside it.
+ */
+export interface CutoffSpec {
+  /** Consecutive errors of the canary after which the router marks it down. */
+  errorLimit: number;
 }
 
 /** What a baked step without enough evidence does. */

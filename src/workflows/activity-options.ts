@@ -56,7 +56,18 @@ export function commandRun(timeoutMs: number): ActivityOptions {
   };
 }
 
+/**
+ * A watch that lasts as long as a traffic step (the router's cut-off of a canary): it runs until it reports or the
+ * workflow cancels it, heartbeating; a dead worker is noticed within 10 s and the watch starts again on another.
+ */
+export const watching: ActivityOptions = {
+  startToCloseTimeout: '24h',
+  heartbeatTimeout: '10s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 5 },
+};
+
 /** The activities with each preset, shared by every workflow. */
 export const act = proxyActivities<Activities>(quick);
 export const safe = proxyActivities<Activities>(critical);
 export const slow = proxyActivities<Activities>(longWithHeartbeat);
+export const watch = proxyActivities<Activities>(watching);

@@ -1,9 +1,10 @@
-import { ApplicationFailure, patched, sleep, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, patched, sleep, workflowInfo } from '@temporalio/workflow';
 import { inconclusiveActionOf, judgeWindow, stepEvidenceNeed } from '../shared/analysis';
 import type { AnalysisWindow, ReleaseRef, StepEvidence } from '../shared/deploy';
 import { looksFor } from '../shared/judge';
-import type { ResolvedService, TrafficStep } from '../shared/service-plan';
-import { act, safe } from './activity-options';
+import type { CutoffSpec, ResolvedService, TrafficStep } from '../shared/service-plan';
+import type { CutoffReport } from '../platforms/types';
+import { act, safe, watch as watchActs } from './activity-options';
 import { metrics } from './metrics';
 import type { beginRunbook } from './runbook';
 import type { RouteSpec } from '../platforms/types';
@@ -17,6 +18,11 @@ const MAX_WINDOWS_KEPT = 100;
  */
 const JUDGED_STEPS = 'judged-steps';
 const UNJUDGED_GATE = 'unjudged-step';
+/**
+ * The patch of the router's cut-off (analysis.cutoff): the canary joins the route with it, and each judged step
+ * watches for it (watchCutoff) beside its windows, failing the step at once when the router took the canary out.
+ */
+const CANARY_CUTOFF = 'canary-cutoff';
 /** History events after which the analysis during the go-live wait stops (Temporal's limit is 51,200). */
 const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 
@@ -34,6 +40,8 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     trafficMoved: false,
     failedWindow: undefined as AnalysisWindow | undefined,
     unjudgedStep: undefined as StepEvidence | undefined,
+    /** The cut-off the canary joined the route with (a stable release serving, analysis.cutoff, the patch). */
+    cutoff: undefined as CutoffSpec | undefined,
   };
 
   /** Watches one traffic step for its bake time, window by window. */
@@ -43,13 +51,38 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     await windowsFor(step.bakeMs, analysis.window);
   }
 
-  /** Runs analysis windows for `ms`, or until `enough()` holds. */
-  async function windowsFor(ms: number, window: () => Promise<void>, enough: () => boolean = () => false) {
+  /** Runs analysis windows for `ms`, or until `enough()` holds; `wake()` ends a window early (a cut-off). */
+  async function windowsFor(
+    ms: number,
+    window: () => Promise<void>,
+    enough: () => boolean = () => false,
+    wake?: () => boolean,
+  ) {
     const end = Date.now() + ms;
     while (Date.now() < end && !enough()) {
-      await sleep(Math.min(plan.analysis.intervalMs, end - Date.now()));
+      const wait = Math.min(plan.analysis.intervalMs, end - Date.now());
+      if (wake) await condition(wake, wait);
+      else await sleep(wait);
       await window();
     }
+  }
+
+  /**
+   * Watches for the router's cut-off of the candidate while a step bakes (an activity that returns when the router
+   * took it out); `stop()` cancels the watch when the step ends.
+   */
+  function watchCutoff(candidate: ReleaseRef) {
+    const scope = new CancellationScope();
+    const watcher = { report: undefined as CutoffReport | undefined, stop: () => scope.cancel() };
+    void scope
+      .run(() => watchActs.watchCutoff(route, candidate.releaseId))
+      .then(
+        (report) => {
+          if (report) watcher.report = report;
+        },
+        () => undefined, // cancelled at the end of the step, or the watch gave up: the windows still judge
+      );
+    return watcher;
   }
 
   const isJudged = (ev: StepEvidence) => ev.requests >= ev.needed && ev.conclusive > 0;
@@ -80,14 +113,33 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     if (step.bakeMs <= 0) return;
     const action = inconclusiveActionOf(plan.analysis);
     const extendMs = action === 'extend' ? (plan.analysis.extendMaxMs ?? 0) : 0;
-    const analysis = await watchJudged(ev, step, candidate, stable, extendMs);
-    await windowsFor(step.bakeMs, analysis.window);
+    const watcher = canary.cutoff ? watchCutoff(candidate) : undefined;
+    try {
+      await bakeJudgedWatched(ev, step, candidate, stable, action, extendMs, watcher);
+    } finally {
+      watcher?.stop();
+    }
+  }
+
+  async function bakeJudgedWatched(
+    ev: StepEvidence,
+    step: TrafficStep,
+    candidate: ReleaseRef,
+    stable: ReleaseRef,
+    action: ReturnType<typeof inconclusiveActionOf>,
+    extendMs: number,
+    watcher: ReturnType<typeof watchCutoff> | undefined,
+  ) {
+    const stepIndex = ev.step;
+    const analysis = await watchJudged(ev, step, candidate, stable, extendMs, watcher);
+    const wake = watcher ? () => watcher.report !== undefined : undefined;
+    await windowsFor(step.bakeMs, analysis.window, undefined, wake);
     if (!isJudged(ev) && extendMs > 0) {
       note(
         `step ${stepIndex} (${step.weight}%) not judged yet: ${evidenceWords(ev)}; baking up to ${extendMs} ms longer`,
       );
       const from = Date.now();
-      await windowsFor(extendMs, analysis.window, () => isJudged(ev));
+      await windowsFor(extendMs, analysis.window, () => isJudged(ev), wake);
       ev.extendedMs = Date.now() - from;
     }
     ev.toMs = Date.now();
@@ -150,6 +202,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     candidate: ReleaseRef,
     stable: ReleaseRef,
     extendMs: number,
+    watcher?: { report: CutoffReport | undefined },
   ) {
     let from = {
       canary: await act.readTrafficCounters(route, candidate.releaseId),
@@ -158,8 +211,41 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     ev.fromMs = from.canary.atMs;
     const looks = looksFor(step.bakeMs + extendMs, plan.analysis.intervalMs);
     let failures = 0;
+    /** The router took the canary out: the window ends failed, with the router's evidence, and the step fails. */
+    function cutOff(report: CutoffReport): never {
+      const c = report.counters;
+      const reset = c.responses < from.canary.responses;
+      const base = reset ? { responses: 0, errors5xx: 0, connectionErrors: 0 } : from.canary;
+      const requests = c.responses - base.responses;
+      const errors5xx = c.errors5xx - base.errors5xx;
+      const connectionErrors = c.connectionErrors - base.connectionErrors;
+      const w: AnalysisWindow = {
+        step: ev.step,
+        weight: ev.weight,
+        fromMs: from.canary.atMs,
+        toMs: report.atMs,
+        requests,
+        errors5xx,
+        errorRate: requests > 0 ? errors5xx / requests : 0,
+        p95Ms: null,
+        verdict: 'fail',
+        because: `cut off: ${report.detail} at ${new Date(report.atMs).toISOString()}`,
+        cutoff: { errorLimit: report.errorLimit, atMs: report.atMs, detail: report.detail },
+      };
+      ev.windows++;
+      ev.conclusive++;
+      ev.requests += requests;
+      ev.errors5xx += errors5xx;
+      ev.connectionErrors += connectionErrors;
+      ev.status = 'failed';
+      ev.toMs = report.atMs;
+      record(w);
+      fail(w);
+    }
+
     return {
       async window(): Promise<void> {
+        if (watcher?.report) cutOff(watcher.report);
         const j = await act.measureAgainstStable({
           route,
           release: candidate,
@@ -306,7 +392,9 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
         what: `remove ${candidate.version} from the route`,
         run: () => safe.removeFromRoute(route, candidate.releaseId, Math.min(drainMs, 2_000)),
       });
-      await act.addToRoute(route, candidate);
+      canary.cutoff = stable && plan.analysis.cutoff && patched(CANARY_CUTOFF) ? plan.analysis.cutoff : undefined;
+      if (canary.cutoff) await act.addToRoute(route, candidate, { cutoff: canary.cutoff });
+      else await act.addToRoute(route, candidate);
       if (stable) {
         compensations.push({
           what: `traffic back to ${stable.version}`,

@@ -83,6 +83,10 @@ describe('runbook deploy|rollback|drill --dry-run: the plan the worker would run
     );
     assert.match(
       out,
+      /\n {2}cut-off +HAProxy takes the canary out after 5 consecutive errors \(on-error mark-down; never the stable release\), and the deploy rolls back at once/,
+    );
+    assert.match(
+      out,
       /\n {2}evidence +50%: 5 canary requests \(analysis.minRequests; set expectedRps or stepMinRequests\); a step without it goes on, and the outcome says "unjudged" \(onInconclusive: proceed\)/,
     );
     assert.match(

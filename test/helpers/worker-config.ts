@@ -88,6 +88,7 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
             },
           }
         : {}),
+      cutoff: a.cutoff ? { errorLimit: a.cutoff.errorLimit } : { enabled: false },
     },
     approvals: approvals(plan.approvals),
     rollback: { approvals: approvals(plan.rollback.approvals), dbRestoreApprovers: plan.rollback.dbRestoreApprovers },

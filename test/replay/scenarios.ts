@@ -339,6 +339,32 @@ export const scenarios: ReplayScenario[] = [
     },
   },
   {
+    // Patch canary-cutoff, a healthy canary: the step's watch for the cut-off is cancelled when the step ends.
+    name: 'cutoff-deploy-healthy-under-load',
+    run: async (_client, taskQueue) => {
+      const plan = await judgedPlan({ onInconclusive: 'pause' }, 4_000);
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await handle.result().finally(() => load.stop());
+      return handle;
+    },
+  },
+  {
+    // Patch canary-cutoff: the canary joins with analysis.cutoff, the step watches for it, and HAProxy's mark-down
+    // of a canary that answers 500 fails the step at once (the bake is far longer than the run).
+    name: 'cutoff-deploy-canary-taken-out',
+    run: async (_client, taskQueue) => {
+      const releases = releasesWith({ v1: {}, v2: { errorRate: 1, faultAfter: 20 } });
+      const plan = await judgedPlan({ onInconclusive: 'pause' }, 600_000, releases);
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 120 });
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await handle.result().finally(() => load.stop());
+      return handle;
+    },
+  },
+  {
     // Patch release-commands: preflight prepares the database; the release's migrate and status commands, a command
     // smoke check, the schema recorded before and after.
     name: 'release-commands-deploy',

@@ -114,6 +114,7 @@ describe('runbook config: loading', () => {
         onInconclusive: 'pause',
         extendMaxMs: 60_000,
         compare: DEFAULT_COMPARE,
+        cutoff: { errorLimit: 5 },
       },
       approvals: {
         gates: ['before-start', 'before-traffic', 'go-live'],
@@ -189,6 +190,7 @@ describe('runbook config: loading', () => {
       onInconclusive: 'pause',
       extendMaxMs: 60_000,
       compare: DEFAULT_COMPARE,
+      cutoff: { errorLimit: 5 },
     });
     // Gates come out in the order a deploy reaches them, whatever the order written.
     assert.deepEqual(r.approvals, {
@@ -477,6 +479,24 @@ services:
           'services.shop.analysis.onInconclusive: must be one of pause, extend, fail, proceed (what a step without enough evidence does), got "wait"',
           'services.shop.analysis.compare.max5xxRatio: must be a number from 1 to 1000 (e.g. 2: the canary may fail twice as often as the stable release), got 0.5',
           'services.shop.analysis.compare.confidence: must be a number from 0.5 to 0.9999 (e.g. 0.99: one false alarm in 100 healthy steps), got 1.5',
+        ],
+      );
+    });
+
+    it('analysis.cutoff: on with errorLimit 5 unless set; enabled: false leaves it out of the plan; a bad limit is named', () => {
+      const analysisOf = (analysis: string) =>
+        resolveService(parseRunbookConfig(withAnalysis(analysis), SOURCE), 'shop', 'production').analysis;
+      assert.deepEqual(analysisOf('{ max5xxRate: 2%, maxP95LatencyMs: 500 }').cutoff, { errorLimit: 5 });
+      assert.deepEqual(analysisOf('{ max5xxRate: 2%, maxP95LatencyMs: 500, cutoff: { errorLimit: 3 } }').cutoff, {
+        errorLimit: 3,
+      });
+      const off = analysisOf('{ max5xxRate: 2%, maxP95LatencyMs: 500, cutoff: { enabled: false } }');
+      assert.equal('cutoff' in off, false);
+      assert.deepEqual(
+        problemsOf(withAnalysis('{ max5xxRate: 2%, maxP95LatencyMs: 500, cutoff: { errorLimit: 0, after: 3 } }')),
+        [
+          'services.shop.analysis.cutoff.errorLimit: must be 1..1000 (consecutive errors of the canary), got 0',
+          'services.shop.analysis.cutoff.after: unknown key; allowed here: enabled, errorLimit',
         ],
       );
     });

@@ -41,6 +41,8 @@ const baselineSchema = z.object({
   connectionErrors: z.number(),
   workerPid: z.number().int(),
   workerStartSec: z.number(),
+  /** `show stat`'s hanafail (on-error triggers) of the slot then; absent in older files. */
+  analyzeFailures: z.number().optional(),
 });
 
 const slotSchema = z.object({
@@ -53,6 +55,14 @@ const slotSchema = z.object({
   addedAtMs: z.number(),
   /** The slot's HAProxy counters when the release took it, so a reused slot does not inherit its predecessor's. */
   baseline: baselineSchema.nullable(),
+  /**
+   * The canary's cut-off: HAProxy marks the server down after `errorLimit` consecutive errors. Set only for a release
+   * that joined beside a serving one, cleared when it takes all the traffic (never on the only serving server).
+   */
+  cutoff: z
+    .object({ errorLimit: z.number().int().min(1) })
+    .nullable()
+    .optional(),
 });
 
 export const routeStateSchema = z.object({
@@ -60,6 +70,11 @@ export const routeStateSchema = z.object({
   route: z.object({ service: z.string(), environment: z.string(), listenPort: z.number().int() }),
   maintenance: z.object({ on: z.boolean(), retryAfterSeconds: z.number().int().min(0) }),
   slots: z.array(slotSchema.nullable()).length(ROUTE_SLOTS),
+  /**
+   * The cut-off (error limit, or null) of each slot as the running HAProxy loaded it: `observe` cannot change at
+   * runtime, so a slot whose wanted cut-off differs needs a reload. Absent in older files: none loaded.
+   */
+  loadedCutoff: z.array(z.number().int().nullable()).length(ROUTE_SLOTS).optional(),
 });
 
 export type RouteState = z.infer<typeof routeStateSchema>;
@@ -72,6 +87,23 @@ export interface RoutePaths {
 }
 
 export const slotName = (i: number) => `s${i + 1}`;
+
+/**
+ * A canary that HAProxy marked down stays out for this many successful health checks (1 s apart) unless the router
+ * resets it: long enough for the deploy to roll back, so that it does not come back between the two.
+ */
+export const CUTOFF_RISE = 30;
+
+/** The cut-off each slot should run with: the error limit of a serving (not draining) release that has one. */
+export function wantedCutoff(state: RouteState): Array<number | null> {
+  return state.slots.map((s) => (s && !s.draining && s.cutoff ? s.cutoff.errorLimit : null));
+}
+
+/** True when HAProxy must reload for a serving slot's cut-off to be what the state says. */
+export function cutoffNeedsReload(state: RouteState): boolean {
+  const wanted = wantedCutoff(state);
+  return state.slots.some((s, i) => s !== null && !s.draining && wanted[i] !== (state.loadedCutoff?.[i] ?? null));
+}
 
 export function emptyState(route: RouteSpec): RouteState {
   return {
@@ -94,11 +126,13 @@ export function renderMap(state: RouteState): string {
 export function renderConfig(state: RouteState, p: RoutePaths): string {
   const { service, environment, listenPort } = state.route;
   const { names } = p;
-  const servers = state.slots.map((slot, i) =>
-    slot
-      ? `  server ${slotName(i)} ${slot.host}:${slot.port} weight ${slot.draining ? 0 : slot.percent}`
-      : `  server ${slotName(i)} 127.0.0.1:1 weight 0 disabled`,
-  );
+  const cutoff = wantedCutoff(state);
+  const servers = state.slots.map((slot, i) => {
+    if (!slot) return `  server ${slotName(i)} 127.0.0.1:1 weight 0 disabled`;
+    const limit = cutoff[i];
+    const observe = limit ? ` observe layer7 error-limit ${limit} on-error mark-down rise ${CUTOFF_RISE}` : '';
+    return `  server ${slotName(i)} ${slot.host}:${slot.port} weight ${slot.draining ? 0 : slot.percent}${observe}`;
+  });
   const inMaintenance = `str(on),map(${p.map})`;
   return `# Route ${service}/${environment}, written by durable-runbooks. Do not edit: releases and weights change at
 # runtime and are rewritten here from ${p.state}.

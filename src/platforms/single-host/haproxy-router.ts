@@ -4,8 +4,16 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { writeFileAtomically } from '../../system/atomic-write';
 import { ensurePrivateDir } from '../../system/private-files';
-import { PlatformError, type RouteMember, type RouteSpec, type TrafficCounters, type TrafficRouter } from '../types';
 import {
+  PlatformError,
+  type CutoffReport,
+  type RouteMember,
+  type RouteSpec,
+  type TrafficCounters,
+  type TrafficRouter,
+} from '../types';
+import {
+  cutoffNeedsReload,
   emptyState,
   haproxyRouteNames,
   renderConfig,
@@ -16,6 +24,7 @@ import {
   type RoutePaths,
   type RouteState,
   type Slot,
+  wantedCutoff,
 } from './haproxy-route-config';
 import { checkMember, checkRoute, label } from './haproxy-route-input';
 import { parseShowInfo, type HaproxyRuntime } from './haproxy-runtime';
@@ -288,13 +297,34 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
   }
 
   /** A slot's counters and the worker they come from (read again when a reload happened in between). */
-  async function countsOf(p: RoutePaths, slot: number): Promise<{ counts: Counts; worker: Worker }> {
+  async function countsOf(
+    p: RoutePaths,
+    slot: number,
+  ): Promise<{ counts: Counts; worker: Worker; row: Record<string, string> }> {
     for (let attempt = 1; ; attempt++) {
       const before = await worker();
-      const counts = countersFromStat(await readServerStats(p, slot));
+      const row = await readServerStats(p, slot);
+      const counts = countersFromStat(row);
       const after = await worker();
-      if (sameWorker(before, after) || attempt === 3) return { counts, worker: after };
+      if (sameWorker(before, after) || attempt === 3) return { counts, worker: after, row };
     }
+  }
+
+  /** Reloads when a serving slot's cut-off (HAProxy's `observe`, fixed at load) differs from the loaded one. */
+  async function reloadForCutoff(p: RoutePaths, route: RouteSpec, state: RouteState): Promise<void> {
+    if (!cutoffNeedsReload(state)) return;
+    await reloadAndWait(p, route);
+    state.loadedCutoff = wantedCutoff(state);
+    await persist(p, state);
+  }
+
+  /**
+   * `set server health up` for a slot that HAProxy's on-error marked down (down, with failed health analyses):
+   * with {@link CUTOFF_RISE} it would stay down for half a minute of passing checks.
+   */
+  async function resetMarkedDown(p: RoutePaths, slot: number): Promise<void> {
+    const row = await readServerStats(p, slot);
+    if (row.status?.startsWith('DOWN') && num(row.hanafail) > 0) await setServer(p, slot, 'health up');
   }
 
   const router: TrafficRouter = {
@@ -315,6 +345,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           await writeFileAtomically(p.config, text);
           try {
             await reloadAndWait(p, route);
+            state.loadedCutoff = wantedCutoff(state);
           } catch (err) {
             // A file HAProxy cannot load would fail every later reload, whichever route asks for it.
             if (previous === undefined || !loaded) {
@@ -329,9 +360,15 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
       });
     },
 
-    async addMember(route, member) {
+    async addMember(route, member, options) {
       const p = routePaths(route);
       checkMember(member);
+      const limit = options?.cutoff?.errorLimit;
+      if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > 1_000)) {
+        throw new Error(
+          `release "${member.releaseId}": cutoff.errorLimit must be an integer from 1 to 1000, got ${limit}`,
+        );
+      }
       await withLock(p.names.name, async () => {
         const state = await requireState(p, route);
         const taken = state.slots.find(
@@ -344,19 +381,30 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
         }
         let i = state.slots.findIndex((s) => s?.releaseId === member.releaseId);
         const existing = i >= 0 ? state.slots[i] : undefined;
+        // The cut-off only while another release serves: never mark down the only serving server.
+        const besideServing = state.slots.some(
+          (s) => s && s.releaseId !== member.releaseId && !s.draining && s.percent > 0,
+        );
+        const cutoff = limit !== undefined && besideServing ? { errorLimit: limit } : null;
+        let newcomer = false;
         if (existing) {
           // Same release at a new address (its process was restarted): move it, keeping its weight and counters.
           existing.host = member.host;
           existing.port = member.port;
           existing.draining = false;
+          if (existing.percent === 0) existing.cutoff = cutoff;
         } else {
-          i = state.slots.findIndex((s) => s === null);
+          newcomer = true;
+          // a free slot HAProxy already runs with the wanted cut-off (or none) needs no reload
+          const free = state.slots.flatMap((s, j) => (s === null ? [j] : []));
+          const loaded = (j: number) => state.loadedCutoff?.[j] ?? null;
+          i = free.find((j) => loaded(j) === (cutoff?.errorLimit ?? null)) ?? free[0] ?? -1;
           if (i < 0) {
             throw new Error(
               `route ${label(route)} has no free slot (${ROUTE_SLOTS} releases at most): remove a release first`,
             );
           }
-          const { counts, worker: w } = await countsOf(p, i);
+          const { counts, worker: w, row } = await countsOf(p, i);
           state.slots[i] = {
             releaseId: member.releaseId,
             host: member.host,
@@ -364,11 +412,20 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
             percent: 0,
             draining: false,
             addedAtMs: Date.now(),
-            baseline: { ...counts, workerPid: w.pid, workerStartSec: w.startSec },
+            baseline: {
+              ...counts,
+              workerPid: w.pid,
+              workerStartSec: w.startSec,
+              analyzeFailures: num(row.hanafail),
+            },
+            cutoff,
           };
         }
         await persist(p, state);
+        await reloadForCutoff(p, route, state);
         await reconcile(p, state);
+        // A slot its previous release left marked down (a cut-off) comes back up for the new one.
+        if (newcomer) await resetMarkedDown(p, i);
       });
     },
 
@@ -401,8 +458,14 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           from: slot.percent,
           to: percent[slot.releaseId] ?? 0,
         }));
-        for (const { slot } of active) slot.percent = percent[slot.releaseId] ?? 0;
+        for (const { slot } of active) {
+          slot.percent = percent[slot.releaseId] ?? 0;
+          // the only serving release is never marked down: its cut-off ends when it takes all the traffic
+          if (slot.percent === 100) slot.cutoff = null;
+        }
         await persist(p, state);
+        // the reloaded HAProxy starts with the new weights (the file has them), so the reload comes first
+        await reloadForCutoff(p, route, state);
         await applyWeights(p, changes);
       });
     },
@@ -509,6 +572,29 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
         toMs,
         values: opts?.values ?? false,
       });
+    },
+
+    async cutoffState(route, releaseId): Promise<CutoffReport | undefined> {
+      const p = routePaths(route);
+      const state = await requireState(p, route);
+      const { i, member } = findSlot(state, releaseId);
+      if (!member.cutoff) return undefined;
+      // one runtime command per look while nothing happened (this is polled); the worker is asked only when it did
+      const seen = await readServerStats(p, i);
+      if (!seen.status?.startsWith('DOWN') || num(seen.hanafail) === 0) return undefined;
+      const { row, worker: w } = await countsOf(p, i);
+      const base = member.baseline;
+      // hanafail (HAProxy's count of on-error triggers) is per server slot and starts at 0 in a new worker
+      const before =
+        base && sameWorker(w, { pid: base.workerPid, startSec: base.workerStartSec }) ? (base.analyzeFailures ?? 0) : 0;
+      if (!row.status?.startsWith('DOWN') || num(row.hanafail) <= before) return undefined;
+      const counters = await router.readCounters(route, releaseId);
+      return {
+        atMs: counters.atMs,
+        errorLimit: member.cutoff.errorLimit,
+        detail: `HAProxy took the canary out after ${member.cutoff.errorLimit} consecutive errors`,
+        counters,
+      };
     },
 
     async setMaintenance(route, on, retryAfterSeconds) {

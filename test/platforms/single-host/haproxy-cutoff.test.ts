@@ -1,0 +1,184 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createHaproxyRouter } from '../../../src/platforms/single-host/haproxy-router';
+import { haproxyRouteNames } from '../../../src/platforms/single-host/haproxy-route-config';
+import { parseStatCsv } from '../../../src/platforms/single-host/haproxy-stats';
+import { createHaproxyRuntime, type HaproxyRuntime } from '../../../src/platforms/single-host/haproxy-runtime';
+import type { RouteSpec, TrafficRouter } from '../../../src/platforms/types';
+import { haproxyPaths, reloadHaproxy } from '../../../src/platforms/single-host/haproxy-control';
+import { haproxyComponent } from '../../../src/stack/haproxy';
+import { freePort } from '../../../src/system/processes';
+import { resolveStackSettings, type StackSettings } from '../../../src/stack/settings';
+
+/** A release stand-in: answers with its id, or 500 while `failing` (its /health always answers 200). */
+interface Release {
+  id: string;
+  port: number;
+  failing: boolean;
+  close(): Promise<void>;
+}
+
+async function startRelease(id: string): Promise<Release> {
+  const release = { id, port: 0, failing: false };
+  const server = http.createServer((req, res) => {
+    if (req.url === '/health') return void res.end('ok');
+    res.statusCode = release.failing ? 500 : 200;
+    res.end(id);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  release.port = (server.address() as AddressInfo).port;
+  return Object.assign(release, {
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  });
+}
+
+const member = (r: Release) => ({ releaseId: r.id, host: '127.0.0.1', port: r.port });
+
+describe("HAProxy's cut-off of a failing canary (real HAProxy 2.6)", function () {
+  this.timeout(60_000);
+  const route: RouteSpec = { service: 'shop', environment: 'cutoff', listenPort: 0 };
+  const names = haproxyRouteNames(route);
+  const releases: Release[] = [];
+  let home: string;
+  let settings: StackSettings | undefined;
+  let runtime: HaproxyRuntime;
+  let router: TrafficRouter;
+  let stable: Release;
+  /** The server slot HAProxy marked down (the next canary takes it again, without a reload). */
+  let faultySlot: string | undefined;
+
+  const routeFile = () => readFileSync(path.join(haproxyPaths(home).servicesDir, `${names.name}.cfg`), 'utf8');
+  const serverLine = (r: Release) =>
+    routeFile().match(new RegExp(`^ {2}server s\\d 127\\.0\\.0\\.1:${r.port} .*$`, 'm'))?.[0];
+
+  /** Sends `n` sequential requests and counts the answers by release id (or by status when not 200). */
+  async function spread(n: number): Promise<Record<string, number>> {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < n; i++) {
+      const res = await fetch(`http://127.0.0.1:${route.listenPort}/`);
+      const body = await res.text();
+      const key = res.status === 200 ? body : `status ${res.status}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+    return counts;
+  }
+
+  async function statOf(r: Release): Promise<Record<string, string>> {
+    const rows = parseStatCsv(await runtime.command(`show stat ${names.backend} 4 -1`));
+    const row = rows.find((s) => s.addr === `127.0.0.1:${r.port}`);
+    assert.ok(row, `no server at 127.0.0.1:${r.port}`);
+    return row;
+  }
+
+  before(async function () {
+    this.timeout(120_000);
+    home = mkdtempSync(path.join(os.tmpdir(), 'runbook-cutoff-'));
+    settings = resolveStackSettings({}, { home, haproxyStatsPort: await freePort() });
+    await haproxyComponent.start({ settings, log: () => {} });
+    const paths = haproxyPaths(home);
+    runtime = createHaproxyRuntime(paths.adminSocket);
+    const stackSettings = settings;
+    router = createHaproxyRouter({
+      servicesDir: paths.servicesDir,
+      runtime,
+      reload: () => reloadHaproxy(stackSettings.home),
+      stateDir: path.join(home, 'router'),
+    });
+    route.listenPort = await freePort();
+    stable = await startRelease('rel-stable');
+    releases.push(stable);
+    await router.ensureRoute(route);
+    // the first release serves alone: it never gets a cut-off, even when asked for one
+    await router.addMember(route, member(stable), { cutoff: { errorLimit: 3 } });
+    await router.setWeights(route, { [stable.id]: 100 });
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    if (settings) await haproxyComponent.stop({ settings, log: () => {} });
+    await Promise.all(releases.map((r) => r.close()));
+    if (home) rmSync(home, { recursive: true, force: true });
+  });
+
+  it('gives the cut-off to the canary only, never to the only serving release', async () => {
+    assert.doesNotMatch(serverLine(stable) ?? '', /observe/);
+    const canary = await startRelease('rel-canary-1');
+    releases.push(canary);
+    await router.addMember(route, member(canary), { cutoff: { errorLimit: 3 } });
+    assert.match(serverLine(canary) ?? '', /observe layer7 error-limit 3 on-error mark-down/);
+    assert.doesNotMatch(serverLine(stable) ?? '', /observe/);
+    await router.setWeights(route, { [stable.id]: 50, [canary.id]: 50 });
+    assert.equal(await router.cutoffState!(route, canary.id), undefined);
+    assert.equal(await router.cutoffState!(route, stable.id), undefined);
+    await router.setWeights(route, { [stable.id]: 100, [canary.id]: 0 });
+    await router.removeMember(route, canary.id, 1_000);
+  });
+
+  it('a healthy canary is not taken out', async () => {
+    const canary = await startRelease('rel-healthy');
+    releases.push(canary);
+    await router.addMember(route, member(canary), { cutoff: { errorLimit: 3 } });
+    await router.setWeights(route, { [stable.id]: 50, [canary.id]: 50 });
+    const counts = await spread(200);
+    // both serve (round robin splits about evenly), and nothing failed
+    assert.deepEqual(Object.keys(counts).sort(), [canary.id, stable.id].sort());
+    assert.ok((counts[canary.id] ?? 0) >= 90, `the canary answered ${counts[canary.id]} of 200`);
+    assert.equal(await router.cutoffState!(route, canary.id), undefined);
+    assert.match((await statOf(canary)).status ?? '', /^UP/);
+    await router.setWeights(route, { [stable.id]: 100, [canary.id]: 0 });
+    await router.removeMember(route, canary.id, 1_000);
+  });
+
+  it('takes a canary that starts answering 500 out after error-limit consecutive errors, by itself', async () => {
+    const canary = await startRelease('rel-faulty');
+    releases.push(canary);
+    await router.addMember(route, member(canary), { cutoff: { errorLimit: 3 } });
+    await router.setWeights(route, { [stable.id]: 50, [canary.id]: 50 });
+    canary.failing = true;
+    const counts = await spread(200);
+    // round robin: the canary gets every other request until its third 500, then none
+    assert.equal(counts['status 500'], 3);
+    assert.equal(counts[stable.id], 197);
+    const report = await router.cutoffState!(route, canary.id);
+    assert.ok(report, 'the router does not report the cut-off');
+    assert.equal(report.errorLimit, 3);
+    assert.match(report.detail, /3 consecutive errors/);
+    assert.equal(report.counters.errors5xx, 3);
+    const down = await statOf(canary);
+    assert.match(down.status ?? '', /^DOWN/);
+    faultySlot = down.svname;
+    // the stable release is untouched
+    assert.match((await statOf(stable)).status ?? '', /^UP/);
+    await router.setWeights(route, { [stable.id]: 100, [canary.id]: 0 });
+    await router.removeMember(route, canary.id, 1_000);
+  });
+
+  it('gives the next canary a working slot after a cut-off, and ends its cut-off when it takes all the traffic', async () => {
+    const next = await startRelease('rel-next');
+    releases.push(next);
+    await router.addMember(route, member(next), { cutoff: { errorLimit: 3 } });
+    const row = await statOf(next);
+    assert.equal(row.svname, faultySlot, 'the next canary takes the slot that was marked down');
+    assert.match(row.status ?? '', /^UP/);
+    await router.setWeights(route, { [stable.id]: 50, [next.id]: 50 });
+    const counts = await spread(20);
+    assert.deepEqual(Object.keys(counts).sort(), [next.id, stable.id].sort());
+    assert.equal(await router.cutoffState!(route, next.id), undefined);
+    await router.setWeights(route, { [stable.id]: 0, [next.id]: 100 });
+    assert.doesNotMatch(serverLine(next) ?? '', /observe/);
+    assert.equal(await router.cutoffState!(route, next.id), undefined);
+    // the promoted release serves alone: errors no longer take it out
+    next.failing = true;
+    assert.deepEqual(await spread(10), { 'status 500': 10 });
+    assert.match((await statOf(next)).status ?? '', /^UP/);
+    next.failing = false;
+  });
+});
