@@ -5,7 +5,7 @@ import type { CompareSpec } from '../shared/service-plan';
 import type { PlatformDeps, RouteSpec, TrafficCounters, TrafficRouter } from '../platforms/types';
 import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
-import { httpCheck, releaseUrl } from './http-checks';
+import { httpCheck, releaseTarget } from './http-checks';
 import { platformPicker } from './platform';
 
 export type TrafficActivityDeps = PlatformDeps;
@@ -105,7 +105,7 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
     }): Promise<MeasuredWindow> {
       const router = routerFor(args.route);
       const counters = await router.readCounters(args.route, args.release.releaseId);
-      const probe = await httpCheck(releaseUrl(args.release), args.liveness, args.timeoutMs);
+      const probe = await httpCheck(releaseTarget(args.release), args.liveness, args.timeoutMs);
       return {
         fromMs: args.from.atMs,
         toMs: counters.atMs,
@@ -141,7 +141,7 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
       const router = routerFor(args.route);
       const canaryCounters = await router.readCounters(args.route, args.release.releaseId);
       const stableCounters = await router.readCounters(args.route, args.stable.releaseId);
-      const probe = await httpCheck(releaseUrl(args.release), args.liveness, args.timeoutMs);
+      const probe = await httpCheck(releaseTarget(args.release), args.liveness, args.timeoutMs);
       const toMs = canaryCounters.atMs;
       const canaryWindow = await windowOf(router, args.route, args.release.releaseId, args.from.canary, canaryCounters);
       const stableWindow = await windowOf(router, args.route, args.stable.releaseId, args.from.stable, {

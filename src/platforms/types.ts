@@ -144,6 +144,8 @@ export interface RunningRelease {
   port: number;
   /** http when absent. */
   scheme?: 'http' | 'https';
+  /** The Host header and TLS server name of the checks (aws-ecs through a rule with a host condition); absent: host. */
+  checkHost?: string;
   /** The process id (single-host); 0 on platforms without one. */
   pid: number;
   startedAtMs: number;

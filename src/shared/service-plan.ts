@@ -312,6 +312,12 @@ export interface AwsEcsSpec {
   testListener: string;
   /** The scheme the checks use through the listeners. */
   scheme: 'http' | 'https';
+  /**
+   * The Host header and TLS server name (SNI) of the checks through the listeners, for a production rule with a
+   * host-header condition and an HTTPS certificate for that name. Absent: the rule's host-header value when it has
+   * exactly one, else none (the load balancer's DNS name).
+   */
+  checkHost?: string;
   /** How long a release keeps serving after traffic left it (the target groups' deregistration delay). */
   drainMs: number;
   /**

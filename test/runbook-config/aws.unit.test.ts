@@ -229,6 +229,16 @@ describe('runbook config: problems in the aws block', () => {
     ]);
   });
 
+  it('takes aws.checkHost as a host name (lower-cased) and names what else it must not be (issue 13 item 5)', () => {
+    assert.equal(resolveShop(withAws('checkHost: Shop.Example.com')).aws.checkHost, 'shop.example.com');
+    assert.equal(resolveShop(SHOP).aws.checkHost, undefined, "absent: the rule's host condition decides");
+    for (const bad of ['https://shop.example.com', 'shop.example.com:443', '*.example.com']) {
+      assert.deepEqual(problemsOf(withAws(`checkHost: '${bad}'`)), [
+        `services.shop.aws.checkHost: must be a host name without scheme, port or wildcard, like shop.example.com (the Host header and TLS server name of the checks through the load balancer), got "${bad}"`,
+      ]);
+    }
+  });
+
   it('requires {version} in the image, which is how a release picks its image', () => {
     assert.deepEqual(problemsOf(edit(['shop:{version}', 'shop:latest'])), [
       'services.shop.aws.image: must contain {version}, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:{version}',
@@ -284,7 +294,7 @@ describe('runbook config: problems in the aws block', () => {
 
   it('names an unknown key with a "did you mean" and the keys allowed there', () => {
     const allowed =
-      'allowed here: region, endpoint, cluster, services, container, image, env, targetGroups, listenerRule, listener, testListener, scheme, drain, rolloutTimeout, pollInterval, metricsDelay, rds';
+      'allowed here: region, endpoint, cluster, services, container, image, env, targetGroups, listenerRule, listener, testListener, scheme, checkHost, drain, rolloutTimeout, pollInterval, metricsDelay, rds';
     assert.deepEqual(problemsOf(withAws('clustr: prod', 'desiredCount: 2')), [
       `services.shop.aws.clustr: unknown key (did you mean "cluster"?); ${allowed}`,
       `services.shop.aws.desiredCount: unknown key; ${allowed}`,
