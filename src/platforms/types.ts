@@ -117,10 +117,18 @@ export interface TrafficRouter {
 
 export interface WindowFigures {
   requests: number;
+  /** 5xx the release answered, plus elbErrors5xx when the router has them. */
   errors5xx: number;
   connectionErrors: number;
   p95Ms: number | null;
   samples: number;
+  /**
+   * The load balancer's own 5xx (a 502/504 for a release that hangs or resets) counted for the release, already in
+   * errors5xx: aws-ecs weights the load balancer's figure by the release's share of its requests.
+   */
+  elbErrors5xx?: number;
+  /** The most targets of the release found unhealthy in the window (aws-ecs UnHealthyHostCount); any fails it. */
+  unhealthyHosts?: number;
 }
 
 /** How to start one release of a service. Secrets are not here: the runner adds them from its own environment. */

@@ -82,7 +82,17 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
     // no figures (inconclusive, like a window with too few requests).
     const start = Math.floor((fromMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
     const end = Math.floor((toMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
-    if (end <= start) return { requests: 0, errors5xx: 0, connectionErrors: 0, p95Ms: null, samples: 0 };
+    if (end <= start) {
+      return {
+        requests: 0,
+        errors5xx: 0,
+        connectionErrors: 0,
+        p95Ms: null,
+        samples: 0,
+        elbErrors5xx: 0,
+        unhealthyHosts: 0,
+      };
+    }
     const colour = await memberColour(route, releaseId, { type: 'InvalidSplitError', permanent: false });
     const tgArn = spec.targetGroups[colour];
     const lbs = await targetGroupLoadBalancerArns(ctx, tgArn);
@@ -94,17 +104,16 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
         `target group ${tgArn} (${colour}) is not attached to a load balancer, so it has no traffic figures`,
       );
     }
-    const dimensions = [
-      { Name: 'TargetGroup', Value: arnSuffix(tgArn, 'targetgroup/') },
-      { Name: 'LoadBalancer', Value: arnSuffix(lbArn, 'app/') },
-    ];
-    const metric = (Id: string, MetricName: string, Stat: string): MetricDataQuery => ({
+    const loadBalancer = { Name: 'LoadBalancer', Value: arnSuffix(lbArn, 'app/') };
+    const targetGroup = [{ Name: 'TargetGroup', Value: arnSuffix(tgArn, 'targetgroup/') }, loadBalancer];
+    const metric = (
+      Id: string,
+      MetricName: string,
+      Stat: string,
+      Dimensions: Array<{ Name: string; Value: string }> = targetGroup,
+    ): MetricDataQuery => ({
       Id,
-      MetricStat: {
-        Metric: { Namespace: 'AWS/ApplicationELB', MetricName, Dimensions: dimensions },
-        Period: 60,
-        Stat,
-      },
+      MetricStat: { Metric: { Namespace: 'AWS/ApplicationELB', MetricName, Dimensions }, Period: 60, Stat },
       ReturnData: true,
     });
     const queries = [
@@ -112,6 +121,10 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       metric('errors5xx', 'HTTPCode_Target_5XX_Count', 'Sum'),
       metric('connectionErrors', 'TargetConnectionErrorCount', 'Sum'),
       metric('p95', 'TargetResponseTime', 'p95'),
+      metric('unhealthy', 'UnHealthyHostCount', 'Maximum'),
+      // The load balancer's own 5xx (502/504 of a target that hangs or resets) exist per load balancer only.
+      metric('lbErrors5xx', 'HTTPCode_ELB_5XX_Count', 'Sum', [loadBalancer]),
+      metric('lbRequests', 'RequestCount', 'Sum', [loadBalancer]),
     ];
     const results: MetricDataResult[] = [];
     let token: string | undefined;
@@ -133,13 +146,16 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
     const sum = (id: string) => values(id).reduce((a, b) => a + b, 0);
     const p95 = values('p95');
     const requests = sum('requests');
+    const elbErrors5xx = Math.round(elbShare(results));
     const figures: WindowFigures = {
       requests,
-      errors5xx: sum('errors5xx'),
+      errors5xx: sum('errors5xx') + elbErrors5xx,
       connectionErrors: sum('connectionErrors'),
       // The window's p95 is not derivable from per-minute p95s: the worst minute is the conservative stand-in.
       p95Ms: p95.length > 0 ? Math.round(Math.max(...p95) * 1000 * 1000) / 1000 : null,
       samples: requests,
+      elbErrors5xx,
+      unhealthyHosts: Math.max(0, ...values('unhealthy')),
     };
     return figures;
   }
@@ -308,6 +324,33 @@ async function deregistrationDelayMs(ctx: AwsContext, tgArn: string): Promise<nu
   const value = res.Attributes?.find((a) => a.Key === 'deregistration_delay.timeout_seconds')?.Value;
   const seconds = value === undefined ? 300 : Number(value);
   return Number.isFinite(seconds) ? seconds * 1000 : 300_000;
+}
+
+/**
+ * The load balancer's own 5xx that fall to a target group, minute by minute: each minute's HTTPCode_ELB_5XX_Count
+ * weighted by the group's share of the load balancer's requests that minute (RequestCount of the group over the load
+ * balancer's). CloudWatch has no per-target-group figure of them; a minute without requests on the load balancer
+ * counts none.
+ */
+function elbShare(results: MetricDataResult[]): number {
+  const byMinute = (id: string) => {
+    const minutes = new Map<number, number>();
+    for (const r of results.filter((x) => x.Id === id)) {
+      (r.Values ?? []).forEach((v, i) => {
+        const at = r.Timestamps?.[i]?.getTime();
+        if (at !== undefined) minutes.set(at, (minutes.get(at) ?? 0) + v);
+      });
+    }
+    return minutes;
+  };
+  const group = byMinute('requests');
+  const lb = byMinute('lbRequests');
+  let share = 0;
+  for (const [at, errors] of byMinute('lbErrors5xx')) {
+    const all = lb.get(at) ?? 0;
+    if (all > 0) share += (errors * Math.min(all, group.get(at) ?? 0)) / all;
+  }
+  return share;
 }
 
 /** The CloudWatch dimension form of an ARN: from `marker` on (`targetgroup/<name>/<id>`, `app/<name>/<id>`). */
