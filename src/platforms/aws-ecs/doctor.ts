@@ -16,6 +16,7 @@ import { fail, pass, type Check } from '../../stack/component';
 import { awsClients } from './context';
 import { awslogsStream } from './ecs-commands';
 import { awsErrorCode, classifyAwsError } from './errors';
+import { checkRdsConnection } from './rds-connection';
 
 /** A check's own finding about a resource, with what to do about it. */
 const finding = (message: string, fix: string) => Object.assign(new Error(message), { name: 'Finding', fix });
@@ -25,13 +26,15 @@ const finding = (message: string, fix: string) => Object.assign(new Error(messag
  * resource runbook.yaml names (the two ECS services, the target groups, the listener rule or listener, the test
  * listener, the RDS instance or Aurora cluster), plus the database URL variable; with `releaseCommands` (the service
  * runs commands of its releases: a migrate command, command smoke checks, a drill's integrity command), what their
- * one-off tasks need of the live task definition. Read-only calls; never throws.
+ * one-off tasks need of the live task definition; with the URL variable set, a real connection to the database with
+ * it (checkRdsConnection: TLS, the certificate, the password; `connectTimeoutMs`, default 10 s). Read-only; never
+ * throws.
  */
 export async function awsDoctorChecks(
   spec: AwsEcsSpec,
   at: { service: string; environment: string },
   env: NodeJS.ProcessEnv,
-  opts: { releaseCommands?: boolean } = {},
+  opts: { releaseCommands?: boolean; connectTimeoutMs?: number } = {},
 ): Promise<Check[]> {
   const component = `aws ${at.service}/${at.environment}`;
   const c = awsClients(spec.region, spec.endpoint);
@@ -170,16 +173,27 @@ export async function awsDoctorChecks(
       }
       return detail;
     });
+    const url = env[rds.urlEnv];
     checks.push(
-      env[rds.urlEnv]
+      url
         ? pass(component, 'database url', `${rds.urlEnv} is set`)
         : fail(
             component,
             'database url',
             `${rds.urlEnv} is not set in this environment`,
-            `set ${rds.urlEnv} on the worker to postgres://<user>:<password>@<endpoint>:5432/${rds.database}`,
+            `set ${rds.urlEnv} on the worker to postgres://<user>:<password>@<endpoint>:5432/${rds.database}` +
+              '?sslmode=verify-full&sslrootcert=/path/to/the-rds-ca-bundle.pem',
           ),
     );
+    if (url) {
+      // A real connection with the worker's URL: TLS, the certificate against the RDS CA bundle, the password.
+      const outcome = await checkRdsConnection(url, { region: spec.region, timeoutMs: opts.connectTimeoutMs });
+      checks.push(
+        outcome.ok
+          ? pass(component, 'database connection', outcome.detail)
+          : fail(component, 'database connection', outcome.message, outcome.fix),
+      );
+    }
   }
   return checks;
 }
