@@ -147,11 +147,24 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
       const stableCounters = await router.readCounters(args.route, args.stable.releaseId);
       const probe = await httpCheck(releaseTarget(args.release), args.liveness, args.timeoutMs);
       const toMs = canaryCounters.atMs;
-      const canaryWindow = await windowOf(router, args.route, args.release.releaseId, args.from.canary, canaryCounters);
-      const stableWindow = await windowOf(router, args.route, args.stable.releaseId, args.from.stable, {
-        ...stableCounters,
-        atMs: toMs,
-      });
+      // both releases over the same span, and nothing from before the step (a router that reads figures by period)
+      const inStep = { stepFromMs: args.step.fromMs };
+      const canaryWindow = await windowOf(
+        router,
+        args.route,
+        args.release.releaseId,
+        args.from.canary,
+        canaryCounters,
+        inStep,
+      );
+      const stableWindow = await windowOf(
+        router,
+        args.route,
+        args.stable.releaseId,
+        args.from.stable,
+        { ...stableCounters, atMs: toMs },
+        inStep,
+      );
       const latencyFromMs = args.step.fromMs + (args.step.warmupMs ?? 0);
       // judged once at least half a warm-up's worth of requests came after it
       const warmingUp = toMs - latencyFromMs < (args.step.warmupMs ?? 0) / 2;
@@ -233,13 +246,14 @@ async function windowOf(
   releaseId: string,
   from: TrafficCounters,
   to: TrafficCounters,
+  opts: { stepFromMs?: number } = {},
 ): Promise<
   Pick<
     MeasuredWindow,
     'requests' | 'errors5xx' | 'connectionErrors' | 'p95Ms' | 'samples' | 'elbErrors5xx' | 'unhealthyHosts'
   >
 > {
-  if (router.windowFigures) return router.windowFigures(route, releaseId, from.atMs, to.atMs);
+  if (router.windowFigures) return router.windowFigures(route, releaseId, from.atMs, to.atMs, opts);
   const reset = to.responses < from.responses;
   const base = reset ? { responses: 0, errors5xx: 0, connectionErrors: 0 } : from;
   const latency = await router.latency(route, releaseId, from.atMs, to.atMs);

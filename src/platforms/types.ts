@@ -110,9 +110,17 @@ export interface TrafficRouter {
   setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds?: number): Promise<void>;
   /**
    * A router that measures windows itself (CloudWatch's per-period sums) instead of cumulative counters: the
-   * release's figures between two instants. Without it, windows are differences of readCounters().
+   * release's figures between two instants. Without it, windows are differences of readCounters(). `stepFromMs`:
+   * when the traffic step began; a router whose figures come late and by period reads no period that began before
+   * it (a period that holds the shift mixes two weights).
    */
-  windowFigures?(route: RouteSpec, releaseId: string, fromMs: number, toMs: number): Promise<WindowFigures>;
+  windowFigures?(
+    route: RouteSpec,
+    releaseId: string,
+    fromMs: number,
+    toMs: number,
+    opts?: { stepFromMs?: number },
+  ): Promise<WindowFigures>;
 }
 
 export interface WindowFigures {

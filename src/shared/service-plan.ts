@@ -188,6 +188,8 @@ export interface AnalysisSpec {
   onInconclusive?: InconclusiveAction;
   /** Requests the canary must answer in a baked step; absent: derived from `expectedRps` (see stepEvidenceNeed). */
   stepMinRequests?: number;
+  /** Conclusive windows (pass or fail, not too few requests) a baked step needs to count as judged; absent: 1. */
+  minConclusiveWindows?: number;
   /** The service's expected request rate (all releases together), req/s; used for the default step minimum. */
   expectedRps?: number;
   /** How much longer `extend` bakes a step that lacks evidence before it fails. */

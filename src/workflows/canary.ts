@@ -30,6 +30,7 @@ type Runbook = ReturnType<typeof beginRunbook>;
  */
 export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpec, drainMs: number) {
   const { state, enter, note, showWeights, compensations } = rb;
+  const minConclusive = plan.analysis.minConclusiveWindows ?? 1;
   const canary = {
     trafficMoved: false,
     failedWindow: undefined as AnalysisWindow | undefined,
@@ -52,9 +53,10 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     }
   }
 
-  const isJudged = (ev: StepEvidence) => ev.requests >= ev.needed && ev.conclusive > 0;
+  const isJudged = (ev: StepEvidence) => ev.requests >= ev.needed && ev.conclusive >= minConclusive;
   const evidenceWords = (ev: StepEvidence) =>
-    `${ev.requests} canary requests (at least ${ev.needed} needed), ${ev.conclusive} of ${ev.windows} windows conclusive; ` +
+    `${ev.requests} canary requests (at least ${ev.needed} needed), ${ev.conclusive} of ${ev.windows} windows conclusive` +
+    `${minConclusive > 1 ? ` (at least ${minConclusive} needed)` : ''}; ` +
     `stable ${ev.stableRequests} requests`;
 
   /**

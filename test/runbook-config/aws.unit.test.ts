@@ -412,6 +412,29 @@ describe('runbook config: problems in the aws block', () => {
     ]);
   });
 
+  it('refuses a bake that cannot hold one conclusive CloudWatch window after the metrics delay (issue 13 item 1)', () => {
+    assert.deepEqual(problemsOf(edit(['bake: 5m', 'bake: 2m'])), [
+      'services.shop.traffic.steps[0].bake: 2m cannot hold one conclusive analysis window on aws-ecs: a step is judged on the whole CloudWatch minutes after its shift that are published (aws.metricsDelay, 2m, after they end) before its bake ends, so it needs at least metricsDelay + 1m + analysis.interval = 4m; use 0 or at least 4m',
+    ]);
+    // a shorter delay, a longer interval, several windows: each counts
+    assert.equal(
+      resolveShop(edit(['bake: 5m', 'bake: 2m'], ['rds: {', 'metricsDelay: 0s\n      rds: {'])).traffic.steps[0]
+        ?.bakeMs,
+      120_000,
+    );
+    assert.deepEqual(
+      problemsOf(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, interval: 2m, minConclusiveWindows: 2 }'])),
+      [
+        'services.shop.traffic.steps[0].bake: 5m cannot hold 2 conclusive analysis windows on aws-ecs: a step is judged on the whole CloudWatch minutes after its shift that are published (aws.metricsDelay, 2m, after they end) before its bake ends, so it needs at least metricsDelay + 1m + analysis.minConclusiveWindows x analysis.interval = 7m; use 0 or at least 7m',
+      ],
+    );
+    const plan = resolveShop(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 2 }']));
+    assert.equal(plan.analysis.minConclusiveWindows, 2, 'a 5m bake holds 2 windows after the 2m delay');
+    assert.deepEqual(problemsOf(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 0 }'])), [
+      'services.shop.analysis.minConclusiveWindows: must be 1..1000 (conclusive analysis windows a baked step needs), got 0',
+    ]);
+  });
+
   // Pending a fix in src/runbook-config.ts: serviceCrossChecks() compares bakes with the 10s default interval, but
   // on aws-ecs the interval becomes 1m, so a 30s bake passes validation and then never completes a window.
   it('compares traffic bakes with the 1-minute interval that aws-ecs uses when none is given', () => {

@@ -75,12 +75,21 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
     return found.colour;
   }
 
-  async function windowFigures(route: RouteSpec, releaseId: string, fromMs: number, toMs: number) {
+  async function windowFigures(
+    route: RouteSpec,
+    releaseId: string,
+    fromMs: number,
+    toMs: number,
+    opts: { stepFromMs?: number } = {},
+  ): Promise<WindowFigures> {
     // CloudWatch publishes a minute's figures a minute or more after it ended: a window reads the whole minutes
     // that ended at least aws.metricsDelay before its bounds. Consecutive windows (each starts where the last ended)
     // then read consecutive minutes, none twice and none half-published; a window without a whole minute yet has
-    // no figures (inconclusive, like a window with too few requests).
-    const start = Math.floor((fromMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
+    // no figures (inconclusive, like a window with too few requests). Within a traffic step, no minute that began
+    // before the step (the previous weight's, or the minute of the shift, which mixes both) is read.
+    const published = Math.floor((fromMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
+    const stepStart = opts.stepFromMs === undefined ? -Infinity : Math.ceil(opts.stepFromMs / MINUTE_MS) * MINUTE_MS;
+    const start = Math.max(published, stepStart);
     const end = Math.floor((toMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
     if (end <= start) {
       return {
@@ -263,8 +272,9 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       return { responses: 0, errors5xx: 0, connectionErrors: 0, atMs: ctx.now() };
     },
 
+    /** The worst minute's p95 of the whole minutes from `fromMs` on (none that began before it) published by `toMs`. */
     async latency(route, releaseId, fromMs, toMs) {
-      const figures = await windowFigures(route, releaseId, fromMs, toMs);
+      const figures = await windowFigures(route, releaseId, fromMs, toMs, { stepFromMs: fromMs });
       return { p95Ms: figures.p95Ms, samples: figures.samples };
     },
 

@@ -389,6 +389,76 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     });
   });
 
+  it('reads no minute that began before the traffic step, and the minutes after it as they are published (issue 13 item 1)', async () => {
+    fakeAlb([forward(50, 50)]);
+    cloudwatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    const router = createElbRouter(fakeContext().ctx);
+    const at = (m: number, sec = 0) => Date.UTC(2025, 0, 1, 12, m, sec);
+    // The step shifted at 12:00:30 (metricsDelay 2m, 1-minute windows): the windows' own bounds would read 11:58 on,
+    // the previous weight's minutes, and 12:00, which holds the shift.
+    const shift = at(0, 30);
+    const read: Array<[string, string] | 'nothing'> = [];
+    for (let k = 0; k < 7; k++) {
+      const before = cloudwatch.commandCalls(GetMetricDataCommand).length;
+      await router.windowFigures!(route, NEW, shift + k * 60_000, shift + (k + 1) * 60_000, { stepFromMs: shift });
+      const calls = cloudwatch.commandCalls(GetMetricDataCommand);
+      const input = calls.length > before ? calls.at(-1)!.args[0].input : undefined;
+      read.push(
+        input ? [input.StartTime!.toISOString().slice(11, 16), input.EndTime!.toISOString().slice(11, 16)] : 'nothing',
+      );
+    }
+    assert.deepEqual(read, [
+      'nothing', // 12:01:30: 11:59 is published, but it is before the step
+      'nothing', // 12:02:30: 12:00 holds the shift
+      'nothing', // 12:03:30: 12:01 ends at 12:02, published at 12:04
+      ['12:01', '12:02'],
+      ['12:02', '12:03'],
+      ['12:03', '12:04'],
+      ['12:04', '12:05'],
+    ]);
+    // Without the step's start (the sign-off's watch, older activities), the windows read as before.
+    await router.windowFigures!(route, NEW, shift, shift + 60_000 * 3);
+    const plain = cloudwatch.commandCalls(GetMetricDataCommand).at(-1)!.args[0].input;
+    assert.deepEqual([plain.StartTime, plain.EndTime], [new Date(at(-2)), new Date(at(1))]);
+  });
+
+  it("measureAgainstStable reads both colours from the step's first whole minute on", async () => {
+    fakeAlb([forward(50, 50)]);
+    cloudwatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    const shift = Date.UTC(2025, 0, 1, 12, 0, 30);
+    const now = Date.UTC(2025, 0, 1, 12, 6, 30);
+    const router = createElbRouter(fakeAwsContext({ spec, startMs: now }).ctx);
+    const traffic = createTrafficActivities({
+      platforms: createPlatformRegistry({ 'aws-ecs': () => ({ router }) as unknown as PlatformParts }),
+    });
+    const counters = { responses: 0, errors5xx: 0, connectionErrors: 0, atMs: shift };
+    await traffic.measureAgainstStable({
+      route,
+      release: { releaseId: NEW, version: '2.0.0', host: '127.0.0.1', port: 9 },
+      stable: { releaseId: OLD, version: '1.0.0', host: '127.0.0.1', port: 9 },
+      from: { canary: counters, stable: counters },
+      step: { fromMs: shift, prior: { canary: { attempts: 0, errors: 0 }, stable: { attempts: 0, errors: 0 } } },
+      liveness: { path: '/health', expectStatus: 200 },
+      timeoutMs: 1_000,
+      compare: { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 },
+      minRequests: 20,
+      looks: 1,
+    });
+    const spans = cloudwatch
+      .commandCalls(GetMetricDataCommand)
+      .map((c) => [
+        c.args[0].input.StartTime?.toISOString().slice(11, 16),
+        c.args[0].input.EndTime?.toISOString().slice(11, 16),
+      ]);
+    // canary and stable windows, then both latencies (no warm-up given): none from before 12:01
+    assert.deepEqual(spans, [
+      ['12:01', '12:04'],
+      ['12:01', '12:04'],
+      ['12:01', '12:04'],
+      ['12:01', '12:04'],
+    ]);
+  });
+
   describe("the load balancer's own 5xx and unhealthy targets (issue 13, ALB-generated 5xx)", () => {
     const minute = (m: number) => new Date(Date.UTC(2025, 0, 1, 12, m, 0));
     const from = Date.UTC(2025, 0, 1, 12, 2, 30);
