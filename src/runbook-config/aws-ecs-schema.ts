@@ -123,9 +123,6 @@ const awsRdsSchema = z
     '{ instance | cluster, endpoint, drill: { subnetGroup, securityGroups, instanceClass }, pollInterval, fingerprint, countTolerance, restore, retention }',
   );
 
-/** How late CloudWatch's load balancer figures are complete when aws.metricsDelay is not set. */
-export const AWS_DEFAULT_METRICS_DELAY_MS = 2 * 60_000;
-
 /** The `aws` block of an aws-ecs service; which of its keys are required together is checked in cross-checks.ts. */
 export const awsEcsSchema = z
   .strictObject({
@@ -172,7 +169,7 @@ export const awsEcsSchema = z
     drain: duration().default(30_000),
     rolloutTimeout: duration({ positive: true }).default(15 * 60_000),
     pollInterval: duration({ positive: true }).default(10_000),
-    metricsDelay: duration().default(AWS_DEFAULT_METRICS_DELAY_MS),
+    metricsDelay: duration().default(2 * 60_000),
     rds: awsRdsSchema.optional(),
   })
   .describe('{ region, cluster, services, container, image, targetGroups, listenerRule | listener, testListener, rds }')

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { ApprovalGate, JsonValue, Platform } from '../shared/service-plan';
-import { AWS_DEFAULT_METRICS_DELAY_MS, AWS_MIN_INTERVAL_MS } from './aws-ecs-schema';
+import { AWS_MIN_INTERVAL_MS } from './aws-ecs-schema';
 import { duration, formatDuration } from './durations';
 import { asObject, isPlainObject, type Path } from './json';
 import { Problems, errorMap, formatPath, type Problem } from './problems';
@@ -181,31 +181,12 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
     // aws-ecs windows are at least CloudWatch's period (toResolved raises the interval to it).
     const interval = platform === 'aws-ecs' && given !== undefined ? Math.max(given, AWS_MIN_INTERVAL_MS) : given;
     const conclusive = valid(analysisSchema.in.shape.minConclusiveWindows, analysis.minConclusiveWindows) ?? 1;
-    // aws-ecs judges a step on the whole CloudWatch minutes that began after its shift and were published
-    // (aws.metricsDelay after they ended) within its bake.
-    const delay =
-      platform === 'aws-ecs' ? (valid(duration(), asObject(s.aws).metricsDelay) ?? AWS_DEFAULT_METRICS_DELAY_MS) : 0;
     steps.forEach((step, i) => {
       const bake = valid(trafficSchema.shape.steps.element.in.shape.bake, asObject(step).bake);
       if (interval !== undefined && bake !== undefined && bake > 0 && bake < interval) {
         add(
           ['traffic', 'steps', i, 'bake'],
           `${formatDuration(bake)} is shorter than analysis.interval (${formatDuration(interval)}), so no analysis window would complete; use 0 or at least ${formatDuration(interval)}`,
-        );
-      } else if (
-        platform === 'aws-ecs' &&
-        isPlainObject(s.aws) &&
-        interval !== undefined &&
-        bake !== undefined &&
-        bake > 0 &&
-        bake < delay + AWS_MIN_INTERVAL_MS + conclusive * interval
-      ) {
-        const least = formatDuration(delay + AWS_MIN_INTERVAL_MS + conclusive * interval);
-        add(
-          ['traffic', 'steps', i, 'bake'],
-          `${formatDuration(bake)} cannot hold ${conclusive === 1 ? 'one conclusive analysis window' : `${conclusive} conclusive analysis windows`} on aws-ecs: ` +
-            `a step is judged on the whole CloudWatch minutes after its shift that are published (aws.metricsDelay, ${formatDuration(delay)}, after they end) before its bake ends, ` +
-            `so it needs at least metricsDelay + 1m + ${conclusive === 1 ? '' : 'analysis.minConclusiveWindows x '}analysis.interval = ${least}; use 0 or at least ${least}`,
         );
       } else if (interval !== undefined && bake !== undefined && bake > 0 && Math.floor(bake / interval) < conclusive) {
         add(

@@ -3,6 +3,7 @@ import { inconclusiveActionOf, judgeWindow, stepEvidenceNeed } from '../shared/a
 import type { AnalysisWindow, ReleaseRef, StepEvidence } from '../shared/deploy';
 import { looksFor } from '../shared/judge';
 import type { ResolvedService, TrafficStep } from '../shared/service-plan';
+import { platformPlanOf } from '../platforms/descriptors';
 import { act, safe } from './activity-options';
 import { metrics } from './metrics';
 import type { beginRunbook } from './runbook';
@@ -17,6 +18,11 @@ const MAX_WINDOWS_KEPT = 100;
  */
 const JUDGED_STEPS = 'judged-steps';
 const UNJUDGED_GATE = 'unjudged-step';
+/**
+ * The patch of late figures: on a platform whose figures come late (CloudWatch), a judged step bakes its metrics lag
+ * longer, so that the minutes up to the end of its bake are published and judged before the next step.
+ */
+const METRICS_LAG = 'judged-step-metrics-lag';
 /** History events after which the analysis during the go-live wait stops (Temporal's limit is 51,200). */
 const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 
@@ -31,6 +37,7 @@ type Runbook = ReturnType<typeof beginRunbook>;
 export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpec, drainMs: number) {
   const { state, enter, note, showWeights, compensations } = rb;
   const minConclusive = plan.analysis.minConclusiveWindows ?? 1;
+  const metricsLagMs = platformPlanOf(plan).metricsLagMs ?? 0;
   const canary = {
     trafficMoved: false,
     failedWindow: undefined as AnalysisWindow | undefined,
@@ -82,8 +89,12 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     if (step.bakeMs <= 0) return;
     const action = inconclusiveActionOf(plan.analysis);
     const extendMs = action === 'extend' ? (plan.analysis.extendMaxMs ?? 0) : 0;
-    const analysis = await watchJudged(ev, step, candidate, stable, extendMs);
-    await windowsFor(step.bakeMs, analysis.window);
+    const lagMs = metricsLagMs > 0 && patched(METRICS_LAG) ? metricsLagMs : 0;
+    const analysis = await watchJudged(ev, step, candidate, stable, extendMs + lagMs);
+    if (lagMs > 0) {
+      note(`step ${stepIndex} (${step.weight}%) bakes ${lagMs / 1000}s longer: its traffic figures arrive that late`);
+    }
+    await windowsFor(step.bakeMs + lagMs, analysis.window);
     if (!isJudged(ev) && extendMs > 0) {
       note(
         `step ${stepIndex} (${step.weight}%) not judged yet: ${evidenceWords(ev)}; baking up to ${extendMs} ms longer`,

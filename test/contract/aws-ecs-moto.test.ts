@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient, type Service } from '@aws-sdk/client-ecs';
 import { DescribeListenersCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import {
@@ -13,8 +14,10 @@ import {
 } from '@aws-sdk/client-rds';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import pg from 'pg';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { awsClients } from '../../src/platforms/aws-ecs/context';
+import { arnSuffix } from '../../src/platforms/aws-ecs/elb-router';
+import type { deployService } from '../../src/workflows';
 import { siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort, portOpen } from '../../src/system/processes';
@@ -35,7 +38,10 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * - moto runs no databases: RDS endpoints are mapped to the test stack's PostgreSQL, where the service's database
  *   lives; a restored instance (drill, rollback) is mapped to that same database, so the drill's integrity checks
  *   (pg_amcheck, manifest, schema) run for real on it, but no data is copied by moto. Snapshots are `available`
- *   at once. CloudWatch holds no load balancer metrics, so every analysis window is inconclusive.
+ *   at once. CloudWatch holds no load balancer metrics but what the last deploy's test publishes into it
+ *   (RequestCount per target group and per load balancer, with PutMetricData); moto computes no percentiles, so the
+ *   latency half (TargetResponseTime p95) and the load balancer's own 5xx and unhealthy hosts are in
+ *   elb-router.unit.test.ts.
  * - moto keeps a service's deployment as created when the service is updated: motoDeploymentSeam (below, in this
  *   test only) completes it as ECS reports a finished rollout; the production check reads ECS's own fields
  *   (ecs-releases.unit.test.ts: "does not take the old revision's deployment for the rollout of the new one").
@@ -430,5 +436,77 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     const failed = aws.filter((c) => !c.ok && !unanswered.includes(c.check));
     assert.deepEqual(failed, []);
     assert.match(aws[0]!.detail, /account 123456789012/);
+  });
+
+  it('deploy: a baked step judged on its own minutes of CloudWatch datapoints published into moto, baked until they are published', async function () {
+    this.timeout(300_000);
+    // The step at 50% bakes 1m, plus the metrics lag (metricsDelay 0s + the minute in progress); both colours'
+    // RequestCount is published into moto as the load balancer would, every 5 s, for the whole deploy.
+    const file = path.join(dir, 'runbook.yaml');
+    const config = parse(readFileSync(file, 'utf8')) as { services: { shop: Record<string, unknown> } };
+    const shopConfig = config.services.shop as {
+      aws: Record<string, unknown>;
+      traffic: unknown;
+      analysis: Record<string, unknown>;
+    };
+    shopConfig.aws.metricsDelay = '0s';
+    shopConfig.traffic = { steps: [{ weight: 50, bake: '1m' }, { weight: 100 }] };
+    shopConfig.analysis = { ...shopConfig.analysis, onInconclusive: 'fail' };
+    writeFileSync(file, stringify(config));
+
+    const cloudwatch = new CloudWatchClient({ region, endpoint: moto.endpoint });
+    const listener = await clients.elb.send(new DescribeListenersCommand({ ListenerArns: [shop.listener] }));
+    const lb = arnSuffix(listener.Listeners![0]!.LoadBalancerArn!, 'app/');
+    const publish = async () => {
+      const Timestamp = new Date();
+      await cloudwatch.send(
+        new PutMetricDataCommand({
+          Namespace: 'AWS/ApplicationELB',
+          MetricData: [
+            ...[shop.targetGroups.blue, shop.targetGroups.green].map((tg) => ({
+              MetricName: 'RequestCount',
+              Dimensions: [
+                { Name: 'TargetGroup', Value: arnSuffix(tg, 'targetgroup/') },
+                { Name: 'LoadBalancer', Value: lb },
+              ],
+              Value: 30,
+              Unit: 'Count' as const,
+              Timestamp,
+            })),
+            { MetricName: 'RequestCount', Dimensions: [{ Name: 'LoadBalancer', Value: lb }], Value: 60, Timestamp },
+          ],
+        }),
+      );
+    };
+    await publish();
+    const publisher = setInterval(() => void publish().catch(() => {}), 5_000);
+    try {
+      const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v3', '--wait', '--json']);
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      const { workflowId } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { workflowId: string };
+      const result = await testStack().client.workflow.getHandle<typeof deployService>(workflowId).result();
+      assert.equal(result.outcome, 'succeeded', result.reason);
+      const step = result.state.steps?.[0];
+      assert.equal(step?.status, 'judged', JSON.stringify(step));
+      assert.ok(step.requests >= step.needed && step.stableRequests > 0, JSON.stringify(step));
+      assert.ok(
+        result.state.timeline.some((e) =>
+          /step 1 \(50%\) bakes 60s longer: its traffic figures arrive that late/.test(e.message),
+        ),
+        'the step was baked until its last minute was published',
+      );
+      // no window read a minute that began before the shift: the canary's requests are whole published minutes
+      // (30 every 5 s) after the step began
+      const windows = result.state.analysis.filter((w) => w.step === 1);
+      assert.ok(
+        windows.some((w) => w.verdict === 'pass'),
+        JSON.stringify(windows),
+      );
+      assert.ok(windows.every((w) => w.fromMs >= (step.fromMs ?? 0)));
+      await record(workflowId, 'deploy-judged-step');
+    } finally {
+      clearInterval(publisher);
+      cloudwatch.destroy();
+    }
   });
 });

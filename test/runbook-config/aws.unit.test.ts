@@ -412,24 +412,19 @@ describe('runbook config: problems in the aws block', () => {
     ]);
   });
 
-  it('refuses a bake that cannot hold one conclusive CloudWatch window after the metrics delay (issue 13 item 1)', () => {
-    assert.deepEqual(problemsOf(edit(['bake: 5m', 'bake: 2m'])), [
-      'services.shop.traffic.steps[0].bake: 2m cannot hold one conclusive analysis window on aws-ecs: a step is judged on the whole CloudWatch minutes after its shift that are published (aws.metricsDelay, 2m, after they end) before its bake ends, so it needs at least metricsDelay + 1m + analysis.interval = 4m; use 0 or at least 4m',
-    ]);
-    // a shorter delay, a longer interval, several windows: each counts
-    assert.equal(
-      resolveShop(edit(['bake: 5m', 'bake: 2m'], ['rds: {', 'metricsDelay: 0s\n      rds: {'])).traffic.steps[0]
-        ?.bakeMs,
-      120_000,
-    );
+  it('refuses a bake that holds fewer windows than analysis.minConclusiveWindows (issue 13 item 1)', () => {
+    // the step bakes aws.metricsDelay + 1m longer (its last minutes published), so a 2m bake holds 2 windows of 1m
+    assert.equal(resolveShop(edit(['bake: 5m', 'bake: 2m'])).traffic.steps[0]?.bakeMs, 120_000);
     assert.deepEqual(
-      problemsOf(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, interval: 2m, minConclusiveWindows: 2 }'])),
+      problemsOf(
+        edit(['bake: 5m', 'bake: 2m'], ['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 3 }']),
+      ),
       [
-        'services.shop.traffic.steps[0].bake: 5m cannot hold 2 conclusive analysis windows on aws-ecs: a step is judged on the whole CloudWatch minutes after its shift that are published (aws.metricsDelay, 2m, after they end) before its bake ends, so it needs at least metricsDelay + 1m + analysis.minConclusiveWindows x analysis.interval = 7m; use 0 or at least 7m',
+        'services.shop.traffic.steps[0].bake: 2m holds 2 analysis window(s) of 1m, fewer than analysis.minConclusiveWindows (3), so the step could never be judged; use 0 or at least 3m, or lower minConclusiveWindows',
       ],
     );
-    const plan = resolveShop(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 2 }']));
-    assert.equal(plan.analysis.minConclusiveWindows, 2, 'a 5m bake holds 2 windows after the 2m delay');
+    const plan = resolveShop(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 5 }']));
+    assert.equal(plan.analysis.minConclusiveWindows, 5, 'a 5m bake holds 5 windows of 1m');
     assert.deepEqual(problemsOf(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 0 }'])), [
       'services.shop.analysis.minConclusiveWindows: must be 1..1000 (conclusive analysis windows a baked step needs), got 0',
     ]);
