@@ -114,6 +114,50 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     await exportHistory(testStack(), workflowId, file);
   }
 
+  /**
+   * Publishes into moto's CloudWatch, every 5 s until stopped, what the load balancer would: RequestCount (30) and
+   * HTTPCode_Target_5XX_Count (`errors5xx`) per colour's target group, and the load balancer's RequestCount.
+   */
+  async function publishLoadBalancerMetrics(errors5xx: Record<'blue' | 'green', number>): Promise<{ stop(): void }> {
+    const cloudwatch = new CloudWatchClient({ region, endpoint: moto.endpoint });
+    const listener = await clients.elb.send(new DescribeListenersCommand({ ListenerArns: [shop.listener] }));
+    const lb = { Name: 'LoadBalancer', Value: arnSuffix(listener.Listeners![0]!.LoadBalancerArn!, 'app/') };
+    const publish = async () => {
+      const Timestamp = new Date();
+      const perColour = (['blue', 'green'] as const).flatMap((colour) => {
+        const Dimensions = [{ Name: 'TargetGroup', Value: arnSuffix(shop.targetGroups[colour], 'targetgroup/') }, lb];
+        return [
+          { MetricName: 'RequestCount', Dimensions, Value: 30, Unit: 'Count' as const, Timestamp },
+          ...(errors5xx[colour] > 0
+            ? [
+                {
+                  MetricName: 'HTTPCode_Target_5XX_Count',
+                  Dimensions,
+                  Value: errors5xx[colour],
+                  Unit: 'Count' as const,
+                  Timestamp,
+                },
+              ]
+            : []),
+        ];
+      });
+      await cloudwatch.send(
+        new PutMetricDataCommand({
+          Namespace: 'AWS/ApplicationELB',
+          MetricData: [...perColour, { MetricName: 'RequestCount', Dimensions: [lb], Value: 60, Timestamp }],
+        }),
+      );
+    };
+    await publish();
+    const timer = setInterval(() => void publish().catch(() => {}), 5_000);
+    return {
+      stop() {
+        clearInterval(timer);
+        cloudwatch.destroy();
+      },
+    };
+  }
+
   /** The production listener's split, by colour. */
   async function weights(): Promise<Record<string, number>> {
     const l = await clients.elb.send(new DescribeListenersCommand({ ListenerArns: [shop.listener] }));
@@ -454,32 +498,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     shopConfig.analysis = { ...shopConfig.analysis, onInconclusive: 'fail' };
     writeFileSync(file, stringify(config));
 
-    const cloudwatch = new CloudWatchClient({ region, endpoint: moto.endpoint });
-    const listener = await clients.elb.send(new DescribeListenersCommand({ ListenerArns: [shop.listener] }));
-    const lb = arnSuffix(listener.Listeners![0]!.LoadBalancerArn!, 'app/');
-    const publish = async () => {
-      const Timestamp = new Date();
-      await cloudwatch.send(
-        new PutMetricDataCommand({
-          Namespace: 'AWS/ApplicationELB',
-          MetricData: [
-            ...[shop.targetGroups.blue, shop.targetGroups.green].map((tg) => ({
-              MetricName: 'RequestCount',
-              Dimensions: [
-                { Name: 'TargetGroup', Value: arnSuffix(tg, 'targetgroup/') },
-                { Name: 'LoadBalancer', Value: lb },
-              ],
-              Value: 30,
-              Unit: 'Count' as const,
-              Timestamp,
-            })),
-            { MetricName: 'RequestCount', Dimensions: [{ Name: 'LoadBalancer', Value: lb }], Value: 60, Timestamp },
-          ],
-        }),
-      );
-    };
-    await publish();
-    const publisher = setInterval(() => void publish().catch(() => {}), 5_000);
+    const publisher = await publishLoadBalancerMetrics({ blue: 0, green: 0 });
     try {
       const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v3', '--wait', '--json']);
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
@@ -505,8 +524,27 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       assert.ok(windows.every((w) => w.fromMs >= (step.fromMs ?? 0)));
       await record(workflowId, 'deploy-judged-step');
     } finally {
-      clearInterval(publisher);
-      cloudwatch.destroy();
+      publisher.stop();
+    }
+  });
+
+  it('deploy: a canary whose target group answers 5xx, published into CloudWatch, is rolled back by the analysis', async function () {
+    this.timeout(300_000);
+    const live = await weights();
+    const canary = live.blue === 0 ? 'blue' : 'green';
+    // 10 of the canary's 30 requests every 5 s are 5xx; the stable colour answers none
+    const publisher = await publishLoadBalancerMetrics({ blue: 0, green: 0, [canary]: 10 });
+    try {
+      const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v4', '--wait', '--json']);
+      assert.notEqual(r.code, 0, 'a rolled-back deploy exits non-zero');
+      const { workflowId } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { workflowId: string };
+      const result = await testStack().client.workflow.getHandle<typeof deployService>(workflowId).result();
+      assert.equal(result.outcome, 'rolled-back', result.reason);
+      assert.match(result.reason ?? '', /canary analysis failed at 50%: 5xx rate 33\.3% > 2\.00%/);
+      assert.deepEqual(await weights(), live, 'the traffic is back on the stable colour');
+      await record(workflowId, 'deploy-bad-canary');
+    } finally {
+      publisher.stop();
     }
   });
 });
