@@ -528,6 +528,33 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     }
   });
 
+  it('deploy: a step without CloudWatch figures of its own pauses for a person (onInconclusive: pause), who lets it go on', async function () {
+    this.timeout(300_000);
+    const file = path.join(dir, 'runbook.yaml');
+    const config = parse(readFileSync(file, 'utf8')) as { services: { shop: { analysis: Record<string, unknown> } } };
+    config.services.shop.analysis.onInconclusive = 'pause';
+    writeFileSync(file, stringify(config));
+    // Nothing is published: the minutes published before (the earlier deploys') began before this step's shift.
+    const started = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v5']);
+    assert.equal(started.code, 0, `${started.stdout}\n${started.stderr}`);
+    const id = /started (\S+):/.exec(started.stdout)?.[1];
+    assert.ok(id, started.stdout);
+    // the gate opens once the step's bake and its metrics lag are over (about 2 minutes)
+    let approved = { code: -1, stdout: '', stderr: '' };
+    for (let i = 0; i < 300 && approved.code !== 0; i++) {
+      approved = await runbook(['approve', id, '--as', 'alice', '--gate', 'unjudged-step', '--note', 'quiet moto']);
+      if (approved.code !== 0) await new Promise((r) => setTimeout(r, 1_000));
+    }
+    assert.equal(approved.code, 0, `${approved.stdout}\n${approved.stderr}`);
+    const result = await testStack().client.workflow.getHandle<typeof deployService>(id).result();
+    assert.equal(result.outcome, 'succeeded', result.reason);
+    assert.match(result.reason ?? '', /unjudged at 50%/);
+    const step = result.state.steps?.[0];
+    assert.equal(step?.status, 'approved', JSON.stringify(step));
+    assert.equal(step.conclusive, 0, 'no window of the step had figures');
+    await record(id, 'deploy-unjudged-approved');
+  });
+
   it('deploy: a canary whose target group answers 5xx, published into CloudWatch, is rolled back by the analysis', async function () {
     this.timeout(300_000);
     const live = await weights();
