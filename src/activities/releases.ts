@@ -7,7 +7,7 @@ import type { PlatformDeps, RunningRelease, StartReleaseRequest } from '../platf
 import type { Targeted } from '../shared/target';
 import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
-import { httpCheck, releaseUrl, type HttpOutcome } from './http-checks';
+import { httpCheck, releaseTarget, type HttpOutcome } from './http-checks';
 import { platformPicker } from './platform';
 
 export type ReleaseActivityDeps = PlatformDeps;
@@ -24,6 +24,7 @@ const refOf = (r: RunningRelease): ReleaseRef => ({
   host: r.host,
   port: r.port,
   ...(r.scheme ? { scheme: r.scheme } : {}),
+  ...(r.checkHost ? { checkHost: r.checkHost } : {}),
 });
 
 /** Failure types the workflows react to; all non-retryable (retrying would not change the answer). */
@@ -103,13 +104,13 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
         }
         last = [
           await httpCheck(
-            releaseUrl(args.release),
+            releaseTarget(args.release),
             args.health.liveness,
             args.health.timeoutMs,
             ctx.cancellationSignal,
           ),
           await httpCheck(
-            releaseUrl(args.release),
+            releaseTarget(args.release),
             args.health.readiness,
             args.health.timeoutMs,
             ctx.cancellationSignal,
@@ -133,7 +134,8 @@ export function createReleaseActivities(deps: ReleaseActivityDeps) {
     /** Runs the smoke checks against the release directly (not through the router). Throws SmokeCheckFailed. */
     async runSmokeChecks(args: { release: ReleaseRef; checks: HttpSmokeCheck[]; timeoutMs: number }) {
       const results: HttpOutcome[] = [];
-      for (const check of args.checks) results.push(await httpCheck(releaseUrl(args.release), check, args.timeoutMs));
+      for (const check of args.checks)
+        results.push(await httpCheck(releaseTarget(args.release), check, args.timeoutMs));
       const failed = results.filter((r) => !r.ok);
       if (failed.length > 0) {
         throw ApplicationFailure.nonRetryable(

@@ -12,7 +12,7 @@ import type {
 } from '../platforms/types';
 import { toActivityFailure } from './failures';
 import { whileHeartbeating } from './heartbeat';
-import { httpCheck, releaseUrl } from './http-checks';
+import { httpCheck, releaseTarget, type HttpOutcome } from './http-checks';
 import { platformPicker } from './platform';
 
 export type TrafficActivityDeps = PlatformDeps;
@@ -29,6 +29,10 @@ export interface MeasuredWindow {
   connectionErrors: number;
   p95Ms: number | null;
   samples: number;
+  /** The load balancer's own 5xx counted for the release (aws-ecs), already in errors5xx. */
+  elbErrors5xx?: number;
+  /** The most unhealthy targets of the release in the window (aws-ecs); any makes the window not live. */
+  unhealthyHosts?: number;
   live: boolean;
   liveDetail: string;
   counters: TrafficCounters;
@@ -139,14 +143,14 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
     }): Promise<MeasuredWindow> {
       const router = routerFor(args.route);
       const counters = await router.readCounters(args.route, args.release.releaseId);
-      const probe = await httpCheck(releaseUrl(args.release), args.liveness, args.timeoutMs);
+      const probe = await httpCheck(releaseTarget(args.release), args.liveness, args.timeoutMs);
+      const window = await windowOf(router, args.route, args.release.releaseId, args.from, counters);
       return {
         fromMs: args.from.atMs,
         toMs: counters.atMs,
-        live: probe.ok,
-        liveDetail: probe.detail,
+        ...liveness(probe, window),
         counters,
-        ...(await windowOf(router, args.route, args.release.releaseId, args.from, counters)),
+        ...window,
       };
     },
 
@@ -175,13 +179,26 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
       const router = routerFor(args.route);
       const canaryCounters = await router.readCounters(args.route, args.release.releaseId);
       const stableCounters = await router.readCounters(args.route, args.stable.releaseId);
-      const probe = await httpCheck(releaseUrl(args.release), args.liveness, args.timeoutMs);
+      const probe = await httpCheck(releaseTarget(args.release), args.liveness, args.timeoutMs);
       const toMs = canaryCounters.atMs;
-      const canaryWindow = await windowOf(router, args.route, args.release.releaseId, args.from.canary, canaryCounters);
-      const stableWindow = await windowOf(router, args.route, args.stable.releaseId, args.from.stable, {
-        ...stableCounters,
-        atMs: toMs,
-      });
+      // both releases over the same span, and nothing from before the step (a router that reads figures by period)
+      const inStep = { stepFromMs: args.step.fromMs };
+      const canaryWindow = await windowOf(
+        router,
+        args.route,
+        args.release.releaseId,
+        args.from.canary,
+        canaryCounters,
+        inStep,
+      );
+      const stableWindow = await windowOf(
+        router,
+        args.route,
+        args.stable.releaseId,
+        args.from.stable,
+        { ...stableCounters, atMs: toMs },
+        inStep,
+      );
       const latencyFromMs = args.step.fromMs + (args.step.warmupMs ?? 0);
       // judged once at least half a warm-up's worth of requests came after it
       const warmingUp = toMs - latencyFromMs < (args.step.warmupMs ?? 0) / 2;
@@ -218,8 +235,7 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
         canary: {
           fromMs: args.from.canary.atMs,
           toMs,
-          live: probe.ok,
-          liveDetail: probe.detail,
+          ...liveness(probe, canaryWindow),
           counters: canaryCounters,
           ...canaryWindow,
         },
@@ -240,6 +256,20 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
 }
 
 /**
+ * Whether the release was live in a window: its liveness probe answered, and the router saw none of its targets
+ * unhealthy (aws-ecs: UnHealthyHostCount of its target group); the window is judged failed otherwise.
+ */
+function liveness(probe: HttpOutcome, window: { unhealthyHosts?: number }): { live: boolean; liveDetail: string } {
+  const unhealthy = window.unhealthyHosts ?? 0;
+  if (unhealthy === 0) return { live: probe.ok, liveDetail: probe.detail };
+  const targets = `${unhealthy} target${unhealthy === 1 ? '' : 's'}`;
+  return {
+    live: false,
+    liveDetail: `${probe.detail}, and the load balancer found ${targets} unhealthy in the window (UnHealthyHostCount)`,
+  };
+}
+
+/**
  * A release's figures between two counter readings: the router's own window figures when it measures windows
  * (CloudWatch), else the difference of its cumulative counters (a router restart resets them; then the window counts
  * from zero) and the p95 of its per-request log.
@@ -250,8 +280,14 @@ async function windowOf(
   releaseId: string,
   from: TrafficCounters,
   to: TrafficCounters,
-): Promise<Pick<MeasuredWindow, 'requests' | 'errors5xx' | 'connectionErrors' | 'p95Ms' | 'samples'>> {
-  if (router.windowFigures) return router.windowFigures(route, releaseId, from.atMs, to.atMs);
+  opts: { stepFromMs?: number } = {},
+): Promise<
+  Pick<
+    MeasuredWindow,
+    'requests' | 'errors5xx' | 'connectionErrors' | 'p95Ms' | 'samples' | 'elbErrors5xx' | 'unhealthyHosts'
+  >
+> {
+  if (router.windowFigures) return router.windowFigures(route, releaseId, from.atMs, to.atMs, opts);
   const reset = to.responses < from.responses;
   const base = reset ? { responses: 0, errors5xx: 0, connectionErrors: 0 } : from;
   const latency = await router.latency(route, releaseId, from.atMs, to.atMs);

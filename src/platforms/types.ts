@@ -114,9 +114,17 @@ export interface TrafficRouter {
   setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds?: number): Promise<void>;
   /**
    * A router that measures windows itself (CloudWatch's per-period sums) instead of cumulative counters: the
-   * release's figures between two instants. Without it, windows are differences of readCounters().
+   * release's figures between two instants. Without it, windows are differences of readCounters(). `stepFromMs`:
+   * when the traffic step began; a router whose figures come late and by period reads no period that began before
+   * it (a period that holds the shift mixes two weights).
    */
-  windowFigures?(route: RouteSpec, releaseId: string, fromMs: number, toMs: number): Promise<WindowFigures>;
+  windowFigures?(
+    route: RouteSpec,
+    releaseId: string,
+    fromMs: number,
+    toMs: number,
+    opts?: { stepFromMs?: number },
+  ): Promise<WindowFigures>;
   /**
    * A router with its own cut-off (addMember's `cutoff`): whether it has taken the release out after consecutive
    * errors. Undefined when the release is still in, or has no cut-off.
@@ -144,10 +152,18 @@ export interface CutoffReport {
 
 export interface WindowFigures {
   requests: number;
+  /** 5xx the release answered, plus elbErrors5xx when the router has them. */
   errors5xx: number;
   connectionErrors: number;
   p95Ms: number | null;
   samples: number;
+  /**
+   * The load balancer's own 5xx (a 502/504 for a release that hangs or resets) counted for the release, already in
+   * errors5xx: aws-ecs weights the load balancer's figure by the release's share of its requests.
+   */
+  elbErrors5xx?: number;
+  /** The most targets of the release found unhealthy in the window (aws-ecs UnHealthyHostCount); any fails it. */
+  unhealthyHosts?: number;
 }
 
 /** How to start one release of a service. Secrets are not here: the runner adds them from its own environment. */
@@ -171,6 +187,8 @@ export interface RunningRelease {
   port: number;
   /** http when absent. */
   scheme?: 'http' | 'https';
+  /** The Host header and TLS server name of the checks (aws-ecs through a rule with a host condition); absent: host. */
+  checkHost?: string;
   /** The process id (single-host); 0 on platforms without one. */
   pid: number;
   startedAtMs: number;

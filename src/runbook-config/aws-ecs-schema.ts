@@ -155,6 +155,17 @@ export const awsEcsSchema = z
     listener: listenerArn.optional(),
     testListener: listenerArn,
     scheme: z.enum(['http', 'https']).default('http'),
+    checkHost: z
+      .string()
+      .regex(
+        /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/,
+        {
+          error: (iss) =>
+            `must be a host name without scheme, port or wildcard, like shop.example.com (the Host header and TLS server ` +
+            `name of the checks through the load balancer), got ${describeValue(iss.input)}`,
+        },
+      )
+      .optional(),
     drain: duration().default(30_000),
     rolloutTimeout: duration({ positive: true }).default(15 * 60_000),
     pollInterval: duration({ positive: true }).default(10_000),
@@ -175,6 +186,7 @@ export const awsEcsSchema = z
     ...(a.listener ? { listener: a.listener } : {}),
     testListener: a.testListener,
     scheme: a.scheme,
+    ...(a.checkHost ? { checkHost: a.checkHost.toLowerCase() } : {}),
     drainMs: a.drain,
     rolloutTimeoutMs: a.rolloutTimeout,
     pollIntervalMs: a.pollInterval,

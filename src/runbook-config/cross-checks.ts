@@ -180,12 +180,18 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
     const given = valid(analysisSchema.in.shape.interval, analysis.interval);
     // aws-ecs windows are at least CloudWatch's period (toResolved raises the interval to it).
     const interval = platform === 'aws-ecs' && given !== undefined ? Math.max(given, AWS_MIN_INTERVAL_MS) : given;
+    const conclusive = valid(analysisSchema.in.shape.minConclusiveWindows, analysis.minConclusiveWindows) ?? 1;
     steps.forEach((step, i) => {
       const bake = valid(trafficSchema.shape.steps.element.in.shape.bake, asObject(step).bake);
       if (interval !== undefined && bake !== undefined && bake > 0 && bake < interval) {
         add(
           ['traffic', 'steps', i, 'bake'],
           `${formatDuration(bake)} is shorter than analysis.interval (${formatDuration(interval)}), so no analysis window would complete; use 0 or at least ${formatDuration(interval)}`,
+        );
+      } else if (interval !== undefined && bake !== undefined && bake > 0 && Math.floor(bake / interval) < conclusive) {
+        add(
+          ['traffic', 'steps', i, 'bake'],
+          `${formatDuration(bake)} holds ${Math.floor(bake / interval)} analysis window(s) of ${formatDuration(interval)}, fewer than analysis.minConclusiveWindows (${conclusive}), so the step could never be judged; use 0 or at least ${formatDuration(conclusive * interval)}, or lower minConclusiveWindows`,
         );
       }
     });

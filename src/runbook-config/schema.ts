@@ -277,13 +277,14 @@ export const analysisSchema = z
       })
       .optional(),
     stepMinRequests: intIn(0, Number.MAX_SAFE_INTEGER, ' (canary requests a baked step needs)').optional(),
+    minConclusiveWindows: intIn(1, 1_000, ' (conclusive analysis windows a baked step needs)').optional(),
     expectedRps: numberIn(0.001, Number.MAX_SAFE_INTEGER, '50 (requests per second, all releases)').optional(),
     extendMax: duration({ positive: true }).default(60_000),
     compare: compareSchema.prefault({}),
     cutoff: cutoffSchema.prefault({}),
   })
   .describe(
-    '{ max5xxRate, maxP95LatencyMs, minRequests, interval, failuresTolerated, onInconclusive, stepMinRequests, expectedRps, extendMax, compare, cutoff }',
+    '{ max5xxRate, maxP95LatencyMs, minRequests, interval, failuresTolerated, onInconclusive, stepMinRequests, minConclusiveWindows, expectedRps, extendMax, compare, cutoff }',
   )
   .transform((a): AnalysisSpec & { onInconclusive?: AnalysisSpec['onInconclusive'] } => ({
     max5xxRate: a.max5xxRate,
@@ -293,6 +294,7 @@ export const analysisSchema = z
     failuresTolerated: a.failuresTolerated,
     ...(a.onInconclusive ? { onInconclusive: a.onInconclusive } : {}),
     ...(a.stepMinRequests !== undefined ? { stepMinRequests: a.stepMinRequests } : {}),
+    ...(a.minConclusiveWindows !== undefined ? { minConclusiveWindows: a.minConclusiveWindows } : {}),
     ...(a.expectedRps !== undefined ? { expectedRps: a.expectedRps } : {}),
     extendMaxMs: a.extendMax,
     compare: a.compare,

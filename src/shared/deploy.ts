@@ -70,6 +70,8 @@ export interface ReleaseRef {
   port: number;
   /** http when absent. */
   scheme?: 'http' | 'https';
+  /** The Host header and TLS server name the checks send (aws-ecs: a rule's host); absent: `host`'s own. */
+  checkHost?: string;
 }
 
 export type GateStatus =

@@ -36,6 +36,12 @@ export interface PlatformPlan {
   drillStartsApp: boolean;
   /** How the steps that differ by platform are worded in the timeline. */
   words: PlatformWords;
+  /**
+   * How long after a moment the platform's traffic figures of it can all be read (CloudWatch: aws.metricsDelay plus
+   * the minute in progress); a judged step bakes this much longer, so that the figures up to its bake's end are
+   * judged too. Absent: the figures are there at once (HAProxy's counters).
+   */
+  metricsLagMs?: number;
 }
 
 export interface PlatformWords {

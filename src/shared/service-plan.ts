@@ -188,6 +188,8 @@ export interface AnalysisSpec {
   onInconclusive?: InconclusiveAction;
   /** Requests the canary must answer in a baked step; absent: derived from `expectedRps` (see stepEvidenceNeed). */
   stepMinRequests?: number;
+  /** Conclusive windows (pass or fail, not too few requests) a baked step needs to count as judged; absent: 1. */
+  minConclusiveWindows?: number;
   /** The service's expected request rate (all releases together), req/s; used for the default step minimum. */
   expectedRps?: number;
   /** How much longer `extend` bakes a step that lacks evidence before it fails. */
@@ -327,6 +329,12 @@ export interface AwsEcsSpec {
   testListener: string;
   /** The scheme the checks use through the listeners. */
   scheme: 'http' | 'https';
+  /**
+   * The Host header and TLS server name (SNI) of the checks through the listeners, for a production rule with a
+   * host-header condition and an HTTPS certificate for that name. Absent: the rule's host-header value when it has
+   * exactly one, else none (the load balancer's DNS name).
+   */
+  checkHost?: string;
   /** How long a release keeps serving after traffic left it (the target groups' deregistration delay). */
   drainMs: number;
   /**

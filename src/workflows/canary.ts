@@ -4,6 +4,7 @@ import type { AnalysisWindow, ReleaseRef, StepEvidence } from '../shared/deploy'
 import { looksFor } from '../shared/judge';
 import type { CutoffSpec, ResolvedService, TrafficStep } from '../shared/service-plan';
 import type { CutoffReport } from '../platforms/types';
+import { platformPlanOf } from '../platforms/descriptors';
 import { act, safe, watch as watchActs } from './activity-options';
 import { metrics } from './metrics';
 import type { beginRunbook } from './runbook';
@@ -23,6 +24,11 @@ const UNJUDGED_GATE = 'unjudged-step';
  * watches for it (watchCutoff) beside its windows, failing the step at once when the router took the canary out.
  */
 const CANARY_CUTOFF = 'canary-cutoff';
+/**
+ * The patch of late figures: on a platform whose figures come late (CloudWatch), a judged step bakes its metrics lag
+ * longer, so that the minutes up to the end of its bake are published and judged before the next step.
+ */
+const METRICS_LAG = 'judged-step-metrics-lag';
 /** History events after which the analysis during the go-live wait stops (Temporal's limit is 51,200). */
 const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 
@@ -36,6 +42,8 @@ type Runbook = ReturnType<typeof beginRunbook>;
  */
 export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpec, drainMs: number) {
   const { state, enter, note, showWeights, compensations } = rb;
+  const minConclusive = plan.analysis.minConclusiveWindows ?? 1;
+  const metricsLagMs = platformPlanOf(plan).metricsLagMs ?? 0;
   const canary = {
     trafficMoved: false,
     failedWindow: undefined as AnalysisWindow | undefined,
@@ -85,9 +93,10 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     return watcher;
   }
 
-  const isJudged = (ev: StepEvidence) => ev.requests >= ev.needed && ev.conclusive > 0;
+  const isJudged = (ev: StepEvidence) => ev.requests >= ev.needed && ev.conclusive >= minConclusive;
   const evidenceWords = (ev: StepEvidence) =>
-    `${ev.requests} canary requests (at least ${ev.needed} needed), ${ev.conclusive} of ${ev.windows} windows conclusive; ` +
+    `${ev.requests} canary requests (at least ${ev.needed} needed), ${ev.conclusive} of ${ev.windows} windows conclusive` +
+    `${minConclusive > 1 ? ` (at least ${minConclusive} needed)` : ''}; ` +
     `stable ${ev.stableRequests} requests`;
 
   /**
@@ -131,9 +140,13 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     watcher: ReturnType<typeof watchCutoff> | undefined,
   ) {
     const stepIndex = ev.step;
-    const analysis = await watchJudged(ev, step, candidate, stable, extendMs, watcher);
+    const lagMs = metricsLagMs > 0 && patched(METRICS_LAG) ? metricsLagMs : 0;
+    const analysis = await watchJudged(ev, step, candidate, stable, extendMs + lagMs, watcher);
+    if (lagMs > 0) {
+      note(`step ${stepIndex} (${step.weight}%) bakes ${lagMs / 1000}s longer: its traffic figures arrive that late`);
+    }
     const wake = watcher ? () => watcher.report !== undefined : undefined;
-    await windowsFor(step.bakeMs, analysis.window, undefined, wake);
+    await windowsFor(step.bakeMs + lagMs, analysis.window, undefined, wake);
     if (!isJudged(ev) && extendMs > 0) {
       note(
         `step ${stepIndex} (${step.weight}%) not judged yet: ${evidenceWords(ev)}; baking up to ${extendMs} ms longer`,

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient, type Service } from '@aws-sdk/client-ecs';
 import { DescribeListenersCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import {
@@ -13,8 +14,10 @@ import {
 } from '@aws-sdk/client-rds';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import pg from 'pg';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { awsClients } from '../../src/platforms/aws-ecs/context';
+import { arnSuffix } from '../../src/platforms/aws-ecs/elb-router';
+import type { deployService } from '../../src/workflows';
 import { siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort, portOpen } from '../../src/system/processes';
@@ -35,7 +38,10 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * - moto runs no databases: RDS endpoints are mapped to the test stack's PostgreSQL, where the service's database
  *   lives; a restored instance (drill, rollback) is mapped to that same database, so the drill's integrity checks
  *   (pg_amcheck, manifest, schema) run for real on it, but no data is copied by moto. Snapshots are `available`
- *   at once. CloudWatch holds no load balancer metrics, so every analysis window is inconclusive.
+ *   at once. CloudWatch holds no load balancer metrics but what the last deploy's test publishes into it
+ *   (RequestCount per target group and per load balancer, with PutMetricData); moto computes no percentiles, so the
+ *   latency half (TargetResponseTime p95) and the load balancer's own 5xx and unhealthy hosts are in
+ *   elb-router.unit.test.ts.
  * - moto keeps a service's deployment as created when the service is updated: motoDeploymentSeam (below, in this
  *   test only) completes it as ECS reports a finished rollout; the production check reads ECS's own fields
  *   (ecs-releases.unit.test.ts: "does not take the old revision's deployment for the rollout of the new one").
@@ -47,7 +53,9 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * - snapshot retention: rds.unit.test.ts ("deletes the oldest of the service's snapshots beyond keep ...");
  * - stickiness, deregistration delay, listener protocols: elb-router.unit.test.ts and ecs-releases.unit.test.ts;
  * - redeployments in progress during the swap, promotion of a restored copy: rds.unit.test.ts;
- * - the manual-snapshot quota (moto has no DescribeAccountAttributes): rds.unit.test.ts ("doctor checks the cluster").
+ * - the manual-snapshot quota (moto has no DescribeAccountAttributes): rds.unit.test.ts ("doctor checks the cluster");
+ * - the services' circuit breaker (moto's DescribeServices does not return it): ecs-commands.unit.test.ts ("doctor
+ *   checks the deployment controller, the circuit breaker and the long ARN format ...").
  * The unit tests with aws-sdk-client-mock also cover rollouts in progress, the circuit breaker, throttling,
  * AccessDenied, snapshots being created and restores in progress.
  */
@@ -104,6 +112,50 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     if (process.env.RUNBOOK_RECORD_AWS_HISTORIES !== '1') return;
     const file = path.join(__dirname, '../replay/histories', `aws-ecs-worker-plan-${name}.json`);
     await exportHistory(testStack(), workflowId, file);
+  }
+
+  /**
+   * Publishes into moto's CloudWatch, every 5 s until stopped, what the load balancer would: RequestCount (30) and
+   * HTTPCode_Target_5XX_Count (`errors5xx`) per colour's target group, and the load balancer's RequestCount.
+   */
+  async function publishLoadBalancerMetrics(errors5xx: Record<'blue' | 'green', number>): Promise<{ stop(): void }> {
+    const cloudwatch = new CloudWatchClient({ region, endpoint: moto.endpoint });
+    const listener = await clients.elb.send(new DescribeListenersCommand({ ListenerArns: [shop.listener] }));
+    const lb = { Name: 'LoadBalancer', Value: arnSuffix(listener.Listeners![0]!.LoadBalancerArn!, 'app/') };
+    const publish = async () => {
+      const Timestamp = new Date();
+      const perColour = (['blue', 'green'] as const).flatMap((colour) => {
+        const Dimensions = [{ Name: 'TargetGroup', Value: arnSuffix(shop.targetGroups[colour], 'targetgroup/') }, lb];
+        return [
+          { MetricName: 'RequestCount', Dimensions, Value: 30, Unit: 'Count' as const, Timestamp },
+          ...(errors5xx[colour] > 0
+            ? [
+                {
+                  MetricName: 'HTTPCode_Target_5XX_Count',
+                  Dimensions,
+                  Value: errors5xx[colour],
+                  Unit: 'Count' as const,
+                  Timestamp,
+                },
+              ]
+            : []),
+        ];
+      });
+      await cloudwatch.send(
+        new PutMetricDataCommand({
+          Namespace: 'AWS/ApplicationELB',
+          MetricData: [...perColour, { MetricName: 'RequestCount', Dimensions: [lb], Value: 60, Timestamp }],
+        }),
+      );
+    };
+    await publish();
+    const timer = setInterval(() => void publish().catch(() => {}), 5_000);
+    return {
+      stop() {
+        clearInterval(timer);
+        cloudwatch.destroy();
+      },
+    };
   }
 
   /** The production listener's split, by colour. */
@@ -409,6 +461,9 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       [
         'credentials',
         'ecs services',
+        'ecs deployment controller',
+        'ecs circuit breaker',
+        'ecs long arn format',
         'target groups',
         'traffic',
         'test listener',
@@ -418,9 +473,105 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       ],
     );
     // The URL lives in the worker's env; moto does not implement rds:DescribeAccountAttributes (the quota check is
-    // covered by rds.unit.test.ts, "doctor checks the cluster ...").
-    const failed = aws.filter((c) => !c.ok && c.check !== 'database url' && c.check !== 'rds snapshot quota');
+    // covered by rds.unit.test.ts, "doctor checks the cluster ..."), and DescribeServices does not return the
+    // circuit breaker the services were created with (ecs-commands.unit.test.ts, "doctor checks the deployment
+    // controller, the circuit breaker and the long ARN format ...").
+    const unanswered = ['database url', 'rds snapshot quota', 'ecs circuit breaker'];
+    const failed = aws.filter((c) => !c.ok && !unanswered.includes(c.check));
     assert.deepEqual(failed, []);
     assert.match(aws[0]!.detail, /account 123456789012/);
+  });
+
+  it('deploy: a baked step judged on its own minutes of CloudWatch datapoints published into moto, baked until they are published', async function () {
+    this.timeout(300_000);
+    // The step at 50% bakes 1m, plus the metrics lag (metricsDelay 0s + the minute in progress); both colours'
+    // RequestCount is published into moto as the load balancer would, every 5 s, for the whole deploy.
+    const file = path.join(dir, 'runbook.yaml');
+    const config = parse(readFileSync(file, 'utf8')) as { services: { shop: Record<string, unknown> } };
+    const shopConfig = config.services.shop as {
+      aws: Record<string, unknown>;
+      traffic: unknown;
+      analysis: Record<string, unknown>;
+    };
+    shopConfig.aws.metricsDelay = '0s';
+    shopConfig.traffic = { steps: [{ weight: 50, bake: '1m' }, { weight: 100 }] };
+    shopConfig.analysis = { ...shopConfig.analysis, onInconclusive: 'fail' };
+    writeFileSync(file, stringify(config));
+
+    const publisher = await publishLoadBalancerMetrics({ blue: 0, green: 0 });
+    try {
+      const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v3', '--wait', '--json']);
+      assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+      const { workflowId } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { workflowId: string };
+      const result = await testStack().client.workflow.getHandle<typeof deployService>(workflowId).result();
+      assert.equal(result.outcome, 'succeeded', result.reason);
+      const step = result.state.steps?.[0];
+      assert.equal(step?.status, 'judged', JSON.stringify(step));
+      assert.ok(step.requests >= step.needed && step.stableRequests > 0, JSON.stringify(step));
+      assert.ok(
+        result.state.timeline.some((e) =>
+          /step 1 \(50%\) bakes 60s longer: its traffic figures arrive that late/.test(e.message),
+        ),
+        'the step was baked until its last minute was published',
+      );
+      // no window read a minute that began before the shift: the canary's requests are whole published minutes
+      // (30 every 5 s) after the step began
+      const windows = result.state.analysis.filter((w) => w.step === 1);
+      assert.ok(
+        windows.some((w) => w.verdict === 'pass'),
+        JSON.stringify(windows),
+      );
+      assert.ok(windows.every((w) => w.fromMs >= (step.fromMs ?? 0)));
+      await record(workflowId, 'deploy-judged-step');
+    } finally {
+      publisher.stop();
+    }
+  });
+
+  it('deploy: a step without CloudWatch figures of its own pauses for a person (onInconclusive: pause), who lets it go on', async function () {
+    this.timeout(300_000);
+    const file = path.join(dir, 'runbook.yaml');
+    const config = parse(readFileSync(file, 'utf8')) as { services: { shop: { analysis: Record<string, unknown> } } };
+    config.services.shop.analysis.onInconclusive = 'pause';
+    writeFileSync(file, stringify(config));
+    // Nothing is published: the minutes published before (the earlier deploys') began before this step's shift.
+    const started = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v5']);
+    assert.equal(started.code, 0, `${started.stdout}\n${started.stderr}`);
+    const id = /started (\S+):/.exec(started.stdout)?.[1];
+    assert.ok(id, started.stdout);
+    // the gate opens once the step's bake and its metrics lag are over (about 2 minutes)
+    let approved = { code: -1, stdout: '', stderr: '' };
+    for (let i = 0; i < 300 && approved.code !== 0; i++) {
+      approved = await runbook(['approve', id, '--as', 'alice', '--gate', 'unjudged-step', '--note', 'quiet moto']);
+      if (approved.code !== 0) await new Promise((r) => setTimeout(r, 1_000));
+    }
+    assert.equal(approved.code, 0, `${approved.stdout}\n${approved.stderr}`);
+    const result = await testStack().client.workflow.getHandle<typeof deployService>(id).result();
+    assert.equal(result.outcome, 'succeeded', result.reason);
+    assert.match(result.reason ?? '', /unjudged at 50%/);
+    const step = result.state.steps?.[0];
+    assert.equal(step?.status, 'approved', JSON.stringify(step));
+    assert.equal(step.conclusive, 0, 'no window of the step had figures');
+    await record(id, 'deploy-unjudged-approved');
+  });
+
+  it('deploy: a canary whose target group answers 5xx, published into CloudWatch, is rolled back by the analysis', async function () {
+    this.timeout(300_000);
+    const live = await weights();
+    const canary = live.blue === 0 ? 'blue' : 'green';
+    // 10 of the canary's 30 requests every 5 s are 5xx; the stable colour answers none
+    const publisher = await publishLoadBalancerMetrics({ blue: 0, green: 0, [canary]: 10 });
+    try {
+      const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v4', '--wait', '--json']);
+      assert.notEqual(r.code, 0, 'a rolled-back deploy exits non-zero');
+      const { workflowId } = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { workflowId: string };
+      const result = await testStack().client.workflow.getHandle<typeof deployService>(workflowId).result();
+      assert.equal(result.outcome, 'rolled-back', result.reason);
+      assert.match(result.reason ?? '', /canary analysis failed at 50%: 5xx rate 33\.3% > 2\.00%/);
+      assert.deepEqual(await weights(), live, 'the traffic is back on the stable colour');
+      await record(workflowId, 'deploy-bad-canary');
+    } finally {
+      publisher.stop();
+    }
   });
 });

@@ -76,6 +76,7 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
       failuresTolerated: a.failuresTolerated,
       ...(a.onInconclusive ? { onInconclusive: a.onInconclusive } : {}),
       ...(a.stepMinRequests !== undefined ? { stepMinRequests: a.stepMinRequests } : {}),
+      ...(a.minConclusiveWindows !== undefined ? { minConclusiveWindows: a.minConclusiveWindows } : {}),
       ...(a.expectedRps !== undefined ? { expectedRps: a.expectedRps } : {}),
       ...(a.extendMaxMs !== undefined ? { extendMax: a.extendMaxMs } : {}),
       ...(a.compare

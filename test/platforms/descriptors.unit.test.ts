@@ -67,6 +67,7 @@ describe('the platform seam', () => {
     assert.equal(p.releaseStartTimeoutMs, 10 * 60_000 + 60_000, 'the rollout timeout plus a margin');
     assert.equal(p.restorePollMs, 45_000);
     assert.equal(p.drillStartsApp, false);
+    assert.equal(p.metricsLagMs, plan.aws.metricsDelayMs + 60_000, "a judged step's last minutes, published");
     assert.equal(
       p.words.restoreInto('shop_restore_x', 2),
       'RDS cluster shop-restore-x (RestoreDBClusterFromSnapshot)',

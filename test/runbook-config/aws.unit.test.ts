@@ -229,6 +229,16 @@ describe('runbook config: problems in the aws block', () => {
     ]);
   });
 
+  it('takes aws.checkHost as a host name (lower-cased) and names what else it must not be (issue 13 item 5)', () => {
+    assert.equal(resolveShop(withAws('checkHost: Shop.Example.com')).aws.checkHost, 'shop.example.com');
+    assert.equal(resolveShop(SHOP).aws.checkHost, undefined, "absent: the rule's host condition decides");
+    for (const bad of ['https://shop.example.com', 'shop.example.com:443', '*.example.com']) {
+      assert.deepEqual(problemsOf(withAws(`checkHost: '${bad}'`)), [
+        `services.shop.aws.checkHost: must be a host name without scheme, port or wildcard, like shop.example.com (the Host header and TLS server name of the checks through the load balancer), got "${bad}"`,
+      ]);
+    }
+  });
+
   it('requires {version} in the image, which is how a release picks its image', () => {
     assert.deepEqual(problemsOf(edit(['shop:{version}', 'shop:latest'])), [
       'services.shop.aws.image: must contain {version}, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:{version}',
@@ -284,7 +294,7 @@ describe('runbook config: problems in the aws block', () => {
 
   it('names an unknown key with a "did you mean" and the keys allowed there', () => {
     const allowed =
-      'allowed here: region, endpoint, cluster, services, container, image, env, targetGroups, listenerRule, listener, testListener, scheme, drain, rolloutTimeout, pollInterval, metricsDelay, rds';
+      'allowed here: region, endpoint, cluster, services, container, image, env, targetGroups, listenerRule, listener, testListener, scheme, checkHost, drain, rolloutTimeout, pollInterval, metricsDelay, rds';
     assert.deepEqual(problemsOf(withAws('clustr: prod', 'desiredCount: 2')), [
       `services.shop.aws.clustr: unknown key (did you mean "cluster"?); ${allowed}`,
       `services.shop.aws.desiredCount: unknown key; ${allowed}`,
@@ -399,6 +409,24 @@ describe('runbook config: problems in the aws block', () => {
     });
     assert.deepEqual(problemsOf(edit(['rds: { instance: shop-db }', 'rds: { cluster: shop-aurora }'])), [
       'services.shop.aws.rds.drill.instanceClass: is required with cluster: the class of the writer instance that a restore of the Aurora cluster creates (Aurora restores have no default), e.g. db.r6g.large',
+    ]);
+  });
+
+  it('refuses a bake that holds fewer windows than analysis.minConclusiveWindows (issue 13 item 1)', () => {
+    // the step bakes aws.metricsDelay + 1m longer (its last minutes published), so a 2m bake holds 2 windows of 1m
+    assert.equal(resolveShop(edit(['bake: 5m', 'bake: 2m'])).traffic.steps[0]?.bakeMs, 120_000);
+    assert.deepEqual(
+      problemsOf(
+        edit(['bake: 5m', 'bake: 2m'], ['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 3 }']),
+      ),
+      [
+        'services.shop.traffic.steps[0].bake: 2m holds 2 analysis window(s) of 1m, fewer than analysis.minConclusiveWindows (3), so the step could never be judged; use 0 or at least 3m, or lower minConclusiveWindows',
+      ],
+    );
+    const plan = resolveShop(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 5 }']));
+    assert.equal(plan.analysis.minConclusiveWindows, 5, 'a 5m bake holds 5 windows of 1m');
+    assert.deepEqual(problemsOf(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, minConclusiveWindows: 0 }'])), [
+      'services.shop.analysis.minConclusiveWindows: must be 1..1000 (conclusive analysis windows a baked step needs), got 0',
     ]);
   });
 

@@ -118,6 +118,26 @@ describe('judged steps: evidence per step, the unjudged-step gate, the judge aga
       assert.ok(last.stable && last.stable.requests > 0, 'the stable side of the window');
     });
 
+    it('a step counts as judged with analysis.minConclusiveWindows conclusive windows, and says so (issue 13 item 1)', async () => {
+      // a bake of 3 windows may require 3 (fewer windows than required is refused in runbook.yaml: see
+      // test/runbook-config/aws.unit.test.ts); extend bakes on until the third conclusive one
+      const plan = await serviceWithV1(
+        taskQueue,
+        await judgedPlan({ onInconclusive: 'extend', extendMaxMs: 10_000, minConclusiveWindows: 3 }, 3_000),
+      );
+      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
+      const result = await (await startDeploy(taskQueue, plan, 'v2')).result();
+      await load.stop();
+      assert.equal(result.outcome, 'succeeded', result.reason);
+      const step = result.state.steps?.[0];
+      assert.equal(step?.status, 'judged', JSON.stringify(step));
+      assert.ok(step.conclusive >= 3, JSON.stringify(step));
+      assert.ok(
+        result.state.timeline.some((e) => /judged: .* windows conclusive \(at least 3 needed\)/.test(e.message)),
+        'the timeline says how many windows were needed',
+      );
+    });
+
     it('a canary with 5x the stable error rate, under the absolute limit, is rolled back by the judge', async () => {
       const releases = releasesWith({
         v1: { errorRate: 0.01, faultAfter: 5 },

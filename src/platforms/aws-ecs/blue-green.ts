@@ -481,6 +481,7 @@ interface ListenerEndpoint {
  */
 const listenerEndpoints = new Map<string, ListenerEndpoint>();
 const targetGroupLoadBalancers = new Map<string, string[]>();
+const ruleHosts = new Map<string, string[]>();
 
 const cacheKey = (ctx: AwsContext, arn: string) => `${ctx.spec.endpoint ?? ''} ${arn}`;
 
@@ -488,6 +489,7 @@ const cacheKey = (ctx: AwsContext, arn: string) => `${ctx.spec.endpoint ?? ''} $
 export function clearAwsCaches(): void {
   listenerEndpoints.clear();
   targetGroupLoadBalancers.clear();
+  ruleHosts.clear();
 }
 
 /** A listener's address as this worker reaches it, and the scheme its Protocol takes. */
@@ -495,6 +497,8 @@ export interface ListenerAddress {
   host: string;
   port: number;
   scheme: 'http' | 'https';
+  /** The Host header and TLS server name the checks send (see checkHostFor); absent: the address's own. */
+  checkHost?: string;
 }
 
 /**
@@ -520,7 +524,49 @@ export async function listenerAddress(ctx: AwsContext, arn: string, known?: List
     listenerEndpoints.set(key, endpoint);
   }
   const scheme = endpoint.protocol === 'HTTPS' ? 'https' : endpoint.protocol === 'HTTP' ? 'http' : ctx.spec.scheme;
-  return { ...ctx.resolveAddress(endpoint.dns, endpoint.port), scheme };
+  const checkHost = await checkHostFor(ctx, arn === productionListenerArn(ctx));
+  return { ...ctx.resolveAddress(endpoint.dns, endpoint.port), scheme, ...(checkHost ? { checkHost } : {}) };
+}
+
+/** The values of a listener rule's host-header conditions (DescribeRules), asked of AWS once per worker. */
+async function listenerRuleHosts(ctx: AwsContext, arn: string): Promise<string[]> {
+  const key = cacheKey(ctx, arn);
+  const cached = ruleHosts.get(key);
+  if (cached) return cached;
+  const res = await awsCall('elasticloadbalancing:DescribeRules', `listener rule ${arn}`, () =>
+    ctx.clients.elb.send(new DescribeRulesCommand({ RuleArns: [arn] })),
+  );
+  const rule = res.Rules?.find((r) => r.RuleArn === arn) ?? res.Rules?.[0];
+  if (!rule) throw awsPermanent('AwsNotFound', `listener rule ${arn} was not returned by DescribeRules`);
+  const hosts = (rule.Conditions ?? [])
+    .filter((c) => c.Field === 'host-header')
+    .flatMap((c) => c.HostHeaderConfig?.Values ?? c.Values ?? []);
+  ruleHosts.set(key, hosts);
+  return hosts;
+}
+
+/**
+ * The Host header and TLS server name (SNI) of the checks through a listener: aws.checkHost, else the production
+ * rule's host-header condition when it names exactly one host without wildcards, else none (the load balancer's DNS
+ * name, as before). Without it a check through a rule with a host condition gets the listener's default action, and
+ * an HTTPS listener's certificate (issued for the service's name) does not match the load balancer's DNS name.
+ * Throws ElbCheckHostUnknown (non-retryable) for the production listener when the rule matches several hosts or a
+ * wildcard: which one the checks should send is for runbook.yaml to say.
+ */
+export async function checkHostFor(ctx: AwsContext, production: boolean): Promise<string | undefined> {
+  const { spec } = ctx;
+  if (spec.checkHost) return spec.checkHost;
+  if (!spec.listenerRule) return undefined;
+  const hosts = await listenerRuleHosts(ctx, spec.listenerRule);
+  if (hosts.length === 0) return undefined;
+  const only = hosts.length === 1 ? hosts[0] : undefined;
+  if (only !== undefined && !/[*?]/.test(only)) return only.toLowerCase();
+  if (!production) return undefined;
+  throw awsPermanent(
+    'ElbCheckHostUnknown',
+    `listener rule ${spec.listenerRule} matches the host-header ${hosts.join(', ')}: set aws.checkHost in runbook.yaml ` +
+      'to the host name the checks through the load balancer should send (Host header and TLS server name)',
+  );
 }
 
 /**

@@ -35,6 +35,8 @@ export function awsEcsDescriptor(plan: AwsEcsService): PlatformPlan {
     releaseStartTimeoutMs: aws.rolloutTimeoutMs + ROLLOUT_MARGIN_MS,
     restorePollMs: rds?.pollIntervalMs ?? RDS_POLL_MS,
     drillStartsApp: false,
+    // the minute in progress when the bake ends must end, then be published
+    metricsLagMs: aws.metricsDelayMs + 60_000,
     words: {
       restoreInto: (target) => `RDS ${noun} ${resource(target)} (${restoreCall})`,
       maintenance: 'the load balancer answers 503',

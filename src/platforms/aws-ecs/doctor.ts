@@ -1,4 +1,4 @@
-import { DescribeServicesCommand, DescribeTaskDefinitionCommand } from '@aws-sdk/client-ecs';
+import { DescribeServicesCommand, DescribeTaskDefinitionCommand, type Service } from '@aws-sdk/client-ecs';
 import {
   DescribeListenersCommand,
   DescribeRulesCommand,
@@ -16,6 +16,7 @@ import { fail, pass, type Check } from '../../stack/component';
 import { awsClients } from './context';
 import { awslogsStream } from './ecs-commands';
 import { awsErrorCode, classifyAwsError } from './errors';
+import { checkRdsConnection } from './rds-connection';
 
 /** A check's own finding about a resource, with what to do about it. */
 const finding = (message: string, fix: string) => Object.assign(new Error(message), { name: 'Finding', fix });
@@ -25,13 +26,15 @@ const finding = (message: string, fix: string) => Object.assign(new Error(messag
  * resource runbook.yaml names (the two ECS services, the target groups, the listener rule or listener, the test
  * listener, the RDS instance or Aurora cluster), plus the database URL variable; with `releaseCommands` (the service
  * runs commands of its releases: a migrate command, command smoke checks, a drill's integrity command), what their
- * one-off tasks need of the live task definition. Read-only calls; never throws.
+ * one-off tasks need of the live task definition; with the URL variable set, a real connection to the database with
+ * it (checkRdsConnection: TLS, the certificate, the password; `connectTimeoutMs`, default 10 s). Read-only; never
+ * throws.
  */
 export async function awsDoctorChecks(
   spec: AwsEcsSpec,
   at: { service: string; environment: string },
   env: NodeJS.ProcessEnv,
-  opts: { releaseCommands?: boolean } = {},
+  opts: { releaseCommands?: boolean; connectTimeoutMs?: number } = {},
 ): Promise<Check[]> {
   const component = `aws ${at.service}/${at.environment}`;
   const c = awsClients(spec.region, spec.endpoint);
@@ -66,6 +69,7 @@ export async function awsDoctorChecks(
   });
   if (checks.some((x) => !x.ok)) return checks; // nothing else can work without credentials
 
+  let described: Service[] = [];
   await probe('ecs services', 'ecs:DescribeServices', async () => {
     const names = [spec.services.blue, spec.services.green];
     const res = await c.ecs.send(new DescribeServicesCommand({ cluster: spec.cluster, services: names }));
@@ -74,8 +78,10 @@ export async function awsDoctorChecks(
       ...(res.services ?? []).filter((s) => s.status !== 'ACTIVE').map((s) => `${s.serviceName}: ${s.status}`),
     ];
     if (missing.length > 0) throw Object.assign(new Error(missing.join('; ')), { name: 'ServiceNotFoundException' });
+    described = res.services ?? [];
     return `${names.join(', ')} in ${spec.cluster}: ACTIVE`;
   });
+  if (described.length > 0) checks.push(...deploymentChecks(component, described));
   if (opts.releaseCommands) {
     // A one-off task runs the release's revision, made from the live one: its container, roles and log stream.
     await probe('release commands', 'ecs:DescribeTaskDefinition', async () => {
@@ -170,16 +176,83 @@ export async function awsDoctorChecks(
       }
       return detail;
     });
+    const url = env[rds.urlEnv];
     checks.push(
-      env[rds.urlEnv]
+      url
         ? pass(component, 'database url', `${rds.urlEnv} is set`)
         : fail(
             component,
             'database url',
             `${rds.urlEnv} is not set in this environment`,
-            `set ${rds.urlEnv} on the worker to postgres://<user>:<password>@<endpoint>:5432/${rds.database}`,
+            `set ${rds.urlEnv} on the worker to postgres://<user>:<password>@<endpoint>:5432/${rds.database}` +
+              '?sslmode=verify-full&sslrootcert=/path/to/the-rds-ca-bundle.pem',
           ),
     );
+    if (url) {
+      // A real connection with the worker's URL: TLS, the certificate against the RDS CA bundle, the password.
+      const outcome = await checkRdsConnection(url, { region: spec.region, timeoutMs: opts.connectTimeoutMs });
+      checks.push(
+        outcome.ok
+          ? pass(component, 'database connection', outcome.detail)
+          : fail(component, 'database connection', outcome.message, outcome.fix),
+      );
+    }
   }
   return checks;
+}
+
+/**
+ * What the blue/green rollouts need of the two ECS services, from their DescribeServices answer: the ECS deployment
+ * controller (runbook's UpdateService rollouts; CODE_DEPLOY and EXTERNAL services refuse them), the deployment
+ * circuit breaker (without it a release whose tasks never start is seen failing only at aws.rolloutTimeout), and the
+ * long ARN format (cluster name in the service ARN), without which ECS cannot tag a service and runbook finds its
+ * releases by tags.
+ */
+export function deploymentChecks(component: string, services: Service[]): Check[] {
+  const each = (problem: (s: Service) => string | undefined) =>
+    services.flatMap((s) => {
+      const p = problem(s);
+      return p ? [`${s.serviceName ?? '?'}: ${p}`] : [];
+    });
+  const names = services.map((s) => s.serviceName ?? '?').join(', ');
+  const controller = each((s) => {
+    const type = s.deploymentController?.type ?? 'ECS';
+    return type === 'ECS' ? undefined : `deployment controller ${type}`;
+  });
+  const breaker = each((s) => {
+    const b = s.deploymentConfiguration?.deploymentCircuitBreaker;
+    return !b?.enable ? 'circuit breaker off' : !b.rollback ? 'circuit breaker without rollback' : undefined;
+  });
+  // arn:aws:ecs:<region>:<account>:service/<cluster>/<name> (long) or service/<name> (the old format)
+  const longArn = each((s) =>
+    s.serviceArn && !/:service\/[^/]+\/[^/]+$/.test(s.serviceArn) ? `old ARN format ${s.serviceArn}` : undefined,
+  );
+  return [
+    controller.length > 0
+      ? fail(
+          component,
+          'ecs deployment controller',
+          `${controller.join('; ')}: runbook rolls releases out with UpdateService, which needs the ECS controller`,
+          'use deploymentController ECS on both services (a CodeDeploy blue/green service cannot be driven by runbook)',
+        )
+      : pass(component, 'ecs deployment controller', `${names}: ECS`),
+    breaker.length > 0
+      ? fail(
+          component,
+          'ecs circuit breaker',
+          `${breaker.join('; ')}: a release whose tasks fail to start is then seen failing only at aws.rolloutTimeout, ` +
+            'and ECS does not roll it back',
+          'set deploymentConfiguration.deploymentCircuitBreaker { enable: true, rollback: true } on both services',
+        )
+      : pass(component, 'ecs circuit breaker', `${names}: enabled, with rollback`),
+    longArn.length > 0
+      ? fail(
+          component,
+          'ecs long arn format',
+          `${longArn.join('; ')}: ECS cannot tag such a service, and runbook finds its releases by the services' tags`,
+          'enable serviceLongArnFormat for the account (aws ecs put-account-setting-default --name serviceLongArnFormat ' +
+            '--value enabled) and recreate the services',
+        )
+      : pass(component, 'ecs long arn format', `${names}: long ARN format (taggable)`),
+  ];
 }

@@ -28,6 +28,7 @@ import {
   type Colour,
   type ColourService,
   type ColourServices,
+  type ListenerAddress,
 } from './blue-green';
 import { TAG, type AwsContext } from './context';
 import { awsCall, awsPermanent } from './errors';
@@ -109,7 +110,7 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
 
   const running = (
     s: ColourService,
-    address: { host: string; port: number; scheme?: 'http' | 'https' },
+    address: ListenerAddress,
     fallback: { service: string; environment: string; version: string },
   ): RunningRelease => ({
     service: s.tags[TAG.service] ?? fallback.service,
@@ -118,7 +119,8 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
     version: s.version ?? fallback.version,
     host: address.host,
     port: address.port,
-    scheme: address.scheme ?? spec.scheme,
+    scheme: address.scheme,
+    ...(address.checkHost ? { checkHost: address.checkHost } : {}),
     pid: 0,
     startedAtMs: startedAt(s),
     logFile: `ecs:${spec.cluster}/${s.name}`,

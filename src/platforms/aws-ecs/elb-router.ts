@@ -75,14 +75,33 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
     return found.colour;
   }
 
-  async function windowFigures(route: RouteSpec, releaseId: string, fromMs: number, toMs: number) {
+  async function windowFigures(
+    route: RouteSpec,
+    releaseId: string,
+    fromMs: number,
+    toMs: number,
+    opts: { stepFromMs?: number } = {},
+  ): Promise<WindowFigures> {
     // CloudWatch publishes a minute's figures a minute or more after it ended: a window reads the whole minutes
     // that ended at least aws.metricsDelay before its bounds. Consecutive windows (each starts where the last ended)
     // then read consecutive minutes, none twice and none half-published; a window without a whole minute yet has
-    // no figures (inconclusive, like a window with too few requests).
-    const start = Math.floor((fromMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
+    // no figures (inconclusive, like a window with too few requests). Within a traffic step, no minute that began
+    // before the step (the previous weight's, or the minute of the shift, which mixes both) is read.
+    const published = Math.floor((fromMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
+    const stepStart = opts.stepFromMs === undefined ? -Infinity : Math.ceil(opts.stepFromMs / MINUTE_MS) * MINUTE_MS;
+    const start = Math.max(published, stepStart);
     const end = Math.floor((toMs - spec.metricsDelayMs) / MINUTE_MS) * MINUTE_MS;
-    if (end <= start) return { requests: 0, errors5xx: 0, connectionErrors: 0, p95Ms: null, samples: 0 };
+    if (end <= start) {
+      return {
+        requests: 0,
+        errors5xx: 0,
+        connectionErrors: 0,
+        p95Ms: null,
+        samples: 0,
+        elbErrors5xx: 0,
+        unhealthyHosts: 0,
+      };
+    }
     const colour = await memberColour(route, releaseId, { type: 'InvalidSplitError', permanent: false });
     const tgArn = spec.targetGroups[colour];
     const lbs = await targetGroupLoadBalancerArns(ctx, tgArn);
@@ -94,17 +113,16 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
         `target group ${tgArn} (${colour}) is not attached to a load balancer, so it has no traffic figures`,
       );
     }
-    const dimensions = [
-      { Name: 'TargetGroup', Value: arnSuffix(tgArn, 'targetgroup/') },
-      { Name: 'LoadBalancer', Value: arnSuffix(lbArn, 'app/') },
-    ];
-    const metric = (Id: string, MetricName: string, Stat: string): MetricDataQuery => ({
+    const loadBalancer = { Name: 'LoadBalancer', Value: arnSuffix(lbArn, 'app/') };
+    const targetGroup = [{ Name: 'TargetGroup', Value: arnSuffix(tgArn, 'targetgroup/') }, loadBalancer];
+    const metric = (
+      Id: string,
+      MetricName: string,
+      Stat: string,
+      Dimensions: Array<{ Name: string; Value: string }> = targetGroup,
+    ): MetricDataQuery => ({
       Id,
-      MetricStat: {
-        Metric: { Namespace: 'AWS/ApplicationELB', MetricName, Dimensions: dimensions },
-        Period: 60,
-        Stat,
-      },
+      MetricStat: { Metric: { Namespace: 'AWS/ApplicationELB', MetricName, Dimensions }, Period: 60, Stat },
       ReturnData: true,
     });
     const queries = [
@@ -112,6 +130,10 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       metric('errors5xx', 'HTTPCode_Target_5XX_Count', 'Sum'),
       metric('connectionErrors', 'TargetConnectionErrorCount', 'Sum'),
       metric('p95', 'TargetResponseTime', 'p95'),
+      metric('unhealthy', 'UnHealthyHostCount', 'Maximum'),
+      // The load balancer's own 5xx (502/504 of a target that hangs or resets) exist per load balancer only.
+      metric('lbErrors5xx', 'HTTPCode_ELB_5XX_Count', 'Sum', [loadBalancer]),
+      metric('lbRequests', 'RequestCount', 'Sum', [loadBalancer]),
     ];
     const results: MetricDataResult[] = [];
     let token: string | undefined;
@@ -133,13 +155,16 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
     const sum = (id: string) => values(id).reduce((a, b) => a + b, 0);
     const p95 = values('p95');
     const requests = sum('requests');
+    const elbErrors5xx = Math.round(elbShare(results));
     const figures: WindowFigures = {
       requests,
-      errors5xx: sum('errors5xx'),
+      errors5xx: sum('errors5xx') + elbErrors5xx,
       connectionErrors: sum('connectionErrors'),
       // The window's p95 is not derivable from per-minute p95s: the worst minute is the conservative stand-in.
       p95Ms: p95.length > 0 ? Math.round(Math.max(...p95) * 1000 * 1000) / 1000 : null,
       samples: requests,
+      elbErrors5xx,
+      unhealthyHosts: Math.max(0, ...values('unhealthy')),
     };
     return figures;
   }
@@ -247,8 +272,9 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
       return { responses: 0, errors5xx: 0, connectionErrors: 0, atMs: ctx.now() };
     },
 
+    /** The worst minute's p95 of the whole minutes from `fromMs` on (none that began before it) published by `toMs`. */
     async latency(route, releaseId, fromMs, toMs) {
-      const figures = await windowFigures(route, releaseId, fromMs, toMs);
+      const figures = await windowFigures(route, releaseId, fromMs, toMs, { stepFromMs: fromMs });
       return { p95Ms: figures.p95Ms, samples: figures.samples };
     },
 
@@ -308,6 +334,33 @@ async function deregistrationDelayMs(ctx: AwsContext, tgArn: string): Promise<nu
   const value = res.Attributes?.find((a) => a.Key === 'deregistration_delay.timeout_seconds')?.Value;
   const seconds = value === undefined ? 300 : Number(value);
   return Number.isFinite(seconds) ? seconds * 1000 : 300_000;
+}
+
+/**
+ * The load balancer's own 5xx that fall to a target group, minute by minute: each minute's HTTPCode_ELB_5XX_Count
+ * weighted by the group's share of the load balancer's requests that minute (RequestCount of the group over the load
+ * balancer's). CloudWatch has no per-target-group figure of them; a minute without requests on the load balancer
+ * counts none.
+ */
+function elbShare(results: MetricDataResult[]): number {
+  const byMinute = (id: string) => {
+    const minutes = new Map<number, number>();
+    for (const r of results.filter((x) => x.Id === id)) {
+      (r.Values ?? []).forEach((v, i) => {
+        const at = r.Timestamps?.[i]?.getTime();
+        if (at !== undefined) minutes.set(at, (minutes.get(at) ?? 0) + v);
+      });
+    }
+    return minutes;
+  };
+  const group = byMinute('requests');
+  const lb = byMinute('lbRequests');
+  let share = 0;
+  for (const [at, errors] of byMinute('lbErrors5xx')) {
+    const all = lb.get(at) ?? 0;
+    if (all > 0) share += (errors * Math.min(all, group.get(at) ?? 0)) / all;
+  }
+  return share;
 }
 
 /** The CloudWatch dimension form of an ARN: from `marker` on (`targetgroup/<name>/<id>`, `app/<name>/<id>`). */

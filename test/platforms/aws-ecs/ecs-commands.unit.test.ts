@@ -546,6 +546,56 @@ describe('ECS release command runner (aws-sdk-client-mock)', () => {
     assert.ok(!without.some((c) => c.check === 'release commands'), 'not checked for a service without commands');
   });
 
+  it('doctor checks the deployment controller, the circuit breaker and the long ARN format of both services (issue 13)', async () => {
+    sts.on(GetCallerIdentityCommand).resolves({ Arn: 'arn:aws:sts::123456789012:assumed-role/worker', Account: '1' });
+    const breaker = { deploymentCircuitBreaker: { enable: true, rollback: true } };
+    const ready = (s: Service): Service => ({
+      ...s,
+      deploymentController: { type: 'ECS' },
+      deploymentConfiguration: breaker,
+    });
+    ecs.on(DescribeServicesCommand).resolves({ services: [ready(blueLive), ready(greenIdle)], failures: [] });
+    const at = { service: 'shop', environment: 'prod' };
+    const deployment = async () =>
+      (await awsDoctorChecks(spec, at, {})).filter((c) => c.check.startsWith('ecs ') && c.check !== 'ecs services');
+    assert.deepEqual(
+      (await deployment()).map((c) => [c.check, c.ok, c.detail]),
+      [
+        ['ecs deployment controller', true, 'shop-blue, shop-green: ECS'],
+        ['ecs circuit breaker', true, 'shop-blue, shop-green: enabled, with rollback'],
+        ['ecs long arn format', true, 'shop-blue, shop-green: long ARN format (taggable)'],
+      ],
+    );
+
+    ecs.on(DescribeServicesCommand).resolves({
+      services: [
+        { ...ready(blueLive), deploymentController: { type: 'CODE_DEPLOY' }, deploymentConfiguration: {} },
+        {
+          ...ready(greenIdle),
+          serviceArn: `${ECS_ARN}:service/shop-green`,
+          deploymentConfiguration: { deploymentCircuitBreaker: { enable: true, rollback: false } },
+        },
+      ],
+      failures: [],
+    });
+    const [controller, circuit, arn] = await deployment();
+    assert.equal(controller?.ok, false);
+    assert.match(controller?.detail ?? '', /^shop-blue: deployment controller CODE_DEPLOY: runbook rolls releases out/);
+    assert.match(controller?.fix ?? '', /deploymentController ECS/);
+    assert.equal(circuit?.ok, false);
+    assert.match(
+      circuit?.detail ?? '',
+      /^shop-blue: circuit breaker off; shop-green: circuit breaker without rollback:/,
+    );
+    assert.match(circuit?.fix ?? '', /deploymentCircuitBreaker \{ enable: true, rollback: true \}/);
+    assert.equal(arn?.ok, false);
+    assert.match(
+      arn?.detail ?? '',
+      /^shop-green: old ARN format arn:aws:ecs:us-east-1:123456789012:service\/shop-green:/,
+    );
+    assert.match(arn?.fix ?? '', /serviceLongArnFormat/);
+  });
+
   it('derives startedBy from the runId: as it is up to 36 characters, else shortened with a hash', () => {
     assert.equal(startedByFor('deploy-shop-prod-7f3a-migrate'), 'deploy-shop-prod-7f3a-migrate');
     const long = 'deploy-shop-production-2025-01-01t12-00-00-3f9c2a1b-migrate-status';

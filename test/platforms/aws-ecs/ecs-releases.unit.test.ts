@@ -433,6 +433,92 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     assert.deepEqual([live?.scheme, live?.port], ['https', 10443], 'the live colour: through the HTTPS listener');
   });
 
+  describe('check host / SNI of a rule with a host condition (issue 13 item 5)', () => {
+    const withHosts = (...hosts: string[]) => {
+      const rules = ruleForwarding(100, 0);
+      return {
+        Rules: rules.Rules.map((r) => ({
+          ...r,
+          Conditions: [
+            { Field: 'host-header', HostHeaderConfig: { Values: hosts } },
+            { Field: 'path-pattern', PathPatternConfig: { Values: ['/*'] } },
+          ],
+        })),
+      };
+    };
+    const greenStarted = () =>
+      ecs
+        .on(DescribeServicesCommand)
+        .resolves(
+          services(
+            blueLive,
+            service('green', { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' }),
+          ),
+        );
+
+    it("takes the rule's one host-header value as the check host of both listeners", async () => {
+      const f = fakeContext();
+      mockElb({ blue: 100, green: 0 });
+      elb.on(DescribeRulesCommand).resolves(withHosts('Shop.Example.com'));
+      greenStarted();
+      const runner = createEcsReleaseRunner(f.ctx);
+      const checked = await runner.start(request);
+      assert.equal(checked.checkHost, 'shop.example.com', 'through the test listener');
+      const live = await runner.get('shop', 'prod', 'shop-1-0-0-aaaa');
+      assert.equal(live?.checkHost, 'shop.example.com', 'through the production listener');
+      assert.equal(live?.host, '127.0.0.1', 'still connected to the load balancer (here: mapped to a local port)');
+    });
+
+    it('prefers aws.checkHost, and sends none for a rule without host conditions', async () => {
+      mockElb({ blue: 100, green: 0 });
+      elb.on(DescribeRulesCommand).resolves(withHosts('*.example.com'));
+      greenStarted();
+      const explicit = fakeAwsContext({
+        spec: { ...spec, checkHost: 'canary.example.com' },
+        resolveAddress: (_host, port) => ({ host: '127.0.0.1', port }),
+        sleepAdvancesClock: true,
+      });
+      const live = await createEcsReleaseRunner(explicit.ctx).get('shop', 'prod', 'shop-1-0-0-aaaa');
+      assert.equal(live?.checkHost, 'canary.example.com');
+
+      clearAwsCaches();
+      elb.on(DescribeRulesCommand).resolves(ruleForwarding(100, 0));
+      const plain = await createEcsReleaseRunner(fakeContext().ctx).get('shop', 'prod', 'shop-1-0-0-aaaa');
+      assert.ok(plain, 'the live release is found');
+      assert.equal(plain.checkHost, undefined);
+    });
+
+    it('refuses to guess among several hosts or a wildcard for the production listener, naming aws.checkHost', async () => {
+      mockElb({ blue: 100, green: 0 });
+      elb.on(DescribeRulesCommand).resolves(withHosts('shop.example.com', 'www.shop.example.com'));
+      greenStarted();
+      const runner = createEcsReleaseRunner(fakeContext().ctx);
+      const err = await rejection(runner.get('shop', 'prod', 'shop-1-0-0-aaaa'));
+      assert.ok(err instanceof PlatformError);
+      assert.equal(err.type, 'ElbCheckHostUnknown');
+      assert.equal(err.permanent, true);
+      assert.match(
+        err.message,
+        /matches the host-header shop\.example\.com, www\.shop\.example\.com: set aws\.checkHost/,
+      );
+      // through the test listener (its default action forwards whatever the host) the checks go on without one
+      const checked = await runner.start(request);
+      assert.equal(checked.checkHost, undefined);
+    });
+
+    it('asks DescribeRules for the host once per worker', async () => {
+      mockElb({ blue: 100, green: 0 });
+      elb.on(DescribeRulesCommand).resolves(withHosts('shop.example.com'));
+      greenStarted();
+      const runner = createEcsReleaseRunner(fakeContext().ctx);
+      await runner.get('shop', 'prod', 'shop-1-0-0-aaaa');
+      const before = elb.commandCalls(DescribeRulesCommand).length;
+      await runner.get('shop', 'prod', 'shop-1-0-0-aaaa');
+      // the second get reads the rule's weights again (readTraffic), and its host from the worker's cache
+      assert.equal(elb.commandCalls(DescribeRulesCommand).length - before, 1);
+    });
+  });
+
   it('goes to blue on the first deploy and refuses when both colours take traffic', async () => {
     const f = fakeContext();
     mockElb({ blue: 0, green: 0 });

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { GetMetricDataCommand } from '@aws-sdk/client-cloudwatch';
 import { DescribeServicesCommand, type Service } from '@aws-sdk/client-ecs';
 import {
@@ -23,6 +25,8 @@ import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createElbRouter } from '../../../src/platforms/aws-ecs/elb-router';
 import { createPlatformRegistry } from '../../../src/platforms/registry';
+import { judgeWindow } from '../../../src/shared/analysis';
+import type { AnalysisSpec } from '../../../src/shared/service-plan';
 import { PlatformError, type PlatformParts, type RouteSpec, type TrafficRouter } from '../../../src/platforms/types';
 import {
   BLUE_TG,
@@ -310,7 +314,15 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     const from = Date.UTC(2025, 0, 1, 12, 2, 30);
     const to = Date.UTC(2025, 0, 1, 12, 4, 10);
     const figures = await router.windowFigures!(route, NEW, from, to);
-    assert.deepEqual(figures, { requests: 1140, errors5xx: 7, connectionErrors: 1, p95Ms: 245, samples: 1140 });
+    assert.deepEqual(figures, {
+      requests: 1140,
+      errors5xx: 7,
+      connectionErrors: 1,
+      p95Ms: 245,
+      samples: 1140,
+      elbErrors5xx: 0,
+      unhealthyHosts: 0,
+    });
 
     const input = cloudwatch.commandCalls(GetMetricDataCommand)[0]!.args[0].input;
     assert.deepEqual(input.StartTime, new Date(Date.UTC(2025, 0, 1, 12, 0, 0)));
@@ -330,7 +342,15 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
       Date.UTC(2025, 0, 1, 12, 5, 20),
       Date.UTC(2025, 0, 1, 12, 5, 50),
     );
-    assert.deepEqual(early, { requests: 0, errors5xx: 0, connectionErrors: 0, p95Ms: null, samples: 0 });
+    assert.deepEqual(early, {
+      requests: 0,
+      errors5xx: 0,
+      connectionErrors: 0,
+      p95Ms: null,
+      samples: 0,
+      elbErrors5xx: 0,
+      unhealthyHosts: 0,
+    });
     assert.equal(cloudwatch.commandCalls(GetMetricDataCommand).length, 2);
     assert.deepEqual(
       input.MetricDataQueries?.map((q) => [q.Id, q.MetricStat?.Metric?.MetricName, q.MetricStat?.Stat]),
@@ -339,13 +359,17 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
         ['errors5xx', 'HTTPCode_Target_5XX_Count', 'Sum'],
         ['connectionErrors', 'TargetConnectionErrorCount', 'Sum'],
         ['p95', 'TargetResponseTime', 'p95'],
+        ['unhealthy', 'UnHealthyHostCount', 'Maximum'],
+        ['lbErrors5xx', 'HTTPCode_ELB_5XX_Count', 'Sum'],
+        ['lbRequests', 'RequestCount', 'Sum'],
       ],
     );
     for (const q of input.MetricDataQueries ?? []) {
+      const perLoadBalancer = q.Id === 'lbErrors5xx' || q.Id === 'lbRequests';
       assert.equal(q.MetricStat?.Period, 60);
       assert.equal(q.MetricStat?.Metric?.Namespace, 'AWS/ApplicationELB');
       assert.deepEqual(q.MetricStat?.Metric?.Dimensions, [
-        { Name: 'TargetGroup', Value: 'targetgroup/shop-green/bbbb2222bbbb2222' },
+        ...(perLoadBalancer ? [] : [{ Name: 'TargetGroup', Value: 'targetgroup/shop-green/bbbb2222bbbb2222' }]),
         { Name: 'LoadBalancer', Value: 'app/shop/50dc6c495c0c9188' },
       ]);
     }
@@ -362,6 +386,177 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
       errors5xx: 0,
       connectionErrors: 0,
       atMs: f.now(),
+    });
+  });
+
+  it('reads no minute that began before the traffic step, and the minutes after it as they are published (issue 13 item 1)', async () => {
+    fakeAlb([forward(50, 50)]);
+    cloudwatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    const router = createElbRouter(fakeContext().ctx);
+    const at = (m: number, sec = 0) => Date.UTC(2025, 0, 1, 12, m, sec);
+    // The step shifted at 12:00:30 (metricsDelay 2m, 1-minute windows): the windows' own bounds would read 11:58 on,
+    // the previous weight's minutes, and 12:00, which holds the shift.
+    const shift = at(0, 30);
+    const read: Array<[string, string] | 'nothing'> = [];
+    for (let k = 0; k < 7; k++) {
+      const before = cloudwatch.commandCalls(GetMetricDataCommand).length;
+      await router.windowFigures!(route, NEW, shift + k * 60_000, shift + (k + 1) * 60_000, { stepFromMs: shift });
+      const calls = cloudwatch.commandCalls(GetMetricDataCommand);
+      const input = calls.length > before ? calls.at(-1)!.args[0].input : undefined;
+      read.push(
+        input ? [input.StartTime!.toISOString().slice(11, 16), input.EndTime!.toISOString().slice(11, 16)] : 'nothing',
+      );
+    }
+    assert.deepEqual(read, [
+      'nothing', // 12:01:30: 11:59 is published, but it is before the step
+      'nothing', // 12:02:30: 12:00 holds the shift
+      'nothing', // 12:03:30: 12:01 ends at 12:02, published at 12:04
+      ['12:01', '12:02'],
+      ['12:02', '12:03'],
+      ['12:03', '12:04'],
+      ['12:04', '12:05'],
+    ]);
+    // Without the step's start (the sign-off's watch, older activities), the windows read as before.
+    await router.windowFigures!(route, NEW, shift, shift + 60_000 * 3);
+    const plain = cloudwatch.commandCalls(GetMetricDataCommand).at(-1)!.args[0].input;
+    assert.deepEqual([plain.StartTime, plain.EndTime], [new Date(at(-2)), new Date(at(1))]);
+  });
+
+  it("measureAgainstStable reads both colours from the step's first whole minute on", async () => {
+    fakeAlb([forward(50, 50)]);
+    cloudwatch.on(GetMetricDataCommand).resolves({ MetricDataResults: [] });
+    const shift = Date.UTC(2025, 0, 1, 12, 0, 30);
+    const now = Date.UTC(2025, 0, 1, 12, 6, 30);
+    const router = createElbRouter(fakeAwsContext({ spec, startMs: now }).ctx);
+    const traffic = createTrafficActivities({
+      platforms: createPlatformRegistry({ 'aws-ecs': () => ({ router }) as unknown as PlatformParts }),
+    });
+    const counters = { responses: 0, errors5xx: 0, connectionErrors: 0, atMs: shift };
+    await traffic.measureAgainstStable({
+      route,
+      release: { releaseId: NEW, version: '2.0.0', host: '127.0.0.1', port: 9 },
+      stable: { releaseId: OLD, version: '1.0.0', host: '127.0.0.1', port: 9 },
+      from: { canary: counters, stable: counters },
+      step: { fromMs: shift, prior: { canary: { attempts: 0, errors: 0 }, stable: { attempts: 0, errors: 0 } } },
+      liveness: { path: '/health', expectStatus: 200 },
+      timeoutMs: 1_000,
+      compare: { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 },
+      minRequests: 20,
+      looks: 1,
+    });
+    const spans = cloudwatch
+      .commandCalls(GetMetricDataCommand)
+      .map((c) => [
+        c.args[0].input.StartTime?.toISOString().slice(11, 16),
+        c.args[0].input.EndTime?.toISOString().slice(11, 16),
+      ]);
+    // canary and stable windows, then both latencies (no warm-up given): none from before 12:01
+    assert.deepEqual(spans, [
+      ['12:01', '12:04'],
+      ['12:01', '12:04'],
+      ['12:01', '12:04'],
+      ['12:01', '12:04'],
+    ]);
+  });
+
+  describe("the load balancer's own 5xx and unhealthy targets (issue 13, ALB-generated 5xx)", () => {
+    const minute = (m: number) => new Date(Date.UTC(2025, 0, 1, 12, m, 0));
+    const from = Date.UTC(2025, 0, 1, 12, 2, 30);
+    const to = Date.UTC(2025, 0, 1, 12, 5, 10); // reads 12:00, 12:01 and 12:02
+    const series = (Id: string, byMinute: Record<number, number>) => ({
+      Id,
+      Timestamps: Object.keys(byMinute).map((m) => minute(Number(m))),
+      Values: Object.values(byMinute),
+    });
+    /** The canary (green) takes 10% of the load balancer's requests, and hangs: its requests end in ELB 504s. */
+    const hangingCanary = (unhealthy: Record<number, number> = { 0: 0, 1: 0, 2: 0 }) => ({
+      MetricDataResults: [
+        series('requests', { 0: 100, 1: 100, 2: 0 }),
+        series('errors5xx', { 0: 1 }),
+        series('p95', { 0: 0.1, 1: 0.1 }),
+        series('unhealthy', unhealthy),
+        // the load balancer: 1000 requests a minute (other rules and the stable colour too), its own 5xx
+        series('lbRequests', { 0: 1000, 1: 1000, 2: 1000 }),
+        series('lbErrors5xx', { 0: 100, 1: 50, 2: 30 }),
+      ],
+    });
+
+    it("counts the load balancer's 5xx weighted by the colour's share of its requests, minute by minute", async () => {
+      fakeAlb([forward(90, 10)]);
+      cloudwatch.on(GetMetricDataCommand).resolves(hangingCanary());
+      const figures = await createElbRouter(fakeContext().ctx).windowFigures!(route, NEW, from, to);
+      // 100 x 10% + 50 x 10% + 30 x 0% (no canary request in 12:02) = 15, plus the target's own 1
+      assert.deepEqual(figures, {
+        requests: 200,
+        errors5xx: 16,
+        connectionErrors: 0,
+        p95Ms: 100,
+        samples: 200,
+        elbErrors5xx: 15,
+        unhealthyHosts: 0,
+      });
+    });
+
+    /** The traffic activities over the router, with a liveness probe that answers (a closed port would not). */
+    const measure = async (results: ReturnType<typeof hangingCanary>) => {
+      fakeAlb([forward(90, 10)]);
+      cloudwatch.on(GetMetricDataCommand).resolves(results);
+      // the window closes now: the clock stands at its end
+      const router = createElbRouter(fakeAwsContext({ spec, startMs: to }).ctx);
+      const traffic = createTrafficActivities({
+        platforms: createPlatformRegistry({ 'aws-ecs': () => ({ router }) as unknown as PlatformParts }),
+      });
+      const server = http.createServer((_req, res) => res.end('ok'));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const { port } = server.address() as AddressInfo;
+        return await traffic.measureWindow({
+          route,
+          release: { releaseId: NEW, version: '2.0.0', host: '127.0.0.1', port },
+          from: { responses: 0, errors5xx: 0, connectionErrors: 0, atMs: from },
+          liveness: { path: '/health', expectStatus: 200 },
+          timeoutMs: 5_000,
+        });
+      } finally {
+        await new Promise((resolve) => server.close(resolve));
+      }
+    };
+    const policy = { max5xxRate: 0.01, maxP95LatencyMs: 400, minRequests: 100 } as AnalysisSpec;
+
+    it('fails the window of a canary whose requests end in ELB 5xx though the targets answered no 5xx', async () => {
+      const m = await measure({
+        MetricDataResults: hangingCanary().MetricDataResults.filter((r) => r.Id !== 'errors5xx'),
+      });
+      assert.equal(m.live, true, m.liveDetail);
+      const judged = judgeWindow(policy, m, { countConnectionErrors: true });
+      assert.equal(judged.verdict, 'fail');
+      assert.match(judged.because ?? '', /5xx rate 7\.50% > 1\.00% \(15 of 200\)/);
+    });
+
+    it('fails the window of a canary with an unhealthy target in it, whatever its figures', async () => {
+      const quiet = {
+        MetricDataResults: [
+          series('requests', { 0: 100, 1: 100, 2: 100 }),
+          series('p95', { 0: 0.1 }),
+          series('unhealthy', { 0: 0, 1: 2, 2: 1 }),
+          series('lbRequests', { 0: 1000, 1: 1000, 2: 1000 }),
+        ],
+      };
+      const m = await measure(quiet);
+      assert.equal(m.unhealthyHosts, 2);
+      assert.equal(m.live, false);
+      assert.match(m.liveDetail, /^GET \/health -> 200, and the load balancer found 2 targets unhealthy in the window/);
+      const judged = judgeWindow(policy, m, { countConnectionErrors: true });
+      assert.equal(judged.verdict, 'fail');
+      assert.match(judged.because ?? '', /UnHealthyHostCount/);
+
+      const healthy = await measure({
+        MetricDataResults: quiet.MetricDataResults.map((r) =>
+          r.Id === 'unhealthy' ? series('unhealthy', { 0: 0, 1: 0, 2: 0 }) : r,
+        ),
+      });
+      assert.equal(healthy.live, true);
+      assert.equal(judgeWindow(policy, healthy, { countConnectionErrors: true }).verdict, 'pass');
     });
   });
 
@@ -526,7 +721,11 @@ describe('ELB traffic router (aws-sdk-client-mock)', () => {
     await router.getWeights(route);
     await createElbRouter(fakeContext().ctx).getWeights(route);
     assert.deepEqual(addressCalls(), [1, 1], 'another call, another router of the same worker: no second question');
-    assert.equal(elb.commandCalls(DescribeRulesCommand).length, 3, 'the weights are read every time');
+    assert.equal(
+      elb.commandCalls(DescribeRulesCommand).length,
+      4,
+      "the weights are read every time, the rule's host conditions once (the check host)",
+    );
 
     const from = Date.UTC(2025, 0, 1, 12, 2, 30);
     await router.windowFigures!(route, NEW, from, from + 120_000);
