@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -17,7 +17,12 @@ let dir: string | undefined;
 
 /** Generates a key with ssh-keygen (no passphrase) in a private temporary folder. */
 export function testKey(name: string, type: 'ed25519' | 'ecdsa-256' | 'ecdsa-384' | 'ecdsa-521' = 'ed25519'): TestKey {
-  dir ??= mkdtempSync(path.join(os.tmpdir(), 'runbook-keys-'));
+  if (!dir) {
+    const made = mkdtempSync(path.join(os.tmpdir(), 'runbook-keys-'));
+    // Private keys, even throwaway ones, do not stay behind in /tmp.
+    process.on('exit', () => rmSync(made, { recursive: true, force: true }));
+    dir = made;
+  }
   const file = path.join(dir, `${name}-${type}-${Math.random().toString(36).slice(2, 8)}`);
   const args = type === 'ed25519' ? ['-t', 'ed25519'] : ['-t', 'ecdsa', '-b', type.slice(6)];
   execFileSync('ssh-keygen', ['-q', ...args, '-N', '', '-C', name, '-f', file]);
