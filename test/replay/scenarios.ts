@@ -48,6 +48,16 @@ async function v1ThenV2(taskQueue: string): Promise<{ plan: ResolvedService; sna
   return { plan, snapshotId: v2.snapshotId! };
 }
 
+/** v1, then v2 judged step by step under a steady load (80 requests/s): a healthy canary that passes. */
+async function healthyUnderLoad(taskQueue: string): Promise<WorkflowHandle> {
+  const plan = await judgedPlan({ onInconclusive: 'pause' }, 4_000);
+  await (await startDeploy(taskQueue, plan, 'v1')).result();
+  const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
+  const handle = await startDeploy(taskQueue, plan, 'v2');
+  await handle.result().finally(() => load.stop());
+  return handle;
+}
+
 /**
  * The executions whose histories are committed under test/replay/histories/ (one per workflow path).
  * `npm run record-histories` re-runs them on a real server; re-record only on a deliberate, patched change.
@@ -315,17 +325,7 @@ export const scenarios: ReplayScenario[] = [
       return handle;
     },
   },
-  {
-    name: 'judged-deploy-healthy-under-load',
-    run: async (_client, taskQueue) => {
-      const plan = await judgedPlan({ onInconclusive: 'pause' }, 4_000);
-      await (await startDeploy(taskQueue, plan, 'v1')).result();
-      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
-      const handle = await startDeploy(taskQueue, plan, 'v2');
-      await handle.result().finally(() => load.stop());
-      return handle;
-    },
-  },
+  { name: 'judged-deploy-healthy-under-load', run: (_client, taskQueue) => healthyUnderLoad(taskQueue) },
   {
     name: 'judged-deploy-worse-than-stable',
     run: async (_client, taskQueue) => {
@@ -341,14 +341,7 @@ export const scenarios: ReplayScenario[] = [
   {
     // Patch canary-cutoff, a healthy canary: the step's watch for the cut-off is cancelled when the step ends.
     name: 'cutoff-deploy-healthy-under-load',
-    run: async (_client, taskQueue) => {
-      const plan = await judgedPlan({ onInconclusive: 'pause' }, 4_000);
-      await (await startDeploy(taskQueue, plan, 'v1')).result();
-      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 60 });
-      const handle = await startDeploy(taskQueue, plan, 'v2');
-      await handle.result().finally(() => load.stop());
-      return handle;
-    },
+    run: (_client, taskQueue) => healthyUnderLoad(taskQueue),
   },
   {
     // Patch canary-cutoff: the canary joins with analysis.cutoff, the step watches for it, and HAProxy's mark-down
