@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { platformDoctorChecks } from '../platforms/preflight';
 import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
-import { doctor, down, up } from '../stack/stack';
+import { doctor, down, purge, up } from '../stack/stack';
 import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
 import { resolveStackSettings, temporalAddress, uiUrl, type StackSettings } from '../stack/settings';
 import type { Check } from '../stack/component';
@@ -75,15 +75,28 @@ export const upCommand: Command = {
 export const downCommand: Command = {
   name: 'down',
   summary:
-    'Stop everything `runbook up` started (worker, Temporal, the app releases, HAProxy, PostgreSQL). Data is kept.',
-  usage: 'down [--home <dir>]',
-  examples: ['runbook down'],
-  options: { ...homeOption, ...jsonOption },
+    'Stop everything `runbook up` started (worker, Temporal, the app releases, HAProxy, PostgreSQL). Data is kept,\n' +
+    'unless --purge: then the data folder, its PostgreSQL cluster and the demo sample copy are removed too.',
+  usage: 'down [--home <dir>] [--purge]',
+  examples: ['runbook down', 'runbook down --purge   # and remove every runbook, snapshot, key and log of this stack'],
+  details:
+    '--purge removes, after stopping: the data folder (histories, snapshots with production data, keys, logs), the\n' +
+    'cluster folder under /var/lib/durable-runbooks when the stack ran as root, and the copy of the sample the demo\n' +
+    'ran from. It refuses a folder that is not a data folder (no stack.json, no postgres/cluster.json).',
+  options: {
+    ...homeOption,
+    purge: { type: 'boolean', description: 'also remove the data folder, its cluster and the sample copy' },
+    ...jsonOption,
+  },
   async run({ values }, io) {
     const settings = resolveStackSettings(io.env, values.home ? { home: String(values.home) } : {});
     const stopped = await down(settings, values.json ? () => {} : io.out);
-    if (values.json) io.out(JSON.stringify({ stopped }));
-    else io.out(stopped.length > 0 ? `stopped: ${stopped.join(', ')}` : 'nothing was running');
+    const removed = values.purge ? purge(settings.home) : [];
+    if (values.json) io.out(JSON.stringify({ stopped, ...(values.purge ? { removed } : {}) }));
+    else {
+      io.out(stopped.length > 0 ? `stopped: ${stopped.join(', ')}` : 'nothing was running');
+      if (values.purge) io.out(removed.length > 0 ? `removed: ${removed.join(', ')}` : 'nothing to remove');
+    }
     return 0;
   },
 };

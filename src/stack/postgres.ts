@@ -78,6 +78,9 @@ export function postgresPaths(home: string) {
  * Removes the stack's cluster when it lives outside the data folder (as root); the data folder itself is the
  * caller's to remove. The cluster must be stopped.
  */
+/** Where the cluster of a data folder lives, as its record says (undefined: no cluster made yet). */
+export const clusterDirOf = (home: string): string | undefined => readRecord(home)?.dir;
+
 export function removeCluster(home: string): void {
   const record = readRecord(home);
   if (record && path.resolve(record.dir) !== path.resolve(home, 'postgres')) {

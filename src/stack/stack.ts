@@ -1,9 +1,12 @@
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { UserError } from '../errors';
 import { ensurePrivateDirSync, tightenTree } from '../system/private-files';
 import type { TemporalConnection } from '../temporal-connection';
 import type { Check, Component, StackContext } from './component';
 import { haproxyComponent } from './haproxy';
-import { postgresComponent, postgresPaths } from './postgres';
+import { clusterDirOf, postgresComponent, postgresPaths, removeCluster } from './postgres';
+import { sampleCopyDir } from './sample-copy';
 import { releasesComponent } from './releases';
 import { saveStackSettings, type StackSettings } from './settings';
 import { temporalComponent } from './temporal-server';
@@ -88,4 +91,38 @@ export async function doctor(
   const checks: Check[] = [];
   for (const component of components) checks.push(...(await component.check(ctx)));
   return checks;
+}
+
+/**
+ * Removes what `runbook up` and the demo left for a data folder, after `down`: the PostgreSQL cluster (as root, under
+ * /var/lib/durable-runbooks), the demo's copy of the sample, and the data folder itself (snapshots, logs, keys).
+ * Returns what it removed. Refuses a folder that is not a data folder (no stack.json, no cluster record), so that a
+ * mistyped --home never removes anything else.
+ * @throws UserError for a folder that is not a data folder.
+ */
+export function purge(home: string): string[] {
+  const resolved = path.resolve(home);
+  if (!existsSync(resolved)) return [];
+  const looksLikeData =
+    existsSync(path.join(resolved, 'stack.json')) || existsSync(path.join(resolved, 'postgres', 'cluster.json'));
+  if (!looksLikeData || resolved === path.parse(resolved).root) {
+    throw new UserError(
+      `${resolved} is not a runbook data folder (no stack.json, no postgres/cluster.json): nothing removed`,
+      'name the data folder with --home or RUNBOOK_HOME',
+    );
+  }
+  const removed: string[] = [];
+  const cluster = clusterDirOf(resolved);
+  if (cluster && !cluster.startsWith(`${resolved}${path.sep}`) && existsSync(cluster)) {
+    removeCluster(resolved);
+    removed.push(cluster);
+  }
+  const sample = path.dirname(sampleCopyDir(resolved));
+  if (existsSync(sample)) {
+    rmSync(sample, { recursive: true, force: true });
+    removed.push(sample);
+  }
+  rmSync(resolved, { recursive: true, force: true });
+  removed.push(resolved);
+  return removed;
 }

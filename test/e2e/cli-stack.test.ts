@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -226,6 +226,26 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     } finally {
       blocker.close();
     }
+  });
+
+  it('down --purge removes the data folder and its cluster; it refuses a folder that is not a data folder', async () => {
+    const notData = mkdtempSync(path.join(os.tmpdir(), 'runbook-not-data-'));
+    try {
+      const refused = await runbook(['down', '--purge', '--home', notData], env);
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /is not a runbook data folder .*: nothing removed/);
+      assert.ok(existsSync(notData), 'nothing removed');
+    } finally {
+      rmSync(notData, { recursive: true, force: true });
+    }
+    const cluster = (JSON.parse(readFileSync(path.join(home, 'postgres', 'cluster.json'), 'utf8')) as { dir: string })
+      .dir;
+    assert.ok(existsSync(cluster), cluster);
+    const purged = await runbook(['down', '--purge'], env);
+    assert.equal(purged.code, 0, purged.stderr);
+    assert.match(purged.stdout, /removed: .*/);
+    assert.equal(existsSync(home), false, 'the data folder is gone');
+    if (!cluster.startsWith(home)) assert.equal(existsSync(cluster), false, 'the cluster folder is gone');
   });
 
   it('unknown commands and flags are one clear line with the fix', async () => {
