@@ -430,8 +430,7 @@ describe('runbook config: problems in the aws block', () => {
     ]);
   });
 
-  // Pending a fix in src/runbook-config.ts: serviceCrossChecks() compares bakes with the 10s default interval, but
-  // on aws-ecs the interval becomes 1m, so a 30s bake passes validation and then never completes a window.
+  // On aws-ecs the default interval is 1m (CloudWatch's period), not 10s: a 30s bake would never complete a window.
   it('compares traffic bakes with the 1-minute interval that aws-ecs uses when none is given', () => {
     assert.deepEqual(problemsOf(edit(['bake: 5m', 'bake: 30s'])), [
       'services.shop.traffic.steps[0].bake: 30s is shorter than analysis.interval (1m), so no analysis window would complete; use 0 or at least 1m',
