@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { TimeoutFailure, WorkflowFailedError, type Client } from '@temporalio/client';
 import { UserError, errorMessage } from '../errors';
+import { platformPlanOf } from '../platforms/descriptors';
 import { platformDatabaseWhere, platformPlanRows } from '../platforms/preflight';
 import { planDifferences, planDigest } from '../runbook-config';
 import { formatDuration } from '../runbook-config/durations';
@@ -108,14 +109,15 @@ export function planLines(plan: ResolvedService): string[] {
         `${c.maxP95Ratio}x (and ${c.minP95DeltaMs} ms more), significant at ${c.confidence * 100}% per step (Fisher, Mann-Whitney)`,
     ]);
   }
+  const { name, cutoff } = platformPlanOf(plan);
   rows.push([
     'cut-off',
     !an.cutoff
       ? 'off (analysis.cutoff.enabled: false): only the analysis windows judge'
-      : plan.platform === 'single-host'
-        ? `HAProxy takes the canary out after ${an.cutoff.errorLimit} consecutive errors (on-error mark-down; never the ` +
-          'stable release), and the deploy rolls back at once'
-        : `analysis.cutoff (errorLimit ${an.cutoff.errorLimit}) applies on single-host only: ${plan.platform}'s router has none`,
+      : cutoff
+        ? `${cutoff.router} takes the canary out after ${an.cutoff.errorLimit} consecutive errors (${cutoff.mechanism}; ` +
+          'never the stable release), and the deploy rolls back at once'
+        : `analysis.cutoff (errorLimit ${an.cutoff.errorLimit}) does nothing here: ${name}'s router has no cut-off`,
   ]);
   const baked = plan.traffic.steps.filter((s) => s.bakeMs > 0);
   if (baked.length > 0) {

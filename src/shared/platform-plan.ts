@@ -42,6 +42,11 @@ export interface PlatformPlan {
    * judged too. Absent: the figures are there at once (HAProxy's counters).
    */
   metricsLagMs?: number;
+  /**
+   * The router that takes a failing canary out on its own after consecutive errors (analysis.cutoff), and how, named
+   * for people. Absent: the platform's router has no such cut-off, and only the analysis windows judge.
+   */
+  cutoff?: { router: string; mechanism: string };
 }
 
 export interface PlatformWords {

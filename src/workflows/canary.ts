@@ -405,7 +405,8 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
         what: `remove ${candidate.version} from the route`,
         run: () => safe.removeFromRoute(route, candidate.releaseId, Math.min(drainMs, 2_000)),
       });
-      canary.cutoff = stable && plan.analysis.cutoff && patched(CANARY_CUTOFF) ? plan.analysis.cutoff : undefined;
+      const withCutoff = stable && plan.analysis.cutoff && platformPlanOf(plan).cutoff !== undefined;
+      canary.cutoff = withCutoff && patched(CANARY_CUTOFF) ? plan.analysis.cutoff : undefined;
       if (canary.cutoff) await act.addToRoute(route, candidate, { cutoff: canary.cutoff });
       else await act.addToRoute(route, candidate);
       if (stable) {

@@ -18,6 +18,7 @@ export function singleHostDescriptor(plan: SingleHostService): PlatformPlan {
     drainMs: plan.release.drainMs,
     restorePollMs: RESTORE_POLL_MS,
     drillStartsApp: true,
+    cutoff: { router: 'HAProxy', mechanism: 'on-error mark-down' },
     words: {
       restoreInto: (target, jobs) => `${target} (pg_restore -j${jobs})`,
       maintenance: 'the service answers 503 with Retry-After',
