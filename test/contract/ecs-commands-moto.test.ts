@@ -15,7 +15,7 @@ import {
   CreateTargetGroupCommand,
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
-import { clearAwsCaches } from '../../src/platforms/aws-ecs/blue-green';
+import { clearAwsCaches } from '../../src/platforms/aws-ecs/listener-addresses';
 import { awsClients, realTime, TAG, type AwsContext } from '../../src/platforms/aws-ecs/context';
 import { createEcsCommandRunner, startedByFor } from '../../src/platforms/aws-ecs/ecs-commands';
 import { releaseRevision } from '../../src/platforms/aws-ecs/ecs-releases';

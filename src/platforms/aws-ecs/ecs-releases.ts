@@ -20,7 +20,6 @@ import {
   describeColours,
   effectiveWeights,
   idleColour,
-  listenerAddress,
   otherColour,
   pointTestListener,
   readTraffic,
@@ -28,8 +27,8 @@ import {
   type Colour,
   type ColourService,
   type ColourServices,
-  type ListenerAddress,
 } from './blue-green';
+import { listenerAddress, type ListenerAddress } from './listener-addresses';
 import { TAG, type AwsContext } from './context';
 import { awsCall, awsPermanent } from './errors';
 

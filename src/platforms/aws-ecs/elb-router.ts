@@ -12,24 +12,22 @@ import {
   colourOf,
   COLOURS,
   describeColours,
-  describeListener,
   effectiveWeights,
   forwardAction,
   maintenanceAction,
   otherColour,
-  productionListenerArn,
   readTraffic,
   saveStickiness,
   savedStickiness,
   saveWeightsTag,
   STICKINESS_TAG,
-  targetGroupLoadBalancerArns,
   weightsFromReleases,
   WEIGHTS_TAG,
   writeTerminal,
   type Colour,
   type Weights,
 } from './blue-green';
+import { describeListener, productionListenerArn, targetGroupLoadBalancerArns } from './listener-addresses';
 import type { AwsContext } from './context';
 import { awsCall, awsPermanent } from './errors';
 

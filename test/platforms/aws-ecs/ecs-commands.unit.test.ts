@@ -17,7 +17,7 @@ import {
 import { DescribeRulesCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
-import { clearAwsCaches } from '../../../src/platforms/aws-ecs/blue-green';
+import { clearAwsCaches } from '../../../src/platforms/aws-ecs/listener-addresses';
 import { awsClients, TAG } from '../../../src/platforms/aws-ecs/context';
 import { awsDoctorChecks } from '../../../src/platforms/aws-ecs/doctor';
 import {

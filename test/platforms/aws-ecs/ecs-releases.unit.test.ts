@@ -24,7 +24,7 @@ import {
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { mockClient } from 'aws-sdk-client-mock';
-import { clearAwsCaches } from '../../../src/platforms/aws-ecs/blue-green';
+import { clearAwsCaches } from '../../../src/platforms/aws-ecs/listener-addresses';
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createEcsReleaseRunner, TASK_DEFINITION_TAG } from '../../../src/platforms/aws-ecs/ecs-releases';
