@@ -1,6 +1,5 @@
 import path from 'node:path';
-import { ScheduleNotFoundError, type Client } from '@temporalio/client';
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from './activities';
@@ -18,6 +17,7 @@ import { resolveReleaseUser } from './system/release-user';
 import { loadWorkerSecret } from './system/worker-secret';
 import { connectClient, connectNative, dataConverter, describeConnection } from './temporal-connection';
 import { connectionFailure, explainError } from './temporal-diagnosis';
+import { scheduleStartedBy } from './temporal-schedules';
 
 /** The payload converter of the workflow bundle and the activities (tests bundle the workflows with it too). */
 export const PAYLOAD_CONVERTER_PATH = require.resolve('./shared/payload-converter');
@@ -70,25 +70,7 @@ export async function createRunbookWorker(
         return false;
       }
     };
-    const scheduleStarted = async (scheduleId: string, workflowId: string, firstRunId: string) => {
-      // The scheduler records a run among its actions right after starting it: a run that asks at once may be early.
-      for (let attempt = 0; attempt < 30; attempt++) {
-        const described = await temporal.schedule
-          .getHandle(scheduleId)
-          .describe()
-          .catch((err: unknown) => {
-            if (err instanceof ScheduleNotFoundError) return undefined;
-            throw err;
-          });
-        if (!described) return false;
-        const { info } = described;
-        const runs = [...info.runningActions, ...info.recentActions.map((r) => r.action)];
-        if (runs.some((a) => a.workflow.workflowId === workflowId && a.workflow.firstExecutionRunId === firstRunId))
-          return true;
-        await sleep(500);
-      }
-      return false;
-    };
+    const scheduleStarted = scheduleStartedBy(temporal);
     await migrateOrchestratorDb(pool);
     const workerSecret = loadWorkerSecret(
       config.RUNBOOK_WORKER_SECRET ? { RUNBOOK_WORKER_SECRET: config.RUNBOOK_WORKER_SECRET } : {},

@@ -8,6 +8,7 @@ import {
 } from '@temporalio/client';
 import { UserError } from '../../errors';
 import type { Check } from '../../stack/component';
+import { describeScheduleIfAny } from '../../temporal-schedules';
 import {
   defaultEnvironment,
   loadRunbookConfig,
@@ -204,13 +205,7 @@ export async function drillScheduleChecks(
         ...(fix ? { fix } : {}),
       });
       const again = `runbook drill schedule ${service} --env ${environment} --key <your key>`;
-      const described = await client.schedule
-        .getHandle(scheduleId)
-        .describe()
-        .catch((err: unknown) => {
-          if (err instanceof ScheduleNotFoundError) return undefined;
-          throw err;
-        });
+      const described = await describeScheduleIfAny(client, scheduleId);
       if (!described) {
         if (plan.drill?.schedule)
           checks.push(check(true, `drill.schedule "${plan.drill.schedule}" is not set up yet: ${again}`));
