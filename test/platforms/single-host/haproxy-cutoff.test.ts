@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createHaproxyRouter } from '../../../src/platforms/single-host/haproxy-router';
@@ -13,34 +11,12 @@ import { haproxyPaths, reloadHaproxy } from '../../../src/platforms/single-host/
 import { haproxyComponent } from '../../../src/stack/haproxy';
 import { freePort } from '../../../src/system/processes';
 import { resolveStackSettings, type StackSettings } from '../../../src/stack/settings';
-
-/** A release stand-in: answers with its id, or 500 while `failing` (its /health always answers 200). */
-interface Release {
-  id: string;
-  port: number;
-  failing: boolean;
-  close(): Promise<void>;
-}
-
-async function startRelease(id: string): Promise<Release> {
-  const release = { id, port: 0, failing: false };
-  const server = http.createServer((req, res) => {
-    if (req.url === '/health') return void res.end('ok');
-    res.statusCode = release.failing ? 500 : 200;
-    res.end(id);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  release.port = (server.address() as AddressInfo).port;
-  return Object.assign(release, {
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
-}
-
-const member = (r: Release) => ({ releaseId: r.id, host: '127.0.0.1', port: r.port });
+import {
+  member,
+  spread as spreadAt,
+  startRelease,
+  type FixtureRelease as Release,
+} from '../../helpers/haproxy-fixture';
 
 describe("HAProxy's cut-off of a failing canary (real HAProxy 2.6)", function () {
   this.timeout(60_000);
@@ -59,17 +35,7 @@ describe("HAProxy's cut-off of a failing canary (real HAProxy 2.6)", function ()
   const serverLine = (r: Release) =>
     routeFile().match(new RegExp(`^ {2}server s\\d 127\\.0\\.0\\.1:${r.port} .*$`, 'm'))?.[0];
 
-  /** Sends `n` sequential requests and counts the answers by release id (or by status when not 200). */
-  async function spread(n: number): Promise<Record<string, number>> {
-    const counts: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const res = await fetch(`http://127.0.0.1:${route.listenPort}/`);
-      const body = await res.text();
-      const key = res.status === 200 ? body : `status ${res.status}`;
-      counts[key] = (counts[key] ?? 0) + 1;
-    }
-    return counts;
-  }
+  const spread = (n: number) => spreadAt(`http://127.0.0.1:${route.listenPort}/`, n);
 
   async function statOf(r: Release): Promise<Record<string, string>> {
     const rows = parseStatCsv(await runtime.command(`show stat ${names.backend} 4 -1`));

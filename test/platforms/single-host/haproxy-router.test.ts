@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,39 +16,13 @@ import { haproxyPaths, reloadHaproxy } from '../../../src/platforms/single-host/
 import { haproxyComponent } from '../../../src/stack/haproxy';
 import { freePort } from '../../../src/system/processes';
 import { resolveStackSettings, type StackSettings } from '../../../src/stack/settings';
-
-/** A release stand-in: answers with its id; `?sleep=<ms>` delays, `/fail` answers 500 when `failing`. */
-interface Release {
-  id: string;
-  port: number;
-  delayMs: number;
-  failing: boolean;
-  close(): Promise<void>;
-}
-
-async function startRelease(id: string, opts: { delayMs?: number; failing?: boolean } = {}): Promise<Release> {
-  const release = { id, port: 0, delayMs: opts.delayMs ?? 0, failing: opts.failing ?? false };
-  const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://release');
-    if (url.pathname === '/health') return void res.end('ok');
-    const delay = Number(url.searchParams.get('sleep') ?? release.delayMs);
-    setTimeout(() => {
-      res.statusCode = release.failing && url.pathname === '/fail' ? 500 : 200;
-      res.end(id);
-    }, delay);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  release.port = (server.address() as AddressInfo).port;
-  return Object.assign(release, {
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  });
-}
-
-const member = (r: Release) => ({ releaseId: r.id, host: '127.0.0.1', port: r.port });
+import {
+  getOnce,
+  member,
+  spread as spreadAt,
+  startRelease,
+  type FixtureRelease as Release,
+} from '../../helpers/haproxy-fixture';
 
 describe('HAProxy traffic router (real HAProxy 2.6)', function () {
   this.timeout(60_000);
@@ -67,17 +39,7 @@ describe('HAProxy traffic router (real HAProxy 2.6)', function () {
 
   const url = (pathname: string) => `http://127.0.0.1:${route.listenPort}${pathname}`;
 
-  /** Sends `n` sequential requests and counts the answers by release id (or by status when not 200). */
-  async function spread(n: number, pathname = '/'): Promise<Record<string, number>> {
-    const counts: Record<string, number> = {};
-    for (let i = 0; i < n; i++) {
-      const res = await fetch(url(pathname));
-      const body = await res.text();
-      const key = res.status === 200 ? body : `status ${res.status}`;
-      counts[key] = (counts[key] ?? 0) + 1;
-    }
-    return counts;
-  }
+  const spread = (n: number, pathname = '/') => spreadAt(url(pathname), n);
 
   async function stats(): Promise<Record<string, Record<string, string>>> {
     const rows = parseStatCsv(await runtime.command(`show stat ${names.backend} 4 -1`));
@@ -119,7 +81,7 @@ describe('HAProxy traffic router (real HAProxy 2.6)', function () {
     });
     route.listenPort = await freePort();
     a = await startRelease('rel-a');
-    b = await startRelease('rel-b', { failing: true });
+    b = await startRelease('rel-b', { failing: true, failPath: '/fail' });
     releases.push(a, b);
   });
 
@@ -139,7 +101,7 @@ describe('HAProxy traffic router (real HAProxy 2.6)', function () {
     assert.equal(text.match(/^ {2}server s\d 127\.0\.0\.1:1 weight 0 disabled$/gm)?.length, ROUTE_SLOTS);
     await router.ensureRoute(route);
     assert.equal(reloads, 1, 'an unchanged route must not reload HAProxy');
-    assert.equal((await fetch(url('/'))).status, 503, 'no release yet');
+    assert.equal((await getOnce(url('/'))).status, 503, 'no release yet');
   });
 
   it('adds releases at weight 0 without a reload, and adopts one added again', async () => {
@@ -215,15 +177,14 @@ describe('HAProxy traffic router (real HAProxy 2.6)', function () {
 
   it('puts the route in maintenance (503 + Retry-After) without a reload, and keeps it across one', async () => {
     await router.setMaintenance(route, true, 7);
-    const res = await fetch(url('/'));
+    const res = await getOnce(url('/'));
     assert.equal(res.status, 503);
-    assert.equal(res.headers.get('retry-after'), '7');
-    await res.text();
+    assert.equal(res.headers['retry-after'], '7');
     assert.equal(reloads, 1);
     await reloadBehindTheRoutersBack();
     assert.deepEqual(await spread(3), { 'status 503': 3 });
     await router.setMaintenance(route, true, 9);
-    assert.equal((await fetch(url('/'))).headers.get('retry-after'), '9');
+    assert.equal((await getOnce(url('/'))).headers['retry-after'], '9');
     await router.setMaintenance(route, false);
     assert.deepEqual(await spread(4), { 'rel-a': 2, 'rel-b': 2 });
   });
@@ -253,7 +214,7 @@ describe('HAProxy traffic router (real HAProxy 2.6)', function () {
     await assert.rejects(router.removeMember(route, 'rel-a', 1000), /still receives 30% of route shop\/test/);
     await router.setWeights(route, { 'rel-a': 100 });
     const slotA = await slotOf(a);
-    const inFlight = fetch(url('/?sleep=1500')).then(async (res) => ({ status: res.status, body: await res.text() }));
+    const inFlight = getOnce(url('/?sleep=1500')).then(({ status, body }) => ({ status, body }));
     await sleep(200);
     await router.setWeights(route, { 'rel-b': 100 });
     const started = Date.now();
@@ -273,7 +234,7 @@ describe('HAProxy traffic router (real HAProxy 2.6)', function () {
     releases.push(c);
     await router.addMember(route, member(c));
     await router.setWeights(route, { 'rel-b': 0, 'rel-c': 100 });
-    const inFlight = fetch(url('/?sleep=2000')).then(async (res) => ({ status: res.status, body: await res.text() }));
+    const inFlight = getOnce(url('/?sleep=2000')).then(({ status, body }) => ({ status, body }));
     await sleep(200);
     await router.setWeights(route, { 'rel-b': 100, 'rel-c': 0 });
     const abort = new AbortController();
@@ -318,7 +279,7 @@ describe('HAProxy traffic router (real HAProxy 2.6)', function () {
     assert.deepEqual(await spread(3), { 'rel-b': 3 });
     const free = { ...other, listenPort: await freePort() };
     await router.ensureRoute(free);
-    assert.equal((await fetch(`http://127.0.0.1:${free.listenPort}/`)).status, 503, 'loaded, with no release yet');
+    assert.equal((await getOnce(`http://127.0.0.1:${free.listenPort}/`)).status, 503, 'loaded, with no release yet');
   });
 
   it('says how to start HAProxy when its runtime API does not answer', async () => {
