@@ -30,9 +30,6 @@ global
 defaults
   mode http
   option http-server-close
-  # at a reload, the old process answers a kept-alive client's next request (with Connection: close) instead of
-  # closing the idle connection under it, which a client that just sent a request on it sees as a reset
-  option idle-close-on-response
   timeout connect 2s
   timeout client 30s
   timeout server 30s
