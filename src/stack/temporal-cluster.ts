@@ -1,0 +1,371 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { msToTs } from '@temporalio/common/lib/time';
+import pg from 'pg';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { UserError, errorMessage } from '../errors';
+import { connectClient } from '../temporal-connection';
+import { connectionChecks } from '../temporal-diagnosis';
+import { writeFileAtomicallySync } from '../system/atomic-write';
+import { ensurePrivateDirSync } from '../system/private-files';
+import { freePort, livePid, portOpen, requireFreePort, spawnDetached, stopProcess, waitFor } from '../system/processes';
+import { fail, pass, type Check, type Component } from './component';
+import { databaseUrl } from './postgres';
+import { embeddedConnection, settingEnv, temporalAddress, type StackSettings } from './settings';
+import { ensureTemporalServer, findTemporalServer, TEMPORAL_SERVER_VERSION } from './temporal-server-build';
+import { missingSearchAttributes, registerSearchAttributes, temporalPaths } from './temporal-server';
+
+const run = promisify(execFile);
+
+/** The server's own PostgreSQL role and its two databases, on the stack's PostgreSQL. */
+export const CLUSTER_DB_ROLE = 'temporal_server';
+export const CLUSTER_DATABASES = { default: 'temporal', visibility: 'temporal_visibility' } as const;
+/** Fixed when the schema is created: it cannot change afterwards without a new database. */
+const HISTORY_SHARDS = 4;
+/** How long a closed runbook's history stays on the cluster (the dev server keeps them as long as its file). */
+const RETENTION_DAYS = 30;
+/** The password reaches the server through its environment, never the config file (rendered by the server). */
+const PASSWORD_ENV = 'RUNBOOK_TEMPORAL_DB_PASSWORD';
+
+export function clusterPaths(home: string) {
+  const dir = path.join(home, 'temporal-cluster');
+  return {
+    dir,
+    configDir: path.join(dir, 'config'),
+    /** `--env runbook` reads config/runbook.yaml. */
+    config: path.join(dir, 'config', 'runbook.yaml'),
+    dynamicConfig: path.join(dir, 'config', 'dynamicconfig.yaml'),
+    ports: path.join(dir, 'ports.json'),
+    passwordFile: path.join(dir, 'db-password'),
+    pidFile: path.join(dir, 'server.pid'),
+    log: path.join(dir, 'server.log'),
+  };
+}
+
+/** What `livePid` looks for in the server's command line (its `--root`). */
+const PROCESS_MARKER = 'temporal-cluster';
+
+interface ClusterPorts {
+  frontendHttp: number;
+  history: number;
+  matching: number;
+  worker: number;
+  membership: { frontend: number; history: number; matching: number; worker: number };
+}
+
+/** The internal ports, picked free at the first start and kept (membership records name them). */
+async function clusterPorts(home: string): Promise<ClusterPorts> {
+  const file = clusterPaths(home).ports;
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as ClusterPorts;
+  const ports: ClusterPorts = {
+    frontendHttp: await freePort(),
+    history: await freePort(),
+    matching: await freePort(),
+    worker: await freePort(),
+    membership: {
+      frontend: await freePort(),
+      history: await freePort(),
+      matching: await freePort(),
+      worker: await freePort(),
+    },
+  };
+  writeFileAtomicallySync(file, `${JSON.stringify(ports, null, 2)}\n`);
+  return ports;
+}
+
+function dbPassword(home: string): string {
+  const file = clusterPaths(home).passwordFile;
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const password = randomBytes(24).toString('base64url');
+  writeFileAtomicallySync(file, `${password}\n`);
+  return password;
+}
+
+/** Host and port of the stack's PostgreSQL, as the server and the SQL tool connect to it. */
+function postgresAddress(settings: StackSettings): { host: string; port: number } {
+  const url = new URL(databaseUrl(settings, 'postgres'));
+  return { host: url.hostname || '127.0.0.1', port: Number(url.port || 5432) };
+}
+
+/** The server's configuration: a template the server renders (`enable-template`), the password from its env. */
+export function renderClusterConfig(settings: StackSettings, ports: ClusterPorts): string {
+  const p = clusterPaths(settings.home);
+  const { host, port } = postgresAddress(settings);
+  const store = (database: string, maxConns: number) => `      sql:
+        pluginName: postgres12
+        databaseName: ${database}
+        connectAddr: "${host}:${port}"
+        connectProtocol: tcp
+        user: ${CLUSTER_DB_ROLE}
+        password: '{{ env "${PASSWORD_ENV}" }}'
+        maxConns: ${maxConns}
+        maxIdleConns: ${maxConns}
+        maxConnLifetime: 1h`;
+  const service = (grpc: number, membership: number, http?: number) => `    rpc:
+      grpcPort: ${grpc}
+      membershipPort: ${membership}
+      bindOnLocalHost: true${http ? `\n      httpPort: ${http}` : ''}`;
+  return `# Written by runbook up --cluster (durable-runbooks); rewritten at each start. enable-template: the server
+# renders this file, and reads the database password from its environment (${PASSWORD_ENV}).
+log:
+  stdout: true
+  level: warn
+
+persistence:
+  defaultStore: default
+  visibilityStore: visibility
+  numHistoryShards: ${HISTORY_SHARDS}
+  datastores:
+    default:
+${store(CLUSTER_DATABASES.default, 20)}
+    visibility:
+${store(CLUSTER_DATABASES.visibility, 5)}
+
+global:
+  membership:
+    maxJoinDuration: 30s
+    broadcastAddress: 127.0.0.1
+
+services:
+  frontend:
+${service(settings.temporalPort, ports.membership.frontend, ports.frontendHttp)}
+  history:
+${service(ports.history, ports.membership.history)}
+  matching:
+${service(ports.matching, ports.membership.matching)}
+  worker:
+${service(ports.worker, ports.membership.worker)}
+
+clusterMetadata:
+  enableGlobalNamespace: false
+  failoverVersionIncrement: 10
+  masterClusterName: active
+  currentClusterName: active
+  clusterInformation:
+    active:
+      enabled: true
+      initialFailoverVersion: 1
+      rpcName: frontend
+      rpcAddress: "127.0.0.1:${settings.temporalPort}"
+
+dcRedirectionPolicy:
+  policy: noop
+
+dynamicConfigClient:
+  filepath: "${p.dynamicConfig}"
+  pollInterval: 10s
+`;
+}
+
+const DYNAMIC_CONFIG = `# Dynamic configuration of the stack's Temporal server (runbook up --cluster); the server reads it every 10 s.
+# Keys: https://github.com/temporalio/temporal/blob/v${TEMPORAL_SERVER_VERSION}/common/dynamicconfig/constants.go
+# Kept when it exists: edit it here.
+{}
+`;
+
+/** Creates the server's role (or resets its password) and its two databases, owned by it. */
+async function ensureRoleAndDatabases(settings: StackSettings, password: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl(settings, 'postgres') });
+  await client.connect();
+  try {
+    const role = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [CLUSTER_DB_ROLE]);
+    const verb = role.rowCount ? 'ALTER' : 'CREATE';
+    await client.query(`${verb} ROLE ${CLUSTER_DB_ROLE} LOGIN PASSWORD ${client.escapeLiteral(password)}`);
+    for (const db of Object.values(CLUSTER_DATABASES)) {
+      const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [db]);
+      if (!found.rowCount) await client.query(`CREATE DATABASE ${db} OWNER ${CLUSTER_DB_ROLE}`);
+    }
+  } catch (err) {
+    throw new UserError(
+      `could not create the Temporal server's role and databases: ${errorMessage(err)}`,
+      settings.externalDatabaseUrl
+        ? `give the DATABASE_URL user CREATEROLE and CREATEDB, or create role ${CLUSTER_DB_ROLE} and databases ${Object.values(CLUSTER_DATABASES).join(', ')} owned by it`
+        : 'runbook doctor',
+    );
+  } finally {
+    await client.end();
+  }
+}
+
+/** Creates the schemas on a new database and upgrades them to this server version (both idempotent). */
+async function ensureSchemas(settings: StackSettings, sqlTool: string, password: string): Promise<void> {
+  const { host, port } = postgresAddress(settings);
+  const env = { ...process.env, SQL_PASSWORD: password };
+  for (const [store, db] of Object.entries({
+    temporal: CLUSTER_DATABASES.default,
+    visibility: CLUSTER_DATABASES.visibility,
+  })) {
+    const base = ['--plugin', 'postgres12', '--ep', host, '-p', String(port), '-u', CLUSTER_DB_ROLE, '--db', db];
+    const schema = `postgresql/v12/${store}`;
+    for (const args of [
+      ['setup-schema', '-v', '0.0'],
+      ['update-schema', '--schema-name', schema],
+    ]) {
+      try {
+        await run(sqlTool, [...base, ...args], { env, timeout: 300_000 });
+      } catch (err) {
+        const e = err as { stderr?: string; stdout?: string };
+        const said = (e.stderr || e.stdout || errorMessage(err)).trim().split('\n').slice(-2).join(' / ');
+        throw new UserError(`temporal-sql-tool ${args[0]} of ${db} failed: ${said}`, 'runbook doctor');
+      }
+    }
+  }
+}
+
+async function frontendAnswers(settings: StackSettings): Promise<boolean> {
+  const client = await connectClient(embeddedConnection(settings), 1_000);
+  try {
+    await client.connection.workflowService.getSystemInfo({});
+    return true;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+/** Registers the stack's namespace when the cluster lacks it, and waits until the frontend knows it. */
+async function ensureNamespace(settings: StackSettings): Promise<void> {
+  const client = await connectClient(embeddedConnection(settings));
+  try {
+    const service = client.connection.workflowService;
+    const known = await service.describeNamespace({ namespace: settings.namespace }).then(
+      () => true,
+      () => false,
+    );
+    if (!known) {
+      await service
+        .registerNamespace({
+          namespace: settings.namespace,
+          workflowExecutionRetentionPeriod: msToTs(`${RETENTION_DAYS} days`),
+          description: 'durable-runbooks (runbook up --cluster)',
+        })
+        .catch((err: unknown) => {
+          if (!/already exists|AlreadyExists/i.test(errorMessage(err))) throw err;
+        });
+    }
+    // a new namespace reaches the frontend's cache within seconds
+    await waitFor(
+      `namespace ${settings.namespace}`,
+      async () => {
+        await service.listWorkflowExecutions({ namespace: settings.namespace, pageSize: 1 });
+        return true;
+      },
+      { timeoutMs: 60_000 },
+    );
+  } finally {
+    await client.connection.close();
+  }
+}
+
+export function clusterPid(home: string): number | undefined {
+  return livePid(clusterPaths(home).pidFile, PROCESS_MARKER);
+}
+
+/**
+ * The Temporal server built from its Go module (`runbook up --cluster`): frontend, history, matching and worker
+ * services in one process, persistence and visibility in PostgreSQL (the stack's, or DATABASE_URL's).
+ */
+export const temporalClusterComponent: Component = {
+  name: 'temporal',
+
+  async preflight(ctx) {
+    if (clusterPid(ctx.settings.home)) return;
+    if (livePid(temporalPaths(ctx.settings.home).pidFile, 'start-dev')) {
+      throw new UserError(
+        'the stack runs the Temporal dev server; the cluster would take its port (its runbooks stay in its SQLite file)',
+        'runbook down, then runbook up --cluster',
+      );
+    }
+    await requireFreePort(ctx.settings.temporalPort, 'Temporal frontend', settingEnv.temporalPort);
+  },
+
+  async start(ctx) {
+    const { settings } = ctx;
+    const p = clusterPaths(settings.home);
+    const address = `${temporalAddress(settings)} (Temporal server ${TEMPORAL_SERVER_VERSION} on PostgreSQL; no Web UI: docs/cluster.md)`;
+    if (clusterPid(settings.home)) {
+      ctx.log('temporal: the cluster server is already running, adopted');
+      await ensureNamespace(settings);
+      await registerSearchAttributes(settings);
+      return address;
+    }
+    await temporalClusterComponent.preflight(ctx);
+    const build = await ensureTemporalServer(ctx.log);
+    ensurePrivateDirSync(p.dir);
+    ensurePrivateDirSync(p.configDir);
+    const password = dbPassword(settings.home);
+    ctx.log(`temporal: schema of ${Object.values(CLUSTER_DATABASES).join(' and ')} (role ${CLUSTER_DB_ROLE})`);
+    await ensureRoleAndDatabases(settings, password);
+    await ensureSchemas(settings, build.sqlTool, password);
+    writeFileAtomicallySync(p.config, renderClusterConfig(settings, await clusterPorts(settings.home)));
+    if (!existsSync(p.dynamicConfig)) writeFileAtomicallySync(p.dynamicConfig, DYNAMIC_CONFIG);
+    ctx.log(`temporal: starting the Temporal server ${build.version} (all services, one process), log in ${p.log}`);
+    const proc = spawnDetached(
+      build.server,
+      ['--root', p.dir, '--config', 'config', '--env', 'runbook', '--allow-no-auth', 'start'],
+      {
+        pidFile: p.pidFile,
+        logFile: p.log,
+        cwd: p.dir,
+        env: { ...process.env, [PASSWORD_ENV]: password },
+        privateUmask: true,
+      },
+    );
+    await waitFor('the Temporal server', () => frontendAnswers(settings), {
+      timeoutMs: 120_000,
+      pid: proc.pid,
+      logFile: p.log,
+    });
+    await ensureNamespace(settings);
+    await registerSearchAttributes(settings);
+    return address;
+  },
+
+  async stop(ctx) {
+    const pid = clusterPid(ctx.settings.home);
+    if (!pid) return false;
+    await stopProcess(pid, 20_000);
+    return true;
+  },
+
+  async check(ctx) {
+    const { settings } = ctx;
+    const checks: Check[] = [];
+    const build = findTemporalServer();
+    checks.push(
+      build
+        ? pass('temporal', 'server build', `${build.version} (${build.server})`)
+        : fail('temporal', 'server build', `no build of ${TEMPORAL_SERVER_VERSION}`, 'runbook setup --cluster'),
+    );
+    checks.push(
+      ...(await connectionChecks(ctx.temporal?.connection ?? embeddedConnection(settings), { frontend: false })),
+    );
+    if (!(await frontendAnswers(settings).catch(() => false))) {
+      const busy = await portOpen(settings.temporalPort);
+      checks.push(
+        fail(
+          'temporal',
+          'frontend',
+          `nothing answers gRPC on ${temporalAddress(settings)}`,
+          busy
+            ? `port ${settings.temporalPort} is taken by another program`
+            : `runbook up (log: ${clusterPaths(settings.home).log})`,
+        ),
+      );
+      return checks;
+    }
+    checks.push(pass('temporal', 'frontend', `${temporalAddress(settings)} (cluster on PostgreSQL)`));
+    try {
+      const missing = await missingSearchAttributes(settings);
+      checks.push(
+        missing.length === 0
+          ? pass('temporal', 'search attributes', 'registered')
+          : fail('temporal', 'search attributes', `missing: ${missing.join(', ')}`, 'runbook up (registers them)'),
+      );
+    } catch (err) {
+      checks.push(fail('temporal', 'search attributes', errorMessage(err), 'runbook up'));
+    }
+    return checks;
+  },
+};
