@@ -19,7 +19,8 @@ import { connectClient, loadTemporalConnection, type TemporalConnection } from '
 import { createRunbookWorker, PAYLOAD_CONVERTER_PATH } from '../src/worker';
 
 /**
- * The real servers that the tests share: PostgreSQL, HAProxy and the Temporal dev server, started once per
+ * The real servers that the tests share: PostgreSQL, HAProxy and the Temporal dev server (or, with
+ * RUNBOOK_TEST_TEMPORAL_SERVER=cluster, the Temporal server on PostgreSQL of `runbook up --cluster`), started once per
  * run on free ports in a temporary folder (so a developer's own `runbook up` stack is untouched), or the
  * Temporal server named by TEMPORAL_ADDRESS.
  */
@@ -69,6 +70,8 @@ export async function startTestStack(): Promise<TestStack> {
       haproxyStatsPort: await freePort(),
       metricsPort: await freePort(),
       ...(process.env.DATABASE_URL ? { externalDatabaseUrl: process.env.DATABASE_URL } : {}),
+      // npm run test:cluster: the Temporal server built from its Go module, on the stack's PostgreSQL
+      ...(process.env.RUNBOOK_TEST_TEMPORAL_SERVER === 'cluster' ? { temporalServer: 'cluster' as const } : {}),
     },
   );
   const started = Date.now();

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlive } from '../../src/system/processes';
+import { CLUSTER_DATABASES, clusterPaths, clusterPid } from '../../src/stack/temporal-cluster';
+import { up } from '../../src/stack/stack';
+import { testStack, useWorker } from '../harness';
+import { queryDb, releaseHistory, serviceWithV1, startDeploy, waitForState } from '../workflows/deploy-fixture';
+
+/**
+ * The Temporal server built from its Go module (`runbook up --cluster`: all services in one process, persistence and
+ * visibility in the stack's PostgreSQL), as `npm run test:cluster` starts it for the whole run
+ * (RUNBOOK_TEST_TEMPORAL_SERVER=cluster). The same run also takes deployService, rollbackService and the drill tests
+ * through this server.
+ */
+describe('the Temporal server on PostgreSQL (runbook up --cluster)', function () {
+  this.timeout(300_000);
+  const { taskQueue } = useWorker('cluster');
+
+  before(function () {
+    assert.equal(
+      testStack().settings.temporalServer,
+      'cluster',
+      'these tests need the cluster: npm run test:cluster (RUNBOOK_TEST_TEMPORAL_SERVER=cluster)',
+    );
+  });
+
+  it('writes no password into its configuration, and keeps its files private', () => {
+    const p = clusterPaths(testStack().settings.home);
+    const password = readFileSync(p.passwordFile, 'utf8').trim();
+    assert.ok(password.length >= 32, 'a generated password');
+    const config = readFileSync(p.config, 'utf8');
+    assert.ok(!config.includes(password), 'the password is not in the configuration');
+    assert.match(config, /password: '\{\{ env "RUNBOOK_TEMPORAL_DB_PASSWORD" \}\}'/);
+    assert.match(config, /^# .*enable-template/m);
+    for (const file of [p.config, p.passwordFile, p.ports, p.log, p.pidFile]) {
+      assert.equal(statSync(file).mode & 0o777, 0o600, `${file} is private`);
+    }
+    assert.equal(statSync(p.dir).mode & 0o777, 0o700);
+  });
+
+  it('a deploy carries on across a kill -9 of the server in the bake and its restart, and its history is in PostgreSQL', async () => {
+    const { settings } = testStack();
+    const plan = await serviceWithV1(taskQueue, {
+      traffic: {
+        steps: [
+          { weight: 50, bakeMs: 8_000 },
+          { weight: 100, bakeMs: 0 },
+        ],
+      },
+    });
+    const handle = await startDeploy(taskQueue, plan, 'v2');
+    await waitForState(handle, (s) => s.phase === 'traffic' && (s.weights.v2 ?? 0) > 0, 'v2 taking traffic');
+
+    const pid = clusterPid(settings.home);
+    assert.ok(pid, 'the server runs');
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(50);
+    assert.ok(!isAlive(pid), 'the server is gone');
+    // what `runbook up` does after a crash: PostgreSQL and HAProxy are adopted, the server is started again
+    await up(settings, () => {}, { worker: false });
+    const restarted = clusterPid(settings.home);
+    assert.ok(restarted && restarted !== pid, 'a new server process');
+
+    const result = await handle.result();
+    assert.equal(result.outcome, 'succeeded', result.reason);
+    assert.deepEqual(result.state.weights, { v1: 0, v2: 100 });
+    assert.deepEqual(
+      (await releaseHistory(plan.service)).map((r) => [r.version, r.outcome]),
+      [
+        ['v1', 'succeeded'],
+        ['v2', 'succeeded'],
+      ],
+    );
+    const [migrations] = await queryDb<{ n: string }>(plan.database!.name, 'SELECT count(*) AS n FROM pgmigrations');
+    assert.equal(Number(migrations?.n), 2, 'each migration applied once');
+
+    const executions = await queryDb<{ n: string }>(
+      CLUSTER_DATABASES.default,
+      'SELECT count(*) AS n FROM executions WHERE workflow_id = $1',
+      [handle.workflowId],
+    );
+    assert.equal(Number(executions[0]?.n), 1, "the deploy's mutable state is a row of the server's database");
+    const rows = await queryDb<{ status: number }>(
+      CLUSTER_DATABASES.visibility,
+      'SELECT status FROM executions_visibility WHERE workflow_id = $1',
+      [handle.workflowId],
+    );
+    assert.deepEqual(rows, [{ status: 2 }], 'completed (2) in the visibility database');
+    const found = [];
+    for await (const w of testStack().client.workflow.list({
+      query: `RunbookKind = 'deploy' AND RunbookService = '${plan.service}' AND RunbookOutcome = 'succeeded'`,
+    })) {
+      found.push(w.workflowId);
+    }
+    assert.ok(found.includes(handle.workflowId), `found by its search attributes: ${JSON.stringify(found)}`);
+  });
+});
