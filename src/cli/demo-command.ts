@@ -73,7 +73,7 @@ function signOffWhenAsked(
 }
 
 const fmt = (r: LoadReport) =>
-  `${r.sent} requests, ${r.failed} failed, p95 ${r.p95Ms === null ? '-' : `${r.p95Ms.toFixed(1)} ms`}, served by ${Object.entries(
+  `${r.sent} requests, ${r.failed} failed${r.retriedOnIdleReset ? ` (${r.retriedOnIdleReset} sent again after an idle connection was reset)` : ''}, p95 ${r.p95Ms === null ? '-' : `${r.p95Ms.toFixed(1)} ms`}, served by ${Object.entries(
     r.byVersion,
   )
     .map(([v, n]) => `${v}: ${n}`)
