@@ -1,3 +1,4 @@
+import type { WorkerDeploymentOptions } from '@temporalio/worker';
 import { z } from 'zod';
 import { UserError } from './errors';
 import { DEFAULT_NAMESPACE, DEFAULT_TASK_QUEUE } from './shared/constants';
@@ -9,6 +10,9 @@ import { loadTemporalConnection, type TemporalConnection } from './temporal-conn
  * connection (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, a profile, TLS, API key, RUNBOOK_CODEC_KEYS) is loaded by
  * loadTemporalConnection, into `temporal`.
  */
+/** An empty variable (`${X:-}` in docker-compose.yml) counts as unset. */
+const unsetWhenEmpty = <T extends z.ZodTypeAny>(schema: T) => z.preprocess((v) => (v === '' ? undefined : v), schema);
+
 export const workerConfigSchema = z.object({
   RUNBOOK_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
@@ -38,6 +42,24 @@ export const workerConfigSchema = z.object({
    * made on first use.
    */
   RUNBOOK_WORKER_SECRET: z.string().min(32, 'must have at least 32 characters (openssl rand -hex 32)').optional(),
+  /**
+   * Worker Versioning (docs/cluster.md): the Worker Deployment this worker belongs to. Unset: an unversioned worker,
+   * as before (running runbooks move to whichever worker polls, and patched() keeps old histories replaying).
+   */
+  RUNBOOK_WORKER_DEPLOYMENT: unsetWhenEmpty(z.string().min(1).max(255).optional()),
+  /** This worker's build within its deployment (an image tag, a git commit); required with RUNBOOK_WORKER_DEPLOYMENT. */
+  RUNBOOK_WORKER_BUILD_ID: unsetWhenEmpty(
+    z
+      .string()
+      .max(255)
+      .regex(/^[^\s.][^\s]*$/, 'must have no spaces and not start with a dot')
+      .optional(),
+  ),
+  /**
+   * pinned (the default): a runbook finishes on the build it started on, new ones start on the deployment's current
+   * build; auto-upgrade: a running runbook moves to the current build at its next workflow task.
+   */
+  RUNBOOK_WORKER_VERSIONING: unsetWhenEmpty(z.enum(['pinned', 'auto-upgrade']).optional()),
 });
 export type WorkerConfig = z.infer<typeof workerConfigSchema> & { temporal: TemporalConnection };
 
@@ -60,9 +82,43 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
     if (!(err instanceof UserError)) throw err;
     problems.push(`${err.message}${err.fix ? ` (${err.fix})` : ''}`);
   }
-  if (parsed.success && temporal) return { ...parsed.data, temporal };
+  if (parsed.success) {
+    try {
+      workerDeploymentOf(parsed.data);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      problems.push(err.message);
+    }
+  }
+  if (parsed.success && temporal && problems.length === 0) return { ...parsed.data, temporal };
   throw new UserError(
     `invalid worker configuration:\n  ${problems.join('\n  ')}`,
     'set these environment variables (runbook up sets them for the worker it starts)',
   );
+}
+
+/**
+ * The worker's Worker Deployment options (Worker Versioning), or undefined for an unversioned worker. Throws a
+ * UserError when only one of RUNBOOK_WORKER_DEPLOYMENT and RUNBOOK_WORKER_BUILD_ID is set.
+ */
+export function workerDeploymentOf(
+  config: Pick<
+    z.infer<typeof workerConfigSchema>,
+    'RUNBOOK_WORKER_DEPLOYMENT' | 'RUNBOOK_WORKER_BUILD_ID' | 'RUNBOOK_WORKER_VERSIONING'
+  >,
+): WorkerDeploymentOptions | undefined {
+  const deploymentName = config.RUNBOOK_WORKER_DEPLOYMENT;
+  const buildId = config.RUNBOOK_WORKER_BUILD_ID;
+  if (!deploymentName && !buildId) return undefined;
+  if (!deploymentName || !buildId) {
+    throw new UserError(
+      `${deploymentName ? 'RUNBOOK_WORKER_BUILD_ID' : 'RUNBOOK_WORKER_DEPLOYMENT'}: is not set, and Worker Versioning needs both`,
+      'set RUNBOOK_WORKER_DEPLOYMENT (e.g. durable-runbooks) and RUNBOOK_WORKER_BUILD_ID (e.g. the image tag), or neither',
+    );
+  }
+  return {
+    version: { deploymentName, buildId },
+    useWorkerVersioning: true,
+    defaultVersioningBehavior: config.RUNBOOK_WORKER_VERSIONING === 'auto-upgrade' ? 'AUTO_UPGRADE' : 'PINNED',
+  };
 }

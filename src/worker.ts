@@ -4,7 +4,8 @@ import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@tem
 import pg from 'pg';
 import { createActivities, type Activities } from './activities';
 import { currentActivityScope } from './activities/scope';
-import { loadConfig, type WorkerConfig } from './config';
+import { loadConfig, workerDeploymentOf, type WorkerConfig } from './config';
+import { adoptFirstVersion, describeFirstVersion } from './worker-versioning';
 import { UserError, errorMessage } from './errors';
 import { jsonLogger } from './logging';
 import { loadRunbookConfig } from './runbook-config';
@@ -45,6 +46,7 @@ export async function createRunbookWorker(
     wrapActivities?: (activities: Activities) => Activities;
   } = {},
 ): Promise<RunbookWorker> {
+  const deployment = workerDeploymentOf(config);
   const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 10 });
   pool.on('error', () => {}); // an idle client's broken connection is replaced on the next query
   let connection: NativeConnection | undefined;
@@ -115,6 +117,8 @@ export async function createRunbookWorker(
       // signal whose payload cannot be read as a refused decision instead of a workflow task that fails for good.
       dataConverter: { ...dataConverter(config.temporal), payloadConverterPath: PAYLOAD_CONVERTER_PATH },
       taskQueue: config.RUNBOOK_TASK_QUEUE,
+      // Worker Versioning when RUNBOOK_WORKER_DEPLOYMENT is set: runbooks are pinned to the build they started on
+      ...(deployment ? { workerDeploymentOptions: deployment } : {}),
       ...(extra.workflowBundle
         ? { workflowBundle: extra.workflowBundle }
         : { workflowsPath: require.resolve('./workflows') }),
@@ -181,6 +185,7 @@ export async function main(): Promise<void> {
   });
   const { worker, close, releaseUser } = await createRunbookWorker(config);
   const runbookConfig = runbookConfigStatus(config);
+  const deployment = workerDeploymentOf(config);
   logger.info('worker started', {
     taskQueue: config.RUNBOOK_TASK_QUEUE,
     temporal: describeConnection(config.temporal),
@@ -188,8 +193,19 @@ export async function main(): Promise<void> {
     metrics: metricsAddress ? `http://${metricsAddress}/metrics` : 'off',
     runbookConfig: runbookConfig.detail,
     releases: releasesRunAs(config, releaseUser),
+    versioning: deployment
+      ? `worker deployment ${deployment.version.deploymentName}, build ${deployment.version.buildId}, runbooks ${deployment.defaultVersioningBehavior === 'PINNED' ? 'pinned to their build' : 'auto-upgraded'}`
+      : 'off (unversioned worker)',
   });
   if (!runbookConfig.ok) logger.warn(`runbook config: ${runbookConfig.detail}`);
+  if (deployment) {
+    // after the first poll registers this build: the first build of a deployment makes itself current
+    void adoptFirstVersion(config.temporal, deployment, `runbook worker ${process.pid}`).then((outcome) => {
+      const line = describeFirstVersion(deployment, outcome);
+      if (outcome.kind === 'not-current' || outcome.kind === 'unknown') logger.warn(line);
+      else logger.info(line);
+    });
+  }
   try {
     await worker.run();
   } finally {

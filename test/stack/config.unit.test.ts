@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../../src/config';
+import { loadConfig, workerDeploymentOf } from '../../src/config';
 import { UserError } from '../../src/errors';
 import { passfilePath, resolveStackSettings, saveStackSettings } from '../../src/stack/settings';
 import { workerEnv } from '../../src/stack/worker-process';
@@ -30,6 +30,61 @@ describe('worker configuration', () => {
         assert.match(err.message, /RUNBOOK_MAX_ACTIVITIES: /);
         return true;
       },
+    );
+  });
+});
+
+describe('worker configuration: Worker Versioning', () => {
+  const base = {
+    DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/runbook',
+    HAPROXY_SOCKET: '/x/a.sock',
+    RUNBOOK_HOME: '/x',
+  };
+
+  it('is off without a deployment, also when the variables are empty (docker-compose.yml)', () => {
+    assert.equal(workerDeploymentOf(loadConfig(base)), undefined);
+    const empty = {
+      ...base,
+      RUNBOOK_WORKER_DEPLOYMENT: '',
+      RUNBOOK_WORKER_BUILD_ID: '',
+      RUNBOOK_WORKER_VERSIONING: '',
+    };
+    assert.equal(workerDeploymentOf(loadConfig(empty)), undefined);
+  });
+
+  it('pins runbooks to the build by default; auto-upgrade when asked', () => {
+    const env = { ...base, RUNBOOK_WORKER_DEPLOYMENT: 'durable-runbooks', RUNBOOK_WORKER_BUILD_ID: 'v1.4.0' };
+    assert.deepEqual(workerDeploymentOf(loadConfig(env)), {
+      version: { deploymentName: 'durable-runbooks', buildId: 'v1.4.0' },
+      useWorkerVersioning: true,
+      defaultVersioningBehavior: 'PINNED',
+    });
+    const auto = workerDeploymentOf(loadConfig({ ...env, RUNBOOK_WORKER_VERSIONING: 'auto-upgrade' }));
+    assert.equal(auto?.defaultVersioningBehavior, 'AUTO_UPGRADE');
+  });
+
+  it('names the missing half, and a build id it cannot take', () => {
+    assert.throws(
+      () => loadConfig({ ...base, RUNBOOK_WORKER_DEPLOYMENT: 'durable-runbooks' }),
+      /RUNBOOK_WORKER_BUILD_ID: is not set, and Worker Versioning needs both/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, RUNBOOK_WORKER_BUILD_ID: 'abc' }),
+      /RUNBOOK_WORKER_DEPLOYMENT: is not set, and Worker Versioning needs both/,
+    );
+    assert.throws(
+      () => loadConfig({ ...base, RUNBOOK_WORKER_DEPLOYMENT: 'd', RUNBOOK_WORKER_BUILD_ID: 'a b' }),
+      /RUNBOOK_WORKER_BUILD_ID: must have no spaces/,
+    );
+    assert.throws(
+      () =>
+        loadConfig({
+          ...base,
+          RUNBOOK_WORKER_DEPLOYMENT: 'd',
+          RUNBOOK_WORKER_BUILD_ID: 'b',
+          RUNBOOK_WORKER_VERSIONING: 'sometimes',
+        }),
+      /RUNBOOK_WORKER_VERSIONING: /,
     );
   });
 });
