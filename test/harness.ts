@@ -157,6 +157,8 @@ type WorkerExtras = Omit<
 > & {
   /** The runbook config it trusts, instead of runbookConfigFor(taskQueue). */
   runbookConfig?: string;
+  /** Worker settings over the test stack's (e.g. RUNBOOK_WORKER_DEPLOYMENT and RUNBOOK_WORKER_BUILD_ID). */
+  config?: Partial<WorkerConfig>;
 };
 
 /** An in-process worker on the test stack; `stop()` shuts it down and closes its clients. */
@@ -165,7 +167,7 @@ export async function startWorker(
   identity?: string,
   extra: WorkerExtras = {},
 ): Promise<{ stop(): Promise<void> }> {
-  const { runbookConfig, ...options } = extra;
+  const { runbookConfig, config: settings, ...options } = extra;
   // RUNBOOK_TEST_CHAOS=0.3: every in-process worker fails that share of first activity attempts (test/helpers/chaos.ts).
   const chaos = Number(process.env.RUNBOOK_TEST_CHAOS ?? 0);
   if (chaos > 0 && !options.wrapActivities) {
@@ -173,7 +175,7 @@ export async function startWorker(
     options.wrapActivities = (activities) =>
       withTransientFailures(activities, chaos, log, process.env.RUNBOOK_TEST_CHAOS_SEED ?? 'chaos');
   }
-  const config = testStack().workerConfig(taskQueue);
+  const config = { ...testStack().workerConfig(taskQueue), ...settings };
   const { worker, close } = await createRunbookWorker(
     runbookConfig ? { ...config, RUNBOOK_CONFIG: runbookConfig } : config,
     {
