@@ -15,7 +15,7 @@ import { fail, pass, type Check, type Component } from './component';
 import { databaseUrl } from './postgres';
 import { embeddedConnection, settingEnv, temporalAddress, type StackSettings } from './settings';
 import { ensureTemporalServer, findTemporalServer, TEMPORAL_SERVER_VERSION } from './temporal-server-build';
-import { missingSearchAttributes, registerSearchAttributes, temporalPaths } from './temporal-server';
+import { frontendAnswers, missingSearchAttributes, registerSearchAttributes, temporalPaths } from './temporal-server';
 
 const run = promisify(execFile);
 
@@ -211,16 +211,6 @@ async function ensureSchemas(settings: StackSettings, sqlTool: string, password:
         throw new UserError(`temporal-sql-tool ${args[0]} of ${db} failed: ${said}`, 'runbook doctor');
       }
     }
-  }
-}
-
-async function frontendAnswers(settings: StackSettings): Promise<boolean> {
-  const client = await connectClient(embeddedConnection(settings), 1_000);
-  try {
-    await client.connection.workflowService.getSystemInfo({});
-    return true;
-  } finally {
-    await client.connection.close();
   }
 }
 

@@ -63,7 +63,8 @@ export async function registerSearchAttributes(settings: StackSettings): Promise
   }
 }
 
-async function frontendAnswers(settings: StackSettings): Promise<boolean> {
+/** Whether the stack's Temporal frontend answers gRPC (either server). */
+export async function frontendAnswers(settings: StackSettings): Promise<boolean> {
   const client = await connectClient(embeddedConnection(settings), 1_000);
   try {
     await client.connection.workflowService.getSystemInfo({});
