@@ -15,7 +15,7 @@ import { fail, pass, type Check, type Component } from './component';
 import { databaseUrl } from './postgres';
 import { embeddedConnection, settingEnv, temporalAddress, type StackSettings } from './settings';
 import { ensureTemporalServer, findTemporalServer, TEMPORAL_SERVER_VERSION } from './temporal-server-build';
-import { frontendAnswers, missingSearchAttributes, registerSearchAttributes, temporalPaths } from './temporal-server';
+import { frontendAnswers, registerSearchAttributes, searchAttributesCheck, temporalPaths } from './temporal-server';
 
 const run = promisify(execFile);
 
@@ -346,16 +346,7 @@ export const temporalClusterComponent: Component = {
       return checks;
     }
     checks.push(pass('temporal', 'frontend', `${temporalAddress(settings)} (cluster on PostgreSQL)`));
-    try {
-      const missing = await missingSearchAttributes(settings);
-      checks.push(
-        missing.length === 0
-          ? pass('temporal', 'search attributes', 'registered')
-          : fail('temporal', 'search attributes', `missing: ${missing.join(', ')}`, 'runbook up (registers them)'),
-      );
-    } catch (err) {
-      checks.push(fail('temporal', 'search attributes', errorMessage(err), 'runbook up'));
-    }
+    checks.push(await searchAttributesCheck(settings));
     return checks;
   },
 };

@@ -63,6 +63,18 @@ export async function registerSearchAttributes(settings: StackSettings): Promise
   }
 }
 
+/** Doctor's line for the runbook search attributes on the stack's server (either server). */
+export async function searchAttributesCheck(settings: StackSettings): Promise<Check> {
+  try {
+    const missing = await missingSearchAttributes(settings);
+    return missing.length === 0
+      ? pass('temporal', 'search attributes', runbookSearchAttributes.map((k) => k.name).join(', '))
+      : fail('temporal', 'search attributes', `missing: ${missing.join(', ')}`, 'runbook up (registers them)');
+  } catch (err) {
+    return fail('temporal', 'search attributes', errorMessage(err), 'runbook up');
+  }
+}
+
 /** Whether the stack's Temporal frontend answers gRPC (either server). */
 export async function frontendAnswers(settings: StackSettings): Promise<boolean> {
   const client = await connectClient(embeddedConnection(settings), 1_000);
@@ -204,16 +216,7 @@ export const temporalComponent: Component = {
         ? pass('temporal', 'web ui', uiUrl(settings))
         : fail('temporal', 'web ui', `${uiUrl(settings)} does not answer`, 'runbook down && runbook up'),
     );
-    try {
-      const missing = await missingSearchAttributes(settings);
-      checks.push(
-        missing.length === 0
-          ? pass('temporal', 'search attributes', runbookSearchAttributes.map((k) => k.name).join(', '))
-          : fail('temporal', 'search attributes', `missing: ${missing.join(', ')}`, 'runbook up (registers them)'),
-      );
-    } catch (err) {
-      checks.push(fail('temporal', 'search attributes', errorMessage(err), 'runbook up'));
-    }
+    checks.push(await searchAttributesCheck(settings));
     return checks;
   },
 };
