@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isAlive } from '../../src/system/processes';
 import { CLUSTER_DATABASES, clusterPaths, clusterPid } from '../../src/stack/temporal-cluster';
+import { postgresComponent } from '../../src/stack/postgres';
 import { up } from '../../src/stack/stack';
 import { testStack, useWorker } from '../harness';
 import { queryDb, releaseHistory, serviceWithV1, startDeploy, waitForState } from '../workflows/deploy-fixture';
@@ -94,5 +95,36 @@ describe('the Temporal server on PostgreSQL (runbook up --cluster)', function ()
       found.push(w.workflowId);
     }
     assert.ok(found.includes(handle.workflowId), `found by its search attributes: ${JSON.stringify(found)}`);
+  });
+  it("a deploy carries on across a restart of PostgreSQL in its bake (the server's, the orchestrator's and the app's)", async () => {
+    const { settings } = testStack();
+    const plan = await serviceWithV1(taskQueue, {
+      traffic: {
+        steps: [
+          { weight: 50, bakeMs: 8_000 },
+          { weight: 100, bakeMs: 0 },
+        ],
+      },
+    });
+    const handle = await startDeploy(taskQueue, plan, 'v2');
+    await waitForState(handle, (s) => s.phase === 'traffic' && (s.weights.v2 ?? 0) > 0, 'v2 taking traffic');
+    const ctx = { settings, log: () => {} };
+    assert.equal(await postgresComponent.stop(ctx), true, 'PostgreSQL was running and stopped');
+    await sleep(2_000);
+    await postgresComponent.start(ctx);
+
+    const result = await handle.result();
+    assert.equal(result.outcome, 'succeeded', result.reason);
+    assert.deepEqual(result.state.weights, { v1: 0, v2: 100 });
+    assert.deepEqual(
+      (await releaseHistory(plan.service)).map((r) => [r.version, r.outcome]),
+      [
+        ['v1', 'succeeded'],
+        ['v2', 'succeeded'],
+      ],
+      'both releases recorded once in the orchestrator database',
+    );
+    const [migrations] = await queryDb<{ n: string }>(plan.database!.name, 'SELECT count(*) AS n FROM pgmigrations');
+    assert.equal(Number(migrations?.n), 2, 'each migration applied once');
   });
 });
