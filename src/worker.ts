@@ -13,6 +13,7 @@ import { migrateOrchestratorDb, recordDrillRun } from './orchestrator-store/orch
 import { createPgRecords } from './orchestrator-store/records';
 import { createWorkerPlatforms, type WorkerPlatformOptions } from './platforms';
 import { siblingDatabaseUrl } from './platforms/single-host';
+import { watchQueueOf } from './shared/constants';
 import { createScrubber, secretValuesOf } from './shared/redact';
 import { resolveReleaseUser } from './system/release-user';
 import { loadWorkerSecret } from './system/worker-secret';
@@ -23,8 +24,33 @@ import { scheduleStartedBy } from './temporal-schedules';
 /** The payload converter of the workflow bundle and the activities (tests bundle the workflows with it too). */
 export const PAYLOAD_CONVERTER_PATH = require.resolve('./shared/payload-converter');
 
+/** How many step-long watches one worker runs at once (each is a timer and a runtime API read every 20 ms). */
+const WATCH_SLOTS = 1_000;
+
+/** The worker of the runbooks' task queue and the one of its watch queue, run and shut down together. */
+export type WorkerPair = Pick<Worker, 'run' | 'shutdown' | 'getState'>;
+
+function pairOf(main: Worker, watch: Worker): WorkerPair {
+  return {
+    async run() {
+      // one stopping (a shutdown, a fatal error) stops the other, and the first error is the one thrown
+      const stopOther = (other: Worker) => () => {
+        if (other.getState() === 'RUNNING') other.shutdown();
+      };
+      const runs = [main.run().finally(stopOther(watch)), watch.run().finally(stopOther(main))];
+      const settled = await Promise.allSettled(runs);
+      const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    },
+    shutdown() {
+      for (const w of [main, watch]) if (w.getState() === 'RUNNING') w.shutdown();
+    },
+    getState: () => main.getState(),
+  };
+}
+
 export interface RunbookWorker {
-  worker: Worker;
+  worker: WorkerPair;
   /** Who its releases run as (resolveReleaseUser): undefined, the worker's own user. */
   releaseUser: ReturnType<typeof resolveReleaseUser>;
   /** Closes the clients the worker used; call after `worker.run()` resolves. */
@@ -110,26 +136,40 @@ export async function createRunbookWorker(
       scrub,
     );
     const registered = extra.wrapActivities ? extra.wrapActivities(activities) : activities;
-    const worker = await Worker.create({
+    const common = {
       connection,
       namespace: config.temporal.namespace,
       // The payload codec (RUNBOOK_CODEC_KEYS) runs here, outside the workflow sandbox. The payload converter reads a
       // signal whose payload cannot be read as a refused decision instead of a workflow task that fails for good.
       dataConverter: { ...dataConverter(config.temporal), payloadConverterPath: PAYLOAD_CONVERTER_PATH },
-      taskQueue: config.RUNBOOK_TASK_QUEUE,
       // Worker Versioning when RUNBOOK_WORKER_DEPLOYMENT is set: runbooks are pinned to the build they started on
       ...(deployment ? { workerDeploymentOptions: deployment } : {}),
+      ...(extra.identity ? { identity: extra.identity } : {}),
+      shutdownGraceTime: extra.shutdownGraceTime ?? '10s',
+    };
+    const explained = async (err: unknown): Promise<never> => {
+      // a namespace that does not exist, refused credentials: said in words
+      throw explainError(err, config.temporal) ? await connectionFailure(err, config.temporal) : err;
+    };
+    const main = await Worker.create({
+      ...common,
+      taskQueue: config.RUNBOOK_TASK_QUEUE,
       ...(extra.workflowBundle
         ? { workflowBundle: extra.workflowBundle }
         : { workflowsPath: require.resolve('./workflows') }),
       activities: registered,
       maxConcurrentActivityTaskExecutions: config.RUNBOOK_MAX_ACTIVITIES,
-      ...(extra.identity ? { identity: extra.identity } : {}),
-      shutdownGraceTime: extra.shutdownGraceTime ?? '10s',
-    }).catch(async (err: unknown) => {
-      // a namespace that does not exist, refused credentials: said in words
-      throw explainError(err, config.temporal) ? await connectionFailure(err, config.temporal) : err;
-    });
+    }).catch(explained);
+    // The watches that last a whole traffic step (watchCutoff) poll a queue of their own, with slots of their own:
+    // on the main queue, as many canaries baking at once as it has slots would hold them all, and their analysis
+    // windows would wait for a slot that never frees (a watch ends with its step).
+    const watch = await Worker.create({
+      ...common,
+      taskQueue: watchQueueOf(config.RUNBOOK_TASK_QUEUE),
+      activities: { watchCutoff: registered.watchCutoff },
+      maxConcurrentActivityTaskExecutions: WATCH_SLOTS,
+    }).catch(explained);
+    const worker = pairOf(main, watch);
     return { worker, close, releaseUser };
   } catch (err) {
     await close();

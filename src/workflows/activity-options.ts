@@ -1,5 +1,6 @@
-import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { proxyActivities, workflowInfo, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { watchQueueOf } from '../shared/constants';
 import type { PlatformPlan } from '../shared/platform-plan';
 import type { ResolvedService } from '../shared/service-plan';
 
@@ -71,3 +72,6 @@ export const act = proxyActivities<Activities>(quick);
 export const safe = proxyActivities<Activities>(critical);
 export const slow = proxyActivities<Activities>(longWithHeartbeat);
 export const watch = proxyActivities<Activities>(watching);
+/** The watches on the watch queue of the workflow's task queue (since the patch `watch-queue`). */
+export const watchOnOwnQueue = () =>
+  proxyActivities<Activities>({ ...watching, taskQueue: watchQueueOf(workflowInfo().taskQueue) });

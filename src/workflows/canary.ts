@@ -5,13 +5,18 @@ import { looksFor } from '../shared/judge';
 import type { CutoffSpec, ResolvedService, TrafficStep } from '../shared/service-plan';
 import type { CutoffReport } from '../platforms/types';
 import { platformPlanOf } from '../platforms/descriptors';
-import { act, safe, watch as watchActs } from './activity-options';
+import { act, safe, watch as watchActs, watchOnOwnQueue } from './activity-options';
 import { metrics } from './metrics';
 import type { beginRunbook } from './runbook';
 import type { RouteSpec } from '../platforms/types';
 import { say } from './wording';
 
 const ANALYSIS_FAILED = 'AnalysisFailed';
+/**
+ * The patch that moves the cut-off's watch to the watch queue (watchQueueOf): on the runbooks' queue, as many canaries
+ * baking at once as a worker has activity slots held them all, and their windows waited for a slot.
+ */
+const WATCH_QUEUE = 'watch-queue';
 const MAX_WINDOWS_KEPT = 100;
 /**
  * The patch of judged steps: each baked step needs evidence (analysis.onInconclusive decides when it has none), and
@@ -83,7 +88,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     const scope = new CancellationScope();
     const watcher = { report: undefined as CutoffReport | undefined, stop: () => scope.cancel() };
     void scope
-      .run(() => watchActs.watchCutoff(route, candidate.releaseId))
+      .run(() => (patched(WATCH_QUEUE) ? watchOnOwnQueue() : watchActs).watchCutoff(route, candidate.releaseId))
       .then(
         (report) => {
           if (report) watcher.report = report;

@@ -49,6 +49,17 @@ async function v1ThenV2(taskQueue: string): Promise<{ plan: ResolvedService; sna
 }
 
 /** v1, then v2 judged step by step under a steady load (80 requests/s): a healthy canary that passes. */
+/** A canary that answers 500 after its first 20 requests, under load: HAProxy's cut-off takes it out. */
+async function canaryTakenOut(taskQueue: string) {
+  const releases = releasesWith({ v1: {}, v2: { errorRate: 1, faultAfter: 20 } });
+  const plan = await judgedPlan({ onInconclusive: 'pause' }, 600_000, releases);
+  await (await startDeploy(taskQueue, plan, 'v1')).result();
+  const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 120 });
+  const handle = await startDeploy(taskQueue, plan, 'v2');
+  await handle.result().finally(() => load.stop());
+  return handle;
+}
+
 async function healthyUnderLoad(taskQueue: string): Promise<WorkflowHandle> {
   const plan = await judgedPlan({ onInconclusive: 'pause' }, 4_000);
   await (await startDeploy(taskQueue, plan, 'v1')).result();
@@ -347,15 +358,17 @@ export const scenarios: ReplayScenario[] = [
     // Patch canary-cutoff: the canary joins with analysis.cutoff, the step watches for it, and HAProxy's mark-down
     // of a canary that answers 500 fails the step at once (the bake is far longer than the run).
     name: 'cutoff-deploy-canary-taken-out',
-    run: async (_client, taskQueue) => {
-      const releases = releasesWith({ v1: {}, v2: { errorRate: 1, faultAfter: 20 } });
-      const plan = await judgedPlan({ onInconclusive: 'pause' }, 600_000, releases);
-      await (await startDeploy(taskQueue, plan, 'v1')).result();
-      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 120 });
-      const handle = await startDeploy(taskQueue, plan, 'v2');
-      await handle.result().finally(() => load.stop());
-      return handle;
-    },
+    run: (_client, taskQueue) => canaryTakenOut(taskQueue),
+  },
+  {
+    // Patch watch-queue: the same, with the step's watch on the watch queue (<task queue>-watch).
+    name: 'watch-queue-canary-taken-out',
+    run: (_client, taskQueue) => canaryTakenOut(taskQueue),
+  },
+  {
+    // Patch watch-queue, a healthy canary: the watch on the watch queue is cancelled when the step ends.
+    name: 'watch-queue-healthy-under-load',
+    run: (_client, taskQueue) => healthyUnderLoad(taskQueue),
   },
   {
     // Patch release-commands: preflight prepares the database; the release's migrate and status commands, a command
