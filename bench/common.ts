@@ -109,7 +109,7 @@ export function benchCommand(script: string, file: string): string {
 }
 
 /** The machine's CPU time counters (the `cpu` line of /proc/stat), or undefined off Linux. */
-function cpuTimes(): { idle: number; total: number } | undefined {
+export function cpuTimes(): { idle: number; total: number } | undefined {
   try {
     const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
     const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = fields;
@@ -120,7 +120,7 @@ function cpuTimes(): { idle: number; total: number } | undefined {
 }
 
 /** The fraction of all cores' time that was busy between two readings (everything on the machine, not only us). */
-function cpuBusy(a: ReturnType<typeof cpuTimes>, b: ReturnType<typeof cpuTimes>): number | null {
+export function cpuBusy(a: ReturnType<typeof cpuTimes>, b: ReturnType<typeof cpuTimes>): number | null {
   if (!a || !b || b.total <= a.total) return null;
   return round(1 - (b.idle - a.idle) / (b.total - a.total), 2);
 }

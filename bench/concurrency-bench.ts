@@ -26,8 +26,13 @@ import type { DeployResult } from '../src/shared/deploy';
 import type { SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { spawnChildWorker, startTestStack, testStack, uniqueName } from '../test/harness';
 import { requestFor, shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
+import { livePid } from '../src/system/processes';
+import { clusterPid } from '../src/stack/temporal-cluster';
+import { temporalPaths } from '../src/stack/temporal-server';
 import {
   benchCleanup,
+  cpuBusy,
+  cpuTimes,
   benchCommand,
   gitState,
   intArgs,
@@ -35,6 +40,7 @@ import {
   median,
   met,
   ms,
+  pct,
   resultWithin,
   round,
   roundDeep,
@@ -49,6 +55,7 @@ const { values: args } = parseArgs({
     services: { type: 'string', default: '50' },
     workers: { type: 'string', default: '1' },
     drills: { type: 'string', default: '200' },
+    'max-activities': { type: 'string', default: '50' },
     'bake-ms': { type: 'string', default: '2000' },
     cluster: { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(__dirname, 'results') },
@@ -59,6 +66,7 @@ const settings = {
   services: int('services'),
   workers: int('workers'),
   drills: int('drills', 0),
+  maxActivities: int('max-activities'),
   bakeMs: int('bake-ms', 0),
   temporal: args.cluster ? 'cluster (Temporal server 1.29.1 on PostgreSQL)' : 'dev server (Temporal CLI 1.5.1)',
 };
@@ -151,6 +159,10 @@ interface Phase {
   workflowTaskLatency: ReturnType<typeof spread>;
   activityScheduleToStart: ReturnType<typeof spread>;
   workers: ReturnType<ReturnType<typeof sampleProcesses>['stop']>;
+  /** The Temporal server's process (dev server or cluster). */
+  server: ReturnType<ReturnType<typeof sampleProcesses>['stop']>;
+  /** Share of all cores busy over the phase, everything on the machine. */
+  machineCpuBusy: number | null;
 }
 
 async function runPhase(
@@ -162,6 +174,8 @@ async function runPhase(
 ): Promise<Phase> {
   console.log(`${name}: ${plans.length} deploys of ${version} at once`);
   const sampler = sampleProcesses(workerPids);
+  const serverSampler = sampleProcesses(serverPids);
+  const cpuBefore = cpuTimes();
   const started = Date.now();
   const handles: Array<WorkflowHandle> = await Promise.all(plans.map((p) => startDeploy(taskQueue, p, version)));
   let done = 0;
@@ -175,6 +189,8 @@ async function runPhase(
   );
   const seconds = (Date.now() - started) / 1000;
   const workers = sampler.stop();
+  const server = serverSampler.stop();
+  const machineCpuBusy = cpuBusy(cpuBefore, cpuTimes());
   const figures = await Promise.all(handles.map(async (h) => stepFigures(timelineOf(await h.fetchHistory()))));
   const outcomes: Record<string, number> = {};
   for (const r of results) outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
@@ -191,7 +207,16 @@ async function runPhase(
     workflowTaskLatency: spread(figures.flatMap((f) => f.workflowTasks)),
     activityScheduleToStart: spread(figures.flatMap((f) => f.dispatch)),
     workers,
+    server,
+    machineCpuBusy,
   };
+}
+
+/** The pid of the stack's Temporal server process. */
+function serverPids(): number[] {
+  const { home } = testStack().settings;
+  const pid = args.cluster ? clusterPid(home) : livePid(temporalPaths(home).pidFile, 'start-dev');
+  return pid ? [pid] : [];
 }
 
 let workers: Array<ReturnType<typeof spawnChildWorker>> = [];
@@ -219,7 +244,10 @@ async function main(): Promise<void> {
   }
   // every plan is in the task queue's runbook config before the workers read it
   for (const p of plans) requestFor(taskQueue, p);
-  workers = Array.from({ length: settings.workers }, () => spawnChildWorker(taskQueue));
+  // the worker's production default of activity slots (the test harness gives its workers 20)
+  workers = Array.from({ length: settings.workers }, () =>
+    spawnChildWorker(taskQueue, { env: { RUNBOOK_MAX_ACTIVITIES: String(settings.maxActivities) } }),
+  );
   const workerPids = () => workers.flatMap((w) => (w.process.pid ? [w.process.pid] : []));
 
   const { client, namespace } = testStack();
@@ -272,19 +300,19 @@ async function main(): Promise<void> {
     goal: { p95StepOverheadMs: GOAL_P95_MS, met: goalMet },
   });
   const row = (p: Phase) =>
-    `| ${p.name} | ${p.succeeded}/${p.deploys} | ${p.seconds} s | ${p.deploysPerMinute} | ${ms(p.stepOverhead.medianMs)} / ${ms(p.stepOverhead.p95Ms)} (${p.stepOverhead.count}) | ${ms(p.workflowTaskLatency.medianMs)} / ${ms(p.workflowTaskLatency.p95Ms)} | ${ms(p.activityScheduleToStart.medianMs)} / ${ms(p.activityScheduleToStart.p95Ms)} | ${p.workers.cpuCoresMean} / ${p.workers.cpuCoresPeak} | ${p.workers.rssMiBPeak} MiB |`;
+    `| ${p.name} | ${p.succeeded}/${p.deploys} | ${p.seconds} s | ${p.deploysPerMinute} | ${ms(p.stepOverhead.medianMs)} / ${ms(p.stepOverhead.p95Ms)} (${p.stepOverhead.count}) | ${ms(p.workflowTaskLatency.medianMs)} / ${ms(p.workflowTaskLatency.p95Ms)} | ${ms(p.activityScheduleToStart.medianMs)} / ${ms(p.activityScheduleToStart.p95Ms)} | ${p.workers.cpuCoresMean} / ${p.workers.cpuCoresPeak} | ${p.workers.rssMiBPeak} MiB | ${p.server.cpuCoresMean} / ${p.server.cpuCoresPeak} | ${pct(p.machineCpuBusy)} |`;
   const md = `# Many runbooks at once
 
 ${results.when} — \`${results.command}\` — ${settings.temporal} — ${settings.workers} worker process(es) — ${results.machine.cpus} × ${results.machine.cpuModel}, load average before ${results.machine.loadAvgBefore.join(' ')}, after ${results.machine.loadAvgAfter.join(' ')}.
 
-${settings.services} services of the sample app deployed at once on one task queue; ${settings.drills} weekly drill schedules registered beside them (in ${round(registerSeconds, 1)} s; none fires during the run). v2's deploys bake ${settings.bakeMs} ms at 50%.
+${settings.services} services of the sample app deployed at once on one task queue (${settings.maxActivities} activity slots per worker); ${settings.drills} weekly drill schedules registered beside them (in ${round(registerSeconds, 1)} s; none fires during the run). v2's deploys bake ${settings.bakeMs} ms at 50%.
 
 | goal | figure | |
 | --- | --- | --- |
 | p95 per-step overhead < ${GOAL_P95_MS} ms at 50 concurrent deploys on one worker | ${ms(canary.stepOverhead.p95Ms)} (canary deploys) | ${met(goalMet)} |
 
-| phase | succeeded | wall time | deploys/min | per-step overhead median / p95 (steps) | workflow task latency median / p95 | activity schedule-to-start median / p95 | workers' CPU, cores mean / peak | workers' RSS peak |
-| --- | --: | --: | --: | --: | --: | --: | --: | --: |
+| phase | succeeded | wall time | deploys/min | per-step overhead median / p95 (steps) | workflow task latency median / p95 | activity schedule-to-start median / p95 | workers' CPU, cores mean / peak | workers' RSS peak | Temporal server CPU mean / peak | machine CPU busy |
+| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |
 ${phases.map(row).join('\n')}
 
 Per-step overhead: for each activity or timer of a deploy, from the end of the previous step (or the workflow's start) to its start: the workflow task that decides it, plus the activity's dispatch. The workers' CPU is in cores (1.0 = one core busy), from /proc, every second.
