@@ -387,8 +387,18 @@ export async function expireBackups(
     const still = (await stanzaInfo(runner)).backups.some((b) => b.label === label);
     if (still) await runner.run([`--set=${label}`, `--repo1-retention-full=${RETAIN_ALL}`, 'expire']);
   }
-  if (labels.length > 0) await runner.run([`--repo1-retention-full=${RETAIN_ALL}`, 'expire']);
-  const after = new Set((await stanzaInfo(runner)).backups.map((b) => b.label));
+  const remaining = (await stanzaInfo(runner)).backups;
+  const fulls = remaining.filter((b) => b.type === 'full').length;
+  if (labels.length > 0 && fulls > 0) {
+    // WAL older than the oldest remaining full is of no use any more: archive retention of that many fulls
+    await runner.run([
+      `--repo1-retention-full=${RETAIN_ALL}`,
+      '--repo1-retention-archive-type=full',
+      `--repo1-retention-archive=${fulls}`,
+      'expire',
+    ]);
+  }
+  const after = new Set(remaining.map((b) => b.label));
   return { expired: before.map((b) => b.label).filter((l) => !after.has(l)) };
 }
 
