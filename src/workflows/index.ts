@@ -3,3 +3,4 @@ export { deployService } from './deploy-service';
 export { rollbackService } from './rollback-service';
 export { restoreDrill } from './restore-drill';
 export { planPreview } from './plan-preview';
+export { backupService } from './backup-service';

@@ -372,17 +372,20 @@ export function backupsToExpire(
 }
 
 /**
- * Expires the backups {@link backupsToExpire} names, one `pgbackrest expire --set` each (oldest first; a full's
+ * Expires the backups {@link backupsToExpire} names (for several policies: those all of them name), one `pgbackrest expire --set` each (oldest first; a full's
  * dependents go with it), then lets pgBackRest remove the WAL no remaining backup needs. Returns the labels removed.
  */
 export async function expireBackups(
   runner: PgbackrestRunner,
-  policy: RetentionPolicy,
+  policy: RetentionPolicy | RetentionPolicy[],
   keep: string[],
   nowMs: number,
 ): Promise<{ expired: string[] }> {
   const before = (await stanzaInfo(runner)).backups;
-  const labels = backupsToExpire(before, policy, keep, nowMs);
+  const policies = Array.isArray(policy) ? policy : [policy];
+  // several policies (services sharing the cluster): a backup goes only when every one of them lets it go
+  const sets = policies.map((p) => new Set(backupsToExpire(before, p, keep, nowMs)));
+  const labels = [...(sets[0] ?? [])].filter((l) => sets.every((s) => s.has(l)));
   for (const label of labels) {
     const still = (await stanzaInfo(runner)).backups.some((b) => b.label === label);
     if (still) await runner.run([`--set=${label}`, `--repo1-retention-full=${RETAIN_ALL}`, 'expire']);
