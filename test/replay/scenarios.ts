@@ -2,7 +2,13 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { planDigest } from '../../src/runbook-config';
 import { approveSignal, approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
 import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
-import type { deployService, stackCheck } from '../../src/workflows';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { backupService, deployService, stackCheck } from '../../src/workflows';
+import { ARCHIVE_CONF } from '../../src/platforms/single-host/pgbackrest';
+import { databaseUrl, postgresComponent, postgresPaths } from '../../src/stack/postgres';
+import { putPlan } from '../helpers/worker-config';
 import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
 import { liveV1, scheduledSignedDrill, startDrill } from '../workflows/drill-fixture';
 import { judgedPlan, releasesWith } from '../workflows/judged-fixture';
@@ -72,7 +78,53 @@ export interface ReplayScenario {
   run(client: Client, taskQueue: string, workflowId: string): Promise<WorkflowHandle>;
 }
 
+/** A backup of a new service with `backup:` (retention full: 1) in the worker's config; waits for its end. */
+async function backup(
+  client: Client,
+  taskQueue: string,
+  workflowId: string,
+  withBackup = true,
+): Promise<WorkflowHandle> {
+  const plan = await shopPlan(withBackup ? { backup: { retention: { full: 1 }, verify: true } } : {});
+  putPlan(runbookConfigFor(taskQueue), plan);
+  const handle = await client.workflow.start<typeof backupService>('backupService', {
+    taskQueue,
+    workflowId,
+    args: [{ service: plan.service, environment: plan.environment, type: 'full' }],
+  });
+  await handle.result().catch(() => undefined);
+  return handle;
+}
+
+/** Runs `work` with the test stack's archive_command broken (`false`), then puts it back as `runbook up` does. */
+async function withArchivingBroken<T>(work: () => Promise<T>): Promise<T> {
+  const { settings } = testStack();
+  const file = path.join(postgresPaths(settings.home).data, ARCHIVE_CONF);
+  writeFileSync(file, readFileSync(file, 'utf8').replace(/archive_command = '.*'/, "archive_command = 'false'"));
+  const c = new pg.Client({ connectionString: databaseUrl(settings, 'postgres') });
+  await c.connect();
+  await c.query('SELECT pg_reload_conf()');
+  await c.end();
+  try {
+    return await work();
+  } finally {
+    await postgresComponent.start({ settings, log: () => {} });
+  }
+}
+
 export const scenarios: ReplayScenario[] = [
+  {
+    name: 'backup-full-verified-expired',
+    run: (client, taskQueue, workflowId) => backup(client, taskQueue, workflowId),
+  },
+  {
+    name: 'backup-not-configured',
+    run: (client, taskQueue, workflowId) => backup(client, taskQueue, workflowId, false),
+  },
+  {
+    name: 'backup-archive-broken',
+    run: (client, taskQueue, workflowId) => withArchivingBroken(() => backup(client, taskQueue, workflowId)),
+  },
   {
     // Patch signed-decisions: a signed request, a decision refused after its signature was checked (a key not
     // enrolled), a signed approve by update, an unsigned signal refused, a signed approve by signal (the Web UI path).

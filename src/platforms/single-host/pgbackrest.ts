@@ -23,6 +23,8 @@ const run = promisify(execFile);
 export const STANZA = 'runbook';
 /** The file in the data directory (included by postgresql.conf) that turns archiving on. */
 export const ARCHIVE_CONF = 'runbook-archive.conf';
+/** pgBackRest's largest retention: the expiry of this module decides; pgBackRest itself keeps everything. */
+const RETAIN_ALL = 9_999_999;
 const INCLUDE_LINE = `include_if_exists = '${ARCHIVE_CONF}'`;
 
 export interface PgbackrestPaths {
@@ -61,6 +63,8 @@ export function renderPgbackrestConfig(p: PgbackrestPaths, cluster: ClusterLocat
   return `# Written by runbook up; no secret here (peer authentication on the cluster's socket).
 [global]
 repo1-path=${p.repo}
+# runbook expires backups itself (expireBackups: the services' retention, and what running restores keep)
+repo1-retention-full=${RETAIN_ALL}
 log-path=${p.log}
 lock-path=${p.lock}
 log-level-console=warn
@@ -138,7 +142,8 @@ function commandFailure(args: string[], err: unknown): PlatformError {
       fix: 'sudo apt-get install -y pgbackrest (runbook setup does it as root)',
     });
   }
-  const lines = text.split('\n').filter((l) => /ERROR|WARN|HINT/.test(l));
+  const errors = text.split('\n').filter((l) => /ERROR|HINT/.test(l));
+  const lines = errors.length > 0 ? errors : text.split('\n').filter((l) => /WARN/.test(l));
   const said = (lines.length > 0 ? lines : text.split('\n')).slice(-6).join(' | ');
   if (/\[082\]|archive-push|WAL segment .* was not archived|archive_command|archive-check/i.test(text)) {
     return new PlatformError(`pgbackrest ${command} failed: WAL archiving does not work: ${said}`, {
@@ -404,6 +409,3 @@ export async function expireBackups(
   const after = new Set(remaining.map((b) => b.label));
   return { expired: before.map((b) => b.label).filter((l) => !after.has(l)) };
 }
-
-/** pgBackRest's largest retention: the expiry of this module decides; pgBackRest itself keeps everything. */
-const RETAIN_ALL = 9_999_999;
