@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { putPlan } from '../test/helpers/worker-config';
-import { runbookConfigFor, startTestStack, startWorker, testStack, uniqueName } from '../test/harness';
+import { runbookConfigFor, startTestStack, startWorker, uniqueName } from '../test/harness';
 import { shopPlan } from '../test/workflows/deploy-fixture';
 import type { BackupKind, BackupResult } from '../src/shared/backup';
 import { stackPgbackrest } from '../src/stack/postgres';
