@@ -352,7 +352,8 @@ export function backupsToExpire(
   }
   if (policy.days !== undefined) {
     const cutoff = nowMs - policy.days * 86_400_000;
-    for (const f of fulls) {
+    // the newest full's chain stays whole: it is what the newest restores start from
+    for (const f of fulls.slice(0, -1)) {
       // a full is needed while any backup of its chain is inside the window
       const chain = backups.filter((b) => fullOf(b) === f.label);
       if (chain.every((b) => b.stoppedAtMs < cutoff)) expireWithDependents(f.label);
@@ -377,6 +378,20 @@ export function backupsToExpire(
 }
 
 /**
+ * For several policies (the services sharing the cluster): the labels every one of them would expire, oldest first;
+ * a backup goes only when all of them let it go. No policy: nothing. Pure.
+ */
+export function backupsAllExpire(
+  backups: BaseBackup[],
+  policies: RetentionPolicy[],
+  keep: string[],
+  nowMs: number,
+): string[] {
+  const sets = policies.map((p) => new Set(backupsToExpire(backups, p, keep, nowMs)));
+  return [...(sets[0] ?? [])].filter((l) => sets.every((s) => s.has(l)));
+}
+
+/**
  * Expires the backups {@link backupsToExpire} names (for several policies: those all of them name), one `pgbackrest expire --set` each (oldest first; a full's
  * dependents go with it), then lets pgBackRest remove the WAL no remaining backup needs. Returns the labels removed.
  */
@@ -387,10 +402,7 @@ export async function expireBackups(
   nowMs: number,
 ): Promise<{ expired: string[] }> {
   const before = (await stanzaInfo(runner)).backups;
-  const policies = Array.isArray(policy) ? policy : [policy];
-  // several policies (services sharing the cluster): a backup goes only when every one of them lets it go
-  const sets = policies.map((p) => new Set(backupsToExpire(before, p, keep, nowMs)));
-  const labels = [...(sets[0] ?? [])].filter((l) => sets.every((s) => s.has(l)));
+  const labels = backupsAllExpire(before, Array.isArray(policy) ? policy : [policy], keep, nowMs);
   for (const label of labels) {
     const still = (await stanzaInfo(runner)).backups.some((b) => b.label === label);
     if (still) await runner.run([`--set=${label}`, `--repo1-retention-full=${RETAIN_ALL}`, 'expire']);
