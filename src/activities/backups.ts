@@ -7,6 +7,7 @@ import {
   verifyRepository,
   type PgbackrestRunner,
 } from '../platforms/single-host/pgbackrest';
+import { holdsOf } from '../platforms/single-host/pgbackrest-restore';
 import { BACKUP_NOT_CONFIGURED, type BackupKind, type BackupPolicy, type BackupRecord } from '../shared/backup';
 import { RUNBOOK_CONFIG_UNUSABLE } from '../shared/request';
 import { whileHeartbeating } from './heartbeat';
@@ -111,11 +112,16 @@ export function createBackupActivities({ runbookConfig, backups }: BackupActivit
       return whileHeartbeating(() => verifyRepository(r, Context.current().cancellationSignal));
     },
 
-    /** Expires backups beyond the retention, never the newest full nor one of `keep`; returns the labels removed. */
+    /**
+     * Expires backups beyond the retention, never the newest full, one of `keep`, nor the base backup of a restored
+     * copy that exists (holdsOf); returns the labels removed.
+     */
     async expireBaseBackups(req: { retention: BackupPolicy['retention']; keep: string[] }): Promise<string[]> {
       const r = runner();
       const policies = req.retention.map(({ service: _service, ...policy }) => policy);
-      return (await whileHeartbeating(() => expireBackups(r, policies, req.keep, Date.now()))).expired;
+      // the base backups of restored copies that still exist (a drill or rollback under way) are never expired
+      const keep = [...req.keep, ...holdsOf(r)];
+      return (await whileHeartbeating(() => expireBackups(r, policies, keep, Date.now()))).expired;
     },
   };
 }

@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { postgresBinDir } from '../../src/pg/bin-dir';
@@ -13,6 +14,13 @@ import {
   takeBackup,
   verifyRepository,
 } from '../../src/platforms/single-host/pgbackrest';
+import {
+  holdsOf,
+  recoveredTo,
+  removeScratch,
+  restoreToTime,
+  scratchClusters,
+} from '../../src/platforms/single-host/pgbackrest-restore';
 import { PlatformError } from '../../src/platforms/types';
 import {
   databaseUrl,
@@ -157,6 +165,43 @@ describe('the stack PostgreSQL archives WAL to pgBackRest', function () {
     );
     const info = await stanzaInfo(runner);
     assert.ok(info.archive && info.archive.min >= (info.backups[0]?.walStart ?? ''), 'the WAL before it went too');
+  });
+
+  it('restores to a moment into a scratch cluster: the rows up to it, the RPO from the last replayed commit, then removed', async () => {
+    const runner = stackPgbackrest(settings);
+    await sql(settings, 'CREATE TABLE pitr (v text, at timestamptz DEFAULT clock_timestamp())');
+    await sql(settings, "INSERT INTO pitr (v) VALUES ('before')");
+    const [before] = await sql(settings, "SELECT at FROM pitr WHERE v = 'before'");
+    await sleep(1_100);
+    const [mark] = await sql(settings, 'SELECT clock_timestamp() AS t');
+    const targetMs = (mark!.t as Date).getTime();
+    await sleep(1_100);
+    await sql(settings, "INSERT INTO pitr (v) VALUES ('after')");
+    await runner.run(['check']); // switches the WAL segment and waits until it is archived
+    const port = await freePort();
+    const copy = await restoreToTime(runner, { target: 'pitr_test', atMs: targetMs, port });
+    try {
+      assert.deepEqual(holdsOf(runner), [copy.backup], 'the base backup is held while the copy exists');
+      const held = await expireBackups(runner, { full: 1 }, holdsOf(runner), Date.now());
+      assert.deepEqual(held.expired, []);
+      const url = databaseUrl({ ...settings, postgresPort: port }, 'postgres');
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      const rows = (await client.query('SELECT v FROM pitr ORDER BY at')).rows;
+      await client.end();
+      assert.deepEqual(rows, [{ v: 'before' }], 'exactly the rows committed up to the target');
+      const facts = await recoveredTo(url, copy.backup);
+      assert.ok(facts.lastCommitMs !== null);
+      assert.ok(facts.lastCommitMs <= targetMs, 'nothing after the target');
+      assert.ok(facts.lastCommitMs >= (before!.at as Date).getTime(), "the 'before' row's commit was replayed");
+      const [live] = await sql(settings, 'SHOW archive_mode');
+      assert.equal(live?.archive_mode, 'on', 'the live cluster is untouched');
+    } finally {
+      await removeScratch(runner, 'pitr_test');
+    }
+    assert.ok(!existsSync(copy.dir), 'the scratch cluster is removed');
+    assert.deepEqual(holdsOf(runner), []);
+    assert.deepEqual(scratchClusters(runner), []);
   });
 
   it('a backup with archiving broken fails with ArchiveBroken and what to do', async () => {

@@ -94,7 +94,7 @@ max_wal_senders = 3
 `;
 }
 
-function chownToPostgres(...files: string[]): void {
+export function chownToPostgres(...files: string[]): void {
   if (process.getuid?.() !== 0) return;
   const line = readFileSync('/etc/passwd', 'utf8')
     .split('\n')
