@@ -109,6 +109,12 @@ export async function createRunbookWorker(
         records: createPgRecords(pool, isRunning),
         drillRuns: { record: (row) => recordDrillRun(pool, row) },
         backups: () => stackBackups(config.RUNBOOK_HOME),
+        copyUrl: (port, database) => {
+          const url = new URL(siblingDatabaseUrl(config.DATABASE_URL, database));
+          url.hostname = '127.0.0.1';
+          url.port = String(port);
+          return url.toString();
+        },
       },
       scrub,
     );

@@ -7,7 +7,9 @@ import {
   verifyRepository,
   type PgbackrestRunner,
 } from '../platforms/single-host/pgbackrest';
-import { holdsOf } from '../platforms/single-host/pgbackrest-restore';
+import { holdsOf, recoveredTo, removeScratch, restoreToTime } from '../platforms/single-host/pgbackrest-restore';
+import { freePort } from '../system/processes';
+import pg from 'pg';
 import { BACKUP_NOT_CONFIGURED, type BackupKind, type BackupPolicy, type BackupRecord } from '../shared/backup';
 import { RUNBOOK_CONFIG_UNUSABLE } from '../shared/request';
 import { whileHeartbeating } from './heartbeat';
@@ -16,6 +18,8 @@ export interface BackupActivityDeps {
   runbookConfig: string | undefined;
   /** The pgBackRest repository of the stack's PostgreSQL; undefined when the worker has none (an external server). */
   backups?: () => PgbackrestRunner | undefined;
+  /** The URL of `database` on a restored copy of the stack's cluster listening on `port` (same credentials). */
+  copyUrl?: (port: number, database: string) => string;
 }
 
 const notConfigured = (message: string) =>
@@ -25,7 +29,7 @@ const notConfigured = (message: string) =>
  * Activities of the backup workflow (src/workflows/backup-service.ts): pgBackRest on the stack's PostgreSQL. A
  * PlatformError (ArchiveBroken, DiskFull, BackupFailed) leaves them as an ApplicationFailure of its type.
  */
-export function createBackupActivities({ runbookConfig, backups }: BackupActivityDeps) {
+export function createBackupActivities({ runbookConfig, backups, copyUrl }: BackupActivityDeps) {
   const runner = (): PgbackrestRunner => {
     const r = backups?.();
     if (!r) {
@@ -81,7 +85,7 @@ export function createBackupActivities({ runbookConfig, backups }: BackupActivit
         if (other.platform === 'single-host' && other.backup)
           retention.push({ service: name, ...other.backup.retention });
       }
-      return { retention, verify: own.backup.verify };
+      return { database: own.database?.name ?? '', retention, verify: own.backup.verify };
     },
 
     /**
@@ -122,6 +126,51 @@ export function createBackupActivities({ runbookConfig, backups }: BackupActivit
       // the base backups of restored copies that still exist (a drill or rollback under way) are never expired
       const keep = [...req.keep, ...holdsOf(r)];
       return (await whileHeartbeating(() => expireBackups(r, policies, keep, Date.now()))).expired;
+    },
+
+    /**
+     * Restores the stack's cluster as of `atMs` into the scratch cluster `target` on a free port (an earlier attempt's
+     * copy is redone). Throws RecoveryTargetUnreachable (no backup ended before it), RestoreFailed.
+     */
+    async restorePointInTime(req: { target: string; atMs: number }): Promise<{ port: number; backup: string }> {
+      const r = runner();
+      const port = await freePort();
+      const copy = await whileHeartbeating(() => restoreToTime(r, { target: req.target, atMs: req.atMs, port }));
+      return { port: copy.port, backup: copy.backup };
+    },
+
+    /** What the copy recovered to, and the service's database on it (its tables). */
+    async checkPointInTimeCopy(req: {
+      port: number;
+      database: string;
+      backup: string;
+    }): Promise<{ lastCommitMs: number | null; tables: number }> {
+      if (!copyUrl) throw notConfigured('this worker cannot reach restored copies (no copyUrl)');
+      const facts = await recoveredTo(copyUrl(req.port, 'postgres'), req.backup);
+      const client = new pg.Client({
+        connectionString: copyUrl(req.port, req.database),
+        connectionTimeoutMillis: 5_000,
+      });
+      await client.connect().catch((err: unknown) => {
+        throw ApplicationFailure.create({
+          type: 'RestoreFailed',
+          message: `the copy has no database ${req.database} at that time: ${errorMessage(err)}`,
+          nonRetryable: true,
+        });
+      });
+      try {
+        const { rows } = await client.query<{ n: string }>(
+          "SELECT count(*) AS n FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+        );
+        return { lastCommitMs: facts.lastCommitMs, tables: Number(rows[0]?.n ?? 0) };
+      } finally {
+        await client.end();
+      }
+    },
+
+    /** Stops and removes the scratch cluster `target` (and its hold on the base backup). Idempotent. */
+    async removePointInTimeCopy(req: { target: string }): Promise<void> {
+      await removeScratch(runner(), req.target);
     },
   };
 }

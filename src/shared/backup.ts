@@ -20,6 +20,8 @@ export interface BackupInput {
  * same cluster (its stanza is shared; a backup is expired only when every one would expire it; docs/backups.md).
  */
 export interface BackupPolicy {
+  /** The service's database (on the stack's cluster). Absent in histories recorded before the PITR drill. */
+  database?: string;
   retention: { service: string; full?: number; diff?: number; days?: number }[];
   verify: boolean;
 }
@@ -60,3 +62,42 @@ export const backupStatusQuery = defineQuery<BackupState>('backupStatus');
 /** The schedule of a service's backups of one type (one Temporal Schedule each). */
 export const backupScheduleId = (service: string, environment: string, type: BackupKind) =>
   `backup-${service}-${environment}-${type}`;
+
+/** A point-in-time drill: restore the service's cluster as of `toTimeMs` into a scratch cluster, measure, remove. */
+export interface PitrDrillInput {
+  service: string;
+  environment: string;
+  toTimeMs: number;
+}
+
+export interface PitrDrillResult {
+  outcome: 'passed';
+  /** The scratch cluster's name (removed at the end). */
+  target: string;
+  /** The base backup the restore started from. */
+  backup: string;
+  /** Restore start to the copy answering with recovery ended (pgbackrest restore, WAL replay, promote). */
+  restoreMs: number;
+  /** The commit time of the last transaction replayed; null when none was. */
+  lastCommitMs: number | null;
+  /** The RPO: the target minus the last replayed commit (ms); null when no commit was replayed. */
+  rpoMs: number | null;
+  /** The service's database on the copy: its tables. */
+  tables: number;
+  removed: boolean;
+}
+
+export interface PitrDrillState {
+  phase: 'policy' | 'restoring' | 'checking' | 'removing' | 'done' | 'failed';
+  result?: Partial<PitrDrillResult>;
+  error?: string;
+}
+
+export const pitrDrillStatusQuery = defineQuery<PitrDrillState>('pitrDrillStatus');
+
+/** The scratch cluster of a point-in-time drill, from its workflow id (lowercase letters, digits, _). */
+export const pitrTargetFor = (workflowId: string) =>
+  `pitr_${workflowId
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '_')
+    .slice(-50)}`.replace(/_+$/, '');

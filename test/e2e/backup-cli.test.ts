@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import { ARCHIVE_CONF, stanzaInfo } from '../../src/platforms/single-host/pgbackrest';
-import { backupScheduleId, type BackupResult } from '../../src/shared/backup';
+import { holdsOf, scratchClusters } from '../../src/platforms/single-host/pgbackrest-restore';
+import { backupScheduleId, type BackupResult, type PitrDrillResult } from '../../src/shared/backup';
 import {
   databaseUrl,
   ensureDatabase,
@@ -126,6 +127,46 @@ describe('runbook backup (the CLI against the test stack)', function () {
     const deleted = await runbook(['backup', 'schedule', service, '--env', 'staging', '--delete'], env);
     assert.equal(deleted.code, 0, deleted.stderr);
     assert.match(deleted.stdout, /deleted/);
+  });
+
+  it('drill --to-time restores the cluster as of a moment into a scratch cluster, measures the RPO, removes it', async () => {
+    const { settings } = testStack();
+    const database = service.replace(/-/g, '_');
+    const q = async (text: string) => {
+      const c = new pg.Client({ connectionString: databaseUrl(settings, database) });
+      await c.connect();
+      try {
+        return (await c.query(text)).rows;
+      } finally {
+        await c.end();
+      }
+    };
+    await q("CREATE TABLE marks (v text); INSERT INTO marks VALUES ('before')");
+    await sleep(1_100);
+    const [mark] = await q('SELECT clock_timestamp() AS t');
+    const at = (mark!.t as Date).toISOString();
+    await sleep(1_100);
+    await q("INSERT INTO marks VALUES ('after')");
+    await stackPgbackrest(settings).run(['check']); // the segment with both inserts reaches the archive
+    const r = await runbook(['drill', service, '--env', 'staging', '--to-time', at, '--wait', '--json'], env);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const result = JSON.parse(r.stdout) as PitrDrillResult;
+    assert.equal(result.outcome, 'passed');
+    assert.ok(result.tables >= 1, 'the service database is on the copy');
+    assert.ok(result.rpoMs !== null && result.rpoMs >= 0, `RPO ${result.rpoMs}`);
+    assert.equal(result.removed, true);
+    assert.deepEqual(scratchClusters(stackPgbackrest(settings)), [], 'no scratch cluster left');
+    assert.deepEqual(holdsOf(stackPgbackrest(settings)), []);
+
+    const early = await runbook(
+      ['drill', service, '--env', 'staging', '--to-time', '2001-01-01T00:00:00Z', '--wait'],
+      env,
+    );
+    assert.equal(early.code, 5, early.stdout);
+    assert.match(early.stderr, /no backup ended before 2001-01-01T00:00:00.000Z.*fix: pick a later time/);
+    const bad = await runbook(['drill', service, '--env', 'staging', '--to-time', 'yesterday'], env);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--to-time must be an ISO 8601 time/);
   });
 
   it('a backup while WAL archiving is broken fails, saying what to do; runbook up mends it', async () => {

@@ -4,6 +4,7 @@
  * The live cluster is never touched. While a copy exists, its base backup is held: expiry keeps it (holdsOf).
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +28,9 @@ export interface ScratchCluster {
 }
 
 const scratchRoot = (runner: PgbackrestRunner) => path.join(runner.paths.dir, 'scratch');
+/** A copy's folder: short (its socket path must stay under 108 bytes), named after the target's hash. */
+const scratchDir = (runner: PgbackrestRunner, target: string) =>
+  path.join(scratchRoot(runner), createHash('sha256').update(target).digest('hex').slice(0, 12));
 const holdsDir = (runner: PgbackrestRunner) => path.join(runner.paths.dir, 'holds');
 
 /** The labels held by the scratch copies that exist (expiry must keep them). */
@@ -79,7 +83,7 @@ export async function restoreToTime(
       },
     );
   }
-  const dir = path.join(scratchRoot(runner), req.target);
+  const dir = scratchDir(runner, req.target);
   const cluster: ScratchCluster = {
     target: req.target,
     dir,
@@ -94,6 +98,7 @@ export async function restoreToTime(
   });
   rmSync(dir, { recursive: true, force: true }); // an earlier attempt's half-made copy is redone
   for (const d of [dir, cluster.data, cluster.socketDir]) mkdirSync(d, { mode: 0o700 });
+  writeFileSync(path.join(dir, 'target'), req.target, { mode: 0o600 });
   chownToPostgres(scratchRoot(runner), dir, cluster.data, cluster.socketDir);
   const target = new Date(req.atMs).toISOString().replace('T', ' ').replace('Z', '+00');
   await runner.run([
@@ -158,7 +163,7 @@ export async function recoveredTo(url: string, backup: string): Promise<Recovere
 
 /** Stops and removes the scratch cluster `target` and its hold. Idempotent. */
 export async function removeScratch(runner: PgbackrestRunner, target: string): Promise<void> {
-  const dir = path.join(scratchRoot(runner), target);
+  const dir = scratchDir(runner, target);
   if (existsSync(path.join(dir, 'data', 'postmaster.pid'))) {
     await asPostgres('pg_ctl', ['stop', '-w', '-t', '60', '-m', 'immediate', '-D', path.join(dir, 'data')]).catch(
       () => '',
@@ -168,7 +173,11 @@ export async function removeScratch(runner: PgbackrestRunner, target: string): P
   rmSync(path.join(holdsDir(runner), `${target}.json`), { force: true });
 }
 
-/** The scratch clusters that exist (the sweeper's list). */
+/** The scratch clusters that exist, by target (the sweeper's list). */
 export function scratchClusters(runner: PgbackrestRunner): string[] {
-  return existsSync(scratchRoot(runner)) ? readdirSync(scratchRoot(runner)) : [];
+  if (!existsSync(scratchRoot(runner))) return [];
+  return readdirSync(scratchRoot(runner)).map((d) => {
+    const file = path.join(scratchRoot(runner), d, 'target');
+    return existsSync(file) ? readFileSync(file, 'utf8') : d;
+  });
 }
