@@ -5,9 +5,9 @@ import type { SingleHostService as ResolvedService } from '../../src/shared/serv
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import type { backupService, deployService, stackCheck } from '../../src/workflows';
+import type { backupService, deployService, pitrDrill, stackCheck } from '../../src/workflows';
 import { ARCHIVE_CONF } from '../../src/platforms/single-host/pgbackrest';
-import { databaseUrl, postgresComponent, postgresPaths } from '../../src/stack/postgres';
+import { databaseUrl, postgresComponent, postgresPaths, stackPgbackrest } from '../../src/stack/postgres';
 import { putPlan } from '../helpers/worker-config';
 import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
 import { liveV1, scheduledSignedDrill, startDrill } from '../workflows/drill-fixture';
@@ -112,7 +112,38 @@ async function withArchivingBroken<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A point-in-time drill of a new service with a full backup, to a moment after it (or to 2001: unreachable). */
+async function pitr(client: Client, taskQueue: string, workflowId: string, reachable = true): Promise<WorkflowHandle> {
+  const plan = await shopPlan({ backup: { retention: { full: 1 }, verify: false } });
+  putPlan(runbookConfigFor(taskQueue), plan);
+  const { service, environment } = plan;
+  await client.workflow.execute<typeof backupService>('backupService', {
+    taskQueue,
+    workflowId: `${workflowId}-backup`,
+    args: [{ service, environment, type: 'full' }],
+  });
+  const c = new pg.Client({ connectionString: databaseUrl(testStack().settings, 'postgres') });
+  await c.connect();
+  const at = ((await c.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]!.t as Date).getTime();
+  // a commit after the moment, so that the archived WAL reaches past it
+  await c.query('CREATE TABLE IF NOT EXISTS replay_pitr_marks (n int); INSERT INTO replay_pitr_marks VALUES (1)');
+  await c.end();
+  await stackPgbackrest(testStack().settings).run(['check']);
+  const handle = await client.workflow.start<typeof pitrDrill>('pitrDrill', {
+    taskQueue,
+    workflowId,
+    args: [{ service, environment, toTimeMs: reachable ? at : Date.parse('2001-01-01T00:00:00Z') }],
+  });
+  await handle.result().catch(() => undefined);
+  return handle;
+}
+
 export const scenarios: ReplayScenario[] = [
+  { name: 'pitr-drill-passed', run: (client, taskQueue, workflowId) => pitr(client, taskQueue, workflowId) },
+  {
+    name: 'pitr-drill-unreachable',
+    run: (client, taskQueue, workflowId) => pitr(client, taskQueue, workflowId, false),
+  },
   {
     name: 'backup-full-verified-expired',
     run: (client, taskQueue, workflowId) => backup(client, taskQueue, workflowId),

@@ -126,6 +126,16 @@ export async function restoreToTime(
     ]);
   } catch (err) {
     const log = existsSync(path.join(dir, 'postgres.log')) ? readFileSync(path.join(dir, 'postgres.log'), 'utf8') : '';
+    if (/recovery ended before configured recovery target was reached/.test(log)) {
+      throw new PlatformError(
+        `the archived WAL ends before ${new Date(req.atMs).toISOString()}: nothing committed after that moment has been archived yet`,
+        {
+          type: 'RecoveryTargetUnreachable',
+          permanent: true,
+          fix: 'pick an earlier time, or wait until a later commit is archived (archive_timeout is 60 s)',
+        },
+      );
+    }
     throw new PlatformError(
       `the restored copy did not start: ${log.split('\n').slice(-5).join(' | ') || String(err)}`,
       {
