@@ -133,6 +133,8 @@ describe('the stack PostgreSQL archives WAL to pgBackRest', function () {
     assert.equal(info.backups[0]?.annotation['runbook-service'], 'shop');
     const verified = await verifyRepository(runner);
     assert.equal(verified.ok, true, verified.problems.join('\n'));
+    const open = (await run('find', [runner.paths.dir, '-perm', '/077'])).stdout.split('\n').filter(Boolean);
+    assert.deepEqual(open, [], 'the repository, its log and its config are private to their owner');
   });
 
   it('retention expires the oldest full with its chain, never the newest full nor a kept one', async () => {

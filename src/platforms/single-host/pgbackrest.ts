@@ -12,7 +12,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:f
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { writeFileAtomicallySync } from '../../system/atomic-write';
-import { ensurePrivateDirSync } from '../../system/private-files';
+import { ensurePrivateDirSync, withPrivateUmask } from '../../system/private-files';
 import { which } from '../../system/executables';
 import type { BackupType, BaseBackup, RetentionPolicy } from '../continuous-backups';
 import { PlatformError } from '../types';
@@ -67,6 +67,8 @@ repo1-path=${p.repo}
 repo1-retention-full=${RETAIN_ALL}
 log-path=${p.log}
 lock-path=${p.lock}
+# files private to their owner (0600/0700): pgBackRest follows the umask (077) instead of its own 0640
+neutral-umask=n
 log-level-console=warn
 log-level-file=info
 compress-type=lz4
@@ -110,7 +112,7 @@ export function chownToPostgres(...files: string[]): void {
 export function writePgbackrestFiles(p: PgbackrestPaths, cluster: ClusterLocation, dbUser: string): boolean {
   ensurePrivateDirSync(p.dir);
   for (const d of [p.log, p.lock]) ensurePrivateDirSync(d);
-  if (!existsSync(p.repo)) mkdirSync(p.repo, { recursive: true, mode: 0o750 });
+  if (!existsSync(p.repo)) mkdirSync(p.repo, { recursive: true, mode: 0o700 });
   writeFileAtomicallySync(p.config, renderPgbackrestConfig(p, cluster, dbUser));
   chownToPostgres(p.dir, p.log, p.lock, p.repo, p.config);
   const archiveFile = path.join(cluster.data, ARCHIVE_CONF);
@@ -186,9 +188,12 @@ export function pgbackrestRunner(paths: PgbackrestPaths): PgbackrestRunner {
     async run(args, opts = {}) {
       const full = [`--config=${paths.config}`, `--stanza=${STANZA}`, ...args];
       const asRoot = process.getuid?.() === 0;
-      const [command, argv] = asRoot
-        ? ['runuser', ['-u', 'postgres', '--', 'pgbackrest', ...full]]
-        : ['pgbackrest', full];
+      const { command, args: argv } = withPrivateUmask(
+        ...((asRoot ? ['runuser', ['-u', 'postgres', '--', 'pgbackrest', ...full]] : ['pgbackrest', full]) as [
+          string,
+          string[],
+        ]),
+      );
       try {
         const { stdout } = await run(command, argv, {
           timeout: opts.timeoutMs ?? 3_600_000,
