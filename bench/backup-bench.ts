@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { putPlan } from '../test/helpers/worker-config';
 import { runbookConfigFor, startTestStack, startWorker, uniqueName } from '../test/harness';
 import { shopPlan } from '../test/workflows/deploy-fixture';
-import type { BackupKind, BackupResult } from '../src/shared/backup';
+import type { BackupKind, BackupResult, PitrDrillResult } from '../src/shared/backup';
 import { stackPgbackrest } from '../src/stack/postgres';
 import { pgbackrestTool } from '../src/stack/tools';
 import {
@@ -91,7 +91,25 @@ async function main(): Promise<void> {
   await pgTool('pgbench', ['-t', String(transactions), '-c', '2', '-n'], database);
   const diff = await run('diff');
 
+  // A point-in-time drill to a moment after the diff, with writes on both sides of it (pgbench, 2 clients).
+  await pgTool('pgbench', ['-t', String(transactions / 2), '-c', '2', '-n'], database);
+  const [mark] = await pgTool(
+    'psql',
+    ['-AtXc', 'SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint'],
+    database,
+  ).then((o) => o.trim().split('\n'));
+  await pgTool('pgbench', ['-t', String(transactions / 2), '-c', '2', '-n'], database);
   const runner = stackPgbackrest(stack.settings);
+  await runner.run(['check']);
+  const p0 = Date.now();
+  const pitr = (await stack.client.workflow.execute('pitrDrill', {
+    taskQueue,
+    workflowId: uniqueName('bench-pitr'),
+    args: [{ service: plan.service, environment: plan.environment, toTimeMs: Number(mark) }],
+  })) as PitrDrillResult;
+  const pitrWallMs = Date.now() - p0;
+  console.log(`pitr: restore ${pitr.restoreMs} ms, RPO ${pitr.rpoMs} ms, workflow ${pitrWallMs} ms`);
+
   const b0 = Date.now();
   await runner.run(['--type=full', 'backup']);
   const bareFullMs = Date.now() - b0;
@@ -108,6 +126,13 @@ async function main(): Promise<void> {
     data: { scale, serviceDatabaseMiB: mib(dbBytes), transactionsBetween: transactions * 2 },
     workflow: [full, incr, diff],
     bare: { fullMs: bareFullMs, verifyMs: bareVerifyMs },
+    pitrDrill: {
+      backup: pitr.backup,
+      restoreMs: pitr.restoreMs,
+      rpoMs: pitr.rpoMs,
+      workflowMs: pitrWallMs,
+      removed: pitr.removed,
+    },
     note: 'the cluster is the test stack: the service database plus the orchestrator database; compress-type lz4, process-max 2',
   };
   const rows = results.workflow
@@ -136,6 +161,14 @@ ${rows}
 | ------- | ---: |
 | \`pgbackrest backup --type=full\` | ${(bareFullMs / 1000).toFixed(2)} s |
 | \`pgbackrest verify\` | ${(bareVerifyMs / 1000).toFixed(2)} s |
+
+## Point-in-time drill
+
+\`pitrDrill\` to a moment between two \`pgbench -t ${transactions / 2} -c 2\` runs after the diff: restore from ${pitr.backup} (its WAL replayed to the moment) into a scratch cluster, promoted, checked, removed.
+
+| restore (restore start → copy out of recovery) | RPO (moment − last replayed commit) | workflow (start → result, removal included) |
+| ---: | ---: | ---: |
+| ${(pitr.restoreMs / 1000).toFixed(2)} s | ${pitr.rpoMs === null ? 'n/a' : `${pitr.rpoMs} ms`} | ${(pitrWallMs / 1000).toFixed(2)} s |
 
 ${results.note}.
 `;
