@@ -1,3 +1,4 @@
+import { backupCommand } from './cli/backup-command';
 import { codecServerCommand } from './cli/codec-command';
 import { commandHelp, parseCommandArgs, type Command, type Io } from './cli/command';
 import { approveCommand, rejectCommand, signoffCommand } from './cli/decision-commands';
@@ -27,6 +28,7 @@ const commands: Command[] = [
   listCommand,
   rollbackCommand,
   drillCommand,
+  backupCommand,
   snapshotsCommand,
   codecServerCommand,
   demoCommand,

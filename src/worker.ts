@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
@@ -20,6 +21,9 @@ import { loadWorkerSecret } from './system/worker-secret';
 import { connectClient, connectNative, dataConverter, describeConnection } from './temporal-connection';
 import { connectionFailure, explainError } from './temporal-diagnosis';
 import { scheduleStartedBy } from './temporal-schedules';
+import { stackPgbackrest } from './stack/postgres';
+import { resolveStackSettings } from './stack/settings';
+import type { PgbackrestRunner } from './platforms/single-host/pgbackrest';
 
 /** The payload converter of the workflow bundle and the activities (tests bundle the workflows with it too). */
 export const PAYLOAD_CONVERTER_PATH = require.resolve('./shared/payload-converter');
@@ -132,6 +136,13 @@ export async function createRunbookWorker(
         env: extra.env ?? process.env,
         records: createPgRecords(pool, isRunning),
         drillRuns: { record: (row) => recordDrillRun(pool, row) },
+        backups: () => stackBackups(config.RUNBOOK_HOME),
+        copyUrl: (port, database) => {
+          const url = new URL(siblingDatabaseUrl(config.DATABASE_URL, database));
+          url.hostname = '127.0.0.1';
+          url.port = String(port);
+          return url.toString();
+        },
       },
       scrub,
     );
@@ -186,6 +197,21 @@ export function runbookConfigOf(config: Pick<WorkerConfig, 'RUNBOOK_CONFIG'>): s
  * Whether the worker's runbook config can be used now, in words for its log. A bad config does not stop the worker:
  * the runbooks already running have their plans in their histories and must be able to finish (or roll back).
  */
+/**
+ * The pgBackRest repository of the stack whose data folder is `home` (its stack.json, not this process's environment),
+ * asked at each backup; undefined when that stack's PostgreSQL is an external server or was never brought up.
+ */
+function stackBackups(home: string): PgbackrestRunner | undefined {
+  try {
+    const settings = resolveStackSettings({}, { home });
+    if (settings.externalDatabaseUrl) return undefined;
+    const runner = stackPgbackrest(settings);
+    return existsSync(runner.paths.config) ? runner : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function runbookConfigStatus(config: WorkerConfig): { ok: boolean; detail: string } {
   const file = runbookConfigOf(config);
   if (!file)

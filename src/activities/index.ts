@@ -1,3 +1,4 @@
+import { createBackupActivities, type BackupActivityDeps } from './backups';
 import { createCommandActivities, type CommandActivityDeps } from './commands';
 import { createDbActivities, type DbActivityDeps } from './db';
 import { createDrillActivities, type DrillActivityDeps } from './drill';
@@ -17,7 +18,8 @@ export type ActivityDeps = StackActivityDeps &
   HistoryActivityDeps &
   DrillActivityDeps &
   PlanActivityDeps &
-  SigningActivityDeps;
+  SigningActivityDeps &
+  BackupActivityDeps;
 
 /**
  * All activities of the worker, built from their dependencies (the composition root supplies real clients). What a
@@ -36,6 +38,7 @@ export function createActivities(deps: ActivityDeps, scrub?: (text: string) => s
       ...createCommandActivities(deps),
       ...createHistoryActivities(deps),
       ...createDrillActivities(deps),
+      ...createBackupActivities(deps),
     },
     scrub,
   );

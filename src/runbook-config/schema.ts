@@ -21,6 +21,7 @@ import {
   type CutoffSpec,
   type ApprovalPolicy,
   type DrillSpec,
+  type BackupSpec,
 } from '../shared/service-plan';
 import { awsEcsSchema } from './aws-ecs-schema';
 import { duration } from './durations';
@@ -369,6 +370,63 @@ const drillSchema = z
     ...(d.integrityCommand ? { integrityCommand: d.integrityCommand } : {}),
   }));
 
+const cronSchema = z.string().refine(
+  (s) => {
+    if (/^@(yearly|annually|monthly|weekly|daily|hourly)$/.test(s.trim()) || /^@every\s+\S+$/.test(s.trim())) {
+      return true;
+    }
+    const fields = s.trim().split(/\s+/);
+    return fields.length === 5 && fields.every((f) => CRON_FIELD.test(f));
+  },
+  { error: (iss) => `must be ${CRON_HINT}, got ${describeValue(iss.input)}` },
+);
+
+const retentionCount = (what: string) =>
+  z
+    .number({ error: unlessMissing((v) => `must be a whole number of ${what} to keep, got ${describeValue(v)}`) })
+    .int({ error: (iss) => `must be a whole number of ${what} to keep, got ${describeValue(iss.input)}` })
+    .min(1, {
+      error: (iss) => `must keep at least 1 (the newest full is always kept), got ${describeValue(iss.input)}`,
+    })
+    .max(9999, { error: (iss) => `must be at most 9999, got ${describeValue(iss.input)}` });
+
+const backupScheduleSchema = z
+  .strictObject({
+    /** Full base backups. */
+    full: cronSchema.optional(),
+    /** Differential (since the last full). */
+    diff: cronSchema.optional(),
+    /** Incremental (since the last backup of any type). */
+    incr: cronSchema.optional(),
+  })
+  .refine((s) => s.full !== undefined || s.diff !== undefined || s.incr !== undefined, {
+    error: 'names no backup type: give at least full: "<cron>" (and diff: / incr: if you want them)',
+  })
+  .describe('{ full, diff, incr }: a cron expression per backup type');
+
+const backupSchema = z
+  .strictObject({
+    schedule: backupScheduleSchema.optional(),
+    retention: z
+      .strictObject({
+        full: retentionCount('full backups').optional(),
+        diff: retentionCount('differential backups').optional(),
+        days: retentionCount('days').optional(),
+      })
+      .refine((r) => r.full !== undefined || r.days !== undefined, {
+        error: 'says neither full: (how many full backups) nor days: (how long); give one, e.g. full: 2 or days: 30',
+      })
+      .describe('{ full, diff, days }'),
+    /** `pgbackrest verify` after each backup (default true). */
+    verify: z.boolean({ error: (iss) => `must be true or false, got ${describeValue(iss.input)}` }).default(true),
+  })
+  .describe('{ schedule: { full, diff, incr }, retention: { full, diff, days }, verify }')
+  .transform((b): BackupSpec => ({
+    ...(b.schedule ? { schedule: b.schedule } : {}),
+    retention: b.retention,
+    verify: b.verify,
+  }));
+
 /**
  * One service after merging an environment. Requirements that depend on other fields (platform blocks, ordering,
  * ports) are checked by serviceCrossChecks(), which runs even when this schema finds problems.
@@ -387,6 +445,7 @@ export const serviceSchema = z.strictObject({
   rollback: rollbackSchema.prefault({}),
   signing: signingSchema.prefault({}),
   drill: drillSchema.optional(),
+  backup: backupSchema.optional(),
 });
 /** A service as serviceSchema outputs it: defaults filled in, durations in ms; toResolved() makes it a ResolvedService. */
 export type ParsedService = z.output<typeof serviceSchema>;

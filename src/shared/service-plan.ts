@@ -266,6 +266,19 @@ export interface DrillSpec {
   integrityCommand?: CommandSpec;
 }
 
+/**
+ * Continuous backups (single-host: pgBackRest on the stack's PostgreSQL, one repository for the whole cluster; see
+ * docs/backups.md): when to take base backups and how long to keep them.
+ */
+export interface BackupSpec {
+  /** A cron expression (UTC) per backup type; `runbook backup schedule` makes a Temporal Schedule of each. */
+  schedule?: { full?: string; diff?: string; incr?: string };
+  /** Full backups kept, differential backups kept, or days kept (the newest full is always kept). */
+  retention: { full?: number; diff?: number; days?: number };
+  /** `pgbackrest verify` after each backup. */
+  verify: boolean;
+}
+
 /** What every resolved service has, whatever its platform. */
 export interface ServiceCommon {
   /** The service's name in runbook.yaml. */
@@ -284,6 +297,7 @@ export interface ServiceCommon {
   /** What the environment accepts of people (absent in plans resolved before signed decisions: signatures required). */
   signing?: SigningPolicy;
   drill?: DrillSpec;
+  backup?: BackupSpec;
 }
 
 /** A service run as processes on one host, behind the stack's HAProxy. */

@@ -13,6 +13,14 @@ import { settingEnv, type StackSettings } from './settings';
 import { postgresBinDir } from '../pg/bin-dir';
 import { postgresTool } from './tools';
 import { createDatabaseIfMissing } from '../pg/create-database';
+import {
+  pgbackrestOsUser,
+  pgbackrestPaths,
+  pgbackrestRunner,
+  stanzaInfo,
+  writePgbackrestFiles,
+  type PgbackrestRunner,
+} from '../platforms/single-host/pgbackrest';
 
 const run = promisify(execFile);
 
@@ -341,6 +349,7 @@ export const postgresComponent: Component = {
       // pg_ctl creates the log 0600 (its umask is 077); one from an older version may be wider.
       if (existsSync(c.log)) chmodSync(c.log, 0o600);
       chmodSync(c.data, 0o700);
+      writeArchiveFiles(settings);
       ctx.log(`postgres: starting on 127.0.0.1:${settings.postgresPort}`);
       const opts =
         `-p ${settings.postgresPort} -k ${c.socketDir} -c listen_addresses=127.0.0.1` +
@@ -352,6 +361,7 @@ export const postgresComponent: Component = {
       );
     }
     await ensureDatabase(settings, ORCHESTRATOR_DB);
+    await ensureArchiving(ctx);
     return `postgres://127.0.0.1:${settings.postgresPort}/${ORCHESTRATOR_DB} (password in ${p.passwordFile})`;
   },
 
@@ -372,6 +382,7 @@ export const postgresComponent: Component = {
           ? pass('postgres', 'binaries', tool.version)
           : fail('postgres', 'binaries', 'pg_ctl/initdb not found', 'sudo apt-get install -y postgresql-15'),
       );
+      checks.push(await backupCheck(settings));
     }
     try {
       const [row] = await query<{ version: string }>(databaseUrl(settings), 'SELECT version()');
@@ -394,3 +405,103 @@ export const postgresComponent: Component = {
     return checks;
   },
 };
+
+/** The pgBackRest repository of the stack's cluster (its config in the cluster's folder). */
+export function stackPgbackrest(settings: StackSettings): PgbackrestRunner {
+  return pgbackrestRunner(pgbackrestPaths(postgresPaths(settings.home).cluster, settings.backupRepo));
+}
+
+/** Writes pgbackrest.conf and the data directory's archive settings; true when the archive settings changed. */
+function writeArchiveFiles(settings: StackSettings): boolean {
+  const p = postgresPaths(settings.home);
+  return writePgbackrestFiles(
+    stackPgbackrest(settings).paths,
+    { data: p.data, port: settings.postgresPort, socketDir: p.socketDir },
+    backupRole(),
+  );
+}
+
+/** The database role pgBackRest connects as (peer authentication on the socket): the OS user it runs as. */
+const backupRole = () => pgbackrestOsUser();
+
+/**
+ * WAL archiving to the stack's pgBackRest repository, on the running cluster: writes pgbackrest.conf and the archive
+ * settings, restarts PostgreSQL when archive_mode was off (a cluster from an older version: the only setting that
+ * needs a restart; open transactions are given 30 s to end), reloads it when only the command changed, and creates
+ * the stanza. Idempotent.
+ */
+async function ensureArchiving(ctx: StackContext): Promise<void> {
+  const { settings } = ctx;
+  const p = postgresPaths(settings.home);
+  const url = databaseUrl(settings, 'postgres');
+  const role = backupRole();
+  if (role !== SUPERUSER) {
+    const exists = await query(url, 'SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    if (exists.length === 0) await query(url, `CREATE ROLE "${role.replace(/"/g, '""')}" LOGIN SUPERUSER`);
+  }
+  const runner = stackPgbackrest(settings);
+  const changed = writeArchiveFiles(settings);
+  const [mode] = await query<{ archive_mode: string }>(url, 'SHOW archive_mode');
+  if (mode?.archive_mode !== 'on') {
+    ctx.log(
+      'postgres: restarting to turn on WAL archiving to pgBackRest (archive_mode needs a restart; open sessions reconnect)',
+    );
+    await waitForOpenTransactions(url, 30_000);
+    await query(url, 'CHECKPOINT');
+    await runPg('pg_ctl', ['restart', '-w', '-t', '60', '-m', 'fast', '-D', p.data, '-l', p.log], p.cluster).catch(
+      (err) => {
+        throw new UserError(`PostgreSQL did not restart with WAL archiving: ${errorMessage(err)}`, `read ${p.log}`);
+      },
+    );
+  } else if (changed) {
+    await query(url, 'SELECT pg_reload_conf()');
+  }
+  const info = await stanzaInfo(runner).catch(() => undefined);
+  if (!info || info.status.code === 1 || info.status.code === 3) {
+    ctx.log(`postgres: creating the pgBackRest stanza (repository ${runner.paths.repo})`);
+    await runner.run(['stanza-create'], { timeoutMs: 120_000 }).catch((err) => {
+      throw new UserError(
+        `pgbackrest stanza-create failed: ${errorMessage(err)}`,
+        `read ${runner.paths.log}; a repository of another cluster at ${runner.paths.repo}? name another with RUNBOOK_BACKUP_REPO`,
+      );
+    });
+  }
+}
+
+/** Waits (up to `ms`) until no other session is inside a transaction: a restart would roll them back. */
+async function waitForOpenTransactions(url: string, ms: number): Promise<void> {
+  for (let waited = 0; waited < ms; waited += 500) {
+    const [row] = await query<{ n: string }>(
+      url,
+      "SELECT count(*) AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND xact_start IS NOT NULL AND backend_type = 'client backend'",
+    );
+    if (Number(row?.n ?? 0) === 0) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** doctor: `pgbackrest check` (the stanza exists, and a WAL segment just switched reaches the repository). */
+async function backupCheck(settings: StackSettings): Promise<Check> {
+  const runner = stackPgbackrest(settings);
+  if (!existsSync(runner.paths.config)) {
+    return fail('postgres', 'backups', `no pgBackRest configuration (${runner.paths.config})`, 'runbook up');
+  }
+  try {
+    await runner.run(['--archive-timeout=30', 'check'], { timeoutMs: 90_000 });
+    const info = await stanzaInfo(runner);
+    const last = info.backups.at(-1);
+    return pass(
+      'postgres',
+      'backups',
+      `WAL archiving to ${runner.paths.repo} works (pgbackrest check); ${info.backups.length} backup(s)` +
+        (last ? `, newest ${last.label}` : ''),
+    );
+  } catch (err) {
+    return fail(
+      'postgres',
+      'backups',
+      `pgbackrest check failed: ${errorMessage(err)}`,
+      'runbook up (rewrites the archive settings and creates the stanza); read the PostgreSQL log for archive_command errors',
+    );
+  }
+}

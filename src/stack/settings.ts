@@ -34,6 +34,15 @@ export const stackSettingsSchema = z.object({
    * The runbook config the stack's worker trusts (its RUNBOOK_CONFIG): the plans of every deploy, rollback and drill
    * come from it. Absolute; unset: the worker refuses runbooks.
    */
+  /**
+   * The pgBackRest repository of the stack's PostgreSQL (WAL archive and base backups). Unset: `pgbackrest/repo` in
+   * the cluster's folder. Absolute; as root it must be a folder the `postgres` user can write.
+   */
+  backupRepo: z
+    .string()
+    .min(1)
+    .transform((dir) => path.resolve(dir))
+    .optional(),
   runbookConfig: z
     .string()
     .min(1)
@@ -54,6 +63,7 @@ export const settingEnv = {
   externalDatabaseUrl: 'DATABASE_URL',
   haproxyStatsPort: 'RUNBOOK_HAPROXY_STATS_PORT',
   metricsPort: 'RUNBOOK_METRICS_PORT',
+  backupRepo: 'RUNBOOK_BACKUP_REPO',
   runbookConfig: 'RUNBOOK_CONFIG',
 } as const satisfies Record<keyof StackSettings, string>;
 

@@ -170,6 +170,12 @@ export async function haproxyTool(): Promise<Tool | undefined> {
   return { path: bin, version: await versionOf(bin, ['-v']), route: bin };
 }
 
+export async function pgbackrestTool(): Promise<Tool | undefined> {
+  const bin = which('pgbackrest', ['/usr/bin']);
+  if (!bin) return undefined;
+  return { path: bin, version: await versionOf(bin, ['version']), route: bin };
+}
+
 /**
  * Installs Debian packages when a needed binary is missing and we may (root with apt-get);
  * otherwise throws the exact command the operator must run.
@@ -201,13 +207,14 @@ export async function ensureDebianPackages(packages: string[], log: (line: strin
   }
 }
 
-/** Makes sure PostgreSQL 15 and HAProxy are installed (installing them when root), and returns them. */
+/** Makes sure PostgreSQL 15, pgBackRest and HAProxy are installed (installing them when root), and returns them. */
 export async function ensureSystemTools(
   log: (line: string) => void = () => {},
-): Promise<{ postgres: Tool; haproxy: Tool }> {
+): Promise<{ postgres: Tool; haproxy: Tool; pgbackrest: Tool }> {
   const missing: string[] = [];
   if (!postgresBinDir()) missing.push('postgresql-15', 'postgresql-client-15');
   if (!(await haproxyTool())) missing.push('haproxy');
+  if (!(await pgbackrestTool())) missing.push('pgbackrest');
   if (missing.length > 0) await ensureDebianPackages(missing, log);
   const postgres = await postgresTool();
   const haproxy = await haproxyTool();
@@ -217,7 +224,9 @@ export async function ensureSystemTools(
       'sudo apt-get install -y postgresql-15, or set PG_BIN_DIR',
     );
   if (!haproxy) throw new UserError('haproxy not found', 'sudo apt-get install -y haproxy');
-  return { postgres, haproxy };
+  const pgbackrest = await pgbackrestTool();
+  if (!pgbackrest) throw new UserError('pgbackrest not found', 'sudo apt-get install -y pgbackrest');
+  return { postgres, haproxy, pgbackrest };
 }
 
 /** True when the file exists (re-exported for components that check their state). */

@@ -105,6 +105,7 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
           },
         }
       : {}),
+    ...(plan.backup ? { backup: JSON.parse(JSON.stringify(plan.backup)) as JsonObject } : {}),
     environments: { [plan.environment]: {} },
   };
 }

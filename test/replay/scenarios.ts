@@ -2,7 +2,13 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { planDigest } from '../../src/runbook-config';
 import { approveSignal, approveUpdate, rejectSignal, signoffSignal } from '../../src/shared/messages';
 import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
-import type { deployService, stackCheck } from '../../src/workflows';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { backupService, deployService, pitrDrill, stackCheck } from '../../src/workflows';
+import { ARCHIVE_CONF } from '../../src/platforms/single-host/pgbackrest';
+import { databaseUrl, postgresComponent, postgresPaths, stackPgbackrest } from '../../src/stack/postgres';
+import { putPlan } from '../helpers/worker-config';
 import { requestFor, shopPlan, startDeploy, startRollback, waitingAt, withGates } from '../workflows/deploy-fixture';
 import { liveV1, scheduledSignedDrill, startDrill } from '../workflows/drill-fixture';
 import { judgedPlan, releasesWith } from '../workflows/judged-fixture';
@@ -83,7 +89,84 @@ export interface ReplayScenario {
   run(client: Client, taskQueue: string, workflowId: string): Promise<WorkflowHandle>;
 }
 
+/** A backup of a new service with `backup:` (retention full: 1) in the worker's config; waits for its end. */
+async function backup(
+  client: Client,
+  taskQueue: string,
+  workflowId: string,
+  withBackup = true,
+): Promise<WorkflowHandle> {
+  const plan = await shopPlan(withBackup ? { backup: { retention: { full: 1 }, verify: true } } : {});
+  putPlan(runbookConfigFor(taskQueue), plan);
+  const handle = await client.workflow.start<typeof backupService>('backupService', {
+    taskQueue,
+    workflowId,
+    args: [{ service: plan.service, environment: plan.environment, type: 'full' }],
+  });
+  await handle.result().catch(() => undefined);
+  return handle;
+}
+
+/** Runs `work` with the test stack's archive_command broken (`false`), then puts it back as `runbook up` does. */
+async function withArchivingBroken<T>(work: () => Promise<T>): Promise<T> {
+  const { settings } = testStack();
+  const file = path.join(postgresPaths(settings.home).data, ARCHIVE_CONF);
+  writeFileSync(file, readFileSync(file, 'utf8').replace(/archive_command = '.*'/, "archive_command = 'false'"));
+  const c = new pg.Client({ connectionString: databaseUrl(settings, 'postgres') });
+  await c.connect();
+  await c.query('SELECT pg_reload_conf()');
+  await c.end();
+  try {
+    return await work();
+  } finally {
+    await postgresComponent.start({ settings, log: () => {} });
+  }
+}
+
+/** A point-in-time drill of a new service with a full backup, to a moment after it (or to 2001: unreachable). */
+async function pitr(client: Client, taskQueue: string, workflowId: string, reachable = true): Promise<WorkflowHandle> {
+  const plan = await shopPlan({ backup: { retention: { full: 1 }, verify: false } });
+  putPlan(runbookConfigFor(taskQueue), plan);
+  const { service, environment } = plan;
+  await client.workflow.execute<typeof backupService>('backupService', {
+    taskQueue,
+    workflowId: `${workflowId}-backup`,
+    args: [{ service, environment, type: 'full' }],
+  });
+  const c = new pg.Client({ connectionString: databaseUrl(testStack().settings, 'postgres') });
+  await c.connect();
+  const at = ((await c.query<{ t: Date }>('SELECT clock_timestamp() AS t')).rows[0]!.t as Date).getTime();
+  // a commit after the moment, so that the archived WAL reaches past it
+  await c.query('CREATE TABLE IF NOT EXISTS replay_pitr_marks (n int); INSERT INTO replay_pitr_marks VALUES (1)');
+  await c.end();
+  await stackPgbackrest(testStack().settings).run(['check']);
+  const handle = await client.workflow.start<typeof pitrDrill>('pitrDrill', {
+    taskQueue,
+    workflowId,
+    args: [{ service, environment, toTimeMs: reachable ? at : Date.parse('2001-01-01T00:00:00Z') }],
+  });
+  await handle.result().catch(() => undefined);
+  return handle;
+}
+
 export const scenarios: ReplayScenario[] = [
+  { name: 'pitr-drill-passed', run: (client, taskQueue, workflowId) => pitr(client, taskQueue, workflowId) },
+  {
+    name: 'pitr-drill-unreachable',
+    run: (client, taskQueue, workflowId) => pitr(client, taskQueue, workflowId, false),
+  },
+  {
+    name: 'backup-full-verified-expired',
+    run: (client, taskQueue, workflowId) => backup(client, taskQueue, workflowId),
+  },
+  {
+    name: 'backup-not-configured',
+    run: (client, taskQueue, workflowId) => backup(client, taskQueue, workflowId, false),
+  },
+  {
+    name: 'backup-archive-broken',
+    run: (client, taskQueue, workflowId) => withArchivingBroken(() => backup(client, taskQueue, workflowId)),
+  },
   {
     // Patch signed-decisions: a signed request, a decision refused after its signature was checked (a key not
     // enrolled), a signed approve by update, an unsigned signal refused, a signed approve by signal (the Web UI path).

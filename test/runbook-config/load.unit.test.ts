@@ -311,7 +311,7 @@ services:
       'services.api.approvals.onTimeout: must be one of abort, proceed, got "wait"',
       'services.api.approvals.gates[1]: "go-live" is listed twice; list each once',
       'services.api.approvals.approvers: must list at least one approver while approvals.gates is not empty (go-live); nobody could approve otherwise',
-      'services.api.heath: unknown key (did you mean "health"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, signing, drill, environments',
+      'services.api.heath: unknown key (did you mean "health"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, signing, drill, backup, environments',
       'services.api.environments.staging.traffic.steps[0].bake: 3s is shorter than analysis.interval (10s), so no analysis window would complete; use 0 or at least 10s',
     ]);
   });
@@ -435,7 +435,7 @@ services:
 `;
     assert.deepEqual(problemsOf(yaml), [
       'services.shop.environments.staging.analysis.minRequests: must be >= 0, got -1',
-      'services.shop.environments.staging.trafic: unknown key (did you mean "traffic"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, signing, drill',
+      'services.shop.environments.staging.trafic: unknown key (did you mean "traffic"?); allowed here: platform, listen, aws, release, health, smoke, database, traffic, analysis, approvals, rollback, signing, drill, backup',
     ]);
   });
 

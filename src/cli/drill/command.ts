@@ -9,6 +9,7 @@ import { TAKEN_HELP } from '../follow';
 import { drillHistory } from './history';
 import { drillReport } from './report';
 import { runDrill } from './run';
+import { runPitrDrill } from './pitr';
 import { CATCHUP_WINDOW, scheduleDrill } from './schedule';
 
 const SUBCOMMANDS = ['schedule', 'history', 'report'] as const;
@@ -16,7 +17,21 @@ type Sub = (typeof SUBCOMMANDS)[number] | 'run';
 
 /** Which options each form of `drill` takes (all are parsed together; the others are refused by name). */
 const OPTIONS_OF: Record<Sub, string[]> = {
-  run: ['env', 'config', 'as', 'key', 'snapshot', 'fresh', 'signoff', 'version', 'reason', 'wait', 'dry-run', 'json'],
+  run: [
+    'env',
+    'config',
+    'as',
+    'key',
+    'snapshot',
+    'fresh',
+    'signoff',
+    'version',
+    'reason',
+    'wait',
+    'dry-run',
+    'json',
+    'to-time',
+  ],
   schedule: ['env', 'config', 'as', 'key', 'valid-for', 'cron', 'every', 'fresh', 'signoff', 'delete', 'json'],
   history: ['env', 'config', 'limit', 'json'],
   report: ['env', 'config', 'limit', 'out'],
@@ -30,12 +45,14 @@ export const drillCommand: Command = {
     'Also: drill schedule (a Temporal Schedule), drill history, drill report (HTML).',
   usage:
     'drill <service> [--env <e>] [--snapshot <id> | --fresh] [--signoff <timeout>] [--version <v>] [--as <name>] [--key <ssh key>] [--wait | --dry-run] [--json]\n' +
+    '       runbook drill <service> [--env <e>] --to-time <ISO time> [--wait] [--json]\n' +
     '       runbook drill schedule <service> [--env <e>] (--cron "<expr>" | --every <duration>) [--key <ssh key>] [--valid-for <duration>] [--fresh] [--signoff <timeout>] [--delete]\n' +
     '       runbook drill history <service> [--env <e>] [--limit <n>] [--json]\n' +
     '       runbook drill report <service> [--env <e>] [--out <file.html>] [--limit <n>]',
   examples: [
     'runbook drill shop --env production --wait',
     'runbook drill shop --env production --dry-run',
+    'runbook drill shop --env production --to-time 2026-12-07T10:15:00Z --wait',
     'runbook drill shop --env production --fresh --signoff 4h --as dave',
     'runbook drill schedule shop --env production --cron "0 3 * * 1" --key ~/.ssh/id_ed25519 --valid-for 180d',
     'runbook drill history shop --env production',
@@ -53,6 +70,9 @@ export const drillCommand: Command = {
     'the runs Temporal says the schedule started count; after the expiry they are refused until you sign again.\n' +
     'Without a key they run as unverified:schedule:<id>. history and report read the drill_runs table when\n' +
     'DATABASE_URL or the embedded stack is available, else Temporal visibility; they say which.\n' +
+    '--to-time <ts>: a point-in-time drill from the pgBackRest repository (docs/backups.md): the cluster as of that\n' +
+    'moment in a scratch cluster of its own (own data folder and port), the RPO measured as the moment minus the last\n' +
+    'commit the copy replayed; the copy is always removed. It needs backup: for the service.\n' +
     'Exit codes (with --wait): 0 passed, 5 failed, 6 cancelled, 2 usage error.\n' +
     TAKEN_HELP,
   options: {
@@ -61,6 +81,11 @@ export const drillCommand: Command = {
     as: { ...asOption.as, description: 'who you are (recorded; may not sign off under four-eyes)' },
     ...keyOption,
     snapshot: { type: 'string', description: 'restore this snapshot (default: the newest one)' },
+    'to-time': {
+      type: 'string',
+      description:
+        'point-in-time drill: restore the cluster as of this moment (ISO 8601, e.g. 2026-12-07T10:15:00Z) from pgBackRest into a scratch cluster; RPO measured',
+    },
     fresh: { type: 'boolean', description: 'take a snapshot of the live database now and restore that' },
     signoff: { type: 'string', description: "wait this long for a reviewer's sign-off (e.g. 4h); none: unsigned" },
     version: { type: 'string', description: 'the release to start on the copy (default: the live one)' },
@@ -97,7 +122,7 @@ export const drillCommand: Command = {
       case 'report':
         return drillReport(args, io);
       default:
-        return runDrill(args, io);
+        return args.values['to-time'] !== undefined ? runPitrDrill(args, io) : runDrill(args, io);
     }
   },
 };
