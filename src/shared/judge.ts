@@ -96,7 +96,11 @@ export function compareReleases(
   const side = args.against ?? 'stable';
   const base = { sinceMs: args.sinceMs, canary, stable, ...(args.against ? { against: args.against } : {}) };
   if (stable.requests === 0) {
-    return { ...base, verdict: 'no-baseline', because: `the ${side === 'stable' ? 'stable release' : side} took no traffic` };
+    return {
+      ...base,
+      verdict: 'no-baseline',
+      because: `the ${side === 'stable' ? 'stable release' : side} took no traffic`,
+    };
   }
   const minimum = Math.max(1, args.minRequests);
   if (canary.requests < minimum || stable.requests < minimum) {
