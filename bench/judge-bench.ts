@@ -92,7 +92,8 @@ function benchPlan(base: ResolvedService, bakeMs: number, releasesDir?: string):
       onInconclusive: 'fail',
       compare: {
         ...(base.analysis.compare ?? { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 }),
-        baseline: baselineMode,
+        // auto is the default, which a resolved plan leaves out
+        ...(baselineMode !== 'auto' ? { baseline: baselineMode } : {}),
       },
     },
   };

@@ -165,7 +165,9 @@ describe('judged steps: evidence per step, the unjudged-step gate, the judge aga
       assert.match(html, /step 1 \(50%\): FAILED: \d+ canary requests/);
       const status = renderStatus(result.state, { workflowId: 'deploy-x', link: 'ui', nowMs: Date.now() });
       assert.ok(
-        status.some((l) => /^judge: +vs baseline v1-\S+-baseline since the step began: \d+\/\d+ vs \d+\/\d+ errors \(Fisher p=/.test(l)),
+        status.some((l) =>
+          /^judge: +vs baseline v1-\S+-baseline since the step began: \d+\/\d+ vs \d+\/\d+ errors \(Fisher p=/.test(l),
+        ),
         status.join('\n'),
       );
     });
