@@ -540,12 +540,18 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
         // the steps are over: the baseline's share (none at 100%) goes back to the stable release, and it stops
         const last = steps.at(-1)?.weight ?? 100;
         const percent = { [stable.releaseId]: 100 - last, [candidate.releaseId]: last };
-        await stopBaseline(
-          releaseKey(plan, platformPlanOf(plan), baseline.releaseId),
-          last < 100 && Math.min(last, 100 - last) > 0 ? percent : undefined,
-        );
+        try {
+          await stopBaseline(
+            releaseKey(plan, platformPlanOf(plan), baseline.releaseId),
+            last < 100 && Math.min(last, 100 - last) > 0 ? percent : undefined,
+          );
+          note(`stopped the baseline ${baseline.releaseId}: the canary's steps are over`);
+        } catch (err) {
+          // the canary passed its steps: a baseline the router or the runner would not let go fails no deploy
+          if (isCancellation(err)) throw err;
+          note(`FAILED: stop the baseline ${baseline.releaseId}: ${describeFailure(err)}; do it by hand`);
+        }
         dropBaselineUndo();
-        note(`stopped the baseline ${baseline.releaseId}: the canary's steps are over`);
       }
     },
 
