@@ -7,14 +7,16 @@
  *   2. a latency-regressed canary (+100% p95, under analysis.maxP95LatencyMs): caught, goal within 2 intervals;
  *   3. a canary with 5x the stable's error rate, under analysis.max5xxRate: caught, and in how many intervals.
  *
- * Run: `npm run bench:judge` (= `npx tsx bench/judge-bench.ts`); `--runs 20`. Writes bench/results/judge.json and
- * bench/results/judge.md.
+ * Run: `npm run bench:judge` (= `npx tsx bench/judge-bench.ts`); `--runs 20`; `--name judge-baseline` writes
+ * bench/results/<name>.{json,md} (default judge); `--skip-errors` leaves case 3 out. The canary is compared with a
+ * baseline where the platform runs one (analysis.compare.baseline auto; `--baseline off` compares with the stable
+ * release, as before the baseline).
  */
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { DeployResult } from '../src/shared/deploy';
-import type { SingleHostService as ResolvedService } from '../src/shared/service-plan';
+import { BASELINE_MODES, type SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { startTestStack, startWorker, uniqueName } from '../test/harness';
 import { shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
 import { releasesWith } from '../test/workflows/judged-fixture';
@@ -45,6 +47,9 @@ const { values: args } = parseArgs({
     'lead-ms': { type: 'string', default: '1000' },
     'tail-ms': { type: 'string', default: '500' },
     out: { type: 'string', default: path.join(__dirname, 'results') },
+    name: { type: 'string', default: 'judge' },
+    baseline: { type: 'string', default: 'auto' },
+    'skip-errors': { type: 'boolean', default: false },
   },
 });
 const int = intArgs(args, () => 'a positive integer');
@@ -62,6 +67,8 @@ const settings = {
   requestTimeoutSeconds: 5,
 };
 const DEPLOY_SLACK_MS = 120_000;
+const baselineMode = BASELINE_MODES.find((m) => m === args.baseline);
+if (!baselineMode) throw new Error(`--baseline must be one of ${BASELINE_MODES.join(', ')}, got ${args.baseline}`);
 const command = benchCommand('bench:judge', 'bench/judge-bench.ts');
 let worker: { stop(): Promise<void> } | undefined;
 
@@ -83,6 +90,11 @@ function benchPlan(base: ResolvedService, bakeMs: number, releasesDir?: string):
       intervalMs: settings.intervalMs,
       failuresTolerated: 0,
       onInconclusive: 'fail',
+      compare: {
+        ...(base.analysis.compare ?? { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 }),
+        // auto is the default, which a resolved plan leaves out
+        ...(baselineMode !== 'auto' ? { baseline: baselineMode } : {}),
+      },
     },
   };
 }
@@ -117,6 +129,7 @@ function verdictOf(r: DeployResult) {
     windows: windows.length,
     caughtInIntervals: failedAt >= 0 ? failedAt + 1 : null,
     step: r.state.steps?.[0] ?? null,
+    against: r.state.baseline ? `baseline ${r.state.baseline.releaseId}` : 'stable',
     judge: c
       ? {
           verdict: c.verdict,
@@ -171,11 +184,15 @@ async function main() {
     v1: { errorRate: 0.01, faultAfter: 5 },
     v2: { errorRate: 0.05, faultAfter: 5 },
   });
-  const errorPlan = benchPlan(await shopPlan(), settings.regressedBakeMs, errorReleases);
-  await firstDeploy(taskQueue, errorPlan);
-  const errors = await underLoad(taskQueue, errorPlan, 'v2');
-  const errorVerdict = verdictOf(errors.result);
-  console.log(`  5x errors: ${errorVerdict.outcome} after ${errorVerdict.caughtInIntervals} interval(s)`);
+  let errors: Awaited<ReturnType<typeof underLoad>> | undefined;
+  let errorVerdict: ReturnType<typeof verdictOf> | undefined;
+  if (!args['skip-errors']) {
+    const errorPlan = benchPlan(await shopPlan(), settings.regressedBakeMs, errorReleases);
+    await firstDeploy(taskQueue, errorPlan);
+    errors = await underLoad(taskQueue, errorPlan, 'v2');
+    errorVerdict = verdictOf(errors.result);
+    console.log(`  5x errors: ${errorVerdict.outcome} after ${errorVerdict.caughtInIntervals} interval(s)`);
+  }
 
   const falseAlarms = healthy.filter((h) => h.outcome !== 'succeeded').length;
   const results = {
@@ -189,7 +206,10 @@ async function main() {
     settings: { ...settings, analysis: healthyPlan.analysis },
     healthy,
     latencyRegressed: { behaviour: { stable: '20 ms', canary: '40 ms' }, load: slow.load, ...slowVerdict },
-    errorsRegressed: { behaviour: { stable: '1% 5xx', canary: '5% 5xx' }, load: errors.load, ...errorVerdict },
+    errorsRegressed:
+      errors && errorVerdict
+        ? { behaviour: { stable: '1% 5xx', canary: '5% 5xx' }, load: errors.load, ...errorVerdict }
+        : 'not run (--skip-errors)',
     goals: {
       noFalseAlarms: {
         goal: `0 of ${settings.runs} healthy canaries rolled back`,
@@ -203,8 +223,8 @@ async function main() {
       },
       errorsCaught: {
         goal: 'a 5x-errors canary under the absolute limit rolled back (no goal on the time: reported)',
-        intervals: errorVerdict.caughtInIntervals,
-        met: errorVerdict.outcome === 'rolled-back',
+        intervals: errorVerdict?.caughtInIntervals ?? null,
+        met: errorVerdict ? errorVerdict.outcome === 'rolled-back' : null,
       },
     },
   };
@@ -216,25 +236,27 @@ async function main() {
     '',
     `Load: autocannon, ${settings.rate} req/s over ${settings.connections} connections, GET /api/items through HAProxy. ` +
       `A ${settings.weight}% canary step, analysis every ${settings.intervalMs} ms, judge ` +
-      `${JSON.stringify(healthyPlan.analysis.compare)} (absolute floor: 5xx ${healthyPlan.analysis.max5xxRate * 100}%, p95 ${healthyPlan.analysis.maxP95LatencyMs} ms).`,
+      `${JSON.stringify(healthyPlan.analysis.compare)}; the canary compared with ${slowVerdict.against.startsWith('baseline') ? 'a baseline (a fresh process of the stable version at the canary weight)' : 'the stable release'} (absolute floor: 5xx ${healthyPlan.analysis.max5xxRate * 100}%, p95 ${healthyPlan.analysis.maxP95LatencyMs} ms).`,
     '',
     '| goal | figure | |',
     '| --- | --- | --- |',
     `| ${results.goals.noFalseAlarms.goal} (${settings.bakeMs / 1000} s bake each) | ${falseAlarms} false alarm(s); smallest p-values over all windows: Fisher ${Math.min(...healthy.map((h) => h.minFisherP)).toPrecision(2)}, Mann-Whitney ${Math.min(...healthy.map((h) => h.minMannWhitneyP)).toPrecision(2)} | ${met(results.goals.noFalseAlarms.met)} |`,
     `| ${results.goals.latencyCaught.goal} (stable 20 ms, canary 40 ms) | ${slowVerdict.outcome} after ${slowVerdict.caughtInIntervals ?? 'n/a'} interval(s): ${slowVerdict.reason} | ${met(results.goals.latencyCaught.met)} |`,
-    `| ${results.goals.errorsCaught.goal} (stable 1%, canary 5% 5xx) | ${errorVerdict.outcome} after ${errorVerdict.caughtInIntervals ?? 'n/a'} interval(s), ${errors.load.failed} failed requests in all: ${errorVerdict.reason} | ${met(results.goals.errorsCaught.met)} |`,
+    errors && errorVerdict
+      ? `| ${results.goals.errorsCaught.goal} (stable 1%, canary 5% 5xx) | ${errorVerdict.outcome} after ${errorVerdict.caughtInIntervals ?? 'n/a'} interval(s), ${errors.load.failed} failed requests in all: ${errorVerdict.reason} | ${met(results.goals.errorsCaught.met === true)} |`
+      : `| ${results.goals.errorsCaught.goal} | not run (--skip-errors) | |`,
     '',
     '## Healthy canaries',
     '',
-    '| # | version | outcome | canary requests (needed) | stable requests | windows | min Fisher p | min Mann-Whitney p | failed requests |',
+    '| # | version | outcome | canary requests (needed) | compared with: requests | windows | min Fisher p | min Mann-Whitney p | failed requests |',
     '| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...healthy.map(
       (h, i) =>
-        `| ${i + 1} | ${h.version} | ${h.outcome} | ${h.step?.requests ?? 'n/a'} (${h.step?.needed ?? 'n/a'}) | ${h.step?.stableRequests ?? 'n/a'} | ${h.windows} | ${h.minFisherP.toPrecision(2)} | ${h.minMannWhitneyP.toPrecision(2)} | ${h.failedRequests} |`,
+        `| ${i + 1} | ${h.version} | ${h.outcome} | ${h.step?.requests ?? 'n/a'} (${h.step?.needed ?? 'n/a'}) | ${h.against}: ${h.step?.stableRequests ?? 'n/a'} | ${h.windows} | ${h.minFisherP.toPrecision(2)} | ${h.minMannWhitneyP.toPrecision(2)} | ${h.failedRequests} |`,
     ),
     '',
   ].join('\n');
-  await writeResults(path.resolve(args.out!), 'judge', results, md);
+  await writeResults(path.resolve(args.out!), args.name!, results, md);
   console.log(`\n${md}`);
 }
 

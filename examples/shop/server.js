@@ -14,6 +14,8 @@
  *   faultAfter     the errors start only after this many /api requests (a fault that shows under load, not in
  *                  a single smoke check); default 0
  *   latencyMs      delay added to every /api request
+ *   latencyPerRps  more delay per request a second this process received over the last second (a release that is
+ *                  slower under more load, as one process is when it carries most of the traffic); default 0
  *   failReadiness  /health/ready always answers 503
  *   crashOnStart   exit 1 right after starting, before listening
  */
@@ -48,7 +50,14 @@ function fail(msg, fields = {}) {
 
 /** release.json from the working folder; a missing file means a healthy release. */
 function readBehaviour() {
-  const defaults = { errorRate: 0, faultAfter: 0, latencyMs: 0, failReadiness: false, crashOnStart: false };
+  const defaults = {
+    errorRate: 0,
+    faultAfter: 0,
+    latencyMs: 0,
+    latencyPerRps: 0,
+    failReadiness: false,
+    crashOnStart: false,
+  };
   const file = path.join(process.cwd(), 'release.json');
   let text;
   try {
@@ -69,6 +78,8 @@ function readBehaviour() {
     problems.push('errorRate must be a number 0..1');
   }
   if (typeof behaviour.latencyMs !== 'number' || behaviour.latencyMs < 0) problems.push('latencyMs must be >= 0');
+  if (typeof behaviour.latencyPerRps !== 'number' || behaviour.latencyPerRps < 0)
+    problems.push('latencyPerRps must be >= 0');
   if (!Number.isInteger(behaviour.faultAfter) || behaviour.faultAfter < 0)
     problems.push('faultAfter must be an integer >= 0');
   if (typeof behaviour.failReadiness !== 'boolean') problems.push('failReadiness must be true or false');
@@ -207,6 +218,15 @@ function createHandler(behaviour, store) {
     },
   };
   let apiRequests = 0;
+  /** When the /api requests of the last second arrived (for latencyPerRps). */
+  const recent = [];
+  const delayOf = () => {
+    if (behaviour.latencyPerRps <= 0) return behaviour.latencyMs;
+    const now = Date.now();
+    recent.push(now);
+    while (recent.length > 0 && recent[0] <= now - 1000) recent.shift();
+    return behaviour.latencyMs + behaviour.latencyPerRps * recent.length;
+  };
   return async (req, res) => {
     res.setHeader('x-app-version', version);
     const url = new URL(req.url ?? '/', 'http://localhost');
@@ -217,7 +237,8 @@ function createHandler(behaviour, store) {
         return send(res, known ? 405 : 404, { error: known ? 'method not allowed' : 'not found' });
       }
       if (url.pathname.startsWith('/api/')) {
-        if (behaviour.latencyMs > 0) await sleep(behaviour.latencyMs);
+        const delayMs = delayOf();
+        if (delayMs > 0) await sleep(delayMs);
         apiRequests++;
         if (apiRequests > behaviour.faultAfter && Math.random() < behaviour.errorRate) {
           return send(res, 500, { error: 'injected failure (release.json errorRate)', version });

@@ -175,6 +175,8 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
       compare: CompareSpec;
       minRequests: number;
       looks: number;
+      /** `stable` is a baseline (a fresh process of the stable version at the canary's weight): so worded. */
+      against?: 'baseline';
     }): Promise<JudgedWindow> {
       const router = routerFor(args.route);
       const canaryCounters = await router.readCounters(args.route, args.release.releaseId);
@@ -230,6 +232,7 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
         sinceMs: args.step.fromMs,
         warmingUp,
         ...(distributions ? { distributions } : {}),
+        ...(args.against ? { against: args.against } : {}),
       });
       return {
         canary: {

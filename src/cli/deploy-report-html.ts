@@ -73,6 +73,10 @@ export function renderDeployReport(s: DeployState, meta: { workflowId: string; g
       return `<tr class="${esc(w.verdict)}"><td>${esc(time(w.toMs))}</td><td>${w.step}</td><td>${w.weight}%</td><td>${w.requests}</td><td>${w.errors5xx}</td><td>${w.p95Ms ?? '–'}</td><td>${w.stable ? w.stable.requests : '–'}</td><td>${w.stable ? w.stable.errors5xx : '–'}</td><td>${esc(judge)}</td><td>${esc(c?.verdict ?? '–')}</td><td><b>${esc(w.verdict)}</b>${w.because ? ` ${esc(w.because)}` : ''}</td></tr>`;
     })
     .join('\n');
+  const side = s.baseline ? 'baseline' : 'stable';
+  const baselineLine = s.baseline
+    ? `<p>Compared with the baseline <code>${esc(s.baseline.releaseId)}</code>: a fresh process of the stable version ${esc(s.baseline.version)} at the canary's weight (analysis.compare.baseline), so that both sides carry the same load; the "${side}" columns are its figures.</p>`
+    : '';
   const steps = (s.steps ?? [])
     .map((st) => `<li>step ${st.step} (${st.weight}%): ${esc(stepEvidenceLine(st))}</li>`)
     .join('\n');
@@ -84,7 +88,8 @@ export function renderDeployReport(s: DeployState, meta: { workflowId: string; g
 <p>${esc(meta.workflowId)}, requested by ${esc(s.requestedBy)}; outcome: <b>${esc(s.outcome ?? s.phase)}</b>${s.reason ? `: ${esc(s.reason)}` : ''}</p>
 <h2>Evidence per step</h2>
 <ul>${steps || '<li>no step evidence (a deploy from before judged steps, or no traffic step yet)</li>'}</ul>
-<h2>Canary vs stable, per window</h2>
+<h2>Canary vs ${side}, per window</h2>
+${baselineLine}
 ${chart(windows, 'error rate since the step began (5xx + connection errors)', rates, pct)}
 ${chart(
   windows,
@@ -92,11 +97,11 @@ ${chart(
   (w) => (w.compare ? { canary: w.compare.canary.p95Ms, stable: w.compare.stable.p95Ms } : null),
   (v) => `${Math.round(v)} ms`,
 )}
-<table><thead><tr><th>at</th><th>step</th><th>weight</th><th>canary req</th><th>canary 5xx</th><th>canary p95</th><th>stable req</th><th>stable 5xx</th><th>judge evidence (step so far)</th><th>judge</th><th>verdict</th></tr></thead>
+<table><thead><tr><th>at</th><th>step</th><th>weight</th><th>canary req</th><th>canary 5xx</th><th>canary p95</th><th>${side} req</th><th>${side} 5xx</th><th>judge evidence (step so far)</th><th>judge</th><th>verdict</th></tr></thead>
 <tbody>
 ${rows}
 </tbody></table>
-<footer><p>Windows: the last ${windows.length} kept. The judge compares the canary with the stable release since the step began (a sequential test: the false-alarm rate is split across the step's windows). Generated ${esc(new Date(meta.generatedAtMs).toISOString())} by <code>runbook report</code>.</p></footer>
+<footer><p>Windows: the last ${windows.length} kept. The judge compares the canary with the ${s.baseline ? 'baseline' : 'stable release'} since the step began (a sequential test: the false-alarm rate is split across the step's windows). Generated ${esc(new Date(meta.generatedAtMs).toISOString())} by <code>runbook report</code>.</p></footer>
 </body></html>
 `;
 }

@@ -103,9 +103,17 @@ export function planLines(plan: ResolvedService): string[] {
   ]);
   if (an.compare) {
     const c = an.compare;
+    const offered = platformPlanOf(plan).baseline;
+    const mode = c.baseline ?? 'auto';
+    const withBaseline = mode !== 'off' && offered !== undefined;
+    const side = withBaseline ? 'baseline' : 'stable';
+    const against = withBaseline
+      ? `against a baseline (analysis.compare.baseline: ${mode}): ${offered.how}, at the canary's weight taken from the ` +
+        "stable's share, stopped when the canary is promoted or rolled back"
+      : `against the stable release${mode === 'off' ? ' (analysis.compare.baseline: off)' : ''}`;
     rows.push([
       'judge',
-      `against the stable release: fails when the canary's error rate is over ${c.max5xxRatio}x the stable's or its p95 over ` +
+      `${against}: fails when the canary's error rate is over ${c.max5xxRatio}x the ${side}'s or its p95 over ` +
         `${c.maxP95Ratio}x (and ${c.minP95DeltaMs} ms more), significant at ${c.confidence * 100}% per step (Fisher, Mann-Whitney)`,
     ]);
   }

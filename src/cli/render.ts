@@ -101,6 +101,11 @@ export function renderStatus(
     if (s.candidate && !s.outcome)
       lines.push(`app:     ${s.version} on ${s.candidate.host}:${s.candidate.port} (not routed)`);
   }
+  if (s.baseline) {
+    lines.push(
+      `baseline: ${s.baseline.releaseId} (${s.baseline.version}, the judge's comparison side)${s.baseline.running ? ` on ${s.baseline.host}:${s.baseline.port}` : ', stopped'}`,
+    );
+  }
   const last = s.analysis.at(-1);
   if (last) {
     lines.push(
@@ -109,8 +114,9 @@ export function renderStatus(
   }
   if (last?.compare?.errors || last?.compare?.latency) {
     const c = last.compare;
+    const against = c.against === 'baseline' ? `baseline ${s.baseline?.releaseId ?? ''}`.trimEnd() : 'stable';
     lines.push(
-      `judge:   vs stable since the step began: ${c.canary.errors}/${c.canary.requests} vs ${c.stable.errors}/${c.stable.requests} errors` +
+      `judge:   vs ${against} since the step began: ${c.canary.errors}/${c.canary.requests} vs ${c.stable.errors}/${c.stable.requests} errors` +
         `${c.errors ? ` (Fisher p=${c.errors.pValue.toPrecision(2)}, alpha ${c.errors.alpha.toPrecision(2)})` : ''}` +
         `, p95 ${c.canary.p95Ms ?? '-'} vs ${c.stable.p95Ms ?? '-'} ms${c.latency?.pValue != null ? ` (Mann-Whitney p=${c.latency.pValue.toPrecision(2)})` : ''}: ${c.verdict}`,
     );
@@ -216,7 +222,7 @@ export function stepEvidenceLine(st: StepEvidence): string {
   if (st.status === 'not-baked') return 'not baked (the plan gives it no bake time)';
   const figures =
     `${st.requests} canary requests (${st.needed} needed), ${st.errors5xx} 5xx, ${st.connectionErrors} connection errors; ` +
-    `stable ${st.stableRequests} requests, ${st.stableErrors} errors; ${st.conclusive}/${st.windows} windows conclusive` +
+    `${st.against ? `baseline ${st.against}` : 'stable'} ${st.stableRequests} requests, ${st.stableErrors} errors; ${st.conclusive}/${st.windows} windows conclusive` +
     `${st.extendedMs ? `; extended ${Math.round(st.extendedMs / 1000)}s` : ''}`;
   const verdict: Record<StepEvidence['status'], string> = {
     baking: 'baking',

@@ -99,6 +99,13 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
           "so it would check the live database instead of the drill's copy; check the copy with the drill's own integrity step",
       );
     }
+    if (asObject(asObject(s.analysis).compare).baseline === 'on') {
+      add(
+        ['analysis', 'compare', 'baseline'],
+        'is "on", but aws-ecs runs no baseline: the canary is compared with the stable release (its tasks share the ' +
+          'load per task alike); use auto or off',
+      );
+    }
     const interval = valid(duration(), asObject(s.analysis).interval);
     if (interval !== undefined && interval < AWS_MIN_INTERVAL_MS) {
       add(

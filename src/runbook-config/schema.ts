@@ -8,6 +8,7 @@ import {
   APPROVAL_GATES,
   TIMEOUT_ACTIONS,
   INCONCLUSIVE_ACTIONS,
+  BASELINE_MODES,
   HTTP_METHODS,
   RELEASE_PLACEHOLDERS,
   COMMAND_PLACEHOLDERS,
@@ -236,13 +237,24 @@ export const compareSchema = z
     // 10 ms gave a false alarm on a healthy new release (p95 26 vs 13 ms) on a loaded 2-core machine
     minP95Delta: duration().default(25),
     confidence: numberIn(0.5, 0.9999, '0.99: one false alarm in 100 healthy steps').default(0.99),
+    // auto: a baseline where the platform runs one (single-host); kept out of the plan when auto, so that the plans
+    // (and digests) of configs without it stay the same
+    baseline: z
+      .enum(BASELINE_MODES, {
+        error: unlessMissing(
+          (v) =>
+            `must be one of ${BASELINE_MODES.join(', ')} (compare the canary with a baseline: a fresh process of the stable version at the canary's weight), got ${describeValue(v)}`,
+        ),
+      })
+      .default('auto'),
   })
-  .describe('{ max5xxRatio, maxP95Ratio, minP95Delta, confidence }')
+  .describe('{ max5xxRatio, maxP95Ratio, minP95Delta, confidence, baseline }')
   .transform((c): CompareSpec => ({
     max5xxRatio: c.max5xxRatio,
     maxP95Ratio: c.maxP95Ratio,
     minP95DeltaMs: c.minP95Delta,
     confidence: c.confidence,
+    ...(c.baseline !== 'auto' ? { baseline: c.baseline } : {}),
   }));
 
 /** analysis.cutoff: the router takes a failing canary out after consecutive errors (single-host: HAProxy). */

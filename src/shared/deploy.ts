@@ -150,9 +150,11 @@ export interface StepEvidence {
   needed: number;
   errors5xx: number;
   connectionErrors: number;
-  /** The stable release's requests and errors over the same windows. */
+  /** The stable release's requests and errors over the same windows (the baseline's, when `against` names one). */
   stableRequests: number;
   stableErrors: number;
+  /** The release the step's windows were judged against when it is a baseline (its release id); absent: the stable. */
+  against?: string;
   windows: number;
   /** Windows with a verdict (pass or fail), not inconclusive. */
   conclusive: number;
@@ -195,6 +197,11 @@ export interface DeployState {
   step: string;
   stable?: ReleaseRef;
   candidate?: ReleaseRef;
+  /**
+   * The baseline the judge compares the canary with (analysis.compare.baseline): a fresh release of the stable version
+   * at the canary's weight, running from the first traffic step until the canary is promoted or rolled back.
+   */
+  baseline?: ReleaseRef & { running: boolean };
   /** Percent of traffic per release version (as the router has it after the last change). */
   weights: Record<string, number>;
   trafficStep?: { index: number; of: number; weight: number };

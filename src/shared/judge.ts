@@ -60,6 +60,11 @@ export interface Comparison {
   because?: string;
   errors?: ErrorComparison;
   latency?: LatencyComparison;
+  /**
+   * What the `stable` side is: absent, the stable release itself; `baseline`, a fresh process of the stable version
+   * at the canary's weight (analysis.compare.baseline), so that both sides carry the same load.
+   */
+  against?: 'baseline';
 }
 
 /** Looks a step's test is split across (a Bonferroni bound over its windows keeps the false-alarm rate per step). */
@@ -83,17 +88,26 @@ export function compareReleases(
     distributions?: { canary: number[]; stable: number[] };
     /** True while the step is in its warm-up (its first interval): the latency half records and does not fail. */
     warmingUp?: boolean;
+    /** The stable side is a baseline (a fresh process of the stable version at the canary's weight): so worded. */
+    against?: 'baseline';
   },
 ): Comparison {
   const { canary, stable } = args;
-  const base = { sinceMs: args.sinceMs, canary, stable };
-  if (stable.requests === 0) return { ...base, verdict: 'no-baseline', because: 'the stable release took no traffic' };
+  const side = args.against ?? 'stable';
+  const base = { sinceMs: args.sinceMs, canary, stable, ...(args.against ? { against: args.against } : {}) };
+  if (stable.requests === 0) {
+    return {
+      ...base,
+      verdict: 'no-baseline',
+      because: `the ${side === 'stable' ? 'stable release' : side} took no traffic`,
+    };
+  }
   const minimum = Math.max(1, args.minRequests);
   if (canary.requests < minimum || stable.requests < minimum) {
     return {
       ...base,
       verdict: 'too-few',
-      because: `${canary.requests} canary and ${stable.requests} stable requests, fewer than ${minimum} on a side`,
+      because: `${canary.requests} canary and ${stable.requests} ${side} requests, fewer than ${minimum} on a side`,
     };
   }
   const alpha = (1 - spec.confidence) / Math.max(1, args.looks);
@@ -102,19 +116,19 @@ export function compareReleases(
   const problems: string[] = [];
   if (errors.worse) {
     problems.push(
-      `error rate ${pct(errors.canaryRate)} vs stable ${pct(errors.stableRate)} (${canary.errors}/${canary.requests} vs ` +
+      `error rate ${pct(errors.canaryRate)} vs ${side} ${pct(errors.stableRate)} (${canary.errors}/${canary.requests} vs ` +
         `${stable.errors}/${stable.requests}; ratio ${errors.ratio === null ? 'inf' : errors.ratio.toFixed(1)} > ` +
         `${spec.max5xxRatio}, Fisher p=${sci(errors.pValue)} < ${sci(alpha)})`,
     );
   }
   if (latency.worse) {
     problems.push(
-      `p95 ${canary.p95Ms} ms vs stable ${stable.p95Ms} ms (ratio ${latency.p95Ratio?.toFixed(2)} > ${spec.maxP95Ratio}` +
+      `p95 ${canary.p95Ms} ms vs ${side} ${stable.p95Ms} ms (ratio ${latency.p95Ratio?.toFixed(2)} > ${spec.maxP95Ratio}` +
         `${latency.pValue !== null ? `, Mann-Whitney p=${sci(latency.pValue)} < ${sci(alpha)}` : ''})`,
     );
   }
   return problems.length > 0
-    ? { ...base, verdict: 'fail', because: `worse than stable: ${problems.join('; ')}`, errors, latency }
+    ? { ...base, verdict: 'fail', because: `worse than ${side}: ${problems.join('; ')}`, errors, latency }
     : { ...base, verdict: 'pass', errors, latency };
 }
 

@@ -47,6 +47,13 @@ export interface PlatformPlan {
    * for people. Absent: the platform's router has no such cut-off, and only the analysis windows judge.
    */
   cutoff?: { router: string; mechanism: string };
+  /**
+   * The platform can run a baseline beside a canary: a fresh release of the stable version at the canary's weight,
+   * which the judge compares the canary with (Kayenta's canary/baseline pair), named for people. Needed where each
+   * release is one process (single-host): the stable release carries the rest of the load and is slower under it, so
+   * the stable release itself is no fair comparison. Absent: the canary is compared with the stable release.
+   */
+  baseline?: { how: string };
 }
 
 export interface PlatformWords {

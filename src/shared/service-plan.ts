@@ -230,7 +230,16 @@ export interface CompareSpec {
   minP95DeltaMs: number;
   /** 1 - the false-alarm rate of one step (0.5..0.9999). */
   confidence: number;
+  /**
+   * What the canary is compared with (analysis.compare.baseline): `on`, a baseline (a fresh process of the stable
+   * version at the canary's weight, where the platform offers it: PlatformPlan.baseline); `off`, the stable release
+   * itself; absent or `auto`, a baseline where the platform offers one.
+   */
+  baseline?: BaselineMode;
 }
+
+export const BASELINE_MODES = ['auto', 'on', 'off'] as const;
+export type BaselineMode = (typeof BASELINE_MODES)[number];
 
 /** Which human approvals a procedure waits for, and who may give them. */
 export interface ApprovalPolicy {

@@ -1,14 +1,25 @@
-import { ApplicationFailure, CancellationScope, condition, patched, sleep, workflowInfo } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  patched,
+  proxyActivities,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
 import { inconclusiveActionOf, judgeWindow, stepEvidenceNeed } from '../shared/analysis';
 import type { AnalysisWindow, ReleaseRef, StepEvidence } from '../shared/deploy';
 import { looksFor } from '../shared/judge';
 import type { CutoffSpec, ResolvedService, TrafficStep } from '../shared/service-plan';
 import type { CutoffReport } from '../platforms/types';
 import { platformPlanOf } from '../platforms/descriptors';
-import { act, safe, watch as watchActs, watchOnOwnQueue } from './activity-options';
+import { act, healthGate, releaseStart, safe, watch as watchActs, watchOnOwnQueue } from './activity-options';
 import { metrics } from './metrics';
-import type { beginRunbook } from './runbook';
+import { describeFailure, type beginRunbook } from './runbook';
 import type { RouteSpec } from '../platforms/types';
+import { releaseKey, startRequest } from './steps';
 import { say } from './wording';
 
 const ANALYSIS_FAILED = 'AnalysisFailed';
@@ -34,6 +45,12 @@ const CANARY_CUTOFF = 'canary-cutoff';
  * longer, so that the minutes up to the end of its bake are published and judged before the next step.
  */
 const METRICS_LAG = 'judged-step-metrics-lag';
+/**
+ * The patch of the baseline (analysis.compare.baseline, where the platform runs one): a fresh release of the stable
+ * version joins the route at the canary's weight for the traffic steps, the judge compares the canary with it, and it
+ * is stopped when the steps end or the deploy rolls back.
+ */
+const CANARY_BASELINE = 'canary-baseline';
 /** History events after which the analysis during the go-live wait stops (Temporal's limit is 51,200). */
 const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 
@@ -55,7 +72,79 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     unjudgedStep: undefined as StepEvidence | undefined,
     /** The cut-off the canary joined the route with (a stable release serving, analysis.cutoff, the patch). */
     cutoff: undefined as CutoffSpec | undefined,
+    /** The baseline the judge compares the canary with (since canary-baseline), while it runs. */
+    baseline: undefined as ReleaseRef | undefined,
   };
+  /** The baseline's compensation while it runs (taken off the stack when the steps end and it is stopped). */
+  let baselineUndo: { what: string; run: () => Promise<unknown> } | undefined;
+
+  /** Whether this plan asks for a baseline where its platform runs one (analysis.compare.baseline, default auto). */
+  function wantsBaseline(): boolean {
+    const mode = plan.analysis.compare?.baseline ?? 'auto';
+    return mode !== 'off' && platformPlanOf(plan).baseline !== undefined;
+  }
+
+  /**
+   * Starts the baseline: a release of the stable version with its own id (`<stable>-baseline`), no migrations, the
+   * same health gate, added to the route at weight 0. A baseline that does not come up is stopped and the canary is
+   * judged against the stable release instead (said in the timeline): the deploy does not fail for its judge's aid.
+   */
+  async function startBaseline(stable: ReleaseRef, candidate: ReleaseRef): Promise<ReleaseRef | undefined> {
+    const platform = platformPlanOf(plan);
+    const key = releaseKey(plan, platform, `${stable.releaseId}-baseline`);
+    baselineUndo = {
+      what: `stop the baseline ${key.releaseId}`,
+      run: () => stopBaseline(key, { [stable.releaseId]: 100, [candidate.releaseId]: 0 }),
+    };
+    compensations.push(baselineUndo);
+    note(
+      `starting the baseline ${key.releaseId}: ${stable.version} again (${platform.baseline?.how}), at the canary's ` +
+        'weight; the judge compares the canary with it',
+    );
+    try {
+      const release = await proxyActivities<Activities>(releaseStart(platform)).startRelease(
+        startRequest(plan, platform, key, stable.version),
+      );
+      state.baseline = { ...release, running: true };
+      await proxyActivities<Activities>(healthGate(plan)).waitHealthy({
+        ...key,
+        release,
+        health: plan.health,
+        deadlineAtMs: Date.now() + plan.health.deadlineMs,
+      });
+      await act.addToRoute(route, release);
+      return release;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      note(
+        `the baseline ${key.releaseId} did not come up (${describeFailure(err)}): the canary is judged against the ` +
+          'stable release',
+      );
+      await stopBaseline(key);
+      dropBaselineUndo();
+      state.baseline = undefined;
+      return undefined;
+    }
+  }
+
+  /** Takes the baseline out of the route (`percent` first when given: its weight back) and stops it. */
+  async function stopBaseline(key: ReturnType<typeof releaseKey>, percent?: Record<string, number>): Promise<void> {
+    if (percent) showWeights(await safe.setTraffic(route, percent));
+    try {
+      await safe.removeFromRoute(route, key.releaseId, Math.min(drainMs, 2_000));
+    } finally {
+      await safe.stopRelease({ ...key, graceMs: Math.min(drainMs, 2_000) });
+      if (state.baseline) state.baseline.running = false;
+      canary.baseline = undefined;
+    }
+  }
+
+  /** Outside the compensations (which iterate the stack): the baseline is stopped, its undo comes off the stack. */
+  function dropBaselineUndo() {
+    const i = baselineUndo ? compensations.indexOf(baselineUndo) : -1;
+    if (i >= 0) compensations.splice(i, 1);
+    baselineUndo = undefined;
+  }
 
   /** Watches one traffic step for its bake time, window by window. */
   async function bake(stepIndex: number, step: TrafficStep, candidate: ReleaseRef): Promise<void> {
@@ -102,7 +191,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
   const evidenceWords = (ev: StepEvidence) =>
     `${ev.requests} canary requests (at least ${ev.needed} needed), ${ev.conclusive} of ${ev.windows} windows conclusive` +
     `${minConclusive > 1 ? ` (at least ${minConclusive} needed)` : ''}; ` +
-    `stable ${ev.stableRequests} requests`;
+    `${ev.against ? `baseline ${ev.against}` : 'stable'} ${ev.stableRequests} requests`;
 
   /**
    * A baked step of a canary with a stable release (since `judged-steps`): windows judged against the stable release
@@ -122,6 +211,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
       windows: 0,
       conclusive: 0,
       status: step.bakeMs > 0 ? 'baking' : 'not-baked',
+      ...(canary.baseline ? { against: canary.baseline.releaseId } : {}),
     };
     (state.steps ??= []).push(ev);
     if (step.bakeMs <= 0) return;
@@ -268,6 +358,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
           route,
           release: candidate,
           stable,
+          ...(ev.against ? { against: 'baseline' as const } : {}),
           from,
           step: {
             fromMs: ev.fromMs,
@@ -388,6 +479,21 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     };
   }
 
+  /**
+   * The split at a step of `weight`%: with a baseline, the baseline gets the canary's weight from the stable's share
+   * (as much as is left of it), so that the judge compares two releases under the same load.
+   */
+  function splitFor(weight: number, stable: ReleaseRef | undefined, candidate: ReleaseRef): Record<string, number> {
+    if (!stable) return { [candidate.releaseId]: 100 };
+    const { baseline } = canary;
+    const beside = baseline ? Math.min(weight, 100 - weight) : 0;
+    return {
+      [stable.releaseId]: 100 - weight - beside,
+      [candidate.releaseId]: weight,
+      ...(baseline ? { [baseline.releaseId]: beside } : {}),
+    };
+  }
+
   return Object.assign(canary, {
     /**
      * The steps that went on without a judgement ("unjudged at 50%: approved unjudged by alice"), for the outcome's
@@ -423,16 +529,34 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
       }
       const steps = this.steps(stable);
       const judging = stable !== undefined && patched(JUDGED_STEPS);
+      if (judging && stable && wantsBaseline() && patched(CANARY_BASELINE)) {
+        canary.baseline = await startBaseline(stable, candidate);
+      }
       for (const [index, step] of steps.entries()) {
         state.trafficStep = { index: index + 1, of: steps.length, weight: step.weight };
         enter('traffic', say.trafficStep(index + 1, steps.length, step.weight, candidate.version));
-        const percent = stable
-          ? { [stable.releaseId]: 100 - step.weight, [candidate.releaseId]: step.weight }
-          : { [candidate.releaseId]: 100 };
         canary.trafficMoved = true;
-        showWeights(await act.setTraffic(route, percent));
-        if (judging && stable) await bakeJudged(index + 1, step, candidate, stable);
+        showWeights(await act.setTraffic(route, splitFor(step.weight, stable, candidate)));
+        if (judging && stable) await bakeJudged(index + 1, step, candidate, canary.baseline ?? stable);
         else await bake(index + 1, step, candidate);
+      }
+      const { baseline } = canary;
+      if (baseline && stable) {
+        // the steps are over: the baseline's share (none at 100%) goes back to the stable release, and it stops
+        const last = steps.at(-1)?.weight ?? 100;
+        const percent = { [stable.releaseId]: 100 - last, [candidate.releaseId]: last };
+        try {
+          await stopBaseline(
+            releaseKey(plan, platformPlanOf(plan), baseline.releaseId),
+            last < 100 && Math.min(last, 100 - last) > 0 ? percent : undefined,
+          );
+          note(`stopped the baseline ${baseline.releaseId}: the canary's steps are over`);
+        } catch (err) {
+          // the canary passed its steps: a baseline the router or the runner would not let go fails no deploy
+          if (isCancellation(err)) throw err;
+          note(`FAILED: stop the baseline ${baseline.releaseId}: ${describeFailure(err)}; do it by hand`);
+        }
+        dropBaselineUndo();
       }
     },
 

@@ -79,7 +79,7 @@ describe('runbook deploy|rollback|drill --dry-run: the plan the worker would run
     assert.match(out, /\n {2}traffic +50% for 2s -> 100%/);
     assert.match(
       out,
-      /\n {2}judge +against the stable release: fails when the canary's error rate is over 2x the stable's/,
+      /\n {2}judge +against a baseline \(analysis.compare.baseline: auto\): a new process of the stable version, without migrations, behind the same health gate, at the canary's weight taken from the stable's share, stopped when the canary is promoted or rolled back: fails when the canary's error rate is over 2x the baseline's/,
     );
     assert.match(
       out,

@@ -86,6 +86,7 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
               maxP95Ratio: a.compare.maxP95Ratio,
               minP95Delta: a.compare.minP95DeltaMs,
               confidence: a.compare.confidence,
+              ...(a.compare.baseline ? { baseline: a.compare.baseline } : {}),
             },
           }
         : {}),

@@ -433,6 +433,38 @@ export const scenarios: ReplayScenario[] = [
     },
   },
   {
+    // Patch canary-baseline, a healthy canary: the baseline (v1 again, its own id) starts, takes the canary's weight
+    // from the stable's share at 50%, the judge compares with it, and it stops when the steps are over.
+    name: 'baseline-deploy-healthy-under-load',
+    run: (_client, taskQueue) => healthyUnderLoad(taskQueue),
+  },
+  {
+    // Patch canary-baseline: a 10% canary twice as slow, which the stable release (nine times its load) would not
+    // show; the judge against the baseline rolls it back, and the compensations stop the baseline.
+    name: 'baseline-deploy-slower-canary-rolled-back',
+    run: async (_client, taskQueue) => {
+      const releases = releasesWith({
+        v1: { latencyMs: 40, latencyPerRps: 1.5 },
+        v2: { latencyMs: 80, latencyPerRps: 1.5 },
+      });
+      const base = await judgedPlan({ onInconclusive: 'fail', maxP95LatencyMs: 500 }, 20_000, releases);
+      const plan = {
+        ...base,
+        traffic: {
+          steps: [
+            { weight: 10, bakeMs: 20_000 },
+            { weight: 100, bakeMs: 0 },
+          ],
+        },
+      };
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 60, maxSeconds: 90 });
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await handle.result().finally(() => load.stop());
+      return handle;
+    },
+  },
+  {
     // Patch canary-cutoff, a healthy canary: the step's watch for the cut-off is cancelled when the step ends.
     name: 'cutoff-deploy-healthy-under-load',
     run: (_client, taskQueue) => healthyUnderLoad(taskQueue),

@@ -72,6 +72,20 @@ function problemsOf(yaml: string): string[] {
 }
 
 describe('runbook config: the aws block of an aws-ecs service', () => {
+  it('refuses analysis.compare.baseline: on, which aws-ecs does not run, and says what to use', () => {
+    assert.deepEqual(
+      problemsOf(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, compare: { baseline: on } }'])),
+      [
+        'services.shop.analysis.compare.baseline: is "on", but aws-ecs runs no baseline: the canary is compared with the stable release (its tasks share the load per task alike); use auto or off',
+      ],
+    );
+    assert.equal(
+      resolveShop(edit(['maxP95LatencyMs: 300 }', 'maxP95LatencyMs: 300, compare: { baseline: auto } }'])).analysis
+        .compare?.baseline,
+      undefined,
+    );
+  });
+
   it('resolves a complete service: names and ARNs as written, defaults filled in, the RDS database from database:', () => {
     const shop = resolveShop(SHOP);
     assert.deepEqual(shop.aws, {

@@ -325,6 +325,19 @@ services:
     ]);
   });
 
+  it('analysis.compare.baseline: auto is left out of the plan, on/off kept, anything else refused with the choices', () => {
+    const withBaseline = (v: string) =>
+      `version: 1\nservices:${SHOP.replace('maxP95LatencyMs: 500 }', `maxP95LatencyMs: 500, compare: { baseline: ${v} } }`)}\n    environments: { production: {} }\n`;
+    const compareOf = (v: string) =>
+      resolveService(parseRunbookConfig(withBaseline(v), '/tmp/runbook.yaml'), 'shop', 'production').analysis.compare;
+    assert.deepEqual(compareOf('auto'), DEFAULT_COMPARE);
+    assert.deepEqual(compareOf('off'), { ...DEFAULT_COMPARE, baseline: 'off' });
+    assert.deepEqual(compareOf('on'), { ...DEFAULT_COMPARE, baseline: 'on' });
+    assert.deepEqual(problemsOf(withBaseline('always')), [
+      'services.shop.analysis.compare.baseline: must be one of auto, on, off (compare the canary with a baseline: a fresh process of the stable version at the canary\'s weight), got "always"',
+    ]);
+  });
+
   it('reports a weight out of range as `<path>: must be 1..100`', () => {
     const problems = problemsOf(
       `version: 1\nservices:${SHOP.replace('steps: [{ weight: 10, bake: 1m }, { weight: 100 }]', 'steps: [{ weight: 10 }, { weight: 0 }, { weight: 100 }]')}\n    environments: { production: {} }\n`,

@@ -43,6 +43,28 @@ describe('the judge against the stable release (shared/judge.ts)', () => {
     assert.match(c.because ?? '', /error rate 5.00% vs stable 1.00% \(40\/800 vs 8\/800; ratio 5.0 > 2, Fisher p=/);
   });
 
+  it('against a baseline: the words and the comparison name it as the other side', () => {
+    const c = compareReleases(SPEC, {
+      canary: side(800, 40),
+      stable: side(800, 8),
+      minRequests: 5,
+      looks: 10,
+      sinceMs: 1,
+      against: 'baseline',
+    });
+    assert.equal(c.against, 'baseline');
+    assert.match(c.because ?? '', /^worse than baseline: error rate 5.00% vs baseline 1.00% \(40\/800 vs 8\/800;/);
+    const none = compareReleases(SPEC, {
+      canary: side(8, 0),
+      stable: side(0, 0),
+      minRequests: 5,
+      looks: 1,
+      sinceMs: 1,
+      against: 'baseline',
+    });
+    assert.equal(none.because, 'the baseline took no traffic');
+  });
+
   it('passes a difference chance explains, and a ratio under the limit however significant', () => {
     assert.equal(
       compareReleases(SPEC, { canary: side(50, 2), stable: side(50, 1), minRequests: 5, looks: 1, sinceMs: 1 }).verdict,

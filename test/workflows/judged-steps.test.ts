@@ -152,7 +152,7 @@ describe('judged steps: evidence per step, the unjudged-step gate, the judge aga
       const result = await (await startDeploy(taskQueue, plan, 'v2')).result();
       await load.stop();
       assert.equal(result.outcome, 'rolled-back', result.reason);
-      assert.match(result.reason ?? '', /canary analysis failed at 50%: worse than stable: error rate .* Fisher p=/);
+      assert.match(result.reason ?? '', /canary analysis failed at 50%: worse than baseline: error rate .* Fisher p=/);
       const w = result.failedWindow!;
       assert.equal(w.compare?.verdict, 'fail');
       assert.ok(w.compare.errors!.pValue < w.compare.errors!.alpha);
@@ -161,11 +161,13 @@ describe('judged steps: evidence per step, the unjudged-step gate, the judge aga
       // the report: both sides per window, and where the verdict fell
       const html = renderDeployReport(result.state, { workflowId: 'deploy-x', generatedAtMs: 0 });
       assert.match(html, /<svg [^>]*role="img">/);
-      assert.match(html, /<tr class="fail">.*Fisher p=.*worse than stable: error rate/);
+      assert.match(html, /<tr class="fail">.*Fisher p=.*worse than baseline: error rate/);
       assert.match(html, /step 1 \(50%\): FAILED: \d+ canary requests/);
       const status = renderStatus(result.state, { workflowId: 'deploy-x', link: 'ui', nowMs: Date.now() });
       assert.ok(
-        status.some((l) => /^judge: +vs stable since the step began: \d+\/\d+ vs \d+\/\d+ errors \(Fisher p=/.test(l)),
+        status.some((l) =>
+          /^judge: +vs baseline v1-\S+-baseline since the step began: \d+\/\d+ vs \d+\/\d+ errors \(Fisher p=/.test(l),
+        ),
         status.join('\n'),
       );
     });
@@ -184,7 +186,7 @@ describe('judged steps: evidence per step, the unjudged-step gate, the judge aga
       assert.equal(result.outcome, 'rolled-back', result.reason);
       assert.match(
         result.reason ?? '',
-        /worse than stable: p95 \d+ ms vs stable \d+ ms \(ratio \d\.\d\d > 1.5, Mann-Whitney p=/,
+        /worse than baseline: p95 \d+ ms vs baseline \d+ ms \(ratio \d\.\d\d > 1.5, Mann-Whitney p=/,
       );
       assert.ok((result.failedWindow?.p95Ms ?? 1_000) < 500, 'under the absolute limit');
       const state = await handle.query(statusQuery);

@@ -19,6 +19,7 @@ export function singleHostDescriptor(plan: SingleHostService): PlatformPlan {
     restorePollMs: RESTORE_POLL_MS,
     drillStartsApp: true,
     cutoff: { router: 'HAProxy', mechanism: 'on-error mark-down' },
+    baseline: { how: 'a new process of the stable version, without migrations, behind the same health gate' },
     words: {
       restoreInto: (target, jobs) => `${target} (pg_restore -j${jobs})`,
       maintenance: 'the service answers 503 with Retry-After',
