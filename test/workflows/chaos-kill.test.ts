@@ -26,8 +26,9 @@ import { queryDb, releaseHistory, requestFor, runner, shopPlan, snapshotPath, wa
  *
  * CI time: every boundary costs a kill, a worker start (a workflow bundle) and the hand-over of the killed activity
  * (its heartbeat timeout, or its start-to-close timeout for the quick ones, 15 to 30 s). CI runs a seeded sample:
- * RUNBOOK_TEST_KILL_SAMPLE boundaries per runbook (default 2), chosen by RUNBOOK_TEST_CHAOS_SEED (default 'kill');
- * RUNBOOK_TEST_KILL_SAMPLE=all runs every boundary of the three runbooks (about a minute per boundary).
+ * RUNBOOK_TEST_KILL_SAMPLE boundaries per runbook (default 2 of the deploy's, 1 of the rollback's and 1 of the drill's), chosen by RUNBOOK_TEST_CHAOS_SEED (default 'kill');
+ * RUNBOOK_TEST_KILL_SAMPLE=all runs every boundary of the three runbooks (35 s per kill, 30 min in all);
+ * RUNBOOK_TEST_KILL_SAMPLE=takeSnapshot#1,migrateDatabase#1 runs the boundaries named (of each runbook that has them).
  */
 describe('SIGKILL of the worker process at every activity boundary (real stack)', function () {
   this.timeout(3_600_000);
@@ -37,7 +38,7 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
   let control = '';
   let spawned = 0;
   let worker: ReturnType<typeof spawnChildWorker> | undefined;
-  const sample = process.env.RUNBOOK_TEST_KILL_SAMPLE ?? '2';
+  const sample = process.env.RUNBOOK_TEST_KILL_SAMPLE;
   const seed = process.env.RUNBOOK_TEST_CHAOS_SEED ?? 'kill';
   const figures: string[] = [];
 
@@ -98,12 +99,23 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
     return undefined;
   }
 
-  /** The boundaries to kill at: all of them, or a seeded sample of `sample`, each killed once started and once ran. */
-  function chosen(list: Array<Pick<KillPoint, 'activityType' | 'occurrence'>>) {
+  /**
+   * The boundaries of `runbook` to kill at, each killed once started and once ran: all of them, the ones named
+   * (`takeSnapshot#1,migrateDatabase#1`), or a seeded sample of N (default `inCi`).
+   */
+  function chosen(runbook: string, list: Array<Pick<KillPoint, 'activityType' | 'occurrence'>>, inCi: number) {
+    const name = (b: Pick<KillPoint, 'activityType' | 'occurrence'>) => `${b.activityType}#${b.occurrence}`;
     const rank = (b: Pick<KillPoint, 'activityType' | 'occurrence'>) =>
-      createHash('sha256').update(`${seed}/${b.activityType}#${b.occurrence}`).digest('hex');
-    const picked =
-      sample === 'all' ? list : [...list].sort((a, b) => rank(a).localeCompare(rank(b))).slice(0, Number(sample));
+      createHash('sha256')
+        .update(`${seed}/${runbook}/${name(b)}`)
+        .digest('hex');
+    let picked = list;
+    if (sample && /[a-z]/i.test(sample) && sample !== 'all') {
+      const named = sample.split(',').map((n) => n.trim());
+      picked = list.filter((b) => named.includes(name(b)));
+    } else if (sample !== 'all') {
+      picked = [...list].sort((a, b) => rank(a).localeCompare(rank(b))).slice(0, Number(sample ?? inCi));
+    }
     return picked.flatMap((b) => (['started', 'ran'] as const).map((when) => ({ ...b, when })));
   }
 
@@ -204,7 +216,7 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
     figures.push(
       `deploy: ${list.length} boundaries: ${list.map((b) => `${b.activityType}#${b.occurrence}`).join(' ')}`,
     );
-    for (const b of chosen(list)) {
+    for (const b of chosen('deploy', list, 2)) {
       const plan = await shopPlan();
       const point = { ...b, workflowId: uniqueName('deploy-kill') };
       const result = await killedRun<Awaited<ReturnType<typeof deployService>>>(point, (id) => deploy(plan, 'v1', id));
@@ -259,7 +271,7 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
     figures.push(
       `rollback: ${list.length} boundaries: ${list.map((b) => `${b.activityType}#${b.occurrence}`).join(' ')}`,
     );
-    for (const b of chosen(list)) {
+    for (const b of chosen('rollback', list, 1)) {
       const { plan, snapshotId } = await serviceAtV2();
       const point = { ...b, workflowId: uniqueName('rollback-kill') };
       const result = await killedRun<Awaited<ReturnType<typeof rollbackService>>>(
@@ -291,7 +303,7 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
     assert.equal(expected.scratchLeft, 0);
     const list = await boundaries(cleanRun.workflowId);
     figures.push(`drill: ${list.length} boundaries: ${list.map((b) => `${b.activityType}#${b.occurrence}`).join(' ')}`);
-    for (const b of chosen(list)) {
+    for (const b of chosen('drill', list, 1)) {
       const plan = await shopPlan();
       await deployed(plan, 'v1');
       const point = { ...b, workflowId: uniqueName('drill-kill') };
