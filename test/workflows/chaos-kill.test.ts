@@ -26,7 +26,8 @@ import { queryDb, releaseHistory, requestFor, runner, shopPlan, snapshotPath, wa
  *
  * CI time: every boundary costs a kill, a worker start (a workflow bundle) and the hand-over of the killed activity
  * (its heartbeat timeout, or its start-to-close timeout for the quick ones, 15 to 30 s). CI runs a seeded sample:
- * RUNBOOK_TEST_KILL_SAMPLE boundaries per runbook (default 1; each is killed twice), chosen by RUNBOOK_TEST_CHAOS_SEED (default 'kill');
+ * RUNBOOK_TEST_KILL_SAMPLE boundaries per runbook (default 1; each is killed twice), chosen by
+ * RUNBOOK_TEST_CHAOS_SEED (default 'kill');
  * RUNBOOK_TEST_KILL_SAMPLE=all runs every boundary of the three runbooks (35 s per kill, 30 min in all);
  * RUNBOOK_TEST_KILL_SAMPLE=takeSnapshot#1,migrateDatabase#1 runs the boundaries named (of each runbook that has them).
  */
