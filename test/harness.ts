@@ -219,11 +219,12 @@ export function useWorker(prefix: string, options?: () => WorkerExtras): { reado
  * A worker in a child process (the real entry point, src/worker.ts) that a test can SIGKILL to simulate a
  * crashed machine; it trusts the same runbook config as the in-process workers of `taskQueue`. `kill()` resolves once
  * the process is gone. `env` is added to its environment (after the test stack's worker config); its output goes to
- * `logFile` (0600) when given.
+ * `logFile` (0600) when given. `entry`: another entry point than src/worker.ts (a test's kill-point worker,
+ * test/helpers/kill-point-worker.ts).
  */
 export function spawnChildWorker(
   taskQueue: string,
-  opts: { env?: NodeJS.ProcessEnv; logFile?: string } = {},
+  opts: { env?: NodeJS.ProcessEnv; logFile?: string; entry?: string } = {},
 ): { process: ChildProcess; kill(): Promise<void> } {
   const stack = testStack();
   const { temporal: _connection, ...config } = stack.workerConfig(taskQueue);
@@ -231,14 +232,18 @@ export function spawnChildWorker(
     ? process.env
     : embeddedProfileEnv(process.env, stack.settings, path.join(stack.settings.home, 'worker', 'temporal.toml'));
   const log = opts.logFile ? openPrivateLog(opts.logFile) : 'ignore';
-  const child = spawn(process.execPath, ['--require', 'tsx/cjs', path.join(__dirname, '../src/worker.ts')], {
-    env: {
-      ...connectionEnv,
-      ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])),
-      ...opts.env,
+  const child = spawn(
+    process.execPath,
+    ['--require', 'tsx/cjs', opts.entry ?? path.join(__dirname, '../src/worker.ts')],
+    {
+      env: {
+        ...connectionEnv,
+        ...Object.fromEntries(Object.entries(config).map(([k, v]) => [k, String(v)])),
+        ...opts.env,
+      },
+      stdio: ['ignore', log, log],
     },
-    stdio: ['ignore', log, log],
-  });
+  );
   if (typeof log === 'number') closeSync(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {

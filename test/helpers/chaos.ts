@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Activities } from '../../src/activities';
@@ -36,6 +37,52 @@ export function withTransientFailures(activities: Activities, rate: number, log:
         log.after.push(where);
         throw ApplicationFailure.retryable(`chaos: ${name} ran, its completion was lost`, 'ChaosAfter');
       }
+      return result;
+    };
+  }
+  return wrapped as Activities;
+}
+
+/** Where a kill-point worker stops: the `occurrence`-th first attempt of `activityType` in workflow `workflowId`. */
+export interface KillPoint {
+  workflowId: string;
+  activityType: string;
+  /** 1 for the first call of that activity type in the workflow. */
+  occurrence: number;
+  /** `started`: before the activity does anything; `ran`: after it ran to the end, before its completion is sent. */
+  when: 'started' | 'ran';
+}
+
+/**
+ * Tests only: every activity of `activities`, where the call named by the kill point in the JSON file `controlFile`
+ * (read at each call, so one worker process serves successive runs) stops for good, once `<controlFile>.hit` is
+ * written: the test then SIGKILLs the process at that boundary. Other calls run as usual.
+ */
+export function withKillPoint(activities: Activities, controlFile: string): Activities {
+  const seen = new Map<string, number>();
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    wrapped[name] = async (...args: unknown[]) => {
+      const { info } = Context.current();
+      const workflowId = info.workflowExecution?.workflowId ?? '';
+      let point: KillPoint | undefined;
+      if (info.attempt === 1) {
+        const key = `${workflowId}/${name}`;
+        const n = (seen.get(key) ?? 0) + 1;
+        seen.set(key, n);
+        const control = existsSync(controlFile)
+          ? (JSON.parse(readFileSync(controlFile, 'utf8')) as KillPoint)
+          : undefined;
+        if (control?.workflowId === workflowId && control.activityType === name && control.occurrence === n)
+          point = control;
+      }
+      const stop = (): Promise<never> => {
+        writeFileSync(`${controlFile}.hit`, JSON.stringify({ ...point, pid: process.pid }));
+        return new Promise<never>(() => {});
+      };
+      if (point?.when === 'started') await stop();
+      const result = await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+      if (point?.when === 'ran') await stop();
       return result;
     };
   }
