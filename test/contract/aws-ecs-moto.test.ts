@@ -50,7 +50,8 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  *   elb-router.unit.test.ts; two colours as two processes and a restore whose copy differs from the live database:
  *   rds.unit.test.ts ("a copy whose rows moved within the tolerance ...", "fails a counts manifest beyond the
  *   tolerance ...") and rds-on-postgres.test.ts (a real copy that differs from its verified manifest);
- * - snapshot retention: rds.unit.test.ts ("deletes the oldest of the service's snapshots beyond keep ...");
+ * - snapshot retention: on moto in rds-retention-moto.test.ts (the service's oldest deleted, nothing else), and
+ *   rds.unit.test.ts ("deletes the oldest of the service's snapshots beyond keep ...");
  * - stickiness, deregistration delay, listener protocols: elb-router.unit.test.ts and ecs-releases.unit.test.ts;
  * - redeployments in progress during the swap, promotion of a restored copy: rds.unit.test.ts;
  * - the manual-snapshot quota (moto has no DescribeAccountAttributes): rds.unit.test.ts ("doctor checks the cluster");
