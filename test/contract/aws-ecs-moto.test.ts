@@ -46,8 +46,9 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  *   test only) completes it as ECS reports a finished rollout; the production check reads ECS's own fields
  *   (ecs-releases.unit.test.ts: "does not take the old revision's deployment for the rollout of the new one").
  * Not shown here yet, and where the mock tests cover it (test/platforms/aws-ecs):
- * - the listenerRule path (ModifyRule), Aurora clusters, the secret and taskEnv holders: rds.unit.test.ts and
- *   elb-router.unit.test.ts; two colours as two processes and a restore whose copy differs from the live database:
+ * - the listenerRule path (ModifyRule): on moto in elb-rule-moto.test.ts (weights read from the rule, maintenance
+ *   on and off through ModifyRule with the weights in the rule's tag, the default rule refused), the deploy through
+ *   a rule in elb-router.unit.test.ts; Aurora clusters, the secret and taskEnv holders: rds.unit.test.ts; two colours as two processes and a restore whose copy differs from the live database:
  *   rds.unit.test.ts ("a copy whose rows moved within the tolerance ...", "fails a counts manifest beyond the
  *   tolerance ...") and rds-on-postgres.test.ts (a real copy that differs from its verified manifest);
  * - snapshot retention: on moto in rds-retention-moto.test.ts (the service's oldest deleted, nothing else), and
