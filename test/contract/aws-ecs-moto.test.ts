@@ -48,7 +48,8 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * Not shown here yet, and where the mock tests cover it (test/platforms/aws-ecs):
  * - the listenerRule path (ModifyRule): on moto in elb-rule-moto.test.ts (weights read from the rule, maintenance
  *   on and off through ModifyRule with the weights in the rule's tag, the default rule refused), the deploy through
- *   a rule in elb-router.unit.test.ts; Aurora clusters, the secret and taskEnv holders: rds.unit.test.ts;
+ *   a rule in elb-router.unit.test.ts; the secret and taskEnv holders: on moto in rds-swap-moto.test.ts, and
+ *   rds.unit.test.ts; Aurora clusters: rds.unit.test.ts;
  * - two colours as two processes and a restore whose copy differs from the live database:
  *   rds.unit.test.ts ("a copy whose rows moved within the tolerance ...", "fails a counts manifest beyond the
  *   tolerance ...") and rds-on-postgres.test.ts (a real copy that differs from its verified manifest);
