@@ -49,7 +49,8 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * - the listenerRule path (ModifyRule): on moto in elb-rule-moto.test.ts (weights read from the rule, maintenance
  *   on and off through ModifyRule with the weights in the rule's tag, the default rule refused), the deploy through
  *   a rule in elb-router.unit.test.ts; the secret and taskEnv holders: on moto in rds-swap-moto.test.ts, and
- *   rds.unit.test.ts; Aurora clusters: rds.unit.test.ts;
+ *   rds.unit.test.ts; Aurora clusters: on moto in rds-aurora-moto.test.ts (snapshot, restore with its writer,
+ *   drop), and rds.unit.test.ts;
  * - two colours as two processes and a restore whose copy differs from the live database:
  *   rds.unit.test.ts ("a copy whose rows moved within the tolerance ...", "fails a counts manifest beyond the
  *   tolerance ...") and rds-on-postgres.test.ts (a real copy that differs from its verified manifest);
