@@ -45,15 +45,19 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * - moto keeps a service's deployment as created when the service is updated: motoDeploymentSeam (below, in this
  *   test only) completes it as ECS reports a finished rollout; the production check reads ECS's own fields
  *   (ecs-releases.unit.test.ts: "does not take the old revision's deployment for the rollout of the new one").
- * Not shown here yet, and where the mock tests cover it (test/platforms/aws-ecs):
+ * Not shown in this test, and where other tests cover it (test/platforms/aws-ecs, and the other moto tests here):
  * - the listenerRule path (ModifyRule): on moto in elb-rule-moto.test.ts (weights read from the rule, maintenance
  *   on and off through ModifyRule with the weights in the rule's tag, the default rule refused), the deploy through
  *   a rule in elb-router.unit.test.ts; the secret and taskEnv holders: on moto in rds-swap-moto.test.ts, and
  *   rds.unit.test.ts; Aurora clusters: on moto in rds-aurora-moto.test.ts (snapshot, restore with its writer,
  *   drop), and rds.unit.test.ts;
- * - two colours as two processes and a restore whose copy differs from the live database:
+ * - a restore whose copy differs from the live database: rds-restore-differs-moto.test.ts (moto and two PostgreSQL
+ *   servers: the differences reported, no verified manifest from it, then a matching copy verifies the snapshot),
  *   rds.unit.test.ts ("a copy whose rows moved within the tolerance ...", "fails a counts manifest beyond the
  *   tolerance ...") and rds-on-postgres.test.ts (a real copy that differs from its verified manifest);
+ * - two colours as two processes (not yet: both colours are the one process here, so a request routed to the wrong
+ *   colour would pass): the weights per target group are asserted in elb-router.unit.test.ts and read back from moto
+ *   after each step in this test;
  * - snapshot retention: on moto in rds-retention-moto.test.ts (the service's oldest deleted, nothing else), and
  *   rds.unit.test.ts ("deletes the oldest of the service's snapshots beyond keep ...");
  * - stickiness, deregistration delay, listener protocols: elb-router.unit.test.ts and ecs-releases.unit.test.ts;
