@@ -1,5 +1,6 @@
 /** The activity a platform call runs in, read from Temporal's Context for platforms, which import nothing of it. */
 import { Context } from '@temporalio/activity';
+import { heartbeatWith } from './heartbeat';
 
 /** The current activity's workflow id, first scheduling time and log; undefined outside an activity. */
 export function currentActivityScope():
@@ -25,7 +26,7 @@ export function currentActivityScope():
       ? { attemptDeadlineMs: ctx.info.currentAttemptScheduledTimestampMs + ctx.info.startToCloseTimeoutMs }
       : {}),
     log: (message) => ctx.log.info(message),
-    heartbeat: (details) => ctx.heartbeat(details),
+    heartbeat: (details) => heartbeatWith(ctx, details),
     heartbeatDetails: () => ctx.info.heartbeatDetails,
   };
 }

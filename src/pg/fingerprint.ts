@@ -85,7 +85,7 @@ export async function readSchemaVersion(
  * Throws the pg error when a query fails.
  */
 export async function fingerprintInTransaction(db: Queryable): Promise<DatabaseFingerprint> {
-  for (const sql of STABLE_TEXT_SETTINGS) await db.query(sql);
+  await pinTextSettings(db);
   const { rows: found } = await db.query<{ schema: string; name: string }>(
     `SELECT n.nspname AS schema, c.relname AS name
        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -95,20 +95,31 @@ export async function fingerprintInTransaction(db: Queryable): Promise<DatabaseF
       ORDER BY n.nspname COLLATE "C", c.relname COLLATE "C"`,
   );
   const tables: TableFingerprint[] = [];
-  for (const { schema, name } of found) {
-    const qualified = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
-    // ONLY: rows of inheritance children are counted once, under the child's own name.
-    const { rows } = await db.query<{ rows: string; checksum: string }>(
-      `SELECT count(*) AS rows,
-              md5(count(*) || ':' || coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)
-                           || ':' || coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)) AS checksum
-         FROM (SELECT md5(t::text) AS h FROM ONLY ${qualified} t) s`,
-    );
-    const row = rows[0];
-    if (!row) throw new Error(`no fingerprint row for ${schema}.${name}`);
-    tables.push({ table: `${schema}.${name}`, rows: Number(row.rows), checksum: row.checksum });
-  }
+  for (const { schema, name } of found) tables.push(await fingerprintTable(db, schema, name));
   return { tables, migrationVersion: await readMigrationVersion(db) };
+}
+
+/**
+ * One table's fingerprint (see {@link fingerprintInTransaction} for the checksum), in the caller's transaction, whose
+ * session settings must be pinned with {@link pinTextSettings} first. Throws the pg error when the query fails.
+ */
+export async function fingerprintTable(db: Queryable, schema: string, name: string): Promise<TableFingerprint> {
+  const qualified = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
+  // ONLY: rows of inheritance children are counted once, under the child's own name.
+  const { rows } = await db.query<{ rows: string; checksum: string }>(
+    `SELECT count(*) AS rows,
+            md5(count(*) || ':' || coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint), 0)
+                         || ':' || coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint), 0)) AS checksum
+       FROM (SELECT md5(t::text) AS h FROM ONLY ${qualified} t) s`,
+  );
+  const row = rows[0];
+  if (!row) throw new Error(`no fingerprint row for ${schema}.${name}`);
+  return { table: `${schema}.${name}`, rows: Number(row.rows), checksum: row.checksum };
+}
+
+/** Pins the session settings that `row::text` depends on, for the caller's transaction (SET LOCAL). */
+export async function pinTextSettings(db: Queryable): Promise<void> {
+  for (const sql of STABLE_TEXT_SETTINGS) await db.query(sql);
 }
 
 /** A database's fingerprint and its server's version, read in one REPEATABLE READ, READ ONLY transaction. */

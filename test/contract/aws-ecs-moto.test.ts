@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { CloudWatchClient, PutMetricDataCommand } from '@aws-sdk/client-cloudwatch';
-import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient, type Service } from '@aws-sdk/client-ecs';
+import { DescribeServicesCommand, DescribeTaskDefinitionCommand, ECSClient } from '@aws-sdk/client-ecs';
 import { DescribeListenersCommand, ElasticLoadBalancingV2Client } from '@aws-sdk/client-elastic-load-balancing-v2';
 import {
   DescribeDBInstancesCommand,
@@ -23,7 +23,7 @@ import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort, portOpen } from '../../src/system/processes';
 import { exportHistory, testStack, uniqueName, useWorker } from '../harness';
 import { runbookCli } from '../helpers/cli';
-import { ensureMoto, motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
+import { ensureMoto, motoCredentials, motoDeploymentSeam, startMoto, type MotoServer } from '../helpers/moto';
 import { createMotoShop, type MotoShop } from './moto-shop';
 
 /**
@@ -45,12 +45,21 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * - moto keeps a service's deployment as created when the service is updated: motoDeploymentSeam (below, in this
  *   test only) completes it as ECS reports a finished rollout; the production check reads ECS's own fields
  *   (ecs-releases.unit.test.ts: "does not take the old revision's deployment for the rollout of the new one").
- * Not shown here yet, and where the mock tests cover it (test/platforms/aws-ecs):
- * - the listenerRule path (ModifyRule), Aurora clusters, the secret and taskEnv holders: rds.unit.test.ts and
- *   elb-router.unit.test.ts; two colours as two processes and a restore whose copy differs from the live database:
+ * Not shown in this test, and where other tests cover it (test/platforms/aws-ecs, and the other moto tests here):
+ * - the listenerRule path (ModifyRule): on moto in elb-rule-moto.test.ts (weights read from the rule, maintenance
+ *   on and off through ModifyRule with the weights in the rule's tag, the default rule refused), the deploy through
+ *   a rule in elb-router.unit.test.ts; the secret and taskEnv holders: on moto in rds-swap-moto.test.ts, and
+ *   rds.unit.test.ts; Aurora clusters: on moto in rds-aurora-moto.test.ts (snapshot, restore with its writer,
+ *   drop), and rds.unit.test.ts;
+ * - a restore whose copy differs from the live database: rds-restore-differs-moto.test.ts (moto and two PostgreSQL
+ *   servers: the differences reported, no verified manifest from it, then a matching copy verifies the snapshot),
  *   rds.unit.test.ts ("a copy whose rows moved within the tolerance ...", "fails a counts manifest beyond the
  *   tolerance ...") and rds-on-postgres.test.ts (a real copy that differs from its verified manifest);
- * - snapshot retention: rds.unit.test.ts ("deletes the oldest of the service's snapshots beyond keep ...");
+ * - two colours as two processes (not yet: both colours are the one process here, so a request routed to the wrong
+ *   colour would pass): the weights per target group are asserted in elb-router.unit.test.ts and read back from moto
+ *   after each step in this test;
+ * - snapshot retention: on moto in rds-retention-moto.test.ts (the service's oldest deleted, nothing else), and
+ *   rds.unit.test.ts ("deletes the oldest of the service's snapshots beyond keep ...");
  * - stickiness, deregistration delay, listener protocols: elb-router.unit.test.ts and ecs-releases.unit.test.ts;
  * - redeployments in progress during the swap, promotion of a restored copy: rds.unit.test.ts;
  * - the manual-snapshot quota (moto has no DescribeAccountAttributes): rds.unit.test.ts ("doctor checks the cluster");
@@ -59,33 +68,6 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  * The unit tests with aws-sdk-client-mock also cover rollouts in progress, the circuit breaker, throttling,
  * AccessDenied, snapshots being created and restores in progress.
  */
-/**
- * moto keeps a service's one deployment as it was created (its task definition, no rollout state) when the service
- * is updated, and it runs no tasks, so a rollout would never be seen to complete. The seam, in the test only: on the
- * worker's ECS client (the platform's cached clients for moto's endpoint), a DescribeServices answer whose service
- * has a single deployment is completed as ECS reports a finished rollout: that deployment runs the service's task
- * definition, COMPLETED, at the service's counts. Production code checks ECS's own fields only.
- */
-function motoDeploymentSeam(ecs: ECSClient): void {
-  ecs.middlewareStack.add(
-    (next, context) => async (args) => {
-      const result = await next(args);
-      if (context.commandName !== 'DescribeServicesCommand') return result;
-      const output = result.output as { services?: Service[] };
-      for (const s of output.services ?? []) {
-        const only = s.deployments?.length === 1 ? s.deployments[0] : undefined;
-        if (!only) continue;
-        only.taskDefinition = s.taskDefinition;
-        only.rolloutState ??= 'COMPLETED';
-        only.desiredCount = s.desiredCount;
-        only.runningCount = s.runningCount;
-      }
-      return result;
-    },
-    { step: 'initialize', name: 'motoDeploymentSeam' },
-  );
-}
-
 describe('aws-ecs platform against moto, through the runbook CLI', function () {
   this.timeout(240_000);
   const region = motoCredentials.AWS_REGION;

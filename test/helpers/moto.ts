@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
+import type { ECSClient, Service } from '@aws-sdk/client-ecs';
 import { freePort, isAlive } from '../../src/system/processes';
 import { which } from '../../src/system/executables';
 import { toolsDir } from '../../src/stack/tools';
@@ -215,4 +216,31 @@ export async function startMoto(opts: StartMotoOptions = {}): Promise<MotoServer
     }
     await sleep(200);
   }
+}
+
+/**
+ * moto keeps a service's one deployment as it was created (its task definition, no rollout state) when the service
+ * is updated, and it runs no tasks, so a rollout would never be seen to complete. The seam, in the test only: on the
+ * worker's ECS client (the platform's cached clients for moto's endpoint), a DescribeServices answer whose service
+ * has a single deployment is completed as ECS reports a finished rollout: that deployment runs the service's task
+ * definition, COMPLETED, at the service's counts. Production code checks ECS's own fields only.
+ */
+export function motoDeploymentSeam(ecs: ECSClient): void {
+  ecs.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      if (context.commandName !== 'DescribeServicesCommand') return result;
+      const output = result.output as { services?: Service[] };
+      for (const s of output.services ?? []) {
+        const only = s.deployments?.length === 1 ? s.deployments[0] : undefined;
+        if (!only) continue;
+        only.taskDefinition = s.taskDefinition;
+        only.rolloutState ??= 'COMPLETED';
+        only.desiredCount = s.desiredCount;
+        only.runningCount = s.runningCount;
+      }
+      return result;
+    },
+    { step: 'initialize', name: 'motoDeploymentSeam' },
+  );
 }

@@ -11,7 +11,13 @@
  */
 import pg from 'pg';
 import { connectPg } from '../../pg/connect';
-import { diffFingerprints, fingerprintInTransaction, readMigrationVersion } from '../../pg/fingerprint';
+import {
+  diffFingerprints,
+  fingerprintInTransaction,
+  fingerprintTable,
+  pinTextSettings,
+  readMigrationVersion,
+} from '../../pg/fingerprint';
 import type { SnapshotManifest, TableFingerprint } from '../types';
 
 /** A table with more rows than this (by the planner's estimate) is not counted on the live database: estimated. */
@@ -106,14 +112,66 @@ export async function readLiveFigures(url: string, mode: FingerprintMode): Promi
   });
 }
 
-/** A restored copy's full fingerprint (every row: the copy is scratch, not production) and its estimates. */
-export async function readCopyFigures(url: string): Promise<CopyFigures> {
+/**
+ * Where a copy's fingerprint got to: the tables already read, in order. A retried attempt resumes after them, because
+ * a freshly restored volume loads its blocks lazily from S3 and its first full read can outlast an attempt.
+ */
+export interface CopyProgress {
+  done: TableFingerprint[];
+}
+
+/** How a fingerprint of a copy resumes and reports its progress (the activity's heartbeat details). */
+export interface CopyResume {
+  /** The tables a previous attempt read: reused, not read again (the copy is scratch: nothing writes to it). */
+  from?: CopyProgress;
+  /** Called after each table with everything read so far. */
+  onProgress?(progress: CopyProgress): void;
+}
+
+/**
+ * A restored copy's full fingerprint (every row: the copy is scratch, not production) and its estimates, table by
+ * table: the tables in `resume.from` are taken as read, and `resume.onProgress` hears of each one read. Throws the pg
+ * error.
+ */
+export async function readCopyFigures(url: string, resume: CopyResume = {}): Promise<CopyFigures> {
   return inReadOnlyTransaction(url, async (c) => {
-    const fp = await fingerprintInTransaction(c);
+    await pinTextSettings(c);
     const found = (await c.query<{ schema: string; name: string; estimate: number }>(USER_TABLES)).rows;
+    const already = new Map((resume.from?.done ?? []).map((t) => [t.table, t]));
+    const tables: TableFingerprint[] = [];
+    for (const { schema, name } of found) {
+      const known = already.get(`${schema}.${name}`);
+      if (known) {
+        tables.push(known);
+        continue;
+      }
+      tables.push(await fingerprintTable(c, schema, name));
+      resume.onProgress?.({ done: [...tables] });
+    }
     const estimates = new Map(found.map((t) => [`${t.schema}.${t.name}`, Number(t.estimate)]));
-    return { ...fp, serverVersion: await serverVersionOf(c), estimates };
+    return {
+      tables,
+      migrationVersion: await readMigrationVersion(c),
+      serverVersion: await serverVersionOf(c),
+      estimates,
+    };
   });
+}
+
+/** The copy progress in an earlier attempt's heartbeat details for `copy`, or undefined when they are not one. */
+export function copyProgressIn(details: unknown, copy: string): CopyProgress | undefined {
+  if (typeof details !== 'object' || details === null) return undefined;
+  const d = details as { phase?: unknown; copy?: unknown; done?: unknown };
+  if (d.phase !== 'fingerprint-copy' || d.copy !== copy || !Array.isArray(d.done)) return undefined;
+  const done = d.done.filter(
+    (t): t is TableFingerprint =>
+      typeof t === 'object' &&
+      t !== null &&
+      typeof (t as TableFingerprint).table === 'string' &&
+      typeof (t as TableFingerprint).rows === 'number' &&
+      typeof (t as TableFingerprint).checksum === 'string',
+  );
+  return done.length === d.done.length ? { done } : undefined;
 }
 
 /**

@@ -25,11 +25,13 @@ import { rdsUrlFor } from './rds-urls';
 import {
   claimsOf,
   compareClaims,
+  copyProgressIn,
   DEFAULT_COUNT_TOLERANCE,
   readCopyFigures,
   readLiveFigures,
   verifiedManifest,
   type CopyFigures,
+  type CopyResume,
   type FingerprintMode,
   type LiveFigures,
 } from './rds-manifest';
@@ -45,8 +47,8 @@ const SNAPSHOT_KIND = /-(pre-migrate|pre-restore|drill)-[0-9a-f]{8}$/;
 export interface RdsSnapshotStoreDeps {
   /** Reads the live database's figures in a fingerprint mode (default: over pg, see readLiveFigures). */
   live?(url: string, mode: FingerprintMode): Promise<LiveFigures>;
-  /** Reads a restored copy's full figures (default: over pg, see readCopyFigures). */
-  copy?(url: string): Promise<CopyFigures>;
+  /** Reads a restored copy's full figures, resuming (default: over pg, see readCopyFigures). */
+  copy?(url: string, resume?: CopyResume): Promise<CopyFigures>;
 }
 
 /**
@@ -392,7 +394,11 @@ export function createRdsSnapshotStore(
      */
     async compare(database, manifest) {
       const id = instanceFor(spec, database);
-      const copy = await copyAt(await urlFor(database));
+      const activity = ctx.activity();
+      const copy = await copyAt(await urlFor(database), {
+        from: copyProgressIn(activity?.heartbeatDetails?.(), id),
+        onProgress: ({ done }) => activity?.heartbeat?.({ phase: 'fingerprint-copy', copy: id, done }),
+      });
       const differences = compareClaims(manifest, copy);
       const ok = differences.length === 0;
       if (ok && (manifest.claims ?? 'exact') !== 'exact' && id !== rdsLiveId(rdsOf(spec))) {

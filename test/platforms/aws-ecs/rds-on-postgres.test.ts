@@ -6,6 +6,9 @@ import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds-snapshot-store';
 import { createPgManifestStore } from '../../../src/orchestrator-store/manifests';
 import { migrateOrchestratorDb } from '../../../src/orchestrator-store/orchestrator-db';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { DefaultLogger } from '@temporalio/worker';
+import type { ManifestComparison, SnapshotManifest } from '../../../src/platforms/types';
 import { startPgFixture, type PgFixture } from '../../helpers/pg-fixture';
 import { harness, instance, snapshot, SNAPSHOT, specWith, takeReq } from './rds-fixture';
 
@@ -97,5 +100,69 @@ describe('RDS snapshot store on a real PostgreSQL (manifests table, fingerprint 
     const after = await store.compare('shop_drill_1a2b3c4d', verified!);
     assert.equal(after.ok, false);
     assert.deepEqual(after.differences, ['public.items: 4 rows, snapshot has 3']);
+  });
+
+  it("resumes a restored copy's fingerprint from the last table an earlier attempt heartbeated", async () => {
+    for (const table of ['a_first', 'b_second']) {
+      await fixture.query(database, `CREATE TABLE ${table} (id int PRIMARY KEY)`);
+      await fixture.query(database, `INSERT INTO ${table} SELECT generate_series(1, 5)`);
+    }
+    const live = new URL(fixture.urlFor(database));
+    const { ctx } = harness(specWith({ database }), {
+      env: { SHOP_DATABASE_URL: live.toString() },
+      resolveAddress: () => ({ host: live.hostname, port: Number(live.port) }),
+    });
+    rdsMock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [instance('shop-drill-1a2b3c4d', 'available')] });
+    const store = createRdsSnapshotStore(ctx, createPgManifestStore(pool));
+    const manifest = {
+      snapshotId: SNAPSHOT,
+      tables: [],
+      migrationVersion: null,
+      claims: 'exact',
+    } as unknown as SnapshotManifest;
+    const copy = 'shop_drill_1a2b3c4d';
+    const quiet = { logger: new DefaultLogger('ERROR', () => {}) };
+
+    // A first attempt heartbeats after each table what it has read so far ...
+    const first = new MockActivityEnvironment(undefined, quiet);
+    const beats: unknown[] = [];
+    first.on('heartbeat', (d: unknown) => beats.push(d));
+    const whole: ManifestComparison = await first.run(() => store.compare(copy, manifest));
+    assert.deepEqual(
+      whole.tables.map((t) => t.table),
+      ['public.a_first', 'public.b_second', 'public.items'],
+    );
+    assert.deepEqual(
+      beats.map((b) => (b as { done: { table: string }[] }).done.map((t) => t.table)),
+      [['public.a_first'], ['public.a_first', 'public.b_second'], whole.tables.map((t) => t.table)],
+    );
+    assert.deepEqual(beats[0], { phase: 'fingerprint-copy', copy: 'shop-drill-1a2b3c4d', done: [whole.tables[0]] });
+
+    // ... and a retried attempt takes those tables as read (the marked checksum proves it did not read a_first
+    // again) and reads only the rest.
+    const marked = { table: 'public.a_first', rows: 5, checksum: 'from-the-earlier-attempt' };
+    const retried = new MockActivityEnvironment(
+      { attempt: 2, heartbeatDetails: { phase: 'fingerprint-copy', copy: 'shop-drill-1a2b3c4d', done: [marked] } },
+      quiet,
+    );
+    const again: unknown[] = [];
+    retried.on('heartbeat', (d: unknown) => again.push(d));
+    const resumed: ManifestComparison = await retried.run(() => store.compare(copy, manifest));
+    assert.deepEqual(resumed.tables, [marked, whole.tables[1], whole.tables[2]]);
+    assert.deepEqual(
+      again.map((b) => (b as { done: { table: string }[] }).done.map((t) => t.table)),
+      [
+        ['public.a_first', 'public.b_second'],
+        ['public.a_first', 'public.b_second', 'public.items'],
+      ],
+    );
+
+    // Details of another copy (or of another phase) are not resumed from.
+    const other = new MockActivityEnvironment(
+      { attempt: 2, heartbeatDetails: { phase: 'fingerprint-copy', copy: 'shop-drill-99999999', done: [marked] } },
+      quiet,
+    );
+    const restarted: ManifestComparison = await other.run(() => store.compare(copy, manifest));
+    assert.deepEqual(restarted.tables, whole.tables);
   });
 });
