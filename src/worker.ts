@@ -4,6 +4,7 @@ import type { Client } from '@temporalio/client';
 import { Runtime, Worker, type NativeConnection, type WorkerOptions } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities, type Activities } from './activities';
+import { autoHeartbeat } from './activities/auto-heartbeat';
 import { currentActivityScope } from './activities/scope';
 import { loadConfig, workerDeploymentOf, type WorkerConfig } from './config';
 import { adoptFirstVersion, describeFirstVersion } from './worker-versioning';
@@ -170,6 +171,8 @@ export async function createRunbookWorker(
         : { workflowsPath: require.resolve('./workflows') }),
       activities: registered,
       maxConcurrentActivityTaskExecutions: config.RUNBOOK_MAX_ACTIVITIES,
+      // every activity heartbeats, so a dead worker's activity moves to another within its heartbeat timeout
+      interceptors: { activity: [autoHeartbeat] },
     }).catch(explained);
     // The watches that last a whole traffic step (watchCutoff) poll a queue of their own, with slots of their own:
     // on the main queue, as many canaries baking at once as it has slots would hold them all, and their analysis

@@ -4,9 +4,16 @@ import { watchQueueOf } from '../shared/constants';
 import type { PlatformPlan } from '../shared/platform-plan';
 import type { ResolvedService } from '../shared/service-plan';
 
+/**
+ * How soon a dead worker's activity is handed to another worker: every activity heartbeats while it runs (the worker's
+ * autoHeartbeat), so an activity whose worker died is retried after this, not after its start-to-close timeout.
+ */
+const HAND_OVER = '10s';
+
 /** Short calls to a local server (a query, a runtime API command): fail fast, retry with backoff. */
 export const quick: ActivityOptions = {
   startToCloseTimeout: '30s',
+  heartbeatTimeout: HAND_OVER,
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10 },
 };
 
@@ -16,13 +23,14 @@ export const quick: ActivityOptions = {
  */
 export const critical: ActivityOptions = {
   startToCloseTimeout: '15s',
+  heartbeatTimeout: HAND_OVER,
   retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '5s' },
 };
 
 /** Long work (dump, restore, drain, health gate) that heartbeats its progress and resumes after a crash. */
 export const longWithHeartbeat: ActivityOptions = {
   startToCloseTimeout: '2h',
-  heartbeatTimeout: '10s',
+  heartbeatTimeout: HAND_OVER,
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 };
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { temporal } from '@temporalio/proto';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -84,7 +85,9 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
   }
 
   /** When the activity of `point` was started again after the kill (its last attempt's start, from the history). */
-  async function restartedAt(point: KillPoint): Promise<{ attempt: number; at: number } | undefined> {
+  async function restartedAt(
+    point: KillPoint,
+  ): Promise<{ attempt: number; at: number; timeout: string | undefined } | undefined> {
     const history = await testStack().client.workflow.getHandle(point.workflowId).fetchHistory();
     let n = 0;
     let scheduledId: string | undefined;
@@ -94,7 +97,12 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
       const started = e.activityTaskStartedEventAttributes;
       if (started && scheduledId && String(started.scheduledEventId) === scheduledId) {
         const seconds = Number(e.eventTime?.seconds ?? 0);
-        return { attempt: started.attempt ?? 1, at: seconds * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6) };
+        const type = started.lastFailure?.timeoutFailureInfo?.timeoutType;
+        return {
+          attempt: started.attempt ?? 1,
+          at: seconds * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6),
+          timeout: type === undefined || type === null ? undefined : temporal.api.enums.v1.TimeoutType[type],
+        };
       }
     }
     return undefined;
@@ -152,6 +160,8 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
     await driving;
     const again = await restartedAt(point);
     assert.ok(again && again.attempt >= 2, `${point.activityType}#${point.occurrence} ran again after the kill`);
+    // every activity heartbeats (the worker's autoHeartbeat): the dead worker's attempt ends on its heartbeat timeout
+    assert.equal(again.timeout, 'TIMEOUT_TYPE_HEARTBEAT', `${point.activityType}#${point.occurrence}: handed over how`);
     figures.push(
       `${point.activityType}#${point.occurrence} ${point.when}: run ${((Date.now() - began) / 1000).toFixed(1)} s, ` +
         `hand-over (kill to next attempt started) ${((again.at - killedAt) / 1000).toFixed(1)} s`,
