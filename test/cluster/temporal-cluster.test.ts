@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { WorkflowHandle } from '@temporalio/client';
+import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import { isAlive } from '../../src/system/processes';
+import type { deployService } from '../../src/workflows';
 import { CLUSTER_DATABASES, clusterPaths, clusterPid } from '../../src/stack/temporal-cluster';
 import { postgresComponent } from '../../src/stack/postgres';
 import { up } from '../../src/stack/stack';
@@ -17,6 +20,38 @@ import { queryDb, releaseHistory, serviceWithV1, startDeploy, waitForState } fro
 describe('the Temporal server on PostgreSQL (runbook up --cluster)', function () {
   this.timeout(300_000);
   const { taskQueue } = useWorker('cluster');
+
+  /** A service with v1 live, and a deploy of v2 in its 8 s bake at 50%. */
+  async function v2InItsBake() {
+    const plan = await serviceWithV1(taskQueue, {
+      traffic: {
+        steps: [
+          { weight: 50, bakeMs: 8_000 },
+          { weight: 100, bakeMs: 0 },
+        ],
+      },
+    });
+    const handle = await startDeploy(taskQueue, plan, 'v2');
+    await waitForState(handle, (s) => s.phase === 'traffic' && (s.weights.v2 ?? 0) > 0, 'v2 taking traffic');
+    return { plan, handle };
+  }
+
+  /** The deploy succeeded with v2 live, both releases recorded once and each migration applied once. */
+  async function succeededOnce(plan: ResolvedService, handle: WorkflowHandle<typeof deployService>) {
+    const result = await handle.result();
+    assert.equal(result.outcome, 'succeeded', result.reason);
+    assert.deepEqual(result.state.weights, { v1: 0, v2: 100 });
+    assert.deepEqual(
+      (await releaseHistory(plan.service)).map((r) => [r.version, r.outcome]),
+      [
+        ['v1', 'succeeded'],
+        ['v2', 'succeeded'],
+      ],
+      'both releases recorded once in the orchestrator database',
+    );
+    const [migrations] = await queryDb<{ n: string }>(plan.database!.name, 'SELECT count(*) AS n FROM pgmigrations');
+    assert.equal(Number(migrations?.n), 2, 'each migration applied once');
+  }
 
   before(function () {
     assert.equal(
@@ -42,16 +77,7 @@ describe('the Temporal server on PostgreSQL (runbook up --cluster)', function ()
 
   it('a deploy carries on across a kill -9 of the server in the bake and its restart, and its history is in PostgreSQL', async () => {
     const { settings } = testStack();
-    const plan = await serviceWithV1(taskQueue, {
-      traffic: {
-        steps: [
-          { weight: 50, bakeMs: 8_000 },
-          { weight: 100, bakeMs: 0 },
-        ],
-      },
-    });
-    const handle = await startDeploy(taskQueue, plan, 'v2');
-    await waitForState(handle, (s) => s.phase === 'traffic' && (s.weights.v2 ?? 0) > 0, 'v2 taking traffic');
+    const { plan, handle } = await v2InItsBake();
 
     const pid = clusterPid(settings.home);
     assert.ok(pid, 'the server runs');
@@ -63,18 +89,7 @@ describe('the Temporal server on PostgreSQL (runbook up --cluster)', function ()
     const restarted = clusterPid(settings.home);
     assert.ok(restarted && restarted !== pid, 'a new server process');
 
-    const result = await handle.result();
-    assert.equal(result.outcome, 'succeeded', result.reason);
-    assert.deepEqual(result.state.weights, { v1: 0, v2: 100 });
-    assert.deepEqual(
-      (await releaseHistory(plan.service)).map((r) => [r.version, r.outcome]),
-      [
-        ['v1', 'succeeded'],
-        ['v2', 'succeeded'],
-      ],
-    );
-    const [migrations] = await queryDb<{ n: string }>(plan.database!.name, 'SELECT count(*) AS n FROM pgmigrations');
-    assert.equal(Number(migrations?.n), 2, 'each migration applied once');
+    await succeededOnce(plan, handle);
 
     const executions = await queryDb<{ n: string }>(
       CLUSTER_DATABASES.default,
@@ -98,33 +113,12 @@ describe('the Temporal server on PostgreSQL (runbook up --cluster)', function ()
   });
   it("a deploy carries on across a restart of PostgreSQL in its bake (the server's, the orchestrator's and the app's)", async () => {
     const { settings } = testStack();
-    const plan = await serviceWithV1(taskQueue, {
-      traffic: {
-        steps: [
-          { weight: 50, bakeMs: 8_000 },
-          { weight: 100, bakeMs: 0 },
-        ],
-      },
-    });
-    const handle = await startDeploy(taskQueue, plan, 'v2');
-    await waitForState(handle, (s) => s.phase === 'traffic' && (s.weights.v2 ?? 0) > 0, 'v2 taking traffic');
+    const { plan, handle } = await v2InItsBake();
     const ctx = { settings, log: () => {} };
     assert.equal(await postgresComponent.stop(ctx), true, 'PostgreSQL was running and stopped');
     await sleep(2_000);
     await postgresComponent.start(ctx);
 
-    const result = await handle.result();
-    assert.equal(result.outcome, 'succeeded', result.reason);
-    assert.deepEqual(result.state.weights, { v1: 0, v2: 100 });
-    assert.deepEqual(
-      (await releaseHistory(plan.service)).map((r) => [r.version, r.outcome]),
-      [
-        ['v1', 'succeeded'],
-        ['v2', 'succeeded'],
-      ],
-      'both releases recorded once in the orchestrator database',
-    );
-    const [migrations] = await queryDb<{ n: string }>(plan.database!.name, 'SELECT count(*) AS n FROM pgmigrations');
-    assert.equal(Number(migrations?.n), 2, 'each migration applied once');
+    await succeededOnce(plan, handle);
   });
 });

@@ -23,7 +23,14 @@ import { ensureDatabase } from '../../src/stack/postgres';
 import { freePort, portOpen } from '../../src/system/processes';
 import { exportHistory, testStack, uniqueName, useWorker } from '../harness';
 import { runbookCli } from '../helpers/cli';
-import { ensureMoto, motoCredentials, motoDeploymentSeam, startMoto, type MotoServer } from '../helpers/moto';
+import {
+  ensureMoto,
+  motoCredentials,
+  motoDeploymentSeam,
+  startMoto,
+  type MotoServer,
+  withMotoCredentials,
+} from '../helpers/moto';
 import { createMotoShop, type MotoShop } from './moto-shop';
 
 /**
@@ -71,7 +78,7 @@ import { createMotoShop, type MotoShop } from './moto-shop';
 describe('aws-ecs platform against moto, through the runbook CLI', function () {
   this.timeout(240_000);
   const region = motoCredentials.AWS_REGION;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   let moto: MotoServer;
   let shop: MotoShop;
   let dir: string;
@@ -164,10 +171,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   before(async () => {
     await ensureMoto();
     moto = await startMoto({ env: { MOTO_ECS_SERVICE_RUNNING: '1' } });
-    for (const [k, v] of Object.entries(motoCredentials)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = withMotoCredentials();
     shop = await createMotoShop(moto.endpoint, region);
     motoDeploymentSeam(awsClients(region, moto.endpoint).ecs);
     const config = { region, endpoint: moto.endpoint };
@@ -281,10 +285,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     app?.kill('SIGTERM');
     for (const c of Object.values(clients ?? {})) c.destroy();
     await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 

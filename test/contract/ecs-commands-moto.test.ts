@@ -21,7 +21,7 @@ import { createEcsCommandRunner, startedByFor } from '../../src/platforms/aws-ec
 import { releaseRevision } from '../../src/platforms/aws-ecs/ecs-releases';
 import type { CommandProgress, ReleaseCommandRequest } from '../../src/platforms/types';
 import type { AwsEcsSpec } from '../../src/shared/service-plan';
-import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
+import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
 
 /**
  * The ECS release command runner against moto_server (moto 5.2.5), with the real SDK clients: a migration as a
@@ -46,7 +46,7 @@ import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
 describe('ECS release commands against moto', function () {
   this.timeout(120_000);
   const region = motoCredentials.AWS_REGION;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   let moto: MotoServer;
   let ecs: ECSClient;
   let ctx: AwsContext;
@@ -66,10 +66,7 @@ describe('ECS release commands against moto', function () {
 
   before(async () => {
     moto = await startMoto();
-    for (const [k, v] of Object.entries(motoCredentials)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = withMotoCredentials();
     const config = { region, endpoint: moto.endpoint };
     const ec2 = new EC2Client(config);
     const elb = new ElasticLoadBalancingV2Client(config);
@@ -194,10 +191,7 @@ describe('ECS release commands against moto', function () {
   after(async () => {
     ecs?.destroy();
     await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
   });
 
   it("runs the migration as a Fargate task of the version's revision, placed like the idle service", async () => {

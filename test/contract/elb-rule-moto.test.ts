@@ -16,7 +16,7 @@ import { createElbRouter } from '../../src/platforms/aws-ecs/elb-router';
 import { clearAwsCaches } from '../../src/platforms/aws-ecs/listener-addresses';
 import type { RouteSpec } from '../../src/platforms/types';
 import type { AwsEcsSpec } from '../../src/shared/service-plan';
-import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
+import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
 
 /**
  * The `aws.listenerRule` path against moto_server with the real ELBv2 client: the production traffic is a rule with a
@@ -31,7 +31,7 @@ import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
 describe('ELB listener rule (aws.listenerRule) against moto', function () {
   this.timeout(120_000);
   const region = motoCredentials.AWS_REGION;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   let moto: MotoServer;
   let elb: ElasticLoadBalancingV2Client;
   let ctx: AwsContext;
@@ -42,10 +42,7 @@ describe('ELB listener rule (aws.listenerRule) against moto', function () {
 
   before(async () => {
     moto = await startMoto();
-    for (const [k, v] of Object.entries(motoCredentials)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = withMotoCredentials();
     const config = { region, endpoint: moto.endpoint };
     const ec2 = new EC2Client(config);
     elb = new ElasticLoadBalancingV2Client(config);
@@ -125,10 +122,7 @@ describe('ELB listener rule (aws.listenerRule) against moto', function () {
   after(async () => {
     elb?.destroy();
     await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
   });
 
   const theRule = async () => (await elb.send(new DescribeRulesCommand({ RuleArns: [rule] }))).Rules![0]!;

@@ -15,7 +15,7 @@ import type { FingerprintMode } from '../../src/platforms/aws-ecs/rds-manifest';
 import { createRdsSnapshotStore } from '../../src/platforms/aws-ecs/rds-snapshot-store';
 import type { SnapshotManifest } from '../../src/platforms/types';
 import type { AwsEcsSpec } from '../../src/shared/service-plan';
-import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
+import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
 
 /**
  * The RDS snapshot store on an Aurora PostgreSQL cluster (aws.rds.cluster) against moto_server with the real RDS
@@ -32,16 +32,13 @@ import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
 describe('RDS snapshot store on an Aurora cluster against moto', function () {
   this.timeout(120_000);
   const region = motoCredentials.AWS_REGION;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   let moto: MotoServer;
   let rds: RDSClient;
 
   before(async () => {
     moto = await startMoto();
-    for (const [k, v] of Object.entries(motoCredentials)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = withMotoCredentials();
     const config = { region, endpoint: moto.endpoint };
     rds = new RDSClient(config);
     const ec2 = new EC2Client(config);
@@ -77,10 +74,7 @@ describe('RDS snapshot store on an Aurora cluster against moto', function () {
   after(async () => {
     rds?.destroy();
     await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
   });
 
   it('takes a cluster snapshot, restores it into a drill cluster with its writer, and deletes only the drill', async () => {

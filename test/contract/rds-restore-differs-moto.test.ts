@@ -7,7 +7,7 @@ import { awsClients, realTime, type AwsContext } from '../../src/platforms/aws-e
 import { createRdsSnapshotStore } from '../../src/platforms/aws-ecs/rds-snapshot-store';
 import type { SnapshotManifest } from '../../src/platforms/types';
 import type { AwsEcsSpec } from '../../src/shared/service-plan';
-import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
+import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
 import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 
 /**
@@ -22,7 +22,7 @@ import { startPgFixture, type PgFixture } from '../helpers/pg-fixture';
 describe('RDS restore whose copy differs from the live database (moto + two PostgreSQL servers)', function () {
   this.timeout(180_000);
   const region = motoCredentials.AWS_REGION;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   let moto: MotoServer;
   let rds: RDSClient;
   let live: PgFixture;
@@ -30,10 +30,7 @@ describe('RDS restore whose copy differs from the live database (moto + two Post
 
   before(async () => {
     moto = await startMoto();
-    for (const [k, v] of Object.entries(motoCredentials)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = withMotoCredentials();
     const config = { region, endpoint: moto.endpoint };
     rds = new RDSClient(config);
     const ec2 = new EC2Client(config);
@@ -95,10 +92,7 @@ describe('RDS restore whose copy differs from the live database (moto + two Post
     await moto?.stop();
     await live?.stop();
     await copy?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
   });
 
   it('reports the differences, saves no verified manifest, and verifies the snapshot on a copy that matches', async () => {

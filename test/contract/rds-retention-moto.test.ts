@@ -9,7 +9,7 @@ import { awsClients, realTime, TAG, type AwsContext } from '../../src/platforms/
 import { RDS_TAG, rdsCalls } from '../../src/platforms/aws-ecs/rds-kinds';
 import { pruneSnapshots } from '../../src/platforms/aws-ecs/rds-retention';
 import type { AwsEcsSpec } from '../../src/shared/service-plan';
-import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
+import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
 
 /**
  * Snapshot retention (aws.rds.retention) against moto_server with the real RDS client: DescribeDBSnapshots of the
@@ -25,26 +25,20 @@ import { motoCredentials, startMoto, type MotoServer } from '../helpers/moto';
 describe('RDS snapshot retention against moto', function () {
   this.timeout(120_000);
   const region = motoCredentials.AWS_REGION;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   let moto: MotoServer;
   let rds: RDSClient;
 
   before(async () => {
     moto = await startMoto();
-    for (const [k, v] of Object.entries(motoCredentials)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = withMotoCredentials();
     rds = new RDSClient({ region, endpoint: moto.endpoint });
   });
 
   after(async () => {
     rds?.destroy();
     await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
   });
 
   const instance = (id: string, tags: Record<string, string> = {}) =>

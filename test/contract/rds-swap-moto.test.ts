@@ -14,7 +14,7 @@ import { awsClients, realTime, TAG, type AwsContext } from '../../src/platforms/
 import { RDS_TAG } from '../../src/platforms/aws-ecs/rds-kinds';
 import { createRdsSwap } from '../../src/platforms/aws-ecs/rds-swap';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../src/shared/service-plan';
-import { motoCredentials, motoDeploymentSeam, startMoto, type MotoServer } from '../helpers/moto';
+import { motoCredentials, motoDeploymentSeam, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
 
 /**
  * The endpoint swap of a database restore with the secret and taskEnv holders (aws.rds.endpoint), against moto_server
@@ -29,7 +29,7 @@ import { motoCredentials, motoDeploymentSeam, startMoto, type MotoServer } from 
 describe('RDS endpoint swap with the secret and taskEnv holders against moto', function () {
   this.timeout(120_000);
   const region = motoCredentials.AWS_REGION;
-  const savedEnv: Record<string, string | undefined> = {};
+  let restoreEnv: (() => void) | undefined;
   let moto: MotoServer;
   let ecs: ECSClient;
   let rds: RDSClient;
@@ -80,10 +80,7 @@ describe('RDS endpoint swap with the secret and taskEnv holders against moto', f
 
   before(async () => {
     moto = await startMoto({ env: { MOTO_ECS_SERVICE_RUNNING: '1' } }); // moto runs no tasks: it reports them
-    for (const [k, v] of Object.entries(motoCredentials)) {
-      savedEnv[k] = process.env[k];
-      process.env[k] = v;
-    }
+    restoreEnv = withMotoCredentials();
     const config = { region, endpoint: moto.endpoint };
     ecs = new ECSClient(config);
     rds = new RDSClient(config);
@@ -154,10 +151,7 @@ describe('RDS endpoint swap with the secret and taskEnv holders against moto', f
   after(async () => {
     for (const c of [ecs, rds, secrets]) c?.destroy();
     await moto?.stop();
-    for (const [k, v] of Object.entries(savedEnv)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    restoreEnv?.();
   });
 
   it("secret holder: sets the secret's host key to the restored address, keeps its other keys, promotes the copy", async () => {

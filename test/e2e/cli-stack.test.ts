@@ -87,7 +87,11 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     assert.deepEqual(Object.keys(addresses), ['postgres', 'releases', 'haproxy', 'temporal', 'worker']);
     assert.match(addresses.worker ?? '', new RegExp(`runbook config ${config}`));
     // Private from the first start on (worker.json used to be 0644 until the next `up` tightened it).
-    assert.equal((await promisify(execFile)('find', [home, '-perm', '/077'])).stdout, '', 'find -perm /077 after up');
+    assert.equal(
+      (await promisify(execFile)('find', [home, '-perm', '/077', '!', '-type', 'l'])).stdout,
+      '',
+      'find -perm /077 after up',
+    );
 
     const doctor = await runbook(['doctor', '--json'], env);
     const report = JSON.parse(doctor.stdout) as DoctorReport;
@@ -137,7 +141,11 @@ describe('runbook up / doctor / demo / down (the CLI on a stack of its own)', fu
     );
     // Nothing the stack wrote is open to other users (issue 11): files 0600, folders 0700.
     assert.equal(statSync(parent).mode & 0o777, 0o700, 'the home above the repository stays private');
-    assert.equal((await promisify(execFile)('find', [home, '-perm', '/077'])).stdout, '', 'find -perm /077');
+    assert.equal(
+      (await promisify(execFile)('find', [home, '-perm', '/077', '!', '-type', 'l'])).stdout,
+      '',
+      'find -perm /077',
+    );
 
     // The stack's worker exports the runbooks' metrics, and logs JSON lines that carry the workflow id.
     const metrics = await (await fetch(`http://127.0.0.1:${ports[4]}/metrics`)).text();

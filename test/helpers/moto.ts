@@ -26,6 +26,18 @@ export const motoCredentials = {
   AWS_REGION: 'us-east-1',
 } as const;
 
+/** Puts the moto credentials into process.env; returns what puts back the values they replaced. */
+export function withMotoCredentials(): () => void {
+  const saved = Object.fromEntries(Object.keys(motoCredentials).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, motoCredentials);
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
 export interface MotoServer {
   /** e.g. http://127.0.0.1:12345, for the SDK clients' `endpoint`. */
   endpoint: string;

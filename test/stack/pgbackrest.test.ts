@@ -133,7 +133,9 @@ describe('the stack PostgreSQL archives WAL to pgBackRest', function () {
     assert.equal(info.backups[0]?.annotation['runbook-service'], 'shop');
     const verified = await verifyRepository(runner);
     assert.equal(verified.ok, true, verified.problems.join('\n'));
-    const open = (await run('find', [runner.paths.dir, '-perm', '/077'])).stdout.split('\n').filter(Boolean);
+    const open = (await run('find', [runner.paths.dir, '-perm', '/077', '!', '-type', 'l'])).stdout
+      .split('\n')
+      .filter(Boolean);
     assert.deepEqual(open, [], 'the repository, its log and its config are private to their owner');
   });
 

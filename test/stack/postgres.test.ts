@@ -39,9 +39,12 @@ async function query(settings: StackSettings, sql: string): Promise<pg.QueryResu
   }
 }
 
-/** What `find <dir> -perm /077` prints: anything group or others could use. */
+/**
+ * What `find <dir> -perm /077` prints: anything group or others could use. Symbolic links (pgBackRest's `latest`) are
+ * left out: Linux ignores a link's own mode, and what it points to is listed if it is open.
+ */
 async function openToOthers(dir: string): Promise<string[]> {
-  const { stdout } = await run('find', [dir, '-perm', '/077']);
+  const { stdout } = await run('find', [dir, '-perm', '/077', '!', '-type', 'l']);
   return stdout.split('\n').filter(Boolean);
 }
 
