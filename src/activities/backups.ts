@@ -1,3 +1,4 @@
+import { backupOf } from '../platforms/descriptors';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { UserError, errorMessage } from '../errors';
 import { loadRunbookConfig, resolveService } from '../runbook-config';
@@ -67,13 +68,14 @@ export function createBackupActivities({ runbookConfig, backups, copyUrl }: Back
           nonRetryable: true,
         });
       }
-      if (own.platform !== 'single-host' || !own.backup) {
+      const backup = backupOf(own);
+      if (!backup) {
         throw notConfigured(
           `${req.service}/${req.environment} has no backup: block in ${config.source}; fix: add backup: { retention: { full: 2 } } ` +
             '(and schedule: { full: "0 2 * * 0", diff: "0 2 * * 1-6" }) to the service, see docs/backups.md',
         );
       }
-      const retention = [{ service: req.service, ...own.backup.retention }];
+      const retention = [{ service: req.service, ...backup.retention }];
       for (const name of Object.keys(config.services).sort()) {
         if (name === req.service) continue;
         let other;
@@ -82,10 +84,10 @@ export function createBackupActivities({ runbookConfig, backups, copyUrl }: Back
         } catch {
           continue; // not in this environment, or invalid: it takes no backups here
         }
-        if (other.platform === 'single-host' && other.backup)
-          retention.push({ service: name, ...other.backup.retention });
+        const theirs = backupOf(other);
+        if (theirs) retention.push({ service: name, ...theirs.retention });
       }
-      return { database: own.database?.name ?? '', retention, verify: own.backup.verify };
+      return { database: own.database?.name ?? '', retention, verify: backup.verify };
     },
 
     /**

@@ -2,6 +2,7 @@
  * `runbook backup`: a base backup of a service's database cluster now (the backupService workflow), the schedules
  * that take them (`backup.schedule` in runbook.yaml), and the list of what the pgBackRest repository holds.
  */
+import { backupOf } from '../platforms/descriptors';
 import {
   ScheduleAlreadyRunning,
   ScheduleNotFoundError,
@@ -34,13 +35,14 @@ function planOf(values: ParsedArgs['values'], io: Io, service: string) {
   const config = loadRunbookConfig(runbookConfigPath(values.config as string | undefined, io.env));
   const environment = stringOpt(values, 'env') ?? defaultEnvironment(config, service);
   const plan = resolveService(config, service, environment);
-  if (plan.platform !== 'single-host' || !plan.backup) {
+  const backup = backupOf(plan);
+  if (!backup) {
     throw new UserError(
       `${service}/${environment} has no backup: block in ${config.source}`,
       'add backup: { retention: { full: 2 }, schedule: { full: "0 2 * * 0", diff: "0 2 * * 1-6" } } to the service (docs/backups.md)',
     );
   }
-  return { plan, environment, backup: plan.backup };
+  return { plan, environment, backup };
 }
 
 function typeOf(values: ParsedArgs['values']): BackupKind {

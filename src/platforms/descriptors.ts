@@ -1,5 +1,5 @@
 import type { PlatformPlan } from '../shared/platform-plan';
-import type { Platform, ResolvedService } from '../shared/service-plan';
+import type { Platform, ResolvedService, SingleHostService } from '../shared/service-plan';
 import { awsEcsDescriptor } from './aws-ecs/descriptor';
 import { singleHostDescriptor } from './single-host/descriptor';
 
@@ -17,4 +17,12 @@ const descriptors: { [P in Platform]: (plan: Extract<ResolvedService, { platform
 export function platformPlanOf(plan: ResolvedService): PlatformPlan {
   const describe = descriptors[plan.platform] as (p: ResolvedService) => PlatformPlan;
   return describe(plan);
+}
+
+/**
+ * The service's continuous-backup settings (`backup:`), or undefined: only the single-host platform archives WAL to
+ * pgBackRest; the CLI and the activities ask here instead of branching on the platform.
+ */
+export function backupOf(plan: ResolvedService): SingleHostService['backup'] | undefined {
+  return plan.platform === 'single-host' ? plan.backup : undefined;
 }

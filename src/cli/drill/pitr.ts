@@ -1,4 +1,5 @@
 /** `runbook drill <service> --to-time <ts>`: a point-in-time drill (the pitrDrill workflow) from pgBackRest. */
+import { backupOf } from '../../platforms/descriptors';
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { UserError } from '../../errors';
@@ -24,7 +25,7 @@ export async function runPitrDrill(args: ParsedArgs, io: Io): Promise<number> {
   }
   if (toTimeMs > Date.now()) throw new UserError(`drill: --to-time ${raw} is in the future`);
   const plan = resolvePlan(values, io.env, service, stringOpt(values, 'env'));
-  if (plan.platform !== 'single-host' || !plan.backup) {
+  if (!backupOf(plan)) {
     throw new UserError(
       `drill --to-time: ${plan.service}/${plan.environment} has no backup: block (no pgBackRest backups to restore from)`,
       'add backup: { retention: { full: 2 } } to the service and take one: runbook backup <service> --type full (docs/backups.md)',
