@@ -43,7 +43,10 @@ export function withTransientFailures(activities: Activities, rate: number, log:
   return wrapped as Activities;
 }
 
-/** Where a kill-point worker stops: the `occurrence`-th first attempt of `activityType` in workflow `workflowId`. */
+/**
+ * Where a kill-point worker stops: the `occurrence`-th first attempt of `activityType` in workflow `workflowId`; with
+ * `attempt` above 1, the next call of `activityType` at that attempt (the retry of an activity killed before).
+ */
 export interface KillPoint {
   workflowId: string;
   activityType: string;
@@ -51,6 +54,8 @@ export interface KillPoint {
   occurrence: number;
   /** `started`: before the activity does anything; `ran`: after it ran to the end, before its completion is sent. */
   when: 'started' | 'ran';
+  /** The attempt to stop (default 1). */
+  attempt?: number;
 }
 
 /**
@@ -66,15 +71,24 @@ export function withKillPoint(activities: Activities, controlFile: string): Acti
       const { info } = Context.current();
       const workflowId = info.workflowExecution?.workflowId ?? '';
       let point: KillPoint | undefined;
-      if (info.attempt === 1) {
+      const control = (): KillPoint | undefined =>
+        existsSync(controlFile) ? (JSON.parse(readFileSync(controlFile, 'utf8')) as KillPoint) : undefined;
+      if (info.attempt > 1) {
+        const retry = control();
+        if (retry?.workflowId === workflowId && retry.activityType === name && retry.attempt === info.attempt)
+          point = retry;
+      } else {
         const key = `${workflowId}/${name}`;
         const n = (seen.get(key) ?? 0) + 1;
         seen.set(key, n);
-        const control = existsSync(controlFile)
-          ? (JSON.parse(readFileSync(controlFile, 'utf8')) as KillPoint)
-          : undefined;
-        if (control?.workflowId === workflowId && control.activityType === name && control.occurrence === n)
-          point = control;
+        const first = control();
+        if (
+          first?.workflowId === workflowId &&
+          first.activityType === name &&
+          first.occurrence === n &&
+          (first.attempt ?? 1) === 1
+        )
+          point = first;
       }
       const stop = (): Promise<never> => {
         writeFileSync(`${controlFile}.hit`, JSON.stringify({ ...point, pid: process.pid }));

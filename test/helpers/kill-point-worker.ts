@@ -12,8 +12,11 @@ async function main(): Promise<void> {
   const control = process.env.RUNBOOK_TEST_KILL_CONTROL;
   if (!control) throw new Error('RUNBOOK_TEST_KILL_CONTROL is not set');
   Runtime.install({ logger: new DefaultLogger('ERROR') });
+  // The workflow bundle the test built once (RUNBOOK_TEST_WORKFLOW_BUNDLE), else the workflow code bundled here.
+  const bundle = process.env.RUNBOOK_TEST_WORKFLOW_BUNDLE;
   const { worker, close } = await createRunbookWorker(loadConfig(), {
     wrapActivities: (activities) => withKillPoint(activities, control),
+    ...(bundle ? { workflowBundle: { codePath: bundle } } : {}),
   });
   console.log(`kill-point worker ${process.pid} started`);
   try {

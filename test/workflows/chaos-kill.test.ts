@@ -10,7 +10,7 @@ import { approveUpdate } from '../../src/shared/messages';
 import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
 import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import type { deployService, restoreDrill, rollbackService } from '../../src/workflows';
-import { spawnChildWorker, testStack, uniqueName } from '../harness';
+import { spawnChildWorker, testStack, uniqueName, workflowBundle } from '../harness';
 import type { KillPoint } from '../helpers/chaos';
 import { queryDb, releaseHistory, requestFor, runner, shopPlan, snapshotPath, waitingAt } from './deploy-fixture';
 
@@ -25,55 +25,87 @@ import { queryDb, releaseHistory, requestFor, runner, shopPlan, snapshotPath, wa
  * service's PostgreSQL), snapshot dumps (the snapshot folder), release processes started (the release folder) and
  * still running, release history and drill rows (the orchestrator's PostgreSQL), scratch databases left.
  *
- * CI time: every boundary costs a kill, a worker start (a workflow bundle) and the hand-over of the killed activity
- * (its heartbeat timeout, or its start-to-close timeout for the quick ones, 15 to 30 s). CI runs a seeded sample:
- * RUNBOOK_TEST_KILL_SAMPLE boundaries per runbook (default 1; each is killed twice), chosen by
- * RUNBOOK_TEST_CHAOS_SEED (default 'kill');
- * RUNBOOK_TEST_KILL_SAMPLE=all runs every boundary of the three runbooks (35 s per kill, 30 min in all);
- * RUNBOOK_TEST_KILL_SAMPLE=takeSnapshot#1,migrateDatabase#1 runs the boundaries named (of each runbook that has them).
+ * Every boundary of the three runbooks is killed on each run (106 kills). They run side by side in lanes
+ * (RUNBOOK_TEST_CHAOS_LANES, default 6): each lane has its own task queue, kill-point file and worker process, and
+ * takes the next kill from a shared list when it is done with one, each kill on a service of its own. A kill costs a
+ * worker start (on the workflow bundle built once) and the hand-over of the killed activity: its heartbeat timeout,
+ * 10 s, which is why lanes save time. The failures of all kills are listed together at the end.
+ * RUNBOOK_TEST_KILL_SAMPLE=N runs a seeded sample of N boundaries per runbook (RUNBOOK_TEST_CHAOS_SEED, default
+ * 'kill'); RUNBOOK_TEST_KILL_SAMPLE=takeSnapshot#1,migrateDatabase#1 the boundaries named (of each runbook that has
+ * them).
  */
 describe('SIGKILL of the worker process at every activity boundary (real stack)', function () {
   this.timeout(3_600_000);
-  const taskQueue = uniqueName('chaos-kill');
   const entry = path.join(__dirname, '../helpers/kill-point-worker.ts');
   let dir = '';
-  let control = '';
-  let spawned = 0;
-  let worker: ReturnType<typeof spawnChildWorker> | undefined;
-  const sample = process.env.RUNBOOK_TEST_KILL_SAMPLE;
+  const sample = process.env.RUNBOOK_TEST_KILL_SAMPLE ?? 'all';
   const seed = process.env.RUNBOOK_TEST_CHAOS_SEED ?? 'kill';
   const figures: string[] = [];
+  let lanes: Lane[] = [];
+  type Boundary = Pick<KillPoint, 'activityType' | 'occurrence'>;
 
-  const spawnWorker = () => {
-    spawned += 1;
-    worker = spawnChildWorker(taskQueue, {
-      entry,
-      env: { RUNBOOK_TEST_KILL_CONTROL: control },
-      logFile: path.join(dir, `worker-${spawned}.log`),
-    });
-  };
-  const aim = (point: KillPoint | undefined) => {
-    rmSync(`${control}.hit`, { force: true });
-    writeFileSync(control, JSON.stringify(point ?? {}));
-  };
+  /** One task queue with its kill-point file and its worker process, which a kill replaces. */
+  class Lane {
+    readonly taskQueue: string;
+    readonly control: string;
+    worker: ReturnType<typeof spawnChildWorker> | undefined;
+    spawned = 0;
+    constructor(readonly index: number) {
+      this.taskQueue = uniqueName(`chaos-kill-${index}`);
+      this.control = path.join(dir, `kill-point-${index}.json`);
+      this.aim(undefined);
+      this.spawn();
+    }
+    spawn() {
+      this.spawned += 1;
+      this.worker = spawnChildWorker(this.taskQueue, {
+        entry,
+        env: { RUNBOOK_TEST_KILL_CONTROL: this.control, RUNBOOK_TEST_WORKFLOW_BUNDLE: path.join(dir, 'bundle.js') },
+        logFile: path.join(dir, `worker-${this.index}-${this.spawned}.log`),
+      });
+    }
+    aim(point: KillPoint | undefined) {
+      rmSync(`${this.control}.hit`, { force: true });
+      writeFileSync(this.control, JSON.stringify(point ?? {}));
+    }
+  }
 
-  before(() => {
+  before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'chaos-kill-'));
-    control = path.join(dir, 'kill-point.json');
-    aim(undefined);
-    spawnWorker();
+    // Built once: each of the many worker processes loads it instead of bundling the workflow code again.
+    writeFileSync(path.join(dir, 'bundle.js'), (await workflowBundle()).code);
+    lanes = Array.from({ length: Number(process.env.RUNBOOK_TEST_CHAOS_LANES ?? 6) }, (_, i) => new Lane(i));
   });
   after(async () => {
-    await worker?.kill();
+    await Promise.all(lanes.map((l) => l.worker?.kill()));
     if (figures.length) console.log(`    ${figures.join('\n    ')}`);
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /**
+   * Runs `kill` for each boundary of `jobs` on the lanes, each lane taking the next one when it is done, and fails
+   * with every failed kill listed.
+   */
+  async function onLanes(jobs: Boundary[], kill: (job: Boundary, lane: Lane) => Promise<void>): Promise<void> {
+    const queue = [...jobs];
+    const failures: string[] = [];
+    await Promise.all(
+      lanes.map(async (lane) => {
+        for (let job = queue.shift(); job; job = queue.shift()) {
+          await kill(job, lane).catch((err: Error) =>
+            failures.push(`${job!.activityType}#${job!.occurrence}: ${err.message}`),
+          );
+        }
+      }),
+    );
+    assert.deepEqual(failures, [], `${failures.length} of ${jobs.length} kills failed`);
+  }
+
   /** The boundaries of a finished run: each scheduled activity as (type, occurrence), in order. */
-  async function boundaries(workflowId: string): Promise<Array<Pick<KillPoint, 'activityType' | 'occurrence'>>> {
+  async function boundaries(workflowId: string): Promise<Boundary[]> {
     const history = await testStack().client.workflow.getHandle(workflowId).fetchHistory();
     const seen = new Map<string, number>();
-    const list: Array<Pick<KillPoint, 'activityType' | 'occurrence'>> = [];
+    const list: Boundary[] = [];
     for (const e of history.events ?? []) {
       const type = e.activityTaskScheduledEventAttributes?.activityType?.name;
       if (!type) continue;
@@ -109,62 +141,93 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
   }
 
   /**
-   * The boundaries of `runbook` to kill at, each killed once started and once ran: all of them, the ones named
-   * (`takeSnapshot#1,migrateDatabase#1`), or a seeded sample of N (default `inCi`).
+   * The boundaries of `runbook` to kill at: all of them (default), the ones named (`takeSnapshot#1,migrateDatabase#1`),
+   * or a seeded sample of N.
    */
-  function chosen(runbook: string, list: Array<Pick<KillPoint, 'activityType' | 'occurrence'>>, inCi: number) {
-    const name = (b: Pick<KillPoint, 'activityType' | 'occurrence'>) => `${b.activityType}#${b.occurrence}`;
-    const rank = (b: Pick<KillPoint, 'activityType' | 'occurrence'>) =>
+  function chosen(runbook: string, list: Boundary[]): Boundary[] {
+    const name = (b: Boundary) => `${b.activityType}#${b.occurrence}`;
+    const rank = (b: Boundary) =>
       createHash('sha256')
         .update(`${seed}/${runbook}/${name(b)}`)
         .digest('hex');
-    let picked = list;
-    if (sample && /[a-z]/i.test(sample) && sample !== 'all') {
+    if (/[a-z]/i.test(sample) && sample !== 'all') {
       const named = sample.split(',').map((n) => n.trim());
-      picked = list.filter((b) => named.includes(name(b)));
-    } else if (sample !== 'all') {
-      picked = [...list].sort((a, b) => rank(a).localeCompare(rank(b))).slice(0, Number(sample ?? inCi));
+      return list.filter((b) => named.includes(name(b)));
     }
-    return picked.flatMap((b) => (['started', 'ran'] as const).map((when) => ({ ...b, when })));
+    if (sample !== 'all') return [...list].sort((a, b) => rank(a).localeCompare(rank(b))).slice(0, Number(sample));
+    return list;
   }
 
   /**
-   * Runs `start` under the kill point: waits until the worker stops there (fails if the run ends first), kill -9s
-   * the worker process, starts a fresh one, and returns the run's result with the figures.
+   * The running attempt of the pending activity of `activityType` (its start, and how the attempt before it ended),
+   * from the workflow's description: the history records an activity's start only once it is over.
    */
-  async function killedRun<R>(
-    point: KillPoint,
-    start: (workflowId: string) => Promise<WorkflowHandle>,
-    drive?: (handle: WorkflowHandle) => Promise<unknown>,
-  ): Promise<R> {
-    aim(point);
-    const began = Date.now();
-    const handle = await start(point.workflowId);
-    const driving = drive?.(handle);
-    driving?.catch(() => {});
+  async function pendingAttempt(handle: WorkflowHandle, activityType: string) {
+    const { raw } = await handle.describe();
+    const pending = raw.pendingActivities?.find((a) => a.activityType?.name === activityType);
+    if (!pending) return undefined;
+    const type = pending.lastFailure?.timeoutFailureInfo?.timeoutType;
+    return {
+      attempt: pending.attempt ?? 0,
+      at:
+        Number(pending.lastStartedTime?.seconds ?? 0) * 1000 + Math.floor((pending.lastStartedTime?.nanos ?? 0) / 1e6),
+      timeout: type === undefined || type === null ? undefined : temporal.api.enums.v1.TimeoutType[type],
+    };
+  }
+
+  /** Waits until the lane's worker stops at its kill point (fails if the run ends first), and kill -9s it. */
+  async function killAtPoint(lane: Lane, point: KillPoint, handle: WorkflowHandle): Promise<number> {
     for (;;) {
-      if (existsSync(`${control}.hit`)) break;
+      if (existsSync(`${lane.control}.hit`)) break;
       const { status } = await handle.describe();
       if (status.name !== 'RUNNING')
-        assert.fail(`${point.activityType}#${point.occurrence} was never reached: the run ended ${status.name}`);
+        assert.fail(`${point.when} (attempt ${point.attempt ?? 1}) was never reached: the run ended ${status.name}`);
       await sleep(100);
     }
     const killedAt = Date.now();
-    const doomed = worker!;
+    const doomed = lane.worker!;
     const pid = doomed.process.pid;
     await doomed.kill();
     assert.equal(doomed.process.signalCode, 'SIGKILL', `worker ${pid} was killed by SIGKILL`);
-    aim(undefined);
-    spawnWorker();
+    return killedAt;
+  }
+
+  /**
+   * Runs `start` with the boundary `b` killed twice: the worker is kill -9ed once the activity has started (before it
+   * did anything), a fresh worker takes the retried attempt and is kill -9ed once that attempt ran to the end (before
+   * its completion reached Temporal), and a third worker finishes. Returns the run's result.
+   */
+  async function killedRun<R>(
+    lane: Lane,
+    b: Boundary,
+    start: (workflowId: string) => Promise<WorkflowHandle>,
+    drive?: (handle: WorkflowHandle) => Promise<unknown>,
+  ): Promise<R> {
+    const workflowId = uniqueName(`kill-${b.activityType}`);
+    const started: KillPoint = { ...b, workflowId, when: 'started' };
+    lane.aim(started);
+    const began = Date.now();
+    const handle = await start(workflowId);
+    const driving = drive?.(handle);
+    driving?.catch(() => {});
+    const firstKill = await killAtPoint(lane, started, handle);
+    const ran: KillPoint = { ...started, when: 'ran', attempt: 2 };
+    lane.aim(ran);
+    lane.spawn();
+    const secondKill = await killAtPoint(lane, ran, handle);
+    const second = await pendingAttempt(handle, b.activityType);
+    lane.aim(undefined);
+    lane.spawn();
     const result = (await handle.result()) as R;
     await driving;
-    const again = await restartedAt(point);
-    assert.ok(again && again.attempt >= 2, `${point.activityType}#${point.occurrence} ran again after the kill`);
-    // every activity heartbeats (the worker's autoHeartbeat): the dead worker's attempt ends on its heartbeat timeout
-    assert.equal(again.timeout, 'TIMEOUT_TYPE_HEARTBEAT', `${point.activityType}#${point.occurrence}: handed over how`);
+    const third = await restartedAt(started);
+    assert.ok(second?.attempt === 2 && third?.attempt === 3, `ran three times: ${JSON.stringify({ second, third })}`);
+    // every activity heartbeats (the worker's autoHeartbeat): each dead worker's attempt ends on its heartbeat timeout
+    assert.deepEqual([second.timeout, third.timeout], ['TIMEOUT_TYPE_HEARTBEAT', 'TIMEOUT_TYPE_HEARTBEAT']);
     figures.push(
-      `${point.activityType}#${point.occurrence} ${point.when}: run ${((Date.now() - began) / 1000).toFixed(1)} s, ` +
-        `hand-over (kill to next attempt started) ${((again.at - killedAt) / 1000).toFixed(1)} s`,
+      `${b.activityType}#${b.occurrence}: run ${((Date.now() - began) / 1000).toFixed(1)} s, hand-overs (kill to ` +
+        `next attempt started) ${((second.at - firstKill) / 1000).toFixed(1)} s and ` +
+        `${((third.at - secondKill) / 1000).toFixed(1)} s`,
     );
     return result;
   }
@@ -201,63 +264,81 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
     };
   }
 
+  /** Stops the release processes of a service whose kill was counted (a hundred kills would leave a hundred). */
+  async function stopReleases(plan: ResolvedService): Promise<void> {
+    const releases = path.join(testStack().settings.home, 'releases', `${plan.service}-${plan.environment}`);
+    for (const id of existsSync(releases) ? readdirSync(releases) : [])
+      await runner().stop(plan.service, plan.environment, id, 0);
+  }
+
   const client = () => testStack().client;
-  const deploy = (plan: ResolvedService, version: string, workflowId = uniqueName(`deploy-${version}`)) =>
+  const deploy = (
+    queue: string,
+    plan: ResolvedService,
+    version: string,
+    workflowId = uniqueName(`deploy-${version}`),
+  ) =>
     client().workflow.start<typeof deployService>('deployService', {
-      taskQueue,
+      taskQueue: queue,
       workflowId,
-      args: [{ ...requestFor(taskQueue, plan), version, requestedBy: 'dave' }],
+      args: [{ ...requestFor(queue, plan), version, requestedBy: 'dave' }],
     });
-  const deployed = async (plan: ResolvedService, version: string) => {
-    const r = await (await deploy(plan, version)).result();
+  const deployed = async (queue: string, plan: ResolvedService, version: string) => {
+    const r = await (await deploy(queue, plan, version)).result();
     assert.equal(r.outcome, 'succeeded', r.reason);
     return r;
   };
 
   it('a first deploy: each boundary killed, the deploy succeeds; one snapshot, each migration once, one release', async () => {
+    const queue = lanes[0]!.taskQueue;
     const cleanPlan = await shopPlan();
-    const clean = await deploy(cleanPlan, 'v1');
+    const clean = await deploy(queue, cleanPlan, 'v1');
     assert.equal((await clean.result()).outcome, 'succeeded');
     const expected = await sideEffects(cleanPlan);
     assert.deepEqual(
       { ...expected, history: undefined },
       { migrations: 2, snapshots: 1, releasesStarted: 1, releasesRunning: 1, history: undefined },
     );
+    await stopReleases(cleanPlan);
     const list = await boundaries(clean.workflowId);
     figures.push(
       `deploy: ${list.length} boundaries: ${list.map((b) => `${b.activityType}#${b.occurrence}`).join(' ')}`,
     );
-    for (const b of chosen('deploy', list, 1)) {
+    await onLanes(chosen('deploy', list), async (b, lane) => {
       const plan = await shopPlan();
-      const point = { ...b, workflowId: uniqueName('deploy-kill') };
-      const result = await killedRun<Awaited<ReturnType<typeof deployService>>>(point, (id) => deploy(plan, 'v1', id));
-      assert.equal(result.outcome, 'succeeded', `${b.activityType}#${b.occurrence} ${b.when}: ${result.reason}`);
-      assert.deepEqual(await sideEffects(plan), expected, `${b.activityType}#${b.occurrence} ${b.when}`);
-    }
+      const result = await killedRun<Awaited<ReturnType<typeof deployService>>>(lane, b, (id) =>
+        deploy(lane.taskQueue, plan, 'v1', id),
+      );
+      assert.equal(result.outcome, 'succeeded', result.reason);
+      assert.deepEqual(await sideEffects(plan), expected);
+      await stopReleases(plan);
+    });
   });
 
   /** A service with v1 then v2 live (on the current worker), its plan requiring two approvers to restore. */
-  async function serviceAtV2() {
+  async function serviceAtV2(queue: string) {
     const base = await shopPlan();
     const plan: ResolvedService = {
       ...base,
+      // the deploys that set the service up switch at once (no canary to bake): the rollback is what is killed
+      traffic: { steps: [{ weight: 100, bakeMs: 0 }] },
       rollback: {
         ...base.rollback,
         dbRestoreApprovers: ['alice', 'bob'],
         approvals: { ...base.rollback.approvals, timeoutMs: 600_000 },
       },
     };
-    await deployed(plan, 'v1');
-    const v2 = await deployed(plan, 'v2');
+    await deployed(queue, plan, 'v1');
+    const v2 = await deployed(queue, plan, 'v2');
     return { plan, snapshotId: v2.snapshotId! };
   }
-  const rollback = (plan: ResolvedService, snapshotId: string, workflowId = uniqueName('rollback')) =>
+  const rollback = (queue: string, plan: ResolvedService, snapshotId: string, workflowId = uniqueName('rollback')) =>
     client().workflow.start<typeof rollbackService>('rollbackService', {
-      taskQueue,
+      taskQueue: queue,
       workflowId,
       args: [
         {
-          ...requestFor(taskQueue, plan),
+          ...requestFor(queue, plan),
           requestedBy: 'dave',
           reason: 'chaos',
           restoreSnapshotId: snapshotId,
@@ -270,61 +351,65 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
     await handle.executeUpdate(approveUpdate, { args: [{ by: 'bob', note: 'chaos' }] });
   };
 
-  it('a rollback with a database restore: each sampled boundary killed, it succeeds; one safety snapshot, one release', async () => {
-    const clean = await serviceAtV2();
-    const cleanRun = await rollback(clean.plan, clean.snapshotId);
+  it('a rollback with a database restore: each boundary killed, it succeeds; one safety snapshot, one release', async () => {
+    const queue = lanes[0]!.taskQueue;
+    const clean = await serviceAtV2(queue);
+    const cleanRun = await rollback(queue, clean.plan, clean.snapshotId);
     await approveRestore(cleanRun);
     const cleanResult = await cleanRun.result();
     assert.equal(cleanResult.outcome, 'succeeded', cleanResult.reason);
     const expected = await sideEffects(clean.plan);
     assert.equal(expected.snapshots, 3, 'a snapshot per deploy and one safety snapshot');
+    await stopReleases(clean.plan);
     const list = await boundaries(cleanRun.workflowId);
     figures.push(
       `rollback: ${list.length} boundaries: ${list.map((b) => `${b.activityType}#${b.occurrence}`).join(' ')}`,
     );
-    for (const b of chosen('rollback', list, 1)) {
-      const { plan, snapshotId } = await serviceAtV2();
-      const point = { ...b, workflowId: uniqueName('rollback-kill') };
+    await onLanes(chosen('rollback', list), async (b, lane) => {
+      const { plan, snapshotId } = await serviceAtV2(lane.taskQueue);
       const result = await killedRun<Awaited<ReturnType<typeof rollbackService>>>(
-        point,
-        (id) => rollback(plan, snapshotId, id),
+        lane,
+        b,
+        (id) => rollback(lane.taskQueue, plan, snapshotId, id),
         approveRestore,
       );
-      assert.equal(result.outcome, 'succeeded', `${b.activityType}#${b.occurrence} ${b.when}: ${result.reason}`);
+      assert.equal(result.outcome, 'succeeded', result.reason);
       assert.equal(result.state.restore?.verified, true);
-      assert.deepEqual(await sideEffects(plan), expected, `${b.activityType}#${b.occurrence} ${b.when}`);
-    }
+      assert.deepEqual(await sideEffects(plan), expected);
+      await stopReleases(plan);
+    });
   });
 
-  const drill = (plan: ResolvedService, workflowId = uniqueName('drill')) =>
+  const drill = (queue: string, plan: ResolvedService, workflowId = uniqueName('drill')) =>
     client().workflow.start<typeof restoreDrill>('restoreDrill', {
-      taskQueue,
+      taskQueue: queue,
       workflowId,
-      args: [{ ...requestFor(taskQueue, plan), requestedBy: 'dave' }],
+      args: [{ ...requestFor(queue, plan), requestedBy: 'dave' }],
     });
 
-  it('a drill: each sampled boundary killed, it passes; one drill row, its scratch database cleaned', async () => {
+  it('a drill: each boundary killed, it passes; one drill row, its scratch database cleaned', async () => {
+    const queue = lanes[0]!.taskQueue;
     const cleanPlan = await shopPlan();
-    await deployed(cleanPlan, 'v1');
-    const cleanRun = await drill(cleanPlan);
+    await deployed(queue, cleanPlan, 'v1');
+    const cleanRun = await drill(queue, cleanPlan);
     const cleanResult = await cleanRun.result();
     assert.equal(cleanResult.outcome, 'passed', cleanResult.reason);
     const expected = await sideEffects(cleanPlan, cleanRun.workflowId);
     assert.equal(expected.drillRows, 1);
     assert.equal(expected.scratchLeft, 0);
+    await stopReleases(cleanPlan);
     const list = await boundaries(cleanRun.workflowId);
     figures.push(`drill: ${list.length} boundaries: ${list.map((b) => `${b.activityType}#${b.occurrence}`).join(' ')}`);
-    for (const b of chosen('drill', list, 1)) {
+    await onLanes(chosen('drill', list), async (b, lane) => {
       const plan = await shopPlan();
-      await deployed(plan, 'v1');
-      const point = { ...b, workflowId: uniqueName('drill-kill') };
-      const result = await killedRun<Awaited<ReturnType<typeof restoreDrill>>>(point, (id) => drill(plan, id));
-      assert.equal(result.outcome, 'passed', `${b.activityType}#${b.occurrence} ${b.when}: ${result.reason}`);
-      assert.deepEqual(
-        await sideEffects(plan, point.workflowId),
-        expected,
-        `${b.activityType}#${b.occurrence} ${b.when}`,
+      await deployed(lane.taskQueue, plan, 'v1');
+      let workflowId = '';
+      const result = await killedRun<Awaited<ReturnType<typeof restoreDrill>>>(lane, b, (id) =>
+        drill(lane.taskQueue, plan, (workflowId = id)),
       );
-    }
+      assert.equal(result.outcome, 'passed', result.reason);
+      assert.deepEqual(await sideEffects(plan, workflowId), expected);
+      await stopReleases(plan);
+    });
   });
 });
