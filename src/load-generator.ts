@@ -57,9 +57,13 @@ export function startLoad(url: string, opts: { rps: number; maxSeconds?: number;
   };
   const started = Date.now();
   const inflight = new Set<Promise<void>>();
-  /** One GET; `retries` left for a reset of a reused idle connection before any response. */
-  const attempt = (t0: number, retries: number, done: () => void) => {
-    const req = http.get(target, { agent, timeout: opts.timeoutMs ?? 5_000 }, (res) => {
+  /**
+   * One GET; `retries` left for a reset of a reused idle connection before any response. A retry goes out on a new
+   * connection of its own (`agent: false`), never on another idle one of the pool, which the server may be closing
+   * too.
+   */
+  const attempt = (t0: number, retries: number, done: () => void, fresh = false) => {
+    const req = http.get(target, { agent: fresh ? false : agent, timeout: opts.timeoutMs ?? 5_000 }, (res) => {
       res.resume();
       res.on('end', () => {
         latencies.push(performance.now() - t0);
@@ -76,7 +80,7 @@ export function startLoad(url: string, opts: { rps: number; maxSeconds?: number;
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (req.reusedSocket && err.code === 'ECONNRESET' && retries > 0) {
         report.retriedOnIdleReset++;
-        attempt(t0, retries - 1, done);
+        attempt(t0, retries - 1, done, true);
         return;
       }
       report.failed++;
