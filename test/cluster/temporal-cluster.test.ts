@@ -3,9 +3,9 @@ import { readFileSync, statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
-import { isAlive } from '../../src/system/processes';
+import { commandLine, isAlive } from '../../src/system/processes';
 import type { deployService } from '../../src/workflows';
-import { CLUSTER_DATABASES, clusterPaths, clusterPid } from '../../src/stack/temporal-cluster';
+import { CLUSTER_DATABASES, CLUSTER_PROCESSES, clusterPaths, clusterPids } from '../../src/stack/temporal-cluster';
 import { postgresComponent } from '../../src/stack/postgres';
 import { up } from '../../src/stack/stack';
 import { approveUpdate } from '../../src/shared/messages';
@@ -33,21 +33,22 @@ describe('the Temporal server on PostgreSQL (runbook up --cluster)', function ()
   const holds = activityHolds();
   const { taskQueue } = useWorker('cluster', () => ({ wrapActivities: holds.wrap }));
 
-  /** Kills the Temporal server with SIGKILL (a crash) and waits until it is gone; returns its pid. */
-  async function killServer(): Promise<number> {
-    const pid = clusterPid(testStack().settings.home);
-    assert.ok(pid, 'the server runs');
-    process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(50);
-    assert.ok(!isAlive(pid), 'the server is gone');
-    return pid;
+  /** Kills the Temporal server's processes with SIGKILL (a crash) and waits until they are gone; returns their pids. */
+  async function killServer(): Promise<number[]> {
+    const pids = Object.values(clusterPids(testStack().settings.home));
+    assert.equal(pids.length, Object.keys(CLUSTER_PROCESSES).length, 'the server runs');
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 100 && pids.some(isAlive); i++) await sleep(50);
+    assert.ok(!pids.some(isAlive), 'the server is gone');
+    return pids;
   }
 
   /** What `runbook up` does after a crash: PostgreSQL and HAProxy are adopted, the server is started again. */
-  async function startServerAgain(killed: number): Promise<void> {
+  async function startServerAgain(killed: number[]): Promise<void> {
     await up(testStack().settings, () => {}, { worker: false });
-    const restarted = clusterPid(testStack().settings.home);
-    assert.ok(restarted && restarted !== killed, 'a new server process');
+    const restarted = Object.values(clusterPids(testStack().settings.home));
+    assert.equal(restarted.length, killed.length, 'every process of the server runs again');
+    assert.ok(!restarted.some((pid) => killed.includes(pid)), 'new processes');
   }
 
   /** A service with v1 live, and a deploy of v2 in its 8 s bake at 50%. */
@@ -98,10 +99,30 @@ describe('the Temporal server on PostgreSQL (runbook up --cluster)', function ()
     assert.ok(!config.includes(password), 'the password is not in the configuration');
     assert.match(config, /password: '\{\{ env "RUNBOOK_TEMPORAL_DB_PASSWORD" \}\}'/);
     assert.match(config, /^# .*enable-template/m);
-    for (const file of [p.config, p.passwordFile, p.ports, p.log, p.pidFile]) {
+    const processes = Object.values(p.processes).flatMap(({ log, pidFile }) => [log, pidFile]);
+    for (const file of [p.config, p.passwordFile, p.ports, ...processes]) {
       assert.equal(statSync(file).mode & 0o777, 0o600, `${file} is private`);
     }
     assert.equal(statSync(p.dir).mode & 0o777, 0o700);
+  });
+
+  it('runs history, matching, and the frontend with the worker service in three processes; a crashed one is started again alone', async () => {
+    const { home } = testStack().settings;
+    const before = clusterPids(home);
+    for (const [name, services] of Object.entries(CLUSTER_PROCESSES)) {
+      const pid = before[name as keyof typeof CLUSTER_PROCESSES];
+      assert.ok(pid, `the ${name} process runs`);
+      const flags = [...(commandLine(pid) ?? '').matchAll(/--service (\w+)/g)].map((m) => m[1]);
+      assert.deepEqual(flags, [...services], `the ${name} process runs ${services.join(' and ')}`);
+    }
+    assert.equal(new Set(Object.values(before)).size, 3, 'three processes');
+
+    process.kill(before.history!, 'SIGKILL');
+    for (let i = 0; i < 100 && isAlive(before.history!); i++) await sleep(50);
+    await up(testStack().settings, () => {}, { worker: false });
+    const after = clusterPids(home);
+    assert.ok(after.history && after.history !== before.history, 'a new history process');
+    assert.deepEqual([after.matching, after.frontend], [before.matching, before.frontend], 'the others adopted');
   });
 
   it('a deploy carries on across a kill -9 of the server in the bake and its restart, and its history is in PostgreSQL', async () => {
