@@ -23,10 +23,10 @@ import {
 } from '../workflows/deploy-fixture';
 
 /**
- * The Temporal server built from its Go module (`runbook up --cluster`: all services in one process, persistence and
- * visibility in the stack's PostgreSQL), as `npm run test:cluster` starts it for the whole run
- * (RUNBOOK_TEST_TEMPORAL_SERVER=cluster). The same run also takes deployService, rollbackService and the drill tests
- * through this server.
+ * The Temporal server built from its Go module (`runbook up --cluster`: history, matching and the frontend in three
+ * processes, persistence and visibility in the stack's PostgreSQL), as `npm run test:cluster` starts it for the whole
+ * run (RUNBOOK_TEST_TEMPORAL_SERVER=cluster). The same run also takes deployService, rollbackService and the drill
+ * tests through this server.
  */
 describe('the Temporal server on PostgreSQL (runbook up --cluster)', function () {
   this.timeout(300_000);
