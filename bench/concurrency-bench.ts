@@ -27,7 +27,7 @@ import type { SingleHostService as ResolvedService } from '../src/shared/service
 import { spawnChildWorker, startTestStack, testStack, uniqueName } from '../test/harness';
 import { requestFor, shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
 import { livePid } from '../src/system/processes';
-import { clusterPid } from '../src/stack/temporal-cluster';
+import { clusterPids } from '../src/stack/temporal-cluster';
 import { temporalPaths } from '../src/stack/temporal-server';
 import {
   benchCleanup,
@@ -212,10 +212,11 @@ async function runPhase(
   };
 }
 
-/** The pid of the stack's Temporal server process. */
+/** The pids of the stack's Temporal server processes (the dev server's one, the cluster's three). */
 function serverPids(): number[] {
   const { home } = testStack().settings;
-  const pid = args.cluster ? clusterPid(home) : livePid(temporalPaths(home).pidFile, 'start-dev');
+  if (args.cluster) return Object.values(clusterPids(home));
+  const pid = livePid(temporalPaths(home).pidFile, 'start-dev');
   return pid ? [pid] : [];
 }
 

@@ -75,10 +75,21 @@ export async function startTestStack(): Promise<TestStack> {
     },
   );
   const started = Date.now();
-  await up(settings, (line) => process.env.RUNBOOK_TEST_VERBOSE && console.log(`    [stack] ${line}`), {
-    worker: false,
-    temporal: !externalTemporal,
-  });
+  try {
+    await up(settings, (line) => process.env.RUNBOOK_TEST_VERBOSE && console.log(`    [stack] ${line}`), {
+      worker: false,
+      temporal: !externalTemporal,
+    });
+  } catch (err) {
+    // what did start (PostgreSQL, HAProxy, some of the cluster's processes) would outlive the run: stopTestStack
+    // has nothing to stop yet
+    await down(settings, () => {}).catch(() => {});
+    if (ownsHome) {
+      removeCluster(home);
+      rmSync(home, { recursive: true, force: true });
+    }
+    throw err;
+  }
   // An external server is reached as the CLI would (TEMPORAL_* variables, a profile: TLS, API keys work).
   const connection = externalTemporal
     ? loadTemporalConnection(process.env, { address: externalTemporal, namespace: settings.namespace, what: 'tests' })

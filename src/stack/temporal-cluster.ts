@@ -29,6 +29,20 @@ const RETENTION_DAYS = 30;
 /** The password reaches the server through its environment, never the config file (rendered by the server). */
 const PASSWORD_ENV = 'RUNBOOK_TEMPORAL_DB_PASSWORD';
 
+/**
+ * The server's processes and the services each runs: history and matching each in a process of their own, the
+ * frontend with the server's internal worker service in a third (started in this order). They share one
+ * configuration, which names every service's ports, and find each other through the membership table of the
+ * `temporal` database; a crashed process is started again on its own.
+ */
+export const CLUSTER_PROCESSES = {
+  history: ['history'],
+  matching: ['matching'],
+  frontend: ['frontend', 'worker'],
+} as const;
+export type ClusterProcess = keyof typeof CLUSTER_PROCESSES;
+const PROCESS_NAMES = Object.keys(CLUSTER_PROCESSES) as ClusterProcess[];
+
 export function clusterPaths(home: string) {
   const dir = path.join(home, 'temporal-cluster');
   return {
@@ -39,8 +53,15 @@ export function clusterPaths(home: string) {
     dynamicConfig: path.join(dir, 'config', 'dynamicconfig.yaml'),
     ports: path.join(dir, 'ports.json'),
     passwordFile: path.join(dir, 'db-password'),
-    pidFile: path.join(dir, 'server.pid'),
-    log: path.join(dir, 'server.log'),
+    /** Each process's pid file and log. */
+    processes: Object.fromEntries(
+      PROCESS_NAMES.map((name) => [
+        name,
+        { pidFile: path.join(dir, `${name}.pid`), log: path.join(dir, `${name}.log`) },
+      ]),
+    ) as Record<ClusterProcess, { pidFile: string; log: string }>,
+    /** The pid file of the one process that ran every service, before they had processes of their own. */
+    allInOnePidFile: path.join(dir, 'server.pid'),
   };
 }
 
@@ -248,19 +269,30 @@ async function ensureNamespace(settings: StackSettings): Promise<void> {
   }
 }
 
-export function clusterPid(home: string): number | undefined {
-  return livePid(clusterPaths(home).pidFile, PROCESS_MARKER);
+/** The server's processes that run, by name (none when it is stopped). */
+export function clusterPids(home: string): Partial<Record<ClusterProcess, number>> {
+  const { processes } = clusterPaths(home);
+  const pids: Partial<Record<ClusterProcess, number>> = {};
+  for (const name of PROCESS_NAMES) {
+    const pid = livePid(processes[name].pidFile, PROCESS_MARKER);
+    if (pid) pids[name] = pid;
+  }
+  return pids;
 }
 
+const runningAny = (home: string): boolean =>
+  Object.keys(clusterPids(home)).length > 0 || !!livePid(clusterPaths(home).allInOnePidFile, PROCESS_MARKER);
+
 /**
- * The Temporal server built from its Go module (`runbook up --cluster`): frontend, history, matching and worker
- * services in one process, persistence and visibility in PostgreSQL (the stack's, or DATABASE_URL's).
+ * The Temporal server built from its Go module (`runbook up --cluster`): history, matching, and the frontend with
+ * the internal worker service, in three processes (CLUSTER_PROCESSES), persistence and visibility in PostgreSQL (the
+ * stack's, or DATABASE_URL's).
  */
 export const temporalClusterComponent: Component = {
   name: 'temporal',
 
   async preflight(ctx) {
-    if (clusterPid(ctx.settings.home)) return;
+    if (runningAny(ctx.settings.home)) return;
     if (livePid(temporalPaths(ctx.settings.home).pidFile, 'start-dev')) {
       throw new UserError(
         'the stack runs the Temporal dev server; the cluster would take its port (its runbooks stay in its SQLite file)',
@@ -274,13 +306,26 @@ export const temporalClusterComponent: Component = {
     const { settings } = ctx;
     const p = clusterPaths(settings.home);
     const address = `${temporalAddress(settings)} (Temporal server ${TEMPORAL_SERVER_VERSION} on PostgreSQL; no Web UI: docs/cluster.md)`;
-    if (clusterPid(settings.home)) {
+    const allInOne = livePid(p.allInOnePidFile, PROCESS_MARKER);
+    if (allInOne) {
+      ctx.log('temporal: the server runs every service in one process (an earlier version): restarting it as three');
+      await stopProcess(allInOne, 20_000);
+    }
+    const running = clusterPids(settings.home);
+    const missing = PROCESS_NAMES.filter((name) => !running[name]);
+    if (missing.length === 0) {
       ctx.log('temporal: the cluster server is already running, adopted');
       await ensureNamespace(settings);
       await registerSearchAttributes(settings);
       return address;
     }
-    await temporalClusterComponent.preflight(ctx);
+    if (missing.length < PROCESS_NAMES.length) {
+      ctx.log(
+        `temporal: the server's ${missing.join(' and ')} process not running: starting it again, the rest adopted`,
+      );
+    } else {
+      await temporalClusterComponent.preflight(ctx);
+    }
     const build = await ensureTemporalServer(ctx.log);
     ensurePrivateDirSync(p.dir);
     ensurePrivateDirSync(p.configDir);
@@ -288,35 +333,48 @@ export const temporalClusterComponent: Component = {
     ctx.log(`temporal: schema of ${Object.values(CLUSTER_DATABASES).join(' and ')} (role ${CLUSTER_DB_ROLE})`);
     await ensureRoleAndDatabases(settings, password);
     await ensureSchemas(settings, build.sqlTool, password);
-    writeFileAtomicallySync(p.config, renderClusterConfig(settings, await clusterPorts(settings.home)));
+    const ports = await clusterPorts(settings.home);
+    writeFileAtomicallySync(p.config, renderClusterConfig(settings, ports));
     if (!existsSync(p.dynamicConfig)) writeFileAtomicallySync(p.dynamicConfig, DYNAMIC_CONFIG);
-    ctx.log(`temporal: starting the Temporal server ${build.version} (all services, one process), log in ${p.log}`);
-    const proc = spawnDetached(
-      build.server,
-      ['--root', p.dir, '--config', 'config', '--env', 'runbook', '--allow-no-auth', 'start'],
-      {
-        pidFile: p.pidFile,
-        logFile: p.log,
-        cwd: p.dir,
-        env: { ...process.env, [PASSWORD_ENV]: password },
-        privateUmask: true,
-      },
+    const list = missing.map((n) => CLUSTER_PROCESSES[n].join('+')).join(', ');
+    ctx.log(
+      `temporal: starting the Temporal server ${build.version}, process${missing.length > 1 ? 'es' : ''} ${list}, logs in ${p.dir}`,
     );
-    await waitFor('the Temporal server', () => frontendAnswers(settings), {
-      timeoutMs: 120_000,
-      pid: proc.pid,
-      logFile: p.log,
-    });
+    // One at a time, each until its gRPC port answers: a process sets up the cluster's metadata in the database when
+    // it starts, and on a new database two starting at once race to write it.
+    for (const name of missing) {
+      const proc = spawnDetached(
+        build.server,
+        [
+          ...['--root', p.dir, '--config', 'config', '--env', 'runbook', '--allow-no-auth', 'start'],
+          ...CLUSTER_PROCESSES[name].flatMap((service) => ['--service', service]),
+        ],
+        {
+          pidFile: p.processes[name].pidFile,
+          logFile: p.processes[name].log,
+          cwd: p.dir,
+          env: { ...process.env, [PASSWORD_ENV]: password },
+          privateUmask: true,
+        },
+      );
+      const what = `the Temporal server's ${name} process`;
+      const ready = name === 'frontend' ? () => frontendAnswers(settings) : () => portOpen(ports[name]);
+      await waitFor(what, ready, { timeoutMs: 120_000, pid: proc.pid, logFile: proc.logFile });
+    }
     await ensureNamespace(settings);
     await registerSearchAttributes(settings);
     return address;
   },
 
   async stop(ctx) {
-    const pid = clusterPid(ctx.settings.home);
-    if (!pid) return false;
-    await stopProcess(pid, 20_000);
-    return true;
+    const { home } = ctx.settings;
+    const running = clusterPids(home);
+    // the frontend first (no new requests), then matching and history
+    const pids = [...PROCESS_NAMES].reverse().flatMap((name) => running[name] ?? []);
+    const allInOne = livePid(clusterPaths(home).allInOnePidFile, PROCESS_MARKER);
+    if (allInOne) pids.push(allInOne);
+    for (const pid of pids) await stopProcess(pid, 20_000);
+    return pids.length > 0;
   },
 
   async check(ctx) {
@@ -331,6 +389,16 @@ export const temporalClusterComponent: Component = {
     checks.push(
       ...(await connectionChecks(ctx.temporal?.connection ?? embeddedConnection(settings), { frontend: false })),
     );
+    const running = clusterPids(settings.home);
+    const { processes } = clusterPaths(settings.home);
+    for (const name of PROCESS_NAMES) {
+      const pid = running[name];
+      checks.push(
+        pid
+          ? pass('temporal', `${name} process`, `pid ${pid} (${CLUSTER_PROCESSES[name].join(', ')})`)
+          : fail('temporal', `${name} process`, 'not running', `runbook up (log: ${processes[name].log})`),
+      );
+    }
     if (!(await frontendAnswers(settings).catch(() => false))) {
       const busy = await portOpen(settings.temporalPort);
       checks.push(
@@ -340,7 +408,7 @@ export const temporalClusterComponent: Component = {
           `nothing answers gRPC on ${temporalAddress(settings)}`,
           busy
             ? `port ${settings.temporalPort} is taken by another program`
-            : `runbook up (log: ${clusterPaths(settings.home).log})`,
+            : `runbook up (log: ${processes.frontend.log})`,
         ),
       );
       return checks;

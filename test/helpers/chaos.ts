@@ -102,3 +102,52 @@ export function withKillPoint(activities: Activities, controlFile: string): Acti
   }
   return wrapped as Activities;
 }
+
+/** An activity held by activityHolds: `reached` once its first attempt started on the worker; `release` lets it run. */
+export interface HeldActivity {
+  reached: Promise<void>;
+  release(): void;
+}
+
+/**
+ * Tests only: activities whose first attempt in a given workflow waits, once it has started on the worker, until the
+ * test lets it run (e.g. while the test kills the Temporal server under it). `wrap` the worker's activities
+ * (`wrapActivities`), then `hold(workflowId, activityType)` before starting the run. Other calls run as usual.
+ */
+export function activityHolds(): {
+  hold(workflowId: string, activityType: string): HeldActivity;
+  wrap(activities: Activities): Activities;
+} {
+  const holds = new Map<string, { reached(): void; released: Promise<void> }>();
+  return {
+    hold(workflowId, activityType) {
+      let reached!: () => void;
+      let release!: () => void;
+      const held: HeldActivity = {
+        reached: new Promise<void>((resolve) => (reached = resolve)),
+        release: () => release(),
+      };
+      holds.set(`${workflowId}/${activityType}`, {
+        reached: () => reached(),
+        released: new Promise<void>((resolve) => (release = resolve)),
+      });
+      return held;
+    },
+    wrap(activities) {
+      const wrapped: Record<string, unknown> = {};
+      for (const [name, fn] of Object.entries(activities)) {
+        wrapped[name] = async (...args: unknown[]) => {
+          const { info } = Context.current();
+          const held =
+            info.attempt === 1 ? holds.get(`${info.workflowExecution?.workflowId ?? ''}/${name}`) : undefined;
+          if (held) {
+            held.reached();
+            await held.released;
+          }
+          return (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+        };
+      }
+      return wrapped as Activities;
+    },
+  };
+}

@@ -8,11 +8,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { approveUpdate } from '../../src/shared/messages';
 import type { SingleHostService as ResolvedService } from '../../src/shared/service-plan';
-import { ORCHESTRATOR_DB } from '../../src/stack/postgres';
 import type { deployService, restoreDrill, rollbackService } from '../../src/workflows';
 import { spawnChildWorker, testStack, uniqueName, workflowBundle } from '../harness';
 import type { KillPoint } from '../helpers/chaos';
-import { queryDb, releaseHistory, requestFor, runner, shopPlan, snapshotPath, waitingAt } from './deploy-fixture';
+import { requestFor, runner, shopPlan, sideEffects, waitingAt } from './deploy-fixture';
 
 /**
  * Issue 16 (chaos, SIGKILL at every activity boundary). The workers here are child processes
@@ -230,38 +229,6 @@ describe('SIGKILL of the worker process at every activity boundary (real stack)'
         `${((third.at - secondKill) / 1000).toFixed(1)} s`,
     );
     return result;
-  }
-
-  const count = async (database: string, sql: string, params: unknown[] = []) =>
-    Number((await queryDb<{ n: string }>(database, sql, params))[0]?.n);
-  const files = (folder: string, suffix = '') =>
-    existsSync(folder) ? readdirSync(folder).filter((f) => f.endsWith(suffix)).length : 0;
-
-  /** The side effects of one service's runbooks, counted from the real things. */
-  async function sideEffects(plan: ResolvedService, drillId?: string) {
-    const releases = path.join(testStack().settings.home, 'releases', `${plan.service}-${plan.environment}`);
-    const ids = existsSync(releases) ? readdirSync(releases) : [];
-    const running = (await Promise.all(ids.map((id) => runner().get(plan.service, plan.environment, id)))).filter(
-      Boolean,
-    ).length;
-    const database = plan.database!.name;
-    return {
-      migrations: await count(database, 'SELECT count(*) AS n FROM pgmigrations'),
-      snapshots: files(snapshotPath(plan), '.dump'),
-      releasesStarted: ids.length,
-      releasesRunning: running,
-      history: (await releaseHistory(plan.service)).map((h) => `${h.version} ${h.outcome}`),
-      ...(drillId
-        ? {
-            drillRows: await count(ORCHESTRATOR_DB, 'SELECT count(*) AS n FROM drill_runs WHERE workflow_id = $1', [
-              drillId,
-            ]),
-            scratchLeft: await count('postgres', 'SELECT count(*) AS n FROM pg_database WHERE datname LIKE $1', [
-              `${database}_drill_%`,
-            ]),
-          }
-        : {}),
-    };
   }
 
   /** Stops the release processes of a service whose kill was counted (a hundred kills would leave a hundred). */

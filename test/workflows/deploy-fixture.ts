@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -193,3 +194,39 @@ export const releaseHistory = (service: string) =>
     'SELECT version, outcome, workflow_id FROM releases WHERE service = $1 ORDER BY id',
     [service],
   );
+
+const count = async (database: string, sql: string, params: unknown[] = []) =>
+  Number((await queryDb<{ n: string }>(database, sql, params))[0]?.n);
+const files = (folder: string, suffix = '') =>
+  existsSync(folder) ? readdirSync(folder).filter((f) => f.endsWith(suffix)).length : 0;
+
+/**
+ * The side effects of one service's runbooks, counted from the real things: migrations applied (the service's
+ * PostgreSQL), snapshot dumps (the snapshot folder), releases started (the release folder) and still running, the
+ * release history (the orchestrator's PostgreSQL); with `drillId`, that drill's rows and the scratch databases left.
+ */
+export async function sideEffects(plan: ResolvedService, drillId?: string) {
+  const releases = path.join(testStack().settings.home, 'releases', `${plan.service}-${plan.environment}`);
+  const ids = existsSync(releases) ? readdirSync(releases) : [];
+  const running = (await Promise.all(ids.map((id) => runner().get(plan.service, plan.environment, id)))).filter(
+    Boolean,
+  ).length;
+  const database = plan.database!.name;
+  return {
+    migrations: await count(database, 'SELECT count(*) AS n FROM pgmigrations'),
+    snapshots: files(snapshotPath(plan), '.dump'),
+    releasesStarted: ids.length,
+    releasesRunning: running,
+    history: (await releaseHistory(plan.service)).map((h) => `${h.version} ${h.outcome}`),
+    ...(drillId
+      ? {
+          drillRows: await count(ORCHESTRATOR_DB, 'SELECT count(*) AS n FROM drill_runs WHERE workflow_id = $1', [
+            drillId,
+          ]),
+          scratchLeft: await count('postgres', 'SELECT count(*) AS n FROM pg_database WHERE datname LIKE $1', [
+            `${database}_drill_%`,
+          ]),
+        }
+      : {}),
+  };
+}

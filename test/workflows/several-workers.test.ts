@@ -4,8 +4,11 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { spawnChildWorker, uniqueName } from '../harness';
-import { queryDb, shopPlan, snapshotPath, startDeploy } from './deploy-fixture';
+import type { Activities } from '../../src/activities';
+import type { deployService } from '../../src/workflows';
+import { spawnChildWorker, uniqueName, useWorker } from '../harness';
+import { queryDb, shopPlan, sideEffects, snapshotPath, startDeploy, startRollback } from './deploy-fixture';
+import { startDrill } from './drill-fixture';
 
 const { PendingActivityState } = temporal.api.enums.v1;
 
@@ -15,11 +18,54 @@ async function activityWorkers(handle: WorkflowHandle): Promise<string[]> {
   return (history.events ?? []).flatMap((e) => e.activityTaskStartedEventAttributes?.identity ?? []);
 }
 
+/** The activity types a run scheduled, in order (from its history). */
+async function activityTypes(handle: WorkflowHandle): Promise<string[]> {
+  const history = await handle.fetchHistory();
+  return (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+}
+
 /**
- * Issue 16 (several workers): three worker processes (src/worker.ts) on one task queue. A worker SIGKILLed in the
- * middle of a migration hands the activity over to another process, and the deploy succeeds with each migration
- * once; two deploys of one service started at once on these workers: the service lock lets one through and the
- * other fails naming it, and the migrations run once.
+ * Two deploys of v1 of one new service started at once on `taskQueue`; returns the promises of the service lock that
+ * they broke, checked from their results, their histories and the real things ([] when the lock held): one succeeds
+ * and the other fails on the lock naming the holder before it did anything (nothing scheduled after the lock but the
+ * record of its outcome); one snapshot, each migration once, one release started and running, one release live.
+ */
+async function lockBrokenByTwoDeploys(taskQueue: string): Promise<string[]> {
+  const plan = await shopPlan();
+  const handles = await Promise.all([startDeploy(taskQueue, plan, 'v1'), startDeploy(taskQueue, plan, 'v1')]);
+  const results = await Promise.all(handles.map((h) => h.result()));
+  const broken: string[] = [];
+  const won = handles.filter((_, i) => results[i]!.outcome === 'succeeded');
+  if (won.length !== 1) broken.push(`${won.length} of the 2 deploys succeeded`);
+  for (const [i, handle] of handles.entries()) {
+    const { outcome, reason = '' } = results[i]!;
+    if (outcome === 'succeeded') continue;
+    const holder = won[0]?.workflowId ?? '(none)';
+    if (!reason.includes(`is busy: deploy ${holder} is running`))
+      broken.push(`the ${outcome} deploy does not name the holder ${holder}: ${reason}`);
+    const types = await activityTypes(handle);
+    const after = types.slice(types.indexOf('acquireServiceLock') + 1).filter((t) => t !== 'recordRelease');
+    if (!types.includes('acquireServiceLock') || after.length > 0)
+      broken.push(`the ${outcome} deploy ran past the lock: ${after.join(', ') || 'no acquireServiceLock'}`);
+  }
+  const seen = await sideEffects(plan);
+  const expected = { migrations: 2, snapshots: 1, releasesStarted: 1, releasesRunning: 1, live: ['v1 succeeded'] };
+  const actual = { ...seen, live: seen.history.filter((h) => h.endsWith('succeeded')), history: undefined };
+  for (const [what, want] of Object.entries(expected)) {
+    const got = actual[what as keyof typeof actual];
+    if (JSON.stringify(got) !== JSON.stringify(want))
+      broken.push(`${what}: ${JSON.stringify(got)} instead of ${JSON.stringify(want)}`);
+  }
+  return broken;
+}
+
+/**
+ * Issue 16 (several workers): three worker processes (src/worker.ts) on one task queue. Deploys, a rollback and a
+ * drill started at once spread over them and all succeed; a worker SIGKILLed in the middle of a migration hands the
+ * activity over to another process, and the deploy succeeds with each migration once; two deploys of one service
+ * started at once on these workers: the service lock lets one through and the other fails naming it, with one
+ * snapshot, each migration once and one release. The same checks run on a worker whose lock lets everything through
+ * (a test-only wrapper), and must find what it broke: they would catch a missing lock.
  */
 describe('three worker processes on one task queue (real stack)', function () {
   this.timeout(600_000);
@@ -31,6 +77,50 @@ describe('three worker processes on one task queue (real stack)', function () {
   });
   after(async () => {
     await Promise.all(workers.map((w) => w.kill()));
+  });
+  // The negative control of the lock test: an in-process worker whose acquireServiceLock takes nothing.
+  const lockless = useWorker('no-lock', () => ({
+    wrapActivities: (activities): Activities => ({ ...activities, acquireServiceLock: async () => {} }),
+  }));
+
+  it('deploys, a rollback and a drill started at once are spread over the three processes, and all succeed', async () => {
+    const [a, b, c] = await Promise.all([shopPlan(), shopPlan(), shopPlan()]);
+    const runs: WorkflowHandle[] = [];
+    const done = async (started: Promise<WorkflowHandle<typeof deployService>>, outcome = 'succeeded') => {
+      const handle = await started;
+      runs.push(handle);
+      const result = await handle.result();
+      assert.equal(result.outcome, outcome, `${handle.workflowId}: ${result.reason}`);
+    };
+    await Promise.all([
+      (async () => {
+        await done(startDeploy(taskQueue, a, 'v1'));
+        await done(startDeploy(taskQueue, a, 'v2'));
+        await done(startRollback(taskQueue, a));
+      })(),
+      (async () => {
+        await done(startDeploy(taskQueue, b, 'v1'));
+        const drill = await startDrill(taskQueue, b);
+        runs.push(drill);
+        const result = await drill.result();
+        assert.equal(result.outcome, 'passed', `${drill.workflowId}: ${result.reason}`);
+      })(),
+      (async () => {
+        await done(startDeploy(taskQueue, c, 'v1'));
+        await done(startDeploy(taskQueue, c, 'v2'));
+      })(),
+    ]);
+    const byWorker = new Map<string, number>();
+    for (const run of runs)
+      for (const identity of await activityWorkers(run)) byWorker.set(identity, (byWorker.get(identity) ?? 0) + 1);
+    const pids = workers.map((w) => String(w.process.pid));
+    for (const identity of byWorker.keys())
+      assert.ok(pids.includes(identity.split('@')[0]!), `${identity} is one of the three worker processes (${pids})`);
+    console.log(
+      `    ${runs.length} runbooks, their activities by worker process: ` +
+        [...byWorker].map(([identity, n]) => `${identity} ${n}`).join(', '),
+    );
+    assert.ok(byWorker.size > 1, 'the activities ran on more than one worker process');
   });
 
   it('a worker killed mid-migration hands the migration over to another process; each migration once', async () => {
@@ -79,22 +169,13 @@ describe('three worker processes on one task queue (real stack)', function () {
     workers = [...workers.filter((w) => w !== doomed), spawnChildWorker(taskQueue)];
   });
 
-  it('two deploys of one service at once on the workers: the lock lets one through, the migrations run once', async () => {
-    const plan = await shopPlan();
-    const [a, b] = await Promise.all([startDeploy(taskQueue, plan, 'v1'), startDeploy(taskQueue, plan, 'v1')]);
-    const results = await Promise.all([a.result(), b.result()]);
-    const outcomes = results.map((r) => r.outcome).sort();
-    assert.deepEqual(outcomes, ['failed', 'succeeded'], JSON.stringify(results.map((r) => r.reason)));
-    const winner = results[0]!.outcome === 'succeeded' ? a : b;
-    const loser = results[0]!.outcome === 'succeeded' ? results[1]! : results[0]!;
-    assert.match(
-      loser.reason ?? '',
-      new RegExp(winner.workflowId),
-      'the refused deploy names the one holding the lock',
-    );
-    const rows = await queryDb<{ n: string }>(plan.database!.name, 'SELECT count(*) AS n FROM pgmigrations');
-    assert.equal(Number(rows[0]?.n), 2, 'each migration once');
-    const who = new Set([...(await activityWorkers(a)), ...(await activityWorkers(b))]);
-    console.log(`    the two deploys' activities ran on ${who.size} worker process(es): ${[...who].join(', ')}`);
+  it('two deploys of one service at once: the lock lets one through, the other names it; one snapshot, each migration once, one release', async () => {
+    const [held, missing] = await Promise.all([
+      lockBrokenByTwoDeploys(taskQueue),
+      lockBrokenByTwoDeploys(lockless.taskQueue),
+    ]);
+    assert.deepEqual(held, [], 'the service lock held on the three worker processes');
+    console.log(`    without the lock, the checks found: ${missing.join('; ')}`);
+    assert.notDeepEqual(missing, [], 'the same checks catch a missing lock');
   });
 });
