@@ -27,6 +27,8 @@ const ACCESS =
 const REFRESHABLE_CREDENTIALS = /^(CredentialsProviderError|ExpiredToken|ExpiredTokenException)$/;
 /** ECS answers concurrent RegisterTaskDefinition calls of one family with a ClientException: throttling in effect. */
 const ECS_CONCURRENT = /Too many concurrent attempts/i;
+/** Application Auto Scaling refuses a change while another one to the same target is in progress: retry later. */
+const CONCURRENT_UPDATE = /^ConcurrentUpdateException$/;
 /** A caller that may not hand a role to ECS: ECS answers ClientException or AccessDenied naming iam:PassRole. */
 const PASS_ROLE = /iam:PassRole/i;
 const NOT_FOUND =
@@ -51,6 +53,7 @@ export function classifyAwsError(err: unknown): AwsErrorKind {
   const message = typeof e?.message === 'string' ? e.message : '';
   if (THROTTLING.test(code) || status === 429) return 'retry';
   if (code === 'ClientException' && ECS_CONCURRENT.test(message)) return 'retry';
+  if (CONCURRENT_UPDATE.test(code)) return 'retry';
   if (REFRESHABLE_CREDENTIALS.test(code)) return 'retry';
   if ((code === 'ClientException' || ACCESS.test(code)) && PASS_ROLE.test(message)) return 'access';
   if (NETWORK.test(code) || (e as { code?: string })?.code === 'ECONNREFUSED') return 'retry';
