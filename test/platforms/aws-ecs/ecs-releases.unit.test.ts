@@ -1342,6 +1342,22 @@ describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', 
     assert.match(denied.message, /fix: grant the worker's IAM role application-autoscaling:RegisterScalableTarget/);
     assert.deepEqual(sequence, [], 'not scaled to 0 while its minimum would scale it up again');
 
+    // Application Auto Scaling checks the caller's permissions on ECS and CloudWatch and answers a ValidationException.
+    aas
+      .on(RegisterScalableTargetCommand)
+      .rejects(
+        Object.assign(
+          new Error(
+            'User: arn:aws:sts::123456789012:assumed-role/worker is not authorized to perform: cloudwatch:PutMetricAlarm',
+          ),
+          { name: 'ValidationException', $fault: 'client', $metadata: { httpStatusCode: 400 } },
+        ),
+      );
+    const missing = await rejection(runner.stop('shop', 'prod', request.releaseId, 30_000));
+    assert.ok(missing instanceof PlatformError, String(missing));
+    assert.equal(missing.type, 'AwsAccessDenied');
+    assert.match(missing.message, /fix: grant the worker's IAM role the permission the message names/);
+
     const busy = new ConcurrentUpdateException({ message: 'concurrent update', $metadata: { httpStatusCode: 400 } });
     aas.on(RegisterScalableTargetCommand).rejects(busy);
     assert.equal(await rejection(runner.stop('shop', 'prod', request.releaseId, 30_000)), busy);
