@@ -447,6 +447,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
         'ecs deployment controller',
         'ecs circuit breaker',
         'ecs long arn format',
+        'autoscaling',
         'target groups',
         'traffic',
         'test listener',
