@@ -14,6 +14,7 @@ import {
 } from '@aws-sdk/client-application-auto-scaling';
 import { TagResourceCommand, UntagResourceCommand } from '@aws-sdk/client-ecs';
 import { carries, COLOURS, otherColour, type Colour, type ColourService, type ColourServices } from './blue-green';
+import { PlatformError } from '../types';
 import type { AwsContext } from './context';
 import { awsCall } from './errors';
 
@@ -154,6 +155,24 @@ export async function describeTargetsWith(
 
 const resourceId = (ctx: AwsContext, s: { arn?: string; name: string }) => scalingResourceId(s, ctx.spec.cluster);
 
+/**
+ * The colours' targets where runbook has not changed them yet; undefined when the worker may not read them (a policy
+ * from before runbook managed scaling, on a service without autoscaling): then nothing is managed, as for a pair
+ * without targets, and the activity's log says so (runbook doctor's autoscaling line fails on it).
+ */
+async function readableTargets(ctx: AwsContext, services: ColourServices): Promise<ColourTargets | undefined> {
+  try {
+    return await describeColourTargets(ctx, services);
+  } catch (err) {
+    if (!(err instanceof PlatformError) || err.type !== 'AwsAccessDenied') throw err;
+    log(
+      ctx,
+      `Application Auto Scaling not managed: ${err.message} (only a service without scalable targets can do without it)`,
+    );
+    return undefined;
+  }
+}
+
 const log = (ctx: AwsContext, message: string) => ctx.activity()?.log(message);
 
 async function register(
@@ -203,7 +222,8 @@ async function untagService(ctx: AwsContext, s: ColourService): Promise<void> {
 export async function prepareStartingColour(ctx: AwsContext, services: ColourServices, colour: Colour): Promise<void> {
   const starting = services[colour];
   const live = services[otherColour(colour)];
-  const targets = await describeColourTargets(ctx, services);
+  const targets = await readableTargets(ctx, services);
+  if (!targets) return;
   const liveTarget = targets[live.colour];
   if (!liveTarget) {
     log(ctx, `${live.name} has no scalable target: Application Auto Scaling left alone`);
@@ -266,7 +286,7 @@ export async function resumeFullColour(ctx: AwsContext, services: ColourServices
  */
 export async function retireColour(ctx: AwsContext, services: ColourServices, colour: Colour): Promise<void> {
   const s = services[colour];
-  const target = (await describeColourTargets(ctx, services))[colour];
+  const target = (await readableTargets(ctx, services))?.[colour];
   if (!target) return;
   if (target.MinCapacity !== 0 || target.MaxCapacity !== 0 || !sameSuspension(suspensionOf(target), ALL_SUSPENDED)) {
     await register(ctx, s, { MinCapacity: 0, MaxCapacity: 0, SuspendedState: ALL_SUSPENDED });

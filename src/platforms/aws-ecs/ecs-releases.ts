@@ -10,7 +10,7 @@ import {
   type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
-import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
+import { PlatformError, type ReleaseRunner, type RunningRelease, type StartReleaseRequest } from '../types';
 import {
   addressBook,
   carries,
@@ -306,10 +306,18 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
       const s = taggedColour(services, releaseId);
       if (!s || !matches(s, service, environment)) return false;
       // Minimum and maximum 0 first: a scalable target's minimum would scale the idle colour up again.
-      await retireColour(ctx, services, s.colour);
+      const retired = await retireColour(ctx, services, s.colour).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      const permanent = retired instanceof PlatformError && retired.permanent;
+      if (retired !== undefined && !permanent) throw retired;
       await awsCall('ecs:UpdateService', `ECS service ${s.name} in cluster ${spec.cluster}`, () =>
         ctx.clients.ecs.send(new UpdateServiceCommand({ cluster: spec.cluster, service: s.name, desiredCount: 0 })),
       );
+      // Its target could not be idled (AccessDenied, say): its tasks stop now all the same, and the tags stay, so that
+      // a stop run again once it is fixed finds the colour.
+      if (permanent) throw retired;
       // Before the untag: a retried stop still finds the colour, and the team's scaling state in its tag.
       await settleStayingColour(ctx, services, s.colour);
       const tagKeys = [TAG.release, TAG.version, TASK_DEFINITION_TAG, ...(s.tags[SCALING_TAG] ? [SCALING_TAG] : [])];

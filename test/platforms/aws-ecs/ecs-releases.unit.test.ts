@@ -1133,7 +1133,7 @@ describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', 
     });
   });
 
-  it('start: a live colour without a scalable target registers nothing (teams without autoscaling see no change)', async () => {
+  it('start: a live colour without a scalable target (or a worker that may not read them) registers nothing: teams without autoscaling see no change', async () => {
     const f = fakeContext();
     mockElb();
     mockTaskDefinition();
@@ -1148,6 +1148,26 @@ describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', 
       'UpdateService shop-green 2',
     ]);
     assert.equal(aas.commandCalls(DescribeScalingPoliciesCommand).length, 0);
+
+    // A worker whose policy predates Application Auto Scaling (a service without targets) may not even read them:
+    // nothing is managed, and the deploy goes on as before (runbook doctor's autoscaling line says what to grant).
+    sequence = [];
+    ecs.reset();
+    mockTaskDefinition();
+    recordWrites();
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, rolledOut));
+    aas.on(DescribeScalableTargetsCommand).rejects(
+      Object.assign(new Error('not authorized to perform: application-autoscaling:DescribeScalableTargets'), {
+        name: 'AccessDeniedException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    await createEcsReleaseRunner(f.ctx).start(request);
+    assert.deepEqual(sequence, [
+      `TagResource shop-green ${TAG.release},${TAG.version},${TAG.service},${TAG.environment},${TASK_DEFINITION_TAG}`,
+      'UpdateService shop-green 2',
+    ]);
   });
 
   it("a retried start takes the team's state from the tag, not from runbook's suspension, and copies nothing twice", async () => {
@@ -1340,7 +1360,12 @@ describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', 
       /^application-autoscaling:RegisterScalableTarget on the scalable target service\/prod\/shop-green \(green\): AccessDeniedException: /,
     );
     assert.match(denied.message, /fix: grant the worker's IAM role application-autoscaling:RegisterScalableTarget/);
-    assert.deepEqual(sequence, [], 'not scaled to 0 while its minimum would scale it up again');
+    assert.deepEqual(
+      sequence,
+      ['UpdateService shop-green 0'],
+      'its tasks stop all the same; the tags stay, so that a stop run again once it is fixed finds the colour',
+    );
+    sequence = [];
 
     // Application Auto Scaling checks the caller's permissions on ECS and CloudWatch and answers a ValidationException.
     aas
