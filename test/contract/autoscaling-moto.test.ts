@@ -8,6 +8,7 @@ import {
   PutScheduledActionCommand,
   RegisterScalableTargetCommand,
 } from '@aws-sdk/client-application-auto-scaling';
+import { DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import {
   CreateClusterCommand,
   CreateServiceCommand,
@@ -17,11 +18,20 @@ import {
   TagResourceCommand,
   UpdateServiceCommand,
 } from '@aws-sdk/client-ecs';
+import {
+  CreateListenerCommand,
+  CreateLoadBalancerCommand,
+  CreateTargetGroupCommand,
+  ElasticLoadBalancingV2Client,
+} from '@aws-sdk/client-elastic-load-balancing-v2';
 import { describeColours } from '../../src/platforms/aws-ecs/blue-green';
-import { prepareStartingColour, resumeFullColour, SCALING_TAG } from '../../src/platforms/aws-ecs/colour-scaling';
+import { prepareStartingColour, SCALING_TAG } from '../../src/platforms/aws-ecs/colour-scaling';
 import { awsClients, realTime, TAG, type AwsContext } from '../../src/platforms/aws-ecs/context';
 import { awsDoctorChecks } from '../../src/platforms/aws-ecs/doctor';
 import { createEcsReleaseRunner } from '../../src/platforms/aws-ecs/ecs-releases';
+import { createElbRouter } from '../../src/platforms/aws-ecs/elb-router';
+import { clearAwsCaches } from '../../src/platforms/aws-ecs/listener-addresses';
+import type { RouteSpec } from '../../src/platforms/types';
 import type { AwsEcsSpec } from '../../src/shared/service-plan';
 import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
 
@@ -29,8 +39,9 @@ import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from
  * Application Auto Scaling of the two colours against moto_server, with the real SDK clients: the live colour's
  * scalable target (min 2, max 6), a target tracking policy and a scheduled action; the idle colour's target with a
  * minimum of 1 (the defect: it keeps the idle colour running). A release starting on the idle colour copies the live
- * colour's bounds, policy and schedule and suspends scale-in on both colours; the colour that takes all the traffic
- * gets the team's state back; stopping the old colour leaves it at min 0/max 0 with all scaling suspended.
+ * colour's bounds, policy and schedule and suspends scale-in on both colours; the colour that the router gives all the
+ * traffic (setWeights on the production listener) gets the team's state back; stopping the old colour (the release
+ * runner's stop) leaves it at min 0/max 0 with all scaling suspended.
  *
  * What moto cannot show, and where it is covered: moto keeps scalable targets, their SuspendedState, policies and
  * scheduled actions as sent, but scales nothing: registering a minimum above a service's desired count does not change
@@ -108,16 +119,53 @@ describe('Application Auto Scaling per colour against moto', function () {
         ScalableTargetAction: { MinCapacity: 1, MaxCapacity: 3 },
       }),
     );
+    // The production listener forwards 100/0 to the colours' target groups: the router moves the traffic.
+    const ec2 = new EC2Client(config);
+    const elb = new ElasticLoadBalancingV2Client(config);
+    const subnets = (await ec2.send(new DescribeSubnetsCommand({}))).Subnets ?? [];
+    const vpcId = subnets[0]!.VpcId!;
+    const inVpc = subnets.filter((x) => x.VpcId === vpcId).map((x) => x.SubnetId!);
+    const lb = (await elb.send(new CreateLoadBalancerCommand({ Name: 'shop', Subnets: inVpc.slice(0, 2) })))
+      .LoadBalancers![0]!.LoadBalancerArn!;
+    const group = async (Name: string) =>
+      (
+        await elb.send(
+          new CreateTargetGroupCommand({ Name, Protocol: 'HTTP', Port: 8080, VpcId: vpcId, TargetType: 'ip' }),
+        )
+      ).TargetGroups![0]!.TargetGroupArn!;
+    const targetGroups = { blue: await group('shop-blue'), green: await group('shop-green') };
+    const listener = (
+      await elb.send(
+        new CreateListenerCommand({
+          LoadBalancerArn: lb,
+          Protocol: 'HTTP',
+          Port: 80,
+          DefaultActions: [
+            {
+              Type: 'forward',
+              ForwardConfig: {
+                TargetGroups: [
+                  { TargetGroupArn: targetGroups.blue, Weight: 100 },
+                  { TargetGroupArn: targetGroups.green, Weight: 0 },
+                ],
+              },
+            },
+          ],
+        }),
+      )
+    ).Listeners![0]!.ListenerArn!;
+    ec2.destroy();
+    elb.destroy();
     const spec = {
       region,
       endpoint: moto.endpoint,
       cluster,
       services: { blue: 'shop-blue', green: 'shop-green' },
-      targetGroups: {
-        blue: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-blue/1',
-        green: 'arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop-green/2',
-      },
+      targetGroups,
+      listener,
+      drainMs: 0,
     } as unknown as AwsEcsSpec;
+    clearAwsCaches();
     ctx = {
       spec,
       clients: awsClients(region, moto.endpoint),
@@ -209,14 +257,20 @@ describe('Application Auto Scaling per colour against moto', function () {
       1,
     );
 
-    // Green takes all the traffic: its scale-in resumes; blue keeps its capacity for a rollback until it is stopped.
-    await resumeFullColour(ctx, await describeColours(ctx), 'green');
+    // The canary's steps: 50% changes nothing; at 100% green scales in again as the team had it, and blue keeps its
+    // capacity for a rollback until it is stopped.
+    const router = createElbRouter(ctx);
+    const route = { service: 'shop', environment: 'prod', listenPort: 0 } as unknown as RouteSpec;
+    await router.setWeights(route, { 'shop-1-0-0-aaaa': 50, 'shop-2-0-0-bbbb': 50 });
+    assert.deepEqual((await targets()).green, [2, 6, true, false, false]);
+    await router.setWeights(route, { 'shop-1-0-0-aaaa': 0, 'shop-2-0-0-bbbb': 100 });
     assert.deepEqual(await targets(), {
       blue: [2, 6, true, false, false],
       green: [2, 6, false, false, false],
     });
 
-    // Go-live: blue is stopped.
+    // Go-live: blue leaves the route and is stopped.
+    await router.removeMember(route, 'shop-1-0-0-aaaa', 0);
     assert.equal(await createEcsReleaseRunner(ctx).stop('shop', 'prod', 'shop-1-0-0-aaaa', 0), true);
     assert.deepEqual(await targets(), {
       blue: [0, 0, true, true, true],
