@@ -360,8 +360,10 @@ async function describePolicies(ctx: AwsContext, s: ColourService): Promise<Scal
 async function copyPolicies(ctx: AwsContext, live: ColourService, starting: ColourService): Promise<void> {
   if ((await describePolicies(ctx, starting)).length > 0) return;
   const id = resourceId(ctx, starting);
-  const from = { name: live.name, targetGroup: ctx.spec.targetGroups[live.colour] };
-  const to = { name: starting.name, targetGroup: ctx.spec.targetGroups[starting.colour] };
+  // A metric's ServiceName dimension holds the short name (runbook.yaml may give an ARN).
+  const short = (name: string) => name.split('/').pop() ?? name;
+  const from = { name: short(live.name), targetGroup: ctx.spec.targetGroups[live.colour] };
+  const to = { name: short(starting.name), targetGroup: ctx.spec.targetGroups[starting.colour] };
   for (const p of await describePolicies(ctx, live)) {
     if (p.PolicyType === 'StepScaling') {
       log(ctx, `step scaling policy ${p.PolicyName} of ${live.name} not copied: its CloudWatch alarms are yours`);
