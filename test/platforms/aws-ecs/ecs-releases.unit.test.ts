@@ -1170,6 +1170,35 @@ describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', 
     ]);
   });
 
+  it('a rollback after go-live: the old colour, idle at min 0/max 0 with all scaling suspended, gets its capacity back', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 0, green: 100 });
+    mockTaskDefinition();
+    recordWrites();
+    // Green went live; blue was stopped (idled by runbook). The rollback starts the old version on blue again.
+    const greenLive = service('green', { td: TD_NEW, desired: 3, release: 'shop-2-0-0-bbbb', version: '2.0.0' });
+    const blueIdle = service('blue', { td: TD_OLD, desired: 0 });
+    const back = service('blue', { td: TD_NEW, desired: 3, release: 'shop-1-0-0-cccc', version: '1.0.0' });
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueIdle, greenLive)).resolves(services(back, greenLive));
+    elb.on(DescribeTargetHealthCommand).resolves({ TargetHealthDescriptions: healthy(3) });
+    aas
+      .on(DescribeScalableTargetsCommand)
+      .resolves({ ScalableTargets: [target(BLUE_ID, 0, 0, ALL), target(GREEN_ID, 3, 12)] });
+    aas.on(DescribeScalingPoliciesCommand).resolves({ ScalingPolicies: [] });
+    aas.on(DescribeScheduledActionsCommand).resolves({ ScheduledActions: [] });
+
+    await createEcsReleaseRunner(f.ctx).start({ ...request, releaseId: 'shop-1-0-0-cccc', version: '1.0.0' });
+
+    assert.ok(sequence.indexOf('UpdateService shop-blue 3') < sequence.indexOf('RegisterScalableTarget shop-blue'));
+    assert.deepEqual(
+      registered().map((r) => [r.ResourceId, r.MinCapacity, r.MaxCapacity, r.SuspendedState]),
+      [
+        [GREEN_ID, undefined, undefined, IN],
+        [BLUE_ID, 3, 12, IN],
+      ],
+    );
+  });
+
   it("a retried start takes the team's state from the tag, not from runbook's suspension, and copies nothing twice", async () => {
     const f = fakeContext();
     mockElb();
