@@ -1,12 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { DrillRunRecord } from '../orchestrator-store/orchestrator-db';
-import { PlatformError, type PlatformDeps, type RouteSpec, type SnapshotManifest } from '../platforms/types';
+import {
+  type AmcheckProgress,
+  PlatformError,
+  type PlatformDeps,
+  type RouteSpec,
+  type SnapshotManifest,
+} from '../platforms/types';
 import { heaviestRelease } from '../shared/traffic';
 import type { Targeted } from '../shared/target';
 import { isServerAway, ownedSnapshot, runRestore } from './db';
 import { toActivityFailure } from './failures';
-import { whileHeartbeating } from './heartbeat';
+import { heartbeatWith, whileHeartbeating } from './heartbeat';
 import { platformPicker } from './platform';
 import type { RunbookRecords } from './history';
 
@@ -173,12 +179,22 @@ export function createDrillActivities(deps: DrillActivityDeps) {
       }
     },
 
-    /** pg_amcheck on a scratch copy (see DrillChecks.amcheck); heartbeats while it runs. */
+    /**
+     * pg_amcheck on a scratch copy (see DrillChecks.amcheck); heartbeats while it runs, with the batches checked as
+     * details, so that a retried attempt (a worker lost, a heartbeat timeout) resumes after them.
+     */
     async amcheckDatabase(database: string, target?: Targeted): Promise<{ ok: boolean; detail: string }> {
       const ctx = Context.current();
       const { drillChecks } = pick(target);
+      const earlier = ctx.info.heartbeatDetails as { amcheck?: AmcheckProgress } | undefined;
       try {
-        return await whileHeartbeating(() => drillChecks.amcheck(database, ctx.cancellationSignal));
+        return await whileHeartbeating(() =>
+          drillChecks.amcheck(database, {
+            signal: ctx.cancellationSignal,
+            ...(earlier?.amcheck ? { resume: earlier.amcheck } : {}),
+            onProgress: (amcheck) => heartbeatWith(ctx, { amcheck }),
+          }),
+        );
       } catch (err) {
         throw cancelledOr(ctx, err);
       }

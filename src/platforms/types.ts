@@ -445,9 +445,30 @@ export interface DrillChecks {
    * pg_amcheck on `database`: every heap table and B-tree index (system catalogs and TOAST included), with
    * --heapallindexed (each heap tuple must have its index entries) and --install-missing (the amcheck extension
    * is created in the checked database, which is why only scratch copies are checked). `ok: false` means
-   * corruption was found, `detail` says where. Throws when pg_amcheck cannot run or connect.
+   * corruption was found, `detail` says where. Throws when pg_amcheck cannot run or connect. It runs in batches of
+   * tables and resumes after the last batch `run.resume` names.
    */
-  amcheck(database: string, signal?: AbortSignal): Promise<{ ok: boolean; detail: string }>;
+  amcheck(
+    database: string,
+    run?: {
+      signal?: AbortSignal;
+      /** Where an earlier attempt got to: the tables up to `after` are taken as checked. */
+      resume?: AmcheckProgress;
+      /** Hears of each batch checked (the activity heartbeats it). */
+      onProgress?: (progress: AmcheckProgress) => void;
+    },
+  ): Promise<{ ok: boolean; detail: string }>;
+}
+
+/**
+ * How far pg_amcheck got on `database`: every table up to `after` (`schema.name`, the tables sorted by it) was checked with its
+ * TOAST and B-tree indexes, `relations` and `pages` in all.
+ */
+export interface AmcheckProgress {
+  database: string;
+  after: string;
+  relations: number;
+  pages: number;
 }
 
 /** Swaps a restored database into the place of the live one; the replaced one is kept under `replacedAs`. */

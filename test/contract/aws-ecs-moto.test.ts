@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,7 +19,6 @@ import { arnSuffix } from '../../src/platforms/aws-ecs/elb-router';
 import type { deployService } from '../../src/workflows';
 import { siblingDatabaseUrl } from '../../src/platforms/single-host';
 import { ensureDatabase } from '../../src/stack/postgres';
-import { freePort, portOpen } from '../../src/system/processes';
 import { exportHistory, testStack, uniqueName, useWorker } from '../harness';
 import { runbookCli } from '../helpers/cli';
 import {
@@ -32,6 +30,7 @@ import {
   withMotoCredentials,
 } from '../helpers/moto';
 import { createMotoShop, type MotoShop } from './moto-shop';
+import { startMotoTasks, type MotoTasks } from './moto-tasks';
 
 /**
  * The aws-ecs platform end to end through the `runbook` CLI: the real workflows on the real dev server, a real
@@ -39,9 +38,14 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  *
  * What moto cannot do, and how this test stands in for it:
  * - moto runs no tasks: ECS services report runningCount from MOTO_ECS_SERVICE_RUNNING and their one deployment
- *   never changes (the rollout is complete at once), and nothing answers HTTP at a load balancer's DNS name. The
- *   worker maps the load balancer's addresses to one local process of the sample app (AwsContext.resolveAddress),
- *   so the health and smoke checks are real HTTP requests, but to the same process for both colours.
+ *   never changes (the rollout is complete at once), and nothing answers HTTP at a load balancer's DNS name.
+ *   startMotoTasks (moto-tasks.ts) plays both from moto's own state: each colour whose service has a desired count
+ *   above 0 runs one local process of the sample app with its task definition's environment (so APP_VERSION is the
+ *   release the colour's service runs), and one local HTTP server per listener answers as the load balancer would,
+ *   from the listener's actions in moto (a fixed response, or a forward to a target group by weight, 503 when that
+ *   colour runs no task). The worker reaches the listeners through them (AwsContext.resolveAddress), so the health
+ *   and smoke checks are real HTTP requests to the colour the listener names, and the test asserts which colour and
+ *   release answered each of them.
  * - moto runs no databases: RDS endpoints are mapped to the test stack's PostgreSQL, where the service's database
  *   lives; a restored instance (drill, rollback) is mapped to that same database, so the drill's integrity checks
  *   (pg_amcheck, manifest, schema) run for real on it, but no data is copied by moto. Snapshots are `available`
@@ -62,9 +66,9 @@ import { createMotoShop, type MotoShop } from './moto-shop';
  *   servers: the differences reported, no verified manifest from it, then a matching copy verifies the snapshot),
  *   rds.unit.test.ts ("a copy whose rows moved within the tolerance ...", "fails a counts manifest beyond the
  *   tolerance ...") and rds-on-postgres.test.ts (a real copy that differs from its verified manifest);
- * - two colours as two processes (not yet: both colours are the one process here, so a request routed to the wrong
- *   colour would pass): the weights per target group are asserted in elb-router.unit.test.ts and read back from moto
- *   after each step in this test;
+ * - moto's target health and the load balancer's own health checks (the stand-in routes by the listener's weights
+ *   alone; a registered target is healthy in moto): ecs-releases.unit.test.ts waits for targets with
+ *   aws-sdk-client-mock answers;
  * - snapshot retention: on moto in rds-retention-moto.test.ts (the service's oldest deleted, nothing else), and
  *   rds.unit.test.ts ("deletes the oldest of the service's snapshots beyond keep ...");
  * - stickiness, deregistration delay, listener protocols: elb-router.unit.test.ts and ecs-releases.unit.test.ts;
@@ -83,8 +87,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   let shop: MotoShop;
   let dir: string;
   let env: NodeJS.ProcessEnv;
-  let app: ChildProcess;
-  let appPort: number;
+  let tasks: MotoTasks;
   let pgPort: number;
   let databaseUrl: string;
   let clients: { ecs: ECSClient; elb: ElasticLoadBalancingV2Client; rds: RDSClient; ssm: SSMClient };
@@ -168,12 +171,35 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     };
   }
 
+  /**
+   * The health and smoke checks on the test listener since `fromMs` were answered by `colour` running `version`, and
+   * nothing else answered (a check that met no running task, before the colour's task was up, is left out: it
+   * answered nothing); the production listener's clients now meet `version` on `colour` too.
+   */
+  async function reached(fromMs: number, colour: 'blue' | 'green', version: string): Promise<void> {
+    const answered = tasks.requests.filter(
+      (r) => r.listenerPort === shop.ports.testListener && r.atMs >= fromMs && r.answeredBy !== 'no healthy target',
+    );
+    assert.ok(
+      answered.some((r) => r.status === 200),
+      `a check was answered on the test listener: ${JSON.stringify(answered)}`,
+    );
+    assert.deepEqual(
+      [...new Set(answered.map((r) => `${r.answeredBy} ${r.version}`))],
+      [`${colour} ${version}`],
+      'the checks reached the new release only',
+    );
+    const live = await tasks.get(shop.ports.listener, '/health');
+    assert.deepEqual([live.answeredBy, live.version, live.status], [colour, version, 200]);
+  }
+
   before(async () => {
     await ensureMoto();
     moto = await startMoto({ env: { MOTO_ECS_SERVICE_RUNNING: '1' } });
     restoreEnv = withMotoCredentials();
     shop = await createMotoShop(moto.endpoint, region);
-    motoDeploymentSeam(awsClients(region, moto.endpoint).ecs);
+    // The rollout completes when the stand-in runs the service's task (it starts once tasks below is up).
+    motoDeploymentSeam(awsClients(region, moto.endpoint).ecs, (...service) => tasks?.settled(...service) ?? true);
     const config = { region, endpoint: moto.endpoint };
     clients = {
       ecs: new ECSClient(config),
@@ -187,14 +213,15 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     await ensureDatabase(stack.settings, database);
     databaseUrl = siblingDatabaseUrl(stack.workerConfig(taskQueue).DATABASE_URL, database);
 
-    // The sample app stands in for the ECS tasks of both colours (moto runs none).
-    appPort = await freePort();
-    app = spawn(process.execPath, ['server.js'], {
-      cwd: path.join(__dirname, '../../examples/shop/releases/v1'),
-      env: { ...process.env, PORT: String(appPort), DATABASE_URL: databaseUrl, APP_VERSION: 'ecs' },
-      stdio: 'ignore',
+    // Each colour's ECS task is a process of the sample app (moto runs none), behind a stand-in load balancer.
+    tasks = await startMotoTasks({
+      endpoint: moto.endpoint,
+      region,
+      shop,
+      appDir: path.join(__dirname, '../../examples/shop/releases/v1'),
+      env: { DATABASE_URL: databaseUrl },
+      listeners: { [shop.ports.listener]: shop.listener, [shop.ports.testListener]: shop.testListener },
     });
-    for (let i = 0; i < 100 && !(await portOpen(appPort)); i++) await new Promise((r) => setTimeout(r, 100));
     pgPort = Number(new URL(databaseUrl).port);
 
     dir = mkdtempSync(path.join(os.tmpdir(), 'runbook-aws-moto-'));
@@ -275,14 +302,14 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     env: { ...process.env, SHOP_AWS_DATABASE_URL: databaseUrl },
     resolveAwsAddress: (host, port) =>
       host.endsWith('.elb.amazonaws.com')
-        ? { host: '127.0.0.1', port: appPort }
+        ? tasks.addressOf(port)
         : host.endsWith('.rds.amazonaws.com')
           ? { host: '127.0.0.1', port: pgPort }
           : { host, port },
   }));
 
   after(async () => {
-    app?.kill('SIGTERM');
+    await tasks?.stop();
     for (const c of Object.values(clients ?? {})) c.destroy();
     await moto?.stop();
     restoreEnv?.();
@@ -290,6 +317,12 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   });
 
   let v2Snapshot: string;
+
+  /** Waits (up to 10 s: the stand-in polls ECS every 250 ms) until `done` holds. */
+  async function waitFor(done: () => boolean, what: string): Promise<void> {
+    for (let i = 0; i < 40 && !done(); i++) await new Promise((r) => setTimeout(r, 250));
+    assert.ok(done(), `${what}: ${JSON.stringify(tasks.running())}`);
+  }
 
   it('deploy: the first release goes to the idle colour with a new task definition; snapshot and migrations first', async () => {
     const preview = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v1', '--dry-run']);
@@ -303,8 +336,10 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       /\n {2}database +\S+ \(URL from the worker's SHOP_AWS_DATABASE_URL\) on RDS instance /,
     );
     assert.match(preview.stdout, /has the same plan: the worker runs what you see/);
+    const fromMs = Date.now();
     const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v1', '--wait']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    await reached(fromMs, 'green', 'v1');
     const green = await service('green');
     assert.equal(green.image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1');
     assert.equal(green.tags['runbook:version'], 'v1');
@@ -329,8 +364,10 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   });
 
   it('deploy: the next release goes to the other colour, traffic 50% then 100%, the old colour is scaled to 0', async () => {
+    const fromMs = Date.now();
     const r = await runbook(['deploy', 'shop', '--env', 'moto', '--version', 'v2', '--wait', '--json']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    await reached(fromMs, 'blue', 'v2');
     const result = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
       workflowId: string;
       outcome: string;
@@ -344,6 +381,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     assert.equal(blue.image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2');
     assert.deepEqual(await weights(), { blue: 100, green: 0 });
     assert.equal((await service('green')).desiredCount, 0);
+    await waitFor(() => JSON.stringify(tasks.running()) === JSON.stringify({ blue: 'v2' }), 'green has no task');
   });
 
   it('rollback with a database restore: approved by another person, restored to a new instance, endpoint swapped, old instance kept', async () => {
@@ -380,6 +418,10 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     );
     assert.deepEqual(await weights(), { blue: 0, green: 100 });
     assert.equal((await service('green')).image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1');
+    const live = await tasks.get(shop.ports.listener, '/health');
+    assert.deepEqual([live.answeredBy, live.version, live.status], ['green', 'v1', 200]);
+    const maintenance = tasks.requests.filter((q) => q.answeredBy === 'fixed-response');
+    assert.deepEqual(maintenance, [], 'no check met the maintenance page');
 
     const instances = (await clients.rds.send(new DescribeDBInstancesCommand({}))).DBInstances ?? [];
     const ids = instances.map((i) => i.DBInstanceIdentifier);
@@ -391,12 +433,14 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   });
 
   it('rollback (application only): back to the previous release on the other colour in one switch', async () => {
+    const fromMs = Date.now();
     const r = await runbook(['rollback', 'shop', '--env', 'moto', '--wait']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /plan: shop\/moto from v1 to v2; database: untouched/);
     assert.deepEqual(await weights(), { blue: 100, green: 0 });
     assert.equal((await service('blue')).image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v2');
     assert.equal((await service('green')).desiredCount, 0);
+    await reached(fromMs, 'blue', 'v2');
   });
 
   it('drill: restores the newest snapshot into a drill instance polled from the workflow, checks it, deletes it and a leftover', async () => {
@@ -507,6 +551,8 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       );
       assert.ok(windows.every((w) => w.fromMs >= (step.fromMs ?? 0)));
       await record(workflowId, 'deploy-judged-step');
+      const live = await tasks.get(shop.ports.listener, '/health');
+      assert.deepEqual([live.version, live.status], ['v3', 200]);
     } finally {
       publisher.stop();
     }
@@ -553,6 +599,10 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       assert.equal(result.outcome, 'rolled-back', result.reason);
       assert.match(result.reason ?? '', /canary analysis failed at 50%: 5xx rate 33\.3% > 2\.00%/);
       assert.deepEqual(await weights(), live, 'the traffic is back on the stable colour');
+      const stable = canary === 'blue' ? 'green' : 'blue';
+      const answered = await tasks.get(shop.ports.listener, '/health');
+      assert.deepEqual([answered.answeredBy, answered.status], [stable, 200]);
+      await waitFor(() => Object.keys(tasks.running()).join() === stable, `the canary colour ${canary} has no task`);
       await record(workflowId, 'deploy-bad-canary');
     } finally {
       publisher.stop();

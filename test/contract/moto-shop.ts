@@ -22,11 +22,15 @@ export interface MotoShop {
   targetGroups: { blue: string; green: string };
   listener: string;
   testListener: string;
+  /** The listeners' ports: production (HTTP 80) and test (HTTP 8443). */
+  ports: { listener: number; testListener: number };
   instance: string;
   subnetGroup: string;
   securityGroup: string;
   endpointParameter: string;
 }
+
+const PORTS = { listener: 80, testListener: 8443 };
 
 /**
  * Creates, through the real SDK clients, what an operator would have set up for the shop service: an ECS
@@ -99,7 +103,7 @@ export async function createMotoShop(endpoint: string, region: string): Promise<
         new CreateListenerCommand({
           LoadBalancerArn: lb,
           Protocol: 'HTTP',
-          Port: 80,
+          Port: PORTS.listener,
           DefaultActions: forward({ blue: 100, green: 0 }),
         }),
       )
@@ -109,7 +113,7 @@ export async function createMotoShop(endpoint: string, region: string): Promise<
         new CreateListenerCommand({
           LoadBalancerArn: lb,
           Protocol: 'HTTP',
-          Port: 8443,
+          Port: PORTS.testListener,
           DefaultActions: [{ Type: 'forward', TargetGroupArn: targetGroups.green }],
         }),
       )
@@ -165,6 +169,7 @@ export async function createMotoShop(endpoint: string, region: string): Promise<
       targetGroups,
       listener,
       testListener,
+      ports: PORTS,
       instance,
       subnetGroup,
       securityGroup,

@@ -237,7 +237,15 @@ export async function startMoto(opts: StartMotoOptions = {}): Promise<MotoServer
  * has a single deployment is completed as ECS reports a finished rollout: that deployment runs the service's task
  * definition, COMPLETED, at the service's counts. Production code checks ECS's own fields only.
  */
-export function motoDeploymentSeam(ecs: ECSClient): void {
+export function motoDeploymentSeam(
+  ecs: ECSClient,
+  /**
+   * When the test runs the services' tasks itself (moto-tasks.ts): whether the service runs what it asks for now (its
+   * task definition at its desired count). Until then the rollout is reported IN_PROGRESS with no task running, as
+   * ECS does while a new task starts.
+   */
+  settled?: (service: string, taskDefinition: string, desiredCount: number) => boolean,
+): void {
   ecs.middlewareStack.add(
     (next, context) => async (args) => {
       const result = await next(args);
@@ -247,8 +255,14 @@ export function motoDeploymentSeam(ecs: ECSClient): void {
         const only = s.deployments?.length === 1 ? s.deployments[0] : undefined;
         if (!only) continue;
         only.taskDefinition = s.taskDefinition;
-        only.rolloutState ??= 'COMPLETED';
         only.desiredCount = s.desiredCount;
+        if (settled && !settled(s.serviceName ?? '', s.taskDefinition ?? '', s.desiredCount ?? 0)) {
+          only.rolloutState = 'IN_PROGRESS';
+          only.runningCount = s.desiredCount ? 0 : 1;
+          s.runningCount = only.runningCount;
+          continue;
+        }
+        only.rolloutState ??= 'COMPLETED';
         only.runningCount = s.runningCount;
       }
       return result;

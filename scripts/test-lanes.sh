@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The server suites in two lanes at once. The second lane runs the moto contract suites (test:moto: most of their
+# time is spent waiting for CloudWatch minutes to be published and baked), then the upgrade check (test:upgrade:
+# histories recorded with the previous release, replayed on this code); the first lane every other server suite
+# (test:mocha). Each runs its own servers on free ports. The second lane's output is kept in a file and printed after
+# the first lane's, so that neither interleaves; the exit status fails if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp "${TMPDIR:-/tmp}/runbook-test-moto-XXXXXX.log")
+# A session of its own, so that an interrupted run stops the whole lane (npm, mocha and the servers it started).
+setsid bash -c 'npm run --silent test:moto; m=$?; npm run --silent test:upgrade; u=$?; exit $((m || u))' >"$log" 2>&1 &
+moto=$!
+trap 'kill -- -"$moto" 2>/dev/null; rm -f "$log"' EXIT
+echo "test lanes: the moto contract suites and the upgrade check run beside the others (their output follows at the end)"
+npm run test:mocha
+main_status=$?
+wait "$moto"
+moto_status=$?
+echo
+echo "test lanes: the moto contract suites and the upgrade check (npm run test:moto, test:upgrade), exit status $moto_status"
+cat "$log"
+[ "$main_status" -eq 0 ] && [ "$moto_status" -eq 0 ]
