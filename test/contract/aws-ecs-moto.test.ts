@@ -168,6 +168,9 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       desiredCount: s.desiredCount,
       image: td.taskDefinition?.containerDefinitions?.find((c) => c.name === 'app')?.image,
       tags: Object.fromEntries((s.tags ?? []).map((t) => [t.key, t.value])),
+      networkMode: td.taskDefinition?.networkMode,
+      requiresCompatibilities: td.taskDefinition?.requiresCompatibilities,
+      subnets: s.networkConfiguration?.awsvpcConfiguration?.subnets,
     };
   }
 
@@ -343,6 +346,12 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     const green = await service('green');
     assert.equal(green.image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1');
     assert.equal(green.tags['runbook:version'], 'v1');
+    // The shape real ECS takes with ip target groups: the new revision stays awsvpc on Fargate, the service keeps
+    // its awsvpc network configuration.
+    assert.deepEqual(
+      [green.networkMode, green.requiresCompatibilities, green.subnets],
+      ['awsvpc', ['FARGATE'], shop.subnets],
+    );
     assert.deepEqual(await weights(), { blue: 0, green: 100 });
 
     const snapshots = await clients.rds.send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: shop.instance }));
