@@ -34,6 +34,8 @@ export interface RestoreSettings {
   iamAuth?: boolean;
   copyTagsToSnapshot?: boolean;
   kmsKeyId?: string;
+  /** An Aurora cluster's Serverless v2 capacity range (ACUs), without which a db.serverless writer is refused. */
+  serverlessV2?: { minCapacity: number; maxCapacity: number };
   /** Applied after the swap (promoteRestored). */
   deletionProtection?: boolean;
   monitoringIntervalS?: number;
@@ -77,8 +79,14 @@ function fromInstance(i: DBInstance): RestoreSettings {
 }
 
 function fromCluster(c: DBCluster, writer: DBInstance | undefined): RestoreSettings {
+  const v2 = c.ServerlessV2ScalingConfiguration;
   return defined({
     instanceClass: writer?.DBInstanceClass,
+    publiclyAccessible: writer?.PubliclyAccessible,
+    serverlessV2:
+      v2?.MinCapacity !== undefined && v2.MaxCapacity !== undefined
+        ? { minCapacity: v2.MinCapacity, maxCapacity: v2.MaxCapacity }
+        : undefined,
     parameterGroup: custom(writer?.DBParameterGroups?.[0]?.DBParameterGroupName),
     clusterParameterGroup: custom(c.DBClusterParameterGroup),
     subnetGroup: c.DBSubnetGroup,

@@ -1232,6 +1232,99 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       ]);
     });
 
+    it("restores a database restore of a cluster with the live cluster's settings: I/O-Optimized storage, Serverless v2 capacity for a db.serverless writer, parameter groups, KMS key (issue 13 item 3)", async () => {
+      const restoredCluster = 'shop-restore-9f8e7d6c';
+      rdsMock.on(DescribeDBClustersCommand, { DBClusterIdentifier: 'shop-aurora' }).resolves({
+        DBClusters: [
+          cluster(
+            'shop-aurora',
+            'available',
+            {},
+            {
+              DBSubnetGroup: 'prod-subnets',
+              VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-0prod' }],
+              DBClusterParameterGroup: 'shop-aurora-pg16',
+              KmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+              IAMDatabaseAuthenticationEnabled: true,
+              StorageType: 'aurora-iopt1',
+              ServerlessV2ScalingConfiguration: { MinCapacity: 0.5, MaxCapacity: 16 },
+              DeletionProtection: true,
+            },
+          ),
+        ],
+      });
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: writerOf('shop-aurora') }).resolves({
+        DBInstances: [
+          instance(
+            writerOf('shop-aurora'),
+            'available',
+            {},
+            {
+              DBInstanceClass: 'db.serverless',
+              DBParameterGroups: [{ DBParameterGroupName: 'shop-aurora-instances' }],
+              PubliclyAccessible: false,
+            },
+          ),
+        ],
+      });
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: restoredCluster })
+        .rejectsOnce(clusterNotFound(restoredCluster))
+        .resolves({ DBClusters: [cluster(restoredCluster, 'creating')] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: writerOf(restoredCluster) })
+        .rejectsOnce(notFound(writerOf(restoredCluster)))
+        .resolves({ DBInstances: [instance(writerOf(restoredCluster), 'creating')] });
+      rdsMock.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [clusterSnapshot('available')] });
+      rdsMock.on(RestoreDBClusterFromSnapshotCommand).resolves({ DBCluster: cluster(restoredCluster, 'creating') });
+      rdsMock.on(CreateDBInstanceCommand).resolves({});
+      const store = await clusterStoreWithManifest();
+
+      await inActivity('rollback-shop-prod-3').run(() => store.restore(SNAPSHOT, 'shop_restore-9f8e7d6c', { jobs: 1 }));
+
+      const creates = rdsMock
+        .calls()
+        .map((c) => c.args[0])
+        .filter((c) => c instanceof RestoreDBClusterFromSnapshotCommand || c instanceof CreateDBInstanceCommand)
+        .map((c) => [c.constructor.name, { ...c.input, Tags: undefined }]);
+      assert.deepEqual(
+        creates,
+        [
+          [
+            'RestoreDBClusterFromSnapshotCommand',
+            {
+              DBClusterIdentifier: restoredCluster,
+              SnapshotIdentifier: SNAPSHOT,
+              Engine: 'aurora-postgresql',
+              EngineVersion: '16.4',
+              DBSubnetGroupName: 'prod-subnets',
+              VpcSecurityGroupIds: ['sg-0prod'],
+              DBClusterParameterGroupName: 'shop-aurora-pg16',
+              KmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+              EnableIAMDatabaseAuthentication: true,
+              StorageType: 'aurora-iopt1',
+              ServerlessV2ScalingConfiguration: { MinCapacity: 0.5, MaxCapacity: 16 },
+              DeletionProtection: false,
+              Tags: undefined,
+            },
+          ],
+          [
+            'CreateDBInstanceCommand',
+            {
+              DBInstanceIdentifier: writerOf(restoredCluster),
+              DBClusterIdentifier: restoredCluster,
+              Engine: 'aurora-postgresql',
+              DBInstanceClass: 'db.serverless',
+              DBParameterGroupName: 'shop-aurora-instances',
+              PubliclyAccessible: false,
+              Tags: undefined,
+            },
+          ],
+        ],
+        "production's cluster settings, not the drill's; deletion protection only once it is live",
+      );
+    });
+
     it('adopts a restore cluster of the same snapshot and creates its missing writer with its runbook tags', async () => {
       const tags = { ...tagMap(restoreTags('drill-shop-prod-7')), team: 'shop' };
       rdsMock
