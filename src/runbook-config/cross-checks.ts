@@ -313,8 +313,9 @@ function restoreOverridesOfTheWrongKind(
     if (restore.multiAz !== undefined) {
       add(
         at('multiAz'),
-        'does not apply to an Aurora cluster: its availability comes from reader instances in other zones, which a ' +
-          'restore does not create (see "Restoring an Aurora cluster" in docs/aws-ecs.md); remove it',
+        'does not apply to an Aurora cluster: its availability comes from its reader instances in other zones, ' +
+          'which a restore creates again as the service\'s cluster has them (see "Aurora PostgreSQL clusters" in ' +
+          'docs/aws-ecs.md); remove it',
       );
     }
     if (restore.optionGroup !== undefined) {

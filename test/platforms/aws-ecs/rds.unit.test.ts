@@ -23,6 +23,7 @@ import {
   RestoreDBClusterFromSnapshotCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
   type DBCluster,
+  type DBInstance,
   type DBClusterSnapshot,
 } from '@aws-sdk/client-rds';
 import { DescribeListenersCommand, DescribeRulesCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
@@ -42,6 +43,7 @@ import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { instanceFor, RDS_TAG, writerOf } from '../../../src/platforms/aws-ecs/rds-kinds';
 import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds-snapshot-store';
+import { promoteRestored, readerOf } from '../../../src/platforms/aws-ecs/rds-restore-settings';
 import { createRdsSwap } from '../../../src/platforms/aws-ecs/rds-swap';
 import { rdsUrlFor } from '../../../src/platforms/aws-ecs/rds-urls';
 import type { FingerprintWithVersion } from '../../../src/pg/fingerprint';
@@ -1495,6 +1497,82 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       );
       assert.equal(rdsMock.commandCalls(ModifyDBClusterCommand).length, 1);
       assert.equal(rdsMock.commandCalls(DeleteDBClusterCommand).length, 0, 'the replaced cluster is kept');
+    });
+
+    it("recreates the live cluster's readers on the restored cluster after the swap (class, promotion tier, zone), tagged live, keeping one a retried attempt created (issue 13 item 3)", async () => {
+      const restored = 'shop-restore-9f8e7d6c';
+      const restoreKind = { [TAG.service]: 'shop', [TAG.kind]: 'restore', [RDS_TAG.snapshot]: SNAPSHOT };
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: restored })
+        .resolves({ DBClusters: [cluster(restored, 'available', restoreKind)] });
+      rdsMock.on(DescribeDBClustersCommand, { DBClusterIdentifier: 'shop-aurora' }).resolves({
+        DBClusters: [
+          cluster(
+            'shop-aurora',
+            'available',
+            {},
+            {
+              DBClusterMembers: [
+                { DBInstanceIdentifier: writerOf('shop-aurora'), IsClusterWriter: true },
+                { DBInstanceIdentifier: 'shop-aurora-reader-a', IsClusterWriter: false, PromotionTier: 1 },
+                { DBInstanceIdentifier: 'shop-aurora-reader-b', IsClusterWriter: false, PromotionTier: 2 },
+              ],
+            },
+          ),
+        ],
+      });
+      const reader = (id: string, extra: Partial<DBInstance>) =>
+        rdsMock
+          .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: id })
+          .resolves({ DBInstances: [instance(id, 'available', {}, extra)] });
+      reader(writerOf('shop-aurora'), { DBInstanceClass: 'db.r6g.large', AvailabilityZone: 'us-east-1a' });
+      reader('shop-aurora-reader-a', { DBInstanceClass: 'db.r6g.large', AvailabilityZone: 'us-east-1b' });
+      reader('shop-aurora-reader-b', {
+        DBInstanceClass: 'db.r6g.xlarge',
+        AvailabilityZone: 'us-east-1c',
+        DBParameterGroups: [{ DBParameterGroupName: 'shop-aurora-readers' }],
+      });
+      reader(writerOf(restored), {});
+      // A retried attempt: the first reader was created before it stopped.
+      reader(readerOf(restored, 0), {});
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: readerOf(restored, 1) })
+        .rejects(notFound(readerOf(restored, 1)));
+      rdsMock.on(CreateDBInstanceCommand).resolves({});
+      rdsMock.on(ModifyDBClusterCommand).resolves({});
+      rdsMock.on(ModifyDBInstanceCommand).resolves({});
+      rdsMock.on(AddTagsToResourceCommand).resolves({});
+
+      await promoteRestored(harness(clusterSpec()).ctx, restored);
+
+      const calls = rdsMock
+        .calls()
+        .map((c) => c.args[0])
+        .filter((c) => c instanceof CreateDBInstanceCommand || c instanceof ModifyDBClusterCommand)
+        .map((c) => [c.constructor.name, c instanceof CreateDBInstanceCommand ? c.input : undefined]);
+      assert.deepEqual(calls, [
+        [
+          'CreateDBInstanceCommand',
+          {
+            DBInstanceIdentifier: `${restored}-3`,
+            DBClusterIdentifier: restored,
+            Engine: 'aurora-postgresql',
+            DBInstanceClass: 'db.r6g.xlarge',
+            PromotionTier: 2,
+            AvailabilityZone: 'us-east-1c',
+            DBParameterGroupName: 'shop-aurora-readers',
+            PubliclyAccessible: false,
+            Tags: [
+              { Key: TAG.service, Value: 'shop' },
+              { Key: TAG.kind, Value: 'live' },
+              { Key: RDS_TAG.snapshot, Value: SNAPSHOT },
+            ],
+          },
+        ],
+        ['ModifyDBClusterCommand', undefined],
+      ]);
+      assert.equal(readerOf(restored, 0), `${restored}-2`);
+      assert.equal(readerOf('x'.repeat(61), 14).length, 63, "Aurora's 15 readers fit in 63 characters");
     });
 
     it("doctor checks the cluster ('rds cluster') with DescribeDBClusters", async () => {
