@@ -79,6 +79,7 @@ function serviceCrossChecks(s: Record<string, unknown>): Problem[] {
           '(Aurora restores have no default), e.g. db.r6g.large',
       );
     }
+    restoreOverridesOfTheWrongKind(rds, add);
     if (s.database !== undefined && database.urlEnv === undefined) {
       add(
         ['database', 'urlEnv'],
@@ -269,4 +270,63 @@ function uniqueItems(list: unknown, at: Path, add: (path: Path, message: string)
 function valid<S extends z.ZodType>(schema: S, value: unknown): z.output<S> | undefined {
   const result = schema.safeParse(value);
   return result.success ? result.data : undefined;
+}
+
+/** Storage types of an RDS DB instance, and of an Aurora cluster (Standard, I/O-Optimized). */
+const INSTANCE_STORAGE = new Set(['gp2', 'gp3', 'io1', 'io2', 'standard']);
+const CLUSTER_STORAGE = new Set(['aurora', 'aurora-iopt1']);
+
+/**
+ * aws.rds.restore's overrides that the restore of the service's kind of database cannot apply: refused, instead of
+ * a restore into production that silently lacks them.
+ */
+function restoreOverridesOfTheWrongKind(
+  rds: Record<string, unknown>,
+  add: (path: Path, message: string) => void,
+): void {
+  const restore = asObject(rds.restore);
+  const at = (key: string) => ['aws', 'rds', 'restore', key];
+  const storage = typeof restore.storageType === 'string' ? restore.storageType : undefined;
+  if (rds.instance !== undefined && rds.cluster === undefined) {
+    if (restore.kmsKeyId !== undefined) {
+      add(
+        at('kmsKeyId'),
+        "does not apply to an instance: a restored DB instance is encrypted with its snapshot's KMS key " +
+          '(RestoreDBInstanceFromDBSnapshot takes none); remove it (to change the key, copy the snapshot with ' +
+          'CopyDBSnapshot and that KmsKeyId)',
+      );
+    }
+    if (restore.clusterParameterGroup !== undefined) {
+      add(
+        at('clusterParameterGroup'),
+        'is for an Aurora cluster (aws.rds.cluster); an instance takes parameterGroup: remove it or use parameterGroup',
+      );
+    }
+    if (storage !== undefined && CLUSTER_STORAGE.has(storage)) {
+      add(
+        at('storageType'),
+        `${storage} is an Aurora cluster's storage; an instance takes gp2, gp3, io1, io2 or standard: ` +
+          "use one of those or remove it (the source instance's is copied)",
+      );
+    }
+  } else if (rds.cluster !== undefined && rds.instance === undefined) {
+    if (restore.multiAz !== undefined) {
+      add(
+        at('multiAz'),
+        'does not apply to an Aurora cluster: its availability comes from its reader instances in other zones, ' +
+          'which a restore creates again as the service\'s cluster has them (see "Aurora PostgreSQL clusters" in ' +
+          'docs/aws-ecs.md); remove it',
+      );
+    }
+    if (restore.optionGroup !== undefined) {
+      add(at('optionGroup'), 'does not apply to an Aurora PostgreSQL cluster (it has no option groups); remove it');
+    }
+    if (storage !== undefined && INSTANCE_STORAGE.has(storage)) {
+      add(
+        at('storageType'),
+        `${storage} is an instance's storage; an Aurora cluster takes aurora (Standard) or aurora-iopt1 ` +
+          "(I/O-Optimized): use one of those or remove it (the source cluster's is copied)",
+      );
+    }
+  }
 }

@@ -49,13 +49,26 @@ import { startMotoTasks, type MotoTasks } from './moto-tasks';
  * - moto runs no databases: RDS endpoints are mapped to the test stack's PostgreSQL, where the service's database
  *   lives; a restored instance (drill, rollback) is mapped to that same database, so the drill's integrity checks
  *   (pg_amcheck, manifest, schema) run for real on it, but no data is copied by moto. Snapshots are `available`
- *   at once. CloudWatch holds no load balancer metrics but what the last deploy's test publishes into it
- *   (RequestCount per target group and per load balancer, with PutMetricData); moto computes no percentiles, so the
- *   latency half (TargetResponseTime p95) and the load balancer's own 5xx and unhealthy hosts are in
- *   elb-router.unit.test.ts.
- * - moto keeps a service's deployment as created when the service is updated: motoDeploymentSeam (below, in this
- *   test only) completes it as ECS reports a finished rollout; the production check reads ECS's own fields
- *   (ecs-releases.unit.test.ts: "does not take the old revision's deployment for the rollout of the new one").
+ *   at once. CloudWatch holds no load balancer metrics but what a deploy's test publishes into it with PutMetricData
+ *   (publishLoadBalancerMetrics: each colour's share of the requests as the production listener's weights in moto
+ *   have it at each publish, its target 5xx and UnHealthyHostCount, and the load balancer's RequestCount and
+ *   HTTPCode_ELB_5XX_Count). moto computes no percentiles, so the latency half (TargetResponseTime p95) is in
+ *   elb-router.unit.test.ts. The load balancer's own 5xx weighted by a colour's share, and an unhealthy target
+ *   failing a window, are published here at 0 only (the stand-in's tasks answer, and it generates no 5xx of its
+ *   own): making them non-zero would need a fourth deploy with a bake of its own, minutes of CI for what
+ *   elb-router.unit.test.ts shows with exact figures ("counts the load balancer's 5xx weighted by the colour's share
+ *   of its requests, minute by minute", "fails the window of a canary whose requests end in ELB 5xx though the
+ *   targets answered no 5xx", "fails the window of a canary with an unhealthy target in it, whatever its figures").
+ * - The judged-step test sets aws.metricsDelay to 0s (moto has the datapoints at once); the default 2m delay, read
+ *   minutes after the step, is in elb-router.unit.test.ts ("reads no minute that began before the traffic step, and
+ *   the minutes after it as they are published (issue 13 item 1)").
+ * - moto keeps a service's deployment as created when the service is updated: motoDeploymentSeam
+ *   (test/helpers/moto.ts; rds-swap-moto.test.ts uses it too) completes it as ECS reports a finished rollout; the
+ *   production check reads ECS's own fields (ecs-releases.unit.test.ts: "does not take the old revision's deployment
+ *   for the rollout of the new one").
+ * - The shop (moto-shop.ts) is shaped as real ECS takes it: an awsvpc Fargate task definition, services with the
+ *   default VPC's subnets and security group, ip target groups; moto does not refuse other shapes, so the first
+ *   deploy checks that the new revision stays awsvpc.
  * Not shown in this test, and where other tests cover it (test/platforms/aws-ecs, and the other moto tests here):
  * - the listenerRule path (ModifyRule): on moto in elb-rule-moto.test.ts (weights read from the rule, maintenance
  *   on and off through ModifyRule with the weights in the rule's tag, the default rule refused), the deploy through
@@ -107,8 +120,12 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
   }
 
   /**
-   * Publishes into moto's CloudWatch, every 5 s until stopped, what the load balancer would: RequestCount (30) and
-   * HTTPCode_Target_5XX_Count (`errors5xx`) per colour's target group, and the load balancer's RequestCount.
+   * Publishes into moto's CloudWatch, every 5 s until stopped, what the load balancer would for the split its
+   * production listener has in moto at that moment: 60 requests each time, shared by the colours as the listener's
+   * weights are (a colour at weight 0 gets none, and none is published for it, as ALB publishes no datapoint without
+   * requests). Per colour's target group: RequestCount, HTTPCode_Target_5XX_Count (`errors5xx` of every 30 of its
+   * requests) and UnHealthyHostCount (0: the stand-in's tasks are healthy); per load balancer: RequestCount and
+   * HTTPCode_ELB_5XX_Count (0: the stand-in generates no 5xx of its own).
    */
   async function publishLoadBalancerMetrics(errors5xx: Record<'blue' | 'green', number>): Promise<{ stop(): void }> {
     const cloudwatch = new CloudWatchClient({ region, endpoint: moto.endpoint });
@@ -116,27 +133,30 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     const lb = { Name: 'LoadBalancer', Value: arnSuffix(listener.Listeners![0]!.LoadBalancerArn!, 'app/') };
     const publish = async () => {
       const Timestamp = new Date();
+      const split = await weights();
+      const total = (split.blue ?? 0) + (split.green ?? 0);
+      const count = (MetricName: string, Dimensions: Array<{ Name: string; Value: string }>, Value: number) => ({
+        MetricName,
+        Dimensions,
+        Value,
+        Unit: 'Count' as const,
+        Timestamp,
+      });
       const perColour = (['blue', 'green'] as const).flatMap((colour) => {
+        const requests = total > 0 ? Math.round((60 * (split[colour] ?? 0)) / total) : 0;
+        if (requests === 0) return [];
         const Dimensions = [{ Name: 'TargetGroup', Value: arnSuffix(shop.targetGroups[colour], 'targetgroup/') }, lb];
+        const errors = Math.round((requests * errors5xx[colour]) / 30);
         return [
-          { MetricName: 'RequestCount', Dimensions, Value: 30, Unit: 'Count' as const, Timestamp },
-          ...(errors5xx[colour] > 0
-            ? [
-                {
-                  MetricName: 'HTTPCode_Target_5XX_Count',
-                  Dimensions,
-                  Value: errors5xx[colour],
-                  Unit: 'Count' as const,
-                  Timestamp,
-                },
-              ]
-            : []),
+          count('RequestCount', Dimensions, requests),
+          ...(errors > 0 ? [count('HTTPCode_Target_5XX_Count', Dimensions, errors)] : []),
+          count('UnHealthyHostCount', Dimensions, 0),
         ];
       });
       await cloudwatch.send(
         new PutMetricDataCommand({
           Namespace: 'AWS/ApplicationELB',
-          MetricData: [...perColour, { MetricName: 'RequestCount', Dimensions: [lb], Value: 60, Timestamp }],
+          MetricData: [...perColour, count('RequestCount', [lb], 60), count('HTTPCode_ELB_5XX_Count', [lb], 0)],
         }),
       );
     };
@@ -168,6 +188,9 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
       desiredCount: s.desiredCount,
       image: td.taskDefinition?.containerDefinitions?.find((c) => c.name === 'app')?.image,
       tags: Object.fromEntries((s.tags ?? []).map((t) => [t.key, t.value])),
+      networkMode: td.taskDefinition?.networkMode,
+      requiresCompatibilities: td.taskDefinition?.requiresCompatibilities,
+      subnets: s.networkConfiguration?.awsvpcConfiguration?.subnets,
     };
   }
 
@@ -343,6 +366,12 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
     const green = await service('green');
     assert.equal(green.image, '123456789012.dkr.ecr.us-east-1.amazonaws.com/shop:v1');
     assert.equal(green.tags['runbook:version'], 'v1');
+    // The shape real ECS takes with ip target groups: the new revision stays awsvpc on Fargate, the service keeps
+    // its awsvpc network configuration.
+    assert.deepEqual(
+      [green.networkMode, green.requiresCompatibilities, green.subnets],
+      ['awsvpc', ['FARGATE'], shop.subnets],
+    );
     assert.deepEqual(await weights(), { blue: 0, green: 100 });
 
     const snapshots = await clients.rds.send(new DescribeDBSnapshotsCommand({ DBInstanceIdentifier: shop.instance }));
@@ -491,6 +520,7 @@ describe('aws-ecs platform against moto, through the runbook CLI', function () {
         'ecs deployment controller',
         'ecs circuit breaker',
         'ecs long arn format',
+        'autoscaling',
         'target groups',
         'traffic',
         'test listener',

@@ -1,5 +1,11 @@
 import assert from 'node:assert/strict';
-import { DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeSecurityGroupsCommand, DescribeSubnetsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  CreateClusterCommand,
+  CreateServiceCommand,
+  ECSClient,
+  RegisterTaskDefinitionCommand,
+} from '@aws-sdk/client-ecs';
 import {
   CreateListenerCommand,
   CreateLoadBalancerCommand,
@@ -11,7 +17,7 @@ import {
   ElasticLoadBalancingV2Client,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
 import { readTraffic, WEIGHTS_TAG } from '../../src/platforms/aws-ecs/blue-green';
-import { awsClients, realTime, type AwsContext } from '../../src/platforms/aws-ecs/context';
+import { awsClients, realTime, TAG, type AwsContext } from '../../src/platforms/aws-ecs/context';
 import { createElbRouter } from '../../src/platforms/aws-ecs/elb-router';
 import { clearAwsCaches } from '../../src/platforms/aws-ecs/listener-addresses';
 import type { RouteSpec } from '../../src/platforms/types';
@@ -23,10 +29,13 @@ import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from
  * host condition on a shared listener (the usual setup), and runbook changes only that rule's actions (ModifyRule),
  * never the listener's default action nor the rule's conditions.
  *
+ * A canary's split goes through the rule too: setWeights (50/50, then 0/100) is a ModifyRule read back from moto.
+ *
  * What moto cannot show, and where it is covered: moto's rule keeps the forward action as sent but routes nothing
- * (no request reaches a target group here: the deploy through a rule, with its weights and the check host, is in
- * elb-router.unit.test.ts with aws-sdk-client-mock); authenticate-* actions before the forward (re-sent without the
- * client secret) are in elb-router.unit.test.ts too.
+ * (no request reaches a target group here): a request's way through a rule with a host condition, the check host,
+ * is in ecs-releases.unit.test.ts ('check host / SNI of a rule with a host condition (issue 13 item 5)', with
+ * aws-sdk-client-mock); authenticate-* actions before the forward (re-sent without the client secret) are in
+ * elb-router.unit.test.ts.
  */
 describe('ELB listener rule (aws.listenerRule) against moto', function () {
   this.timeout(120_000);
@@ -49,6 +58,7 @@ describe('ELB listener rule (aws.listenerRule) against moto', function () {
     const subnets = (await ec2.send(new DescribeSubnetsCommand({}))).Subnets ?? [];
     const vpcId = subnets[0]!.VpcId!;
     const inVpc = subnets.filter((s) => s.VpcId === vpcId).map((s) => s.SubnetId!);
+    const securityGroup = (await ec2.send(new DescribeSecurityGroupsCommand({}))).SecurityGroups![0]!.GroupId!;
     ec2.destroy();
     const lb = (
       await elb.send(
@@ -93,6 +103,44 @@ describe('ELB listener rule (aws.listenerRule) against moto', function () {
         }),
       )
     ).Rules![0]!.RuleArn!;
+    // The two colours' ECS services, tagged with the releases they run (as ecs-releases tags them): setWeights
+    // names releases, and the router finds each one's colour by these tags.
+    const ecs = new ECSClient(config);
+    await ecs.send(new CreateClusterCommand({ clusterName: 'shop-moto' }));
+    await ecs.send(
+      new RegisterTaskDefinitionCommand({
+        family: 'shop',
+        networkMode: 'awsvpc',
+        requiresCompatibilities: ['FARGATE'],
+        cpu: '256',
+        memory: '512',
+        containerDefinitions: [{ name: 'app', image: 'shop:1.0.0', memory: 512 }],
+      }),
+    );
+    for (const [colour, release] of [
+      ['blue', 'shop-1-0-0-aaaa'],
+      ['green', 'shop-2-0-0-bbbb'],
+    ] as const) {
+      await ecs.send(
+        new CreateServiceCommand({
+          cluster: 'shop-moto',
+          serviceName: `shop-${colour}`,
+          taskDefinition: 'shop',
+          desiredCount: 1,
+          launchType: 'FARGATE',
+          networkConfiguration: {
+            awsvpcConfiguration: { subnets: inVpc, securityGroups: [securityGroup], assignPublicIp: 'DISABLED' },
+          },
+          loadBalancers: [{ targetGroupArn: targetGroups[colour], containerName: 'app', containerPort: 8080 }],
+          tags: [
+            { key: TAG.service, value: 'shop' },
+            { key: TAG.environment, value: 'prod' },
+            { key: TAG.release, value: release },
+          ],
+        }),
+      );
+    }
+    ecs.destroy();
     const spec = {
       region,
       endpoint: moto.endpoint,
@@ -169,6 +217,37 @@ describe('ELB listener rule (aws.listenerRule) against moto', function () {
       .DefaultActions;
     assert.equal(defaults?.[0]?.Type, 'forward');
     assert.notEqual(defaults?.[0]?.TargetGroupArn, targetGroups.blue);
+  });
+
+  it("setWeights moves a canary's split through ModifyRule (50/50, then 0/100), read back from the rule in moto", async () => {
+    clearAwsCaches();
+    const router = createElbRouter(ctx);
+    const forwardOf = async () =>
+      (await theRule()).Actions?.find((a) => a.Type === 'forward')?.ForwardConfig?.TargetGroups?.map((g) => [
+        g.TargetGroupArn,
+        g.Weight,
+      ]);
+    const listenerDefault = async () =>
+      (await elb.send(new DescribeListenersCommand({ ListenerArns: [listener] }))).Listeners![0]!.DefaultActions;
+    const defaultBefore = await listenerDefault();
+
+    await router.setWeights(route, { 'shop-1-0-0-aaaa': 50, 'shop-2-0-0-bbbb': 50 });
+    assert.deepEqual(await forwardOf(), [
+      [targetGroups.blue, 50],
+      [targetGroups.green, 50],
+    ]);
+    assert.deepEqual((await readTraffic(ctx)).weights, { blue: 50, green: 50 });
+
+    await router.setWeights(route, { 'shop-1-0-0-aaaa': 0, 'shop-2-0-0-bbbb': 100 });
+    assert.deepEqual(await forwardOf(), [
+      [targetGroups.blue, 0],
+      [targetGroups.green, 100],
+    ]);
+    assert.deepEqual((await readTraffic(ctx)).weights, { blue: 0, green: 100 });
+    const after = await theRule();
+    assert.deepEqual(after.Conditions?.[0]?.HostHeaderConfig?.Values, ['shop.example.com'], 'the conditions stay');
+    assert.equal(after.Priority, '10');
+    assert.deepEqual(await listenerDefault(), defaultBefore, "the listener's default action is not touched");
   });
 
   it("refuses the listener's default rule with the setting to use instead", async () => {

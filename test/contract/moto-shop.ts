@@ -27,6 +27,8 @@ export interface MotoShop {
   instance: string;
   subnetGroup: string;
   securityGroup: string;
+  /** The default VPC's subnets, where the services' awsvpc tasks run (and the load balancer and database live). */
+  subnets: string[];
   endpointParameter: string;
 }
 
@@ -34,7 +36,9 @@ const PORTS = { listener: 80, testListener: 8443 };
 
 /**
  * Creates, through the real SDK clients, what an operator would have set up for the shop service: an ECS
- * cluster with two services (blue serving, green idle) on one task definition, an application load balancer
+ * cluster with two Fargate services (blue serving, green idle) on one awsvpc task definition (each task its own
+ * network interface in the default VPC's subnets, as `ip` target groups need: ECS refuses bridge mode with them),
+ * an application load balancer
  * with two target groups, a production listener whose default action forwards 100/0 and a test listener, an
  * RDS PostgreSQL instance with a subnet group, and the SSM parameter the tasks read the database host from.
  */
@@ -57,7 +61,10 @@ export async function createMotoShop(endpoint: string, region: string): Promise<
       await ecs.send(
         new RegisterTaskDefinitionCommand({
           family: 'shop',
-          networkMode: 'bridge',
+          networkMode: 'awsvpc',
+          requiresCompatibilities: ['FARGATE'],
+          cpu: '256',
+          memory: '512',
           containerDefinitions: [
             {
               name: 'app',
@@ -126,6 +133,10 @@ export async function createMotoShop(endpoint: string, region: string): Promise<
           serviceName: name,
           taskDefinition,
           desiredCount,
+          launchType: 'FARGATE',
+          networkConfiguration: {
+            awsvpcConfiguration: { subnets: subnetIds, securityGroups: [securityGroup], assignPublicIp: 'DISABLED' },
+          },
           loadBalancers: [{ targetGroupArn, containerName: 'app', containerPort: 8080 }],
           deploymentConfiguration: { deploymentCircuitBreaker: { enable: true, rollback: true } },
         }),
@@ -173,6 +184,7 @@ export async function createMotoShop(endpoint: string, region: string): Promise<
       instance,
       subnetGroup,
       securityGroup,
+      subnets: subnetIds,
       endpointParameter,
     };
   } finally {

@@ -372,6 +372,48 @@ describe('runbook config: problems in the aws block', () => {
     );
   });
 
+  it("refuses aws.rds.restore overrides that the restore of the service's kind of database cannot apply (issue 13 item 3)", () => {
+    /** Each problem as the first of `want` it starts with (itself when none). */
+    const as = (problems: string[], want: string[]) => problems.map((p) => want.find((w) => p.startsWith(w)) ?? p);
+    const onInstance = problemsOf(
+      edit([
+        'rds: { instance: shop-db }',
+        'rds: { instance: shop-db, restore: { kmsKeyId: alias/shop, clusterParameterGroup: shop-aurora, storageType: aurora-iopt1, multiAz: true, optionGroup: shop-og } }',
+      ]),
+    );
+    const onInstanceWant = [
+      'services.shop.aws.rds.restore.kmsKeyId: does not apply to an instance',
+      'services.shop.aws.rds.restore.clusterParameterGroup: is for an Aurora cluster (aws.rds.cluster); an instance takes parameterGroup',
+      "services.shop.aws.rds.restore.storageType: aurora-iopt1 is an Aurora cluster's storage; an instance takes gp2, gp3, io1, io2 or standard",
+    ];
+    assert.deepEqual(as(onInstance, onInstanceWant), onInstanceWant, onInstance.join('\n'));
+    assert.match(onInstance[0]!, /encrypted with its snapshot's KMS key .*remove it/);
+
+    const onCluster = problemsOf(
+      edit([
+        'rds: { instance: shop-db }',
+        'rds: { cluster: shop-aurora, drill: { instanceClass: db.r6g.large }, restore: { multiAz: true, optionGroup: shop-og, storageType: gp3, kmsKeyId: alias/shop, clusterParameterGroup: shop-aurora } }',
+      ]),
+    );
+    const onClusterWant = [
+      'services.shop.aws.rds.restore.multiAz: does not apply to an Aurora cluster',
+      'services.shop.aws.rds.restore.optionGroup: does not apply to an Aurora PostgreSQL cluster (it has no option groups); remove it',
+      "services.shop.aws.rds.restore.storageType: gp3 is an instance's storage; an Aurora cluster takes aurora (Standard) or aurora-iopt1 (I/O-Optimized)",
+    ];
+    assert.deepEqual(as(onCluster, onClusterWant), onClusterWant, onCluster.join('\n'));
+    const taken = resolveShop(
+      edit([
+        'rds: { instance: shop-db }',
+        'rds: { cluster: shop-aurora, drill: { instanceClass: db.r6g.large }, restore: { storageType: aurora-iopt1, kmsKeyId: alias/shop } }',
+      ]),
+    );
+    assert.deepEqual(
+      taken.aws.rds?.restore,
+      { storageType: 'aurora-iopt1', kmsKeyId: 'alias/shop' },
+      "a cluster's own storage type and KMS key are taken",
+    );
+  });
+
   it('needs exactly one of aws.rds.instance and aws.rds.cluster, with the same identifier rules', () => {
     const message =
       'services.shop.aws.rds: needs exactly one of instance (the RDS DB instance identifier) or cluster (the Aurora PostgreSQL DB cluster identifier)';

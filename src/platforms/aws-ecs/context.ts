@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationAutoScalingClient } from '@aws-sdk/client-application-auto-scaling';
 import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { CloudWatchLogsClient, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { ECSClient } from '@aws-sdk/client-ecs';
@@ -18,6 +19,8 @@ export interface AwsClients {
   ssm: SSMClient;
   secrets: SecretsManagerClient;
   sts: STSClient;
+  /** The colours' scalable targets (namespace ecs), see colour-scaling.ts. */
+  autoscaling: ApplicationAutoScalingClient;
 }
 
 const cache = new Map<string, AwsClients>();
@@ -36,6 +39,7 @@ export function awsClients(region: string, endpoint?: string): AwsClients {
       ssm: new SSMClient(config),
       secrets: new SecretsManagerClient(config),
       sts: new STSClient(config),
+      autoscaling: new ApplicationAutoScalingClient(config),
     };
     cache.set(key, clients);
   }

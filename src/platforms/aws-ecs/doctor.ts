@@ -11,9 +11,10 @@ import {
 } from '@aws-sdk/client-rds';
 import { GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { rdsLiveId } from './naming';
+import { describeTargetsWith, targetWords, type ColourTargets } from './colour-scaling';
 import type { AwsEcsSpec } from '../../shared/service-plan';
 import { fail, pass, type Check } from '../../stack/component';
-import { awsClients } from './context';
+import { awsClients, TAG } from './context';
 import { awslogsStream } from './ecs-commands';
 import { awsErrorCode, classifyAwsError } from './errors';
 import { checkRdsConnection } from './rds-connection';
@@ -72,7 +73,9 @@ export async function awsDoctorChecks(
   let described: Service[] = [];
   await probe('ecs services', 'ecs:DescribeServices', async () => {
     const names = [spec.services.blue, spec.services.green];
-    const res = await c.ecs.send(new DescribeServicesCommand({ cluster: spec.cluster, services: names }));
+    const res = await c.ecs.send(
+      new DescribeServicesCommand({ cluster: spec.cluster, services: names, include: ['TAGS'] }),
+    );
     const missing = [
       ...(res.failures ?? []).map((f) => `${f.arn ?? '?'}: ${f.reason ?? '?'}`),
       ...(res.services ?? []).filter((s) => s.status !== 'ACTIVE').map((s) => `${s.serviceName}: ${s.status}`),
@@ -82,6 +85,16 @@ export async function awsDoctorChecks(
     return `${names.join(', ')} in ${spec.cluster}: ACTIVE`;
   });
   if (described.length > 0) checks.push(...deploymentChecks(component, described));
+  const colours = colourPair(spec, described);
+  if (colours) {
+    await probe('autoscaling', 'application-autoscaling:DescribeScalableTargets', async () => {
+      const targets = await describeTargetsWith(c.autoscaling, spec.cluster, {
+        blue: { arn: colours.blue.serviceArn, name: spec.services.blue },
+        green: { arn: colours.green.serviceArn, name: spec.services.green },
+      });
+      return scalingCheck(colours, targets);
+    });
+  }
   if (opts.releaseCommands) {
     // A one-off task runs the release's revision, made from the live one: its container, roles and log stream.
     await probe('release commands', 'ecs:DescribeTaskDefinition', async () => {
@@ -255,4 +268,41 @@ export function deploymentChecks(component: string, services: Service[]): Check[
         )
       : pass(component, 'ecs long arn format', `${names}: long ARN format (taggable)`),
   ];
+}
+
+/** The described services as blue and green (by name or ARN), when both were found. */
+function colourPair(spec: AwsEcsSpec, described: Service[]): { blue: Service; green: Service } | undefined {
+  const find = (name: string) => described.find((s) => s.serviceName === name || s.serviceArn === name);
+  const blue = find(spec.services.blue);
+  const green = find(spec.services.green);
+  return blue && green ? { blue, green } : undefined;
+}
+
+/**
+ * The `autoscaling` line of doctor: each colour's Application Auto Scaling target (none: nothing is managed). Throws a
+ * finding when the idle colour (no runbook:release tag while the other colour has one) has a minimum above 0: its
+ * scalable target scales it back up after runbook stopped it (runbook sets it to 0 from the next deploy on).
+ */
+export function scalingCheck(services: { blue: Service; green: Service }, targets: ColourTargets): string {
+  const colours = ['blue', 'green'] as const;
+  const words = colours.map((c) => {
+    const t = targets[c];
+    return `${services[c].serviceName ?? c} (${c}): ${t ? targetWords(t) : 'no scalable target'}`;
+  });
+  if (!targets.blue && !targets.green) return `${words.join('; ')}: Application Auto Scaling not used`;
+  const released = (c: 'blue' | 'green') => (services[c].tags ?? []).some((t) => t.key === TAG.release);
+  const idle = colours.find((c) => !released(c) && released(c === 'blue' ? 'green' : 'blue'));
+  const idleTarget = idle ? targets[idle] : undefined;
+  if (idle && idleTarget && (idleTarget.MinCapacity ?? 0) > 0) {
+    const name = services[idle].serviceName ?? idle;
+    throw finding(
+      `${words.join('; ')}: the idle colour ${name} has MinCapacity ${idleTarget.MinCapacity}, so Application Auto ` +
+        'Scaling keeps it running (and scales it back up after it is stopped)',
+      `set its minimum and maximum to 0 (aws application-autoscaling register-scalable-target --service-namespace ecs ` +
+        `--scalable-dimension ecs:service:DesiredCount --resource-id service/<cluster>/${name} --min-capacity 0 ` +
+        '--max-capacity 0); runbook does it itself when it stops a colour. With Terraform, see ignore_changes in ' +
+        'docs/aws-ecs.md',
+    );
+  }
+  return words.join('; ');
 }

@@ -10,7 +10,7 @@ import {
   type TaskDefinition,
 } from '@aws-sdk/client-ecs';
 import { DescribeTargetHealthCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
-import type { ReleaseRunner, RunningRelease, StartReleaseRequest } from '../types';
+import { PlatformError, type ReleaseRunner, type RunningRelease, type StartReleaseRequest } from '../types';
 import {
   addressBook,
   carries,
@@ -28,6 +28,7 @@ import {
   type ColourService,
   type ColourServices,
 } from './blue-green';
+import { prepareStartingColour, retireColour, SCALING_TAG, settleStayingColour } from './colour-scaling';
 import { listenerAddress, type ListenerAddress } from './listener-addresses';
 import { TAG, type AwsContext } from './context';
 import { awsCall, awsPermanent } from './errors';
@@ -88,7 +89,9 @@ const ECS_TAG_LIMIT = 50;
  * updates the service: a crash at any point leaves either nothing on the service or a tag that stop() can
  * find and a retried start() adopts. Adoption deploys the tagged revision again when the service does not run it
  * (the update never happened, or the circuit breaker rolled it back); it registers nothing. The rollout deadline is
- * aws.rolloutTimeoutMs from the first attempt's scheduling (the activity's), not from each attempt.
+ * aws.rolloutTimeoutMs from the first attempt's scheduling (the activity's), not from each attempt. When the live
+ * colour has an Application Auto Scaling target, the starting colour's is registered with its minimum and maximum and
+ * scale-in is suspended on both colours for the canary (prepareStartingColour in colour-scaling.ts).
  *
  * Failures (permanent PlatformErrors): EcsNoIdleService (both colours take traffic), EcsContainerNotFound,
  * EcsTooManyTags (the base task definition's tags and the runbook's exceed ECS's 50),
@@ -263,6 +266,9 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
         await deploy(idle, revision, desiredFor(services, colour));
         target = idle;
       }
+      // After the update (a minimum copied from the live colour starts tasks of the new revision, never the old one);
+      // on a retry too, where it registers again only what differs.
+      await prepareStartingColour(ctx, services, target.colour);
       // The test listener is pointed first: a target group that no listener uses leaves its targets "unused"
       // (not health-checked), so waiting for healthy targets would wait for nothing.
       const listener = await pointTestListener(ctx, target.colour);
@@ -291,18 +297,32 @@ export function createEcsReleaseRunner(ctx: AwsContext): ReleaseRunner {
 
     /**
      * Scales the colour to 0 and removes its release tags; the target group's deregistration delay drains. Finds the
-     * colour by its tag even when it runs nothing (a start that failed after tagging), so that the tags go too.
+     * colour by its tag even when it runs nothing (a start that failed after tagging), so that the tags go too. With
+     * Application Auto Scaling, its scalable target gets minimum and maximum 0 (all scaling suspended) first, and the
+     * staying colour gets the team's SuspendedState back (see colour-scaling.ts).
      */
     async stop(service, environment, releaseId, _graceMs) {
-      const s = taggedColour(await describeColours(ctx), releaseId);
+      const services = await describeColours(ctx);
+      const s = taggedColour(services, releaseId);
       if (!s || !matches(s, service, environment)) return false;
+      // Minimum and maximum 0 first: a scalable target's minimum would scale the idle colour up again.
+      const retired = await retireColour(ctx, services, s.colour).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      const permanent = retired instanceof PlatformError && retired.permanent;
+      if (retired !== undefined && !permanent) throw retired;
       await awsCall('ecs:UpdateService', `ECS service ${s.name} in cluster ${spec.cluster}`, () =>
         ctx.clients.ecs.send(new UpdateServiceCommand({ cluster: spec.cluster, service: s.name, desiredCount: 0 })),
       );
+      // Its target could not be idled (AccessDenied, say): its tasks stop now all the same, and the tags stay, so that
+      // a stop run again once it is fixed finds the colour.
+      if (permanent) throw retired;
+      // Before the untag: a retried stop still finds the colour, and the team's scaling state in its tag.
+      await settleStayingColour(ctx, services, s.colour);
+      const tagKeys = [TAG.release, TAG.version, TASK_DEFINITION_TAG, ...(s.tags[SCALING_TAG] ? [SCALING_TAG] : [])];
       await awsCall('ecs:UntagResource', `ECS service ${s.name}`, () =>
-        ctx.clients.ecs.send(
-          new UntagResourceCommand({ resourceArn: s.arn, tagKeys: [TAG.release, TAG.version, TASK_DEFINITION_TAG] }),
-        ),
+        ctx.clients.ecs.send(new UntagResourceCommand({ resourceArn: s.arn, tagKeys })),
       );
       return true;
     },

@@ -27,6 +27,7 @@ import {
   type Colour,
   type Weights,
 } from './blue-green';
+import { resumeFullColour } from './colour-scaling';
 import { describeListener, productionListenerArn, targetGroupLoadBalancerArns } from './listener-addresses';
 import type { AwsContext } from './context';
 import { awsCall, awsPermanent } from './errors';
@@ -219,6 +220,9 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
         );
       }
       await applyWeights(ctx, await readTraffic(ctx), weights);
+      // The colour with all the traffic scales in again as the team had it (see colour-scaling.ts).
+      const full = COLOURS.find((c) => weights[c] === 100);
+      if (full) await resumeFullColour(ctx, services, full);
     },
 
     async getWeights(_route) {
@@ -260,6 +264,7 @@ export function createElbRouter(ctx: AwsContext): TrafficRouter {
         const next = { [colour]: 0, [otherColour(colour)]: 100 } as unknown as Weights;
         await applyWeights(ctx, traffic, next);
       }
+      await resumeFullColour(ctx, services, otherColour(colour));
       const delayMs = await deregistrationDelayMs(ctx, spec.targetGroups[colour]);
       const wait = Math.max(0, drainMs - delayMs);
       if (wait > 0) await ctx.sleep(wait, signal);

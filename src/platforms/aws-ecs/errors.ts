@@ -27,6 +27,13 @@ const ACCESS =
 const REFRESHABLE_CREDENTIALS = /^(CredentialsProviderError|ExpiredToken|ExpiredTokenException)$/;
 /** ECS answers concurrent RegisterTaskDefinition calls of one family with a ClientException: throttling in effect. */
 const ECS_CONCURRENT = /Too many concurrent attempts/i;
+/**
+ * Application Auto Scaling checks the caller's own permissions on the target service and CloudWatch (ecs:UpdateService,
+ * cloudwatch:PutMetricAlarm...) and answers a missing one with a ValidationException naming it: access, not input.
+ */
+const TARGET_PERMISSION = /not authorized|AccessDenied|missing permission/i;
+/** Application Auto Scaling refuses a change while another one to the same target is in progress: retry later. */
+const CONCURRENT_UPDATE = /^ConcurrentUpdateException$/;
 /** A caller that may not hand a role to ECS: ECS answers ClientException or AccessDenied naming iam:PassRole. */
 const PASS_ROLE = /iam:PassRole/i;
 const NOT_FOUND =
@@ -51,8 +58,10 @@ export function classifyAwsError(err: unknown): AwsErrorKind {
   const message = typeof e?.message === 'string' ? e.message : '';
   if (THROTTLING.test(code) || status === 429) return 'retry';
   if (code === 'ClientException' && ECS_CONCURRENT.test(message)) return 'retry';
+  if (CONCURRENT_UPDATE.test(code)) return 'retry';
   if (REFRESHABLE_CREDENTIALS.test(code)) return 'retry';
   if ((code === 'ClientException' || ACCESS.test(code)) && PASS_ROLE.test(message)) return 'access';
+  if (code === 'ValidationException' && TARGET_PERMISSION.test(message)) return 'access';
   if (NETWORK.test(code) || (e as { code?: string })?.code === 'ECONNREFUSED') return 'retry';
   if (e?.$fault === 'server' || (status !== undefined && status >= 500)) return 'retry';
   if (ACCESS.test(code) || status === 403) return 'access';
@@ -111,7 +120,11 @@ function awsFailure(action: string, resource: string, err: unknown, kind: Exclud
   const fix = passRole
     ? "grant the worker's IAM role iam:PassRole on the task definition's task and execution roles " +
       '(condition iam:PassedToService ecs-tasks.amazonaws.com; docs/aws-ecs.md lists the policy)'
-    : FIX[kind](action);
+    : kind === 'access' && code === 'ValidationException'
+      ? `grant the worker's IAM role the permission the message names: ${action} checks the caller's own ` +
+        'ecs:DescribeServices, ecs:UpdateService and cloudwatch:DescribeAlarms/PutMetricAlarm/DeleteAlarms ' +
+        '(docs/aws-ecs.md lists the policy)'
+      : FIX[kind](action);
   return new PlatformError(`${action} on ${resource}: ${code}: ${message}`, {
     type: awsFailureType(kind),
     permanent: true,

@@ -451,6 +451,16 @@ export function rdsCalls(ctx: AwsContext) {
             ...(settings.kmsKeyId ? { KmsKeyId: settings.kmsKeyId } : {}),
             ...(settings.iamAuth !== undefined ? { EnableIAMDatabaseAuthentication: settings.iamAuth } : {}),
             ...(settings.copyTagsToSnapshot !== undefined ? { CopyTagsToSnapshot: settings.copyTagsToSnapshot } : {}),
+            // I/O-Optimized (aurora-iopt1) is the cluster's, not the snapshot's: a restore without it is Standard.
+            ...(settings.storageType ? { StorageType: settings.storageType } : {}),
+            ...(settings.serverlessV2
+              ? {
+                  ServerlessV2ScalingConfiguration: {
+                    MinCapacity: settings.serverlessV2.minCapacity,
+                    MaxCapacity: settings.serverlessV2.maxCapacity,
+                  },
+                }
+              : {}),
             DeletionProtection: false,
           }
         : {

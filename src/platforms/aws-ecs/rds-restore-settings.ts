@@ -9,6 +9,7 @@
  */
 import {
   AddTagsToResourceCommand,
+  CreateDBInstanceCommand,
   ModifyDBClusterCommand,
   ModifyDBInstanceCommand,
   type DBCluster,
@@ -17,7 +18,7 @@ import {
 import type { AwsRdsRestoreSpec, AwsRdsSpec } from '../../shared/service-plan';
 import { TAG, type AwsContext } from './context';
 import { awsCall, awsPermanent, classifyAwsError } from './errors';
-import { clusterBusy, notYet, rdsCalls, tagList, writerOf, type RdsCalls } from './rds-kinds';
+import { clusterBusy, notYet, rdsCalls, tagList, writerOf, type RdsCalls, type RdsDb } from './rds-kinds';
 
 /** What a restore into production copies from the service's instance or cluster (and its writer). */
 export interface RestoreSettings {
@@ -34,12 +35,31 @@ export interface RestoreSettings {
   iamAuth?: boolean;
   copyTagsToSnapshot?: boolean;
   kmsKeyId?: string;
+  /** An Aurora cluster's Serverless v2 capacity range (ACUs), without which a db.serverless writer is refused. */
+  serverlessV2?: { minCapacity: number; maxCapacity: number };
+  /** An Aurora cluster's readers, recreated on the restored cluster after the swap (promoteRestored). */
+  readers?: ReaderSettings[];
   /** Applied after the swap (promoteRestored). */
   deletionProtection?: boolean;
   monitoringIntervalS?: number;
   monitoringRoleArn?: string;
   backupRetentionDays?: number;
 }
+
+/** A reader instance of the service's Aurora cluster, as the restored cluster gets it again. */
+export interface ReaderSettings {
+  instanceClass?: string;
+  promotionTier?: number;
+  availabilityZone?: string;
+  parameterGroup?: string;
+  publiclyAccessible?: boolean;
+}
+
+/**
+ * The identifier of a restored cluster's reader `index` (0-based): `<cluster>-2` ... `<cluster>-9`, then
+ * `<cluster>-a` ... `<cluster>-g`, one character like the writer's `-1`, so that all 15 that Aurora allows fit in 63.
+ */
+export const readerOf = (clusterId: string, index: number) => `${clusterId}-${'23456789abcdefg'[index] ?? index + 2}`;
 
 /** The kind tag of a restored copy once it is the service's database: the IAM policy does not let it be deleted. */
 export const LIVE_KIND = 'live';
@@ -76,9 +96,26 @@ function fromInstance(i: DBInstance): RestoreSettings {
   });
 }
 
-function fromCluster(c: DBCluster, writer: DBInstance | undefined): RestoreSettings {
+function fromReader(r: DBInstance, memberTier: number | undefined): ReaderSettings {
   return defined({
+    instanceClass: r.DBInstanceClass,
+    promotionTier: r.PromotionTier ?? memberTier,
+    availabilityZone: r.AvailabilityZone,
+    parameterGroup: custom(r.DBParameterGroups?.[0]?.DBParameterGroupName),
+    publiclyAccessible: r.PubliclyAccessible,
+  });
+}
+
+function fromCluster(c: DBCluster, writer: DBInstance | undefined, readers: ReaderSettings[]): RestoreSettings {
+  const v2 = c.ServerlessV2ScalingConfiguration;
+  return defined({
+    readers: readers.length > 0 ? readers : undefined,
     instanceClass: writer?.DBInstanceClass,
+    publiclyAccessible: writer?.PubliclyAccessible,
+    serverlessV2:
+      v2?.MinCapacity !== undefined && v2.MaxCapacity !== undefined
+        ? { minCapacity: v2.MinCapacity, maxCapacity: v2.MaxCapacity }
+        : undefined,
     parameterGroup: custom(writer?.DBParameterGroups?.[0]?.DBParameterGroupName),
     clusterParameterGroup: custom(c.DBClusterParameterGroup),
     subnetGroup: c.DBSubnetGroup,
@@ -109,7 +146,13 @@ export async function restoreSettings(ctx: AwsContext, calls: RdsCalls, rds: Aws
     if (!c) throw awsPermanent('AwsNotFound', `RDS cluster ${rds.cluster} (aws.rds.cluster) does not exist`);
     const writerId = c.DBClusterMembers?.find((m) => m.IsClusterWriter)?.DBInstanceIdentifier;
     const writer = writerId ? await calls.describeInstance(writerId) : undefined;
-    return withOverrides(fromCluster(c, writer), rds.restore);
+    const readers: ReaderSettings[] = [];
+    for (const m of c.DBClusterMembers ?? []) {
+      if (m.IsClusterWriter || !m.DBInstanceIdentifier) continue;
+      const reader = await calls.describeInstance(m.DBInstanceIdentifier);
+      if (reader) readers.push(fromReader(reader, m.PromotionTier));
+    }
+    return withOverrides(fromCluster(c, writer, readers), rds.restore);
   }
   const live = rds.instance ?? '';
   const i = await calls.describeInstance(live);
@@ -141,6 +184,7 @@ export async function promoteRestored(ctx: AwsContext, id: string): Promise<void
   const client = ctx.clients.rds;
   const instanceId = kind.noun === 'cluster' ? writerOf(id) : id;
   if (kind.noun === 'cluster') {
+    await recreateReaders(ctx, calls, db, settings.readers ?? []);
     await awsCall(
       'rds:ModifyDBCluster',
       `RDS cluster ${id}`,
@@ -196,4 +240,49 @@ export async function promoteRestored(ctx: AwsContext, id: string): Promise<void
   await awsCall('rds:AddTagsToResource', `RDS ${kind.noun} ${id}`, () =>
     client.send(new AddTagsToResourceCommand({ ResourceName: arn, Tags: live })),
   );
+}
+
+/**
+ * The service's cluster's readers, created again on the restored cluster (same class, promotion tier, zone and
+ * parameter group), tagged live like it: its failover targets and reader endpoint. They are not waited for: the
+ * service already runs on the writer. A reader that exists already (a retried attempt) is left as it is. A cluster
+ * that does not take instances yet is a retryable Error.
+ */
+async function recreateReaders(ctx: AwsContext, calls: RdsCalls, db: RdsDb, readers: ReaderSettings[]) {
+  const tags = tagList({
+    ...Object.fromEntries(Object.entries(db.tags).filter(([key]) => key.startsWith('runbook:'))),
+    [TAG.kind]: LIVE_KIND,
+  });
+  for (const [index, reader] of readers.entries()) {
+    const id = readerOf(db.id, index);
+    if (await calls.describeInstance(id)) continue;
+    try {
+      await awsCall(
+        'rds:CreateDBInstance',
+        `RDS instance ${id} (a reader of cluster ${db.id})`,
+        () =>
+          ctx.clients.rds
+            .send(
+              new CreateDBInstanceCommand(
+                defined({
+                  DBInstanceIdentifier: id,
+                  DBClusterIdentifier: db.id,
+                  Engine: db.engine ?? 'aurora-postgresql',
+                  DBInstanceClass: reader.instanceClass,
+                  PromotionTier: reader.promotionTier,
+                  AvailabilityZone: reader.availabilityZone,
+                  DBParameterGroupName: reader.parameterGroup,
+                  PubliclyAccessible: reader.publiclyAccessible ?? false,
+                  Tags: tags,
+                }),
+              ),
+            )
+            .catch(clusterBusy(`RDS cluster ${db.id} does not take its reader instance ${id} yet`)),
+        ['conflict'],
+      );
+    } catch (err) {
+      if (classifyAwsError(err) !== 'conflict') throw err;
+      if (!(await calls.describeInstance(id))) throw err;
+    }
+  }
 }

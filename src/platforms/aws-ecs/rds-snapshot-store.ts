@@ -170,7 +170,7 @@ export function createRdsSnapshotStore(
                 Engine: cluster.engine ?? 'aurora-postgresql',
                 DBInstanceClass: settings?.instanceClass ?? drill.instanceClass,
                 ...(settings?.parameterGroup ? { DBParameterGroupName: settings.parameterGroup } : {}),
-                PubliclyAccessible: false,
+                PubliclyAccessible: settings?.publiclyAccessible ?? false,
                 Tags: tagList(tags),
               }),
             )

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { DescribeScalableTargetsCommand } from '@aws-sdk/client-application-auto-scaling';
 import {
   AccessDeniedException,
   DescribeServicesCommand,
@@ -39,6 +40,8 @@ const testClients = awsClients('us-east-1');
 const ecs = mockClient(testClients.ecs);
 const elb = mockClient(testClients.elb);
 const sts = mockClient(testClients.sts);
+// runbook doctor's autoscaling line: no scalable targets here.
+const aas = mockClient(testClients.autoscaling);
 
 const spec = testSpec({ rds: undefined });
 const TD_OLD = `${ECS_ARN}:task-definition/shop:7`;
@@ -164,6 +167,8 @@ describe('ECS release command runner (aws-sdk-client-mock)', () => {
     ecs.reset();
     elb.reset();
     sts.reset();
+    aas.reset();
+    aas.on(DescribeScalableTargetsCommand).resolves({ ScalableTargets: [] });
     clearAwsCaches();
   });
 

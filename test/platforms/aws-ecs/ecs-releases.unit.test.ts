@@ -16,11 +16,22 @@ import {
   DescribeListenersCommand,
   DescribeLoadBalancersCommand,
   DescribeRulesCommand,
+  DescribeTagsCommand,
   DescribeTargetHealthCommand,
   ModifyListenerCommand,
   ModifyRuleCommand,
   type TargetHealthDescription,
 } from '@aws-sdk/client-elastic-load-balancing-v2';
+import {
+  ConcurrentUpdateException,
+  DescribeScalableTargetsCommand,
+  DescribeScalingPoliciesCommand,
+  DescribeScheduledActionsCommand,
+  PutScalingPolicyCommand,
+  PutScheduledActionCommand,
+  RegisterScalableTargetCommand,
+  type ScalableTarget,
+} from '@aws-sdk/client-application-auto-scaling';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -28,8 +39,21 @@ import { clearAwsCaches } from '../../../src/platforms/aws-ecs/listener-addresse
 import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { createEcsReleaseRunner, TASK_DEFINITION_TAG } from '../../../src/platforms/aws-ecs/ecs-releases';
-import { PlatformError, type StartReleaseRequest } from '../../../src/platforms/types';
-import { ECS_ARN, fakeAwsContext, LB, PROD_LISTENER, rejection, TEST_LISTENER, testSpec } from './fixture';
+import { SCALING_TAG } from '../../../src/platforms/aws-ecs/colour-scaling';
+import { scalingCheck } from '../../../src/platforms/aws-ecs/doctor';
+import { createElbRouter } from '../../../src/platforms/aws-ecs/elb-router';
+import { PlatformError, type RouteSpec, type StartReleaseRequest } from '../../../src/platforms/types';
+import {
+  BLUE_TG,
+  ECS_ARN,
+  fakeAwsContext,
+  GREEN_TG,
+  LB,
+  PROD_LISTENER,
+  rejection,
+  TEST_LISTENER,
+  testSpec,
+} from './fixture';
 
 /** The clients fakeAwsContext() hands the code under test: mocked one by one, never the SDK classes, so that
  * other test files (the moto contract test) keep real clients. */
@@ -41,6 +65,7 @@ const spec = testSpec({ env: { APP_VERSION: '{version}', FEATURE_X: 'on' }, sche
 
 const ecs = mockClient(testClients.ecs);
 const elb = mockClient(testClients.elb);
+const aas = mockClient(testClients.autoscaling);
 
 /** The runner's context: the load balancer's addresses map to local ports, and sleeping moves the clock. */
 const fakeContext = () =>
@@ -77,6 +102,8 @@ function service(
     tdTag?: string;
     deployments?: Deployment[];
     events?: string[];
+    /** More tags (e.g. runbook:scaling). */
+    tags?: Array<{ key: string; value: string }>;
   },
 ): Service {
   const running = opts.running ?? opts.desired;
@@ -99,6 +126,7 @@ function service(
       ...(opts.tdTag ? [{ key: TASK_DEFINITION_TAG, value: opts.tdTag }] : []),
       { key: TAG.service, value: 'shop' },
       { key: TAG.environment, value: 'prod' },
+      ...(opts.tags ?? []),
     ],
   };
 }
@@ -215,6 +243,9 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
   beforeEach(() => {
     ecs.reset();
     elb.reset();
+    aas.reset();
+    // Teams without Application Auto Scaling: no scalable target on either colour.
+    aas.on(DescribeScalableTargetsCommand).resolves({ ScalableTargets: [] });
     clearAwsCaches();
   });
 
@@ -917,5 +948,493 @@ describe('ECS release runner (aws-sdk-client-mock)', () => {
     );
     assert.equal(ecs.commandCalls(RegisterTaskDefinitionCommand).length, 0);
     assert.equal(ecs.commandCalls(TagResourceCommand).length, 0);
+  });
+});
+
+describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', () => {
+  const BLUE_ID = 'service/prod/shop-blue';
+  const GREEN_ID = 'service/prod/shop-green';
+  const NONE = {
+    DynamicScalingInSuspended: false,
+    DynamicScalingOutSuspended: false,
+    ScheduledScalingSuspended: false,
+  };
+  const IN = { ...NONE, DynamicScalingInSuspended: true };
+  const ALL = { DynamicScalingInSuspended: true, DynamicScalingOutSuspended: true, ScheduledScalingSuspended: true };
+  const target = (id: string, min: number, max: number, suspended = NONE): ScalableTarget => ({
+    ServiceNamespace: 'ecs',
+    ResourceId: id,
+    ScalableDimension: 'ecs:service:DesiredCount',
+    MinCapacity: min,
+    MaxCapacity: max,
+    RoleARN: 'arn:aws:iam::123456789012:role/aws-service-role/ecs.application-autoscaling.amazonaws.com/x',
+    CreationTime: new Date(0),
+    SuspendedState: suspended,
+  });
+  const scalingTag = (value: string) => [{ key: SCALING_TAG, value }];
+  const TEAM = 'in=false/out=false/scheduled=false';
+
+  /** The writes to ECS and Application Auto Scaling, in the order they were sent, as short words. */
+  let sequence: string[];
+  const short = (arn: string) => arn.split('/').pop();
+  function recordWrites() {
+    ecs.on(UpdateServiceCommand).callsFake((i) => {
+      sequence.push(`UpdateService ${i.service} ${i.desiredCount}`);
+      return {};
+    });
+    ecs.on(TagResourceCommand).callsFake((i) => {
+      sequence.push(`TagResource ${short(i.resourceArn)} ${i.tags.map((t: { key: string }) => t.key).join(',')}`);
+      return {};
+    });
+    ecs.on(UntagResourceCommand).callsFake((i) => {
+      sequence.push(`UntagResource ${short(i.resourceArn)} ${i.tagKeys.join(',')}`);
+      return {};
+    });
+    aas.on(RegisterScalableTargetCommand).callsFake((i) => {
+      sequence.push(`RegisterScalableTarget ${short(i.ResourceId)}`);
+      return {};
+    });
+    aas.on(PutScalingPolicyCommand).callsFake((i) => {
+      sequence.push(`PutScalingPolicy ${short(i.ResourceId)} ${i.PolicyName}`);
+      return {};
+    });
+    aas.on(PutScheduledActionCommand).callsFake((i) => {
+      sequence.push(`PutScheduledAction ${short(i.ResourceId)} ${i.ScheduledActionName}`);
+      return {};
+    });
+  }
+  const registered = () => aas.commandCalls(RegisterScalableTargetCommand).map((c) => c.args[0].input);
+
+  beforeEach(() => {
+    ecs.reset();
+    elb.reset();
+    aas.reset();
+    clearAwsCaches();
+    sequence = [];
+  });
+
+  it("start: the idle colour gets the live colour's min/max and policies, scale-in is suspended on both, after the UpdateService", async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    recordWrites();
+    const rolledOut = service('green', { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' });
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, rolledOut));
+    // The bug: the idle colour's own target has a minimum above 0 (and other bounds than the live one).
+    aas
+      .on(DescribeScalableTargetsCommand)
+      .resolves({ ScalableTargets: [target(BLUE_ID, 2, 10), target(GREEN_ID, 1, 4)] });
+    const requestsPerTarget = {
+      PolicyARN:
+        'arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:1:resource/ecs/service/prod/shop-blue:policyName/requests',
+      PolicyName: 'requests',
+      ServiceNamespace: 'ecs' as const,
+      ResourceId: BLUE_ID,
+      ScalableDimension: 'ecs:service:DesiredCount' as const,
+      PolicyType: 'TargetTrackingScaling' as const,
+      CreationTime: new Date(0),
+      Alarms: [{ AlarmName: 'TargetTracking-service/prod/shop-blue-AlarmHigh', AlarmARN: 'arn:alarm' }],
+      TargetTrackingScalingPolicyConfiguration: {
+        TargetValue: 500,
+        PredefinedMetricSpecification: {
+          PredefinedMetricType: 'ALBRequestCountPerTarget' as const,
+          ResourceLabel: `app/shop/50dc6c495c0c9188/${BLUE_TG.slice(BLUE_TG.indexOf('targetgroup/'))}`,
+        },
+        ScaleInCooldown: 300,
+      },
+    };
+    const memory = {
+      ...requestsPerTarget,
+      PolicyName: 'memory',
+      TargetTrackingScalingPolicyConfiguration: {
+        TargetValue: 70,
+        CustomizedMetricSpecification: {
+          MetricName: 'MemoryUtilization',
+          Namespace: 'AWS/ECS',
+          Statistic: 'Average' as const,
+          Dimensions: [
+            { Name: 'ClusterName', Value: 'prod' },
+            { Name: 'ServiceName', Value: 'shop-blue' },
+          ],
+        },
+      },
+    };
+    const step = { ...requestsPerTarget, PolicyName: 'cpu-steps', PolicyType: 'StepScaling' as const };
+    aas
+      .on(DescribeScalingPoliciesCommand, { ResourceId: BLUE_ID })
+      .resolves({ ScalingPolicies: [requestsPerTarget, memory, step] });
+    aas.on(DescribeScalingPoliciesCommand, { ResourceId: GREEN_ID }).resolves({ ScalingPolicies: [] });
+    const nightly = {
+      ScheduledActionName: 'nightly',
+      ScheduledActionARN: 'arn:sa',
+      ServiceNamespace: 'ecs' as const,
+      Schedule: 'cron(0 22 * * ? *)',
+      Timezone: 'Europe/Paris',
+      ResourceId: BLUE_ID,
+      ScalableDimension: 'ecs:service:DesiredCount' as const,
+      ScalableTargetAction: { MinCapacity: 1, MaxCapacity: 4 },
+      CreationTime: new Date(0),
+    };
+    aas.on(DescribeScheduledActionsCommand, { ResourceId: BLUE_ID }).resolves({ ScheduledActions: [nightly] });
+    aas.on(DescribeScheduledActionsCommand, { ResourceId: GREEN_ID }).resolves({ ScheduledActions: [] });
+
+    await createEcsReleaseRunner(f.ctx).start(request);
+
+    assert.deepEqual(sequence, [
+      `TagResource shop-green ${TAG.release},${TAG.version},${TAG.service},${TAG.environment},${TASK_DEFINITION_TAG}`,
+      'UpdateService shop-green 2',
+      // the team's state, saved before runbook changes it
+      `TagResource shop-blue ${SCALING_TAG}`,
+      `TagResource shop-green ${SCALING_TAG}`,
+      'RegisterScalableTarget shop-blue',
+      'RegisterScalableTarget shop-green',
+      'PutScalingPolicy shop-green requests',
+      'PutScalingPolicy shop-green memory',
+      'PutScheduledAction shop-green nightly',
+    ]);
+    assert.deepEqual(
+      ecs
+        .commandCalls(TagResourceCommand)
+        .slice(1)
+        .map((c) => c.args[0].input.tags),
+      [scalingTag(TEAM), scalingTag(TEAM)],
+    );
+    const common = { ServiceNamespace: 'ecs', ScalableDimension: 'ecs:service:DesiredCount' };
+    assert.deepEqual(registered(), [
+      { ...common, ResourceId: BLUE_ID, SuspendedState: IN },
+      { ...common, ResourceId: GREEN_ID, MinCapacity: 2, MaxCapacity: 10, SuspendedState: IN },
+    ]);
+    const policies = aas.commandCalls(PutScalingPolicyCommand).map((c) => c.args[0].input);
+    assert.deepEqual(policies[0], {
+      ...common,
+      PolicyName: 'requests',
+      ResourceId: GREEN_ID,
+      PolicyType: 'TargetTrackingScaling',
+      TargetTrackingScalingPolicyConfiguration: {
+        TargetValue: 500,
+        PredefinedMetricSpecification: {
+          PredefinedMetricType: 'ALBRequestCountPerTarget',
+          ResourceLabel: `app/shop/50dc6c495c0c9188/${GREEN_TG.slice(GREEN_TG.indexOf('targetgroup/'))}`,
+        },
+        ScaleInCooldown: 300,
+      },
+    });
+    assert.deepEqual(policies[1]?.TargetTrackingScalingPolicyConfiguration?.CustomizedMetricSpecification?.Dimensions, [
+      { Name: 'ClusterName', Value: 'prod' },
+      { Name: 'ServiceName', Value: 'shop-green' },
+    ]);
+    assert.deepEqual(aas.commandCalls(PutScheduledActionCommand)[0]?.args[0].input, {
+      ...common,
+      ScheduledActionName: 'nightly',
+      ResourceId: GREEN_ID,
+      Schedule: 'cron(0 22 * * ? *)',
+      Timezone: 'Europe/Paris',
+      ScalableTargetAction: { MinCapacity: 1, MaxCapacity: 4 },
+    });
+  });
+
+  it('start: a live colour without a scalable target (or a worker that may not read them) registers nothing: teams without autoscaling see no change', async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    recordWrites();
+    const rolledOut = service('green', { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' });
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, rolledOut));
+    // Only the idle colour has one: it is not the live colour's, so there is nothing to copy.
+    aas.on(DescribeScalableTargetsCommand).resolves({ ScalableTargets: [target(GREEN_ID, 0, 0, ALL)] });
+    await createEcsReleaseRunner(f.ctx).start(request);
+    assert.deepEqual(sequence, [
+      `TagResource shop-green ${TAG.release},${TAG.version},${TAG.service},${TAG.environment},${TASK_DEFINITION_TAG}`,
+      'UpdateService shop-green 2',
+    ]);
+    assert.equal(aas.commandCalls(DescribeScalingPoliciesCommand).length, 0);
+
+    // A worker whose policy predates Application Auto Scaling (a service without targets) may not even read them:
+    // nothing is managed, and the deploy goes on as before (runbook doctor's autoscaling line says what to grant).
+    sequence = [];
+    ecs.reset();
+    mockTaskDefinition();
+    recordWrites();
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueLive, greenIdle)).resolves(services(blueLive, rolledOut));
+    aas.on(DescribeScalableTargetsCommand).rejects(
+      Object.assign(new Error('not authorized to perform: application-autoscaling:DescribeScalableTargets'), {
+        name: 'AccessDeniedException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    await createEcsReleaseRunner(f.ctx).start(request);
+    assert.deepEqual(sequence, [
+      `TagResource shop-green ${TAG.release},${TAG.version},${TAG.service},${TAG.environment},${TASK_DEFINITION_TAG}`,
+      'UpdateService shop-green 2',
+    ]);
+  });
+
+  it('a rollback after go-live: the old colour, idle at min 0/max 0 with all scaling suspended, gets its capacity back', async () => {
+    const f = fakeContext();
+    mockElb({ blue: 0, green: 100 });
+    mockTaskDefinition();
+    recordWrites();
+    // Green went live; blue was stopped (idled by runbook). The rollback starts the old version on blue again.
+    const greenLive = service('green', { td: TD_NEW, desired: 3, release: 'shop-2-0-0-bbbb', version: '2.0.0' });
+    const blueIdle = service('blue', { td: TD_OLD, desired: 0 });
+    const back = service('blue', { td: TD_NEW, desired: 3, release: 'shop-1-0-0-cccc', version: '1.0.0' });
+    ecs.on(DescribeServicesCommand).resolvesOnce(services(blueIdle, greenLive)).resolves(services(back, greenLive));
+    elb.on(DescribeTargetHealthCommand).resolves({ TargetHealthDescriptions: healthy(3) });
+    aas
+      .on(DescribeScalableTargetsCommand)
+      .resolves({ ScalableTargets: [target(BLUE_ID, 0, 0, ALL), target(GREEN_ID, 3, 12)] });
+    aas.on(DescribeScalingPoliciesCommand).resolves({ ScalingPolicies: [] });
+    aas.on(DescribeScheduledActionsCommand).resolves({ ScheduledActions: [] });
+
+    await createEcsReleaseRunner(f.ctx).start({ ...request, releaseId: 'shop-1-0-0-cccc', version: '1.0.0' });
+
+    assert.ok(sequence.indexOf('UpdateService shop-blue 3') < sequence.indexOf('RegisterScalableTarget shop-blue'));
+    assert.deepEqual(
+      registered().map((r) => [r.ResourceId, r.MinCapacity, r.MaxCapacity, r.SuspendedState]),
+      [
+        [GREEN_ID, undefined, undefined, IN],
+        [BLUE_ID, 3, 12, IN],
+      ],
+    );
+  });
+
+  it("a retried start takes the team's state from the tag, not from runbook's suspension, and copies nothing twice", async () => {
+    const f = fakeContext();
+    mockElb();
+    mockTaskDefinition();
+    recordWrites();
+    // The first attempt saved the team's state (scale-out suspended by the team), suspended blue's scale-in, copied
+    // the policies and crashed before registering green's target.
+    const team = 'in=false/out=true/scheduled=false';
+    const blue = service('blue', {
+      td: TD_OLD,
+      desired: 2,
+      release: 'shop-1-0-0-aaaa',
+      version: '1.0.0',
+      tags: scalingTag(team),
+    });
+    const green = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      release: request.releaseId,
+      version: '2.0.0',
+      tdTag: TD_NEW,
+      tags: scalingTag(team),
+    });
+    ecs.on(DescribeServicesCommand).resolves(services(blue, green));
+    const runbooks = { ...NONE, DynamicScalingInSuspended: true, DynamicScalingOutSuspended: true };
+    aas.on(DescribeScalableTargetsCommand).resolves({ ScalableTargets: [target(BLUE_ID, 2, 10, runbooks)] });
+    aas.on(DescribeScalingPoliciesCommand).resolves({ ScalingPolicies: [{ PolicyName: 'cpu' } as never] });
+    aas.on(DescribeScheduledActionsCommand).resolves({ ScheduledActions: [{ ScheduledActionName: 'n' } as never] });
+
+    await createEcsReleaseRunner(f.ctx).start(request);
+
+    assert.deepEqual(sequence, ['RegisterScalableTarget shop-green'], 'no tag rewritten, blue already suspended');
+    assert.deepEqual(registered()[0]?.SuspendedState, runbooks);
+    assert.equal(registered()[0]?.MinCapacity, 2);
+    assert.equal(registered()[0]?.MaxCapacity, 10);
+  });
+
+  it("stop at go-live: the leaving colour gets min 0/max 0, all suspended, before it is scaled to 0; the new live colour gets the team's state back", async () => {
+    const f = fakeContext();
+    recordWrites();
+    const blue = service('blue', {
+      td: TD_OLD,
+      desired: 2,
+      release: 'shop-1-0-0-aaaa',
+      version: '1.0.0',
+      tags: scalingTag(TEAM),
+    });
+    const green = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      release: request.releaseId,
+      version: '2.0.0',
+      tags: scalingTag(TEAM),
+    });
+    ecs.on(DescribeServicesCommand).resolves(services(blue, green));
+    aas
+      .on(DescribeScalableTargetsCommand)
+      .resolves({ ScalableTargets: [target(BLUE_ID, 2, 10, IN), target(GREEN_ID, 2, 10, IN)] });
+
+    assert.equal(await createEcsReleaseRunner(f.ctx).stop('shop', 'prod', 'shop-1-0-0-aaaa', 30_000), true);
+
+    assert.deepEqual(sequence, [
+      'RegisterScalableTarget shop-blue',
+      'UpdateService shop-blue 0',
+      'RegisterScalableTarget shop-green',
+      `UntagResource shop-green ${SCALING_TAG}`,
+      `UntagResource shop-blue ${TAG.release},${TAG.version},${TASK_DEFINITION_TAG},${SCALING_TAG}`,
+    ]);
+    const common = { ServiceNamespace: 'ecs', ScalableDimension: 'ecs:service:DesiredCount' };
+    assert.deepEqual(registered(), [
+      { ...common, ResourceId: BLUE_ID, MinCapacity: 0, MaxCapacity: 0, SuspendedState: ALL },
+      { ...common, ResourceId: GREEN_ID, SuspendedState: NONE },
+    ]);
+  });
+
+  it('a failed canary: stopping the candidate gives the stable colour its scale-in back and idles the candidate', async () => {
+    const f = fakeContext();
+    recordWrites();
+    const blue = service('blue', {
+      td: TD_OLD,
+      desired: 2,
+      release: 'shop-1-0-0-aaaa',
+      version: '1.0.0',
+      tags: scalingTag(TEAM),
+    });
+    const green = service('green', {
+      td: TD_NEW,
+      desired: 2,
+      release: request.releaseId,
+      version: '2.0.0',
+      tags: scalingTag(TEAM),
+    });
+    ecs.on(DescribeServicesCommand).resolves(services(blue, green));
+    aas
+      .on(DescribeScalableTargetsCommand)
+      .resolves({ ScalableTargets: [target(BLUE_ID, 2, 10, IN), target(GREEN_ID, 2, 10, IN)] });
+
+    await createEcsReleaseRunner(f.ctx).stop('shop', 'prod', request.releaseId, 30_000);
+
+    assert.deepEqual(sequence, [
+      'RegisterScalableTarget shop-green',
+      'UpdateService shop-green 0',
+      'RegisterScalableTarget shop-blue',
+      `UntagResource shop-blue ${SCALING_TAG}`,
+      `UntagResource shop-green ${TAG.release},${TAG.version},${TASK_DEFINITION_TAG},${SCALING_TAG}`,
+    ]);
+    assert.deepEqual(
+      registered().map((r) => [r.ResourceId, r.MinCapacity, r.MaxCapacity, r.SuspendedState]),
+      [
+        [GREEN_ID, 0, 0, ALL],
+        [BLUE_ID, undefined, undefined, NONE],
+      ],
+    );
+  });
+
+  it('setWeights: the colour that gets 100% scales in again as the team had it; the other keeps its capacity until it is stopped', async () => {
+    const f = fakeContext();
+    recordWrites();
+    const route = { service: 'shop', environment: 'prod', listenPort: 0, aws: spec } as unknown as RouteSpec;
+    const carrying = (colour: 'blue' | 'green', release: string, version: string, td = TD_OLD) =>
+      service(colour, { td, desired: 2, release, version, tags: scalingTag(TEAM) });
+    ecs
+      .on(DescribeServicesCommand)
+      .resolves(
+        services(carrying('blue', 'shop-1-0-0-aaaa', '1.0.0'), carrying('green', request.releaseId, '2.0.0', TD_NEW)),
+      );
+    elb.on(DescribeRulesCommand).resolves(ruleForwarding(50, 50));
+    elb.on(DescribeTagsCommand).resolves({ TagDescriptions: [] });
+    elb.on(ModifyRuleCommand).resolves({});
+    aas
+      .on(DescribeScalableTargetsCommand)
+      .resolves({ ScalableTargets: [target(BLUE_ID, 2, 10, IN), target(GREEN_ID, 2, 10, IN)] });
+    const router = createElbRouter(f.ctx);
+
+    await router.setWeights(route, { 'shop-1-0-0-aaaa': 90, [request.releaseId]: 10 });
+    assert.equal(aas.calls().length, 0, 'a canary step asks nothing of Application Auto Scaling');
+
+    await router.setWeights(route, { 'shop-1-0-0-aaaa': 0, [request.releaseId]: 100 });
+    assert.deepEqual(
+      registered().map((r) => [r.ResourceId, r.SuspendedState]),
+      [[GREEN_ID, NONE]],
+    );
+    assert.ok(!sequence.some((w) => w.startsWith('UntagResource')), 'the tags stay until the old colour is stopped');
+
+    // A first deploy beside a service runbook did not start (no release tag): no stop() will come, so both colours
+    // get the team's state back now and the tags go.
+    aas.resetHistory();
+    sequence = [];
+    ecs
+      .on(DescribeServicesCommand)
+      .resolves(
+        services(
+          service('blue', { td: TD_OLD, desired: 2, tags: scalingTag(TEAM) }),
+          carrying('green', request.releaseId, '2.0.0', TD_NEW),
+        ),
+      );
+    await router.setWeights(route, { [request.releaseId]: 100 });
+    assert.deepEqual(sequence, [
+      'RegisterScalableTarget shop-blue',
+      'RegisterScalableTarget shop-green',
+      `UntagResource shop-blue ${SCALING_TAG}`,
+      `UntagResource shop-green ${SCALING_TAG}`,
+    ]);
+  });
+
+  it('AccessDenied on RegisterScalableTarget is a non-retryable AwsAccessDenied naming the action; ConcurrentUpdateException is retried', async () => {
+    const f = fakeContext();
+    recordWrites();
+    const green = service('green', { td: TD_NEW, desired: 2, release: request.releaseId, version: '2.0.0' });
+    ecs.on(DescribeServicesCommand).resolves(services(blueLive, green));
+    aas
+      .on(DescribeScalableTargetsCommand)
+      .resolves({ ScalableTargets: [target(BLUE_ID, 2, 10), target(GREEN_ID, 2, 10)] });
+    aas.on(RegisterScalableTargetCommand).rejects(
+      Object.assign(new Error('User: arn:aws:sts::123456789012:assumed-role/worker is not authorized'), {
+        name: 'AccessDeniedException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const runner = createEcsReleaseRunner(f.ctx);
+    const denied = await rejection(runner.stop('shop', 'prod', request.releaseId, 30_000));
+    assert.ok(denied instanceof PlatformError, String(denied));
+    assert.equal(denied.type, 'AwsAccessDenied');
+    assert.equal(denied.permanent, true);
+    assert.match(
+      denied.message,
+      /^application-autoscaling:RegisterScalableTarget on the scalable target service\/prod\/shop-green \(green\): AccessDeniedException: /,
+    );
+    assert.match(denied.message, /fix: grant the worker's IAM role application-autoscaling:RegisterScalableTarget/);
+    assert.deepEqual(
+      sequence,
+      ['UpdateService shop-green 0'],
+      'its tasks stop all the same; the tags stay, so that a stop run again once it is fixed finds the colour',
+    );
+    sequence = [];
+
+    // Application Auto Scaling checks the caller's permissions on ECS and CloudWatch and answers a ValidationException.
+    aas
+      .on(RegisterScalableTargetCommand)
+      .rejects(
+        Object.assign(
+          new Error(
+            'User: arn:aws:sts::123456789012:assumed-role/worker is not authorized to perform: cloudwatch:PutMetricAlarm',
+          ),
+          { name: 'ValidationException', $fault: 'client', $metadata: { httpStatusCode: 400 } },
+        ),
+      );
+    const missing = await rejection(runner.stop('shop', 'prod', request.releaseId, 30_000));
+    assert.ok(missing instanceof PlatformError, String(missing));
+    assert.equal(missing.type, 'AwsAccessDenied');
+    assert.match(missing.message, /fix: grant the worker's IAM role the permission the message names/);
+
+    const busy = new ConcurrentUpdateException({ message: 'concurrent update', $metadata: { httpStatusCode: 400 } });
+    aas.on(RegisterScalableTargetCommand).rejects(busy);
+    assert.equal(await rejection(runner.stop('shop', 'prod', request.releaseId, 30_000)), busy);
+  });
+
+  it("doctor reports each colour's scalable target and fails on an idle colour with a minimum above 0", () => {
+    const blue: Service = { ...blueLive };
+    const green: Service = { ...greenIdle };
+    assert.equal(
+      scalingCheck({ blue, green }, { blue: undefined, green: undefined }),
+      'shop-blue (blue): no scalable target; shop-green (green): no scalable target: Application Auto Scaling not used',
+    );
+    assert.equal(
+      scalingCheck({ blue, green }, { blue: target(BLUE_ID, 2, 10), green: target(GREEN_ID, 0, 0, ALL) }),
+      'shop-blue (blue): min 2, max 10; shop-green (green): min 0, max 0, dynamic and scheduled scaling suspended',
+    );
+    assert.throws(
+      () => scalingCheck({ blue, green }, { blue: target(BLUE_ID, 2, 10), green: target(GREEN_ID, 1, 10) }),
+      (err: Error & { fix?: string }) => {
+        assert.match(err.message, /the idle colour shop-green has MinCapacity 1/);
+        assert.match(err.fix ?? '', /--min-capacity 0 --max-capacity 0/);
+        return true;
+      },
+    );
   });
 });

@@ -23,6 +23,7 @@ import {
   RestoreDBClusterFromSnapshotCommand,
   RestoreDBInstanceFromDBSnapshotCommand,
   type DBCluster,
+  type DBInstance,
   type DBClusterSnapshot,
 } from '@aws-sdk/client-rds';
 import { DescribeListenersCommand, DescribeRulesCommand } from '@aws-sdk/client-elastic-load-balancing-v2';
@@ -42,6 +43,7 @@ import { awsClients } from '../../../src/platforms/aws-ecs/context';
 import { TAG } from '../../../src/platforms/aws-ecs/context';
 import { instanceFor, RDS_TAG, writerOf } from '../../../src/platforms/aws-ecs/rds-kinds';
 import { createRdsSnapshotStore } from '../../../src/platforms/aws-ecs/rds-snapshot-store';
+import { promoteRestored, readerOf } from '../../../src/platforms/aws-ecs/rds-restore-settings';
 import { createRdsSwap } from '../../../src/platforms/aws-ecs/rds-swap';
 import { rdsUrlFor } from '../../../src/platforms/aws-ecs/rds-urls';
 import type { FingerprintWithVersion } from '../../../src/pg/fingerprint';
@@ -1232,6 +1234,99 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       ]);
     });
 
+    it("restores a database restore of a cluster with the live cluster's settings: I/O-Optimized storage, Serverless v2 capacity for a db.serverless writer, parameter groups, KMS key (issue 13 item 3)", async () => {
+      const restoredCluster = 'shop-restore-9f8e7d6c';
+      rdsMock.on(DescribeDBClustersCommand, { DBClusterIdentifier: 'shop-aurora' }).resolves({
+        DBClusters: [
+          cluster(
+            'shop-aurora',
+            'available',
+            {},
+            {
+              DBSubnetGroup: 'prod-subnets',
+              VpcSecurityGroups: [{ VpcSecurityGroupId: 'sg-0prod' }],
+              DBClusterParameterGroup: 'shop-aurora-pg16',
+              KmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+              IAMDatabaseAuthenticationEnabled: true,
+              StorageType: 'aurora-iopt1',
+              ServerlessV2ScalingConfiguration: { MinCapacity: 0.5, MaxCapacity: 16 },
+              DeletionProtection: true,
+            },
+          ),
+        ],
+      });
+      rdsMock.on(DescribeDBInstancesCommand, { DBInstanceIdentifier: writerOf('shop-aurora') }).resolves({
+        DBInstances: [
+          instance(
+            writerOf('shop-aurora'),
+            'available',
+            {},
+            {
+              DBInstanceClass: 'db.serverless',
+              DBParameterGroups: [{ DBParameterGroupName: 'shop-aurora-instances' }],
+              PubliclyAccessible: false,
+            },
+          ),
+        ],
+      });
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: restoredCluster })
+        .rejectsOnce(clusterNotFound(restoredCluster))
+        .resolves({ DBClusters: [cluster(restoredCluster, 'creating')] });
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: writerOf(restoredCluster) })
+        .rejectsOnce(notFound(writerOf(restoredCluster)))
+        .resolves({ DBInstances: [instance(writerOf(restoredCluster), 'creating')] });
+      rdsMock.on(DescribeDBClusterSnapshotsCommand).resolves({ DBClusterSnapshots: [clusterSnapshot('available')] });
+      rdsMock.on(RestoreDBClusterFromSnapshotCommand).resolves({ DBCluster: cluster(restoredCluster, 'creating') });
+      rdsMock.on(CreateDBInstanceCommand).resolves({});
+      const store = await clusterStoreWithManifest();
+
+      await inActivity('rollback-shop-prod-3').run(() => store.restore(SNAPSHOT, 'shop_restore-9f8e7d6c', { jobs: 1 }));
+
+      const creates = rdsMock
+        .calls()
+        .map((c) => c.args[0])
+        .filter((c) => c instanceof RestoreDBClusterFromSnapshotCommand || c instanceof CreateDBInstanceCommand)
+        .map((c) => [c.constructor.name, { ...c.input, Tags: undefined }]);
+      assert.deepEqual(
+        creates,
+        [
+          [
+            'RestoreDBClusterFromSnapshotCommand',
+            {
+              DBClusterIdentifier: restoredCluster,
+              SnapshotIdentifier: SNAPSHOT,
+              Engine: 'aurora-postgresql',
+              EngineVersion: '16.4',
+              DBSubnetGroupName: 'prod-subnets',
+              VpcSecurityGroupIds: ['sg-0prod'],
+              DBClusterParameterGroupName: 'shop-aurora-pg16',
+              KmsKeyId: 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+              EnableIAMDatabaseAuthentication: true,
+              StorageType: 'aurora-iopt1',
+              ServerlessV2ScalingConfiguration: { MinCapacity: 0.5, MaxCapacity: 16 },
+              DeletionProtection: false,
+              Tags: undefined,
+            },
+          ],
+          [
+            'CreateDBInstanceCommand',
+            {
+              DBInstanceIdentifier: writerOf(restoredCluster),
+              DBClusterIdentifier: restoredCluster,
+              Engine: 'aurora-postgresql',
+              DBInstanceClass: 'db.serverless',
+              DBParameterGroupName: 'shop-aurora-instances',
+              PubliclyAccessible: false,
+              Tags: undefined,
+            },
+          ],
+        ],
+        "production's cluster settings, not the drill's; deletion protection only once it is live",
+      );
+    });
+
     it('adopts a restore cluster of the same snapshot and creates its missing writer with its runbook tags', async () => {
       const tags = { ...tagMap(restoreTags('drill-shop-prod-7')), team: 'shop' };
       rdsMock
@@ -1402,6 +1497,82 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       );
       assert.equal(rdsMock.commandCalls(ModifyDBClusterCommand).length, 1);
       assert.equal(rdsMock.commandCalls(DeleteDBClusterCommand).length, 0, 'the replaced cluster is kept');
+    });
+
+    it("recreates the live cluster's readers on the restored cluster after the swap (class, promotion tier, zone), tagged live, keeping one a retried attempt created (issue 13 item 3)", async () => {
+      const restored = 'shop-restore-9f8e7d6c';
+      const restoreKind = { [TAG.service]: 'shop', [TAG.kind]: 'restore', [RDS_TAG.snapshot]: SNAPSHOT };
+      rdsMock
+        .on(DescribeDBClustersCommand, { DBClusterIdentifier: restored })
+        .resolves({ DBClusters: [cluster(restored, 'available', restoreKind)] });
+      rdsMock.on(DescribeDBClustersCommand, { DBClusterIdentifier: 'shop-aurora' }).resolves({
+        DBClusters: [
+          cluster(
+            'shop-aurora',
+            'available',
+            {},
+            {
+              DBClusterMembers: [
+                { DBInstanceIdentifier: writerOf('shop-aurora'), IsClusterWriter: true },
+                { DBInstanceIdentifier: 'shop-aurora-reader-a', IsClusterWriter: false, PromotionTier: 1 },
+                { DBInstanceIdentifier: 'shop-aurora-reader-b', IsClusterWriter: false, PromotionTier: 2 },
+              ],
+            },
+          ),
+        ],
+      });
+      const reader = (id: string, extra: Partial<DBInstance>) =>
+        rdsMock
+          .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: id })
+          .resolves({ DBInstances: [instance(id, 'available', {}, extra)] });
+      reader(writerOf('shop-aurora'), { DBInstanceClass: 'db.r6g.large', AvailabilityZone: 'us-east-1a' });
+      reader('shop-aurora-reader-a', { DBInstanceClass: 'db.r6g.large', AvailabilityZone: 'us-east-1b' });
+      reader('shop-aurora-reader-b', {
+        DBInstanceClass: 'db.r6g.xlarge',
+        AvailabilityZone: 'us-east-1c',
+        DBParameterGroups: [{ DBParameterGroupName: 'shop-aurora-readers' }],
+      });
+      reader(writerOf(restored), {});
+      // A retried attempt: the first reader was created before it stopped.
+      reader(readerOf(restored, 0), {});
+      rdsMock
+        .on(DescribeDBInstancesCommand, { DBInstanceIdentifier: readerOf(restored, 1) })
+        .rejects(notFound(readerOf(restored, 1)));
+      rdsMock.on(CreateDBInstanceCommand).resolves({});
+      rdsMock.on(ModifyDBClusterCommand).resolves({});
+      rdsMock.on(ModifyDBInstanceCommand).resolves({});
+      rdsMock.on(AddTagsToResourceCommand).resolves({});
+
+      await promoteRestored(harness(clusterSpec()).ctx, restored);
+
+      const calls = rdsMock
+        .calls()
+        .map((c) => c.args[0])
+        .filter((c) => c instanceof CreateDBInstanceCommand || c instanceof ModifyDBClusterCommand)
+        .map((c) => [c.constructor.name, c instanceof CreateDBInstanceCommand ? c.input : undefined]);
+      assert.deepEqual(calls, [
+        [
+          'CreateDBInstanceCommand',
+          {
+            DBInstanceIdentifier: `${restored}-3`,
+            DBClusterIdentifier: restored,
+            Engine: 'aurora-postgresql',
+            DBInstanceClass: 'db.r6g.xlarge',
+            PromotionTier: 2,
+            AvailabilityZone: 'us-east-1c',
+            DBParameterGroupName: 'shop-aurora-readers',
+            PubliclyAccessible: false,
+            Tags: [
+              { Key: TAG.service, Value: 'shop' },
+              { Key: TAG.kind, Value: 'live' },
+              { Key: RDS_TAG.snapshot, Value: SNAPSHOT },
+            ],
+          },
+        ],
+        ['ModifyDBClusterCommand', undefined],
+      ]);
+      assert.equal(readerOf(restored, 0), `${restored}-2`);
+      assert.equal(readerOf('x'.repeat(61), 14).length, 63, "Aurora's 15 readers fit in 63 characters");
     });
 
     it("doctor checks the cluster ('rds cluster') with DescribeDBClusters", async () => {
