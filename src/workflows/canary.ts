@@ -11,7 +11,8 @@ import {
 import type { Activities } from '../activities';
 import { inconclusiveActionOf, judgeWindow, stepEvidenceNeed } from '../shared/analysis';
 import type { AnalysisWindow, ReleaseRef, StepEvidence } from '../shared/deploy';
-import { looksFor } from '../shared/judge';
+import { rateCutoffOf } from '../shared/cutoff-rate';
+import { looksFor, warmupOf } from '../shared/judge';
 import type { CutoffSpec, ResolvedService, TrafficStep } from '../shared/service-plan';
 import type { CutoffReport } from '../platforms/types';
 import { platformPlanOf } from '../platforms/descriptors';
@@ -51,6 +52,16 @@ const METRICS_LAG = 'judged-step-metrics-lag';
  * is stopped when the steps end or the deploy rolls back.
  */
 const CANARY_BASELINE = 'canary-baseline';
+/**
+ * The patch of the rate cut-off (analysis.cutoff.rate): the step's watch also takes the canary out when its recent
+ * requests fail too often (HAProxy's own cut-off counts consecutive errors only: a half-failing canary got past it).
+ */
+const RATE_CUTOFF = 'canary-rate-cutoff';
+/**
+ * The patch of the short warm-up (analysis.compare.warmup): against a baseline, the latency of a step is judged after
+ * DEFAULT_WARMUP_MS instead of after a whole interval, so that a slower canary is caught a window earlier.
+ */
+const SHORT_WARMUP = 'judge-short-warmup';
 /** History events after which the analysis during the go-live wait stops (Temporal's limit is 51,200). */
 const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 
@@ -176,8 +187,13 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
   function watchCutoff(candidate: ReleaseRef) {
     const scope = new CancellationScope();
     const watcher = { report: undefined as CutoffReport | undefined, stop: () => scope.cancel() };
+    const cutoff = canary.cutoff;
+    const rate = cutoff && patched(RATE_CUTOFF) ? rateCutoffOf(cutoff) : undefined;
+    const watchArgs = cutoff && rate ? [{ errorLimit: cutoff.errorLimit, rate }] : [];
     void scope
-      .run(() => (patched(WATCH_QUEUE) ? watchOnOwnQueue() : watchActs).watchCutoff(route, candidate.releaseId))
+      .run(() =>
+        (patched(WATCH_QUEUE) ? watchOnOwnQueue() : watchActs).watchCutoff(route, candidate.releaseId, ...watchArgs),
+      )
       .then(
         (report) => {
           if (report) watcher.report = report;
@@ -318,6 +334,9 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     };
     ev.fromMs = from.canary.atMs;
     const looks = looksFor(step.bakeMs + extendMs, plan.analysis.intervalMs);
+    const warmupMs = patched(SHORT_WARMUP)
+      ? warmupOf(plan.analysis, ev.against !== undefined)
+      : plan.analysis.intervalMs;
     let failures = 0;
     /** The router took the canary out: the window ends failed, with the router's evidence, and the step fails. */
     function cutOff(report: CutoffReport): never {
@@ -338,7 +357,12 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
         p95Ms: null,
         verdict: 'fail',
         because: `cut off: ${report.detail} at ${new Date(report.atMs).toISOString()}`,
-        cutoff: { errorLimit: report.errorLimit, atMs: report.atMs, detail: report.detail },
+        cutoff: {
+          errorLimit: report.errorLimit,
+          atMs: report.atMs,
+          detail: report.detail,
+          ...(report.rate ? { rate: report.rate } : {}),
+        },
       };
       ev.windows++;
       ev.conclusive++;
@@ -362,8 +386,8 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
           from,
           step: {
             fromMs: ev.fromMs,
-            // the first interval of a step is the new release's warm-up: its latency is not judged
-            warmupMs: plan.analysis.intervalMs,
+            // the start of a step is the new releases' warm-up: its latency is not judged
+            warmupMs,
             prior: {
               canary: { attempts: ev.requests + ev.connectionErrors, errors: ev.errors5xx + ev.connectionErrors },
               stable: { attempts: ev.stableRequests, errors: ev.stableErrors },

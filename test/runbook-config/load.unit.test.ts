@@ -46,7 +46,7 @@ function problemsOf(yaml: string): string[] {
   assert.fail('expected the config to be rejected');
 }
 
-const DEFAULT_COMPARE = { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 };
+const DEFAULT_COMPARE = { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 10, confidence: 0.99 };
 describe('runbook config: loading', () => {
   it("loads the sample's shop-tools: the release's migrate command, command checks, and its migrations folder per version", () => {
     const config = loadRunbookConfig(path.join(EXAMPLES, 'runbook.yaml'));
