@@ -15,7 +15,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { rateCutoffOf } from '../src/shared/cutoff-rate';
 import type { DeployResult } from '../src/shared/deploy';
+import { warmupOf } from '../src/shared/judge';
 import { BASELINE_MODES, type SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { startTestStack, startWorker, uniqueName } from '../test/harness';
 import { shopPlan, startDeploy } from '../test/workflows/deploy-fixture';
@@ -91,7 +93,7 @@ function benchPlan(base: ResolvedService, bakeMs: number, releasesDir?: string):
       failuresTolerated: 0,
       onInconclusive: 'fail',
       compare: {
-        ...(base.analysis.compare ?? { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 }),
+        ...(base.analysis.compare ?? { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 10, confidence: 0.99 }),
         // auto is the default, which a resolved plan leaves out
         ...(baselineMode !== 'auto' ? { baseline: baselineMode } : {}),
       },
@@ -237,6 +239,15 @@ async function main() {
     `Load: autocannon, ${settings.rate} req/s over ${settings.connections} connections, GET /api/items through HAProxy. ` +
       `A ${settings.weight}% canary step, analysis every ${settings.intervalMs} ms, judge ` +
       `${JSON.stringify(healthyPlan.analysis.compare)}; the canary compared with ${slowVerdict.against.startsWith('baseline') ? 'a baseline (a fresh process of the stable version at the canary weight)' : 'the stable release'} (absolute floor: 5xx ${healthyPlan.analysis.max5xxRate * 100}%, p95 ${healthyPlan.analysis.maxP95LatencyMs} ms).`,
+    '',
+    `Latency is judged after a warm-up of ${warmupOf(healthyPlan.analysis, slowVerdict.against.startsWith('baseline'))} ms ` +
+      "of each step (analysis.compare.warmup), against the tolerated regression (the other side's latencies made " +
+      `${healthyPlan.analysis.compare?.maxP95Ratio}x and ${healthyPlan.analysis.compare?.minP95DeltaMs} ms slower). The cut-off is on as by ` +
+      `default (${JSON.stringify(healthyPlan.analysis.cutoff)}; the rate rule ${JSON.stringify(rateCutoffOf(healthyPlan.analysis.cutoff) ?? 'off')}).`,
+    '',
+    `Machine load (1-minute load average of the 2 cores): ${results.machine.loadAvgBefore[0]} before, ` +
+      `${results.machine.loadAvgAfter[0]} after. The machine is shared: other engineers' test runs used the same cores ` +
+      'during the run, so latencies are noisier than on a machine of its own.',
     '',
     '| goal | figure | |',
     '| --- | --- | --- |',
