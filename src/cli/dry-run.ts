@@ -16,6 +16,7 @@ import { slug } from '../shared/ids';
 import type { ResolvedPlan } from '../shared/request';
 import type { ApprovalPolicy, CutoffSpec, HttpProbe } from '../shared/service-plan';
 import { rateCutoffOf } from '../shared/cutoff-rate';
+import { warmupOf } from '../shared/judge';
 import type { planPreview } from '../workflows';
 import type { Io, ParsedArgs } from './command';
 import { localPlanFor, type LocalPlan } from './plan';
@@ -114,8 +115,10 @@ export function planLines(plan: ResolvedService): string[] {
       : `against the stable release${mode === 'off' ? ' (analysis.compare.baseline: off)' : ''}`;
     rows.push([
       'judge',
-      `${against}: fails when the canary's error rate is over ${c.max5xxRatio}x the ${side}'s or its p95 over ` +
-        `${c.maxP95Ratio}x (and ${c.minP95DeltaMs} ms more), significant at ${c.confidence * 100}% per step (Fisher, Mann-Whitney)`,
+      `${against}: fails when the canary's error rate is over ${c.max5xxRatio}x the ${side}'s or its latency over ` +
+        `${c.maxP95Ratio}x (and ${c.minP95DeltaMs} ms more: the p95, and the whole distribution against that margin), ` +
+        `significant at ${c.confidence * 100}% per step (Fisher, Mann-Whitney); latency judged after a ` +
+        `${formatDuration(warmupOf(an, withBaseline))} warm-up of each step`,
     ]);
   }
   const { name, cutoff } = platformPlanOf(plan);
