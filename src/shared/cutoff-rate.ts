@@ -8,10 +8,11 @@
 import type { CutoffSpec, RateCutoffSpec } from './service-plan';
 
 /**
- * The default rule: at least 3 failed of the canary's last 20 or fewer attempts, and at least 25% of them. A canary
- * failing half its requests is out after about 3 failed requests; a healthy canary with a 1% background error rate
- * trips it by chance about once in 60 steps of 300 requests (3 errors within 12 attempts), one with 0.1% about once in
- * 60,000: raise minErrors for a service whose normal error rate is that high.
+ * The default rule: within the canary's last 20 attempts, a run of them up to now with at least 3 failed and at least
+ * 25% failed (3 within 12). A canary failing half its requests is out after about 3 failed requests; a healthy canary
+ * with a 1% background error rate trips it by chance about once in 60 steps of 300 requests (3 errors within 12
+ * attempts), one with 0.1% about once in 60,000: raise minErrors for a service whose normal error rate is that high
+ * (4: 4 within 16, about once in 700 steps at 1%).
  */
 export const DEFAULT_RATE_CUTOFF: RateCutoffSpec = { max5xxRate: 0.25, overRequests: 20, minErrors: 3 };
 
@@ -37,9 +38,12 @@ export interface RateTrip {
 }
 
 /**
- * The canary's recent readings and the rule. `add()` each reading; it returns the trip once the errors since the
- * newest reading at least `overRequests` attempts back (or since the first, while there are fewer) reach both
- * `minErrors` and `max5xxRate`. Counters that go down (a router reload starts them at 0) start the span afresh.
+ * The canary's recent readings and the rule. `add()` each reading; it returns the trip once a run of its requests up to
+ * now, within about its last `overRequests` (the readings back to the newest one at least that far), has at least
+ * `minErrors` failed and at least `max5xxRate` of them: the longest such run, as the evidence. Any run, not only the
+ * whole span: a canary that starts failing after a long healthy stretch would otherwise need `max5xxRate` of all its
+ * last `overRequests` (5 of 20) instead of `minErrors`. Counters that go down (a router reload starts them at 0) start
+ * the span afresh.
  */
 export function rateWindow(rule: RateCutoffSpec) {
   let readings: CounterReading[] = [];
@@ -48,20 +52,20 @@ export function rateWindow(rule: RateCutoffSpec) {
       const last = readings.at(-1);
       if (last && (now.attempts < last.attempts || now.errors < last.errors)) readings = [];
       if (!last || now.attempts !== last.attempts) readings.push(now);
-      let anchor = 0;
-      for (let i = readings.length - 1; i >= 0; i--) {
+      for (let i = readings.length - 1; i > 0; i--) {
         if (now.attempts - readings[i]!.attempts >= rule.overRequests) {
-          anchor = i;
+          readings = readings.slice(i);
           break;
         }
       }
-      if (anchor > 0) readings = readings.slice(anchor);
-      const from = readings[0]!;
-      const attempts = now.attempts - from.attempts;
-      const errors = now.errors - from.errors;
-      if (attempts <= 0 || errors < rule.minErrors) return undefined;
-      const rate = errors / attempts;
-      return rate >= rule.max5xxRate ? { attempts, errors, rate } : undefined;
+      for (const from of readings) {
+        const attempts = now.attempts - from.attempts;
+        const errors = now.errors - from.errors;
+        if (attempts <= 0 || errors < rule.minErrors) continue;
+        const rate = errors / attempts;
+        if (rate >= rule.max5xxRate) return { attempts, errors, rate };
+      }
+      return undefined;
     },
   };
 }

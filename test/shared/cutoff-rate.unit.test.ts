@@ -22,6 +22,11 @@ describe('the rate cut-off (shared/cutoff-rate.ts)', () => {
     assert.equal(tripAt('.xx..x.xx.'), 5);
   });
 
+  it('takes a canary that starts failing half its requests after a long healthy run out at its third error too', () => {
+    // the span is the run of recent requests up to now that fails most, not always the last 20 (3 of 20 is 15%)
+    assert.equal(tripAt(`${'.'.repeat(300)}x.x.x.x.x.x`), 304);
+  });
+
   it('leaves a healthy canary with a low error rate alone, and errors that slid out of the span no longer count', () => {
     const onePercent = Array.from({ length: 3000 }, (_, i) => (i % 100 === 7 ? 'x' : '.')).join('');
     assert.equal(tripAt(onePercent), undefined);
