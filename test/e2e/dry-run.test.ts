@@ -87,7 +87,7 @@ describe('runbook deploy|rollback|drill --dry-run: the plan the worker would run
     );
     assert.match(
       out,
-      /\n {2}cut-off +HAProxy takes the canary out after 5 consecutive errors \(on-error mark-down; never the stable release\), or the cut-off's watch \(every 20 ms\) when at least 3 of its last 20 requests failed and at least 25% of them \(analysis\.cutoff\.rate\), and the deploy rolls back at once/,
+      /\n {2}cut-off +HAProxy takes the canary out after 5 consecutive errors \(on-error mark-down; never the stable release\), or the cut-off's watch \(every 20 ms\) when at least 3 of its last 20 requests failed and at least 40% of them \(analysis\.cutoff\.rate\), and the deploy rolls back at once/,
     );
     assert.match(
       out,

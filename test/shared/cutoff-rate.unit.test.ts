@@ -32,7 +32,8 @@ describe('the rate cut-off (shared/cutoff-rate.ts)', () => {
     assert.equal(tripAt(onePercent), undefined);
     // 2 errors, then 20 good answers, then 1 more: 3 errors in all, but never 3 among the last 20
     assert.equal(tripAt(`xx${'.'.repeat(20)}x`), undefined);
-    assert.equal(tripAt(`xx${'.'.repeat(5)}x`), 7, '3 of 8 is over 25%');
+    assert.equal(tripAt(`xx${'.'.repeat(4)}x`), 6, '3 of 7 is over 40%');
+    assert.equal(tripAt(`xx${'.'.repeat(5)}x`), undefined, '3 of 8 is under 40%');
     // 3 errors in 20 is 15%: under the rate
     assert.equal(tripAt(`x${'.'.repeat(8)}x${'.'.repeat(8)}x`), undefined);
   });
@@ -48,7 +49,7 @@ describe('the rate cut-off (shared/cutoff-rate.ts)', () => {
     assert.deepEqual(later, { attempts: 4, errors: 3, rate: 0.75 });
     assert.equal(
       describeRateTrip(later!, DEFAULT_RATE_CUTOFF),
-      "3 of the canary's last 4 requests failed (75% >= 25%, at least 3 errors; analysis.cutoff.rate)",
+      "3 of the canary's last 4 requests failed (75% >= 40%, at least 3 errors; analysis.cutoff.rate)",
     );
   });
 

@@ -83,15 +83,15 @@ describe("the canary's cut-off: HAProxy takes a failing canary out, the deploy r
       assert.equal(result.outcome, 'rolled-back', result.reason);
       assert.match(
         result.reason ?? '',
-        /canary analysis failed at 50%: cut off: the cut-off took the canary out: \d+ of the canary's last \d+ requests failed \(\d+% >= 25%, at least 3 errors; analysis.cutoff.rate\) at \d{4}-/,
+        /canary analysis failed at 50%: cut off: the cut-off took the canary out: \d+ of the canary's last \d+ requests failed \(\d+% >= 40%, at least 3 errors; analysis.cutoff.rate\) at \d{4}-/,
       );
       const rate = result.failedWindow?.cutoff?.rate;
       assert.ok(rate, JSON.stringify(result.failedWindow));
       assert.deepEqual(
         { max5xxRate: rate.max5xxRate, overRequests: rate.overRequests, minErrors: rate.minErrors },
-        { max5xxRate: 0.25, overRequests: 20, minErrors: 3 },
+        { max5xxRate: 0.4, overRequests: 20, minErrors: 3 },
       );
-      assert.ok(rate.errors >= 3 && rate.errors / rate.attempts >= 0.25, JSON.stringify(rate));
+      assert.ok(rate.errors >= 3 && rate.errors / rate.attempts >= 0.4, JSON.stringify(rate));
       assert.deepEqual(result.state.weights, { v1: 100, v2: 0 });
       assert.equal(result.state.steps?.[0]?.status, 'failed');
     } finally {
