@@ -9,11 +9,11 @@ import type { CutoffSpec, RateCutoffSpec } from './service-plan';
 
 /**
  * The default rule: within the canary's last 20 attempts, a run of them up to now with at least 3 failed and at least
- * 40% failed (3 within 7). Simulated (1,000-request sequences; docs/deploy.md): a canary failing half its requests is
- * out at its 3rd failed request in the median, its 4th in 9 runs of 10; a healthy canary trips it by chance in about
- * 0.7% of 1,000-request spans at a 1% background error rate, 8% at 2%, never seen at 0.1%. 25% (3 within 12) took the
- * half-failing canary out as soon in the median (a request sooner in the slowest tenth) and tripped 7 times as often
- * at 1% (4.7%).
+ * 40% failed (3 within 7). Simulated (bench/results/cutoff-rate-sim.md): a canary failing half its requests is out at
+ * its 3rd failed request in the median, by its 4th in 9 runs of 10; a healthy canary trips it by chance in 2.1% of
+ * 1,000-request spans at a 1% background error rate, 10% at 2%, none seen at 0.1%. 25% (3 within 12) took the
+ * half-failing canary out as soon in the median (a request sooner in the slowest tenth) and tripped more than twice
+ * as often (4.9% at 1%, 30% at 2%).
  */
 export const DEFAULT_RATE_CUTOFF: RateCutoffSpec = { max5xxRate: 0.4, overRequests: 20, minErrors: 3 };
 
