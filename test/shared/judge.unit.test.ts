@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { stepEvidenceNeed } from '../../src/shared/analysis';
-import { compareReleases, fisherGreater, logGamma, looksFor, mannWhitneyGreater } from '../../src/shared/judge';
+import {
+  compareReleases,
+  fisherGreater,
+  logGamma,
+  looksFor,
+  mannWhitneyGreater,
+  warmupOf,
+} from '../../src/shared/judge';
 import type { AnalysisSpec, CompareSpec } from '../../src/shared/service-plan';
 
 const SPEC: CompareSpec = { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 10, confidence: 0.99 };
@@ -183,5 +190,22 @@ describe('the latency test is of the tolerated regression (minimum effect size)'
     const c = judged(canary, stable, [40, 20]);
     assert.equal(c.verdict, 'fail', JSON.stringify(c.latency));
     assert.match(c.because ?? '', /p95 40 ms vs baseline 20 ms \(ratio 2.00 > 1.5, Mann-Whitney p=/);
+  });
+});
+
+describe("a step's warm-up (warmupOf)", () => {
+  const policy: AnalysisSpec = {
+    max5xxRate: 0.02,
+    maxP95LatencyMs: 500,
+    minRequests: 20,
+    intervalMs: 10_000,
+    failuresTolerated: 0,
+    compare: SPEC,
+  };
+  it('is 250 ms against a baseline (both new processes), an interval against the warm stable release, or as set', () => {
+    assert.equal(warmupOf(policy, true), 250);
+    assert.equal(warmupOf(policy, false), 10_000);
+    assert.equal(warmupOf({ ...policy, compare: { ...SPEC, warmupMs: 2_000 } }, true), 2_000);
+    assert.equal(warmupOf({ ...policy, compare: { ...SPEC, warmupMs: 0 } }, false), 0);
   });
 });
