@@ -189,7 +189,10 @@ async function main() {
   let errors: Awaited<ReturnType<typeof underLoad>> | undefined;
   let errorVerdict: ReturnType<typeof verdictOf> | undefined;
   if (!args['skip-errors']) {
-    const errorPlan = benchPlan(await shopPlan(), settings.regressedBakeMs, errorReleases);
+    const base = benchPlan(await shopPlan(), settings.regressedBakeMs, errorReleases);
+    // the judge is measured here, not the cut-off's rate rule, which a 5% canary trips by chance (cutoff-rate-sim.md)
+    const cutoff = base.analysis.cutoff ? { cutoff: { ...base.analysis.cutoff, rate: false as const } } : {};
+    const errorPlan = { ...base, analysis: { ...base.analysis, ...cutoff } };
     await firstDeploy(taskQueue, errorPlan);
     errors = await underLoad(taskQueue, errorPlan, 'v2');
     errorVerdict = verdictOf(errors.result);
@@ -210,7 +213,12 @@ async function main() {
     latencyRegressed: { behaviour: { stable: '20 ms', canary: '40 ms' }, load: slow.load, ...slowVerdict },
     errorsRegressed:
       errors && errorVerdict
-        ? { behaviour: { stable: '1% 5xx', canary: '5% 5xx' }, load: errors.load, ...errorVerdict }
+        ? {
+            behaviour: { stable: '1% 5xx', canary: '5% 5xx' },
+            cutoffRate: 'off: the judge is measured',
+            load: errors.load,
+            ...errorVerdict,
+          }
         : 'not run (--skip-errors)',
     goals: {
       noFalseAlarms: {
@@ -254,7 +262,7 @@ async function main() {
     `| ${results.goals.noFalseAlarms.goal} (${settings.bakeMs / 1000} s bake each) | ${falseAlarms} false alarm(s); smallest p-values over all windows: Fisher ${Math.min(...healthy.map((h) => h.minFisherP)).toPrecision(2)}, Mann-Whitney ${Math.min(...healthy.map((h) => h.minMannWhitneyP)).toPrecision(2)} | ${met(results.goals.noFalseAlarms.met)} |`,
     `| ${results.goals.latencyCaught.goal} (stable 20 ms, canary 40 ms) | ${slowVerdict.outcome} after ${slowVerdict.caughtInIntervals ?? 'n/a'} interval(s): ${slowVerdict.reason} | ${met(results.goals.latencyCaught.met)} |`,
     errors && errorVerdict
-      ? `| ${results.goals.errorsCaught.goal} (stable 1%, canary 5% 5xx) | ${errorVerdict.outcome} after ${errorVerdict.caughtInIntervals ?? 'n/a'} interval(s), ${errors.load.failed} failed requests in all: ${errorVerdict.reason} | ${met(results.goals.errorsCaught.met === true)} |`
+      ? `| ${results.goals.errorsCaught.goal} (stable 1%, canary 5% 5xx; the cut-off's rate rule off for it) | ${errorVerdict.outcome} after ${errorVerdict.caughtInIntervals ?? 'n/a'} interval(s), ${errors.load.failed} failed requests in all: ${errorVerdict.reason} | ${met(results.goals.errorsCaught.met === true)} |`
       : `| ${results.goals.errorsCaught.goal} | not run (--skip-errors) | |`,
     '',
     '## Healthy canaries',
