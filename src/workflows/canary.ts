@@ -211,9 +211,16 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
 
   /**
    * A baked step of a canary with a stable release (since `judged-steps`): windows judged against the stable release
-   * too, and evidence counted; a step that ends without enough evidence follows analysis.onInconclusive.
+   * too, and evidence counted; a step that ends without enough evidence follows analysis.onInconclusive. `started`:
+   * the step's cut-off watch when it began before the traffic moved (canary-rate-cutoff); else it starts here.
    */
-  async function bakeJudged(stepIndex: number, step: TrafficStep, candidate: ReleaseRef, stable: ReleaseRef) {
+  async function bakeJudged(
+    stepIndex: number,
+    step: TrafficStep,
+    candidate: ReleaseRef,
+    stable: ReleaseRef,
+    started?: ReturnType<typeof watchCutoff>,
+  ) {
     const ev: StepEvidence = {
       step: stepIndex,
       weight: step.weight,
@@ -233,7 +240,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     if (step.bakeMs <= 0) return;
     const action = inconclusiveActionOf(plan.analysis);
     const extendMs = action === 'extend' ? (plan.analysis.extendMaxMs ?? 0) : 0;
-    const watcher = canary.cutoff ? watchCutoff(candidate) : undefined;
+    const watcher = started ?? (canary.cutoff ? watchCutoff(candidate) : undefined);
     try {
       await bakeJudgedWatched(ev, step, candidate, stable, action, extendMs, watcher);
     } finally {
@@ -560,8 +567,17 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
         state.trafficStep = { index: index + 1, of: steps.length, weight: step.weight };
         enter('traffic', say.trafficStep(index + 1, steps.length, step.weight, candidate.version));
         canary.trafficMoved = true;
-        showWeights(await act.setTraffic(route, splitFor(step.weight, stable, candidate)));
-        if (judging && stable) await bakeJudged(index + 1, step, candidate, canary.baseline ?? stable);
+        // with the rate rule, the step's watch looks before the traffic moves: a canary failing from its first
+        // request is seen from it, not from when the watch would start after the move (about 200 ms on a busy host)
+        const early =
+          judging && canary.cutoff && step.bakeMs > 0 && patched(RATE_CUTOFF) ? watchCutoff(candidate) : undefined;
+        try {
+          showWeights(await act.setTraffic(route, splitFor(step.weight, stable, candidate)));
+        } catch (err) {
+          early?.stop();
+          throw err;
+        }
+        if (judging && stable) await bakeJudged(index + 1, step, candidate, canary.baseline ?? stable, early);
         else await bake(index + 1, step, candidate);
       }
       const { baseline } = canary;
