@@ -6,17 +6,19 @@
  *   2. an automatic rollback (v1 stable, then the faulty v3): failed requests, and the time from the traffic shift
  *      that put v3 in service to 100% back on v1 (goal: within two analysis intervals + 250 ms);
  *   3. the orchestration overhead per activity/timer step of the good deploy, from its workflow history;
- *   4. the cut-off (analysis.cutoff, HAProxy's on-error mark-down of the canary): a faulty canary (v3, 50% of its
- *      answers 500; and a hard fault, every answer 500) with and without it: failed requests from the canary before
- *      it was out (goal with the cut-off: at most 5), and the time from its first 5xx to its being out (goal: under
- *      100 ms with the cut-off, at most one analysis interval without).
+ *   4. the cut-off (analysis.cutoff: HAProxy's on-error mark-down of the canary after consecutive errors, and the
+ *      watch's rate rule): a faulty canary (v3, 50% of its answers 500; and a hard fault, every answer 500) with it
+ *      (as by default), with HAProxy's rule only (v3; analysis.cutoff.rate off) and without it: failed requests from
+ *      the canary before it was out (goal with the cut-off: at most 5), and the time from its first 5xx to its being
+ *      out (goal: under 100 ms with the cut-off, at most one analysis interval without).
  *
  * Run: `npm run bench:deploy` (= `npx tsx bench/deploy-bench.ts`); options below. Writes bench/results/deploy.json
- * and bench/results/deploy.md. See bench/README.md.
+ * and bench/results/deploy.md (`--name x`: x.json and x.md). See bench/README.md.
  */
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { rateCutoffOf } from '../src/shared/cutoff-rate';
 import type { DeployResult } from '../src/shared/deploy';
 import type { SingleHostService as ResolvedService } from '../src/shared/service-plan';
 import { startTestStack, startWorker, uniqueName } from '../test/harness';
@@ -60,6 +62,8 @@ const { values: args } = parseArgs({
     'lead-ms': { type: 'string', default: '2000' },
     'tail-ms': { type: 'string', default: '2000' },
     out: { type: 'string', default: path.join(__dirname, 'results') },
+    /** bench/results/<name>.{json,md} */
+    name: { type: 'string', default: 'deploy' },
   },
 });
 const int = intArgs(args, () => 'a positive integer');
@@ -157,23 +161,29 @@ async function main() {
   console.log('3/3 the cut-off: faulty canaries with and without it');
   // v9: a hard fault, every /api answer 500 after its first 5 (its health gate and smoke pass)
   const hardFault = releasesWith({ v1: {}, v9: { errorRate: 1, faultAfter: 5 } });
-  const cutoffRuns: CutoffRun[] = [{ fault: 'v3 (50% 5xx)', version: 'v3', cutoff: true, run: bad, v1 }];
+  const cutoffRuns: CutoffRun[] = [{ fault: 'v3 (50% 5xx)', version: 'v3', cutoff: 'on', run: bad, v1 }];
   const kinds = [
-    ['v3 (50% 5xx)', 'v3', true],
-    ['v3 (50% 5xx)', 'v3', false],
-    ['v9 (every answer 5xx)', 'v9', true],
-    ['v9 (every answer 5xx)', 'v9', false],
+    ['v3 (50% 5xx)', 'v3', 'on'],
+    ['v3 (50% 5xx)', 'v3', 'HAProxy only'],
+    ['v3 (50% 5xx)', 'v3', 'off'],
+    ['v9 (every answer 5xx)', 'v9', 'on'],
+    ['v9 (every answer 5xx)', 'v9', 'off'],
   ] as const;
   for (let i = 1; i <= settings.cutoffRuns; i++) {
     for (const [fault, version, cutoff] of kinds) {
-      if (i === 1 && version === 'v3' && cutoff) continue; // the rollback run above
-      console.log(`  run ${i}: ${fault}, cut-off ${cutoff ? 'on' : 'off'}`);
+      if (i === 1 && version === 'v3' && cutoff === 'on') continue; // the rollback run above
+      console.log(`  run ${i}: ${fault}, cut-off ${cutoff}`);
       const base = benchPlan(await shopPlan());
       const withReleases =
         version === 'v9' ? { ...base, release: { ...base.release, cwd: path.join(hardFault, '{version}') } } : base;
       const { cutoff: on, ...analysis } = withReleases.analysis;
-      const plan = cutoff ? withReleases : { ...withReleases, analysis };
-      if (cutoff && !on) throw new Error('the plan has no analysis.cutoff: it is on by default');
+      if (!on) throw new Error('the plan has no analysis.cutoff: it is on by default');
+      const plan =
+        cutoff === 'on'
+          ? withReleases
+          : cutoff === 'off'
+            ? { ...withReleases, analysis }
+            : { ...withReleases, analysis: { ...analysis, cutoff: { ...on, rate: false as const } } };
       const first = await firstDeploy(taskQueue, plan);
       cutoffRuns.push({ fault, version, cutoff, run: await deployUnderLoad(taskQueue, plan, version), v1: first });
     }
@@ -192,9 +202,9 @@ async function main() {
 
   const out = path.resolve(args.out!);
   const md = renderMarkdown(results);
-  await writeResults(out, 'deploy', results, md);
+  await writeResults(out, args.name!, results, md);
   console.log(`\n${md}`);
-  console.log(`wrote ${path.relative(process.cwd(), path.join(out, 'deploy.json'))} and deploy.md`);
+  console.log(`wrote ${path.relative(process.cwd(), path.join(out, `${args.name}.json`))} and ${args.name}.md`);
 }
 
 interface Measured {
@@ -209,11 +219,11 @@ interface Measured {
   cutoffRuns: CutoffRun[];
 }
 
-/** One faulty canary, with or without the cut-off. */
+/** One faulty canary, with the cut-off (both rules, as by default), HAProxy's rule only, or without. */
 interface CutoffRun {
   fault: string;
   version: string;
-  cutoff: boolean;
+  cutoff: 'on' | 'HAProxy only' | 'off';
   run: Awaited<ReturnType<typeof deployUnderLoad>>;
   v1: DeployResult;
 }
@@ -238,14 +248,21 @@ function cutoffFigures(c: CutoffRun) {
   const byCutoff = run.result.failedWindow?.cutoff;
   const outMs = byCutoff ? last : timing?.stableBackMs;
   const firstToOut = first !== undefined && outMs !== undefined ? round(outMs - first, 1) : null;
-  const goalOutMs = c.cutoff ? CUTOFF_MAX_OUT_MS : settings.intervalMs;
+  const withCutoff = c.cutoff !== 'off';
+  const goalOutMs = withCutoff ? CUTOFF_MAX_OUT_MS : settings.intervalMs;
   return {
     fault: c.fault,
     cutoff: c.cutoff,
     workflowId: run.workflowId,
     outcome: run.result.outcome,
     reason: run.result.reason ?? null,
-    decidedBy: byCutoff ? 'cut-off (HAProxy)' : run.result.failedWindow ? 'analysis window' : 'none',
+    decidedBy: byCutoff?.rate
+      ? 'cut-off (rate rule)'
+      : byCutoff
+        ? 'cut-off (HAProxy)'
+        : run.result.failedWindow
+          ? 'analysis window'
+          : 'none',
     failedFromCanary: fromCanary.length,
     failedOther: others,
     firstCanary5xxAtMs: first !== undefined ? round(first - t0, 1) : null,
@@ -255,17 +272,17 @@ function cutoffFigures(c: CutoffRun) {
     firstToOutMs: firstToOut,
     firstToStableBackMs: first !== undefined && timing ? round(timing.stableBackMs - first, 1) : null,
     goals: {
-      failed: c.cutoff
+      failed: withCutoff
         ? {
             goal: `at most ${CUTOFF_MAX_FAILED} failed requests from the canary`,
             met: fromCanary.length <= CUTOFF_MAX_FAILED,
           }
         : null,
       out: {
-        goal: c.cutoff
+        goal: withCutoff
           ? `first 5xx to the canary out under ${CUTOFF_MAX_OUT_MS} ms`
           : `first 5xx to the canary at weight 0 within one analysis interval (${settings.intervalMs} ms)`,
-        met: firstToOut !== null && (c.cutoff ? firstToOut < goalOutMs : firstToOut <= goalOutMs),
+        met: firstToOut !== null && (withCutoff ? firstToOut < goalOutMs : firstToOut <= goalOutMs),
       },
     },
     load: loadSummary(run.figures),
@@ -400,6 +417,9 @@ function renderMarkdown(r: Results): string {
       `analysis every ${r.settings.intervalMs} ms, release drain ${r.settings.drainMs} ms. ` +
       'One machine: the load generator, HAProxy, the releases, PostgreSQL, Temporal and the worker share its cores.',
     '',
+    `Machine load (1-minute load average of its ${r.machine.cpus} cores): ${r.machine.loadAvgBefore[0]} before, ` +
+      `${r.machine.loadAvgAfter[0]} after; the machine is shared with other engineers' test runs.`,
+    '',
     '| figure | good deploy (v1 → v2) | rollback (v1 → v3) |',
     '| --- | ---: | ---: |',
     `| outcome | ${r.goodDeploy.outcome} | ${r.rollback.outcome} |`,
@@ -459,15 +479,18 @@ function renderMarkdown(r: Results): string {
     '## The cut-off: a faulty canary with and without it',
     '',
     `Each run: a new service at v1, then the faulty release under the same load (canary ${r.settings.weights[0]}%, ` +
-      `analysis every ${r.settings.intervalMs} ms). "Out": with the cut-off, the last 5xx the canary answered ` +
-      '(HAProxy sends it nothing after marking it down); without, the setTraffic that gave it weight 0. Times are ms ' +
-      'after the workflow started, as the client (autocannon) saw the answers.',
+      `analysis every ${r.settings.intervalMs} ms). Cut-off "on" is the default: HAProxy's rule (errorLimit ` +
+      'consecutive errors) and the rate rule of the watch ' +
+      `(${JSON.stringify(rateCutoffOf(r.settings.analysis.cutoff) ?? 'off')}); "HAProxy only" has the rate rule off. ` +
+      '"Out": with the cut-off, the last 5xx the canary answered (HAProxy sends it nothing after marking it down or ' +
+      'after the watch set its weight to 0; a request in flight still ends after); without, the setTraffic that gave ' +
+      'it weight 0. Times are ms after the workflow started, as the client (autocannon) saw the answers.',
     '',
     '| fault | cut-off | outcome | decided by | 5xx from the canary | first 5xx | out | **first 5xx → out** | router noticed | stable at 100% | goals |',
     '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
     ...r.cutoff.map(
       (c) =>
-        `| ${c.fault} | ${c.cutoff ? `on (errorLimit ${r.settings.analysis.cutoff?.errorLimit ?? '?'})` : 'off'} | ${c.outcome} | ${c.decidedBy} | ` +
+        `| ${c.fault} | ${c.cutoff === 'off' ? 'off' : `${c.cutoff} (errorLimit ${r.settings.analysis.cutoff?.errorLimit ?? '?'}${c.cutoff === 'on' ? ', rate rule' : ''})`} | ${c.outcome} | ${c.decidedBy} | ` +
         `${c.failedFromCanary}${c.failedOther ? ` (+${c.failedOther} other)` : ''} | ${c.firstCanary5xxAtMs ?? 'n/a'} | ` +
         `${(c.decidedBy.startsWith('cut-off') ? c.lastCanary5xxAtMs : c.stableBackAtMs) ?? 'n/a'} | **${ms(c.firstToOutMs)}** | ` +
         `${c.cutoffNoticedAtMs ?? '-'} | ${c.stableBackAtMs ?? 'n/a'} | ` +
@@ -486,13 +509,13 @@ function renderMarkdown(r: Results): string {
     '| --- | --- | ---: | --- | ---: | --- | ---: | ---: | ---: |',
     ...r.cutoffSummary.map(
       (k) =>
-        `| ${k.fault} | ${k.cutoff ? 'on' : 'off'} | ${k.runs} | ${k.failedFromCanary.join(', ')} | **${k.medianFailed}** | ` +
+        `| ${k.fault} | ${k.cutoff} | ${k.runs} | ${k.failedFromCanary.join(', ')} | **${k.medianFailed}** | ` +
         `${k.firstToOutMs.map((x) => `${x} ms`).join(', ')} | **${k.medianFirstToOutMs} ms** | ${k.byCutoff} | ${k.goalsMet} of ${k.runs} |`,
     ),
     '',
     'Why each ended:',
     '',
-    ...r.cutoff.map((c) => `- ${c.fault}, cut-off ${c.cutoff ? 'on' : 'off'}: ${c.reason ?? 'n/a'}`),
+    ...r.cutoff.map((c) => `- ${c.fault}, cut-off ${c.cutoff}: ${c.reason ?? 'n/a'}`),
     '',
   ].join('\n');
 }

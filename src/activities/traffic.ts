@@ -1,7 +1,8 @@
 import { Context } from '@temporalio/activity';
 import type { ReleaseRef } from '../shared/deploy';
 import { compareReleases, type Comparison } from '../shared/judge';
-import type { CompareSpec } from '../shared/service-plan';
+import { describeRateTrip, rateWindow, type RateTrip } from '../shared/cutoff-rate';
+import type { CompareSpec, RateCutoffSpec } from '../shared/service-plan';
 import type {
   CutoffReport,
   MemberOptions,
@@ -104,18 +105,33 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
 
     /**
      * Waits until the router takes the release out on its own (its cut-off, see addToRoute) and returns what it
-     * reported; returns null at once for a router without a cut-off. Runs until then or until cancelled (the step
-     * ends), polling every {@link CUTOFF_POLL_MS} ms and heartbeating.
+     * reported; returns null at once for a router without a cut-off. With `cutoff.rate` (analysis.cutoff.rate, since patch
+     * canary-rate-cutoff), it also reads the release's counters at each look and, when its recent requests fail too
+     * often (shared/cutoff-rate.ts), has the router take it out at once (takeOut) and reports that. Runs until then or
+     * until cancelled (the step ends), polling every {@link CUTOFF_POLL_MS} ms and heartbeating.
      */
-    async watchCutoff(route: RouteSpec, releaseId: string): Promise<CutoffReport | null> {
+    async watchCutoff(
+      route: RouteSpec,
+      releaseId: string,
+      cutoff?: { errorLimit: number; rate?: RateCutoffSpec },
+    ): Promise<CutoffReport | null> {
       const router = routerFor(route);
       if (!router.cutoffState) return null;
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
+      const rule = cutoff?.rate && router.cutoffLook && router.takeOut ? { ...cutoff, rate: cutoff.rate } : undefined;
+      const byRate = rule ? rateWindow(rule.rate) : undefined;
       let beatAt = 0;
       for (;;) {
-        const report = await router.cutoffState(route, releaseId);
-        if (report) return report;
+        if (byRate && rule) {
+          const look = await router.cutoffLook!(route, releaseId);
+          if (look.report) return look.report;
+          const trip = look.counters ? byRate.add(look.counters) : undefined;
+          if (trip) return takeOutByRate(router, route, releaseId, trip, rule);
+        } else {
+          const report = await router.cutoffState(route, releaseId);
+          if (report) return report;
+        }
         if (Date.now() - beatAt >= 1_000) {
           ctx.heartbeat();
           beatAt = Date.now();
@@ -255,6 +271,25 @@ export function createTrafficActivities(deps: TrafficActivityDeps) {
     async setMaintenance(route: RouteSpec, on: boolean, retryAfterSeconds = 30): Promise<void> {
       await routerFor(route).setMaintenance(route, on, retryAfterSeconds);
     },
+  };
+}
+
+/** The rate rule tripped: the router takes the canary out at once, and the watch reports it with what the rule saw. */
+async function takeOutByRate(
+  router: TrafficRouter,
+  route: RouteSpec,
+  releaseId: string,
+  trip: RateTrip,
+  { errorLimit, rate: rule }: { errorLimit: number; rate: RateCutoffSpec },
+): Promise<CutoffReport> {
+  const detail = `the cut-off took the canary out: ${describeRateTrip(trip, rule)}`;
+  const counters = await router.takeOut!(route, releaseId, detail);
+  return {
+    atMs: counters.atMs,
+    errorLimit,
+    detail,
+    counters,
+    rate: { errors: trip.errors, attempts: trip.attempts, ...rule },
   };
 }
 

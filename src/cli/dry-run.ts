@@ -14,7 +14,9 @@ import { stepEvidenceNeed } from '../shared/analysis';
 import { isCommandCheck, type DatabaseSpec, type ResolvedService } from '../shared/service-plan';
 import { slug } from '../shared/ids';
 import type { ResolvedPlan } from '../shared/request';
-import type { ApprovalPolicy, HttpProbe } from '../shared/service-plan';
+import type { ApprovalPolicy, CutoffSpec, HttpProbe } from '../shared/service-plan';
+import { rateCutoffOf } from '../shared/cutoff-rate';
+import { warmupOf } from '../shared/judge';
 import type { planPreview } from '../workflows';
 import type { Io, ParsedArgs } from './command';
 import { localPlanFor, type LocalPlan } from './plan';
@@ -113,8 +115,10 @@ export function planLines(plan: ResolvedService): string[] {
       : `against the stable release${mode === 'off' ? ' (analysis.compare.baseline: off)' : ''}`;
     rows.push([
       'judge',
-      `${against}: fails when the canary's error rate is over ${c.max5xxRatio}x the ${side}'s or its p95 over ` +
-        `${c.maxP95Ratio}x (and ${c.minP95DeltaMs} ms more), significant at ${c.confidence * 100}% per step (Fisher, Mann-Whitney)`,
+      `${against}: fails when the canary's error rate is over ${c.max5xxRatio}x the ${side}'s or its latency over ` +
+        `${c.maxP95Ratio}x (and ${c.minP95DeltaMs} ms more: the p95, and the whole distribution against that margin), ` +
+        `significant at ${c.confidence * 100}% per step (Fisher, Mann-Whitney); latency judged after a ` +
+        `${formatDuration(warmupOf(an, withBaseline))} warm-up of each step`,
     ]);
   }
   const { name, cutoff } = platformPlanOf(plan);
@@ -124,7 +128,7 @@ export function planLines(plan: ResolvedService): string[] {
       ? 'off (analysis.cutoff.enabled: false): only the analysis windows judge'
       : cutoff
         ? `${cutoff.router} takes the canary out after ${an.cutoff.errorLimit} consecutive errors (${cutoff.mechanism}; ` +
-          'never the stable release), and the deploy rolls back at once'
+          `never the stable release)${rateWords(an.cutoff)}, and the deploy rolls back at once`
         : `analysis.cutoff (errorLimit ${an.cutoff.errorLimit}) does nothing here: ${name}'s router has no cut-off`,
   ]);
   const baked = plan.traffic.steps.filter((s) => s.bakeMs > 0);
@@ -232,4 +236,14 @@ function describeMigrations(db: DatabaseSpec): string {
       ? `${db.migrationsDir}${db.migrationsDir.includes('{version}') ? " (the deployed version's folder)" : ''}`
       : 'none';
   return db.compatibility === 'breaking' ? `${how}; breaking (no app-only rollback across it)` : how;
+}
+
+/** The cut-off's rate rule in the dry run's words (empty when it is off). */
+function rateWords(cutoff: CutoffSpec): string {
+  const rule = rateCutoffOf(cutoff);
+  if (!rule) return '; the rate rule is off (analysis.cutoff.rate.enabled: false)';
+  return (
+    `, or the cut-off's watch (every 20 ms) when at least ${rule.minErrors} of its last ${rule.overRequests} requests ` +
+    `failed and at least ${Math.round(rule.max5xxRate * 100)}% of them (analysis.cutoff.rate)`
+  );
 }

@@ -130,6 +130,25 @@ export interface TrafficRouter {
    * errors. Undefined when the release is still in, or has no cut-off.
    */
   cutoffState?(route: RouteSpec, releaseId: string): Promise<CutoffReport | undefined>;
+  /**
+   * One look of the cut-off's watch, as cheap as the router can make it (it is polled): cutoffState's report, and the
+   * release's cumulative attempts and errors (5xx and failed connections; they only grow within one router process,
+   * and start again at 0 after a restart or reload). Both absent when the release has no cut-off.
+   */
+  cutoffLook?(route: RouteSpec, releaseId: string): Promise<{ report?: CutoffReport; counters?: CutoffCounters }>;
+  /**
+   * Takes the release out of rotation at once (no new requests; kept out until it is removed or given all the
+   * traffic, whatever split comes next): the rate cut-off's action. Returns its counters then.
+   */
+  takeOut?(route: RouteSpec, releaseId: string, detail: string): Promise<TrafficCounters>;
+}
+
+/** A release's cumulative attempts and errors as the cut-off's watch reads them (see TrafficRouter.cutoffLook). */
+export interface CutoffCounters {
+  /** Answers plus failed connection attempts. */
+  attempts: number;
+  /** 5xx answers plus failed connection attempts. */
+  errors: number;
 }
 
 /** How a release joins a route. */
@@ -142,8 +161,10 @@ export interface MemberOptions {
 export interface CutoffReport {
   /** When the router was seen to have taken it out (ms since epoch). */
   atMs: number;
-  /** The consecutive errors that triggered it. */
+  /** The consecutive errors that trigger the router's own cut-off (the canary's setting, whichever rule fired). */
   errorLimit: number;
+  /** Set when the rate rule took it out (analysis.cutoff.rate): the errors and attempts it saw, and the rule. */
+  rate?: { errors: number; attempts: number; max5xxRate: number; overRequests: number; minErrors: number };
   /** What happened, in words that name the router ("HAProxy took the canary out after 5 consecutive errors"). */
   detail: string;
   /** The release's counters when it was seen out. */

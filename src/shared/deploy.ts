@@ -132,7 +132,13 @@ export interface AnalysisWindow {
    * The router took the canary out on its own (analysis.cutoff): the window ended there, failed. `detail` names the
    * router and the errors ("HAProxy took the canary out after 5 consecutive errors"), `atMs` when it was seen out.
    */
-  cutoff?: { errorLimit: number; atMs: number; detail: string };
+  cutoff?: {
+    errorLimit: number;
+    atMs: number;
+    detail: string;
+    /** The rate rule took it out (analysis.cutoff.rate): what it saw over the canary's last requests. */
+    rate?: { errors: number; attempts: number; max5xxRate: number; overRequests: number; minErrors: number };
+  };
 }
 
 /**

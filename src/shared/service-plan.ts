@@ -211,6 +211,23 @@ export interface AnalysisSpec {
 export interface CutoffSpec {
   /** Consecutive errors of the canary after which the router marks it down. */
   errorLimit: number;
+  /**
+   * The rate rule (since patch `canary-rate-cutoff`, on routers that can take a release out: single-host): the
+   * cut-off's watch takes the canary out when its recent requests fail too often (see shared/cutoff-rate.ts).
+   * Absent: the default rule (DEFAULT_RATE_CUTOFF), kept out of the plan so that plans without it stay the same;
+   * false: off.
+   */
+  rate?: RateCutoffSpec | false;
+}
+
+/** The cut-off's rate rule: out when, over the canary's last `overRequests` attempts, errors reach both limits. */
+export interface RateCutoffSpec {
+  /** The failed share of those attempts (5xx and connection errors) at which the canary is out. */
+  max5xxRate: number;
+  /** How many of the canary's most recent attempts the rate is over (fewer at the start of a step). */
+  overRequests: number;
+  /** Errors needed among them before the rate counts (a single early error is not a rate). */
+  minErrors: number;
 }
 
 /** What a baked step without enough evidence does. */
@@ -231,12 +248,21 @@ export interface CompareSpec {
   /** 1 - the false-alarm rate of one step (0.5..0.9999). */
   confidence: number;
   /**
+   * The start of a step whose latency is not judged (new processes warming up), since patch `judge-short-warmup`.
+   * Absent: {@link DEFAULT_WARMUP_MS} when the canary is compared with a baseline (a fresh process too, so both warm
+   * up alike), one analysis interval against the stable release (warm: a cold canary would look slower).
+   */
+  warmupMs?: number;
+  /**
    * What the canary is compared with (analysis.compare.baseline): `on`, a baseline (a fresh process of the stable
    * version at the canary's weight, where the platform offers it: PlatformPlan.baseline); `off`, the stable release
    * itself; absent or `auto`, a baseline where the platform offers one.
    */
   baseline?: BaselineMode;
 }
+
+/** The warm-up of a step judged against a baseline, unless analysis.compare.warmup says otherwise. */
+export const DEFAULT_WARMUP_MS = 250;
 
 export const BASELINE_MODES = ['auto', 'on', 'off'] as const;
 export type BaselineMode = (typeof BASELINE_MODES)[number];

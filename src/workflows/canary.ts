@@ -11,7 +11,8 @@ import {
 import type { Activities } from '../activities';
 import { inconclusiveActionOf, judgeWindow, stepEvidenceNeed } from '../shared/analysis';
 import type { AnalysisWindow, ReleaseRef, StepEvidence } from '../shared/deploy';
-import { looksFor } from '../shared/judge';
+import { rateCutoffOf } from '../shared/cutoff-rate';
+import { looksFor, warmupOf } from '../shared/judge';
 import type { CutoffSpec, ResolvedService, TrafficStep } from '../shared/service-plan';
 import type { CutoffReport } from '../platforms/types';
 import { platformPlanOf } from '../platforms/descriptors';
@@ -51,6 +52,16 @@ const METRICS_LAG = 'judged-step-metrics-lag';
  * is stopped when the steps end or the deploy rolls back.
  */
 const CANARY_BASELINE = 'canary-baseline';
+/**
+ * The patch of the rate cut-off (analysis.cutoff.rate): the step's watch also takes the canary out when its recent
+ * requests fail too often (HAProxy's own cut-off counts consecutive errors only: a half-failing canary got past it).
+ */
+const RATE_CUTOFF = 'canary-rate-cutoff';
+/**
+ * The patch of the short warm-up (analysis.compare.warmup): against a baseline, the latency of a step is judged after
+ * DEFAULT_WARMUP_MS instead of after a whole interval, so that a slower canary is caught a window earlier.
+ */
+const SHORT_WARMUP = 'judge-short-warmup';
 /** History events after which the analysis during the go-live wait stops (Temporal's limit is 51,200). */
 const HISTORY_CAP_FOR_ANALYSIS = 20_000;
 
@@ -176,8 +187,13 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
   function watchCutoff(candidate: ReleaseRef) {
     const scope = new CancellationScope();
     const watcher = { report: undefined as CutoffReport | undefined, stop: () => scope.cancel() };
+    const cutoff = canary.cutoff;
+    const rate = cutoff && patched(RATE_CUTOFF) ? rateCutoffOf(cutoff) : undefined;
+    const watchArgs = cutoff && rate ? [{ errorLimit: cutoff.errorLimit, rate }] : [];
     void scope
-      .run(() => (patched(WATCH_QUEUE) ? watchOnOwnQueue() : watchActs).watchCutoff(route, candidate.releaseId))
+      .run(() =>
+        (patched(WATCH_QUEUE) ? watchOnOwnQueue() : watchActs).watchCutoff(route, candidate.releaseId, ...watchArgs),
+      )
       .then(
         (report) => {
           if (report) watcher.report = report;
@@ -195,9 +211,16 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
 
   /**
    * A baked step of a canary with a stable release (since `judged-steps`): windows judged against the stable release
-   * too, and evidence counted; a step that ends without enough evidence follows analysis.onInconclusive.
+   * too, and evidence counted; a step that ends without enough evidence follows analysis.onInconclusive. `started`:
+   * the step's cut-off watch when it began before the traffic moved (canary-rate-cutoff); else it starts here.
    */
-  async function bakeJudged(stepIndex: number, step: TrafficStep, candidate: ReleaseRef, stable: ReleaseRef) {
+  async function bakeJudged(
+    stepIndex: number,
+    step: TrafficStep,
+    candidate: ReleaseRef,
+    stable: ReleaseRef,
+    started?: ReturnType<typeof watchCutoff>,
+  ) {
     const ev: StepEvidence = {
       step: stepIndex,
       weight: step.weight,
@@ -217,7 +240,7 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     if (step.bakeMs <= 0) return;
     const action = inconclusiveActionOf(plan.analysis);
     const extendMs = action === 'extend' ? (plan.analysis.extendMaxMs ?? 0) : 0;
-    const watcher = canary.cutoff ? watchCutoff(candidate) : undefined;
+    const watcher = started ?? (canary.cutoff ? watchCutoff(candidate) : undefined);
     try {
       await bakeJudgedWatched(ev, step, candidate, stable, action, extendMs, watcher);
     } finally {
@@ -318,6 +341,9 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
     };
     ev.fromMs = from.canary.atMs;
     const looks = looksFor(step.bakeMs + extendMs, plan.analysis.intervalMs);
+    const warmupMs = patched(SHORT_WARMUP)
+      ? warmupOf(plan.analysis, ev.against !== undefined)
+      : plan.analysis.intervalMs;
     let failures = 0;
     /** The router took the canary out: the window ends failed, with the router's evidence, and the step fails. */
     function cutOff(report: CutoffReport): never {
@@ -338,7 +364,12 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
         p95Ms: null,
         verdict: 'fail',
         because: `cut off: ${report.detail} at ${new Date(report.atMs).toISOString()}`,
-        cutoff: { errorLimit: report.errorLimit, atMs: report.atMs, detail: report.detail },
+        cutoff: {
+          errorLimit: report.errorLimit,
+          atMs: report.atMs,
+          detail: report.detail,
+          ...(report.rate ? { rate: report.rate } : {}),
+        },
       };
       ev.windows++;
       ev.conclusive++;
@@ -362,8 +393,8 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
           from,
           step: {
             fromMs: ev.fromMs,
-            // the first interval of a step is the new release's warm-up: its latency is not judged
-            warmupMs: plan.analysis.intervalMs,
+            // the start of a step is the new releases' warm-up: its latency is not judged
+            warmupMs,
             prior: {
               canary: { attempts: ev.requests + ev.connectionErrors, errors: ev.errors5xx + ev.connectionErrors },
               stable: { attempts: ev.stableRequests, errors: ev.stableErrors },
@@ -536,8 +567,17 @@ export function createCanary(rb: Runbook, plan: ResolvedService, route: RouteSpe
         state.trafficStep = { index: index + 1, of: steps.length, weight: step.weight };
         enter('traffic', say.trafficStep(index + 1, steps.length, step.weight, candidate.version));
         canary.trafficMoved = true;
-        showWeights(await act.setTraffic(route, splitFor(step.weight, stable, candidate)));
-        if (judging && stable) await bakeJudged(index + 1, step, candidate, canary.baseline ?? stable);
+        // with the rate rule, the step's watch looks before the traffic moves: a canary failing from its first
+        // request is seen from it, not from when the watch would start after the move (about 200 ms on a busy host)
+        const early =
+          judging && canary.cutoff && step.bakeMs > 0 && patched(RATE_CUTOFF) ? watchCutoff(candidate) : undefined;
+        try {
+          showWeights(await act.setTraffic(route, splitFor(step.weight, stable, candidate)));
+        } catch (err) {
+          early?.stop();
+          throw err;
+        }
+        if (judging && stable) await bakeJudged(index + 1, step, candidate, canary.baseline ?? stable, early);
         else await bake(index + 1, step, candidate);
       }
       const { baseline } = canary;

@@ -83,7 +83,11 @@ describe('runbook deploy|rollback|drill --dry-run: the plan the worker would run
     );
     assert.match(
       out,
-      /\n {2}cut-off +HAProxy takes the canary out after 5 consecutive errors \(on-error mark-down; never the stable release\), and the deploy rolls back at once/,
+      /or its latency over 1\.5x \(and 10 ms more: the p95, and the whole distribution against that margin\), significant at 99% per step \(Fisher, Mann-Whitney\); latency judged after a 250ms warm-up of each step\n/,
+    );
+    assert.match(
+      out,
+      /\n {2}cut-off +HAProxy takes the canary out after 5 consecutive errors \(on-error mark-down; never the stable release\), or the cut-off's watch \(every 20 ms\) when at least 3 of its last 20 requests failed and at least 40% of them \(analysis\.cutoff\.rate\), and the deploy rolls back at once/,
     );
     assert.match(
       out,

@@ -86,11 +86,21 @@ export function serviceBlock(plan: SingleHostService): JsonObject {
               maxP95Ratio: a.compare.maxP95Ratio,
               minP95Delta: a.compare.minP95DeltaMs,
               confidence: a.compare.confidence,
+              ...(a.compare.warmupMs !== undefined ? { warmup: a.compare.warmupMs } : {}),
               ...(a.compare.baseline ? { baseline: a.compare.baseline } : {}),
             },
           }
         : {}),
-      cutoff: a.cutoff ? { errorLimit: a.cutoff.errorLimit } : { enabled: false },
+      cutoff: a.cutoff
+        ? {
+            errorLimit: a.cutoff.errorLimit,
+            ...(a.cutoff.rate === false
+              ? { rate: { enabled: false } }
+              : a.cutoff.rate
+                ? { rate: { ...a.cutoff.rate } }
+                : {}),
+          }
+        : { enabled: false },
     },
     approvals: approvals(plan.approvals),
     rollback: { approvals: approvals(plan.rollback.approvals), dbRestoreApprovers: plan.rollback.dbRestoreApprovers },

@@ -75,6 +75,29 @@ async function healthyUnderLoad(taskQueue: string): Promise<WorkflowHandle> {
   return handle;
 }
 
+/** A 10% canary twice as slow as v1 (under the absolute limit) under load, judged against the baseline. */
+async function slowerCanaryAgainstBaseline(taskQueue: string): Promise<WorkflowHandle> {
+  const releases = releasesWith({
+    v1: { latencyMs: 40, latencyPerRps: 1.5 },
+    v2: { latencyMs: 80, latencyPerRps: 1.5 },
+  });
+  const base = await judgedPlan({ onInconclusive: 'fail', maxP95LatencyMs: 500 }, 20_000, releases);
+  const plan = {
+    ...base,
+    traffic: {
+      steps: [
+        { weight: 10, bakeMs: 20_000 },
+        { weight: 100, bakeMs: 0 },
+      ],
+    },
+  };
+  await (await startDeploy(taskQueue, plan, 'v1')).result();
+  const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 60, maxSeconds: 90 });
+  const handle = await startDeploy(taskQueue, plan, 'v2');
+  await handle.result().finally(() => load.stop());
+  return handle;
+}
+
 /**
  * The executions whose histories are committed under test/replay/histories/ (one per workflow path).
  * `npm run record-histories` re-runs them on a real server; re-record only on a deliberate, patched change.
@@ -442,27 +465,7 @@ export const scenarios: ReplayScenario[] = [
     // Patch canary-baseline: a 10% canary twice as slow, which the stable release (nine times its load) would not
     // show; the judge against the baseline rolls it back, and the compensations stop the baseline.
     name: 'baseline-deploy-slower-canary-rolled-back',
-    run: async (_client, taskQueue) => {
-      const releases = releasesWith({
-        v1: { latencyMs: 40, latencyPerRps: 1.5 },
-        v2: { latencyMs: 80, latencyPerRps: 1.5 },
-      });
-      const base = await judgedPlan({ onInconclusive: 'fail', maxP95LatencyMs: 500 }, 20_000, releases);
-      const plan = {
-        ...base,
-        traffic: {
-          steps: [
-            { weight: 10, bakeMs: 20_000 },
-            { weight: 100, bakeMs: 0 },
-          ],
-        },
-      };
-      await (await startDeploy(taskQueue, plan, 'v1')).result();
-      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 60, maxSeconds: 90 });
-      const handle = await startDeploy(taskQueue, plan, 'v2');
-      await handle.result().finally(() => load.stop());
-      return handle;
-    },
+    run: (_client, taskQueue) => slowerCanaryAgainstBaseline(taskQueue),
   },
   {
     // Patch canary-cutoff, a healthy canary: the step's watch for the cut-off is cancelled when the step ends.
@@ -484,6 +487,31 @@ export const scenarios: ReplayScenario[] = [
     // Patch watch-queue, a healthy canary: the watch on the watch queue is cancelled when the step ends.
     name: 'watch-queue-healthy-under-load',
     run: (_client, taskQueue) => healthyUnderLoad(taskQueue),
+  },
+  {
+    // Patches canary-rate-cutoff and judge-short-warmup, a healthy canary: the step's watch has the rate rule and is
+    // cancelled when the step ends; latency is judged after the short warm-up against the baseline.
+    name: 'rate-cutoff-deploy-healthy-under-load',
+    run: (_client, taskQueue) => healthyUnderLoad(taskQueue),
+  },
+  {
+    // Patch canary-rate-cutoff: a canary failing half its requests (HAProxy's own cut-off far off) is taken out by
+    // the watch's rate rule, and the step fails at once.
+    name: 'rate-cutoff-deploy-half-failing-canary',
+    run: async (_client, taskQueue) => {
+      const releases = releasesWith({ v1: {}, v2: { errorRate: 0.5, faultAfter: 20 } });
+      const plan = await judgedPlan({ onInconclusive: 'pause', cutoff: { errorLimit: 50 } }, 600_000, releases);
+      await (await startDeploy(taskQueue, plan, 'v1')).result();
+      const load = startLoad(`http://127.0.0.1:${plan.listen.port}/api/items`, { rps: 80, maxSeconds: 120 });
+      const handle = await startDeploy(taskQueue, plan, 'v2');
+      await handle.result().finally(() => load.stop());
+      return handle;
+    },
+  },
+  {
+    // Patch judge-short-warmup: the 10% canary twice as slow as its baseline, judged after 250 ms of warm-up.
+    name: 'short-warmup-deploy-slower-canary-rolled-back',
+    run: (_client, taskQueue) => slowerCanaryAgainstBaseline(taskQueue),
   },
   {
     // Patch release-commands: preflight prepares the database; the release's migrate and status commands, a command

@@ -46,7 +46,7 @@ function problemsOf(yaml: string): string[] {
   assert.fail('expected the config to be rejected');
 }
 
-const DEFAULT_COMPARE = { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 25, confidence: 0.99 };
+const DEFAULT_COMPARE = { max5xxRatio: 2, maxP95Ratio: 1.5, minP95DeltaMs: 10, confidence: 0.99 };
 describe('runbook config: loading', () => {
   it("loads the sample's shop-tools: the release's migrate command, command checks, and its migrations folder per version", () => {
     const config = loadRunbookConfig(path.join(EXAMPLES, 'runbook.yaml'));
@@ -509,8 +509,44 @@ services:
         problemsOf(withAnalysis('{ max5xxRate: 2%, maxP95LatencyMs: 500, cutoff: { errorLimit: 0, after: 3 } }')),
         [
           'services.shop.analysis.cutoff.errorLimit: must be 1..1000 (consecutive errors of the canary), got 0',
-          'services.shop.analysis.cutoff.after: unknown key; allowed here: enabled, errorLimit',
+          'services.shop.analysis.cutoff.after: unknown key; allowed here: enabled, errorLimit, rate',
         ],
+      );
+    });
+
+    it('analysis.cutoff.rate: the default rule left out of the plan, its own or off in it; a minimum it can never reach is named', () => {
+      const analysisOf = (analysis: string) =>
+        resolveService(parseRunbookConfig(withAnalysis(analysis), SOURCE), 'shop', 'production').analysis;
+      assert.deepEqual(analysisOf('{ max5xxRate: 2%, maxP95LatencyMs: 500, cutoff: { rate: {} } }').cutoff, {
+        errorLimit: 5,
+        rate: { max5xxRate: 0.4, overRequests: 20, minErrors: 3 },
+      });
+      assert.deepEqual(
+        analysisOf('{ max5xxRate: 2%, maxP95LatencyMs: 500, cutoff: { rate: { max5xxRate: 50%, minErrors: 4 } } }')
+          .cutoff,
+        { errorLimit: 5, rate: { max5xxRate: 0.5, overRequests: 20, minErrors: 4 } },
+      );
+      assert.deepEqual(
+        analysisOf('{ max5xxRate: 2%, maxP95LatencyMs: 500, cutoff: { rate: { enabled: false } } }').cutoff,
+        { errorLimit: 5, rate: false },
+      );
+      assert.deepEqual(
+        problemsOf(
+          withAnalysis('{ max5xxRate: 2%, maxP95LatencyMs: 500, cutoff: { rate: { overRequests: 5, minErrors: 6 } } }'),
+        ),
+        [
+          'services.shop.analysis.cutoff.rate.minErrors: must be at most overRequests (5): 6 errors can never come in 5 requests',
+        ],
+      );
+    });
+
+    it('analysis.compare.warmup: left out of the plan unless set (the workflow then picks by the comparison side)', () => {
+      const analysisOf = (analysis: string) =>
+        resolveService(parseRunbookConfig(withAnalysis(analysis), SOURCE), 'shop', 'production').analysis;
+      assert.equal(analysisOf('{ max5xxRate: 2%, maxP95LatencyMs: 500 }').compare?.warmupMs, undefined);
+      assert.equal(
+        analysisOf('{ max5xxRate: 2%, maxP95LatencyMs: 500, compare: { warmup: 2s } }').compare?.warmupMs,
+        2_000,
       );
     });
   });

@@ -63,6 +63,11 @@ const slotSchema = z.object({
     .object({ errorLimit: z.number().int().min(1) })
     .nullable()
     .optional(),
+  /**
+   * The rate cut-off took the release out (takeOut): weight 0 whatever its percent, until it is removed, added again or
+   * given all the traffic. Absent in older files.
+   */
+  takenOut: z.object({ atMs: z.number(), detail: z.string() }).nullable().optional(),
 });
 
 export const routeStateSchema = z.object({
@@ -87,6 +92,9 @@ export interface RoutePaths {
 }
 
 export const slotName = (i: number) => `s${i + 1}`;
+
+/** The weight HAProxy gives a slot's release: 0 while it drains or after the rate cut-off took it out. */
+export const servingWeight = (slot: Slot): number => (slot.draining || slot.takenOut ? 0 : slot.percent);
 
 /**
  * A canary that HAProxy marked down stays out for this many successful health checks (1 s apart) unless the router
@@ -131,7 +139,7 @@ export function renderConfig(state: RouteState, p: RoutePaths): string {
     if (!slot) return `  server ${slotName(i)} 127.0.0.1:1 weight 0 disabled`;
     const limit = cutoff[i];
     const observe = limit ? ` observe layer7 error-limit ${limit} on-error mark-down rise ${CUTOFF_RISE}` : '';
-    return `  server ${slotName(i)} ${slot.host}:${slot.port} weight ${slot.draining ? 0 : slot.percent}${observe}`;
+    return `  server ${slotName(i)} ${slot.host}:${slot.port} weight ${servingWeight(slot)}${observe}`;
   });
   const inMaintenance = `str(on),map(${p.map})`;
   return `# Route ${service}/${environment}, written by durable-runbooks. Do not edit: releases and weights change at

@@ -6,6 +6,7 @@ import { writeFileAtomically } from '../../system/atomic-write';
 import { ensurePrivateDir } from '../../system/private-files';
 import {
   PlatformError,
+  type CutoffCounters,
   type CutoffReport,
   type RouteMember,
   type RouteSpec,
@@ -19,6 +20,7 @@ import {
   renderConfig,
   renderMap,
   routeStateSchema,
+  servingWeight,
   slotName,
   ROUTE_SLOTS,
   type RoutePaths,
@@ -243,7 +245,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
         if (!(rt.admin & ADMIN_MAINT)) last.push(() => setServer(p, i, 'state maint'));
         continue;
       }
-      const weight = slot.draining ? 0 : slot.percent;
+      const weight = servingWeight(slot);
       const moves: Array<() => Promise<void>> = [];
       if (rt.addr !== slot.host || rt.port !== slot.port) {
         moves.push(() => setServer(p, i, `addr ${slot.host} port ${slot.port}`));
@@ -327,6 +329,32 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
     if (row.status?.startsWith('DOWN') && num(row.hanafail) > 0) await setServer(p, slot, 'health up');
   }
 
+  /** HAProxy's own cut-off: the slot DOWN with an on-error trigger since the release took it (see cutoffLook). */
+  async function markedDown(
+    p: RoutePaths,
+    route: RouteSpec,
+    releaseId: string,
+    i: number,
+    member: Slot,
+    errorLimit: number,
+    seen: Record<string, string>,
+  ): Promise<CutoffReport | undefined> {
+    if (!seen.status?.startsWith('DOWN') || num(seen.hanafail) === 0) return undefined;
+    const { row, worker: w } = await countsOf(p, i);
+    const base = member.baseline;
+    // hanafail (HAProxy's count of on-error triggers) is per server slot and starts at 0 in a new worker
+    const before =
+      base && sameWorker(w, { pid: base.workerPid, startSec: base.workerStartSec }) ? (base.analyzeFailures ?? 0) : 0;
+    if (!row.status?.startsWith('DOWN') || num(row.hanafail) <= before) return undefined;
+    const counters = await router.readCounters(route, releaseId);
+    return {
+      atMs: counters.atMs,
+      errorLimit,
+      detail: `HAProxy took the canary out after ${errorLimit} consecutive errors`,
+      counters,
+    };
+  }
+
   const router: TrafficRouter = {
     async ensureRoute(route) {
       checkRoute(route);
@@ -392,6 +420,7 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
           existing.host = member.host;
           existing.port = member.port;
           existing.draining = false;
+          existing.takenOut = null;
           if (existing.percent === 0) existing.cutoff = cutoff;
         } else {
           newcomer = true;
@@ -453,16 +482,17 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
             .join(', ');
           throw invalidSplit(`${where}: the percentages must sum to 100, got ${sum} (${split || 'nothing given'})`);
         }
-        const changes = active.map(({ slot, i }) => ({
-          slot: i,
-          from: slot.percent,
-          to: percent[slot.releaseId] ?? 0,
-        }));
+        const from = active.map(({ slot }) => servingWeight(slot));
         for (const { slot } of active) {
           slot.percent = percent[slot.releaseId] ?? 0;
           // the only serving release is never marked down: its cut-off ends when it takes all the traffic
-          if (slot.percent === 100) slot.cutoff = null;
+          if (slot.percent === 100) {
+            slot.cutoff = null;
+            slot.takenOut = null;
+          }
         }
+        // a release the rate cut-off took out stays at weight 0 whatever the split says (a step that raced the watch)
+        const changes = active.map(({ slot, i }, k) => ({ slot: i, from: from[k]!, to: servingWeight(slot) }));
         await persist(p, state);
         // the reloaded HAProxy starts with the new weights (the file has them), so the reload comes first
         await reloadForCutoff(p, route, state);
@@ -575,26 +605,36 @@ export function createHaproxyRouter(opts: HaproxyRouterOptions): TrafficRouter {
     },
 
     async cutoffState(route, releaseId): Promise<CutoffReport | undefined> {
+      return (await router.cutoffLook!(route, releaseId)).report;
+    },
+
+    async cutoffLook(route, releaseId): Promise<{ report?: CutoffReport; counters?: CutoffCounters }> {
       const p = routePaths(route);
       const state = await requireState(p, route);
       const { i, member } = findSlot(state, releaseId);
-      if (!member.cutoff) return undefined;
+      if (!member.cutoff) return {};
       // one runtime command per look while nothing happened (this is polled); the worker is asked only when it did
       const seen = await readServerStats(p, i);
-      if (!seen.status?.startsWith('DOWN') || num(seen.hanafail) === 0) return undefined;
-      const { row, worker: w } = await countsOf(p, i);
-      const base = member.baseline;
-      // hanafail (HAProxy's count of on-error triggers) is per server slot and starts at 0 in a new worker
-      const before =
-        base && sameWorker(w, { pid: base.workerPid, startSec: base.workerStartSec }) ? (base.analyzeFailures ?? 0) : 0;
-      if (!row.status?.startsWith('DOWN') || num(row.hanafail) <= before) return undefined;
-      const counters = await router.readCounters(route, releaseId);
-      return {
-        atMs: counters.atMs,
-        errorLimit: member.cutoff.errorLimit,
-        detail: `HAProxy took the canary out after ${member.cutoff.errorLimit} consecutive errors`,
-        counters,
-      };
+      const raw = countersFromStat(seen);
+      const counters = { attempts: raw.responses + raw.connectionErrors, errors: raw.errors5xx + raw.connectionErrors };
+      const report = await markedDown(p, route, releaseId, i, member, member.cutoff.errorLimit, seen);
+      return report ? { report, counters } : { counters };
+    },
+
+    async takeOut(route, releaseId, detail): Promise<TrafficCounters> {
+      const p = routePaths(route);
+      // at once, before the route's lock (a reload under it can take seconds); then recorded under it
+      const now = findSlot(await requireState(p, route), releaseId);
+      if (!now.member.draining) await setServer(p, now.i, 'weight 0');
+      await withLock(p.names.name, async () => {
+        const state = await requireState(p, route);
+        const { i, member } = findSlot(state, releaseId);
+        if (member.draining) return;
+        member.takenOut ??= { atMs: Date.now(), detail };
+        await persist(p, state);
+        await setServer(p, i, 'weight 0');
+      });
+      return router.readCounters(route, releaseId);
     },
 
     async setMaintenance(route, on, retryAfterSeconds) {

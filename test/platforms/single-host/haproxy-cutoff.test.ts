@@ -103,6 +103,44 @@ describe("HAProxy's cut-off of a failing canary (real HAProxy 2.6)", function ()
     await router.removeMember(route, canary.id, 1_000);
   });
 
+  it('takeOut (the rate cut-off) puts a canary at weight 0 at once, and it stays out whatever split comes next', async () => {
+    const canary = await startRelease('rel-rate');
+    releases.push(canary);
+    await router.addMember(route, member(canary), { cutoff: { errorLimit: 50 } });
+    await router.setWeights(route, { [stable.id]: 50, [canary.id]: 50 });
+    const first = await router.cutoffLook!(route, canary.id);
+    assert.ok(first.counters, 'a canary with a cut-off has its counters looked at');
+    canary.failing = true;
+    const counts = await spread(20);
+    // fewer than its error limit (50): HAProxy's own cut-off leaves it in
+    const failed = counts['status 500'] ?? 0;
+    assert.ok(failed >= 5, JSON.stringify(counts));
+    const look = await router.cutoffLook!(route, canary.id);
+    assert.equal(look.report, undefined);
+    assert.deepEqual(
+      {
+        attempts: look.counters!.attempts - first.counters.attempts,
+        errors: look.counters!.errors - first.counters.errors,
+      },
+      { attempts: failed, errors: failed },
+    );
+    const counters = await router.takeOut!(route, canary.id, 'the cut-off took the canary out: all failed');
+    assert.equal(counters.errors5xx, failed);
+    assert.equal((await statOf(canary)).weight, '0');
+    assert.deepEqual(await spread(20), { [stable.id]: 20 });
+    // a next step that raced the watch: the split says 50%, the canary stays out (in the file for a reload too)
+    await router.setWeights(route, { [stable.id]: 50, [canary.id]: 50 });
+    assert.deepEqual(await spread(20), { [stable.id]: 20 });
+    assert.match(serverLine(canary) ?? '', / weight 0 /);
+    const state = JSON.parse(readFileSync(path.join(home, 'router', `${names.name}.json`), 'utf8')) as {
+      slots: Array<{ releaseId: string; takenOut?: { detail: string } } | null>;
+    };
+    assert.match(state.slots.find((x) => x?.releaseId === canary.id)?.takenOut?.detail ?? '', /all failed/);
+    canary.failing = false;
+    await router.setWeights(route, { [stable.id]: 100, [canary.id]: 0 });
+    await router.removeMember(route, canary.id, 1_000);
+  });
+
   it('takes a canary that starts answering 500 out after error-limit consecutive errors, by itself', async () => {
     const canary = await startRelease('rel-faulty');
     releases.push(canary);
