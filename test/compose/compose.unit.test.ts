@@ -186,12 +186,40 @@ describe('docker-compose.yml', function () {
     assert.deepEqual(registered, expected);
   });
 
+  it('runs the Temporal server as runbook up --cluster does: history, matching, frontend with worker', function () {
+    const roles = ['temporal-history', 'temporal-matching', 'temporal'].map((name) => {
+      const s = service(name);
+      const env = s.environment ?? {};
+      return {
+        name,
+        services: env.TEMPORAL_SERVICES,
+        image: s.image,
+        shards: env.NUM_HISTORY_SHARDS,
+        db: env.POSTGRES_SEEDS,
+      };
+    });
+    assert.deepEqual(
+      roles.map((r) => r.services),
+      ['history', 'matching', 'frontend,worker'],
+    );
+    for (const r of roles) {
+      assert.equal(r.image, service('temporal').image, `${r.name}: one server version`);
+      assert.equal(r.shards, '4', `${r.name}: every service agrees on the shard count`);
+      assert.equal(r.db, 'postgres', `${r.name}: the same persistence`);
+    }
+    // only the frontend is published; history and matching are reached over the compose network
+    assert.deepEqual(service('temporal-history').ports ?? [], []);
+    assert.deepEqual(service('temporal-matching').ports ?? [], []);
+  });
+
   it('starts each service only after what it needs is ready', function () {
     const needs = (name: string) =>
       Object.fromEntries(Object.entries(service(name).depends_on ?? {}).map(([k, v]) => [k, v.condition]));
     assert.deepEqual(needs('temporal-schema'), { postgres: 'service_healthy' });
     assert.deepEqual(needs('postgres-setup'), { postgres: 'service_healthy' });
-    assert.deepEqual(needs('temporal'), { 'temporal-schema': 'service_completed_successfully' });
+    assert.deepEqual(needs('temporal-history'), { 'temporal-schema': 'service_completed_successfully' });
+    assert.deepEqual(needs('temporal-matching'), { 'temporal-history': 'service_healthy' });
+    assert.deepEqual(needs('temporal'), { 'temporal-matching': 'service_healthy' });
     assert.deepEqual(needs('temporal-setup'), { temporal: 'service_healthy' });
     assert.deepEqual(needs('worker'), {
       'postgres-setup': 'service_completed_successfully',
