@@ -1614,4 +1614,35 @@ describe('RDS snapshot store and swap (aws-sdk-client-mock)', () => {
       assert.match(near?.detail ?? '', /93 of 100 manual cluster snapshots used .*aws\.rds\.retention/);
     });
   });
+
+  it("doctor counts an instance's manual snapshots (ManualSnapshots) against the quota, not the cluster ones", async () => {
+    stsMock.on(GetCallerIdentityCommand).resolves({ Arn: 'arn:aws:iam::123456789012:role/w', Account: '123456789012' });
+    ecsMock.on(DescribeServicesCommand).resolves({
+      services: [
+        { serviceName: 'shop-blue', status: 'ACTIVE' },
+        { serviceName: 'shop-green', status: 'ACTIVE' },
+      ],
+    });
+    elbMock.on(DescribeListenersCommand).resolves({ Listeners: [{ Port: 9000 }] });
+    rdsMock.on(DescribeDBInstancesCommand).resolves({ DBInstances: [instance('shop-db', 'available')] });
+    const quota = async (manual: number, cluster: number) => {
+      rdsMock.on(DescribeAccountAttributesCommand).resolves({
+        AccountQuotas: [
+          { AccountQuotaName: 'ManualSnapshots', Used: manual, Max: 100 },
+          { AccountQuotaName: 'ManualClusterSnapshots', Used: cluster, Max: 100 },
+        ],
+      });
+      return (await awsDoctorChecks(specWith(), { service: 'shop', environment: 'prod' }, {})).find(
+        (c) => c.check === 'rds snapshot quota',
+      );
+    };
+    const fine = await quota(12, 95);
+    assert.deepEqual([fine?.ok, fine?.detail], [true, '12 of 100 manual snapshots used in us-east-1']);
+    const near = await quota(91, 0);
+    assert.equal(near?.ok, false);
+    assert.match(
+      near?.detail ?? '',
+      /^SnapshotQuotaNearlyExceeded: 91 of 100 manual snapshots used in us-east-1: deploys fail at the quota; set aws\.rds\.retention/,
+    );
+  });
 });
