@@ -22,6 +22,7 @@ import { releaseRevision } from '../../src/platforms/aws-ecs/ecs-releases';
 import type { CommandProgress, ReleaseCommandRequest } from '../../src/platforms/types';
 import type { AwsEcsSpec } from '../../src/shared/service-plan';
 import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
+import { fargateTask } from './moto-shop';
 
 /**
  * The ECS release command runner against moto_server (moto 5.2.5), with the real SDK clients: a migration as a
@@ -83,10 +84,7 @@ describe('ECS release commands against moto', function () {
       await ecs.send(
         new RegisterTaskDefinitionCommand({
           family: 'shop',
-          networkMode: 'awsvpc',
-          requiresCompatibilities: ['FARGATE'],
-          cpu: '256',
-          memory: '512',
+          ...fargateTask,
           taskRoleArn: 'arn:aws:iam::123456789012:role/shop-task',
           executionRoleArn: 'arn:aws:iam::123456789012:role/shop-exec',
           containerDefinitions: [

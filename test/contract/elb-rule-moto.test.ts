@@ -23,6 +23,7 @@ import { clearAwsCaches } from '../../src/platforms/aws-ecs/listener-addresses';
 import type { RouteSpec } from '../../src/platforms/types';
 import type { AwsEcsSpec } from '../../src/shared/service-plan';
 import { motoCredentials, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
+import { fargateTask } from './moto-shop';
 
 /**
  * The `aws.listenerRule` path against moto_server with the real ELBv2 client: the production traffic is a rule with a
@@ -110,10 +111,7 @@ describe('ELB listener rule (aws.listenerRule) against moto', function () {
     await ecs.send(
       new RegisterTaskDefinitionCommand({
         family: 'shop',
-        networkMode: 'awsvpc',
-        requiresCompatibilities: ['FARGATE'],
-        cpu: '256',
-        memory: '512',
+        ...fargateTask,
         containerDefinitions: [{ name: 'app', image: 'shop:1.0.0', memory: 512 }],
       }),
     );

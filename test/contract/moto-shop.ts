@@ -4,6 +4,7 @@ import {
   CreateServiceCommand,
   ECSClient,
   RegisterTaskDefinitionCommand,
+  type RegisterTaskDefinitionCommandInput,
 } from '@aws-sdk/client-ecs';
 import {
   CreateListenerCommand,
@@ -34,6 +35,14 @@ export interface MotoShop {
 
 const PORTS = { listener: 80, testListener: 8443 };
 
+/** The task definition shape ECS requires with ip target groups: awsvpc on Fargate (the smallest size). */
+export const fargateTask = {
+  networkMode: 'awsvpc',
+  requiresCompatibilities: ['FARGATE'],
+  cpu: '256',
+  memory: '512',
+} as const satisfies Partial<RegisterTaskDefinitionCommandInput>;
+
 /**
  * Creates, through the real SDK clients, what an operator would have set up for the shop service: an ECS
  * cluster with two Fargate services (blue serving, green idle) on one awsvpc task definition (each task its own
@@ -61,10 +70,7 @@ export async function createMotoShop(endpoint: string, region: string): Promise<
       await ecs.send(
         new RegisterTaskDefinitionCommand({
           family: 'shop',
-          networkMode: 'awsvpc',
-          requiresCompatibilities: ['FARGATE'],
-          cpu: '256',
-          memory: '512',
+          ...fargateTask,
           containerDefinitions: [
             {
               name: 'app',

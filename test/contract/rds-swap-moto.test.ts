@@ -15,6 +15,7 @@ import { RDS_TAG } from '../../src/platforms/aws-ecs/rds-kinds';
 import { createRdsSwap } from '../../src/platforms/aws-ecs/rds-swap';
 import type { AwsEcsSpec, AwsRdsSpec } from '../../src/shared/service-plan';
 import { motoCredentials, motoDeploymentSeam, startMoto, type MotoServer, withMotoCredentials } from '../helpers/moto';
+import { fargateTask } from './moto-shop';
 
 /**
  * The endpoint swap of a database restore with the secret and taskEnv holders (aws.rds.endpoint), against moto_server
@@ -97,10 +98,7 @@ describe('RDS endpoint swap with the secret and taskEnv holders against moto', f
       await ecs.send(
         new RegisterTaskDefinitionCommand({
           family: 'shop',
-          networkMode: 'awsvpc',
-          requiresCompatibilities: ['FARGATE'],
-          cpu: '256',
-          memory: '512',
+          ...fargateTask,
           containerDefinitions: [
             {
               name: 'app',
