@@ -9,12 +9,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp "${TMPDIR:-/tmp}/runbook-test-moto-XXXXXX.log")
 # A session of its own, so that an interrupted run stops the whole lane (npm, mocha and the servers it started).
-setsid bash -c 'failed=0; for s in test:moto test:chaos test:upgrade; do npm run --silent "$s" || failed=1; done
+# Each lane hands out its plans' release ports from a range of its own (RUNBOOK_TEST_PORT_BASE, below the kernel's
+# ephemeral ports): 27000 and up for the first lane, 14000 and up for the second. The upgrade check runs the previous
+# release's own fixtures, which take 21000-26999 by pid.
+RUNBOOK_TEST_PORT_BASE=14000 setsid bash -c 'failed=0
+  for s in test:moto test:chaos test:upgrade; do npm run --silent "$s" || failed=1; done
   exit "$failed"' >"$log" 2>&1 &
 moto=$!
 trap 'kill -- -"$moto" 2>/dev/null; rm -f "$log"' EXIT
 echo "test lanes: the moto contract suites, the chaos suite and the upgrade check run beside the others (their output follows at the end)"
-npm run test:mocha
+RUNBOOK_TEST_PORT_BASE=27000 npm run test:mocha
 main_status=$?
 wait "$moto"
 moto_status=$?

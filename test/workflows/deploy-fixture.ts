@@ -38,7 +38,11 @@ export const snapshotManifest = (plan: ResolvedService, snapshotId: string) =>
   path.join(snapshotPath(plan), `${snapshotId}.json`);
 
 export const examplesDir = path.join(__dirname, '../../examples');
-let nextPortBlock = 21000 + (process.pid % 50) * 100;
+/**
+ * The release ports of the plans of this process: blocks of 20 from RUNBOOK_TEST_PORT_BASE (set per lane by
+ * scripts/test-lanes.sh, so that two mocha processes never hand out the same ports), else from a base picked by pid.
+ */
+let nextPortBlock = Number(process.env.RUNBOOK_TEST_PORT_BASE || 21000 + (process.pid % 50) * 100);
 
 /**
  * The sample service's plan (examples/runbook.yaml, staging) made unique for one test: its own service
@@ -52,10 +56,13 @@ export async function shopPlan(overrides: Partial<ResolvedService> = {}): Promis
   await ensureDatabase(testStack().settings, database);
   const low = nextPortBlock;
   nextPortBlock += 20;
+  // a free port outside the plan's own release ports (the config refuses a frontend among them)
+  let listen = await freePort();
+  while (listen >= low && listen <= low + 19) listen = await freePort();
   return {
     ...resolved,
     service,
-    listen: { port: await freePort() },
+    listen: { port: listen },
     release: { ...resolved.release, portRange: { min: low, max: low + 19 }, drainMs: 500 },
     health: { ...resolved.health, deadlineMs: 20_000 },
     database: { name: database, migrationsDir: path.join(examplesDir, 'shop/migrations') },
