@@ -56,6 +56,8 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     drills: { type: 'string', default: '200' },
     'max-activities': { type: 'string', default: '50' },
+    // the worker's RUNBOOK_WORKFLOW_THREADS (its default: 2)
+    'workflow-threads': { type: 'string', default: '2' },
     'bake-ms': { type: 'string', default: '2000' },
     cluster: { type: 'boolean', default: false },
     out: { type: 'string', default: path.join(__dirname, 'results') },
@@ -67,6 +69,7 @@ const settings = {
   workers: int('workers'),
   drills: int('drills', 0),
   maxActivities: int('max-activities'),
+  workflowThreads: int('workflow-threads'),
   bakeMs: int('bake-ms', 0),
   temporal: args.cluster ? 'cluster (Temporal server 1.29.1 on PostgreSQL)' : 'dev server (Temporal CLI 1.5.1)',
 };
@@ -247,7 +250,12 @@ async function main(): Promise<void> {
   for (const p of plans) requestFor(taskQueue, p);
   // the worker's production default of activity slots (the test harness gives its workers 20)
   workers = Array.from({ length: settings.workers }, () =>
-    spawnChildWorker(taskQueue, { env: { RUNBOOK_MAX_ACTIVITIES: String(settings.maxActivities) } }),
+    spawnChildWorker(taskQueue, {
+      env: {
+        RUNBOOK_MAX_ACTIVITIES: String(settings.maxActivities),
+        RUNBOOK_WORKFLOW_THREADS: String(settings.workflowThreads),
+      },
+    }),
   );
   const workerPids = () => workers.flatMap((w) => (w.process.pid ? [w.process.pid] : []));
 
@@ -306,7 +314,7 @@ async function main(): Promise<void> {
 
 ${results.when} — \`${results.command}\` — ${settings.temporal} — ${settings.workers} worker process(es) — ${results.machine.cpus} × ${results.machine.cpuModel}, load average before ${results.machine.loadAvgBefore.join(' ')}, after ${results.machine.loadAvgAfter.join(' ')}.
 
-${settings.services} services of the sample app deployed at once on one task queue (${settings.maxActivities} activity slots per worker); ${settings.drills} weekly drill schedules registered beside them (in ${round(registerSeconds, 1)} s; none fires during the run). v2's deploys bake ${settings.bakeMs} ms at 50%.
+${settings.services} services of the sample app deployed at once on one task queue (${settings.maxActivities} activity slots and ${settings.workflowThreads} workflow thread(s) per worker); ${settings.drills} weekly drill schedules registered beside them (in ${round(registerSeconds, 1)} s; none fires during the run). v2's deploys bake ${settings.bakeMs} ms at 50%.
 
 | goal | figure | |
 | --- | --- | --- |
@@ -318,7 +326,9 @@ ${phases.map(row).join('\n')}
 
 Per-step overhead: for each activity or timer of a deploy, from the end of the previous step (or the workflow's start) to its start: the workflow task that decides it, plus the activity's dispatch. The workers' CPU is in cores (1.0 = one core busy), from /proc, every second.
 `;
-  const name = `concurrency${settings.workers > 1 ? `-${settings.workers}w` : ''}${args.cluster ? '-cluster' : ''}`;
+  const name =
+    `concurrency${settings.workers > 1 ? `-${settings.workers}w` : ''}${args.cluster ? '-cluster' : ''}` +
+    `${settings.workflowThreads !== 2 ? `-${settings.workflowThreads}thread` : ''}`;
   await writeResults(String(args.out), name, results, md);
   console.log(md);
 }

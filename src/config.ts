@@ -31,6 +31,11 @@ export const workerConfigSchema = z.object({
   /** Largest number of activities this worker runs at once. */
   RUNBOOK_MAX_ACTIVITIES: z.coerce.number().int().min(1).max(1000).default(50),
   /**
+   * Threads that run workflow tasks (the SDK's default is one): with many runbooks at once, their workflow tasks
+   * queue for that one thread (bench/results/concurrency.md).
+   */
+  RUNBOOK_WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).default(2),
+  /**
    * on: each single-host service's database belongs to a PostgreSQL role of its own (no superuser), and its releases
    * get a URL with that role; off: they get the worker's URL (a PostgreSQL where the worker may not create roles).
    */

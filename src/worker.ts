@@ -171,6 +171,7 @@ export async function createRunbookWorker(
         : { workflowsPath: require.resolve('./workflows') }),
       activities: registered,
       maxConcurrentActivityTaskExecutions: config.RUNBOOK_MAX_ACTIVITIES,
+      workflowThreadPoolSize: config.RUNBOOK_WORKFLOW_THREADS,
       // every activity heartbeats, so a dead worker's activity moves to another within its heartbeat timeout
       interceptors: { activity: [autoHeartbeat] },
     }).catch(explained);

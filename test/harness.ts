@@ -113,6 +113,8 @@ export async function startTestStack(): Promise<TestStack> {
       HAPROXY_SOCKET: haproxyPaths(settings.home).adminSocket,
       RUNBOOK_HOME: settings.home,
       RUNBOOK_MAX_ACTIVITIES: 20,
+      // the SDK's one workflow thread: a test worker runs a few workflows (the benchmarks pass their own)
+      RUNBOOK_WORKFLOW_THREADS: 1,
       RUNBOOK_SERVICE_ROLES: 'on',
       ...(process.env.RUNBOOK_RELEASE_USER ? { RUNBOOK_RELEASE_USER: process.env.RUNBOOK_RELEASE_USER } : {}),
       RUNBOOK_METRICS_HOST: '127.0.0.1',

@@ -17,17 +17,19 @@ describe('worker configuration', () => {
     assert.equal(config.temporal.address, '127.0.0.1:7233');
     assert.equal(config.RUNBOOK_TASK_QUEUE, 'durable-runbooks');
     assert.equal(config.RUNBOOK_MAX_ACTIVITIES, 50);
+    assert.equal(config.RUNBOOK_WORKFLOW_THREADS, 2);
   });
 
   it('reports every problem at once, by variable name', () => {
     assert.throws(
-      () => loadConfig({ DATABASE_URL: 'mysql://nope', RUNBOOK_MAX_ACTIVITIES: '0' }),
+      () => loadConfig({ DATABASE_URL: 'mysql://nope', RUNBOOK_MAX_ACTIVITIES: '0', RUNBOOK_WORKFLOW_THREADS: '0' }),
       (err: unknown) => {
         assert.ok(err instanceof UserError);
         assert.match(err.message, /DATABASE_URL: must be a postgres:\/\/ URL/);
         assert.match(err.message, /HAPROXY_SOCKET: is not set/);
         assert.match(err.message, /RUNBOOK_HOME: is not set/);
         assert.match(err.message, /RUNBOOK_MAX_ACTIVITIES: /);
+        assert.match(err.message, /RUNBOOK_WORKFLOW_THREADS: /);
         return true;
       },
     );
