@@ -1236,9 +1236,11 @@ describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', 
     assert.equal(registered()[0]?.MaxCapacity, 10);
   });
 
-  it("stop at go-live: the leaving colour gets min 0/max 0, all suspended, before it is scaled to 0; the new live colour gets the team's state back", async () => {
-    const f = fakeContext();
-    recordWrites();
+  /**
+   * Both colours running 2 tasks with scale-in suspended (blue 1.0.0 live, green the request's 2.0.0), each tagged
+   * with the team's own scaling state.
+   */
+  function bothColoursScaled(): void {
     const blue = service('blue', {
       td: TD_OLD,
       desired: 2,
@@ -1257,6 +1259,12 @@ describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', 
     aas
       .on(DescribeScalableTargetsCommand)
       .resolves({ ScalableTargets: [target(BLUE_ID, 2, 10, IN), target(GREEN_ID, 2, 10, IN)] });
+  }
+
+  it("stop at go-live: the leaving colour gets min 0/max 0, all suspended, before it is scaled to 0; the new live colour gets the team's state back", async () => {
+    const f = fakeContext();
+    recordWrites();
+    bothColoursScaled();
 
     assert.equal(await createEcsReleaseRunner(f.ctx).stop('shop', 'prod', 'shop-1-0-0-aaaa', 30_000), true);
 
@@ -1277,24 +1285,7 @@ describe('Application Auto Scaling per colour (aws-sdk-client-mock, issue 13)', 
   it('a failed canary: stopping the candidate gives the stable colour its scale-in back and idles the candidate', async () => {
     const f = fakeContext();
     recordWrites();
-    const blue = service('blue', {
-      td: TD_OLD,
-      desired: 2,
-      release: 'shop-1-0-0-aaaa',
-      version: '1.0.0',
-      tags: scalingTag(TEAM),
-    });
-    const green = service('green', {
-      td: TD_NEW,
-      desired: 2,
-      release: request.releaseId,
-      version: '2.0.0',
-      tags: scalingTag(TEAM),
-    });
-    ecs.on(DescribeServicesCommand).resolves(services(blue, green));
-    aas
-      .on(DescribeScalableTargetsCommand)
-      .resolves({ ScalableTargets: [target(BLUE_ID, 2, 10, IN), target(GREEN_ID, 2, 10, IN)] });
+    bothColoursScaled();
 
     await createEcsReleaseRunner(f.ctx).stop('shop', 'prod', request.releaseId, 30_000);
 
